@@ -1,0 +1,83 @@
+"""Claims a scenario makes, as data with explicit tolerances (a steady-state hypothesis).
+
+The functions that judge them live in :mod:`hcisim.claims`; this is only their spelling.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from hcisim.scenario.base import Strict
+
+
+class _Claim(Strict):
+    name: str | None = Field(None, description="label in reports; default: the kind")
+    vms: tuple[str, ...] | None = Field(None, description="VMs it is about; None: all")
+
+
+class ZeroDowntime(_Claim):
+    """VMs on hosts that did not fail keep running: I/O stall <= max_stall_s, paused <= max."""
+
+    kind: Literal["zero_downtime"]
+    max_stall_s: NonNegativeFloat = 0.0
+    max_paused_s: NonNegativeFloat = 0.0
+
+
+class VmRestartWithin(_Claim):
+    kind: Literal["vm_restart_within"]
+    within_s: PositiveFloat
+
+
+class Replicas(_Claim):
+    """Every write acknowledged to a client is on at least ``min_copies`` data bricks."""
+
+    kind: Literal["replicas"]
+    min_copies: PositiveInt = 2
+
+
+class NoSplitBrain(_Claim):
+    kind: Literal["no_split_brain"]
+
+
+class HealWithin(_Claim):
+    kind: Literal["heal_within"]
+    within_s: PositiveFloat
+    volume: str | None = None
+
+
+class ThroughputAtLeast(_Claim):
+    kind: Literal["throughput_at_least"]
+    mb_s: NonNegativeFloat
+    window_s: tuple[float, float] | None = None
+
+
+class LatencyP99AtMost(_Claim):
+    kind: Literal["latency_p99_at_most"]
+    ms: PositiveFloat
+    window_s: tuple[float, float] | None = None
+
+
+class HaReservation(_Claim):
+    kind: Literal["ha_reservation"]
+
+
+class UsableCapacityAtLeast(_Claim):
+    kind: Literal["usable_capacity_at_least"]
+    gb: PositiveFloat
+    volume: str | None = None
+
+
+ClaimSpec = Annotated[
+    ZeroDowntime
+    | VmRestartWithin
+    | Replicas
+    | NoSplitBrain
+    | HealWithin
+    | ThroughputAtLeast
+    | LatencyP99AtMost
+    | HaReservation
+    | UsableCapacityAtLeast,
+    Field(discriminator="kind"),
+]

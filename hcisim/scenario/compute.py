@@ -1,0 +1,64 @@
+"""oVirt compute settings: scheduling policy, fencing/HA timeouts, migration, hosted engine.
+
+Every default is the oVirt/vdsm default named in ../shared/reference/semantics.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from hcisim.scenario.base import Strict
+
+SchedulingPolicy = Literal["evenly_distributed", "vm_evenly_distributed", "power_saving", "none"]
+MigrationPolicy = Literal["minimal_downtime", "suspend_workload_if_needed", "post_copy"]
+
+
+class AffinityGroup(Strict):
+    name: str
+    vms: tuple[str, ...] = Field(min_length=2)
+    positive: bool = Field(False, description="True: together on one host; False: apart")
+    enforcing: bool = True
+
+
+class Fencing(Strict):
+    vds_connection_timeout_s: PositiveFloat = 20.0
+    vds_timeout_s: PositiveFloat = 180.0
+    soft_fencing_s: NonNegativeFloat = Field(30.0, description="ssh restart of vdsm attempt")
+    reset_vds_timeout_s: PositiveFloat = Field(60.0, description="TimeoutToResetVdsInSeconds")
+    per_vm_delay_s: NonNegativeFloat = 0.5
+    spm_delay_s: NonNegativeFloat = 20.0
+    lease_expiry_s: PositiveFloat = Field(80.0, description="sanlock: 8 x io_timeout 10 s")
+    kill_paused_s: PositiveFloat = Field(80.0, description="vdsm vm_kill_paused_time")
+
+
+class Migration(Strict):
+    policy: MigrationPolicy = "minimal_downtime"
+    max_bandwidth_mb_s: PositiveFloat = Field(52.0 * 1.048576, description="vdsm 52 MiB/s")
+    max_outgoing: PositiveInt = 2
+    max_incoming: PositiveInt = 2
+    downtime_ms: PositiveFloat = Field(500.0, description="final allowed downtime")
+    downtime_steps: PositiveInt = 5
+    suspend_downtime_ms: PositiveFloat = Field(5000.0, description="suspend_workload_if_needed")
+    progress_timeout_s: PositiveFloat = 240.0
+    max_rounds: PositiveInt = 30
+
+
+class HostedEngine(Strict):
+    volume: str = "engine"
+    base_score: int = 3400
+    host_data_wait_s: PositiveFloat = Field(60.0, description="data the agents need first")
+    agent_loop_s: PositiveFloat = 10.0
+    takeover_margin: int = 800
+    boot_s: PositiveFloat = Field(300.0, description="engine VM boot until the engine answers")
+
+
+class Compute(Strict):
+    scheduling_policy: SchedulingPolicy = "evenly_distributed"
+    affinity_groups: tuple[AffinityGroup, ...] = ()
+    fencing: Fencing = Fencing()
+    migration: Migration = Migration()
+    hosted_engine: HostedEngine = HostedEngine()
+    memory_overcommit_pct: PositiveFloat = 100.0
+    cpu_overcommit: PositiveFloat = Field(4.0, description="vCPUs per core the filter allows")

@@ -1,0 +1,184 @@
+"""Read, validate and write scenario files; turn validation failures into readable errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from hcisim.scenario.scenario import Scenario
+
+DEFAULT_SCENARIO = "default"
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; ``problems`` are ``path: message`` lines."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{source}: invalid scenario\n{lines}")
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "literal_error":
+        return "must be " + str(ctx.get("expected", "")).replace("'", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """Line (1-based) in the YAML source of the node at ``loc``, as deep as it exists."""
+    line = None if node is None else node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            nxt = node.value[part] if part < len(node.value) else None
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def format_validation_error(exc: ValidationError, source_text: str | None = None) -> list[str]:
+    node = None
+    if source_text is not None:
+        try:
+            node = yaml.compose(source_text)
+        except yaml.YAMLError:
+            node = None
+    problems = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
+        # Pydantic adds the union tag to the location of a discriminated union member.
+        loc = [p for p in loc if p not in _CLAIM_TAGS]
+        msg = _message(err)
+        path = _path(loc)
+        if not path and ":" in msg:  # a cross-reference error already carries its path
+            path, _, msg = msg.partition(": ")
+            loc = _parse_path(path)
+        line = _line_of(node, loc) if node is not None else None
+        where = f" (line {line})" if line else ""
+        problems.append(f"{path or '<top>'}: {msg}{where}")
+    return problems
+
+
+def _parse_path(path: str) -> list[int | str]:
+    out: list[int | str] = []
+    for part in path.replace("]", "").split("."):
+        name, *idx = part.split("[")
+        if name:
+            out.append(name)
+        out.extend(int(i) for i in idx if i.isdigit())
+    return out
+
+
+_CLAIM_TAGS = {
+    "zero_downtime", "vm_restart_within", "replicas", "no_split_brain", "heal_within",
+    "throughput_at_least", "latency_p99_at_most", "ha_reservation", "usable_capacity_at_least",
+}
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", exc)
+        raise ScenarioError(source, [f"{where}not valid YAML ({problem})"]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(source, ["<top>: a scenario is a mapping of keys (name, hosts, ...)"])
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, format_validation_error(exc, text)) from None
+
+
+def builtin_path(name: str = DEFAULT_SCENARIO) -> Path:
+    return Path(str(resources.files("hcisim") / "builtin" / f"{name}.yaml"))
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Load ``path``, or the built-in default scenario when ``path`` is None."""
+    p = builtin_path() if path is None else Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ScenarioError(str(p), [f"cannot read file: {exc.strerror}"]) from None
+    return parse_scenario(text, str(p))
+
+
+def resolved_dict(sc: Scenario) -> dict[str, Any]:
+    """Every field, defaults filled in: what was really run."""
+    return sc.model_dump(mode="json")
+
+
+def dump_scenario(sc: Scenario) -> str:
+    return yaml.safe_dump(resolved_dict(sc), sort_keys=False, width=100)
+
+
+def save_scenario(sc: Scenario, path: Path) -> None:
+    path.write_text(
+        "# resolved scenario: every default filled in; `hcisim run` this file to repeat it\n"
+        + dump_scenario(sc)
+    )
+
+
+def json_schema() -> str:
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hcisim scenario"
+    return json.dumps(schema, indent=2)
+
+
+def with_overrides(sc: Scenario, overrides: dict[str, Any]) -> Scenario:
+    """A copy of ``sc`` with dotted-path values replaced (``hosts[0].ram_gib``), re-validated."""
+    data = resolved_dict(sc)
+    for path, value in overrides.items():
+        _set_path(data, _parse_path(path), value, path)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(f"{sc.name} with {overrides}", format_validation_error(exc)) from None
+
+
+def _set_path(data: Any, loc: list[int | str], value: Any, full: str) -> None:
+    cur = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        try:
+            if last:
+                if isinstance(cur, dict) and part not in cur:
+                    raise KeyError(part)
+                cur[part] = value
+            else:
+                cur = cur[part]
+        except (KeyError, IndexError, TypeError):
+            raise ScenarioError("--set", [f"{full}: no such field in the scenario"]) from None

@@ -1,0 +1,113 @@
+"""The whole scenario: one cluster, its VMs, what happens to it, and what it claims."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, NonNegativeInt, PositiveFloat, model_validator
+
+from hcisim.scenario.base import Strict
+from hcisim.scenario.claims import ClaimSpec
+from hcisim.scenario.cluster import Host, Network, NetworkRole, Volume
+from hcisim.scenario.compute import Compute
+from hcisim.scenario.faults import HOST_FAULTS, Fault, Operation
+from hcisim.scenario.workload import IoProfile, Phase, Vm
+
+
+class Detection(Strict):
+    """How long a silent loss takes to be noticed, as multiples of ping-timeout T.
+
+    Measured here: between T and ~2T, outliers to ~4T (lab-notes.md). Triangular on
+    [min, max] with the given mode; the outlier tail is drawn with ``outlier_p``.
+    """
+
+    min_factor: PositiveFloat = 1.0
+    mode_factor: PositiveFloat = 1.25
+    max_factor: PositiveFloat = 2.0
+    outlier_p: float = Field(0.05, ge=0, le=1)
+    outlier_max_factor: PositiveFloat = 4.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.min_factor <= self.mode_factor <= self.max_factor <= self.outlier_max_factor:
+            raise ValueError("need min_factor <= mode_factor <= max_factor <= outlier_max_factor")
+        return self
+
+
+class ModelParams(Strict):
+    """Knobs of the model itself (not facts about the cluster)."""
+
+    detection: Detection = Detection()
+    sample_s: PositiveFloat = Field(10.0, description="volume-state sampling during heal")
+    heal_noticed_s: float = Field(
+        3.0, ge=0, description="delay before shd starts healing a brick that reconnected"
+    )
+    heal_share: float = Field(
+        0.5, gt=0, le=1, description="max share of a disk/NIC heal may take under VM load"
+    )
+    engine_overhead_ms: float = Field(
+        0.15, ge=0, description="fixed client+translator cost per request (FUSE, AFR)"
+    )
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    seed: NonNegativeInt = 1
+    duration_s: PositiveFloat = 3600.0
+    hosts: tuple[Host, ...] = Field(min_length=3, max_length=3)
+    networks: tuple[Network, ...] = (Network(role="management"), Network(role="storage"))
+    volumes: tuple[Volume, ...] = Field(min_length=1)
+    io_profiles: dict[str, IoProfile] = Field(default_factory=dict)
+    vms: tuple[Vm, ...] = ()
+    phases: tuple[Phase, ...] = (Phase(start_s=0.0),)
+    faults: tuple[Fault, ...] = ()
+    operations: tuple[Operation, ...] = ()
+    compute: Compute = Compute()
+    claims: tuple[ClaimSpec, ...] = ()
+    model: ModelParams = ModelParams()
+
+    # --- cross-references: every name points at something that exists -----------------
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        from hcisim.scenario.references import check_references
+
+        check_references(self)
+        return self
+
+    # --- look-ups ------------------------------------------------------------------------
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def volume(self, name: str) -> Volume:
+        for v in self.volumes:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def vm(self, name: str) -> Vm:
+        for v in self.vms:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def network(self, role: NetworkRole) -> Network:
+        for n in self.networks:
+            if n.role == role:
+                return n
+        return Network(role=role)
+
+    def io_profile(self, ref: str | IoProfile | None) -> IoProfile | None:
+        if ref is None or isinstance(ref, IoProfile):
+            return ref
+        return self.io_profiles[ref]
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hosts)
+
+    def host_faults(self) -> tuple[Fault, ...]:
+        return tuple(f for f in self.faults if f.kind in HOST_FAULTS)
