@@ -40,6 +40,11 @@ class Fault(Strict):
     disk: str | None = None
     peers: tuple[str, ...] | None = None
     rate_mbit: PositiveFloat | None = Field(None, description="link_slowdown: new link rate")
+    heal_after_repair: bool = Field(
+        True,
+        description="the operator runs `gluster volume heal` right after the repair (as the "
+        "lab does); False: heal waits for the self-heal daemon (after a hang: the crawl)",
+    )
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Fault:

@@ -1,0 +1,102 @@
+"""One run of a scenario on an engine: simulate or measure, judge the claims, write results.
+
+The result folder holds everything needed to repeat and to read the run:
+``scenario.yaml`` (resolved, with seed), ``observations/`` (Parquet), ``summary.json``
+(headline numbers and claim verdicts), ``journal.json`` (what happened, machine-readable).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hcisim.claims import Verdict, evaluate
+from hcisim.observations import Observations, summarize
+from hcisim.scenario import Scenario, save_scenario
+
+Progress = Callable[[float], None]  # fraction of the run done, 0..1
+
+
+class EngineError(Exception):
+    """An engine could not produce observations (bad set-up, lab failed to come up...)."""
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    observations: Observations
+    summary: dict[str, Any]
+    verdicts: list[Verdict]
+    out: Path | None
+
+    @property
+    def passed(self) -> bool:
+        return all(v.verdict != "fail" for v in self.verdicts)
+
+
+def engine_observations(sc: Scenario, engine: str, backend: str = "netns",
+                        progress: Progress | None = None,
+                        options: dict[str, Any] | None = None) -> Observations:
+    """Observations of ``sc`` from ``model`` or ``lab`` (``backend`` picks the lab kind)."""
+    if engine == "model":
+        from hcisim.model import simulate
+
+        return simulate(sc, progress=progress)
+    if engine == "lab":
+        from hcisim.lab import run_lab
+
+        return run_lab(sc, backend=backend, progress=progress, **(options or {}))
+    raise EngineError(f"unknown engine {engine!r}: use model or lab")
+
+
+def summary_of(sc: Scenario, obs: Observations, verdicts: list[Verdict]) -> dict[str, Any]:
+    summary = summarize(obs, [v.name for v in sc.vms], [v.name for v in sc.volumes])
+    summary["claims"] = [v.to_dict() for v in verdicts]
+    summary["passed"] = all(v.verdict != "fail" for v in verdicts)
+    return summary
+
+
+def judge(sc: Scenario, obs: Observations) -> RunResult:
+    verdicts = evaluate(sc, obs)
+    return RunResult(sc, obs, summary_of(sc, obs, verdicts), verdicts, None)
+
+
+def write_result(result: RunResult, out: Path, started: float, finished: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    save_scenario(result.scenario, out / "scenario.yaml")
+    result.observations.save(out)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
+    journal = {
+        "scenario": result.scenario.name,
+        "seed": result.scenario.seed,
+        "engine": result.observations.engine,
+        "started": datetime.fromtimestamp(started, UTC).isoformat(),
+        "finished": datetime.fromtimestamp(finished, UTC).isoformat(),
+        "wall_s": round(finished - started, 3),
+        "events": result.observations["events"].to_dict("records"),
+        "claims": result.summary["claims"],
+        "passed": result.passed,
+    }
+    (out / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
+    result.out = out
+
+
+def run_scenario(sc: Scenario, engine: str = "model", out: Path | None = None,
+                 backend: str = "netns", progress: Progress | None = None,
+                 options: dict[str, Any] | None = None) -> RunResult:
+    started = time.time()
+    obs = engine_observations(sc, engine, backend, progress, options)
+    result = judge(sc, obs)
+    if out is not None:
+        write_result(result, out, started, time.time())
+    return result
+
+
+def default_out(sc: Scenario, engine: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{sc.name}-{engine.replace(':', '-')}-{stamp}"
