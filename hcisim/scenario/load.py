@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -74,19 +75,31 @@ def format_validation_error(exc: ValidationError, source_text: str | None = None
         except yaml.YAMLError:
             node = None
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors:
+        if err["type"] == "too_short" and any(
+            e is not err and tuple(e["loc"][: len(err["loc"])]) == tuple(err["loc"])
+            for e in errors
+        ):
+            continue  # pydantic counts the items left after a failed item: a side effect
         loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
         # Pydantic adds the union tag to the location of a discriminated union member.
         loc = [p for p in loc if p not in _CLAIM_TAGS]
         msg = _message(err)
         path = _path(loc)
-        if not path and ":" in msg:  # a cross-reference error already carries its path
-            path, _, msg = msg.partition(": ")
+        field = _FIELD_PREFIX.match(msg)
+        if field:  # a model validator's "field: message" continues the path
+            sub = field.group(1)
+            path = f"{path}.{sub}" if path and not sub.startswith("[") else path + sub
+            msg = field.group(2)
             loc = _parse_path(path)
         line = _line_of(node, loc) if node is not None else None
         where = f" (line {line})" if line else ""
         problems.append(f"{path or '<top>'}: {msg}{where}")
     return problems
+
+
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)
 
 
 def _parse_path(path: str) -> list[int | str]:
