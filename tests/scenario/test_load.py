@@ -86,7 +86,8 @@ def test_bad_input_names_the_field(text: str, expected: str) -> None:
 
 def test_errors_carry_the_yaml_line() -> None:
     problems = _problems(MINIMAL.replace("type: replica3", "type: raid5"))
-    assert problems == ["volumes[0].type: must be replica3 or arbiter (line 8)"]  # MINIMAL opens with a blank line
+    # line 8: MINIMAL opens with a blank line
+    assert problems == ["volumes[0].type: must be replica3 or arbiter (line 8)"]
 
 
 def test_not_yaml_and_not_a_mapping() -> None:
