@@ -1,0 +1,204 @@
+"""Steady-state storage load per host (fluid), and how long heal and rebuild take.
+
+Formulas (every rate in MB/s, 10^6 B/s; the NIC is full duplex, so its two directions are
+separate resources of ``gbps x 125`` MB/s each). For a client host ``c`` writing ``W`` and
+reading ``Rd``, and each replica set ``s`` with share ``w_s`` of the files and live data
+bricks ``D_s``:
+
+- writes: every live data brick ``d`` writes ``w_s W`` to its disk (AFR: the client sends
+  every byte to every data brick itself); if ``d != c`` that is ``w_s W`` out of c's NIC and
+  into d's. Hence the client-write bound NIC / (remote data bricks): replica 3 ~ NIC/2,
+  rotating arbiter NIC / (4/3), dedicated arbiter NIC/1 on a data host.
+- reads: one brick per file, spread evenly over ``D_s`` (read-hash by GFID, choose-local
+  off): ``w_s Rd / |D_s|`` from each; remote ones cross both NICs.
+- IOPS follow the same fan-out. Arbiter bricks get only metadata (0-byte writes, xattrs):
+  not counted.
+Utilisation = load / capacity per host and resource, in the normal state and with each host
+down (its HA VMs' demand split evenly over the survivors, its other VMs stopped; the numbers
+do not depend on one particular packing). The worst one is the answer.
+
+Heal after host ``f`` returns from an outage of ``T`` seconds: each VM that ran meanwhile
+dirtied ``n (1 - exp(-x T / n))`` distinct shards of its disk for ``x`` random write IOPS
+over ``n`` shards (the expected number of distinct shards hit by ``x T`` uniform writes), or
+``min(n, W T / shard + 1)`` for sequential writes. With data-self-heal-algorithm full each
+dirty shard is copied whole. Host ``f`` must receive its data bricks' share of that. Rate =
+min(heal share of f's NIC and disk, what VM traffic leaves of them, shd threads x per-thread
+rate), threads = shd-max-threads on each of the two hosts holding good copies. A rebuild after
+a disk replacement copies the whole of f's data bricks at the same rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hcisim.capacity.layout import GB, MIB, ReplicaSet, disk_files
+from hcisim.capacity.placement import Placement
+from hcisim.capacity.spec import HOSTS, Candidate, CapacitySpec, InventoryVm
+
+HEAL_BLOCK = 128 * 1024  # AFR full self-heal copies a shard in 128 KiB blocks
+
+
+@dataclass(frozen=True)
+class Demand:
+    read_mb_s: float
+    write_mb_s: float
+    read_iops: float
+    write_iops: float
+
+
+def demand(vm: InventoryVm, load: float) -> Demand:
+    if vm.io is None:
+        return Demand(0.0, 0.0, 0.0, 0.0)
+    r = vm.io.read_pct / 100
+    mb, iops = vm.io.demand_mb_s * load, vm.io.demand_iops * load
+    return Demand(mb * r, mb * (1 - r), iops * r, iops * (1 - r))
+
+
+@dataclass
+class HostLoad:
+    nic_out: float = 0.0
+    nic_in: float = 0.0
+    disk_mb_s: float = 0.0
+    disk_iops: float = 0.0
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    state: str  # "normal" or "host2 down"
+    host: int
+    nic: float
+    disk_bw: float
+    disk_iops: float
+
+
+def host_loads(clients: Sequence[tuple[int, Demand]], sets: Sequence[ReplicaSet],
+               failed: int | None) -> list[HostLoad]:
+    """Per host load of VM I/O from ``clients`` (host, demand) on the given layout."""
+    loads = [HostLoad() for _ in range(HOSTS)]
+    for c, d in clients:
+        for s in sets:
+            live = [h for h in s.data if h != failed]
+            for b in live:
+                loads[b].disk_mb_s += s.weight * (d.write_mb_s + d.read_mb_s / len(live))
+                loads[b].disk_iops += s.weight * (d.write_iops + d.read_iops / len(live))
+                if b != c:
+                    loads[c].nic_out += s.weight * d.write_mb_s
+                    loads[b].nic_in += s.weight * d.write_mb_s
+                    loads[b].nic_out += s.weight * d.read_mb_s / len(live)
+                    loads[c].nic_in += s.weight * d.read_mb_s / len(live)
+    return loads
+
+
+def clients_in_state(vms: Sequence[InventoryVm], placement: Placement, load: float,
+                     failed: int | None) -> list[tuple[int, Demand]]:
+    out: list[tuple[int, Demand]] = []
+    survivors = [h for h in range(HOSTS) if h != failed]
+    for vm in vms:
+        h = placement.host_of.get(vm.name)
+        if h is None:
+            continue
+        d = demand(vm, load)
+        if h != failed:
+            out.append((h, d))
+        elif vm.ha:
+            half = 1.0 / len(survivors)
+            split = Demand(d.read_mb_s * half, d.write_mb_s * half,
+                           d.read_iops * half, d.write_iops * half)
+            out += [(s, split) for s in survivors]
+    return out
+
+
+def utilisations(cand: Candidate, vms: Sequence[InventoryVm], placement: Placement,
+                 sets: Sequence[ReplicaSet], load: float) -> list[Utilisation]:
+    out = []
+    for failed in (None, *range(HOSTS)):
+        loads = host_loads(clients_in_state(vms, placement, load, failed), sets, failed)
+        state = "normal" if failed is None else f"host{failed + 1} down"
+        for h, hl in enumerate(loads):
+            if h == failed:
+                continue
+            out.append(Utilisation(state, h, max(hl.nic_out, hl.nic_in) / cand.storage_mb_s,
+                                   hl.disk_mb_s / cand.disk_mb_s, hl.disk_iops / cand.disk_iops))
+    return out
+
+
+def client_write_bound(cand: Candidate, sets: Sequence[ReplicaSet], host: int) -> float:
+    """Most a client on ``host`` can write, MB/s, with its NIC shared by the remote bricks."""
+    remote = sum(s.weight * sum(1 for b in s.data if b != host) for s in sets)
+    return math.inf if remote == 0 else cand.storage_mb_s / remote
+
+
+def dirty_shards(vm: InventoryVm, spec: CapacitySpec, load: float) -> float:
+    """Expected distinct shards of ``vm``'s disk written during the outage."""
+    if vm.io is None or vm.disk_gb <= 0:
+        return 0.0
+    d = demand(vm, load)
+    shards = disk_files(vm.disk_gb, spec.volume_options.shard_block_size_mib)
+    n = max(1.0, shards * spec.heal.write_footprint_pct / 100)
+    t = spec.heal.outage_s
+    if vm.io.random:
+        return n * -math.expm1(-d.write_iops * t / n)
+    shard = spec.volume_options.shard_block_size_mib * MIB
+    return min(n, d.write_mb_s * 1e6 * t / shard + 1) if d.write_mb_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class HealEstimate:
+    host: int  # the host that was away (worst one)
+    dirty_bytes: float  # its data bricks' share of what was written while it was away
+    rate_mb_s: float
+    limited_by: str
+    heal_s: float
+    window_s: float  # outage + heal: the time the cluster ran with one copy less
+    rebuild_host: int
+    rebuild_bytes: float
+    rebuild_s: float
+    per_host: list[dict[str, float | str]] = field(default_factory=list)
+
+
+def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad) -> tuple[float, str]:
+    share = spec.heal.share
+    nic = cand.storage_mb_s
+    bounds = {
+        "NIC": min(share * nic, nic - vm_load.nic_in),
+        "disk bandwidth": min(share * cand.disk_mb_s, cand.disk_mb_s - vm_load.disk_mb_s),
+        "disk IOPS": min(share * cand.disk_iops, cand.disk_iops - vm_load.disk_iops)
+        * HEAL_BLOCK / 1e6,
+        "shd threads": spec.volume_options.shd_max_threads * (HOSTS - 1)
+        * spec.heal.shd_thread_mb_s,
+    }
+    which = min(bounds, key=lambda k: bounds[k])
+    return max(0.0, bounds[which]), which
+
+
+def heal_estimate(cand: Candidate, spec: CapacitySpec, vms: Sequence[InventoryVm],
+                  placement: Placement, sets: Sequence[ReplicaSet]) -> HealEstimate:
+    load = spec.peak_load
+    shard = spec.volume_options.shard_block_size_mib * MIB
+    stored = sum(vm.disk_gb for vm in vms) * GB * spec.heal.fill_pct / 100
+    normal = host_loads(clients_in_state(vms, placement, load, None), sets, None)
+    rows: list[dict[str, float | str]] = []
+    for f in range(HOSTS):
+        running = [vm for vm in vms if placement.host_of.get(vm.name) is not None
+                   and (placement.host_of[vm.name] != f or vm.ha)]
+        dirty = sum(dirty_shards(vm, spec, load) for vm in running) * shard
+        mine = sum(s.weight for s in sets if s.holds_data(f))
+        rate, why = heal_rate(cand, spec, normal[f])
+        heal_b, rebuild_b = dirty * mine, stored * mine
+        rows.append({"host": f, "dirty_bytes": heal_b, "rate_mb_s": rate,
+                     "heal_s": _duration(heal_b, rate), "rebuild_bytes": rebuild_b,
+                     "rebuild_s": _duration(rebuild_b, rate), "limited_by": why})
+    heal = max(rows, key=lambda r: float(r["heal_s"]))
+    rebuild = max(rows, key=lambda r: float(r["rebuild_s"]))
+    return HealEstimate(int(heal["host"]), float(heal["dirty_bytes"]), float(heal["rate_mb_s"]),
+                        str(heal["limited_by"]), float(heal["heal_s"]),
+                        spec.heal.outage_s + float(heal["heal_s"]), int(rebuild["host"]),
+                        float(rebuild["rebuild_bytes"]), float(rebuild["rebuild_s"]), rows)
+
+
+def _duration(nbytes: float, rate_mb_s: float) -> float:
+    if nbytes <= 0:
+        return 0.0
+    return nbytes / (rate_mb_s * 1e6) if rate_mb_s > 0 else math.inf
