@@ -51,12 +51,18 @@ class ThroughputAtLeast(_Claim):
     kind: Literal["throughput_at_least"]
     mb_s: NonNegativeFloat
     window_s: tuple[float, float] | None = None
+    per: Literal["vm", "group"] = Field(
+        "vm", description="vm: each VM gets mb_s; group: the VMs together get mb_s"
+    )
 
 
 class LatencyP99AtMost(_Claim):
     kind: Literal["latency_p99_at_most"]
     ms: PositiveFloat
     window_s: tuple[float, float] | None = None
+    per: Literal["vm", "group"] = Field(
+        "vm", description="vm: each VM's p99 <= ms; group: p99 of all their I/Os together"
+    )
 
 
 class HaReservation(_Claim):
