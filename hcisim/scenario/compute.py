@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from hcisim.scenario.base import Strict
 
@@ -31,6 +31,9 @@ class Fencing(Strict):
     spm_delay_s: NonNegativeFloat = 20.0
     lease_expiry_s: PositiveFloat = Field(80.0, description="sanlock: 8 x io_timeout 10 s")
     kill_paused_s: PositiveFloat = Field(80.0, description="vdsm vm_kill_paused_time")
+    disable_fence_at_startup_s: NonNegativeFloat = Field(
+        300.0, description="engine DisableFenceAtStartupInSec: no fencing this long after start"
+    )
 
 
 class Migration(Strict):
@@ -54,11 +57,30 @@ class HostedEngine(Strict):
     boot_s: PositiveFloat = Field(300.0, description="engine VM boot until the engine answers")
 
 
+class HaRestart(Strict):
+    """How the engine restarts HA VMs (AutoStartVmsRunner; ovirt-engine config defaults)."""
+
+    priority_block_max_s: NonNegativeFloat = Field(
+        600.0, description="MaxTimeAutoStartBlockedOnPriority: lower priority waits at most"
+    )
+    retry_short_s: PositiveFloat = Field(30.0, description="RetryToRunAutoStartVmShortInterval")
+    retry_short_tries: NonNegativeInt = Field(
+        10, description="NumOfTriesToRunFailedAutoStartVmInShortIntervals"
+    )
+    retry_long_s: PositiveFloat = Field(1800.0, description="RetryToRunAutoStartVmLongInterval")
+
+
 class Compute(Strict):
     scheduling_policy: SchedulingPolicy = "evenly_distributed"
     affinity_groups: tuple[AffinityGroup, ...] = ()
     fencing: Fencing = Fencing()
     migration: Migration = Migration()
     hosted_engine: HostedEngine = HostedEngine()
+    ha_restart: HaRestart = HaRestart()
     memory_overcommit_pct: PositiveFloat = 100.0
     cpu_overcommit: PositiveFloat = Field(4.0, description="vCPUs per core the filter allows")
+    high_vm_count: PositiveInt = Field(10, description="vm_evenly_distributed: HighVmCount")
+    migration_threshold: PositiveInt = Field(
+        5, description="vm_evenly_distributed: MigrationThreshold"
+    )
+    spm_vm_grace: NonNegativeInt = Field(5, description="vm_evenly_distributed: SpmVmGrace")

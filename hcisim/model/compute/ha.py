@@ -1,0 +1,154 @@
+"""What the engine does when a host stops answering, as a pure timeline.
+
+Sources checked (ovirt-site):
+- "Automatic Fencing" (develop/developer-guide, wiki Automatic_Fencing) and the Admin Guide's
+  "Soft-Fencing Hosts": on the first failed call the host goes *Connecting*; the engine then
+  waits TimeoutToResetVdsInSeconds (60 s) + DelayResetPerVmInSeconds (0.5 s) x running VMs +
+  DelayResetForSpmInSeconds (20 s) if the host is the SPM; then it restarts vdsm over ssh
+  (soft fencing); if that fails the host is *Non Responsive* and, with power management, it
+  is fenced (power cycled). Soft fencing also runs without power management.
+- The same page: no fencing during DisableFenceAtStartupInSec (300 s) after the engine starts.
+- vm-leases.md: without fencing, an HA VM with a VM lease can be started elsewhere once the
+  sanlock lease of the dead host has expired (8 x io_timeout 10 s = 80 s); an HA VM without a
+  lease on an unfenced host cannot be restarted (the engine cannot know it is dead).
+- oVirt 4.4 release notes (MaxTimeAutoStartBlockedOnPriority): HA VMs restart in priority
+  order, a lower priority waiting until the higher ones are Up, for at most 600 s.
+
+Detection: a host that lost power or network has no TCP peer, so the engine's first call
+fails after vdsConnectionTimeout (20 s). A hung host keeps its TCP connection; its calls
+time out only after vdsTimeout (180 s). The engine must be running: when it is down (the
+hosted engine was on the failed host), every clock here starts when it is back up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from hcisim.model.compute.inventory import VmSpec
+from hcisim.scenario.compute import Fencing, HaRestart
+
+HostLoss = Literal["power_loss", "hang", "management_cut"]
+
+
+def loss_of_fault(kind: str, network: str) -> HostLoss | None:
+    """What a scenario fault does to a host from the compute side (None: nothing direct).
+
+    Storage-side effects (bricks, quorum, a VM's disk failing) reach compute through the
+    storage model's per-VM notifications instead.
+    """
+    if kind == "node_power_loss":
+        return "power_loss"
+    if kind == "node_hang":
+        return "hang"
+    if kind in ("nic_loss", "partition") and network in ("management", "all"):
+        return "management_cut"
+    return None
+
+
+def vms_die(loss: HostLoss) -> bool:
+    """Whether the host's VMs stop at once. A hung host's VMs make no progress and sanlock's
+    watchdog resets the host, so we count them dead; a management cut leaves them running."""
+    return loss != "management_cut"
+
+
+def fence_grace_s(f: Fencing, running_vms: int, spm: bool) -> float:
+    """TimeoutToResetVdsInSeconds + 0.5 s per running VM + 20 s if SPM."""
+    return f.reset_vds_timeout_s + f.per_vm_delay_s * running_vms + (f.spm_delay_s if spm else 0)
+
+
+@dataclass(frozen=True)
+class HostFailureTimeline:
+    host: str
+    loss: HostLoss
+    failed_at_s: float
+    connecting_at_s: float  # the engine's first failed call
+    non_responsive_at_s: float  # grace elapsed, soft fencing (ssh) failed
+    fenced_at_s: float | None  # power management fence done (None: no PM)
+    lease_expired_at_s: float  # sanlock leases of its VMs free (inf: still renewed)
+
+    def restart_ready_s(self, vm: VmSpec) -> float | None:
+        """When the engine may start ``vm`` elsewhere (None: never automatically)."""
+        if not vm.ha:
+            return None
+        if self.fenced_at_s is not None:
+            return self.fenced_at_s
+        if vm.holds_lease and math.isfinite(self.lease_expired_at_s):
+            return max(self.non_responsive_at_s, self.lease_expired_at_s)
+        return None
+
+    def vms_stop_at_s(self) -> float | None:
+        """When the host's VMs stop (the failure, or the fence for a management cut)."""
+        return self.failed_at_s if vms_die(self.loss) else self.fenced_at_s
+
+
+def host_failure_timeline(f: Fencing, host: str, loss: HostLoss, failed_at_s: float, *,
+                          power_management: bool, running_vms: int, spm: bool,
+                          engine_up_from_s: float = 0.0, engine_started_at_s: float = -math.inf
+                          ) -> HostFailureTimeline:
+    """The engine's handling of one host failure.
+
+    ``engine_up_from_s``: the engine answers from then on (it notices nothing before).
+    ``engine_started_at_s``: when the engine last started (fencing is off for
+    ``disable_fence_at_startup_s`` after it); -inf when it has been up since long before.
+    """
+    start = max(failed_at_s, engine_up_from_s)
+    timeout = f.vds_timeout_s if loss == "hang" else f.vds_connection_timeout_s
+    connecting = start + timeout
+    non_responsive = connecting + fence_grace_s(f, running_vms, spm) + f.soft_fencing_s
+    fenced = None
+    if power_management:
+        fenced = max(non_responsive, engine_started_at_s + f.disable_fence_at_startup_s)
+    lease = failed_at_s + f.lease_expiry_s if vms_die(loss) else math.inf
+    return HostFailureTimeline(host, loss, failed_at_s, connecting, non_responsive, fenced, lease)
+
+
+@dataclass(frozen=True)
+class PlannedRestart:
+    vm: str
+    host: str | None  # None: fits nowhere (stays down)
+    start_s: float
+    up_s: float
+
+
+def restart_schedule(restarts: Sequence[tuple[VmSpec, str | None]], ready_s: float,
+                     policy: HaRestart, engine_up_s: float = -math.inf
+                     ) -> tuple[PlannedRestart, ...]:
+    """Start times of HA restarts that became possible at ``ready_s``.
+
+    ``restarts`` are (vm, host or None) in placement order. Each priority waits until every
+    started VM of a higher priority is up, but at most ``priority_block_max_s``; none starts
+    before the engine is up. VMs that fit nowhere get ``start_s = up_s = inf``.
+    """
+    t0 = max(ready_s, engine_up_s)
+    out: list[PlannedRestart] = []
+    higher_up = t0
+    for rank in sorted({vm.rank for vm, _ in restarts}):
+        start = max(t0, min(higher_up, t0 + policy.priority_block_max_s))
+        tier_up = start
+        for vm, host in restarts:
+            if vm.rank != rank:
+                continue
+            if host is None:
+                out.append(PlannedRestart(vm.name, None, math.inf, math.inf))
+                continue
+            out.append(PlannedRestart(vm.name, host, start, start + vm.boot_s))
+            tier_up = max(tier_up, start + vm.boot_s)
+        higher_up = max(higher_up, tier_up)
+    order = {vm.name: i for i, (vm, _) in enumerate(restarts)}
+    return tuple(sorted(out, key=lambda r: order[r.vm]))
+
+
+def retry_times(policy: HaRestart, first_try_s: float, until_s: float) -> list[float]:
+    """When the engine retries an HA VM that failed to start (30 s x 10, then every 30 min)."""
+    out: list[float] = []
+    t = first_try_s
+    n = 0
+    while True:
+        t += policy.retry_short_s if n < policy.retry_short_tries else policy.retry_long_s
+        n += 1
+        if t > until_s:
+            return out
+        out.append(t)

@@ -1,0 +1,133 @@
+"""The hosted engine: ovirt-ha-agent scores and the engine VM's restart timeline.
+
+Checked against ovirt-hosted-engine-ha:
+- ``agent/agent.conf`` [score]: base-score 3400, gateway-score-penalty 1600,
+  mgmt-bridge-score-penalty 600, free-memory-score-penalty 400, cpu-load-score-penalty 1000,
+  engine-retry-score-penalty 50, cpu-load-penalty-min 0.4, cpu-load-penalty-max 0.9.
+- ``agent/states.py`` ``EngineState.score``: the CPU penalty rises linearly from 0 at load 0.4
+  to 1000 at 0.9; the free-memory penalty applies when free memory < the engine VM's memory
+  (not while the VM runs on that host); more than ENGINE_RETRY_MAX_ATTEMPTS (3) failed starts
+  set the score to 0; the score never goes below 0.
+- ``states.py`` ``EngineDown.consume``: nobody starts the engine until the agent's history
+  spans HOST_ALIVE_TIMEOUT_SECS (60 s, ``constants.py.in``); then every host with the best
+  score tries, and the sanlock lease on the engine VM lets exactly one start win.
+- ``states.py`` ``EngineUp.consume``: a host whose score is >= the running host's + 800
+  (MIGRATION_THRESHOLD_SCORE) makes the running host stop the engine VM so that it moves.
+
+The agents loop every ``agent_loop_s`` (10 s). We put every agent's ticks on the same grid
+(multiples of the loop from t = 0), which makes the model deterministic; a real start may be
+up to one loop later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hcisim.scenario.compute import HostedEngine
+
+GATEWAY_PENALTY = 1600
+BRIDGE_PENALTY = 600
+FREE_MEMORY_PENALTY = 400
+CPU_LOAD_PENALTY = 1000
+CPU_LOAD_MIN = 0.4
+CPU_LOAD_MAX = 0.9
+RETRY_PENALTY = 50
+RETRY_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class HostHealth:
+    """What one agent measures about its own host."""
+
+    cpu_load: float = 0.0  # share of the host's CPU in use, not counting the engine VM
+    free_ram_gib: float = math.inf
+    gateway_ok: bool = True
+    bridge_ok: bool = True
+    start_retries: int = 0
+    engine_here: bool = False
+
+
+def agent_score(he: HostedEngine, health: HostHealth, engine_ram_gib: float) -> int:
+    """ovirt-ha-agent's score of one host (``EngineState.score``)."""
+    score = he.base_score
+    if not health.gateway_ok:
+        score -= GATEWAY_PENALTY
+    if not health.bridge_ok:
+        score -= BRIDGE_PENALTY
+    penalty = int((health.cpu_load - CPU_LOAD_MIN) / (CPU_LOAD_MAX - CPU_LOAD_MIN)
+                  * CPU_LOAD_PENALTY)
+    score -= max(0, min(CPU_LOAD_PENALTY, penalty))
+    if not health.engine_here and health.free_ram_gib < engine_ram_gib:
+        score -= FREE_MEMORY_PENALTY
+    if health.start_retries > RETRY_MAX_ATTEMPTS:
+        return 0
+    score -= RETRY_PENALTY * health.start_retries
+    return max(0, score)
+
+
+def best_host(scores: Mapping[str, int], order: Sequence[str]) -> str | None:
+    """The host that wins the start: best score; among equals the sanlock race, which we
+    resolve as scenario order (deterministic). Hosts with score 0 never start the engine."""
+    best: str | None = None
+    for name in order:
+        s = scores.get(name)
+        if s is None or s <= 0:
+            continue
+        if best is None or s > scores[best]:
+            best = name
+    return best
+
+
+def takeover_host(scores: Mapping[str, int], running_on: str, order: Sequence[str],
+                  margin: int) -> str | None:
+    """The host the engine moves to because it scores ``margin`` more than the running host
+    (None: the engine stays)."""
+    best = best_host({h: s for h, s in scores.items() if h != running_on}, order)
+    if best is not None and scores[best] >= scores.get(running_on, 0) + margin:
+        return best
+    return None
+
+
+def next_tick(t: float, loop_s: float) -> float:
+    """First agent loop tick at or after ``t``."""
+    return math.ceil(t / loop_s - 1e-9) * loop_s
+
+
+@dataclass(frozen=True)
+class EngineRestart:
+    """When and where the agents bring the engine back after it went down at ``down_at_s``."""
+
+    down_at_s: float
+    noticed_at_s: float  # agents know the engine is down and have their 60 s of host data
+    start_at_s: float  # the winning host starts the engine VM (sanlock lease acquired)
+    up_at_s: float  # the engine answers (start + boot)
+    host: str | None  # None: no host can start it (all scores 0)
+
+
+def engine_restart(he: HostedEngine, down_at_s: float, *, host_died: bool,
+                   lease_expiry_s: float, scores: Mapping[str, int], order: Sequence[str],
+                   storage_ok_from_s: float = 0.0, agents_since_s: float = 0.0
+                   ) -> EngineRestart:
+    """The engine VM's way back.
+
+    ``host_died``: its host stopped (power loss, hang), so the other agents see its metadata
+    go stale only after HOST_ALIVE_TIMEOUT (``host_data_wait_s``), and the engine VM's
+    sanlock lease must expire (``lease_expiry_s``) before another host can acquire it. When the
+    VM alone died (its host lives), the local agent sees it at its next loop and the lease is
+    free at once. ``agents_since_s``: when the agents started collecting (they need
+    ``host_data_wait_s`` of history either way). ``storage_ok_from_s``: the engine volume
+    must be usable to start the VM.
+    """
+    if host_died:
+        noticed = max(down_at_s + he.host_data_wait_s, agents_since_s + he.host_data_wait_s)
+        lease_free = down_at_s + lease_expiry_s
+    else:
+        noticed = max(down_at_s, agents_since_s + he.host_data_wait_s)
+        lease_free = down_at_s
+    start = next_tick(max(noticed, lease_free, storage_ok_from_s), he.agent_loop_s)
+    host = best_host(scores, order)
+    if host is None:
+        return EngineRestart(down_at_s, noticed, math.inf, math.inf, None)
+    return EngineRestart(down_at_s, noticed, start, start + he.boot_s, host)
