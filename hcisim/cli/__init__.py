@@ -27,7 +27,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 
-FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity")
+FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

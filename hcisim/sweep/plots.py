@@ -1,0 +1,99 @@
+"""Comparison plots: each metric per factor level, with the spread over replications.
+
+One PNG per factor. In each panel the x axis is the factor's levels (in the order given);
+each line is one combination of the other factors (pooled when there are too many to read),
+its marker the mean over replications and its bar the min..max over them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from hcisim.sweep.grid import Factor
+
+HEADLINE = (
+    "vms.max_io_stall_s.max", "vms.p99_latency_ms.max", "vms.downtime_s.max",
+    "volumes.heal_time_s.max", "volumes.bytes_healed.sum", "volumes.exposure_s.max",
+    "vms.write_mb_s.sum", "passed",
+)
+MAX_LINES = 6
+
+
+def plottable(df: pd.DataFrame) -> list[str]:
+    """Headline metrics present and numeric; claim measurements after them."""
+    cols = [c for c in HEADLINE if c in df.columns]
+    cols += sorted(c for c in df.columns if c.startswith("claim.") and c.endswith(".measured"))
+    return [c for c in cols if df[c].notna().any()]
+
+
+def _values(df: pd.DataFrame, metric: str) -> pd.Series:
+    s = df[metric]
+    if metric == "passed":
+        return s.astype("float64")  # share of runs whose claims all passed
+    return pd.to_numeric(s, errors="coerce").astype("float64")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "factor"
+
+
+def factor_plot(df: pd.DataFrame, factor: Factor, others: Sequence[Factor],
+                metrics: Sequence[str], path: Path) -> None:
+    levels = list(pd.unique(df[factor.path]))
+    x = np.arange(len(levels))
+    groups: list[tuple[str, pd.DataFrame]]
+    combos = df.groupby([o.path for o in others], sort=False) if others else None
+    if combos is not None and combos.ngroups <= MAX_LINES:
+        groups = [(", ".join(f"{o.path}={v}" for o, v in zip(
+            others, k if isinstance(k, tuple) else (k,), strict=True)), g) for k, g in combos]
+    else:
+        groups = [("all runs" if not others else "pooled over other factors", df)]
+    cols = min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        for i, (label, g) in enumerate(groups):
+            offset = (i - (len(groups) - 1) / 2) * 0.08
+            stats = [_values(g[g[factor.path] == lv], metric) for lv in levels]
+            mean = np.array([s.mean() for s in stats])
+            lo = np.array([s.min() for s in stats])
+            hi = np.array([s.max() for s in stats])
+            ax.errorbar(x + offset, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3,
+                        label=label)
+        ax.set_xticks(x, [str(lv) for lv in levels])
+        ax.set_xlabel(factor.path)
+        ax.set_title("share of runs passing all claims" if metric == "passed" else metric,
+                     fontsize="small")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize="x-small")
+    fig.suptitle(f"per level of {factor.path} (mean, bar: min..max over replications)",
+                 fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def comparison_plots(df: pd.DataFrame, factors: Sequence[Factor], out: Path) -> list[Path]:
+    """One PNG per factor in ``out``; none when nothing ran or there are no factors."""
+    ok = df[df["error"].fillna("") == ""] if "error" in df.columns else df
+    metrics = plottable(ok)
+    if ok.empty or not metrics or not factors:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in factors:
+        p = out / f"{slug(f.path)}.png"
+        factor_plot(ok, f, [o for o in factors if o is not f], metrics, p)
+        paths.append(p)
+    return paths
