@@ -1,0 +1,197 @@
+"""Live migrations in simulated time: slot queues, fluid flows, maintenance and activation.
+
+Each migration waits for an outgoing slot on its source (``max_outgoing``, vdsm
+max_outgoing_migrations 2) and an incoming slot on its target (``max_incoming``), in request
+order, then runs :class:`~hcisim.model.compute.migration.PreCopy` over the flow the storage
+model opens on the migration network: at every change of the flow's rate it advances the
+pre-copy state to now and asks again when the next milestone falls. The target's resources
+are reserved from the moment the migration is decided (the engine's pending resources), so
+the scheduler never promises them twice.
+
+Maintenance (ovirt-site admin guide, "Moving a host to maintenance mode"): the host stops
+taking VMs (PreparingForMaintenance), every VM on it is migrated away in priority order; when
+none is left it is in Maintenance and the storage model stops its bricks cleanly. A VM that
+cannot leave (no host fits, migration aborted, paused) keeps the host preparing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from hcisim.model.compute.inventory import loads, priority_order, vms_on
+from hcisim.model.compute.migration import PreCopy
+from hcisim.model.compute.ports import MigrationFlow
+from hcisim.model.compute.scheduler import choose_host, rejection
+
+if TYPE_CHECKING:
+    from hcisim.model.compute.process import ComputeModel
+
+Proc = Generator[Any, Any, None]
+
+
+@dataclass
+class _Active:
+    vm: str
+    src: str
+    dst: str
+    proc: simpy.Process
+    pc: PreCopy | None = None
+    flow: MigrationFlow | None = None
+    rate: float = 0.0
+
+
+class Migrations:
+    def __init__(self, model: ComputeModel) -> None:
+        self.m = model
+        self.settings = model.sc.compute.migration
+        env = model.env
+        hosts = [h.name for h in model.cluster.hosts]
+        self.out_slots = {h: simpy.Resource(env, self.settings.max_outgoing) for h in hosts}
+        self.in_slots = {h: simpy.Resource(env, self.settings.max_incoming) for h in hosts}
+        self.active: dict[str, _Active] = {}
+
+    @property
+    def targets(self) -> dict[str, str]:
+        """VM -> target host of every decided migration (queued or running)."""
+        return {vm: a.dst for vm, a in self.active.items()}
+
+    def start(self, vm: str, src: str, dst: str) -> simpy.Process:
+        proc = self.m.env.process(self._run(vm, src, dst))
+        self.active[vm] = _Active(vm, src, dst, proc)
+        return proc
+
+    def abort(self, vm: str, reason: str, vm_lost: bool = False) -> None:
+        """Stop ``vm``'s migration now; unless the VM itself is lost it keeps running on
+        its source. Bookkeeping happens here, synchronously, so that the caller's next state
+        change (pause, kill) is the last word."""
+        a = self.active.pop(vm, None)
+        if a is None:
+            return
+        if a.pc is not None:
+            a.pc.advance(self.m.env.now, a.rate)
+            a.pc.abort(reason)
+            self._record(a)
+            if not vm_lost:
+                self.m.log.set(self.m.env.now, vm, "running", a.src)
+        if a.flow is not None:
+            a.flow.close()
+        if a.proc.is_alive and a.proc is not self.m.env.active_process:
+            a.proc.interrupt(reason)
+
+    def host_lost(self, host: str) -> None:
+        """Migrations into a lost host fail; the VMs stay where they are."""
+        for vm, a in list(self.active.items()):
+            if a.dst == host:
+                self.abort(vm, f"destination {host} lost")
+
+    def _run(self, vm: str, src: str, dst: str) -> Proc:
+        m, env = self.m, self.m.env
+        spec = m.cluster.vm(vm)
+        try:
+            with self.out_slots[src].request() as out_req:
+                yield out_req
+                with self.in_slots[dst].request() as in_req:
+                    yield in_req
+                    a = self.active[vm]
+                    t0 = env.now
+                    m.log.set(t0, vm, "migrating", src, f"to {dst}")
+                    m.rec.event(t0, "migration_start", vm, f"{src} -> {dst}")
+                    a.flow = m.storage.open_migration_flow(vm, src, dst,
+                                                           self.settings.max_bandwidth_mb_s)
+                    a.pc = pc = PreCopy(spec.migrate_mb, spec.dirty_rate_mb_s, self.settings, t0)
+                    while pc.result is None:
+                        a.rate = a.flow.rate_mb_s()
+                        wait = max(0.0, pc.horizon(a.rate) - env.now)
+                        yield env.timeout(wait) | a.flow.changed()
+                        pc.advance(env.now, a.rate)
+        except simpy.Interrupt:
+            return  # abort() did the bookkeeping
+        a = self.active.pop(vm)
+        assert a.pc is not None and a.pc.result is not None and a.flow is not None
+        a.flow.close()
+        self._record(a)
+        if a.pc.result.moved:
+            m.placement[vm] = dst
+            m.log.set(env.now, vm, "running", dst)
+            m.storage.vm_placed(vm, dst)
+        else:
+            m.log.set(env.now, vm, "running", src)
+
+    def _record(self, a: _Active) -> None:
+        assert a.pc is not None and a.pc.result is not None
+        r = a.pc.result
+        self.m.rec.add("migrations", a.vm, a.src, a.dst, r.t_start_s, r.t_end_s, r.downtime_s,
+                       r.rounds, r.transferred_mb, r.outcome, self.settings.policy)
+        self.m.rec.event(r.t_end_s, "migration_end", a.vm,
+                         f"{r.outcome}: {r.reason} ({a.src} -> {a.dst})")
+
+    # --- operations ------------------------------------------------------------------------
+
+    def _destination(self, vm: str, src: str) -> str | None:
+        spec = self.m.cluster.vm(vm)
+        health = self.m._engine_scores() if spec.hosted_engine else None
+        return choose_host(self.m.cluster, spec, self.m.scheduler_view(),
+                           self.m.unavailable() | {src}, health)
+
+    def migrate_to(self, vm: str, host: str | None) -> None:
+        """The scenario's ``migrate`` operation (host None: the scheduler picks)."""
+        m = self.m
+        now = m.env.now
+        if m.log.state(vm) != "running" or vm in self.active:
+            m.rec.event(now, "operation", vm, "migrate rejected: VM not running",
+                        source="scenario")
+            return
+        src = m.placement[vm]
+        if host is None:
+            dst = self._destination(vm, src)
+            why = "no host fits"
+        else:
+            view = {k: v for k, v in m.scheduler_view().items() if k != vm}
+            why = rejection(m.cluster, m.cluster.vm(vm), host, view, loads(m.cluster, view),
+                            m.unavailable() | {src}) or ""
+            dst = None if why else host
+        if dst is None:
+            m.rec.event(now, "operation", vm, f"migrate rejected: {why}", source="scenario")
+            return
+        self.start(vm, src, dst)
+
+    def maintenance(self, host: str) -> Proc:
+        m, env = self.m, self.m.env
+        if m.host_state[host] != "up":
+            return
+        m.host_state[host] = "preparing"
+        procs = []
+        for spec in priority_order(m.cluster.vm(v) for v in vms_on(m.placement, host)):
+            if m.log.state(spec.name) != "running" or spec.name in self.active:
+                continue
+            dst = self._destination(spec.name, host)
+            if dst is None:
+                m.rec.event(env.now, "operation", spec.name,
+                            f"maintenance of {host}: no host fits", source="engine")
+                continue
+            procs.append(self.start(spec.name, host, dst))
+        yield env.all_of(procs)
+        left = vms_on(m.placement, host)
+        if m.host_state[host] != "preparing":
+            return
+        if left:
+            m.rec.event(env.now, "operation", host,
+                        f"maintenance stuck: {', '.join(sorted(left))} still on it")
+            return
+        m.host_state[host] = "maintenance"
+        m.rec.event(env.now, "operation", host, "maintenance: entered")
+        m.storage.host_maintenance(host, True)
+
+    def activate(self, host: str) -> None:
+        m = self.m
+        state = m.host_state[host]
+        if state not in ("maintenance", "preparing"):
+            return
+        m.host_state[host] = "up"
+        m.rec.event(m.env.now, "operation", host, "activate: up")
+        if state == "maintenance":
+            m.storage.host_maintenance(host, False)
