@@ -1,0 +1,193 @@
+"""Elaboration: turn a Scenario into the static parts of the model (build, then run).
+
+Resources (all in one :class:`~hcisim.model.fluid.FlowNetwork`):
+
+- ``HOST/nic/NIC/tx`` and ``.../rx``: a NIC is full duplex, each direction carries
+  ``gbps * 125`` MB/s;
+- ``HOST/disk/DISK``: the disk's *time*, capacity 1.0. A flow of ``b`` MB/s in blocks of
+  ``k`` bytes takes ``b / bandwidth + (b * 1e6 / k) / iops`` of it, so bandwidth-bound and
+  IOPS-bound work share one budget (a 4 KiB random flow is IOPS bound, a 1 MiB one is
+  bandwidth bound).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from hcisim.scenario import Disk, IoProfile, Scenario, Volume
+from hcisim.scenario.cluster import NetworkRole
+
+MIB = 1024 * 1024
+BrickRole = Literal["data", "arbiter"]
+
+
+def nic_mb_s(gbps: float) -> float:
+    """One direction of a NIC in MB/s (10^6 B/s) from its line rate in Gb/s."""
+    return gbps * 1000.0 / 8.0
+
+
+def disk_cost(disk: Disk, block_bytes: float) -> float:
+    """Share of the disk's time one MB/s of I/O in ``block_bytes`` blocks takes."""
+    return 1.0 / disk.bandwidth_mb_s + (1e6 / block_bytes) / disk.iops
+
+
+def disk_iops_cost(disk: Disk, block_bytes: float) -> float:
+    """Share of disk time per MB/s of client I/O for metadata-only ops (arbiter): IOPS only."""
+    return (1e6 / block_bytes) / disk.iops
+
+
+@dataclass(frozen=True)
+class BrickModel:
+    volume: str
+    host: str
+    index: int
+    role: BrickRole
+    disk: Disk
+    disk_resource: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.volume}/{self.host}"
+
+
+@dataclass(frozen=True)
+class VolumeModel:
+    spec: Volume
+    bricks: tuple[BrickModel, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def data_bricks(self) -> tuple[BrickModel, ...]:
+        return tuple(b for b in self.bricks if b.role == "data")
+
+    @property
+    def arbiter(self) -> BrickModel | None:
+        return next((b for b in self.bricks if b.role == "arbiter"), None)
+
+    @property
+    def shard_bytes(self) -> int:
+        return self.spec.options.shard_block_size_mib * MIB
+
+    def brick(self, host: str) -> BrickModel:
+        for b in self.bricks:
+            if b.host == host:
+                return b
+        raise KeyError(host)
+
+
+@dataclass(frozen=True)
+class VmDiskModel:
+    """One VM disk: a file on a volume, split in shards, with its I/O profile."""
+
+    vm: str
+    volume: str
+    index: int
+    size_bytes: float
+    shards: int  # N = ceil(size / shard size)
+    profile: IoProfile | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.vm}#{self.index}"
+
+    @property
+    def read_frac(self) -> float:
+        return 0.0 if self.profile is None else self.profile.read_pct / 100.0
+
+    @property
+    def write_frac(self) -> float:
+        return 0.0 if self.profile is None else 1.0 - self.profile.read_pct / 100.0
+
+    @property
+    def block_bytes(self) -> float:
+        return 64 * 1024.0 if self.profile is None else self.profile.block_kib * 1024.0
+
+    @property
+    def demand_mb_s(self) -> float:
+        return 0.0 if self.profile is None else self.profile.demand_mb_s
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Everything about the scenario that does not change during a run."""
+
+    scenario: Scenario
+    hosts: tuple[str, ...]
+    volumes: dict[str, VolumeModel]
+    disks: tuple[VmDiskModel, ...]
+    placement: dict[str, str]  # vm -> host at the start
+    capacities: dict[str, float]  # resource -> capacity
+
+    def nic_name(self, host: str, role: NetworkRole) -> str:
+        nic = self.scenario.host(host).nic_for(role)
+        assert nic is not None  # scenario validation guarantees storage and management NICs
+        return nic.name
+
+    def tx(self, host: str, role: NetworkRole = "storage") -> str:
+        return f"{host}/nic/{self.nic_name(host, role)}/tx"
+
+    def rx(self, host: str, role: NetworkRole = "storage") -> str:
+        return f"{host}/nic/{self.nic_name(host, role)}/rx"
+
+    def nic_capacity(self, host: str, role: NetworkRole = "storage") -> float:
+        return self.capacities[self.tx(host, role)]
+
+    def nic_roles(self, host: str, nic: str) -> tuple[NetworkRole, ...]:
+        for n in self.scenario.host(host).nics:
+            if n.name == nic:
+                return n.networks
+        raise KeyError(nic)
+
+    def disks_of_vm(self, vm: str) -> tuple[VmDiskModel, ...]:
+        return tuple(d for d in self.disks if d.vm == vm)
+
+
+def _place(sc: Scenario) -> dict[str, str]:
+    """Initial host of each VM: as given, else the host with the fewest VMs (stand-in for
+    the compute model's scheduler, which replaces it)."""
+    count = {h: 0 for h in sc.host_names}
+    for vm in sc.vms:
+        if vm.host is not None:
+            count[vm.host] += 1
+    placement: dict[str, str] = {}
+    for vm in sc.vms:
+        if vm.host is not None:
+            placement[vm.name] = vm.host
+        else:
+            allowed = [h for h in sc.host_names if not vm.pinned_to or h in vm.pinned_to]
+            host = min(allowed, key=lambda h: (count[h], sc.host_names.index(h)))
+            count[host] += 1
+            placement[vm.name] = host
+    return placement
+
+
+def elaborate(sc: Scenario) -> Cluster:
+    capacities: dict[str, float] = {}
+    for h in sc.hosts:
+        for nic in h.nics:
+            capacities[f"{h.name}/nic/{nic.name}/tx"] = nic_mb_s(nic.gbps)
+            capacities[f"{h.name}/nic/{nic.name}/rx"] = nic_mb_s(nic.gbps)
+        for hd in h.disks:
+            capacities[f"{h.name}/disk/{hd.name}"] = 1.0
+    volumes: dict[str, VolumeModel] = {}
+    for v in sc.volumes:
+        bricks = []
+        for i, b in enumerate(v.bricks):
+            disk = sc.host(b.host).disk(b.disk)
+            role: BrickRole = "arbiter" if v.type == "arbiter" and i == 2 else "data"
+            bricks.append(BrickModel(v.name, b.host, i, role, disk,
+                                     f"{b.host}/disk/{disk.name}"))
+        volumes[v.name] = VolumeModel(v, tuple(bricks))
+    disks = []
+    for vm in sc.vms:
+        for i, d in enumerate(vm.disks):
+            shard = sc.volume(d.volume).options.shard_block_size_mib * MIB
+            size = d.size_gb * 1e9
+            disks.append(VmDiskModel(vm.name, d.volume, i, size, max(1, math.ceil(size / shard)),
+                                     sc.io_profile(d.io)))
+    return Cluster(sc, sc.host_names, volumes, tuple(disks), _place(sc), capacities)

@@ -1,0 +1,146 @@
+"""A fluid network: named resources with capacities, flows with per-resource coefficients.
+
+A flow ``f`` at rate ``x_f`` uses ``a_fr * x_f`` of resource ``r``; resource ``r`` holds
+``sum_f a_fr x_f <= c_r``. Rates are max-min fair (progressive filling): every unfrozen
+flow rises at the same pace until it reaches its demand or one of its resources saturates.
+The result is recomputed only when :meth:`FlowNetwork.resolve` is called, i.e. when
+something changed; nothing here knows about time.
+
+The storage model adds VM disk and heal flows; the compute model may add migration flows on
+the same NIC resources (``add_flow`` / ``remove_flow`` with its own names) and the next
+``resolve`` shares the links between all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+
+# Relative slack when deciding that a resource is full or a flow has its demand.
+_TOL = 1e-9
+
+
+@dataclass
+class Flow:
+    demand: float
+    usage: dict[str, float]  # resource -> coefficient per unit of rate
+
+
+def max_min_fair(coef: Array, capacity: Array, demand: Array) -> Array:
+    """Max-min fair rates for flows (rows of ``coef``) over resources (columns).
+
+    Progressive filling: raise all active flows together by the largest step that keeps
+    every resource within capacity and no flow above its demand; freeze the flows that hit
+    their demand or cross a saturated resource; repeat. At most flows + resources rounds,
+    each one vectorised, so the cost does not depend on how large the rates are.
+    """
+    n_flows = coef.shape[0]
+    rate = np.zeros(n_flows)
+    if n_flows == 0:
+        return rate
+    remaining = capacity.astype(float).copy()
+    active = demand > 0
+    uses = coef > 0
+    for _ in range(n_flows + coef.shape[1] + 1):
+        if not active.any():
+            break
+        load = coef[active].sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(load > 0, np.maximum(remaining, 0.0) / load, np.inf)
+        step = min(float(room.min()) if room.size else np.inf,
+                   float((demand - rate)[active].min()))
+        rate[active] += step
+        remaining -= step * load
+        full = (load > 0) & (remaining <= _TOL * np.maximum(capacity, 1.0))
+        frozen = (demand - rate <= _TOL * np.maximum(demand, 1.0)) | uses[:, full].any(axis=1)
+        active &= ~frozen
+    return np.minimum(rate, demand)
+
+
+class FlowNetwork:
+    """Resources and flows by name; :meth:`resolve` gives max-min fair rates."""
+
+    def __init__(self) -> None:
+        self._capacity: dict[str, float] = {}
+        self._flows: dict[str, Flow] = {}
+        self._rates: dict[str, float] = {}
+        self._used: dict[str, float] = {}
+        self.solver_calls = 0
+
+    # --- resources --------------------------------------------------------------------
+    def add_resource(self, name: str, capacity: float) -> None:
+        self._capacity[name] = float(capacity)
+
+    def set_capacity(self, name: str, capacity: float) -> None:
+        if name not in self._capacity:
+            raise KeyError(name)
+        self._capacity[name] = float(capacity)
+
+    def capacity(self, name: str) -> float:
+        return self._capacity[name]
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        return tuple(self._capacity)
+
+    # --- flows ------------------------------------------------------------------------
+    def add_flow(self, name: str, demand: float, usage: Mapping[str, float]) -> None:
+        """Add or replace flow ``name``; ``usage`` maps resources to coefficients."""
+        for r in usage:
+            if r not in self._capacity:
+                raise KeyError(f"flow {name}: unknown resource {r!r}")
+        self._flows[name] = Flow(float(demand), {r: float(a) for r, a in usage.items() if a > 0})
+
+    def remove_flow(self, name: str) -> None:
+        self._flows.pop(name, None)
+        self._rates.pop(name, None)
+
+    def has_flow(self, name: str) -> bool:
+        return name in self._flows
+
+    @property
+    def flows(self) -> tuple[str, ...]:
+        return tuple(self._flows)
+
+    def flow(self, name: str) -> Flow:
+        return self._flows[name]
+
+    # --- solution ---------------------------------------------------------------------
+    def resolve(self) -> dict[str, float]:
+        """Recompute every flow's rate (max-min fair) and every resource's use."""
+        self.solver_calls += 1
+        names = list(self._flows)
+        res = list(self._capacity)
+        index = {r: j for j, r in enumerate(res)}
+        coef = np.zeros((len(names), len(res)))
+        demand = np.empty(len(names))
+        for i, n in enumerate(names):
+            f = self._flows[n]
+            demand[i] = f.demand
+            for r, a in f.usage.items():
+                coef[i, index[r]] = a
+        cap = np.array([self._capacity[r] for r in res], dtype=float)
+        rate = max_min_fair(coef, cap, demand)
+        used = rate @ coef if names else np.zeros(len(res))
+        self._rates = {n: float(x) for n, x in zip(names, rate, strict=True)}
+        self._used = {r: float(u) for r, u in zip(res, used, strict=True)}
+        return dict(self._rates)
+
+    def rate(self, name: str) -> float:
+        return self._rates.get(name, 0.0)
+
+    def used(self, resource: str) -> float:
+        return self._used.get(resource, 0.0)
+
+    def utilisation(self, resource: str) -> float:
+        """Used share of the resource's capacity (1.0 when a zero-capacity link is in use)."""
+        cap = self._capacity[resource]
+        u = self._used.get(resource, 0.0)
+        if cap <= 0:
+            return 1.0 if u > 0 else 0.0
+        return min(1.0, u / cap)

@@ -1,0 +1,155 @@
+"""Dirty shards while a brick is away, and self-heal episodes that copy them back.
+
+Dirty shards (fluid coupon collector). A VM disk of ``N`` shards receives ``k`` write I/Os
+while a brick is away. If writes land on uniformly random offsets, each one misses a given
+shard with probability ``1 - 1/N``, so the expected number of distinct shards written is
+``N (1 - (1 - 1/N)^k)``. Starting from ``d`` already dirty shards (an earlier absence not yet
+healed) the clean ones shrink by the same factor: ``d' = N - (N - d)(1 - 1/N)^k``. Sequential
+writers fill shards one after another: ``d' = min(N, d + bytes / shard_size)``. Writes are
+counted per change interval (rate × duration), never per I/O.
+
+Heal. ``data-self-heal-algorithm full`` copies each dirty shard whole, so a heal episode
+that finishes copies exactly ``shards × shard_size`` bytes. An episode starts with the
+brick's dirty counts rounded up to whole shards (one write dirties a whole shard); it heals
+them in a fixed order with up to ``shd_max_threads`` shards in flight. An interrupted
+episode keeps only whole shards: the shard being copied starts again next time, as a full
+heal of that file would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hcisim.model.elaborate import BrickModel
+
+_EPS = 1e-9
+
+
+def dirty_after_random(dirty: float, shards: int, writes: float) -> float:
+    """Expected dirty shards of an ``shards``-shard file after ``writes`` random writes."""
+    if writes <= 0:
+        return dirty
+    keep = math.exp(writes * math.log1p(-1.0 / shards)) if shards > 1 else 0.0
+    return shards - (shards - dirty) * keep
+
+
+def dirty_after_sequential(dirty: float, shards: int, written: float, shard_bytes: float) -> float:
+    return min(float(shards), dirty + written / shard_bytes)
+
+
+@dataclass
+class HealEpisode:
+    start_s: float
+    source: str  # host of the good data brick the shards are read from
+    plan: list[tuple[str, int]]  # (VM disk key, whole shards) in heal order
+    healed_bytes: float = 0.0
+
+    @property
+    def shards(self) -> int:
+        return sum(n for _, n in self.plan)
+
+
+@dataclass
+class BrickHeal:
+    """Heal bookkeeping of one data brick: what it misses, and the episode healing it."""
+
+    brick: BrickModel
+    shard_bytes: float
+    dirty: dict[str, float] = field(default_factory=dict)  # VM disk key -> shards
+    episode: HealEpisode | None = None
+    ready_at: float | None = None  # when the self-heal daemon will pick it up
+
+    # --- what is missing --------------------------------------------------------------
+    def _done_by_disk(self) -> dict[str, float]:
+        if self.episode is None:
+            return {}
+        left = self.episode.healed_bytes / self.shard_bytes
+        done: dict[str, float] = {}
+        for disk, n in self.episode.plan:
+            take = min(float(n), left)
+            done[disk] = take
+            left -= take
+        return done
+
+    def pending_shards(self) -> float:
+        healed = 0.0 if self.episode is None else self.episode.healed_bytes / self.shard_bytes
+        return max(0.0, sum(self.dirty.values()) - healed)
+
+    def pending_bytes(self) -> float:
+        return self.pending_shards() * self.shard_bytes
+
+    def stale_bytes(self, disk: str) -> float:
+        """Bytes of ``disk`` this brick still misses."""
+        d = self.dirty.get(disk, 0.0)
+        if d <= 0:
+            return 0.0
+        return max(0.0, d - self._done_by_disk().get(disk, 0.0)) * self.shard_bytes
+
+    def stale(self, disk: str) -> bool:
+        """This brick lacks writes of ``disk`` (not readable for it; the arbiter blames it)."""
+        d = self.dirty.get(disk, 0.0)
+        if d <= 0:
+            return False
+        return d - self._done_by_disk().get(disk, 0.0) > _EPS
+
+    # --- accumulation while away --------------------------------------------------------
+    def missed_writes(self, disk: str, shards: int, written_bytes: float, writes: float,
+                      random: bool) -> None:
+        d = self.dirty.get(disk, 0.0)
+        if random:
+            self.dirty[disk] = dirty_after_random(d, shards, writes)
+        else:
+            self.dirty[disk] = dirty_after_sequential(d, shards, written_bytes, self.shard_bytes)
+
+    def lose_everything(self, disk_shards: dict[str, int]) -> None:
+        """The brick's filesystem failed: after repair every shard must be copied again."""
+        self.episode = None
+        self.dirty = {k: float(n) for k, n in disk_shards.items()}
+
+    # --- episodes -----------------------------------------------------------------------
+    def begin(self, t: float, source: str) -> HealEpisode:
+        self.dirty = {k: float(math.ceil(v - _EPS)) for k, v in self.dirty.items()
+                      if v > _EPS}
+        plan = [(k, int(v)) for k, v in sorted(self.dirty.items())]
+        self.episode = HealEpisode(t, source, plan)
+        return self.episode
+
+    def remaining_shards(self) -> float:
+        if self.episode is None:
+            return 0.0
+        left = self.episode.shards - self.episode.healed_bytes / self.shard_bytes
+        nearest = round(left)
+        # Snap float noise so a milestone lands exactly on a shard boundary.
+        return float(nearest) if abs(left - nearest) < 1e-7 else max(0.0, left)
+
+    def threads(self, max_threads: int) -> int:
+        """Shards copied in parallel: one per thread, fewer when fewer shards are left."""
+        return min(max_threads, math.ceil(self.remaining_shards() - _EPS))
+
+    def next_milestone_bytes(self, max_threads: int) -> float:
+        """Bytes until the parallelism changes (a shard finishes below max threads) or done."""
+        left = self.remaining_shards()
+        target = math.ceil(left - _EPS) - 1.0 if left <= max_threads else float(max_threads)
+        return max(0.0, (left - max(target, 0.0)) * self.shard_bytes)
+
+    def finish(self, complete: bool) -> tuple[HealEpisode, int, list[str]]:
+        """End the episode: (episode, whole shards healed, VM disks now in sync)."""
+        ep = self.episode
+        assert ep is not None
+        done = ep.shards if complete else math.floor(ep.healed_bytes / self.shard_bytes
+                                                         + 1e-7)
+        done = min(done, ep.shards)
+        left = done
+        clean: list[str] = []
+        for disk, n in ep.plan:
+            take = min(n, left)
+            left -= take
+            rest = self.dirty.get(disk, 0.0) - take
+            if rest <= _EPS:
+                self.dirty.pop(disk, None)
+                clean.append(disk)
+            else:
+                self.dirty[disk] = rest
+        self.episode = None
+        return ep, done, clean

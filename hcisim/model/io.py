@@ -1,0 +1,163 @@
+"""What one VM disk does right now: its status, its path through the cluster, its latency.
+
+A VM disk is one fluid flow whose rate is its total I/O (MB/s); the profile's read share
+goes to ONE data brick and its write share to EVERY connected data brick. Reads and writes
+are one flow on purpose: a guest with a fixed queue depth cannot keep reading at full speed
+while its writes queue up, so the mix stays that of the profile. Per MB/s of the flow:
+
+- read part ``r``: the read brick's disk ``r * disk_cost``; if that brick is remote, its
+  host's NIC tx and the client's NIC rx ``r`` each;
+- write part ``w``: each connected data brick's disk ``w * disk_cost``; each remote one adds
+  ``w`` to its host's NIC rx and ``w`` to the client's NIC tx (the client sends every byte
+  to every remote data brick, so writes are bounded by NIC / remote data bricks);
+- the arbiter brick: metadata I/O only, ``w * iops_cost`` of its disk, no bandwidth.
+
+Latency (mean): fixed client cost + for each resource on the path an M/M/1 sojourn
+``s / (1 - rho)`` (``rho`` capped at 0.99) with ``s`` the service time of one block there,
++ the storage RTT for a remote brick; a write completes when its slowest replica does.
+p99: the queueing part of a path is taken as exponential, whose 99th percentile is
+``ln(100) = 4.6`` times its mean; fixed parts are added as they are. Summing per-resource
+tails this way over-estimates the p99 of a sum, so it is a conservative tail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel, disk_cost, disk_iops_cost
+from hcisim.model.fluid import FlowNetwork
+
+Status = Literal["ok", "stalled", "error", "stopped"]
+RHO_MAX = 0.99
+P99_FACTOR = math.log(100.0)
+
+
+@dataclass
+class DiskPlan:
+    """The state of one VM disk between two changes."""
+
+    disk: VmDiskModel
+    client: str  # host the VM runs on
+    status: Status
+    demand: float  # MB/s asked for (profile x phase load)
+    quorum: bool = True
+    read_brick: str | None = None
+    write_bricks: tuple[str, ...] = ()  # connected data bricks: where acknowledged writes are
+    arbiter: str | None = None  # connected arbiter brick
+    usage: dict[str, float] = field(default_factory=dict)
+    since: float = 0.0
+    acked_bytes: float = 0.0  # write bytes acknowledged since ``since``
+
+    @property
+    def flow(self) -> str:
+        return f"io:{self.disk.key}"
+
+
+def path_usage(cluster: Cluster, vol: VolumeModel, plan: DiskPlan) -> dict[str, float]:
+    """Resource coefficients per MB/s of the disk's flow (see module docstring)."""
+    d = plan.disk
+    c = plan.client
+    rf, wf, blk = d.read_frac, d.write_frac, d.block_bytes
+    use: dict[str, float] = {}
+
+    def add(res: str, a: float) -> None:
+        if a > 0:
+            use[res] = use.get(res, 0.0) + a
+
+    if rf > 0 and plan.read_brick is not None:
+        b = vol.brick(plan.read_brick)
+        add(b.disk_resource, rf * disk_cost(b.disk, blk))
+        if b.host != c:
+            add(cluster.tx(b.host), rf)
+            add(cluster.rx(c), rf)
+    if wf > 0:
+        for h in plan.write_bricks:
+            b = vol.brick(h)
+            add(b.disk_resource, wf * disk_cost(b.disk, blk))
+            if h != c:
+                add(cluster.tx(c), wf)
+                add(cluster.rx(h), wf)
+        if plan.arbiter is not None:
+            a = vol.brick(plan.arbiter)
+            add(a.disk_resource, wf * disk_iops_cost(a.disk, blk))
+    return use
+
+
+@dataclass(frozen=True)
+class Latency:
+    mean_ms: float
+    p99_ms: float
+
+
+def _sojourn(service_ms: float, rho: float) -> float:
+    return service_ms / (1.0 - min(rho, RHO_MAX))
+
+
+class LatencyModel:
+    """Latency of a VM disk's I/O from the utilisation of the resources on its path."""
+
+    def __init__(self, cluster: Cluster, net: FlowNetwork, overhead_ms: float) -> None:
+        self.cluster = cluster
+        self.net = net
+        self.overhead_ms = overhead_ms
+        self.rtt_ms = cluster.scenario.network("storage").rtt_ms
+
+    def _rho(self, res: str, loaded: bool) -> float:
+        return self.net.utilisation(res) if loaded else 0.0
+
+    def _nic_ms(self, res: str, blk: float, loaded: bool) -> float:
+        cap = self.net.capacity(res)
+        service = blk / (cap * 1e6) * 1000.0 if cap > 0 else 1e6
+        return _sojourn(service, self._rho(res, loaded))
+
+    def _leg(self, vol: VolumeModel, host: str, client: str, blk: float, read: bool,
+             loaded: bool) -> tuple[float, float]:
+        """(fixed ms, queueing ms) of one request to one data brick."""
+        b = vol.brick(host)
+        disk_service = b.disk.latency_ms + blk / (b.disk.bandwidth_mb_s * 1e6) * 1000.0
+        queue = _sojourn(disk_service, self._rho(b.disk_resource, loaded))
+        fixed = 0.0
+        if host != client:
+            fixed = self.rtt_ms
+            src, dst = (self.cluster.tx(host), self.cluster.rx(client)) if read else (
+                self.cluster.tx(client), self.cluster.rx(host))
+            queue += self._nic_ms(src, blk, loaded) + self._nic_ms(dst, blk, loaded)
+        return fixed, queue
+
+    def of(self, vol: VolumeModel, plan: DiskPlan, loaded: bool = True) -> Latency:
+        d = plan.disk
+        blk = d.block_bytes
+        paths: list[tuple[float, float, float]] = []  # (weight, mean, p99)
+        if d.read_frac > 0 and plan.read_brick is not None:
+            fixed, q = self._leg(vol, plan.read_brick, plan.client, blk, True, loaded)
+            paths.append((d.read_frac, fixed + q, fixed + P99_FACTOR * q))
+        if d.write_frac > 0 and plan.write_bricks:
+            legs = [self._leg(vol, h, plan.client, blk, False, loaded)
+                    for h in plan.write_bricks]
+            if plan.arbiter is not None:
+                a = vol.brick(plan.arbiter)
+                q = _sojourn(a.disk.latency_ms, self._rho(a.disk_resource, loaded))
+                legs.append((self.rtt_ms if a.host != plan.client else 0.0, q))
+            mean = max(f + q for f, q in legs)
+            p99 = max(f + P99_FACTOR * q for f, q in legs)
+            paths.append((d.write_frac, mean, p99))
+        if not paths:
+            return Latency(math.nan, math.nan)
+        total = sum(w for w, _, _ in paths)
+        mean = self.overhead_ms + sum(w * m for w, m, _ in paths) / total
+        p99 = self.overhead_ms + max(p for _, _, p in paths)
+        return Latency(mean, p99)
+
+    def queue_depth_cap(self, vol: VolumeModel, plan: DiskPlan) -> float:
+        """Most MB/s the guest can drive at its queue depth on an idle cluster (Little's
+        law: IOPS <= queue depth / latency). Unloaded latency keeps this free of fixed
+        points; under load the fairness solver slows the disk down anyway."""
+        prof = plan.disk.profile
+        if prof is None:
+            return 0.0
+        lat = self.of(vol, plan, loaded=False).mean_ms
+        if not lat > 0:
+            return math.inf
+        return prof.queue_depth / (lat / 1000.0) * plan.disk.block_bytes / 1e6

@@ -1,0 +1,178 @@
+"""Turn the model's state at each change into observation rows (vm_io, vm_state,
+volume_state, exposure) and events. Behaviour never reads these records back."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+
+from hcisim.model.clients import ClientViews
+from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel
+from hcisim.model.fluid import FlowNetwork
+from hcisim.model.gluster import has_client_quorum
+from hcisim.model.io import DiskPlan, LatencyModel
+from hcisim.model.probes import IntervalLog, Values
+from hcisim.model.selfheal import SelfHeal
+from hcisim.model.world import World
+from hcisim.observations import Recorder
+
+_STATUS_RANK = {"error": 3, "stalled": 2, "ok": 1, "stopped": 0}
+
+
+class RunRecords:
+    def __init__(self, cluster: Cluster, rec: Recorder) -> None:
+        self.cluster = cluster
+        self.rec = rec
+        self.up: dict[str, bool] = {b.key: True for v in cluster.volumes.values()
+                                    for b in v.bricks}
+        self.quorum: dict[str, bool] = dict.fromkeys(cluster.volumes, True)
+        self.unavailable: dict[str, float] = dict.fromkeys(cluster.volumes, 0.0)
+        self._last_sample: dict[str, Values] = {}
+        self.vm_io = IntervalLog(self._emit_vm_io)
+        self.vm_state = IntervalLog(self._emit_vm_state)
+        self.exposure = IntervalLog(self._emit_exposure)
+
+    # --- emitters -----------------------------------------------------------------------
+    def _emit_vm_io(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
+        assert isinstance(key, tuple)
+        self.rec.add("vm_io", key[0], key[1], t0, t1, *v)
+
+    def _emit_vm_state(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
+        self.rec.add("vm_state", key, v[0], t0, t1, v[1], v[2])
+
+    def _emit_exposure(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
+        self.rec.add("exposure", key, t0, t1, v[0], v[1])
+
+    # --- bricks and volumes -------------------------------------------------------------
+    def volume_bricks(self, t: float, views: ClientViews, world: World) -> list[BrickModel]:
+        """Update which bricks the clients see (a brick is up while any running client
+        still has it connected, detected or not); returns the bricks that came back."""
+        running = [c for c in self.cluster.hosts if world.running(c)]
+        back: list[BrickModel] = []
+        for vol in self.cluster.volumes.values():
+            for b in vol.bricks:
+                if running:
+                    up = any(views.state(c, vol.name, b.host) != "down" for c in running)
+                else:
+                    up = world.brick_serving(b)
+                if up == self.up[b.key]:
+                    continue
+                self.up[b.key] = up
+                self.rec.event(t, "brick_up" if up else "brick_down", b.key)
+                if up:
+                    back.append(b)
+        return back
+
+    def volumes(self, t: float, heal: SelfHeal, force: bool = False) -> None:
+        """Volume quorum (brick count rules; the arbiter's per-file blame is judged per VM
+        disk), volume_state rows when something changed, and exposure windows."""
+        for vol in self.cluster.volumes.values():
+            ups = [b.host for b in vol.bricks if self.up[b.key]]
+            q = has_client_quorum(vol, ups, ())
+            if q != self.quorum[vol.name]:
+                self.quorum[vol.name] = q
+                self.rec.event(t, "quorum_regained" if q else "quorum_lost", vol.name,
+                               "bricks up: " + ", ".join(ups))
+            pending = [heal.pending_bytes(b) for b in vol.bricks]
+            sample: Values = (tuple(self.up[b.key] for b in vol.bricks), q,
+                              tuple(round(p) for p in pending))
+            if force or sample != self._last_sample.get(vol.name):
+                self._last_sample[vol.name] = sample
+                for b, p in zip(vol.bricks, pending, strict=True):
+                    self.rec.add("volume_state", t, vol.name, b.host, b.role, self.up[b.key],
+                                 p, q)
+            self._exposure(t, vol, heal)
+
+    def _exposure(self, t: float, vol: VolumeModel, heal: SelfHeal) -> None:
+        good = sum(1 for b in vol.data_bricks
+                   if self.up[b.key] and heal.of(b).pending_shards() <= 0)
+        unavailable = self._unavailable(vol, heal)
+        promised = len(vol.data_bricks)
+        self.exposure.set(vol.name, t, (good, round(unavailable)) if good < promised else None)
+        if unavailable > 0 and self.unavailable[vol.name] <= 0:
+            self.rec.event(t, "data_unavailable", vol.name,
+                           f"{unavailable:.0f} bytes have no good copy on a brick that is up")
+        self.unavailable[vol.name] = unavailable
+
+    def _unavailable(self, vol: VolumeModel, heal: SelfHeal) -> float:
+        """Bytes of VM disks whose good copies are all on bricks that are down, while some
+        stale data brick is up (the volume answers, but not with these writes). With no data
+        brick up at all the volume is simply down: that is quorum loss, not counted here."""
+        up_data = [b for b in vol.data_bricks if self.up[b.key]]
+        if not up_data or all(heal.of(b).pending_shards() <= 0 for b in up_data):
+            return 0.0
+        total = 0.0
+        for d in self.cluster.disks:
+            if d.volume != vol.name or any(not heal.stale(b, d.key) for b in up_data):
+                continue
+            total += min(heal.of(b).stale_bytes(d.key) for b in up_data)
+        return total
+
+    # --- VM disks and VMs ---------------------------------------------------------------
+    def disks(self, t: float, plans: dict[str, DiskPlan], net: FlowNetwork,
+              latency: LatencyModel, vm_host: dict[str, str], world: World) -> None:
+        groups: dict[tuple[str, str], list[DiskPlan]] = {}
+        for p in plans.values():
+            groups.setdefault((p.disk.vm, p.disk.volume), []).append(p)
+        errors: set[str] = set()
+        for (vm, volume), ps in groups.items():
+            vol = self.cluster.volumes[volume]
+            demand = read = write = riops = wiops = lat_w = 0.0
+            p99 = math.nan
+            status = "stopped"
+            for p in ps:
+                demand += p.demand
+                if _STATUS_RANK[p.status] > _STATUS_RANK[status]:
+                    status = p.status
+                if p.status != "ok":
+                    continue
+                x = net.rate(p.flow)
+                r, w = x * p.disk.read_frac, x * p.disk.write_frac
+                read, write = read + r, write + w
+                ios = x * 1e6 / p.disk.block_bytes
+                riops += ios * p.disk.read_frac
+                wiops += ios * p.disk.write_frac
+                if ios > 0:
+                    lat = latency.of(vol, p)
+                    lat_w += lat.mean_ms * ios
+                    p99 = lat.p99_ms if math.isnan(p99) else max(p99, lat.p99_ms)
+            if status == "error":
+                errors.add(vm)
+            total_ios = riops + wiops
+            mean = lat_w / total_ios if total_ios > 0 else math.nan
+            if total_ios <= 0:
+                p99 = math.nan
+            self.vm_io.set((vm, volume), t, (demand, read, write, riops, wiops, mean, p99,
+                                             status))
+        for spec in self.cluster.scenario.vms:
+            name = spec.name
+            host = vm_host[name]
+            if not world.powered(host):
+                state, reason, where = "down", "host power loss", ""
+            elif not world.running(host):
+                state, reason, where = "down", "host not responding (hung)", ""
+            elif name in errors:
+                state, reason, where = "paused", "storage I/O error", host
+            else:
+                state, reason, where = "running", "", host
+            self._vm_transition(t, name, state, reason)
+            self.vm_state.set(name, t, (where, state, reason))
+
+    def _vm_transition(self, t: float, vm: str, state: str, reason: str) -> None:
+        cur = self.vm_state.current(vm)
+        before = cur[1] if cur is not None else None
+        if before == state or (before is None and state == "running"):
+            return
+        if state == "down":
+            kind = "vm_down"
+        elif state == "paused":
+            kind = "vm_paused"
+        else:
+            kind = "vm_resumed" if before == "paused" else "vm_started"
+        self.rec.event(t, kind, vm, reason)
+
+    def close(self, t: float, heal: SelfHeal) -> None:
+        self.volumes(t, heal, force=True)
+        self.vm_io.close_all(t)
+        self.vm_state.close_all(t)
+        self.exposure.close_all(t)

@@ -1,0 +1,195 @@
+"""The self-heal daemons: when a heal starts, its flow, its progress and its end.
+
+A data brick with pending shards is healed from a good data brick (up, nothing pending)
+by one heal flow: source disk read, source NIC tx, target NIC rx, target disk write, with
+``min(shd_max_threads, shards left)`` shards in flight at ``heal_thread_mb_s`` each, and at
+most ``heal_share`` of any resource on its path. When may it start?
+
+- the brick (or its source) just came back: the daemon is woken and starts after
+  ``heal_noticed_s``, or at once when the operator runs ``gluster volume heal`` after the
+  repair (``Fault.heal_after_repair``); after a hang nothing wakes it (lab-notes) unless the
+  operator does;
+- otherwise at the next periodic crawl, every ``cluster.heal-timeout`` from the start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel, disk_cost
+from hcisim.model.fluid import FlowNetwork
+from hcisim.model.heal import BrickHeal
+from hcisim.model.probes import WriteLedger
+from hcisim.model.world import World
+from hcisim.observations import Recorder
+from hcisim.scenario import ModelParams
+
+HEAL_BLOCK = 128 * 1024  # shd copies in 128 KiB reads/writes
+
+
+@dataclass(frozen=True)
+class Repair:
+    """The most recent repair: when, whether the operator triggers heal, after a hang?"""
+
+    t: float
+    operator_heal: bool
+    after_hang: bool
+
+
+class SelfHeal:
+    def __init__(self, cluster: Cluster, world: World, net: FlowNetwork, params: ModelParams,
+                 rec: Recorder, ledger: WriteLedger,
+                 schedule: Callable[[float, Callable[[], None]], None]) -> None:
+        self.cluster = cluster
+        self.world = world
+        self.net = net
+        self.params = params
+        self.rec = rec
+        self.ledger = ledger
+        self.schedule = schedule
+        self.bricks: dict[str, BrickHeal] = {
+            b.key: BrickHeal(b, float(v.shard_bytes))
+            for v in cluster.volumes.values() for b in v.data_bricks}
+        self.last_repair: Repair | None = None
+        self._back_at: dict[str, float] = {}
+
+    def of(self, brick: BrickModel) -> BrickHeal:
+        return self.bricks[brick.key]
+
+    def stale(self, brick: BrickModel, disk: str) -> bool:
+        h = self.bricks.get(brick.key)
+        return h is not None and h.stale(disk)
+
+    def pending_bytes(self, brick: BrickModel) -> float:
+        h = self.bricks.get(brick.key)
+        return 0.0 if h is None else h.pending_bytes()
+
+    def active(self) -> bool:
+        return any(h.episode is not None for h in self.bricks.values())
+
+    def brick_back(self, brick: BrickModel, t: float) -> None:
+        """The clients see ``brick`` again at ``t`` (the daemon is woken too)."""
+        self._back_at[brick.key] = t
+
+    # --- advance ------------------------------------------------------------------------
+    def advance(self, dt: float) -> None:
+        for h in self.bricks.values():
+            if h.episode is not None:
+                total = h.episode.shards * h.shard_bytes
+                got = self.net.rate(self._flow(h)) * dt * 1e6
+                h.episode.healed_bytes = min(total, h.episode.healed_bytes + got)
+
+    # --- start / stop -------------------------------------------------------------------
+    @staticmethod
+    def _flow(h: BrickHeal) -> str:
+        return f"heal:{h.brick.key}"
+
+    def _source(self, vol: VolumeModel, target: BrickModel) -> BrickModel | None:
+        for b in vol.data_bricks:
+            if (b.host != target.host and self.world.brick_serving(b)
+                    and self.bricks[b.key].pending_shards() <= 0
+                    and self.world.link(b.host, target.host)):
+                return b
+        return None
+
+    def _wake_time(self, vol: VolumeModel, target: BrickModel, t: float) -> float:
+        period = vol.spec.options.heal_timeout_s
+        crawl = (math.floor(t / period + 1e-9) + 1) * period
+        just_back = any(abs(self._back_at.get(b.key, -1.0) - t) < 1e-9 for b in vol.bricks)
+        options = [crawl]
+        rep = self.last_repair
+        repaired_now = rep is not None and abs(rep.t - t) < 1e-9
+        if repaired_now and rep is not None and rep.operator_heal:
+            options.append(t)
+        if just_back and not (repaired_now and rep is not None and rep.after_hang):
+            options.append(t + self.params.heal_noticed_s)
+        return min(options)
+
+    def reconcile(self, t: float) -> None:
+        for vol in self.cluster.volumes.values():
+            for target in vol.data_bricks:
+                self._reconcile_brick(vol, target, t)
+
+    def _reconcile_brick(self, vol: VolumeModel, target: BrickModel, t: float) -> None:
+        h = self.bricks[target.key]
+        ep = h.episode
+        if ep is not None:
+            src = vol.brick(ep.source)
+            if h.remaining_shards() <= 0:
+                self._end(vol, h, t, complete=True)
+            elif not (self.world.brick_serving(target) and self.world.brick_serving(src)
+                      and self.world.link(src.host, target.host)):
+                self._end(vol, h, t, complete=False)
+            else:
+                return
+        if h.pending_shards() <= 0:
+            h.ready_at = None
+            return
+        source = self._source(vol, target) if self.world.brick_serving(target) else None
+        if source is None:
+            h.ready_at = None
+            return
+        if h.ready_at is None:
+            h.ready_at = self._wake_time(vol, target, t)
+            if h.ready_at > t:
+                self.schedule(h.ready_at - t, lambda: None)
+        if t >= h.ready_at - 1e-9:
+            h.ready_at = None
+            ep = h.begin(t, source.host)
+            self.rec.event(t, "heal_start", target.key,
+                           f"{ep.shards} shards ({ep.shards * h.shard_bytes / 1e9:.2f} GB) "
+                           f"from {source.host}")
+
+    def _end(self, vol: VolumeModel, h: BrickHeal, t: float, complete: bool) -> None:
+        ep, done, clean = h.finish(complete)
+        self.net.remove_flow(self._flow(h))
+        self.rec.add("heal", vol.name, h.brick.host, ep.start_s, t, done * h.shard_bytes, done)
+        for disk in clean:
+            self.ledger.brick_in_sync(disk, h.brick.host)
+        what = "complete" if complete else f"interrupted after {done} of {ep.shards} shards"
+        self.rec.event(t, "heal_done", h.brick.key, what)
+
+    def close(self, t: float) -> None:
+        """End of run: record episodes still running, with the whole shards copied so far."""
+        for h in self.bricks.values():
+            ep = h.episode
+            if ep is not None:
+                done = min(ep.shards, math.floor(ep.healed_bytes / h.shard_bytes + 1e-7))
+                self.rec.add("heal", h.brick.volume, h.brick.host, ep.start_s, t,
+                             done * h.shard_bytes, done)
+
+    # --- flows --------------------------------------------------------------------------
+    def set_flows(self) -> None:
+        for vol in self.cluster.volumes.values():
+            threads = vol.spec.options.shd_max_threads
+            for target in vol.data_bricks:
+                h = self.bricks[target.key]
+                if h.episode is None:
+                    self.net.remove_flow(self._flow(h))
+                    continue
+                src = vol.brick(h.episode.source)
+                usage = {src.disk_resource: disk_cost(src.disk, HEAL_BLOCK),
+                         self.cluster.tx(src.host): 1.0, self.cluster.rx(target.host): 1.0}
+                usage[target.disk_resource] = (usage.get(target.disk_resource, 0.0)
+                                               + disk_cost(target.disk, HEAL_BLOCK))
+                demand = h.threads(threads) * self.params.heal_thread_mb_s
+                for res, a in usage.items():
+                    demand = min(demand, self.params.heal_share * self.net.capacity(res) / a)
+                self.net.add_flow(self._flow(h), demand, usage)
+
+    def next_milestone(self) -> float:
+        """Seconds until some heal's parallelism changes or it completes (inf: none)."""
+        best = math.inf
+        for vol in self.cluster.volumes.values():
+            threads = vol.spec.options.shd_max_threads
+            for target in vol.data_bricks:
+                h = self.bricks[target.key]
+                if h.episode is None:
+                    continue
+                rate = self.net.rate(self._flow(h))
+                if rate > 0:
+                    best = min(best, h.next_milestone_bytes(threads) / (rate * 1e6))
+        return best
+

@@ -1,0 +1,72 @@
+"""The physical state of the cluster: power, hangs, NICs, cuts, brick processes, disks.
+
+Faults and operations change it; nothing here knows about clients, quorum or time. Faults
+may overlap, so every "broken" mark is a counter and a thing is broken while its count > 0.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hcisim.model.elaborate import BrickModel, Cluster
+from hcisim.scenario.cluster import NetworkRole
+
+Cut = tuple[frozenset[str], NetworkRole]
+
+
+class World:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.powered_off: Counter[str] = Counter()
+        self.hung: Counter[str] = Counter()
+        self.nic_down: Counter[tuple[str, str]] = Counter()  # (host, nic)
+        self.cuts: Counter[Cut] = Counter()  # ({a, b}, role): no traffic between a and b
+        self.crashed: Counter[str] = Counter()  # brick key: process killed (TCP RST)
+        self.disk_failed: Counter[tuple[str, str]] = Counter()  # (host, disk)
+        self.maintenance: set[str] = set()  # hosts whose bricks were stopped cleanly
+        self.sq_killed: set[str] = set()  # brick keys stopped by glusterd (no server quorum)
+
+    # --- hosts ------------------------------------------------------------------------
+    def powered(self, host: str) -> bool:
+        return self.powered_off[host] == 0
+
+    def running(self, host: str) -> bool:
+        """The host executes: powered and not hung (its VMs, client and glusterd run)."""
+        return self.powered_off[host] == 0 and self.hung[host] == 0
+
+    def nic_up(self, host: str, role: NetworkRole) -> bool:
+        return self.nic_down[(host, self.cluster.nic_name(host, role))] == 0
+
+    def link(self, a: str, b: str, role: NetworkRole = "storage") -> bool:
+        """Packets pass between hosts ``a`` and ``b`` on network ``role`` (both running)."""
+        if not (self.running(a) and self.running(b)):
+            return False
+        if a == b:
+            return True
+        if not (self.nic_up(a, role) and self.nic_up(b, role)):
+            return False
+        pair = frozenset((a, b))
+        return self.cuts[(pair, role)] == 0
+
+    # --- bricks -----------------------------------------------------------------------
+    def disk_ok(self, brick: BrickModel) -> bool:
+        return self.disk_failed[(brick.host, brick.disk.name)] == 0
+
+    def brick_process_up(self, brick: BrickModel) -> bool:
+        """The glusterfsd process of the brick exists (it may still be frozen by a hang)."""
+        return (self.powered(brick.host) and self.crashed[brick.key] == 0
+                and self.disk_ok(brick) and brick.host not in self.maintenance
+                and brick.key not in self.sq_killed)
+
+    def brick_serving(self, brick: BrickModel) -> bool:
+        return self.brick_process_up(brick) and self.hung[brick.host] == 0
+
+    def reachable(self, client: str, brick: BrickModel) -> bool:
+        """A client on ``client`` can talk to the brick right now."""
+        return self.brick_serving(brick) and self.link(client, brick.host)
+
+    def refused(self, client: str, brick: BrickModel) -> bool:
+        """The brick is gone and the client learns it at once (TCP RST / FIN, EIO from a
+        failed disk): its host runs and the path works, but the process is not serving."""
+        return (self.running(brick.host) and self.link(client, brick.host)
+                and not self.brick_serving(brick))
