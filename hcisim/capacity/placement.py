@@ -91,7 +91,7 @@ class Failover:
     target_of: dict[str, int]  # VM -> survivor host (when it fits)
     unplaced: tuple[str, ...]  # what first-fit could not place (when it does not fit)
     exact: bool  # the exact search decided (FFD failed)
-    ram_used_gib: float  # on the two survivors together, after the restarts
+    ram_used_gib: float  # on the two survivors together, after the restarts (+ homeless VMs)
     vcpus_used: float
 
 
@@ -176,8 +176,10 @@ def failover(vms: Sequence[InventoryVm], placement: Placement, room: HostRoom,
         cpu_used += c
         free.append([room.ram_gib - r, room.vcpus - c])
     ha = [vm for vm in placement.on(failed, vms) if vm.ha]
-    ram_used += sum(v.ram_gib for v in ha)
-    cpu_used += sum(v.vcpus for v in ha)
+    # VMs that fit nowhere even with three hosts still need their RAM and vCPUs somewhere.
+    homeless = [vm for vm in vms if vm.name in placement.unplaced]
+    ram_used += sum(v.ram_gib for v in (*ha, *homeless))
+    cpu_used += sum(v.vcpus for v in (*ha, *homeless))
     names = tuple(v.name for v in ha)
     target, missing = first_fit_decreasing(ha, free, survivors)
     if not missing:

@@ -116,6 +116,8 @@ def expand(data: Any, path: str) -> list[str]:
         new_paths, new_nodes = [], []
         for p, node in zip(paths, nodes, strict=True):
             if tok == "*":
+                if node is None:
+                    raise SweepError([f"--set {path}: {_render(p)}: no such field"])
                 if not isinstance(node, list) or not node:
                     raise SweepError([f"--set {path}: {_render(p)} is not a list"])
                 new_paths += [[*p, i] for i in range(len(node))]

@@ -1,0 +1,125 @@
+"""Fluid storage bounds and heal times against hand computation; conservation invariants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hcisim.capacity import Candidate, assess, place, replica_sets
+from hcisim.capacity.placement import HostRoom
+from hcisim.capacity.storage import (
+    Demand,
+    client_write_bound,
+    dirty_shards,
+    heal_estimate,
+    host_loads,
+)
+from hcisim.scenario import IoProfile
+from tests.capacity.cases import SEQ_WRITE, candidate, spec, vm
+
+CAND = Candidate.model_validate(candidate(gbps=10, disk_mb_s=2000, iops=100_000))
+SHARD = 64 * 2**20
+
+
+def test_replica3_loads_by_hand() -> None:
+    """Client on host1 writing 100 and reading 90 MB/s: every byte to 3 disks, 2 remote."""
+    loads = host_loads([(0, Demand(90, 100, 0, 0))], replica_sets("replica3", "rotating"), None)
+    assert [h.disk_mb_s for h in loads] == pytest.approx([130, 130, 130])
+    assert loads[0].nic_out == pytest.approx(200)  # NIC / 2 bound: two remote copies
+    assert loads[0].nic_in == pytest.approx(60)  # 2/3 of reads are remote
+    assert [loads[1].nic_in, loads[2].nic_in] == pytest.approx([100, 100])
+    assert [loads[1].nic_out, loads[2].nic_out] == pytest.approx([30, 30])
+
+
+def test_rotating_arbiter_loads_by_hand() -> None:
+    """Three sets of 1/3 each: the client holds a data brick in two, the arbiter in one."""
+    loads = host_loads([(0, Demand(0, 90, 0, 0))], replica_sets("arbiter", "rotating"), None)
+    assert loads[0].nic_out == pytest.approx(90 * 4 / 3)  # (2 + 1 + 1) / 3 remote copies
+    assert [h.disk_mb_s for h in loads] == pytest.approx([60, 60, 60])  # 2 copies of 90
+
+
+def test_degraded_replica3_writes_two_copies() -> None:
+    loads = host_loads([(0, Demand(0, 100, 0, 0))], replica_sets("replica3", "rotating"), 1)
+    assert [h.disk_mb_s for h in loads] == pytest.approx([100, 0, 100])
+    assert loads[0].nic_out == pytest.approx(100)
+
+
+def test_client_write_bounds() -> None:
+    nic = 10 * 1000 / 8
+    assert client_write_bound(CAND, replica_sets("replica3", "rotating"), 0) == nic / 2
+    assert client_write_bound(CAND, replica_sets("arbiter", "rotating"), 0) == pytest.approx(
+        nic * 3 / 4)
+    dedicated = replica_sets("arbiter", "dedicated")
+    assert client_write_bound(CAND, dedicated, 0) == nic  # local data brick, one remote
+    assert client_write_bound(CAND, dedicated, 2) == nic / 2  # the arbiter host: two remote
+
+
+demands = st.lists(st.tuples(st.integers(0, 2), st.floats(0, 500), st.floats(0, 500)),
+                   min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(clients=demands, vt=st.sampled_from(["replica3", "arbiter"]),
+       layout=st.sampled_from(["rotating", "dedicated"]),
+       failed=st.sampled_from([None, 0, 1, 2]))
+def test_bytes_are_conserved(clients: list[tuple[int, float, float]], vt: str, layout: str,
+                             failed: int | None) -> None:
+    """Disk writes = copies x client writes; what leaves NICs arrives at NICs."""
+    sets = replica_sets(vt, layout)  # type: ignore[arg-type]
+    cl = [(h, Demand(r, w, 0, 0)) for h, r, w in clients if h != failed]
+    loads = host_loads(cl, sets, failed)
+    copies = sum(s.weight * len([d for d in s.data if d != failed]) for s in sets)
+    writes = sum(d.write_mb_s for _, d in cl)
+    reads = sum(d.read_mb_s for _, d in cl)
+    assert sum(h.disk_mb_s for h in loads) == pytest.approx(copies * writes + reads, abs=1e-6)
+    assert sum(h.nic_out for h in loads) == pytest.approx(sum(h.nic_in for h in loads),
+                                                          abs=1e-6)
+    if failed is not None:
+        assert loads[failed].disk_mb_s == 0 and loads[failed].nic_in == 0
+
+
+def test_dirty_shards_by_hand() -> None:
+    s = spec(heal={"outage_s": 600})
+    # sequential 100 MB/s for 600 s over a 100 GB disk: 60 GB / 64 MiB + the shard it was in
+    assert dirty_shards(vm("a", io=SEQ_WRITE), s, 1.0) == pytest.approx(60e9 / SHARD + 1)
+    # random writes: n (1 - exp(-x T / n)) distinct shards of n = 1491
+    rnd = IoProfile(read_pct=0, block_kib=4, iops=1, random=True)
+    assert dirty_shards(vm("b", io=rnd), s, 1.0) == pytest.approx(
+        1491 * (1 - math.exp(-600 / 1491)))
+    heavy = IoProfile(read_pct=0, block_kib=4, iops=10_000, random=True)
+    assert dirty_shards(vm("c", io=heavy), s, 1.0) == pytest.approx(1491)  # all of it
+    assert dirty_shards(vm("d"), s, 1.0) == 0  # idle disk
+
+
+def test_heal_and_rebuild_by_hand() -> None:
+    """60 GB dirtied, healed at min(NIC share 625, disk 1000, shd 8x2x50=800) MB/s."""
+    s = spec(heal={"outage_s": 600, "share": 0.5, "shd_thread_mb_s": 50})
+    vms = [vm("a", io=SEQ_WRITE)]
+    sets = replica_sets("replica3", "rotating")
+    he = heal_estimate(CAND, s, vms, place(vms, HostRoom(1000, 1000)), sets)
+    dirty = (60e9 / SHARD + 1) * SHARD
+    assert he.limited_by == "NIC" and he.rate_mb_s == pytest.approx(625)
+    assert he.dirty_bytes == pytest.approx(dirty)
+    assert he.heal_s == pytest.approx(dirty / 625e6)
+    assert he.window_s == pytest.approx(600 + dirty / 625e6)
+    assert he.rebuild_s == pytest.approx(100e9 / 625e6)
+    # rotating arbiter: each host holds data bricks of 2 of the 3 sets
+    arb = heal_estimate(CAND, s, vms, place(vms, HostRoom(1000, 1000)),
+                        replica_sets("arbiter", "rotating"))
+    assert arb.dirty_bytes == pytest.approx(dirty * 2 / 3)
+
+
+def test_throughput_check_names_the_bottleneck() -> None:
+    """Three 400 MB/s writers on replica 3 over 10 GbE: 800 MB/s out of each NIC = 64%."""
+    fast = IoProfile(read_pct=0, block_kib=1024, mb_s=400, random=False)
+    vms = [vm(f"w{i}", io=fast, host=i + 1) for i in range(3)]
+    s = spec(thresholds={"storage_utilization_pct": 60})
+    rep = next(a for a in assess(s, vms) if a.volume_type == "replica3")
+    thr = rep.check("throughput")
+    assert not thr.passed
+    # with a host down each survivor writes 600 MB/s but to one remote brick: 48%
+    assert thr.measured == pytest.approx(100 * 2 * 400 / 1250)
+    assert "storage NIC" in thr.reason and "normal" in thr.reason
