@@ -101,8 +101,8 @@ class StorageModel:
     # --- changes --------------------------------------------------------------------------
     def _fault_change(self, f: Fault, delta: int) -> None:
         t = self.now()
-        detail = f.kind if f.kind != "link_slowdown" else f"{f.kind} to {f.rate_mbit} Mbit/s"
-        self.rec.event(t, "fault_start" if delta > 0 else "fault_end", f.target, detail,
+        # detail is exactly the fault kind: claims pair fault_start/fault_end by it
+        self.rec.event(t, "fault_start" if delta > 0 else "fault_end", f.target, f.kind,
                        "scenario")
         if f.kind == "disk_failure" and delta > 0:
             self._lose_brick_data(bricks_hit(self.cluster, f), t)

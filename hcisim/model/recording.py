@@ -28,6 +28,7 @@ class RunRecords:
         self.quorum: dict[str, bool] = dict.fromkeys(cluster.volumes, True)
         self.unavailable: dict[str, float] = dict.fromkeys(cluster.volumes, 0.0)
         self._last_sample: dict[str, Values] = {}
+        self._samples: dict[str, list[Values]] = {}
         self.vm_io = IntervalLog(self._emit_vm_io)
         self.vm_state = IntervalLog(self._emit_vm_state)
         self.exposure = IntervalLog(self._emit_exposure)
@@ -78,9 +79,11 @@ class RunRecords:
                               tuple(round(p) for p in pending))
             if force or sample != self._last_sample.get(vol.name):
                 self._last_sample[vol.name] = sample
-                for b, p in zip(vol.bricks, pending, strict=True):
-                    self.rec.add("volume_state", t, vol.name, b.host, b.role, self.up[b.key],
-                                 p, q)
+                rows = self._samples.setdefault(vol.name, [])
+                while rows and rows[-1][0] == t:  # one sample per instant: the last word
+                    rows.pop()
+                rows.extend((t, vol.name, b.host, b.role, self.up[b.key], p, q)
+                            for b, p in zip(vol.bricks, pending, strict=True))
             self._exposure(t, vol, heal)
 
     def _exposure(self, t: float, vol: VolumeModel, heal: SelfHeal) -> None:
@@ -173,6 +176,9 @@ class RunRecords:
 
     def close(self, t: float, heal: SelfHeal) -> None:
         self.volumes(t, heal, force=True)
+        for rows in self._samples.values():
+            for row in rows:
+                self.rec.add("volume_state", *row)
         self.vm_io.close_all(t)
         self.vm_state.close_all(t)
         self.exposure.close_all(t)
