@@ -27,7 +27,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 
-FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep")
+FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep", "hcisim.cli.report")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -35,7 +35,8 @@ def test_too_much_ha_memory_on_one_host_fails_with_the_shortfall() -> None:
     # host1 fails: 80 GiB of HA VMs, 24 + 24 GiB free on the others: neither 40 GiB VM fits
     assert v.verdict == "fail" and v.measured == 2.0
     e = next(e for e in v.evidence if e.get("failed_host") == "host1")
-    assert e["unplaced"] == ["big1", "big2"] and e["ram_short_gib"] == pytest.approx(32.0)
+    assert e["unplaced"] == ["big1", "big2"] and e["ram_short_gib"] == pytest.approx(80.0)
+    assert e["ram_deficit_gib"] == pytest.approx(80.0 - 48.0)
 
 
 def test_cpu_overcommit_is_the_vcpu_limit() -> None:
@@ -45,9 +46,10 @@ def test_cpu_overcommit_is_the_vcpu_limit() -> None:
     assert evaluate(sc, build(Recorder()))[0].verdict == "pass"  # 64 vCPU per host
     sc = scenario([HA], vms=vms, faults=[], compute={"cpu_overcommit": 4.0})
     (v,) = evaluate(sc, build(Recorder()))  # 32 per host, 12 free on each: 20 fits nowhere
-    e = next(e for e in v.evidence if e["failed_host"] == "host1")
-    # 24 vCPUs free in total: not a shortage, fragmentation
-    assert v.verdict == "fail" and e["vcpu_short"] == 0.0 and e["unplaced"] == ["a"]
+    e = next(e for e in v.evidence if e.get("failed_host") == "host1")
+    # 24 vCPUs free in total: no deficit, fragmentation strands the 20-vCPU VM
+    assert v.verdict == "fail" and e["unplaced"] == ["a"]
+    assert e["vcpu_short"] == 20.0 and e["vcpu_deficit"] == 0.0
 
 
 def test_pinning_limits_where_a_vm_may_restart() -> None:
@@ -64,7 +66,7 @@ def test_placement_of_the_run_beats_the_scenario() -> None:
     rec = Recorder()
     rec.add("failover_pairs", "c", "host1", "host3", True)  # scheduler put c beside a
     (v,) = evaluate(scenario([HA], vms=vms, faults=[]), build(rec))
-    e = next(e for e in v.evidence if e["failed_host"] == "host1")
+    e = next(e for e in v.evidence if e.get("failed_host") == "host1")
     assert e["ha_vms"] == 2
 
 
@@ -75,6 +77,28 @@ def test_the_runs_own_failover_table_can_fail_it() -> None:
     (v,) = evaluate(scenario([HA]), build(rec))
     assert v.verdict == "fail"
     assert {"source": "failover_pairs", "no_failover_host": ["b"]} in v.evidence
+
+
+def test_the_runs_failover_table_decides_when_present() -> None:
+    vms = _vms([("big1", "host1", 40, 2, True), ("big2", "host1", 40, 2, True),
+                ("x2", "host2", 40, 2, False), ("x3", "host3", 40, 2, False)])
+    rec = Recorder()  # say the run's scheduler (other filters, other order) placed both
+    rec.add("failover_pairs", "big1", "host1", "host2", True)
+    rec.add("failover_pairs", "big2", "host1", "host3", True)
+    (v,) = evaluate(scenario([HA], vms=vms, faults=[]), build(rec))
+    assert v.verdict == "pass" and v.measured == 0.0
+    assert "did not" in v.evidence[-1]["note"]  # the disagreement is shown, not hidden
+
+
+def test_the_hosted_engine_is_restarted_first() -> None:
+    vms = _vms([("app", "host1", 30, 2, True), ("x2", "host2", 30, 2, False),
+                ("x3", "host3", 60, 2, False)])
+    vms.append({"name": "engine", "host": "host1", "ram_gib": 16, "vcpus": 4,
+                "hosted_engine": True, "priority": "low"})
+    (v,) = evaluate(scenario([HA], vms=vms, faults=[]), build(Recorder()))
+    # only host2 has room (34 GiB): the engine takes it, app (high or not) is left over
+    e = next(e for e in v.evidence if e.get("failed_host") == "host1")
+    assert e["unplaced"] == ["app"] and v.verdict == "fail"
 
 
 def test_no_ha_vm_is_not_applicable() -> None:
@@ -97,7 +121,7 @@ def test_n_plus_one_bounds(spec: list[tuple[str, int, int, bool]]) -> None:
                 sum(c for hh, _, c, ha in spec if hh == h and ha)) for h in sc.host_names}
     if v.verdict == "pass":
         for h, (r, _) in need.items():
-            assert r <= sum(ram[o] for o in sc.host_names if o != h) + 1e-9
+            assert r <= sum(max(0.0, ram[o]) for o in sc.host_names if o != h) + 1e-9
     fits_anywhere = all(all(ram[o] >= r and cpu[o] >= c for o in sc.host_names if o != h)
                         for h, (r, c) in need.items())
     if fits_anywhere and any(ha for *_, ha in spec):
