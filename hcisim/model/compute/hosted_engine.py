@@ -106,6 +106,20 @@ class EngineRestart:
     host: str | None  # None: no host can start it (all scores 0)
 
 
+def engine_start_time(he: HostedEngine, down_at_s: float, *, host_died: bool,
+                      lease_expiry_s: float, storage_ok_from_s: float = 0.0,
+                      agents_since_s: float = 0.0) -> tuple[float, float]:
+    """(when the agents know the engine is down, when the winner starts it); see
+    :func:`engine_restart`."""
+    if host_died:
+        noticed = max(down_at_s, agents_since_s) + he.host_data_wait_s
+        lease_free = down_at_s + lease_expiry_s
+    else:
+        noticed = max(down_at_s, agents_since_s + he.host_data_wait_s)
+        lease_free = down_at_s
+    return noticed, next_tick(max(noticed, lease_free, storage_ok_from_s), he.agent_loop_s)
+
+
 def engine_restart(he: HostedEngine, down_at_s: float, *, host_died: bool,
                    lease_expiry_s: float, scores: Mapping[str, int], order: Sequence[str],
                    storage_ok_from_s: float = 0.0, agents_since_s: float = 0.0
@@ -120,13 +134,10 @@ def engine_restart(he: HostedEngine, down_at_s: float, *, host_died: bool,
     ``host_data_wait_s`` of history either way). ``storage_ok_from_s``: the engine volume
     must be usable to start the VM.
     """
-    if host_died:
-        noticed = max(down_at_s + he.host_data_wait_s, agents_since_s + he.host_data_wait_s)
-        lease_free = down_at_s + lease_expiry_s
-    else:
-        noticed = max(down_at_s, agents_since_s + he.host_data_wait_s)
-        lease_free = down_at_s
-    start = next_tick(max(noticed, lease_free, storage_ok_from_s), he.agent_loop_s)
+    noticed, start = engine_start_time(he, down_at_s, host_died=host_died,
+                                       lease_expiry_s=lease_expiry_s,
+                                       storage_ok_from_s=storage_ok_from_s,
+                                       agents_since_s=agents_since_s)
     host = best_host(scores, order)
     if host is None:
         return EngineRestart(down_at_s, noticed, math.inf, math.inf, None)

@@ -32,6 +32,7 @@ from hcisim.model.compute.ha import (
 from hcisim.model.compute.hosted_engine import (
     HostHealth,
     agent_score,
+    engine_start_time,
     next_tick,
     takeover_host,
 )
@@ -354,10 +355,9 @@ class ComputeModel:
         """The agents notice, wait for their host data and the lease, then start the VM."""
         env, he, vm = self.env, self.he, self.engine_vm
         assert vm is not None
-        noticed = down_at + he.host_data_wait_s if host_died else down_at
-        lease_free = down_at + self.fencing.lease_expiry_s if host_died else down_at
-        yield env.timeout(max(0.0, next_tick(max(noticed, lease_free), he.agent_loop_s)
-                              - env.now))
+        _, start = engine_start_time(he, down_at, host_died=host_died,
+                                     lease_expiry_s=self.fencing.lease_expiry_s)
+        yield env.timeout(max(0.0, start - env.now))
         while True:
             if vm.name in self.placement:
                 return
