@@ -27,7 +27,8 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 
-FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep", "hcisim.cli.report")
+FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep", "hcisim.cli.report",
+            "hcisim.cli.accept")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

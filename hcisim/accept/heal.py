@@ -1,0 +1,103 @@
+"""Watching a cluster through a fault: bricks up, quorum, pending heal, as volume_state rows.
+
+Everything is read from a host the fault did not hit, through its glusterd and
+``heal info summary``. Heal is counted in entries by Gluster; the observation schema wants
+bytes, so an entry counts as one shard (``features.shard-block-size``), an upper bound that
+reaches 0 exactly when heal is done, which is what the heal claims judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hcisim.accept import gluster
+from hcisim.accept.faults import FaultRun
+from hcisim.accept.gluster import GlusterError
+from hcisim.accept.ssh import Shell, SshError
+
+
+@dataclass(frozen=True)
+class VolumeSample:
+    volume: str
+    up: dict[str, bool]  # scenario host -> brick online
+    pending_entries: dict[str, int]  # scenario host -> entries waiting to be healed to it
+
+    @property
+    def total_pending(self) -> int:
+        return sum(self.pending_entries.values())
+
+
+def sample(run: FaultRun, shell: Shell, volume: str, faulted: str) -> VolumeSample | None:
+    """One look at ``volume`` from ``shell``'s host; rows go to the run's recorder."""
+    try:
+        procs = gluster.volume_status(shell, volume)
+        heal = gluster.heal_summary(shell, volume, timeout_s=60)
+    except (GlusterError, SshError):
+        return None
+    sc_vol = run.sc.volume(volume)
+    by_uuid = {u: h for h, u in run.uuids.items()}
+    up = {b.host: False for b in sc_vol.bricks}
+    for p in procs:
+        host = by_uuid.get(p.peer_id)
+        if p.kind == "brick" and host in up:
+            up[host] = p.online
+    # Entries are indexed on the bricks that hold the good copy; they are owed to the
+    # brick that was away (the faulted host's), or spread over the others if unknown.
+    owed = max((b.pending or 0) for b in heal) if heal else 0
+    pending = {h: 0 for h in up}
+    if faulted in pending:
+        pending[faulted] = owed
+    t = run.now()
+    shard = sc_vol.options.shard_block_size_mib * 1024 * 1024
+    quorum = sum(up.values()) >= 2 and (sc_vol.type != "arbiter" or any(
+        up[b.host] for b in sc_vol.data_bricks))
+    for b in sc_vol.bricks:
+        role = "arbiter" if sc_vol.is_arbiter(b.host) else "data"
+        run.recorder.add("volume_state", t, volume, b.host, role, up[b.host],
+                         float(pending[b.host] * shard), quorum)
+    return VolumeSample(volume, up, pending)
+
+
+def trigger_heal(run: FaultRun, shell: Shell, volume: str, attempts: int = 10) -> bool:
+    """``gluster volume heal VOL``: right after a brick returns glusterd may refuse it."""
+    for _ in range(attempts):
+        try:
+            if gluster.start_heal(shell, volume):
+                return True
+        except SshError:
+            pass
+        run.sleep(3.0)
+    return False
+
+
+def wait_for_heal(run: FaultRun, volumes: list[str], faulted: str, timeout_s: float,
+                  every_s: float = 2.0) -> dict[str, float | None]:
+    """Trigger heal and sample until nothing is pending; heal-done time per volume (None:
+    not done within ``timeout_s``). Heal episodes go to the ``heal`` table."""
+    _, shell = run.survivor(faulted)
+    start = run.now()
+    done: dict[str, float | None] = dict.fromkeys(volumes)
+    peak: dict[str, int] = dict.fromkeys(volumes, 0)
+    for vol in volumes:
+        run.event("heal_start", f"{vol}/{faulted}")
+        trigger_heal(run, shell, vol)
+    deadline = run.clock() + timeout_s
+    while True:
+        for vol in volumes:
+            if done[vol] is not None:
+                continue
+            s = sample(run, shell, vol, faulted)
+            if s is None:
+                continue
+            peak[vol] = max(peak[vol], s.total_pending)
+            if s.total_pending == 0 and all(s.up.values()):
+                done[vol] = run.now()
+                run.event("heal_done", f"{vol}/{faulted}")
+        if all(t is not None for t in done.values()) or run.clock() > deadline:
+            break
+        run.sleep(every_s)
+    for vol in volumes:
+        shard = run.sc.volume(vol).options.shard_block_size_mib * 1024 * 1024
+        end = done[vol] if done[vol] is not None else run.now()
+        run.recorder.add("heal", vol, faulted, start, end, float(peak[vol] * shard), peak[vol])
+    return done

@@ -1,0 +1,139 @@
+"""What makes a destructive fault on someone's server acceptable: permission, a hard bound,
+and rollbacks that always run.
+
+- Permission: a fault runs only with ``--allow-destructive`` and only on a host the user
+  named; each refusal is a clear sentence in the report.
+- Bound: every fault has a hard upper bound on its duration, enforced on the server itself
+  by a dead man's switch armed before (or as) the fault: a detached shell on the server
+  that undoes the fault after the bound, even if the controller dies or loses its SSH
+  connection because of the very fault it injected.
+- Rollback: each undo step is pushed on a ledger as soon as its fault step is armed, and the
+  ledger unwinds (last in, first out) whatever happens, including Ctrl-C, which is held
+  back while hosts are being restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+
+from hcisim.scenario import Fault
+
+SUPPORTED_FAULTS = ("brick_crash", "nic_loss", "node_power_loss")
+DEFAULT_MAX_FAULT_S = 300.0
+
+
+class FaultRefused(Exception):
+    """A fault that this run will not inject; the message says why and how to allow it."""
+
+
+@dataclass(frozen=True)
+class FaultPolicy:
+    """What the user allowed: destructive faults at all, on which hosts, for how long."""
+
+    allow_destructive: bool
+    hosts: frozenset[str]
+    max_fault_s: float = DEFAULT_MAX_FAULT_S
+    power_off_cmd: str | None = None
+    power_on_cmd: str | None = None
+
+    def refusal(self, fault: Fault) -> str | None:
+        """Why ``fault`` must not run (None: it may)."""
+        what = f"{fault.kind} on {fault.target}"
+        if not self.allow_destructive:
+            return (f"refused {what}: destructive faults need --allow-destructive "
+                    "(read-only checks and the baseline ran)")
+        if fault.target not in self.hosts:
+            return f"refused {what}: {fault.target} is not one of the hosts named in --hosts"
+        if fault.kind not in SUPPORTED_FAULTS:
+            return (f"refused {what}: not supported on existing servers "
+                    f"(supported: {', '.join(SUPPORTED_FAULTS)})")
+        if fault.kind == "nic_loss" and fault.network != "storage":
+            return (f"refused {what}: only the storage NIC is cut on real hosts (the "
+                    "management network carries the controller's SSH)")
+        if fault.kind == "node_power_loss" and not (self.power_off_cmd and self.power_on_cmd):
+            return (f"refused {what}: node power loss needs --power-cmd and --power-on-cmd "
+                    "(the run must be able to power the host back on)")
+        return None
+
+    def bound_s(self, fault: Fault) -> float:
+        """The fault's duration, never more than the hard upper bound."""
+        want = fault.duration_s if fault.duration_s is not None else self.max_fault_s
+        return min(want, self.max_fault_s)
+
+
+def deadman_command(pidfile: str, inject: str, undo: str, bound_s: float) -> str:
+    """A detached shell on the server: ``inject``, sleep the bound, ``undo``.
+
+    It lives in its own session (setsid) with no terminal and no inherited descriptors, so
+    neither the end of the SSH session nor the death of the controller stops it. Its PID
+    (also its process group) goes to ``pidfile`` so that the controller can disarm it after
+    undoing the fault itself.
+    """
+    body = (f"echo $$ > {shlex.quote(pidfile)}; {inject}; sleep {max(1, round(bound_s))}; "
+            f"{undo}; rm -f {shlex.quote(pidfile)}")
+    return (f"S=$(command -v setsid || true); $S nohup sh -c {shlex.quote(body)} "
+            f">/dev/null 2>&1 </dev/null & sleep 0.2; test -s {shlex.quote(pidfile)}")
+
+
+def disarm_command(pidfile: str) -> str:
+    """Stop a dead man's switch (its whole process group) once the controller has undone
+    the fault itself; harmless if it already fired."""
+    q = shlex.quote(pidfile)
+    return (f"if [ -s {q} ]; then p=$(cat {q}); case $p in *[!0-9]*|'') ;; "
+            f"*) kill -TERM -- -$p 2>/dev/null || kill -TERM $p 2>/dev/null;; esac; fi; "
+            f"rm -f {q}")
+
+
+@dataclass
+class RollbackLedger:
+    """Undo steps, run last-in first-out by :meth:`unwind`, each one whatever the others do."""
+
+    steps: list[tuple[str, Callable[[], bool]]] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def push(self, what: str, undo: Callable[[], bool]) -> None:
+        self.steps.append((what, undo))
+
+    def unwind(self) -> list[str]:
+        """Run every pending undo; returns the ones that failed (also kept in ``failed``)."""
+        failures: list[str] = []
+        with hold_interrupts():
+            while self.steps:
+                what, undo = self.steps.pop()
+                try:
+                    ok = undo()
+                except Exception as exc:  # a rollback must try every step: report, go on
+                    ok = False
+                    what = f"{what} ({type(exc).__name__}: {exc})"
+                (self.done if ok else failures).append(what)
+        self.failed += failures
+        return failures
+
+
+@contextlib.contextmanager
+def hold_interrupts() -> Iterator[list[int]]:
+    """Hold SIGINT while hosts are restored; a held Ctrl-C is raised once restore is done."""
+    held: list[int] = []
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        installed = True
+
+        def note(signum: int, frame: FrameType | None) -> None:
+            held.append(signum)
+
+        signal.signal(signal.SIGINT, note)
+    except ValueError:  # not the main thread: signals cannot be handled here anyway
+        installed = False
+    try:
+        yield held
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
