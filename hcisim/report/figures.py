@@ -67,7 +67,7 @@ def shade_faults(ax: Axes, windows: Sequence[FaultWindow], horizon: float,
 
 
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -83,7 +83,7 @@ def _time_axis(ax: Axes, horizon: float) -> None:
     ax.grid(alpha=0.3, lw=0.5)
 
 
-def io_plot(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> Plot:
+def io_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> Figure:
     """Throughput and p99 latency over time, per VM or per VM group; stalled VMs below."""
     horizon = float(obs.duration_s)
     edges = grid(horizon)
@@ -119,14 +119,13 @@ def io_plot(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> 
         _time_axis(ax, horizon)
         shade_faults(ax, windows, horizon, label=ax is ax_mb)
     if by_vm:
-        ax_mb.legend(fontsize=7, ncol=min(5, max(1, len(ax_mb.get_lines()))), loc="upper right",
-                     framealpha=0.8)
+        ax_mb.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     title = "I/O per VM" if per_vm else "I/O per VM group (line: median, band: min..max)"
     ax_mb.set_title(title, loc="left", fontsize=10, pad=12)
-    return Plot("io", title, _png(fig))
+    return fig
 
 
-def state_plot(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> Plot:
+def state_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> Figure:
     """One row per VM: running, migrating, paused, restarting, down over time."""
     horizon = float(obs.duration_s)
     st = obs["vm_state"]
@@ -146,13 +145,13 @@ def state_plot(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) 
     ax.set_xlabel("time (s)")
     _time_axis(ax, horizon)
     shade_faults(ax, windows, horizon, label=True)
-    ax.legend(handles=[Patch(color=c, label=s) for s, c in STATE_COLOURS.items()],
-              fontsize=7, ncol=5, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.legend(handles=[Patch(color=c, label=s) for s, c in STATE_COLOURS.items()],
+               fontsize=7, ncol=5, loc="outside lower center", frameon=False)
     ax.set_title("VM states", loc="left", fontsize=10, pad=14)
-    return Plot("vm_states", "VM states", _png(fig))
+    return fig
 
 
-def brick_plot(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> Plot:
+def brick_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> Figure:
     """Per volume: each brick up or down, and its pending heal over time."""
     horizon = float(obs.duration_s)
     vs = obs["volume_state"]
@@ -183,14 +182,26 @@ def brick_plot(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) 
                         fontsize=9, pad=12)
         ax_heal.set_ylabel("pending heal GB", fontsize=8)
         if ax_heal.get_lines():
-            ax_heal.legend(fontsize=7, loc="upper right")
+            ax_heal.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0),
+                           frameon=False)
         for ax in (ax_up, ax_heal):
             _time_axis(ax, horizon)
             shade_faults(ax, windows, horizon, label=ax is ax_up)
     axes[-1][0].set_xlabel("time (s)")
-    return Plot("bricks", "Bricks and pending heal", _png(fig))
+    return fig
+
+
+def figures(sc: Scenario, obs: Observations,
+            windows: Sequence[FaultWindow]) -> dict[str, Figure]:
+    """Every figure of the report, by file name; all have time on their x axes."""
+    return {"io": io_figure(sc, obs, windows), "vm_states": state_figure(sc, obs, windows),
+            "bricks": brick_figure(sc, obs, windows)}
+
+
+_CAPTIONS = {"vm_states": "VM states (one row per VM)",
+             "bricks": "Bricks up/down and pending heal per brick, per volume"}
 
 
 def all_plots(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -> list[Plot]:
-    return [io_plot(sc, obs, windows), state_plot(sc, obs, windows),
-            brick_plot(sc, obs, windows)]
+    return [Plot(name, _CAPTIONS.get(name) or fig.axes[0].get_title(loc="left"), _png(fig))
+            for name, fig in figures(sc, obs, windows).items()]
