@@ -14,14 +14,19 @@ from hypothesis import event, given, settings
 from hcisim.model.compute.failover import (
     exhaustive_restart,
     failover_pairs,
-    failover_rows,
     failover_restarts,
+    failover_rows,
     ha_reservation,
     max_restartable,
     restart_candidates,
 )
-from hcisim.model.compute.inventory import ClusterSpec, HostSpec, VmSpec, cluster_of
-from hcisim.model.compute.inventory import given_placement
+from hcisim.model.compute.inventory import (
+    ClusterSpec,
+    HostSpec,
+    VmSpec,
+    cluster_of,
+    given_placement,
+)
 from hcisim.model.compute.scheduler import schedule_unplaced
 from hcisim.observations import conform
 from hcisim.observations.schema import COLUMNS

@@ -329,10 +329,9 @@ class ComputeModel:
     def _paused(self, vm: str) -> Proc:
         """A VM paused by a storage error; with a lease, vdsm kills it after kill_paused_s."""
         spec = self.cluster.vm(vm)
-        if not spec.holds_lease:
-            yield self.env.event()  # waits for the storage to come back (interrupt)
-            return
         try:
+            if not spec.holds_lease:
+                yield self.env.event()  # until the storage comes back (an interrupt)
             yield self.env.timeout(self.fencing.kill_paused_s)
         except simpy.Interrupt:
             return
