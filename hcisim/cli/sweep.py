@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import pandas as pd
 import typer
 from rich.progress import (
     BarColumn,
@@ -16,8 +18,36 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from hcisim.cli import UserError, err, friendly, out
+
+if TYPE_CHECKING:
+    from hcisim.sweep import Factor
+
+
+HEADLINE = {"passed": "claims pass", "vms.max_io_stall_s.max": "max stall s",
+            "vms.p99_latency_ms.max": "p99 ms", "volumes.heal_time_s.max": "heal s"}
+
+
+def print_grid(factors: Sequence[Factor], table: pd.DataFrame) -> None:
+    """Mean over replications of a few headline numbers, one line per grid point."""
+    cols = [c for c in HEADLINE if c in table.columns]
+    if not factors or not cols:
+        return
+    t = Table(title="Grid (mean over replications)", title_justify="left")
+    for f in factors:
+        t.add_column(f.path)
+    for c in cols:
+        t.add_column(HEADLINE[c], justify="right")
+    numeric = table[[f.path for f in factors]].copy()
+    for c in cols:
+        numeric[c] = table[c].astype("float64")
+    means = numeric.groupby([f.path for f in factors], sort=False)[cols].mean()
+    for key, row in means.iterrows():
+        levels = key if isinstance(key, tuple) else (key,)
+        t.add_row(*map(str, levels), *(f"{row[c]:.2f}" for c in cols))
+    out.print(t)
 
 
 def register(app: typer.Typer) -> None:
@@ -82,11 +112,7 @@ def register(app: typer.Typer) -> None:
         table = results_table(plan, rows)
         paths = write_sweep(plan, table, dest, {"executor": where, "wall_s": round(wall, 3)})
         if not quiet:
-            shown = [f.path for f in plan.factors]
-            cols = [c for c in ("passed", "vms.max_io_stall_s.max", "volumes.heal_time_s.max")
-                    if c in table.columns]
-            if cols and shown:
-                out.print(table.groupby(shown, sort=False)[cols].mean().to_string())
+            print_grid(plan.factors, table)
         out.print(f"{len(plan.runs)} runs in {wall:.1f} s on {where}; "
                   f"results: {paths['results.csv']}, plots: {paths['index.html']}")
         failed = errors(rows)

@@ -73,6 +73,7 @@ def parse_set(arg: str) -> Factor:
         raise SweepError([f"--set {arg!r}: expected PATH=V1,V2,..."])
     if path in RESERVED:
         raise SweepError([f"--set {path}: {RESERVED[path]}"])
+    tokens(path)  # syntax now; whether the field exists is checked against the scenario
     raw = split_levels(values)
     if any(not r for r in raw):
         raise SweepError([f"--set {path}: empty value in {values!r}"])
