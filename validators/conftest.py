@@ -1,0 +1,76 @@
+"""Acceptance suite: each catalogue scenario's claims, judged on a target.
+
+    pytest validators                       # the model (default)
+    pytest validators --target lab          # the netns lab (root, Gluster packages)
+    pytest validators --target lab:libvirt --scenarios scenarios/lab-power-loss.yaml
+    pytest validators -n 2 --junitxml runs/validators.xml
+
+One test item per (scenario, claim), id ``<scenario>:<claim name>``; all claims of a
+scenario share one run (same xdist group, cached per session).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from validators.targets import Runs, Target, TargetError, claim_names, parse_target, scenario_files
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hcisim validators")
+    group.addoption("--target", default="model",
+                    help="where to check the claims: model (default), lab, lab:netns, "
+                         "lab:libvirt (hosts:... is not available yet)")
+    group.addoption("--scenarios", action="append", default=None, metavar="PATH",
+                    help="scenario file or folder (repeatable); default: scenarios/")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "xdist_group(name): run with the other items of name")
+    try:
+        config.stash[_TARGET] = parse_target(config.getoption("--target"))
+    except TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+_TARGET = pytest.StashKey[Target]()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "claim"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "claim_case" not in metafunc.fixturenames:
+        return
+    target = metafunc.config.stash[_TARGET]
+    try:
+        files = scenario_files(metafunc.config.getoption("--scenarios"))
+    except TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    params = []
+    for path in files:
+        names = claim_names(path)
+        marks = [pytest.mark.xdist_group(path.stem)]
+        if target.engine == "lab":
+            marks.append(pytest.mark.lab)
+        if not isinstance(names, list):  # an invalid scenario is a failing item, not silence
+            params.append(pytest.param((path, -1), id=f"{path.stem}:load", marks=marks))
+            continue
+        params.extend(pytest.param((path, i), id=f"{path.stem}:{_slug(n)}", marks=marks)
+                      for i, n in enumerate(names))
+    metafunc.parametrize("claim_case", params)
+
+
+@pytest.fixture(scope="session")
+def runs(pytestconfig: pytest.Config) -> Runs:
+    return Runs(pytestconfig.stash[_TARGET])
+
+
+@pytest.fixture
+def claim_case(request: pytest.FixtureRequest) -> tuple[Path, int]:
+    case: tuple[Path, int] = request.param
+    return case
