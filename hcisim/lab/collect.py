@@ -1,0 +1,169 @@
+"""Turn what a lab run recorded into the shared observation tables.
+
+Inputs are raw and timestamped on the harness's clock (epoch seconds): fio's logs, the
+history writers' logs, client log events, heal polls, fault windows. Every table row is
+in seconds since the run started (``t0``), like the model's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+from hcisim.lab.backend import Sample, Workload
+from hcisim.lab.fio import read_plan_logs, rebin
+from hcisim.lab.history import CheckResult, History, Interval, bad_intervals, per_second
+from hcisim.lab.timeline import FaultWindow, VolumePoint, VolumeTimeline, heal_episodes
+from hcisim.observations import Observations, Recorder
+from hcisim.scenario import Scenario
+
+
+@dataclass
+class LabRecord:
+    """Everything a lab run saw, before it is turned into tables."""
+
+    t0: float
+    duration_s: float
+    end: float  # epoch: last observation (after the final heal wait)
+    workloads: list[Workload]
+    samples: list[Sample] = field(default_factory=list)
+    windows: list[FaultWindow] = field(default_factory=list)
+    killed: dict[str, float] = field(default_factory=dict)  # host -> epoch its VMs died
+    histories: dict[str, History] = field(default_factory=dict)
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+    stall_threshold_s: float = 0.5
+    placement: dict[str, str] = field(default_factory=dict)  # VM -> host it runs on
+
+
+def demand_at(sc: Scenario, vm: str, base_mb_s: float, t: float) -> float:
+    load = 1.0
+    for ph in sc.phases:
+        if ph.start_s <= t and (ph.vms is None or vm in ph.vms):
+            load = ph.load
+    return base_mb_s * load
+
+
+def vm_io_rows(sc: Scenario, w: Workload, rec: LabRecord, base_mb_s: float,
+               out: Recorder) -> None:
+    cells = rebin(read_plan_logs(w.fio.log_dir), rec.t0, rec.duration_s)
+    end_abs = rec.t0 + rec.duration_s
+    bad = bad_intervals(rec.histories.get(w.key, History(w.key)), rec.stall_threshold_s,
+                        end_abs)
+    marks: list[Interval] = [Interval(i.start - rec.t0, i.end - rec.t0, i.status) for i in bad]
+    if w.host in rec.killed:
+        marks = [m for m in marks if m.start < rec.killed[w.host] - rec.t0]
+        marks = [Interval(m.start, min(m.end, rec.killed[w.host] - rec.t0), m.status)
+                 for m in marks]
+        marks.append(Interval(rec.killed[w.host] - rec.t0, rec.duration_s, "stopped"))
+    edges = sorted({e for m in marks for e in (m.start, m.end) if 0 < e < rec.duration_s})
+    for c in cells:
+        cuts = [c.t_start_s, *[e for e in edges if c.t_start_s < e < c.t_end_s], c.t_end_s]
+        for a, b in itertools.pairwise(cuts):
+            mid = (a + b) / 2
+            status = next((m.status for m in marks if m.start <= mid < m.end), "ok")
+            out.add("vm_io", w.vm, w.volume, a, b, demand_at(sc, w.vm, base_mb_s, a),
+                    c.read_mb_s, c.write_mb_s, c.read_iops, c.write_iops, c.latency_ms,
+                    c.latency_p99_ms, status)
+
+
+def volume_rows(sc: Scenario, rec: LabRecord, out: Recorder) -> dict[str, list[VolumePoint]]:
+    timelines: dict[str, list[VolumePoint]] = {}
+    sample_times = [s.t for s in rec.samples]
+    for vol in sc.volumes:
+        tl = VolumeTimeline(vol, list(sc.host_names), rec.windows)
+        for s in rec.samples:
+            tl.add(s)
+        pts = tl.points(rec.t0, rec.end, sample_times)
+        timelines[vol.name] = pts
+        prev = None
+        for p in pts:
+            t = p.t - rec.t0
+            for i, b in enumerate(vol.bricks):
+                out.add("volume_state", t, vol.name, b.host,
+                        "arbiter" if vol.is_arbiter(b.host) else "data", p.up[i],
+                        p.pending[i].bytes, p.quorum)
+                if prev is not None and prev.up[i] != p.up[i]:
+                    out.event(t, "brick_up" if p.up[i] else "brick_down",
+                              f"{vol.name}/{b.host}", "client view")
+            if prev is not None and prev.quorum != p.quorum:
+                out.event(t, "quorum_regained" if p.quorum else "quorum_lost", vol.name)
+            prev = p
+        for i, b in enumerate(vol.bricks):
+            for ep in heal_episodes(pts, i):
+                out.add("heal", vol.name, b.host, ep.start - rec.t0, ep.end - rec.t0,
+                        ep.bytes, ep.entries)
+                out.event(ep.start - rec.t0, "heal_start", f"{vol.name}/{b.host}",
+                          f"{ep.bytes:.0f} bytes pending")
+                out.event(ep.end - rec.t0, "heal_done", f"{vol.name}/{b.host}",
+                          f"{ep.bytes:.0f} bytes, {ep.entries} entries")
+        exposure_rows(vol.name, [b.host for b in vol.data_bricks],
+                      [i for i, b in enumerate(vol.bricks) if not vol.is_arbiter(b.host)],
+                      pts, rec, out)
+    return timelines
+
+
+def exposure_rows(volume: str, data_hosts: list[str], data_idx: list[int],
+                  pts: list[VolumePoint], rec: LabRecord, out: Recorder) -> None:
+    """Windows where fewer data bricks than the layout promises hold the newest data."""
+    want = len(data_idx)
+    seg_start: float | None = None
+    seg_good, seg_bytes = want, 0.0
+    for p in [*pts, None]:
+        if p is not None:
+            good = sum(1 for i in data_idx if p.up[i] and p.pending[i].bytes == 0
+                       and p.pending[i].entries == 0)
+            pend = sum(p.pending[i].bytes for i in data_idx)
+        if p is None or good != seg_good:
+            t = (p.t if p is not None else rec.end) - rec.t0
+            if seg_start is not None and seg_good < want:
+                out.add("exposure", volume, seg_start, t, seg_good, seg_bytes)
+            if p is None:
+                break
+            seg_start, seg_good, seg_bytes = t, good, pend
+        else:
+            seg_bytes = max(seg_bytes, pend)
+
+
+def quorum_at(points: list[VolumePoint], t: float) -> bool:
+    q = True
+    for p in points:
+        if p.t > t:
+            break
+        q = p.quorum
+    return q
+
+
+def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
+                       engine: str = "lab:netns") -> Observations:
+    out = Recorder()
+    for fw in rec.windows:
+        detail = fw.fault.kind + (f" ({fw.fault.network})" if fw.fault.kind in (
+            "nic_loss", "partition", "link_slowdown") else "")
+        out.event(fw.start - rec.t0, "fault_start", fw.fault.target, detail, source="scenario")
+        if fw.end is not None:
+            out.event(fw.end - rec.t0, "fault_end", fw.fault.target, detail, source="scenario")
+    timelines = volume_rows(sc, rec, out)
+    for w in rec.workloads:
+        base = w.fio.profile.demand_mb_s if w.fio.phases else 0.0
+        vm_io_rows(sc, w, rec, base, out)
+        check = rec.checks.get(w.key)
+        if check is not None:
+            for a, b, acked, copies, lost in per_second(check, rec.t0, rec.duration_s):
+                out.add("writes", w.vm, w.volume, a, b, acked, copies,
+                        quorum_at(timelines[w.volume], rec.t0 + a), lost)
+    for vm in sc.vms:
+        host = rec.placement.get(vm.name, vm.host or "")
+        if host in rec.killed:
+            t = rec.killed[host] - rec.t0
+            out.add("vm_state", vm.name, host, 0.0, t, "running", "")
+            out.add("vm_state", vm.name, host, t, rec.duration_s, "down",
+                    "host lost power (the netns lab has no HA restart)")
+            out.event(t, "vm_down", vm.name, "host lost power")
+        else:
+            out.add("vm_state", vm.name, host, 0.0, rec.duration_s, "running", "")
+    return out.build(engine, sc.name, sc.seed, rec.duration_s, meta=dict(meta))
+
+
+def finite(x: float) -> float | None:
+    return None if math.isnan(x) else x

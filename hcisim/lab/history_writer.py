@@ -1,0 +1,91 @@
+"""History writer: numbered records on the volume, each fsync'ed before it counts.
+
+Runs as a standalone script (standard library only, started by file path inside a node's
+network namespace) beside a VM's fio. It appends record ``seq`` at offset
+``(seq % per_file) * size`` of segment file ``STEM.<seq // per_file>`` on the FUSE mount, then
+fsync()s; only when fsync returns is the acknowledgement written to the local log
+(never on the volume). Segments stay below the shard size, so on a brick each segment is
+one plain file the checker can read directly.
+
+Log lines (space separated, times are epoch seconds):
+  ``I seq t_issue``              an attempt starts (so an attempt that never returns is seen)
+  ``A seq t_issue t_ack``       record seq is durable (acknowledged)
+  ``E seq t_issue t_err errno`` the attempt failed; the same seq is tried again
+A record's content is a pure function of (name, seq), so the checker needs no copy of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import os
+import signal
+import sys
+import time
+
+
+def record(name: str, seq: int, size: int) -> bytes:
+    head = f"{name}:{seq:012d}:".encode()
+    return head + b"." * (size - len(head) - 1) + b"\n"
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--stem", required=True, help="path prefix of segment files on the mount")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--interval", type=float, default=0.02)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--per-file", type=int, default=65536)
+    ap.add_argument("--until", type=float, required=True, help="epoch time to stop")
+    args = ap.parse_args(argv)
+    stop = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    log = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    fd = -1
+    segment = -1
+    seq = 0
+    while not stop and time.time() < args.until:
+        t_issue = time.time()
+        want = seq // args.per_file
+        log.write(f"I {seq} {t_issue:.6f}\n")
+        try:
+            if fd < 0 or segment != want:
+                if fd >= 0:
+                    os.close(fd)
+                    fd = -1
+                fd = os.open(f"{args.stem}.{want}", os.O_WRONLY | os.O_CREAT, 0o644)
+                segment = want
+            data = record(args.name, seq, args.size)
+            os.pwrite(fd, data, (seq % args.per_file) * args.size)
+            os.fsync(fd)
+        except OSError as exc:
+            t_err = time.time()
+            code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+            log.write(f"E {seq} {t_issue:.6f} {t_err:.6f} {code}\n")
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                fd = -1
+            time.sleep(args.interval)
+            continue
+        log.write(f"A {seq} {t_issue:.6f} {time.time():.6f}\n")
+        seq += 1
+        rest = args.interval - (time.time() - t_issue)
+        if rest > 0:
+            time.sleep(rest)
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

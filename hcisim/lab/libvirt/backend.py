@@ -1,0 +1,400 @@
+"""The ``libvirt`` lab backend: one node VM per scenario host, the stack deployed over SSH.
+
+Same interface as the namespace lab (:class:`hcisim.lab.backend.Backend`), so run_lab, the
+history checker, the observation tables and the claims are the namespace lab's, unchanged.
+What differs is where things are: bricks, mounts, fio and the history writers live inside
+the nodes, so paths the harness hands out (``mount_path``) are local mirrors that are
+filled over SSH when the checker reads them, and the writers' logs stream back to the
+harness as they are written (a node that loses power cannot lose its acknowledgements).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shlex
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from hcisim.lab.backend import Sample, Workload
+from hcisim.lab.errors import LabError
+from hcisim.lab.fio import job_file
+from hcisim.lab.libvirt import deploy, nodes
+from hcisim.lab.libvirt.faults import LibvirtFaults
+from hcisim.lab.libvirt.hypervisor import DomainType, HypervisorError, choose_domain_type, connect
+from hcisim.lab.libvirt.image import DEFAULT_CACHE, ImageRecipe, build_image, machine_apt_source
+from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, LabPlan, Machine, plan_lab
+from hcisim.lab.libvirt.observe import BrickSlot, conn_events, pending_and_connected
+from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShell, make_key, ssh_config
+from hcisim.lab.netns.state import LabState
+from hcisim.lab.scale import LabScale
+from hcisim.scenario import Fault, Scenario
+
+HERE = Path(__file__).resolve().parent
+NODE_TOOLS = {"history_writer.py": HERE.parent / "history_writer.py",
+              "healinfo.py": HERE.parent / "healinfo.py", "node_probe.py": HERE / "node_probe.py"}
+NODE_DIR = "/opt/hcisim"
+NODE_RUN = "/var/lib/hcisim/run"
+STREAM_OPTS = ["-o", "ControlPath=none", "-o", "ServerAliveInterval=0", "-o", "TCPKeepAlive=no"]
+
+
+class LibvirtBackend:
+    """See :class:`hcisim.lab.backend.Backend`. Options beyond the common ones: ``uri``
+    (default qemu:///system, or $HCISIM_LIBVIRT_URI), ``accel`` (auto|kvm|qemu, or
+    $HCISIM_LIBVIRT_ACCEL), ``workdir``, ``image_cache``, ``boot_timeout_s``."""
+
+    def __init__(self, scenario: Scenario, name: str | None = None,
+                 scale: LabScale | None = None, volume_set: dict[str, str] | None = None,
+                 uri: str | None = None, accel: str | None = None,
+                 workdir: Path | None = None, image_cache: Path | None = None,
+                 boot_timeout_s: float = 600.0, **_: Any) -> None:
+        self.scenario = scenario
+        self.uri = uri or os.environ.get("HCISIM_LIBVIRT_URI", "qemu:///system")
+        self.accel = accel or os.environ.get("HCISIM_LIBVIRT_ACCEL", "auto")
+        self.workdir = Path(workdir or DEFAULT_WORKDIR)
+        self.image_cache = Path(image_cache or DEFAULT_CACHE)
+        self.boot_timeout_s = boot_timeout_s
+        self.name = name if name and name.isalnum() and len(name) <= 8 else nodes.new_lab_name()
+        self.scale = scale or LabScale.fit(scenario)
+        self.volume_set = dict(volume_set or {})
+        self.conn: Any = None
+        self.plan: LabPlan | None = None
+        self.state: LabState | None = None
+        self.shell: NodeShell | None = None
+        self.faults: LibvirtFaults | None = None
+        self.domain_type: DomainType | None = None
+        self.timings: dict[str, float] = {}
+        self._meta: dict[str, Any] = {}
+        self._streams: list[subprocess.Popen[bytes]] = []
+        self._workloads: list[Workload] = []
+        self._active: list[Fault] = []
+        self._fetched: set[str] = set()
+        self._lock = threading.Lock()
+        self._clock_offsets: dict[str, float] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.destroy()
+
+    @property
+    def plan_(self) -> LabPlan:
+        if self.plan is None:
+            raise LabError("use lab", "the lab is not built")
+        return self.plan
+
+    @property
+    def shell_(self) -> NodeShell:
+        if self.shell is None:
+            raise LabError("use lab", "the lab is not built")
+        return self.shell
+
+    # --- build ----------------------------------------------------------------------
+    def build(self) -> None:
+        t = time.monotonic()
+        if os.geteuid() != 0:
+            raise LabError("check prerequisites", "the libvirt lab needs root")
+        try:
+            image = build_image(ImageRecipe(machine_apt_source()), self.image_cache)
+            self.timings["image_s"] = round(time.monotonic() - t, 1)
+            self.conn = connect(self.uri)
+            self.domain_type = choose_domain_type(self.conn, self.uri, image.kernel, self.accel)
+        except (HypervisorError, RuntimeError) as exc:
+            raise LabError("prepare hypervisor", str(exc)) from None
+        brick_gib = max(self.scale.image_bytes(self.scenario, h.name, d.name)
+                        for h in self.scenario.hosts for d in h.disks) / 2**30
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)
+        with nodes.slot_lock():
+            free = sorted(set(range(256)) - nodes.used_slots(self.conn, self.workdir))
+            if not free:
+                raise LabError("allocate lab subnets", "all 256 lab slots are in use")
+            self.plan = plan_lab(self.scenario, self.name, free[0], self.domain_type.name,
+                                 Machine.here(), self.workdir, brick_gib)
+            self.plan.directory.mkdir(parents=True)
+            self.state = LabState(self.plan.directory / nodes.STATE_FILE)
+            self.state.data.update({"lab": self.name, "slot": self.plan.slot, "uri": self.uri,
+                                    "scenario": self.scenario.name,
+                                    "hosts": [n.host for n in self.plan.nodes]})
+            nodes.record_owner(self.state)
+        plan = self.plan
+        key, public = make_key(plan.directory)
+        CONTROL_DIR.mkdir(parents=True, exist_ok=True)
+        (plan.directory / "ssh_config").write_text(ssh_config(plan, key))
+        self.shell = NodeShell(plan.directory / "ssh_config")
+        for n in plan.nodes:
+            nodes.create_disks(plan, n, image, public)
+        nodes.start_networks(self.conn, plan, self.state)
+        for n in plan.nodes:
+            nodes.start_domain(self.conn, plan, n, image, self.state)
+        t_boot = time.monotonic()
+        self._parallel(self._node_ready, [n.host for n in plan.nodes])
+        self.timings["boot_s"] = round(time.monotonic() - t_boot, 1)
+        self.faults = LibvirtFaults(self.conn, plan, self.shell, self.scenario,
+                                    self._node_back, self.set_clock)
+        self._meta.update({"image": image.digest, "image_dir": str(image.directory),
+                           "domain_type": self.domain_type.name,
+                           "domain_type_reason": self.domain_type.reason})
+        self.timings["build_s"] = round(time.monotonic() - t, 1)
+
+    def _parallel(self, fn: Any, items: list[Any]) -> list[Any]:
+        with ThreadPoolExecutor(max(1, len(items))) as pool:
+            return [f.result() for f in [pool.submit(fn, i) for i in items]]
+
+    def _node_ready(self, host: str) -> None:
+        """sshd answers; the node tools are in place and its clock is the harness's."""
+        self.shell_.wait_ready(host, self.boot_timeout_s)
+        for name, src in NODE_TOOLS.items():
+            self.shell_.put(host, src.read_bytes(), f"{NODE_DIR}/{name}")
+        self.set_clock(host)
+
+    def set_clock(self, host: str) -> None:
+        """Step the node's clock to the harness's (one SSH round trip of error, ~10 ms)."""
+        self.shell_.run(host, f"date -s @{time.time():.6f} >/dev/null", f"set clock of {host}")
+
+    def _node_back(self, host: str) -> None:
+        """After a power-on: sshd, clock, glusterd, then the node's mounts (its init)."""
+        self._node_ready(host)
+        deploy.wait_glusterd(self.shell_, host, self.boot_timeout_s)
+        mps = " ".join(deploy.mount_point(v.name) for v in self.scenario.volumes)
+        self.shell_.script(host, f"for i in $(seq 1 120); do ok=1; for m in {mps}; do "
+                           "grep -q \" $m fuse.glusterfs \" /proc/mounts || ok=0; done; "
+                           "[ $ok = 1 ] && exit 0; mount -a -t glusterfs 2>/dev/null; "
+                           "sleep 2; done; exit 1\n", f"remount volumes on {host}", timeout=400)
+
+    # --- deploy ---------------------------------------------------------------------
+    def deploy(self) -> None:
+        t = time.monotonic()
+        applied = deploy.deploy_stack(self.shell_, self.plan_, self.scenario)
+        if self.volume_set:
+            opts = " ".join(f"{k} {v}" for k, v in self.volume_set.items())
+            for v in self.scenario.volumes:
+                self.shell_.run(self.plan_.nodes[0].host,
+                                f"{deploy.GLUSTER} volume set {v.name} {opts}", "set extra options")
+        first = self.plan_.nodes[0].host
+        version = self.shell_.run(first, "glusterfs --version | head -1", "gluster version")
+        self._meta.update({
+            "lab_name": self.name, "backend": "libvirt", "uri": self.uri,
+            "gluster_version": version.stdout.strip(), "scale": self.scale.to_dict(),
+            "applied_options": applied,
+            "hosts": {n.host: {"domain": n.domain, "storage": n.storage_address,
+                               "management": n.mgmt_address, "vcpus": n.vcpus,
+                               "ram_mib": n.ram_mib} for n in self.plan_.nodes},
+            "ssh_config": str(self.plan_.directory / "ssh_config")})
+        self.timings["deploy_s"] = round(time.monotonic() - t, 1)
+
+    # --- workloads ------------------------------------------------------------------
+    def _node_path(self, w: Workload, local: Path) -> str:
+        """A path under mount_path(host, vol) as the node sees it (/mnt/VOL/...)."""
+        rel = local.relative_to(self.mount_path(w.host, w.volume))
+        return f"{deploy.mount_point(w.volume)}/{rel}"
+
+    def start_workloads(self, workloads: list[Workload]) -> None:
+        self._workloads = list(workloads)
+        self._fetched.clear()
+        for w in workloads:
+            run = f"{NODE_RUN}/{w.key}"
+            script = [f"mkdir -p {run}"]
+            if w.fio.phases:
+                node_fio = dataclasses.replace(w.fio, path=Path(self._node_path(w, w.fio.path)),
+                                               log_dir=Path(run))
+                self.shell_.put(w.host, job_file(node_fio).encode(), f"{run}/job.fio")
+                script += [f"truncate -s {w.fio.size_bytes} {node_fio.path}",
+                           f"setsid nohup fio --output-format=json --output={run}/fio.json "
+                           f"{run}/job.fio > {run}/fio.out 2>&1 < /dev/null & "
+                           f"echo $! > {run}/fio.pid"]
+            self.shell_.script(w.host, "\n".join(script) + "\n", f"start fio for {w.key}")
+            stem = f"{deploy.mount_point(w.volume)}/{w.history_relname}"
+            writer = (f"echo $$ > {run}/writer.pid; exec python3 {NODE_DIR}/history_writer.py "
+                      f"--stem {stem} --name {w.key} --log /dev/stdout --interval "
+                      f"{w.interval_s} --size {w.record_size} --per-file {w.per_file} "
+                      f"--until {w.until:.3f}")
+            remote = f"sh -c {shlex.quote(writer)} | tee -p -a {run}/history.log"
+            w.history_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(w.history_log, "ab") as out:
+                self._streams.append(subprocess.Popen(
+                    ["ssh", "-F", str(self.shell_.config), *STREAM_OPTS, w.host, remote],
+                    stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                    start_new_session=True))
+
+    def stop_workloads(self, grace_s: float = 15.0) -> None:
+        """TERM fio and the writers in the nodes, then fetch fio logs and complete histories."""
+        def stop(host: str) -> None:
+            keys = [w.key for w in self._workloads if w.host == host]
+            pids = " ".join(f"{NODE_RUN}/{k}/fio.pid {NODE_RUN}/{k}/writer.pid" for k in keys)
+            self.shell_.run(host, f"for f in {pids}; do [ -s $f ] && kill -TERM $(cat $f) "
+                            f"2>/dev/null; done; sleep 2; for f in {pids}; do [ -s $f ] && "
+                            f"kill -KILL $(cat $f) 2>/dev/null; done; true",
+                            f"stop workloads on {host}", timeout=60, check=False)
+        hosts = sorted({w.host for w in self._workloads} - self._unreachable())
+        with contextlib.suppress(LabError):
+            self._parallel(stop, hosts)
+        deadline = time.monotonic() + grace_s
+        for p in self._streams:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self._streams.clear()
+        for w in self._workloads:
+            if w.host in self._unreachable():
+                continue
+            self.shell_.fetch_tar(w.host, f"{NODE_RUN}/{w.key}", ["*"], w.fio.log_dir)
+            node_log = w.fio.log_dir / "history.log"
+            if node_log.exists() and node_log.stat().st_size > w.history_log.stat().st_size:
+                w.history_log.write_bytes(node_log.read_bytes())  # the stream was cut
+
+    def _unreachable(self) -> set[str]:
+        """Hosts the harness cannot reach over SSH now (a fault holds them)."""
+        with self._lock:
+            return {f.target for f in self._active if f.kind in (
+                "node_power_loss", "node_hang") or (f.kind == "nic_loss"
+                                                    and f.network == "management")}
+
+    # --- faults ---------------------------------------------------------------------
+    def inject(self, fault: Fault) -> float:
+        assert self.faults is not None and self.state is not None
+        with self._lock:
+            self._active.append(fault)
+            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
+        return self.faults.inject(fault)
+
+    def restore(self, fault: Fault) -> float:
+        assert self.faults is not None and self.state is not None
+        t = self.faults.restore(fault)
+        with self._lock:
+            self._active = [f for f in self._active if f != fault]
+            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
+        if fault.heal_after_repair:
+            full = fault.kind == "disk_failure"
+            for v in self.faults.heal_volumes(fault):
+                threading.Thread(target=self.trigger_heal, args=(v, full), daemon=True).start()
+        return t
+
+    def _observer(self) -> str:
+        with self._lock:
+            bad = {f.target for f in self._active if f.kind != "link_slowdown"}
+        return next((n.host for n in self.plan_.nodes if n.host not in bad),
+                    self.plan_.nodes[0].host)
+
+    def trigger_heal(self, volume: str, full: bool = False, timeout: float = 60.0) -> bool:
+        """``gluster volume heal VOL [full]`` on a healthy node, retried while the self-heal
+        daemons reconnect."""
+        deadline = time.monotonic() + timeout
+        ok = False
+        while not ok and time.monotonic() < deadline:
+            proc = self.shell_.run(self._observer(), f"{deploy.GLUSTER} volume heal {volume}"
+                                   + (" full" if full else ""), "heal", check=False, timeout=60)
+            ok = proc.returncode == 0
+            if not ok:
+                time.sleep(2)
+        with self._lock:
+            self._meta.setdefault("heal_triggers", []).append(
+                {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
+        return ok
+
+    # --- observe --------------------------------------------------------------------
+    def brick_slots(self) -> list[BrickSlot]:
+        return [BrickSlot(v.name, i, b.host, v.is_arbiter(b.host))
+                for v in self.scenario.volumes for i, b in enumerate(v.bricks)]
+
+    def _probe_argv(self, host: str) -> str:
+        logs = [f"{v.name}={deploy.client_log(v.name)}" for v in self.scenario.volumes]
+        bricks = []
+        for v in self.scenario.volumes:
+            for i, b in enumerate(v.bricks):
+                if b.host != host:
+                    continue
+                path = deploy.brick_path(v, self.scenario.host(host).disk(b.disk).name)
+                pid = f"/var/run/gluster/vols/{v.name}/{host}-{path.strip('/').replace('/', '-')}"
+                bricks.append(f"{v.name}:{i}:{len(v.bricks)}:{path}:{pid}.pid")
+        return (f"python3 {NODE_DIR}/node_probe.py /run/hcisim-probe.json "
+                f"{' '.join(logs)} -- {' '.join(bricks)}")
+
+    def _probe(self, host: str) -> tuple[str, dict[str, Any] | None]:
+        import json
+
+        t_send = time.time()
+        try:
+            proc = self.shell_.run(host, self._probe_argv(host), "observe", check=False,
+                                   timeout=15)
+            ans = json.loads(proc.stdout) if proc.returncode == 0 else None
+        except (LabError, ValueError):
+            return host, None
+        if ans is not None:
+            with self._lock:
+                self._clock_offsets[host] = float(ans["t"]) - (t_send + time.time()) / 2
+        return host, ans
+
+    def observe(self) -> Sample:
+        hosts = [n.host for n in self.plan_.nodes if n.host not in self._unreachable()]
+        answers = {h: a for h, a in self._parallel(self._probe, hosts) if a is not None}
+        pending, connected = pending_and_connected(answers, self.brick_slots())
+        return Sample(time.time(), conn_events(answers), pending, connected)
+
+    # --- what the checker reads -----------------------------------------------------
+    def mount_path(self, host: str, volume: str) -> Path:
+        return self.plan_.directory / "view" / "mounts" / host / volume
+
+    def _brick_view(self, host: str, volume: str) -> Path:
+        return self.plan_.directory / "view" / "bricks" / host / volume
+
+    def _fetch_volume(self, volume: str) -> None:
+        """Copy the history segments of ``volume`` from every brick and every client mount
+        that answers into the local views (once per run)."""
+        if volume in self._fetched:
+            return
+        names = [f"{w.history_relname}.*" for w in self._workloads if w.volume == volume]
+        if not names:
+            return
+        v = self.scenario.volume(volume)
+        down = self._unreachable()
+        for b in v.bricks:
+            if b.host in down:
+                continue
+            disk = self.scenario.host(b.host).disk(b.disk).name
+            self.shell_.fetch_tar(b.host, deploy.brick_path(v, disk), names,
+                                  self._brick_view(b.host, volume))
+        for n in self.plan_.nodes:
+            if n.host not in down:
+                self.shell_.fetch_tar(n.host, deploy.mount_point(volume), names,
+                                      self.mount_path(n.host, volume))
+        self._fetched.add(volume)
+
+    def data_brick_paths(self, volume: str) -> list[Path]:
+        self._fetch_volume(volume)
+        v = self.scenario.volume(volume)
+        return [self._brick_view(b.host, volume) for b in v.data_bricks]
+
+    def meta(self) -> dict[str, Any]:
+        with self._lock:
+            offsets = dict(self._clock_offsets)
+        return {**self._meta, "timings_s": dict(self.timings),
+                "node_clock_offsets_s": {h: round(o, 4) for h, o in offsets.items()}}
+
+    # --- destroy --------------------------------------------------------------------
+    def destroy(self) -> list[str]:
+        """Domains, networks, overlays, seeds and ssh masters of this lab; safe twice."""
+        for p in self._streams:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self._streams.clear()
+        if self.plan is None:
+            return []
+        removed = nodes.teardown(self.conn, self.plan.directory)
+        self.plan = None
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+        return removed

@@ -1,0 +1,1 @@
+"""The ``netns`` backend: one network namespace per host on this machine."""

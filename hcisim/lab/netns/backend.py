@@ -1,0 +1,328 @@
+"""The ``netns`` lab backend: a real GlusterFS cluster, one network namespace per host."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from hcisim.lab.backend import Sample, Workload
+from hcisim.lab.clientlog import ClientLogTail, ConnEvent
+from hcisim.lab.errors import LabError
+from hcisim.lab.fio import job_file
+from hcisim.lab.healinfo import BrickRef, Pending, parse_glfsheal, pending_by_brick
+from hcisim.lab.netns import bricks, gluster, network
+from hcisim.lab.netns.faults import FaultDriver
+from hcisim.lab.netns.layout import HostLayout, LabLayout, allocate, unique_name
+from hcisim.lab.netns.reclaim import Leftovers, reclaim, sockets_of
+from hcisim.lab.netns.state import LabState
+from hcisim.lab.process import kill_and_wait, owned_pids, signal_pids, spawn
+from hcisim.lab.scale import LabScale
+from hcisim.scenario import Fault, Scenario
+
+WRITER = Path(__file__).resolve().parent.parent / "history_writer.py"
+REQUIRED = {
+    "glusterd": "glusterfs-server", "gluster": "glusterfs-server",
+    "glusterfs": "glusterfs-client", "fio": "fio", "mkfs.xfs": "xfsprogs",
+    "xfs_io": "xfsprogs", "ip": "iproute2", "tc": "iproute2", "iptables": "iptables",
+    "nsenter": "util-linux", "losetup": "util-linux",
+}
+T = TypeVar("T")
+
+
+def preflight() -> None:
+    """Say plainly what is missing before anything is created."""
+    if os.geteuid() != 0:
+        raise LabError("check prerequisites", "the netns lab needs root (namespaces, mounts)")
+    missing = sorted({f"{cmd} (apt-get install {pkg})" for cmd, pkg in REQUIRED.items()
+                      if shutil.which(cmd) is None})
+    if not gluster.GLFSHEAL.exists():
+        missing.append(f"{gluster.GLFSHEAL} (apt-get install glusterfs-server)")
+    if missing:
+        raise LabError("check prerequisites", "missing: " + ", ".join(missing))
+    if not Path("/dev/fuse").exists():
+        raise LabError("check prerequisites", "/dev/fuse is missing (FUSE not in this kernel)")
+
+
+def parallel(fn: Callable[[T], None], items: list[T]) -> None:
+    """Run ``fn`` on each item in threads; re-raise the first failure."""
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        for f in [pool.submit(fn, i) for i in items]:
+            f.result()
+
+
+class NetnsBackend:
+    """See :class:`hcisim.lab.backend.Backend`. ``name`` None: a unique name is chosen."""
+
+    def __init__(self, scenario: Scenario, name: str | None = None,
+                 scale: LabScale | None = None, volume_set: dict[str, str] | None = None,
+                 root: Path | None = None, keep_logs: Path | None = None, **_: Any) -> None:
+        self.scenario = scenario
+        self.name = name or unique_name(scenario.name.lower().replace("_", "-").replace(".", "-"))
+        self.scale = scale or LabScale.fit(scenario)
+        self.volume_set = dict(volume_set or {})
+        self.root = root
+        self.keep_logs = keep_logs
+        self.lab: LabLayout | None = None
+        self.state: LabState | None = None
+        self.faults: FaultDriver | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._tails: dict[tuple[str, str], ClientLogTail] = {}
+        self._meta: dict[str, Any] = {}
+        self._active: list[Fault] = []
+        self._lock = threading.Lock()
+        self.timings: dict[str, float] = {}
+
+    # --- context management: destroy always runs --------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.destroy()
+
+    # --- build -------------------------------------------------------------------------
+    def build(self) -> None:
+        t = time.monotonic()
+        preflight()
+        self.lab = allocate(self.name, self.scenario.host_names, self.root)
+        self.state = LabState(self.lab.state_file)
+        self.state.set("scenario", self.scenario.name)
+        network.build_network(self.lab, self.state)
+        disks = self._disks()
+        parallel(lambda hd: bricks.make_image(self.lab_.host(hd[0]).image(hd[1]),
+                                              self.scale.image_bytes(self.scenario, *hd)),
+                 disks)
+        for host, disk in disks:
+            h = self.lab_.host(host)
+            bricks.attach_and_mount(h.image(disk), h.disk_mount(disk), self.state)
+        for v in self.scenario.volumes:
+            for b in v.bricks:
+                self._brick_path(b.host, v.name).mkdir(parents=True, exist_ok=True)
+        self.faults = FaultDriver(self.lab, self.scenario, self.state, self._remount,
+                                  self._workloads_killed)
+        self.timings["build_s"] = time.monotonic() - t
+
+    @property
+    def lab_(self) -> LabLayout:
+        if self.lab is None:
+            raise LabError("use lab", "the lab is not built")
+        return self.lab
+
+    def _disks(self) -> list[tuple[str, str]]:
+        used = []
+        for v in self.scenario.volumes:
+            for b in v.bricks:
+                key = (b.host, self.scenario.host(b.host).disk(b.disk).name)
+                if key not in used:
+                    used.append(key)
+        return used
+
+    def _brick_path(self, host: str, volume: str) -> Path:
+        b = self.scenario.volume(volume).brick_on(host)
+        assert b is not None
+        return self.lab_.host(host).brick(self.scenario.host(host).disk(b.disk).name, volume)
+
+    # --- deploy ------------------------------------------------------------------------
+    def deploy(self) -> None:
+        t = time.monotonic()
+        lab = self.lab_
+        parallel(gluster.start_glusterd, list(lab.hosts))
+        parallel(gluster.wait_glusterd, list(lab.hosts))
+        gluster.probe_peers(lab)
+        vols = list(enumerate(self.scenario.volumes))
+        # each volume through another glusterd: volume transactions lock per volume
+        parallel(lambda iv: gluster.create_volume(
+            lab, iv[1], {b.host: self._brick_path(b.host, iv[1].name) for b in iv[1].bricks},
+            self.volume_set, via=lab.hosts[iv[0] % len(lab.hosts)]), vols)
+        ratios = {v.options.server_quorum_ratio_pct for v in self.scenario.volumes}
+        if ratios != {51.0}:
+            gluster.set_server_quorum_ratio(lab, max(ratios))
+        self._record_sockets()
+        parallel(self._mount_host, list(lab.hosts))
+        self._meta = self._read_meta()
+        self.timings["deploy_s"] = time.monotonic() - t
+
+    def _mount_host(self, h: HostLayout) -> None:
+        assert self.state is not None
+        for v in self.scenario.volumes:
+            if (h.name, v.name) not in self._tails:
+                self._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
+            gluster.mount_volume(self.lab_, h, v.name, self.state)
+        for v in self.scenario.volumes:
+            gluster.wait_mounted(self.lab_.mount(h.name, v.name))
+
+    def _remount(self, h: HostLayout) -> None:
+        for v in self.scenario.volumes:
+            bricks.unmount(self.lab_.mount(h.name, v.name), lazy_after_s=0.5)
+        self._mount_host(h)
+
+    def _record_sockets(self) -> None:
+        assert self.state is not None
+        from hcisim.lab.netns.faults import node_pids
+
+        for s in sockets_of([p for h in self.lab_.hosts for p in node_pids(h)]):
+            self.state.add("sockets", s)
+
+    def _read_meta(self) -> dict[str, Any]:
+        first = self.lab_.hosts[0]
+        applied = {v.name: gluster.volume_get(first, v.name) for v in self.scenario.volumes}
+        version = gluster.cli(first, ["--version"], check=False).stdout.splitlines()
+        return {
+            "lab_name": self.name,
+            "backend": "netns",
+            "gluster_version": version[0] if version else "",
+            "hosts": {h.name: {"netns": h.netns, "storage": h.storage_addr,
+                               "management": h.mgmt_addr} for h in self.lab_.hosts},
+            "scale": self.scale.to_dict(),
+            "applied_options": applied,
+            "virt_group": gluster.read_group_file("virt"),
+        }
+
+    # --- workloads ---------------------------------------------------------------------
+    def start_workloads(self, workloads: list[Workload]) -> None:
+        for w in workloads:
+            h = self.lab_.host(w.host)
+            w.fio.log_dir.mkdir(parents=True, exist_ok=True)
+            h.piddir.mkdir(parents=True, exist_ok=True)
+            if w.fio.phases:
+                with open(w.fio.path, "ab") as f:  # sparse image of the VM disk, on the volume
+                    f.truncate(w.fio.size_bytes)
+                job = w.fio.log_dir / "job.fio"
+                job.write_text(job_file(w.fio))
+                fio = spawn(["fio", "--output-format=json",
+                             f"--output={w.fio.log_dir / 'fio.json'}", str(job)],
+                            h.netns, w.fio.log_dir / "fio.out")
+                (h.piddir / f"fio-{w.key}.pid").write_text(str(fio.pid))
+                self._procs.append(fio)
+            writer = spawn([sys.executable, str(WRITER),
+                            "--stem", str(self.mount_path(w.host, w.volume) / w.history_relname),
+                            "--name", w.key, "--log", str(w.history_log),
+                            "--interval", str(w.interval_s), "--size", str(w.record_size),
+                            "--per-file", str(w.per_file), "--until", f"{w.until:.3f}"],
+                           h.netns, w.history_log.with_suffix(".out"))
+            (h.piddir / f"writer-{w.key}.pid").write_text(str(writer.pid))
+            self._procs.append(writer)
+
+    def stop_workloads(self, grace_s: float = 15.0) -> None:
+        """SIGTERM (fio flushes its logs), then SIGKILL whatever is still stuck."""
+        live = [p for p in self._procs if p.poll() is None]
+        signal_pids([p.pid for p in live], signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while any(p.poll() is None for p in live) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill_and_wait([p.pid for p in live if p.poll() is None])
+        for p in live:
+            p.poll()
+        for h in self.lab_.hosts:
+            for pf in list(h.piddir.glob("fio-*.pid")) + list(h.piddir.glob("writer-*.pid")):
+                pf.unlink(missing_ok=True)
+
+    def _workloads_killed(self, host: str) -> None:
+        for p in self._procs:
+            p.poll()
+
+    # --- faults ------------------------------------------------------------------------
+    def inject(self, fault: Fault) -> float:
+        assert self.faults is not None and self.state is not None
+        t = self.faults.inject(fault)
+        with self._lock:
+            self._active.append(fault)
+            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
+        return t
+
+    def restore(self, fault: Fault) -> float:
+        assert self.faults is not None and self.state is not None
+        t = self.faults.restore(fault)
+        with self._lock:
+            self._active = [f for f in self._active if f != fault]
+            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
+        if fault.heal_after_repair:
+            full = fault.kind == "disk_failure"
+            for v in self.faults.heal_volumes(fault):
+                threading.Thread(target=self.trigger_heal, args=(v, full), daemon=True).start()
+        return t
+
+    def trigger_heal(self, volume: str, full: bool = False) -> bool:
+        host = self._observer_host()
+        ok = gluster.trigger_heal(host, volume, full=full)
+        with self._lock:
+            self._meta.setdefault("heal_triggers", []).append(
+                {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
+        return ok
+
+    def active_targets(self) -> set[str]:
+        with self._lock:
+            return {f.target for f in self._active if f.kind != "link_slowdown"}
+
+    def _observer_host(self) -> HostLayout:
+        bad = self.active_targets()
+        return next((h for h in self.lab_.hosts if h.name not in bad), self.lab_.hosts[0])
+
+    # --- observe -----------------------------------------------------------------------
+    def observe(self) -> Sample:
+        conn: list[tuple[str, ConnEvent]] = []
+        for (client, _vol), tail in self._tails.items():
+            conn += [(client, e) for e in tail.poll()]
+        pending: dict[str, dict[int, Pending]] = {}
+        connected: dict[str, list[bool]] = {}
+        host = self._observer_host()
+        for v in self.scenario.volumes:
+            text = gluster.glfsheal(host, v.name)
+            if text is not None:
+                listing = parse_glfsheal(text)
+                refs = self.brick_refs(v.name)
+                pending[v.name] = pending_by_brick(listing, refs, v.name)
+                status = {b.name: b.connected for b in listing}
+                connected[v.name] = [status.get(r.name, False) for r in refs]
+        return Sample(time.time(), conn, pending, connected)
+
+    def brick_refs(self, volume: str) -> list[BrickRef]:
+        v = self.scenario.volume(volume)
+        return [BrickRef(i, f"{self.lab_.host(b.host).storage_addr}:"
+                            f"{self._brick_path(b.host, volume)}",
+                         self._brick_path(b.host, volume), v.is_arbiter(b.host))
+                for i, b in enumerate(v.bricks)]
+
+    def mount_path(self, host: str, volume: str) -> Path:
+        return self.lab_.mount(host, volume)
+
+    def data_brick_paths(self, volume: str) -> list[Path]:
+        v = self.scenario.volume(volume)
+        return [self._brick_path(b.host, volume) for b in v.data_bricks]
+
+    def meta(self) -> dict[str, Any]:
+        return {**self._meta, "timings_s": dict(self.timings)}
+
+    def pids(self) -> list[int]:
+        from hcisim.lab.netns.faults import node_pid_files
+        from hcisim.lab.process import netns_inode
+
+        inos = {i for i in (netns_inode(h.netns) for h in self.lab_.hosts) if i}
+        files = [f for h in self.lab_.hosts for f in node_pid_files(h)]
+        return owned_pids(files, inos, self.lab_.dir)
+
+    # --- destroy -----------------------------------------------------------------------
+    def destroy(self) -> Leftovers | None:
+        if self.lab is None:
+            return None
+        for p in self._procs:
+            if p.poll() is None:
+                kill_and_wait([p.pid])
+            p.poll()
+        if self.keep_logs is not None:
+            for h in self.lab.hosts:
+                if h.logdir.is_dir():
+                    shutil.copytree(h.logdir, self.keep_logs / h.name, dirs_exist_ok=True)
+        left = reclaim(self.lab.name, self.root)
+        self.lab = None
+        return left

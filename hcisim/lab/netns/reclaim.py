@@ -1,0 +1,117 @@
+"""Tear a netns lab down from what is on disk alone: state file, pid files, /proc/mounts.
+
+Used by ``destroy`` (normal end, exception, Ctrl-C) and by ``hcisim lab down`` after a
+harness was SIGKILLed. Order matters: processes first (they hold mounts and loop
+devices), then FUSE and brick mounts, loop devices, namespaces, sockets, the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hcisim.lab.netns.bricks import detach, loops_of, mounted_under, remove_tree, unmount
+from hcisim.lab.netns.layout import LAB_ROOT, NS_PREFIX, lab_dirs, read_state
+from hcisim.lab.process import cmdline, kill_and_wait, netns_inode, owned_pids, run
+
+SOCKET_DIR = "/var/run/gluster/"
+
+
+@dataclass
+class Leftovers:
+    """What of a lab still exists on the machine."""
+
+    netns: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.netns or self.pids or self.mounts or self.loops or self.sockets)
+
+    def describe(self) -> str:
+        parts = [f"{k}: {', '.join(map(str, v))}" for k, v in vars(self).items() if v]
+        return "; ".join(parts) or "nothing"
+
+
+def lab_netns(name: str) -> list[str]:
+    proc = run("list namespaces", ["ip", "netns", "list"], check=False)
+    prefix = f"{NS_PREFIX}{name}-"
+    return sorted(line.split()[0] for line in proc.stdout.splitlines()
+                  if line.split() and line.split()[0].startswith(prefix))
+
+
+def pid_files(lab_dir: Path) -> list[Path]:
+    return sorted(lab_dir.rglob("*.pid")) if lab_dir.is_dir() else []
+
+
+def _state_list(state: dict[str, object] | None, key: str) -> list[str]:
+    value = (state or {}).get(key)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def sockets_of(pids: list[int]) -> list[str]:
+    """The /var/run/gluster/<hash>.socket paths that bricks and shd were given with -S."""
+    out = []
+    for pid in pids:
+        args = cmdline(pid)
+        for i, a in enumerate(args[:-1]):
+            if a == "-S" and args[i + 1].startswith(SOCKET_DIR):
+                out.append(args[i + 1])
+    return out
+
+
+def find_leftovers(name: str, root: Path | None = None) -> Leftovers:
+    lab_dir = (root or LAB_ROOT) / name
+    state = read_state(lab_dir)
+    names = sorted(set(lab_netns(name)) | {n for n in _state_list(state, "netns")
+                                            if Path("/run/netns", n).exists()})
+    inodes = {i for i in (netns_inode(n) for n in names) if i is not None}
+    pids = owned_pids(pid_files(lab_dir), inodes, lab_dir)
+    mounts = [m for m, _ in mounted_under(lab_dir)]
+    loops: list[str] = []
+    for img in (lab_dir.rglob("*.img") if lab_dir.is_dir() else []):
+        loops += loops_of(img)
+    sockets = [s for s in _state_list(state, "sockets") if os.path.exists(s)]
+    return Leftovers(names, pids, mounts, sorted(set(loops)), sockets)
+
+
+def reclaim(name: str, root: Path | None = None, remove_dir: bool = True) -> Leftovers:
+    """Remove every trace of lab ``name``; return what could not be removed (normally none)."""
+    lab_dir = (root or LAB_ROOT) / name
+    found = find_leftovers(name, root)
+    sockets = set(found.sockets) | set(sockets_of(found.pids))
+    kill_and_wait(found.pids)
+    for point, fstype in mounted_under(lab_dir):
+        if fstype.startswith("fuse"):
+            run(f"unmount {point}", ["umount", "-l", point], check=False)
+    for point, _ in mounted_under(lab_dir):
+        unmount(Path(point))
+    for dev in found.loops:  # by backing file: a recorded /dev/loopN may be someone else's now
+        detach(dev)
+    for ns in found.netns:
+        run(f"delete namespace {ns}", ["ip", "netns", "del", ns], check=False)
+    for sock in sockets:
+        if sock.startswith(SOCKET_DIR) and sock.endswith(".socket"):
+            with contextlib.suppress(OSError):
+                os.unlink(sock)
+    left = find_leftovers(name, root)
+    left.sockets = [s for s in sockets if os.path.exists(s)]
+    if remove_dir and not left.mounts:
+        remove_tree(lab_dir)
+    return left
+
+
+def all_lab_names(root: Path | None = None) -> list[str]:
+    """Labs with a directory, plus any whose namespaces outlived their directory."""
+    names = {d.name for d in lab_dirs(root)}
+    proc = run("list namespaces", ["ip", "netns", "list"], check=False)
+    for line in proc.stdout.splitlines():
+        ns = line.split()[0] if line.split() else ""
+        if ns.startswith(NS_PREFIX) and ns.endswith("-sw"):
+            names.add(ns[len(NS_PREFIX):-len("-sw")])
+    return sorted(names)

@@ -1,0 +1,279 @@
+"""One scenario on a real lab: build, deploy, load, play the faults on the lab's clock,
+wait for heal, check the write history, and return the shared observation tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hcisim.lab.backend import Backend, Sample, Workload, open_backend
+from hcisim.lab.collect import LabRecord, build_observations
+from hcisim.lab.fio import FioPlan, PhaseRate
+from hcisim.lab.history import check, read_history
+from hcisim.lab.scale import LabScale, as_built
+from hcisim.lab.timeline import FaultWindow
+from hcisim.observations import Observations
+from hcisim.scenario import Fault, Scenario
+
+Progress = Callable[[float], None]
+RECORD_SIZE = 64
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    """Knobs of a lab run (not facts about the cluster: those are in the scenario)."""
+
+    name: str | None = None
+    size_scale: float | None = None  # None: fit the machine (see hcisim.lab.scale)
+    io_scale: float | None = None
+    stall_threshold_s: float = 0.5  # a write+fsync slower than this is a stall
+    writer_interval_s: float = 0.02  # one history record every 20 ms
+    poll_s: float = 1.0
+    heal_wait_s: float = 180.0  # after the run, how long to wait for pending heal 0
+    volume_set: dict[str, str] = field(default_factory=dict)  # extra raw gluster options
+    keep_logs: Path | None = None  # copy fio/history logs here
+
+    @classmethod
+    def from_kwargs(cls, options: dict[str, Any]) -> LabOptions:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known - {"scale"})
+        if unknown:
+            from hcisim.lab.errors import LabError
+
+            raise LabError("read lab options", f"unknown options {unknown}; known: "
+                           f"{sorted(known | {'scale'})}")
+        opts = {k: v for k, v in options.items() if k in known}
+        if "scale" in options and options["scale"] is not None:
+            opts.setdefault("size_scale", float(options["scale"]))
+        if isinstance(opts.get("keep_logs"), str):
+            opts["keep_logs"] = Path(opts["keep_logs"])
+        return cls(**opts)
+
+
+def placement(sc: Scenario) -> dict[str, str]:
+    """Where each VM runs: its ``host``, else round-robin (the lab has no scheduler)."""
+    hosts = sc.host_names
+    return {vm.name: vm.host or hosts[i % len(hosts)] for i, vm in enumerate(sc.vms)}
+
+
+def phase_rates(sc: Scenario, vm: str) -> tuple[PhaseRate, ...]:
+    """The VM's load over time as (start, duration, load) segments within the run."""
+    starts = sorted({0.0, *(p.start_s for p in sc.phases if p.start_s < sc.duration_s)})
+    out: list[PhaseRate] = []
+    for i, s in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else sc.duration_s
+        load = 1.0
+        for ph in sc.phases:
+            if ph.start_s <= s and (ph.vms is None or vm in ph.vms):
+                load = ph.load
+        if out and out[-1].load == load:
+            last = out.pop()
+            out.append(PhaseRate(last.start_s, end - last.start_s, load))
+        else:
+            out.append(PhaseRate(s, end - s, load))
+    return tuple(p for p in out if p.load > 0)
+
+
+def make_workloads(sc: Scenario, be: Backend, scale: LabScale, work: Path, t_end: float,
+                   opts: LabOptions) -> list[Workload]:
+    where = placement(sc)
+    out = []
+    for vm in sc.vms:
+        for j, d in enumerate(vm.disks):
+            key = f"{vm.name}-{j}"
+            profile = sc.io_profile(d.io)
+            shard = sc.volume(d.volume).options.shard_block_size_mib * 2**20
+            fio = FioPlan(vm=vm.name, volume=d.volume,
+                          path=be.mount_path(where[vm.name], d.volume) / f"{key}.img",
+                          size_bytes=scale.vm_disk_bytes(d.size_gb),
+                          profile=scale.profile(profile) if profile else _IDLE,
+                          phases=phase_rates(sc, vm.name) if profile else (),
+                          log_dir=work / key)
+            out.append(Workload(vm=vm.name, host=where[vm.name], volume=d.volume,
+                                disk_index=j, fio=fio, history_relname=f".hcisim-{key}.hist",
+                                history_log=work / f"{key}.history", record_size=RECORD_SIZE,
+                                per_file=min(shard, 4 * 2**20) // RECORD_SIZE,
+                                interval_s=opts.writer_interval_s, until=t_end))
+    return out
+
+
+def _idle() -> Any:
+    from hcisim.scenario import IoProfile
+
+    return IoProfile(iops=1.0)
+
+
+_IDLE = _idle()
+
+
+class Poller(threading.Thread):
+    """Polls the backend every ``period`` seconds until stopped; keeps every sample."""
+
+    def __init__(self, be: Backend, period: float) -> None:
+        super().__init__(daemon=True, name="lab-poller")
+        self.be = be
+        self.period = period
+        self.samples: list[Sample] = []
+        self.errors: list[str] = []
+        self._stop_evt = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_evt.is_set():
+            t = time.monotonic()
+            try:
+                self.samples.append(self.be.observe())
+            except Exception as exc:  # a failed poll is recorded, never fatal to the run
+                self.errors.append(f"{time.time():.3f}: {exc}")
+            self._stop_evt.wait(max(0.0, self.period - (time.monotonic() - t)))
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.join(timeout=30)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """A SIGTERM of the harness unwinds like Ctrl-C, so destroy runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _wait_until(t: float, t0: float, duration_s: float, progress: Progress | None) -> None:
+    while (now := time.time()) < t:
+        if progress:
+            progress(min(1.0, (now - t0) / duration_s))
+        time.sleep(min(0.2, t - now))
+
+
+def play(sc: Scenario, be: Backend, t0: float, rec: LabRecord,
+         progress: Progress | None) -> None:
+    """Inject and repair the scenario's faults at their times on the lab's clock."""
+    actions: list[tuple[float, bool, int, Fault]] = []  # (time, is_inject, index, fault)
+    for i, f in enumerate(sc.faults):
+        actions.append((f.at_s, True, i, f))
+        if f.end_s is not None and f.end_s < sc.duration_s:
+            actions.append((f.end_s, False, i, f))
+    actions.sort(key=lambda a: (a[0], a[1]))  # a repair before an injection at the same time
+    started: dict[int, float] = {}
+    for at, inject, i, f in actions:
+        _wait_until(t0 + at, t0, sc.duration_s, progress)
+        if inject:
+            started[i] = be.inject(f)
+            if f.kind == "node_power_loss":
+                rec.killed[f.target] = started[i]
+        else:
+            end = be.restore(f)
+            rec.windows.append(FaultWindow(f, started.pop(i), end))
+    _wait_until(t0 + sc.duration_s, t0, sc.duration_s, progress)
+    for i, t in started.items():
+        rec.windows.append(FaultWindow(sc.faults[i], t, None))
+
+
+def heal_settled(samples: list[Sample], volumes: list[str]) -> bool:
+    """Two polls in a row saw every brick connected and nothing pending on any volume."""
+    if len(samples) < 2:
+        return False
+    for s in samples[-2:]:
+        for v in volumes:
+            if v not in s.pending or not all(s.connected.get(v, [False])):
+                return False
+            if any(p.entries or p.bytes for p in s.pending[v].values()):
+                return False
+    return True
+
+
+def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = None,
+            **options: Any) -> Observations:
+    """Run ``sc`` on a real lab of kind ``backend``; observations in the shared schema."""
+    opts = LabOptions.from_kwargs(options)
+    scale = LabScale.fit(sc, opts.size_scale, opts.io_scale)
+    work = Path(tempfile.mkdtemp(prefix="hcisim-labrun-"))
+    try:
+        lab_logs = opts.keep_logs / "lab" if opts.keep_logs is not None else None
+        with sigterm_as_interrupt(), open_backend(backend, sc, name=opts.name, scale=scale,
+                                                  volume_set=opts.volume_set,
+                                                  keep_logs=lab_logs) as be:
+            t_up = time.monotonic()
+            be.build()
+            be.deploy()
+            up_s = time.monotonic() - t_up
+            obs = _run_on(sc, be, scale, work, opts, progress, backend)
+            obs.meta["lab_up_s"] = round(up_s, 2)
+        return obs
+    finally:
+        if opts.keep_logs is not None:
+            shutil.copytree(work, opts.keep_logs, dirs_exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOptions,
+            progress: Progress | None, backend: str) -> Observations:
+    t0 = time.time()
+    workloads = make_workloads(sc, be, scale, work, t0 + sc.duration_s, opts)
+    rec = LabRecord(t0=t0, duration_s=sc.duration_s, end=t0, workloads=workloads,
+                    stall_threshold_s=opts.stall_threshold_s, placement=placement(sc))
+    poller = Poller(be, opts.poll_s)
+    poller.start()
+    try:
+        be.start_workloads(workloads)
+        play(sc, be, t0, rec, progress)
+        be.stop_workloads()
+        healed = False
+        if all(w.end is not None for w in rec.windows):
+            deadline = time.time() + opts.heal_wait_s
+            while time.time() < deadline and not (healed := heal_settled(
+                    poller.samples, [v.name for v in sc.volumes])):
+                time.sleep(opts.poll_s / 2)
+    finally:
+        poller.stop()
+    rec.end = time.time()
+    rec.samples = poller.samples
+    unrepaired = {w.fault.target for w in rec.windows if w.end is None}
+    reader = next((h for h in sc.host_names if h not in unrepaired), sc.host_names[0])
+    for w in workloads:
+        h = read_history(w.history_log, w.key)
+        rec.histories[w.key] = h
+        rec.checks[w.key] = check(h, w.history_relname, w.record_size, w.per_file,
+                                  be.data_brick_paths(w.volume), be.mount_path(reader, w.volume))
+    meta: dict[str, Any] = {
+        **be.meta(),
+        "as_built": as_built(sc, scale).model_dump(mode="json") if (scale.size, scale.io) != (
+            1.0, 1.0) else None,
+        "options": {k: str(v) for k, v in vars(opts).items()},
+        "heal_settled_after_run": healed,
+        "poll_errors": poller.errors[:20],
+        "history": {k: {"acked": len(c.acked), "lost": c.lost_count,
+                        "min_copies": min(c.copies.values(), default=None)}
+                    for k, c in rec.checks.items()},
+        "method": {
+            "bricks_up": "FUSE client logs (connect/disconnect lines), majority of the clients "
+                         "on hosts no fault hits",
+            "pending_heal_bytes": "glfsheal listing; per entry its allocated size on the "
+                                  "source brick, attributed to the bricks its AFR changelog "
+                                  "blames (see hcisim.lab.healinfo)",
+            "stalls": f"history writer attempts slower than {opts.stall_threshold_s} s",
+            "writes_copies": "data bricks holding each acknowledged record after the heal wait",
+        },
+    }
+    if progress:
+        progress(1.0)
+    return build_observations(sc, rec, meta, engine=f"lab:{backend.split('://')[0]}")

@@ -1,0 +1,136 @@
+"""Volume state over time, replayed from the client logs and the heal polls of a lab run.
+
+Which client's view counts: the clients on hosts that no fault is hitting at that moment
+(a cut-off host sees everyone else down, which says nothing about the bricks); a brick is
+up when more than half of those clients see it connected, so one client that is still
+reconnecting after a repair does not flap the brick, and with two such clients both must.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hcisim.lab.backend import Sample
+from hcisim.lab.clientlog import ClientView
+from hcisim.lab.healinfo import Pending
+from hcisim.scenario import Fault, Volume
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    fault: Fault
+    start: float  # epoch
+    end: float | None  # epoch; None: not repaired
+
+    def active(self, t: float) -> bool:
+        return self.start <= t and (self.end is None or t < self.end)
+
+
+@dataclass(frozen=True)
+class VolumePoint:
+    t: float  # epoch
+    up: tuple[bool, ...]
+    quorum: bool
+    pending: tuple[Pending, ...]
+
+
+def has_quorum(vol: Volume, up: tuple[bool, ...]) -> bool:
+    """Client quorum (afr_has_quorum): auto = more than half, or exactly half with the first."""
+    n, k = len(up), sum(up)
+    q = vol.options.quorum_type
+    if q == "none":
+        return k > 0
+    if q == "fixed":
+        assert vol.options.quorum_count is not None
+        return k >= vol.options.quorum_count
+    return 2 * k > n or (2 * k == n and up[0])
+
+
+class VolumeTimeline:
+    def __init__(self, vol: Volume, hosts: list[str], windows: list[FaultWindow]) -> None:
+        self.vol = vol
+        self.hosts = hosts
+        self.windows = [w for w in windows if w.fault.kind != "link_slowdown"]
+        self.views = {h: ClientView(len(vol.bricks)) for h in hosts}
+        self.heal: list[tuple[float, list[Pending]]] = []
+
+    def add(self, sample: Sample) -> None:
+        for host, ev in sample.conn:
+            if ev.volume == self.vol.name and host in self.views:
+                self.views[host].add([ev])
+        pend = sample.pending.get(self.vol.name)
+        if pend is not None:
+            n = len(self.vol.bricks)
+            self.heal.append((sample.t, [pend.get(i, Pending()) for i in range(n)]))
+
+    def reference_hosts(self, t: float) -> list[str]:
+        hit = {w.fault.target for w in self.windows if w.active(t)}
+        ref = [h for h in self.hosts if h not in hit]
+        return ref or list(self.hosts)
+
+    def up_at(self, t: float) -> tuple[bool, ...]:
+        ref = self.reference_hosts(t)
+        states = [self.views[h].state_at(t) for h in ref]
+        return tuple(2 * sum(s[i] for s in states) > len(ref)
+                     for i in range(len(self.vol.bricks)))
+
+    def pending_at(self, t: float) -> tuple[Pending, ...]:
+        last: list[Pending] | None = None
+        for ts, p in self.heal:
+            if ts > t:
+                break
+            last = p
+        return tuple(last) if last else tuple(Pending() for _ in self.vol.bricks)
+
+    def change_times(self) -> list[float]:
+        ts = {t for v in self.views.values() for t in v.change_times()}
+        for w in self.windows:
+            ts.add(w.start)
+            if w.end is not None:
+                ts.add(w.end)
+        ts |= {t for t, _ in self.heal}
+        return sorted(ts)
+
+    def points(self, start: float, end: float, extra: list[float]) -> list[VolumePoint]:
+        times = sorted({t for t in [*self.change_times(), *extra] if start <= t <= end} | {start})
+        out = []
+        for t in times:
+            up = self.up_at(t)
+            out.append(VolumePoint(t, up, has_quorum(self.vol, up), self.pending_at(t)))
+        return out
+
+
+@dataclass(frozen=True)
+class HealEpisode:
+    brick: int
+    start: float
+    end: float
+    bytes: float
+    entries: int
+
+
+def heal_episodes(points: list[VolumePoint], brick: int) -> list[HealEpisode]:
+    """Runs of pending heal on one brick, from when it is up (heal can flow) to pending 0.
+
+    Bytes are the most that was pending once the brick was back: everything written while
+    it was away, as the heal index estimate gives it (:mod:`hcisim.lab.healinfo`).
+    """
+    out: list[HealEpisode] = []
+    start: float | None = None
+    peak, entries = 0.0, 0
+    for p in points:
+        pend = p.pending[brick]
+        if pend.bytes > 0 or pend.entries > 0:
+            if start is None and p.up[brick]:
+                start = p.t
+            if start is not None:
+                peak, entries = max(peak, pend.bytes), max(entries, pend.entries)
+        elif start is not None:
+            out.append(HealEpisode(brick, start, p.t, peak, entries))
+            start, peak, entries = None, 0.0, 0
+    return out
+
+
+def nan_if_none(x: float | None) -> float:
+    return math.nan if x is None else x
