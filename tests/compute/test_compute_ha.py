@@ -101,11 +101,15 @@ def test_priority_tiers_wait_for_higher_ones_up_bounded() -> None:
     mid = VmSpec("mid", ha=True, priority="medium", boot_s=10)
     lo = VmSpec("lo", ha=True, priority="low", boot_s=10)
     nowhere = VmSpec("nowhere", ha=True, priority="high")
+    plan = restart_schedule([(hi, "a"), (mid, "b"), (lo, "b")], 50.0, HaRestart())
+    by = {p.vm: p for p in plan}
+    assert by["hi"].start_s == 50 and by["mid"].start_s == 150 and by["lo"].start_s == 160
+    # a high-priority VM that fits nowhere never comes up: the others wait the full bound
     plan = restart_schedule([(hi, "a"), (nowhere, None), (mid, "b"), (lo, "b")], 50.0,
                             HaRestart())
     by = {p.vm: p for p in plan}
-    assert by["hi"].start_s == 50 and by["mid"].start_s == 150 and by["lo"].start_s == 160
     assert by["nowhere"].host is None and math.isinf(by["nowhere"].start_s)
+    assert by["mid"].start_s == by["lo"].start_s == 50 + 600
     slow = VmSpec("slow", ha=True, priority="high", boot_s=5000)
     plan = restart_schedule([(slow, "a"), (lo, "b")], 0.0, HaRestart(), engine_up_s=30.0)
     assert plan[1].start_s == 30.0 + 600.0  # blocked at most priority_block_max_s

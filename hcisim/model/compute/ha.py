@@ -119,8 +119,9 @@ def restart_schedule(restarts: Sequence[tuple[VmSpec, str | None]], ready_s: flo
     """Start times of HA restarts that became possible at ``ready_s``.
 
     ``restarts`` are (vm, host or None) in placement order. Each priority waits until every
-    started VM of a higher priority is up, but at most ``priority_block_max_s``; none starts
-    before the engine is up. VMs that fit nowhere get ``start_s = up_s = inf``.
+    VM of a higher priority is up, but at most ``priority_block_max_s`` (a VM that fits
+    nowhere never comes up, so it blocks for that long); none starts before the engine is up.
+    VMs that fit nowhere get ``start_s = up_s = inf``.
     """
     t0 = max(ready_s, engine_up_s)
     out: list[PlannedRestart] = []
@@ -133,6 +134,7 @@ def restart_schedule(restarts: Sequence[tuple[VmSpec, str | None]], ready_s: flo
                 continue
             if host is None:
                 out.append(PlannedRestart(vm.name, None, math.inf, math.inf))
+                tier_up = math.inf
                 continue
             out.append(PlannedRestart(vm.name, host, start, start + vm.boot_s))
             tier_up = max(tier_up, start + vm.boot_s)

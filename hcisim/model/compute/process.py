@@ -289,12 +289,22 @@ class ComputeModel:
         env = self.env
         yield self._engine_ready
         ordered = priority_order(vms)
+        # a lower priority waits for the higher ones to be up, but is blocked at most
+        # priority_block_max_s in all (oVirt counts each VM's blocked time)
+        deadline = env.now + self.policy.priority_block_max_s
         for rank in sorted({v.rank for v in ordered}):
-            ups = [env.process(self._try_restart(v, why)) for v in ordered if v.rank == rank]
-            yield env.all_of(ups) | env.timeout(self.policy.priority_block_max_s)
+            ups = []
+            for v in ordered:
+                if v.rank == rank:
+                    up = env.event()
+                    env.process(self._try_restart(v, why, up))
+                    ups.append(up)
+            # a VM that does not start keeps blocking the next priority until the deadline
+            yield env.all_of(ups) | env.timeout(max(0.0, deadline - env.now))
 
-    def _try_restart(self, vm: VmSpec, why: str) -> Proc:
-        """Start ``vm`` on the host the scheduler picks; retry as the engine does if it fails."""
+    def _try_restart(self, vm: VmSpec, why: str, up: simpy.Event) -> Proc:
+        """Start ``vm`` on the host the scheduler picks; retry as the engine does if it fails.
+        ``up`` fires once it runs."""
         env = self.env
         first = env.now
         tries = retry_times(self.policy, first, self.sc.duration_s)
@@ -305,6 +315,8 @@ class ComputeModel:
             host = choose_host(self.cluster, vm, self.scheduler_view(), self.unavailable())
             if host is not None and self.storage.vm_storage_ok(vm.name, host):
                 yield from self._boot(vm, host, vm.boot_s, why)
+                if self.log.state(vm.name) == "running":
+                    up.succeed()
                 return
             reason = "fits nowhere" if host is None else f"storage not usable from {host}"
             self.log.set(env.now, vm.name, "down", None, f"restart failed: {reason}")
