@@ -121,4 +121,5 @@ EVENT_KINDS: Final = (
     "vm_paused", "vm_resumed", "vm_down", "vm_started",  # target VM
     "migration_start", "migration_end",  # target VM
     "engine_down", "engine_up",  # hosted engine
+    "host_non_responsive", "host_fenced",  # target host (compute model: engine's view)
 )
