@@ -104,7 +104,8 @@ class Heal(Strict):
 
     outage_s: PositiveFloat = Field(600.0, description="how long the node stays away")
     shd_thread_mb_s: PositiveFloat = Field(
-        50.0, description="one shd thread copying one shard (lab: 48-75 MB/s per heal)"
+        ModelParams().heal_thread_mb_s,
+        description="one shd thread copying one shard; the model's default",
     )
     share: float = Field(
         ModelParams().heal_share, gt=0, le=1,

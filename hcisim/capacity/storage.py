@@ -23,8 +23,9 @@ over ``n`` shards (the expected number of distinct shards hit by ``x T`` uniform
 ``min(n, W T / shard + 1)`` for sequential writes. With data-self-heal-algorithm full each
 dirty shard is copied whole. Host ``f`` must receive its data bricks' share of that. Rate =
 min(heal share of f's NIC and disk, what VM traffic leaves of them, shd threads x per-thread
-rate), threads = shd-max-threads on each of the two hosts holding good copies. A rebuild after
-a disk replacement copies the whole of f's data bricks at the same rate.
+rate), with one heal flow into f's brick from one good copy and shd-max-threads shards in
+flight (as hcisim.model does). A rebuild after a disk replacement copies the whole of f's data
+bricks at the same rate.
 """
 
 from __future__ import annotations
@@ -166,8 +167,7 @@ def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad) -> tuple[f
         "disk bandwidth": min(share * cand.disk_mb_s, cand.disk_mb_s - vm_load.disk_mb_s),
         "disk IOPS": min(share * cand.disk_iops, cand.disk_iops - vm_load.disk_iops)
         * HEAL_BLOCK / 1e6,
-        "shd threads": spec.volume_options.shd_max_threads * (HOSTS - 1)
-        * spec.heal.shd_thread_mb_s,
+        "shd threads": spec.volume_options.shd_max_threads * spec.heal.shd_thread_mb_s,
     }
     which = min(bounds, key=lambda k: bounds[k])
     return max(0.0, bounds[which]), which

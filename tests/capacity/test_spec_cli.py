@@ -105,7 +105,7 @@ def test_example_spec_answer(tmp_path: Path) -> None:
 
 def test_no_passing_candidate_exits_1(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE / "inventory.csv", tmp_path / "inventory.csv")
-    text = (EXAMPLE / "spec.yaml").read_text().replace("rebuild_s: 43200", "rebuild_s: 60")
+    text = (EXAMPLE / "spec.yaml").read_text().replace("rebuild_s: 86400", "rebuild_s: 60")
     (tmp_path / "spec.yaml").write_text(text)
     result = CliRunner().invoke(app, ["capacity", str(tmp_path / "spec.yaml"),
                                       "-o", str(tmp_path / "out"), "-q"])

@@ -95,8 +95,8 @@ def test_dirty_shards_by_hand() -> None:
 
 
 def test_heal_and_rebuild_by_hand() -> None:
-    """60 GB dirtied, healed at min(NIC share 625, disk 1000, shd 8x2x50=800) MB/s."""
-    s = spec(heal={"outage_s": 600, "share": 0.5, "shd_thread_mb_s": 50})
+    """60 GB dirtied, healed at min(NIC share 625, disk 1000, shd 8 x 100) MB/s."""
+    s = spec(heal={"outage_s": 600, "share": 0.5, "shd_thread_mb_s": 100})
     vms = [vm("a", io=SEQ_WRITE)]
     sets = replica_sets("replica3", "rotating")
     he = heal_estimate(CAND, s, vms, place(vms, HostRoom(1000, 1000)), sets)
@@ -123,3 +123,11 @@ def test_throughput_check_names_the_bottleneck() -> None:
     # with a host down each survivor writes 600 MB/s but to one remote brick: 48%
     assert thr.measured == pytest.approx(100 * 2 * 400 / 1250)
     assert "storage NIC" in thr.reason and "normal" in thr.reason
+
+
+def test_shd_threads_bound_heal_by_default() -> None:
+    """The model's 20 MB/s per thread x shd-max-threads 8 = 160 MB/s, below NIC and disk."""
+    vms = [vm("a", io=SEQ_WRITE)]
+    he = heal_estimate(CAND, spec(), vms, place(vms, HostRoom(1000, 1000)),
+                       replica_sets("replica3", "rotating"))
+    assert he.limited_by == "shd threads" and he.rate_mb_s == pytest.approx(8 * 20)
