@@ -74,6 +74,8 @@ def volume_rows(sc: Scenario, rec: LabRecord, out: Recorder) -> dict[str, list[V
         tl = VolumeTimeline(vol, list(sc.host_names), rec.windows)
         for s in rec.samples:
             tl.add(s)
+        for host, t_kill in rec.killed.items():
+            tl.client_died(host, t_kill)
         pts = tl.points(rec.t0, rec.end, sample_times)
         timelines[vol.name] = pts
         prev = None

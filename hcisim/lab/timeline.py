@@ -1,9 +1,12 @@
 """Volume state over time, replayed from the client logs and the heal polls of a lab run.
 
 Which client's view counts: the clients on hosts that no fault is hitting at that moment
-(a cut-off host sees everyone else down, which says nothing about the bricks); a brick is
-up when more than half of those clients see it connected, so one client that is still
-reconnecting after a repair does not flap the brick, and with two such clients both must.
+(a cut-off host sees everyone else down, which says nothing about the bricks), and of
+those only clients connected to at least one brick (a client that was just (re)started and
+has not attached yet knows nothing). A brick is up when all of them see it connected:
+a client notices a silent loss only when it has requests in flight to that brick (the
+ping timer runs only then), so an idle client can keep "seeing" a dead brick for as long
+as the fault lasts; the first client that notices marks the brick down.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from hcisim.lab.backend import Sample
-from hcisim.lab.clientlog import ClientView
+from hcisim.lab.clientlog import ClientView, ConnEvent
 from hcisim.lab.healinfo import Pending
 from hcisim.scenario import Fault, Volume
 
@@ -70,10 +73,14 @@ class VolumeTimeline:
         return ref or list(self.hosts)
 
     def up_at(self, t: float) -> tuple[bool, ...]:
-        ref = self.reference_hosts(t)
-        states = [self.views[h].state_at(t) for h in ref]
-        return tuple(2 * sum(s[i] for s in states) > len(ref)
-                     for i in range(len(self.vol.bricks)))
+        states = [self.views[h].state_at(t) for h in self.reference_hosts(t)]
+        ready = [s for s in states if any(s)] or states
+        return tuple(all(s[i] for s in ready) for i in range(len(self.vol.bricks)))
+
+    def client_died(self, host: str, t: float) -> None:
+        """The client process on ``host`` was killed at ``t``: it sees nothing any more."""
+        if host in self.views:
+            self.views[host].add([ConnEvent(t, self.vol.name, -1, False)])
 
     def pending_at(self, t: float) -> tuple[Pending, ...]:
         last: list[Pending] | None = None

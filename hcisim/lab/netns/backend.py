@@ -27,7 +27,7 @@ from hcisim.lab.netns.reclaim import Leftovers, reclaim, sockets_of
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import kill_and_wait, owned_pids, signal_pids, spawn
 from hcisim.lab.scale import LabScale
-from hcisim.scenario import Fault, Scenario
+from hcisim.scenario import Fault, Scenario, load_scenario, save_scenario
 
 WRITER = Path(__file__).resolve().parent.parent / "history_writer.py"
 REQUIRED = {
@@ -81,6 +81,39 @@ class NetnsBackend:
         self._active: list[Fault] = []
         self._lock = threading.Lock()
         self.timings: dict[str, float] = {}
+        # heal after a repair: in a thread so the fault schedule keeps time; a one-shot CLI
+        # command sets this False and waits for glusterd to accept it instead
+        self.background_heal = True
+
+    @classmethod
+    def attach(cls, name: str, root: Path | None = None) -> NetnsBackend:
+        """The backend of a lab that is already up (``hcisim lab fault/restore/status``)."""
+        from hcisim.lab.netns.layout import LAB_ROOT, read_state
+
+        lab_dir = (root or LAB_ROOT) / name
+        st = read_state(lab_dir)
+        index = st.get("index") if st is not None else None
+        if not isinstance(index, int):
+            raise LabError("find the lab", f"no lab named {name!r} (no state in {lab_dir})")
+        sc = load_scenario(lab_dir / "scenario.yaml")
+        be = cls(sc, name=name, root=root)
+        be.lab = LabLayout.make(name, index, sc.host_names, root)
+        be.state = LabState(be.lab.state_file)
+        be.faults = FaultDriver(be.lab, sc, be.state, be._remount, be._workloads_killed)
+        be._active = [Fault.model_validate(f) for f in be.state.get_list("active_faults")]
+        for h in be.lab.hosts:
+            for v in sc.volumes:
+                be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
+        return be
+
+    def detach(self) -> None:
+        """Forget the lab without destroying it (it stays up for later commands)."""
+        self.lab = None
+
+    @property
+    def active_faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._active)
 
     # --- context management: destroy always runs --------------------------------------
     def __enter__(self) -> Self:
@@ -97,11 +130,14 @@ class NetnsBackend:
         self.lab = allocate(self.name, self.scenario.host_names, self.root)
         self.state = LabState(self.lab.state_file)
         self.state.set("scenario", self.scenario.name)
+        save_scenario(self.scenario, self.lab.dir / "scenario.yaml")
         network.build_network(self.lab, self.state)
         disks = self._disks()
         parallel(lambda hd: bricks.make_image(self.lab_.host(hd[0]).image(hd[1]),
                                               self.scale.image_bytes(self.scenario, *hd)),
                  disks)
+        for host in {hd[0] for hd in disks}:
+            bricks.shared_root(self.lab_.host(host).dir / "disks", self.state)
         for host, disk in disks:
             h = self.lab_.host(host)
             bricks.attach_and_mount(h.image(disk), h.disk_mount(disk), self.state)
@@ -140,7 +176,8 @@ class NetnsBackend:
         parallel(gluster.wait_glusterd, list(lab.hosts))
         gluster.probe_peers(lab)
         vols = list(enumerate(self.scenario.volumes))
-        # each volume through another glusterd: volume transactions lock per volume
+        # each volume through another glusterd, at once: measured faster in total than one
+        # after the other (18.9 s vs 22.2 s for three volumes on two loaded cores)
         parallel(lambda iv: gluster.create_volume(
             lab, iv[1], {b.host: self._brick_path(b.host, iv[1].name) for b in iv[1].bricks},
             self.volume_set, via=lab.hosts[iv[0] % len(lab.hosts)]), vols)
@@ -249,7 +286,10 @@ class NetnsBackend:
         if fault.heal_after_repair:
             full = fault.kind == "disk_failure"
             for v in self.faults.heal_volumes(fault):
-                threading.Thread(target=self.trigger_heal, args=(v, full), daemon=True).start()
+                if self.background_heal:
+                    threading.Thread(target=self.trigger_heal, args=(v, full), daemon=True).start()
+                else:
+                    self.trigger_heal(v, full)
         return t
 
     def trigger_heal(self, volume: str, full: bool = False) -> bool:

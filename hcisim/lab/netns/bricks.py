@@ -30,6 +30,15 @@ def make_image(image: Path, size_bytes: int) -> None:
     run(step, [*MKFS, str(image)])
 
 
+def shared_root(path: Path, state: LabState) -> None:
+    """Make ``path`` a shared mount (a bind of itself), so mounts below it propagate into
+    the private mount namespaces glusterd and its bricks run in."""
+    path.mkdir(parents=True, exist_ok=True)
+    state.add("mounts", str(path))
+    run("share brick mounts", ["mount", "--bind", str(path), str(path)])
+    run("share brick mounts", ["mount", "--make-shared", str(path)])
+
+
 def attach_and_mount(image: Path, mountpoint: Path, state: LabState) -> str:
     """Attach ``image`` to a loop device and mount it; both recorded in the state first."""
     step = f"mount brick filesystem {image.name}"

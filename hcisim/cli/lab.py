@@ -1,0 +1,180 @@
+"""``hcisim lab up|status|fault|restore|down``: a real lab you can poke by hand."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hcisim.cli import UserError, err, friendly, out
+
+
+def _one_lab(name: str | None) -> str:
+    from hcisim.lab.netns.reclaim import all_lab_names
+
+    if name is not None:
+        return name
+    names = all_lab_names()
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise UserError("no lab is up (start one with `hcisim lab up SCENARIO`)")
+    raise UserError(f"several labs are up ({', '.join(names)}): say which with --name")
+
+
+def register(app: typer.Typer) -> None:
+    lab = typer.Typer(help="A real GlusterFS lab (netns backend): up, status, fault, restore, "
+                      "down.", no_args_is_help=True)
+    app.add_typer(lab, name="lab")
+
+    @lab.command()
+    @friendly
+    def up(
+        scenario: Annotated[Path, typer.Argument(help="scenario YAML")],
+        name: Annotated[str | None, typer.Option(help="lab name (default: from scenario)")] = None,
+        scale: Annotated[float | None, typer.Option(
+            help="size factor for disks and VM disks (default: fit this machine)")] = None,
+        io_scale: Annotated[float | None, typer.Option(help="I/O demand factor")] = None,
+    ) -> None:
+        """Build and deploy the scenario's cluster, and leave it running."""
+        from hcisim.lab.netns.backend import NetnsBackend
+        from hcisim.lab.scale import LabScale
+        from hcisim.scenario import load_scenario
+
+        sc = load_scenario(scenario)
+        t = time.monotonic()
+        be = NetnsBackend(sc, name=name, scale=LabScale.fit(sc, scale, io_scale))
+        try:
+            be.build()
+            be.deploy()
+        except BaseException:
+            be.destroy()
+            raise
+        assert be.lab is not None
+        out.print(f"lab [bold]{be.name}[/bold] up in {time.monotonic() - t:.1f} s "
+                  f"(scale: size {be.scale.size:.3g}, io {be.scale.io:.3g})")
+        t_hosts = Table("host", "namespace", "storage", "management", title_justify="left")
+        for h in be.lab.hosts:
+            t_hosts.add_row(h.name, h.netns, h.storage_addr, h.mgmt_addr)
+        out.print(t_hosts)
+        for v in sc.volumes:
+            out.print(f"  {v.name} ({v.type}): " + ", ".join(
+                str(be.mount_path(h, v.name)) for h in sc.host_names))
+        out.print(f"fault it: hcisim lab fault node_hang {sc.host_names[1]} --name {be.name}")
+        be.detach()
+
+    @lab.command()
+    @friendly
+    def status(name: Annotated[str | None, typer.Option(help="lab name")] = None) -> None:
+        """What is up: processes, mounts, active faults, bricks and pending heal."""
+        from hcisim.lab.netns.backend import NetnsBackend
+        from hcisim.lab.netns.reclaim import all_lab_names, find_leftovers
+
+        names = [name] if name else all_lab_names()
+        if not names:
+            out.print("no lab is up")
+            return
+        for n in names:
+            left = find_leftovers(n)
+            out.print(f"[bold]{n}[/bold]: {len(left.netns)} namespaces, {len(left.pids)} "
+                      f"processes, {len(left.mounts)} mounts, {len(left.loops)} loop devices")
+            try:
+                be = NetnsBackend.attach(n)
+            except Exception as exc:  # a half-reclaimed lab: say so, keep listing the rest
+                out.print(f"  (state unreadable: {exc}; `hcisim lab down --name {n}` reclaims it)")
+                continue
+            for f in be.active_faults:
+                out.print(f"  active fault: {f.kind} on {f.target}")
+            sample = be.observe()
+            t = Table("volume", *[f"{h} up" for h in be.scenario.host_names],
+                      *[f"{h} pending MB" for h in be.scenario.host_names], title_justify="left")
+            for v in be.scenario.volumes:
+                up = sample.connected.get(v.name, [])
+                pend = sample.pending.get(v.name, {})
+                t.add_row(v.name, *[("yes" if u else "[red]no[/red]") for u in up]
+                          or ["?"] * len(v.bricks),
+                          *[f"{pend[i].bytes / 1e6:.1f}" if i in pend else "?"
+                            for i in range(len(v.bricks))])
+            out.print(t)
+            be.detach()
+
+    @lab.command()
+    @friendly
+    def fault(
+        kind: Annotated[str, typer.Argument(help="node_power_loss, nic_loss, brick_crash, "
+                                            "node_hang, partition, link_slowdown, disk_failure")],
+        target: Annotated[str, typer.Argument(help="host name")],
+        name: Annotated[str | None, typer.Option(help="lab name")] = None,
+        network: Annotated[str, typer.Option(help="storage, management or all")] = "storage",
+        volume: Annotated[str | None, typer.Option(help="brick_crash: only this volume")] = None,
+        disk: Annotated[str | None, typer.Option(help="disk_failure: this disk")] = None,
+        peers: Annotated[list[str] | None, typer.Option(help="partition: only from these")] = None,
+        rate_mbit: Annotated[float | None, typer.Option(help="link_slowdown: new rate")] = None,
+    ) -> None:
+        """Inject a fault into a running lab (repair it with `hcisim lab restore`)."""
+        from pydantic import ValidationError
+
+        from hcisim.lab.netns.backend import NetnsBackend
+        from hcisim.scenario import Fault
+
+        be = NetnsBackend.attach(_one_lab(name))
+        if target not in be.scenario.host_names:
+            raise UserError(f"target {target!r}: not a host of this lab "
+                            f"({', '.join(be.scenario.host_names)})")
+        try:
+            f = Fault.model_validate({
+                "at_s": 0, "kind": kind, "target": target, "network": network, "volume": volume,
+                "disk": disk, "peers": tuple(peers) if peers else None, "rate_mbit": rate_mbit})
+        except ValidationError as exc:
+            raise UserError("fault: " + "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        t = be.inject(f)
+        out.print(f"{kind} on {target} at {time.strftime('%H:%M:%S', time.localtime(t))}")
+        be.detach()
+
+    @lab.command()
+    @friendly
+    def restore(name: Annotated[str | None, typer.Option(help="lab name")] = None) -> None:
+        """Repair every active fault (newest first) and start heal."""
+        from hcisim.lab.netns.backend import NetnsBackend
+
+        be = NetnsBackend.attach(_one_lab(name))
+        be.background_heal = False
+        faults = be.active_faults
+        if not faults:
+            out.print("no active fault")
+        for f in reversed(faults):
+            be.restore(f)
+            out.print(f"repaired {f.kind} on {f.target}")
+        for h in be.meta().get("heal_triggers", []):
+            out.print(f"  heal {h['volume']}: "
+                      f"{'started' if h['accepted'] else '[red]not accepted[/red]'}")
+        be.detach()
+
+    @lab.command()
+    @friendly
+    def down(
+        name: Annotated[str | None, typer.Option(help="lab name")] = None,
+        all_labs: Annotated[bool, typer.Option("--all", help="every lab on this machine")] = False,
+    ) -> None:
+        """Remove a lab (or all): processes, mounts, loop devices, namespaces, sockets."""
+        from hcisim.lab.netns.reclaim import all_lab_names, reclaim
+
+        if all_labs and name:
+            raise UserError("give --name or --all, not both")
+        names = all_lab_names() if all_labs else [_one_lab(name)]
+        if not names:
+            out.print("no lab to remove")
+        failed = False
+        for n in names:
+            left = reclaim(n)
+            if left.empty:
+                out.print(f"{n}: removed")
+            else:
+                failed = True
+                err.print(f"[red]{n}: could not remove[/red] {left.describe()}")
+        if failed:
+            raise typer.Exit(1)

@@ -1,0 +1,120 @@
+"""Model against lab on one scenario: per metric the model's value, the lab's, the error.
+
+The model runs on the scenario *as the lab built it* (sizes and I/O demand scaled to this
+machine, see :mod:`hcisim.lab.scale`), so the two answer the same question. Metrics, all
+taken from the shared summary so they mean the same thing on both sides:
+
+- per VM: mean throughput (read + write MB/s over the run), longest I/O stall (s);
+- per volume: heal time (s, from the first heal start to the last heal end), bytes healed.
+
+Relative error is (model - lab) / lab; where the lab measured 0 it is left empty (and the
+absolute difference still shows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hcisim.observations import Observations, summarize
+from hcisim.scenario import Scenario
+
+COLUMNS = ["metric", "subject", "unit", "model", "lab", "abs_error", "rel_error"]
+
+
+@dataclass
+class Comparison:
+    scenario: Scenario  # as the lab built it
+    model: Observations
+    lab: Observations
+    table: pd.DataFrame
+
+
+def heal_time_s(obs: Observations, volume: str) -> float:
+    h = obs["heal"]
+    h = h[h["volume"] == volume]
+    if h.empty:
+        return 0.0
+    return float(h["t_end_s"].max() - h["t_start_s"].min())
+
+
+def metrics(sc: Scenario, obs: Observations) -> dict[tuple[str, str, str], float]:
+    """(metric, subject, unit) -> value, from the summary every engine shares."""
+    s = summarize(obs, [v.name for v in sc.vms], [v.name for v in sc.volumes])
+    out: dict[tuple[str, str, str], float] = {}
+    for vm, v in s["vms"].items():
+        out[("throughput", vm, "MB/s")] = float(v["read_mb_s"] + v["write_mb_s"])
+        out[("max_stall", vm, "s")] = float(v["max_io_stall_s"])
+    for vol, v in s["volumes"].items():
+        out[("heal_time", vol, "s")] = heal_time_s(obs, vol)
+        out[("bytes_healed", vol, "MB")] = float(v["bytes_healed"]) / 1e6
+    return out
+
+
+def compare_observations(sc: Scenario, model: Observations, lab: Observations) -> pd.DataFrame:
+    m, lb = metrics(sc, model), metrics(sc, lab)
+    rows = []
+    for key in sorted(set(m) | set(lb)):
+        mv, lv = m.get(key, math.nan), lb.get(key, math.nan)
+        rel = (mv - lv) / abs(lv) if lv and not math.isnan(lv) else math.nan
+        rows.append([*key, mv, lv, mv - lv, rel])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_compare(sc: Scenario, lab_options: dict[str, Any] | None = None,
+                engine_observations: Callable[..., Observations] | None = None) -> Comparison:
+    """Run the lab, then the model on the scenario the lab really ran."""
+    from hcisim.lab.scale import LabScale, as_built
+
+    if engine_observations is None:
+        from hcisim.runner import engine_observations as run_engine
+        engine_observations = run_engine
+    lab = engine_observations(sc, "lab", options=lab_options or {})
+    scale = lab.meta.get("scale") or {}
+    built = as_built(sc, LabScale(size=float(scale.get("size", 1.0)),
+                                  io=float(scale.get("io", 1.0))))
+    model = engine_observations(built, "model")
+    return Comparison(built, model, lab, compare_observations(built, model, lab))
+
+
+def plot(table: pd.DataFrame, path: Path, title: str) -> None:
+    """One panel per metric: model and lab side by side for each subject."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    kinds = list(dict.fromkeys(table["metric"]))
+    fig = Figure(figsize=(4.2 * max(1, len(kinds)), 3.6), layout="constrained")
+    axes = fig.subplots(1, max(1, len(kinds)), squeeze=False)[0]
+    for ax, kind in zip(axes, kinds, strict=False):
+        t = table[table["metric"] == kind]
+        x = range(len(t))
+        ax.bar([i - 0.2 for i in x], t["model"], width=0.4, label="model")
+        ax.bar([i + 0.2 for i in x], t["lab"], width=0.4, label="lab")
+        ax.set_xticks(list(x), list(t["subject"]), rotation=45, ha="right")
+        ax.set_title(f"{kind} ({t['unit'].iloc[0]})")
+    axes[0].legend(loc="upper left", bbox_to_anchor=(0, -0.35), ncols=2)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+def write_comparison(c: Comparison, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv, js, png = out / "compare.csv", out / "compare.json", out / "compare.png"
+    c.table.to_csv(csv, index=False)
+    js.write_text(json.dumps({
+        "scenario": c.scenario.name,
+        "lab_meta": {k: c.lab.meta.get(k) for k in ("scale", "lab_up_s", "gluster_version")},
+        "rows": json.loads(c.table.to_json(orient="records")),
+    }, indent=2))
+    plot(c.table, png, f"{c.scenario.name}: model vs lab")
+    c.model.save(out / "model")
+    c.lab.save(out / "lab")
+    return [csv, js, png]
