@@ -126,6 +126,9 @@ def option_rows(view: ClusterView, vol: Volume) -> list[CheckRow]:
         actual = gluster.volume_options(shell, vol.name)
     except GlusterError as exc:
         return [row("volume options", "cluster", "readable", str(exc), False, vol.name)]
+    # ``volume get all`` leaves out user.* options (user.cifs is in the virt group); the
+    # options set on the volume, as ``volume info`` lists them, fill the gap.
+    actual = {**actual, **view.volumes[vol.name].options}
     rows = []
     for name, value in expected_options(vol, group).items():
         got = actual.get(name)

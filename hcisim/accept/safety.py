@@ -27,10 +27,6 @@ SUPPORTED_FAULTS = ("brick_crash", "nic_loss", "node_power_loss")
 DEFAULT_MAX_FAULT_S = 300.0
 
 
-class FaultRefused(Exception):
-    """A fault that this run will not inject; the message says why and how to allow it."""
-
-
 @dataclass(frozen=True)
 class FaultPolicy:
     """What the user allowed: destructive faults at all, on which hosts, for how long."""

@@ -1,0 +1,92 @@
+"""Host strings: what is accepted, and the clear error for everything else."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hcisim.accept.targets import TargetError, bind_targets, parse_target, parse_targets
+from hcisim.scenario import load_scenario
+
+
+def test_full_form() -> None:
+    t = parse_target("ssh://root@10.0.0.1:2222?name=host2&glusterd_sock=/run/g.sock"
+                     "&glusterd_workdir=/var/lib/g2&storage_if=sto0")
+    assert (t.user, t.address, t.port, t.name) == ("root", "10.0.0.1", 2222, "host2")
+    assert t.gluster_cli() == "gluster --mode=script --wignore --glusterd-sock=/run/g.sock"
+    assert t.glusterd_workdir == "/var/lib/g2" and t.storage_if == "sto0"
+    assert t.url == "ssh://root@10.0.0.1:2222"
+
+
+def test_defaults() -> None:
+    t = parse_target("ssh://h1.example.com")
+    assert (t.user, t.port, t.glusterd_sock) == (None, 22, None)
+    assert t.glusterd_workdir == "/var/lib/glusterd"
+    assert t.gluster_cli() == "gluster --mode=script --wignore"
+
+
+def test_ipv6() -> None:
+    t = parse_target("ssh://admin@[fd00::1]:22")
+    assert t.address == "fd00::1" and t.url == "ssh://admin@[fd00::1]"
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("", "empty host"),
+    ("h1", "no scheme"),
+    ("http://h1", "scheme 'http' not supported"),
+    ("ssh://", "no host name"),
+    ("ssh://root@h1:99999", "bad port"),
+    ("ssh://root@h1:abc", "bad port"),
+    ("ssh://root@h1/some/path", "unexpected path"),
+    ("ssh://bad_host!", "not a valid host name"),
+    ("ssh://Root;rm@h1", "not a valid user name"),
+    ("ssh://h1?colour=blue", "unknown option 'colour'"),
+    ("ssh://h1?glusterd_sock=relative/path", "absolute path"),
+    ("ssh://h1?glusterd_sock=/x;reboot", "absolute path"),
+    ("ssh://h1?storage_if=eth0;reboot", "not an interface name"),
+])
+def test_bad_strings_name_the_problem(text: str, says: str) -> None:
+    with pytest.raises(TargetError, match=says):
+        parse_target(text)
+
+
+def test_password_refused_and_never_echoed() -> None:
+    with pytest.raises(TargetError) as exc:
+        parse_target("ssh://root:S3cretPw@h1")
+    assert "passwords are not accepted" in str(exc.value)
+    assert "S3cretPw" not in str(exc.value)
+
+
+@settings(max_examples=50)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789!#%", min_size=4, max_size=20))
+def test_password_never_in_any_error(pw: str) -> None:
+    """Whatever else is wrong with the string, the password is not in the message."""
+    for text in (f"ssh://root:{pw}@h1", f"ssh://root:{pw}@h1:0", f"ftp://root:{pw}@h1",
+                 f"ssh://root:{pw}@h1?x=1"):
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            assert pw not in str(exc)
+
+
+def test_list_and_duplicates() -> None:
+    ts = parse_targets("ssh://root@h1, ssh://root@h2 ,ssh://root@h3")
+    assert [t.address for t in ts] == ["h1", "h2", "h3"]
+    with pytest.raises(TargetError, match="given twice"):
+        parse_targets("ssh://h1,ssh://root@h1")
+    with pytest.raises(TargetError, match="no host given"):
+        parse_targets(" , ")
+
+
+def test_bind_in_order_and_by_name() -> None:
+    sc = load_scenario()
+    bound = bind_targets(sc, parse_targets("ssh://a?name=host3,ssh://b,ssh://c"))
+    assert {h: t.address for h, t in bound.items()} == {"host3": "a", "host1": "b", "host2": "c"}
+    assert all(t.name == h for h, t in bound.items())
+    with pytest.raises(TargetError, match="3 hosts"):
+        bind_targets(sc, parse_targets("ssh://a,ssh://b"))
+    with pytest.raises(TargetError, match="not a host of scenario"):
+        bind_targets(sc, parse_targets("ssh://a?name=host9,ssh://b,ssh://c"))
+    with pytest.raises(TargetError, match="already"):
+        bind_targets(sc, parse_targets("ssh://a?name=host1,ssh://b?name=host1,ssh://c"))
