@@ -56,7 +56,7 @@ def shade_faults(ax: Axes, windows: Sequence[FaultWindow], horizon: float,
     """Fault windows over everything else on ``ax`` (timeline bars included), edges dashed."""
     for w in windows:
         end = w.end_or(horizon)
-        ax.axvspan(w.start_s, end, color=FAULT_COLOUR, alpha=0.13, lw=0, zorder=3)
+        ax.axvspan(w.start_s, end, color=FAULT_COLOUR, alpha=0.13, lw=0, zorder=3, gid="fault")
         for t in (w.start_s, end) if w.end_s is not None else (w.start_s,):
             ax.axvline(t, color=FAULT_COLOUR, lw=0.8, ls="--", zorder=3)
         if label:
@@ -74,7 +74,7 @@ def _figure(width: float, height: float) -> Figure:
 
 def _png(fig: Figure) -> bytes:
     buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)
     return buf.getvalue()
 
 
