@@ -76,10 +76,13 @@ def no_quorum_windows(obs: Observations, volume: str) -> list[tuple[float, float
 def no_split_brain(sc: Scenario, obs: Observations, c: NoSplitBrain) -> Verdict:
     """No write was accepted without client quorum.
 
-    Two witnesses, both from the tables: the writes table's own ``quorum`` flag, and the
+    Three witnesses, all from the tables: the writes table's own ``quorum`` flag; the
     volume_state timeline (a write interval lying wholly inside a stretch where the volume
-    had no quorum). Two clients writing different bricks at once cannot be seen in these
-    tables; docs/claims.md says so.
+    had no quorum); and, for replica 3 volumes, a write acknowledged on fewer than 2 of the
+    3 bricks (no majority, whatever the quorum options said: with quorum off, that is how
+    split brain starts). Arbiter volumes count data bricks only in ``copies``, so the third
+    witness does not apply to them. Two clients writing different bricks at once cannot be
+    seen in these tables; docs/claims.md says so.
     """
     name = c.name or c.kind
     wr = _writes(obs, c.vms)
@@ -87,23 +90,32 @@ def no_split_brain(sc: Scenario, obs: Observations, c: NoSplitBrain) -> Verdict:
     if acked.empty:
         return Verdict(name, c.kind, "n/a", None, 0.0, "bytes",
                        [{"note": "no write was acknowledged in this run"}])
-    flagged = acked["quorum"].eq(False).to_numpy()
+    flagged = acked["quorum"].eq(False)
     inside = pd.Series(False, index=acked.index)
     for vol in acked["volume"].unique():
         mine = acked["volume"] == vol
         for t0, t1 in no_quorum_windows(obs, str(vol)):
             inside |= mine & (acked["t_start_s"] >= t0 - _EPS) & (acked["t_end_s"] <= t1 + _EPS)
-    bad_rows = acked[flagged | inside.to_numpy()]
+    replica3 = [v.name for v in sc.volumes if v.type == "replica3"]
+    minority = acked["volume"].isin(replica3) & (acked["copies"] < 2)
+    bad_rows = acked[flagged | inside | minority]
     bytes_bad = float(bad_rows["acked_bytes"].sum())
     if bad_rows.empty:
         evidence: list[dict[str, Any]] = [{"acked_bytes": rounded(acked["acked_bytes"].sum(), 0),
                                            "without_quorum_bytes": 0.0}]
     else:
-        evidence = trim(_per_disk(
-            bad_rows, witness=lambda g: "writes.quorum" if (~g["quorum"]).any()
-            else "volume_state"), "acked_bytes")
+        evidence = trim(_per_disk(bad_rows, witness=lambda g: _witness(
+            g, flagged, inside)), "acked_bytes")
     return Verdict(name, c.kind, "fail" if bytes_bad > 0 else "pass", bytes_bad, 0.0, "bytes",
                    evidence)
+
+
+def _witness(g: pd.DataFrame, flagged: pd.Series, inside: pd.Series) -> str:
+    if flagged.loc[g.index].any():
+        return "writes.quorum"
+    if inside.loc[g.index].any():
+        return "volume_state"
+    return "fewer than 2 of 3 bricks"
 
 
 def heal_within(sc: Scenario, obs: Observations, c: HealWithin) -> Verdict:

@@ -147,3 +147,20 @@ def test_heal_within_names_one_volume() -> None:
     only_data, every = evaluate(sc, build(rec))
     assert only_data.verdict == "pass"
     assert every.verdict == "fail" and every.evidence[0]["volume"] == "other"
+
+
+def test_a_replica3_write_on_one_brick_has_no_majority_whatever_the_flag_says() -> None:
+    # quorum_type none: the engine calls it quorum, but one brick of three is no majority
+    rec = healthy_run()
+    rec.add("writes", "a", "data", 300.0, 310.0, 1e6, 1, True, 0.0)
+    (v,) = evaluate(scenario([NSB]), build(rec))
+    assert v.verdict == "fail" and v.evidence[0]["witness"] == "fewer than 2 of 3 bricks"
+
+
+def test_an_arbiter_write_on_one_data_brick_is_normal() -> None:
+    vols = [{"name": "data", "type": "arbiter", "bricks": [
+        {"host": "host1"}, {"host": "host2"}, {"host": "host3"}]}]
+    rec = Recorder()
+    rec.add("writes", "a", "data", 0.0, 10.0, 1e6, 1, True, 0.0)  # data brick + arbiter
+    (v,) = evaluate(scenario([NSB], volumes=vols), build(rec))
+    assert v.verdict == "pass"
