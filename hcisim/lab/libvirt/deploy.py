@@ -46,7 +46,7 @@ def client_log(volume: str) -> str:
 def device_by_serial(serial: str) -> str:
     """Shell snippet: the /dev node of the virtio disk with this serial (no udev in nodes)."""
     return (f'$(for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "{serial}" ] '
-            f'&& echo /dev/${{d##*/}}; done)')
+            f'&& echo /dev/${{d##*/}}; done; true)')
 
 
 def format_bricks_script(node: NodePlan) -> str:
