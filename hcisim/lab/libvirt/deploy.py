@@ -68,8 +68,13 @@ def format_bricks_script(node: NodePlan) -> str:
 def wait_glusterd(shell: NodeShell, host: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        proc = shell.run(host, f"{GLUSTER} peer status", "wait for glusterd", check=False,
-                         timeout=60)
+        try:
+            proc = shell.run(host, f"{GLUSTER} peer status", "wait for glusterd", check=False,
+                             timeout=120)
+        except LabError:  # the CLI itself hung: glusterd is still starting
+            if time.monotonic() > deadline:
+                raise
+            continue
         if proc.returncode == 0:
             return
         if time.monotonic() > deadline:

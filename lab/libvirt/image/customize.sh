@@ -36,7 +36,11 @@ KbdInteractiveAuthentication no
 UseDNS no
 CONF
 
-# gluster: no IPv6 resolution attempts, logs under /var/log/glusterfs as usual.
+# Geo-replication is not part of an HCI cluster, but glusterd runs its Python helper (gsyncd)
+# at every start when it is installed: measured ~30 s of emulated CPU per node boot. Divert
+# it; glusterd then logs that geo-replication is not installed and carries on.
+dpkg-divert --local --rename --divert /usr/lib/x86_64-linux-gnu/glusterfs/gsyncd.hcisim-off \
+  --add /usr/lib/x86_64-linux-gnu/glusterfs/gsyncd
 echo 'hcisim-node' > /etc/hostname
 printf '/dev/vda / ext4 defaults,errors=remount-ro 0 1\n' > /etc/fstab
 passwd -l root >/dev/null

@@ -1,0 +1,135 @@
+"""Pure pieces of the libvirt lab: apt sources, recipe hash, KVM probe, fault XML, heal sums."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hcisim.lab.libvirt import image as image_mod
+from hcisim.lab.libvirt.faults import brick_disk_xml, interface_xml, roles_of
+from hcisim.lab.libvirt.hypervisor import boot_sector, is_local, probe_accel
+from hcisim.lab.libvirt.image import AptSource, ImageError, ImageRecipe, parse_apt_sources
+from hcisim.lab.libvirt.layout import Machine, plan_lab
+from hcisim.lab.libvirt.observe import BrickSlot, pending_and_connected
+from hcisim.scenario import load_scenario
+
+DEB822 = """Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+def test_apt_source_from_deb822() -> None:
+    src = parse_apt_sources({"debian.sources": DEB822})
+    assert src == AptSource("http://deb.debian.org/debian", "http://deb.debian.org/debian-security")
+
+
+def test_apt_source_from_one_line_list_with_options_and_disabled_files() -> None:
+    texts = {"sources.list": "# deb http://old/ bookworm main\n"
+                             "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ "
+                             "bookworm main contrib\n",
+             "other.sources": "Types: deb\nEnabled: no\nURIs: http://nope/\nSuites: bookworm\n"}
+    assert parse_apt_sources(texts).mirror == "http://mirror.example/debian"
+
+
+def test_no_bookworm_source_is_a_clear_error() -> None:
+    with pytest.raises(ImageError, match="no apt source for Debian bookworm"):
+        parse_apt_sources({"x.list": "deb http://a/ trixie main\n"})
+
+
+def test_recipe_hash_follows_the_recipe_files(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(image_mod.lab_dir(), tmp_path / "libvirt")
+    monkeypatch.setenv("HCISIM_LAB_DIR", str(tmp_path))
+    src = AptSource("http://m/debian")
+    before = ImageRecipe(src).digest()
+    assert ImageRecipe(src).digest() == before  # stable
+    assert ImageRecipe(AptSource("http://other/debian")).digest() != before
+    assert ImageRecipe(src, nested=True).digest() != before
+    pkgs = tmp_path / "libvirt" / "image" / "packages.txt"
+    pkgs.write_text(pkgs.read_text() + "strace\n")
+    assert ImageRecipe(src).digest() != before
+    assert "strace" in ImageRecipe(src).packages()
+    assert image_mod.cached_image(ImageRecipe(src), tmp_path / "cache") is None
+
+
+def test_recipe_lists_the_stack_and_a_kernel() -> None:
+    pkgs = ImageRecipe(AptSource("http://m/debian")).packages()
+    for p in ("glusterfs-server", "glusterfs-client", "fio", "openssh-server",
+              "linux-image-amd64", "python3", "xfsprogs"):
+        assert p in pkgs
+    assert "qemu-system-x86" not in pkgs
+    assert "qemu-system-x86" in ImageRecipe(AptSource("http://m/debian"), nested=True).packages()
+
+
+def test_boot_sector_is_bootable_and_writes_the_exit_port() -> None:
+    sector = boot_sector()
+    assert len(sector) == 512 and sector[-2:] == b"\x55\xaa"
+    assert sector[:4] == bytes([0xB0, 0x01, 0xE6, 0xF4])  # mov al,1 ; out 0xf4,al
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                    reason="qemu-system-x86 not installed")
+def test_probe_passes_with_software_emulation() -> None:
+    """The probe itself is sound: under TCG (always available) the boot sector runs."""
+    ok, seen = probe_accel("tcg", timeout_s=60)
+    assert ok, seen
+
+
+def test_remote_uris_are_not_local() -> None:
+    assert is_local("qemu:///system")
+    assert not is_local("qemu+ssh://big-host/system")
+
+
+def test_fault_xml_names_the_nic_and_disk_of_the_node(tmp_path: Path) -> None:
+    sc = load_scenario(None)
+    plan = plan_lab(sc, "f1", 2, "qemu", Machine(2, 8192), workdir=tmp_path)
+    node = plan.node("host2")
+    iface = ET.fromstring(interface_xml(node, "storage", "down"))
+    assert iface.find("mac").get("address") == node.nic("storage").mac  # type: ignore[union-attr]
+    assert iface.find("link").get("state") == "down"  # type: ignore[union-attr]
+    disk = ET.fromstring(brick_disk_xml(node, None))
+    assert disk.findtext("serial") == "brick-brick0"
+    assert disk.find("source").get("file") == str(node.bricks[0].path)  # type: ignore[union-attr]
+    assert roles_of("all") == ["mgmt", "storage"]
+
+
+def test_pending_heal_goes_to_blamed_data_bricks_once() -> None:
+    """Same rule as healinfo.pending_by_brick: per entry, each blamed data sink receives the
+    entry's size once (max over sources); nothing is sent to an arbiter."""
+    bricks = [BrickSlot("data", 0, "host1", False), BrickSlot("data", 1, "host2", False),
+              BrickSlot("data", 2, "host3", True)]
+    shard = ["<gfid:aa>", 4096.0, {"1": True, "2": False}]
+    answers = {
+        "host1": {"bricks": [{"volume": "data", "index": 0, "online": True,
+                              "entries": [shard]}]},
+        "host2": {"bricks": [{"volume": "data", "index": 1, "online": True, "entries": []}]},
+        "host3": {"bricks": [{"volume": "data", "index": 2, "online": True,
+                              "entries": [["<gfid:aa>", 0.0, {"1": True}]]}]},
+    }
+    pending, connected = pending_and_connected(answers, bricks)
+    assert connected["data"] == [True, True, True]
+    assert pending["data"][1].bytes == 4096.0 and pending["data"][1].entries == 1
+    assert pending["data"][0].bytes == 0.0
+    assert pending["data"][2].bytes == 0.0 and pending["data"][2].entries == 1  # metadata only
+
+
+def test_a_node_that_does_not_answer_makes_pending_unknown() -> None:
+    bricks = [BrickSlot("v", i, f"h{i}", False) for i in range(3)]
+    answers: dict[str, dict[str, Any]] = {f"h{i}": {"bricks": [{"volume": "v", "index": i, "online": True,
+                                     "entries": []}]} for i in (0, 1)}
+    pending, connected = pending_and_connected(answers, bricks)
+    assert "v" not in pending
+    assert connected["v"] == [True, True, False]
