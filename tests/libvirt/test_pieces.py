@@ -128,8 +128,9 @@ def test_pending_heal_goes_to_blamed_data_bricks_once() -> None:
 
 def test_a_node_that_does_not_answer_makes_pending_unknown() -> None:
     bricks = [BrickSlot("v", i, f"h{i}", False) for i in range(3)]
-    answers: dict[str, dict[str, Any]] = {f"h{i}": {"bricks": [{"volume": "v", "index": i, "online": True,
-                                     "entries": []}]} for i in (0, 1)}
+    answers: dict[str, dict[str, Any]] = {
+        f"h{i}": {"bricks": [{"volume": "v", "index": i, "online": True, "entries": []}]}
+        for i in (0, 1)}
     pending, connected = pending_and_connected(answers, bricks)
     assert "v" not in pending
     assert connected["v"] == [True, True, False]
