@@ -1,8 +1,10 @@
 """A fluid network: named resources with capacities, flows with per-resource coefficients.
 
 A flow ``f`` at rate ``x_f`` uses ``a_fr * x_f`` of resource ``r``; resource ``r`` holds
-``sum_f a_fr x_f <= c_r``. Rates are max-min fair (progressive filling): every unfrozen
-flow rises at the same pace until it reaches its demand or one of its resources saturates.
+``sum_f a_fr x_f <= c_r``. Rates are weighted max-min fair (progressive filling): every
+unfrozen flow rises at its weight times a common pace until it reaches its demand or one of
+its resources saturates. VM disks have weight 1; a heal flow counts as one flow per shard
+in flight (shd threads are independent streams).
 The result is recomputed only when :meth:`FlowNetwork.resolve` is called, i.e. when
 something changed; nothing here knows about time.
 
@@ -29,32 +31,36 @@ _TOL = 1e-9
 class Flow:
     demand: float
     usage: dict[str, float]  # resource -> coefficient per unit of rate
+    weight: float = 1.0  # share relative to other flows when a resource is contended
 
 
-def max_min_fair(coef: Array, capacity: Array, demand: Array) -> Array:
-    """Max-min fair rates for flows (rows of ``coef``) over resources (columns).
+def max_min_fair(coef: Array, capacity: Array, demand: Array,
+                 weight: Array | None = None) -> Array:
+    """Weighted max-min fair rates for flows (rows of ``coef``) over resources (columns).
 
-    Progressive filling: raise all active flows together by the largest step that keeps
-    every resource within capacity and no flow above its demand; freeze the flows that hit
-    their demand or cross a saturated resource; repeat. At most flows + resources rounds,
-    each one vectorised, so the cost does not depend on how large the rates are.
+    Progressive filling: raise every active flow at ``weight`` times a common pace by the
+    largest step that keeps every resource within capacity and no flow above its demand;
+    freeze the flows that reach their demand or cross a saturated resource; repeat. At
+    most flows + resources rounds, each vectorised, so the cost does not depend on how large
+    the rates are. With unit weights this is plain max-min fairness.
     """
     n_flows = coef.shape[0]
     rate = np.zeros(n_flows)
     if n_flows == 0:
         return rate
+    w = np.ones(n_flows) if weight is None else weight.astype(float)
     remaining = capacity.astype(float).copy()
-    active = demand > 0
+    active = (demand > 0) & (w > 0)
     uses = coef > 0
     for _ in range(n_flows + coef.shape[1] + 1):
         if not active.any():
             break
-        load = coef[active].sum(axis=0)
+        load = (coef[active] * w[active, None]).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             room = np.where(load > 0, np.maximum(remaining, 0.0) / load, np.inf)
         step = min(float(room.min()) if room.size else np.inf,
-                   float((demand - rate)[active].min()))
-        rate[active] += step
+                   float(((demand - rate) / w)[active].min()))
+        rate[active] += step * w[active]
         remaining -= step * load
         full = (load > 0) & (remaining <= _TOL * np.maximum(capacity, 1.0))
         frozen = (demand - rate <= _TOL * np.maximum(demand, 1.0)) | uses[:, full].any(axis=1)
@@ -89,12 +95,15 @@ class FlowNetwork:
         return tuple(self._capacity)
 
     # --- flows ------------------------------------------------------------------------
-    def add_flow(self, name: str, demand: float, usage: Mapping[str, float]) -> None:
-        """Add or replace flow ``name``; ``usage`` maps resources to coefficients."""
+    def add_flow(self, name: str, demand: float, usage: Mapping[str, float],
+                 weight: float = 1.0) -> None:
+        """Add or replace flow ``name``; ``usage`` maps resources to coefficients;
+        ``weight`` is its share of a contended resource relative to weight-1 flows."""
         for r in usage:
             if r not in self._capacity:
                 raise KeyError(f"flow {name}: unknown resource {r!r}")
-        self._flows[name] = Flow(float(demand), {r: float(a) for r, a in usage.items() if a > 0})
+        self._flows[name] = Flow(float(demand), {r: float(a) for r, a in usage.items() if a > 0},
+                                 float(weight))
 
     def remove_flow(self, name: str) -> None:
         self._flows.pop(name, None)
@@ -119,13 +128,15 @@ class FlowNetwork:
         index = {r: j for j, r in enumerate(res)}
         coef = np.zeros((len(names), len(res)))
         demand = np.empty(len(names))
+        weight = np.empty(len(names))
         for i, n in enumerate(names):
             f = self._flows[n]
             demand[i] = f.demand
+            weight[i] = f.weight
             for r, a in f.usage.items():
                 coef[i, index[r]] = a
         cap = np.array([self._capacity[r] for r in res], dtype=float)
-        rate = max_min_fair(coef, cap, demand)
+        rate = max_min_fair(coef, cap, demand, weight)
         used = rate @ coef if names else np.zeros(len(res))
         self._rates = {n: float(x) for n, x in zip(names, rate, strict=True)}
         self._used = {r: float(u) for r, u in zip(res, used, strict=True)}

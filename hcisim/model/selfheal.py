@@ -174,10 +174,11 @@ class SelfHeal:
                          self.cluster.tx(src.host): 1.0, self.cluster.rx(target.host): 1.0}
                 usage[target.disk_resource] = (usage.get(target.disk_resource, 0.0)
                                                + disk_cost(target.disk, HEAL_BLOCK))
-                demand = h.threads(threads) * self.params.heal_thread_mb_s
+                n = h.threads(threads)
+                demand = n * self.params.heal_thread_mb_s
                 for res, a in usage.items():
                     demand = min(demand, self.params.heal_share * self.net.capacity(res) / a)
-                self.net.add_flow(self._flow(h), demand, usage)
+                self.net.add_flow(self._flow(h), demand, usage, weight=max(1, n))
 
     def next_milestone(self) -> float:
         """Seconds until some heal's parallelism changes or it completes (inf: none)."""

@@ -1,0 +1,99 @@
+"""Max-min fairness of the fluid network: an exact oracle, and small worked examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from hcisim.model.fluid import FlowNetwork, max_min_fair
+
+TOL = 1e-6
+
+
+@st.composite
+def networks(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n_flows = draw(st.integers(1, 8))
+    n_res = draw(st.integers(1, 5))
+    coef = draw(arrays(float, (n_flows, n_res), elements=st.sampled_from(
+        [0.0, 0.0, 0.5, 1.0, 2.0, 0.001, 3.7])))
+    cap = draw(arrays(float, n_res, elements=st.floats(0.0, 100.0)))
+    demand = draw(arrays(float, n_flows, elements=st.floats(0.0, 200.0)))
+    weight = draw(arrays(float, n_flows, elements=st.sampled_from([1.0, 1.0, 2.0, 8.0, 0.5])))
+    return coef, cap, demand, weight
+
+
+@settings(max_examples=150, deadline=None)
+@given(networks())
+def test_max_min_fair_oracle(
+        net: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Feasible, within demand, and every flow short of its demand has a bottleneck: a full
+    resource it uses on which no other flow gets more per unit of weight (the definition of
+    weighted max-min fairness: no flow can grow without shrinking one with a smaller or
+    equal weighted rate)."""
+    coef, cap, demand, w = net
+    x = max_min_fair(coef, cap, demand, w)
+    y = x / w
+    used = x @ coef
+    assert np.all(x >= -TOL)
+    assert np.all(x <= demand + TOL)
+    assert np.all(used <= cap + TOL * np.maximum(cap, 1))
+    for f in range(len(x)):
+        if x[f] >= demand[f] - TOL * max(demand[f], 1):
+            continue
+        full = [r for r in range(len(cap)) if coef[f, r] > 0
+                and used[r] >= cap[r] - TOL * max(cap[r], 1)]
+        assert any(all(y[g] <= y[f] + TOL * max(y[f], 1) for g in range(len(x))
+                       if coef[g, r] > 0) for r in full), (f, x, used, cap)
+
+
+def test_equal_share_of_one_link() -> None:
+    net = FlowNetwork()
+    net.add_resource("link", 100.0)
+    net.add_flow("a", 1000.0, {"link": 1.0})
+    net.add_flow("b", 1000.0, {"link": 1.0})
+    net.add_flow("small", 10.0, {"link": 1.0})
+    rates = net.resolve()
+    assert rates["small"] == pytest.approx(10.0)
+    assert rates["a"] == pytest.approx(45.0)
+    assert rates["b"] == pytest.approx(45.0)
+    assert net.utilisation("link") == pytest.approx(1.0)
+
+
+def test_weights_share_a_link() -> None:
+    """A heal with 8 shards in flight gets 8 shares of a contended link."""
+    net = FlowNetwork()
+    net.add_resource("link", 90.0)
+    net.add_flow("vm", 1000.0, {"link": 1.0})
+    net.add_flow("heal", 1000.0, {"link": 1.0}, weight=8.0)
+    rates = net.resolve()
+    assert rates["vm"] == pytest.approx(10.0)
+    assert rates["heal"] == pytest.approx(80.0)
+
+
+def test_coefficients_fan_out() -> None:
+    """A client writing to two remote bricks sends every byte twice: NIC / 2."""
+    net = FlowNetwork()
+    net.add_resource("tx", 1250.0)
+    net.add_flow("write", 5000.0, {"tx": 2.0})
+    assert net.resolve()["write"] == pytest.approx(625.0)
+
+
+def test_remove_flow_and_capacity_change() -> None:
+    net = FlowNetwork()
+    net.add_resource("link", 100.0)
+    net.add_flow("a", 1000.0, {"link": 1.0})
+    net.add_flow("b", 1000.0, {"link": 1.0})
+    net.resolve()
+    net.remove_flow("b")
+    net.set_capacity("link", 40.0)
+    assert net.resolve() == {"a": pytest.approx(40.0)}
+    assert net.solver_calls == 2
+
+
+def test_unknown_resource_is_an_error() -> None:
+    net = FlowNetwork()
+    with pytest.raises(KeyError):
+        net.add_flow("a", 1.0, {"nowhere": 1.0})

@@ -1,0 +1,221 @@
+"""Properties of whole simulations over random clusters, workloads and faults (hypothesis).
+
+Each one is an invariant from semantics.md or an exact oracle computed from the tables
+independently of the model's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+
+from hcisim.model import simulate
+from hcisim.model.elaborate import MIB, nic_mb_s
+from hcisim.observations import Observations, summarize
+from hcisim.scenario import Scenario
+
+from .cases import HOSTS, scenarios, single_fault
+
+SETTINGS = settings(max_examples=20, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+EPS = 1e-6
+
+
+def quorum_at(obs: Observations, volume: str, times: np.ndarray) -> np.ndarray:
+    """The volume's client quorum (volume_state) at each of ``times``."""
+    vs = obs["volume_state"]
+    q = vs[vs["volume"] == volume].groupby("t_s")["quorum"].all().sort_index()
+    idx = np.searchsorted(q.index.to_numpy(float), times + EPS, side="right") - 1
+    assert (idx >= 0).all()
+    return q.to_numpy(bool)[idx]
+
+
+def covering(rows: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """Boolean matrix: row j's interval covers time i."""
+    t0 = rows["t_start_s"].to_numpy(float)
+    t1 = rows["t_end_s"].to_numpy(float)
+    return (t0[None, :] <= times[:, None]) & (t1[None, :] > times[:, None])
+
+
+@SETTINGS
+@given(scenarios())
+def test_no_write_acknowledged_without_quorum(sc: Scenario) -> None:
+    obs = simulate(sc)
+    wr = obs["writes"]
+    acked = wr[wr["acked_bytes"] > 0]
+    assert acked["quorum"].all()
+    assert (acked["copies"] >= 1).all()
+    for vol in sc.volumes:
+        mine = acked[acked["volume"] == vol.name]
+        # the volume had quorum (brick count) when each interval began
+        assert quorum_at(obs, vol.name, mine["t_start_s"].to_numpy(float)).all()
+        assert (mine["copies"] <= len(vol.data_bricks)).all()
+    assert summarize(obs, [], [v.name for v in sc.volumes])["volumes"][
+        sc.volumes[0].name]["acked_without_quorum_bytes"] == 0
+
+
+@SETTINGS
+@given(scenarios())
+def test_write_throughput_bounds(sc: Scenario) -> None:
+    """Per host: sum of VM writes x (remote data copies) <= storage NIC (the client sends
+    each byte to every remote data brick; copies - 1 of them at least are remote). Per VM:
+    writes <= the slowest disk it writes to, and never more than demanded."""
+    obs = simulate(sc)
+    io = obs["vm_io"]
+    wr = obs["writes"]
+    assert (io["read_mb_s"] + io["write_mb_s"] <= io["demand_mb_s"] + EPS).all()
+    max_bw = max(d.bandwidth_mb_s for h in sc.hosts for d in h.disks)
+    assert (io["write_mb_s"] <= max_bw + EPS).all()
+    cuts = np.array(sorted(set(io["t_start_s"]) | set(io["t_end_s"])))
+    if len(cuts) < 2:
+        return
+    mids = (cuts[:-1] + cuts[1:]) / 2
+    host_of = {vm.name: vm.host for vm in sc.vms}
+    for h in HOSTS:
+        if any(f.kind == "link_slowdown" and f.target == h for f in sc.faults):
+            continue  # a slowed link is tighter still; the plain bound is checked here
+        names = [vm for vm, where in host_of.items() if where == h]
+        rows = io[io["vm"].isin(names)].reset_index(drop=True)
+        wrows = wr[wr["vm"].isin(names)].reset_index(drop=True)
+        if rows.empty:
+            continue
+        copies = np.zeros((len(mids), len(rows)))
+        cover_w = covering(wrows, mids)
+        for j, r in enumerate(rows.itertuples()):
+            same = ((wrows["vm"] == r.vm) & (wrows["volume"] == r.volume)).to_numpy()
+            c = cover_w[:, same] * wrows["copies"].to_numpy(float)[same][None, :]
+            copies[:, j] = c.max(axis=1) if same.any() else 0.0
+        sent = covering(rows, mids) * rows["write_mb_s"].to_numpy(float)[None, :]
+        per_mid = (sent * np.maximum(copies - 1, 0)).sum(axis=1)
+        assert (per_mid <= nic_mb_s(sc.host(h).storage_gbps()) * (1 + 1e-6) + EPS).all()
+
+
+def _stalls(obs: Observations, sc: Scenario) -> dict[str, float]:
+    s = summarize(obs, [v.name for v in sc.vms], [])
+    return {vm: float(v["max_io_stall_s"]) for vm, v in s["vms"].items()}
+
+
+def _busy_writers(sc: Scenario, obs: Observations, not_on: str) -> list[str]:
+    io = obs["vm_io"]
+    out = []
+    for vm in sc.vms:
+        prof = sc.io_profile(vm.disks[0].io)
+        assert prof is not None
+        if vm.host == not_on or prof.read_pct >= 100:
+            continue
+        f = sc.faults[0]
+        mine = io[(io["vm"] == vm.name) & (io["t_start_s"] <= f.at_s + EPS)
+                  & (io["t_end_s"] > f.at_s)]
+        if not mine.empty and float(mine["demand_mb_s"].iloc[0]) > 0:
+            out.append(vm.name)
+    return out
+
+
+@SETTINGS
+@given(single_fault(("node_power_loss", "nic_loss", "node_hang", "partition"),
+                    min_duration=4 * 42 + 1))
+def test_stall_on_silent_loss_between_T_and_outlier_max(sc: Scenario) -> None:
+    """Every writer on another host stalls for at least ping-timeout T and at most
+    outlier_max_factor x T (lab: T..2T, outliers to ~4T)."""
+    obs = simulate(sc)
+    f = sc.faults[0]
+    stalls = _stalls(obs, sc)
+    det = sc.model.detection
+    for vm in _busy_writers(sc, obs, f.target):
+        t = sc.volume(sc.vm(vm).disks[0].volume).options.ping_timeout_s
+        assert t * det.min_factor - EPS <= stalls[vm] <= t * det.outlier_max_factor + EPS, vm
+
+
+@SETTINGS
+@given(single_fault(("brick_crash", "disk_failure"), min_duration=1.0))
+def test_no_stall_on_brick_crash(sc: Scenario) -> None:
+    """A killed brick (TCP RST) or a failed disk (EIO) is switched over at once."""
+    obs = simulate(sc)
+    assert not obs["vm_io"]["status"].isin(["stalled"]).any()
+    assert max(_stalls(obs, sc).values(), default=0.0) == 0.0
+
+
+def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
+                     t1: float) -> tuple[int, int]:
+    """Dirty shards from the vm_io table: per disk, write I/Os in [t0, t1) while the brick
+    was away -> ceil(N (1 - (1 - 1/N)^k)) (random) or ceil(bytes / shard) (sequential).
+    Second value: how many disks sit within float noise of an integer (may round either way)."""
+    io = obs["vm_io"]
+    vol = sc.volume(volume)
+    shard = vol.options.shard_block_size_mib * MIB
+    total = near = 0
+    for vm in sc.vms:
+        d = vm.disks[0]
+        if d.volume != volume:
+            continue
+        prof = sc.io_profile(d.io)
+        assert prof is not None
+        rows = io[(io["vm"] == vm.name) & (io["status"] == "ok")]
+        lo = np.maximum(rows["t_start_s"].to_numpy(float), t0)
+        hi = np.minimum(rows["t_end_s"].to_numpy(float), t1)
+        dur = np.clip(hi - lo, 0, None)
+        n = max(1, math.ceil(d.size_gb * 1e9 / shard))
+        if prof.random:
+            k = float((rows["write_iops"].to_numpy(float) * dur).sum())
+            x = n * (1 - math.exp(k * math.log1p(-1 / n))) if n > 1 else float(k > 0)
+        else:
+            x = min(n, float((rows["write_mb_s"].to_numpy(float) * dur).sum()) * 1e6 / shard)
+        if abs(x - round(x)) < 1e-6 * max(1.0, x):
+            near += 1
+        total += math.ceil(x - 1e-9) if x > 1e-9 else 0
+    return total, near
+
+
+@SETTINGS
+@given(single_fault(("brick_crash", "node_power_loss"), min_duration=30.0))
+def test_healed_bytes_are_dirty_shards_times_shard_size(sc: Scenario) -> None:
+    obs = simulate(sc)
+    heal = obs["heal"]
+    for r in heal.itertuples():
+        shard = sc.volume(str(r.volume)).options.shard_block_size_mib * MIB
+        assert float(r.bytes) == int(r.shards) * shard
+    f = sc.faults[0]
+    end = f.at_s + (f.duration_s or 0.0)
+    for vol in sc.volumes:
+        brick = vol.brick_on(f.target)
+        if brick is None or vol.is_arbiter(f.target):
+            continue
+        done = heal[(heal["volume"] == vol.name) & (heal["brick"] == f.target)]
+        expected, near = _expected_shards(sc, obs, vol.name, f.at_s, end)
+        healed = int(done["shards"].sum())
+        pending = obs["volume_state"]
+        pending = pending[(pending["volume"] == vol.name) & (pending["brick"] == f.target)]
+        left = float(pending[pending["t_s"] == pending["t_s"].max()]["pending_heal_bytes"].sum())
+        shard = vol.options.shard_block_size_mib * MIB
+        # healed + still pending at the end (a shard half copied is copied again) = what
+        # the absence dirtied
+        pending_shards = math.ceil(left / shard - 1e-6) if left > 0 else 0
+        assert abs(healed + pending_shards - expected) <= near, (healed, left, expected)
+
+
+@SETTINGS
+@given(scenarios())
+def test_arbiter_brick_never_stores_data(sc: Scenario) -> None:
+    obs = simulate(sc)
+    vs = obs["volume_state"]
+    arb = vs[vs["role"] == "arbiter"]
+    assert (arb["pending_heal_bytes"] == 0).all()
+    heal = obs["heal"]
+    for vol in sc.volumes:
+        if vol.type == "arbiter":
+            assert heal[(heal["volume"] == vol.name)
+                        & (heal["brick"] == vol.bricks[2].host)].empty
+    wr = obs["writes"]
+    for r in wr[wr["acked_bytes"] > 0].itertuples():
+        assert int(r.copies) <= len(sc.volume(str(r.volume)).data_bricks)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_same_seed_same_observations(sc: Scenario) -> None:
+    a, b = simulate(sc), simulate(sc)
+    for name in a.tables:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True)
