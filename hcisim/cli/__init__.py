@@ -28,7 +28,8 @@ err = Console(stderr=True)
 out = Console()
 
 FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep", "hcisim.cli.report",
-            "hcisim.cli.accept", "hcisim.cli.failover", "hcisim.cli.lab", "hcisim.cli.compare")
+            "hcisim.cli.accept", "hcisim.cli.failover", "hcisim.cli.lab", "hcisim.cli.compare",
+            "hcisim.cli.labimage")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
