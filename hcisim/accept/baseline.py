@@ -14,6 +14,7 @@ import math
 import shlex
 import threading
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from hcisim.accept.remote import RemoteError, find_mount, push_file
@@ -129,9 +130,10 @@ def measure(shells: dict[str, Shell], jobs: list[BaselineJob], own: dict[str, li
         jobfile = f"/tmp/hcisim-accept-{run_id}-{host}.fio"
         push_file(shell, jobfile, job_text(placed, seconds, size_mb).encode())
         mk = " ".join(shlex.quote(d) for d in dirs)
+        tops = " ".join(shlex.quote(str(Path(d).parent)) for d in dirs)
         res = shell.run(f"mkdir -p {mk} && fio --output-format=json {jobfile}; r=$?; "
-                        f"rm -f {jobfile} " + " ".join(shlex.quote(p) for _, p in placed)
-                        + "; exit $r", timeout_s=seconds + 120 + size_mb / 20)
+                        f"rm -rf {jobfile} {mk}; rmdir {tops} 2>/dev/null; exit $r",
+                        timeout_s=seconds + 120 + size_mb / 20)
         if not res.ok:
             raise RemoteError(f"{shell.target.label}: fio failed (rc {res.rc}): "
                               f"{(res.stderr.strip().splitlines() or [''])[-1][:200]}")

@@ -51,6 +51,7 @@ class FaultRun:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     notes: list[str] = field(default_factory=list)
+    peak_pending: dict[str, int] = field(default_factory=dict)  # volume -> most entries seen
 
     def now(self) -> float:
         return self.clock() - self.t0

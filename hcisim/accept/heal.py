@@ -47,6 +47,7 @@ def sample(run: FaultRun, shell: Shell, volume: str, faulted: str) -> VolumeSamp
     pending = {h: 0 for h in up}
     if faulted in pending:
         pending[faulted] = owed
+    run.peak_pending[volume] = max(run.peak_pending.get(volume, 0), owed)
     t = run.now()
     shard = sc_vol.options.shard_block_size_mib * 1024 * 1024
     quorum = sum(up.values()) >= 2 and (sc_vol.type != "arbiter" or any(
@@ -73,11 +74,11 @@ def trigger_heal(run: FaultRun, shell: Shell, volume: str, attempts: int = 10) -
 def wait_for_heal(run: FaultRun, volumes: list[str], faulted: str, timeout_s: float,
                   every_s: float = 2.0) -> dict[str, float | None]:
     """Trigger heal and sample until nothing is pending; heal-done time per volume (None:
-    not done within ``timeout_s``). Heal episodes go to the ``heal`` table."""
+    not done within ``timeout_s``). Heal episodes go to the ``heal`` table, sized by the most
+    entries seen pending since the fault began (one shard each: an upper bound)."""
     _, shell = run.survivor(faulted)
     start = run.now()
     done: dict[str, float | None] = dict.fromkeys(volumes)
-    peak: dict[str, int] = dict.fromkeys(volumes, 0)
     for vol in volumes:
         run.event("heal_start", f"{vol}/{faulted}")
         trigger_heal(run, shell, vol)
@@ -89,7 +90,6 @@ def wait_for_heal(run: FaultRun, volumes: list[str], faulted: str, timeout_s: fl
             s = sample(run, shell, vol, faulted)
             if s is None:
                 continue
-            peak[vol] = max(peak[vol], s.total_pending)
             if s.total_pending == 0 and all(s.up.values()):
                 done[vol] = run.now()
                 run.event("heal_done", f"{vol}/{faulted}")
@@ -99,5 +99,6 @@ def wait_for_heal(run: FaultRun, volumes: list[str], faulted: str, timeout_s: fl
     for vol in volumes:
         shard = run.sc.volume(vol).options.shard_block_size_mib * 1024 * 1024
         end = done[vol] if done[vol] is not None else run.now()
-        run.recorder.add("heal", vol, faulted, start, end, float(peak[vol] * shard), peak[vol])
+        peak = run.peak_pending.pop(vol, 0)  # entries seen pending since the fault began
+        run.recorder.add("heal", vol, faulted, start, end, float(peak * shard), peak)
     return done

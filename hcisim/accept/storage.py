@@ -94,7 +94,7 @@ def brick_rows(sc: Scenario, host: str, shell: Shell, uuid: str | None,
         return [row("brick filesystem", host, "readable", str(exc), False)]
     rows = []
     for fs in filesystems.values():
-        subject = f"{fs.target} ({', '.join(fs.bricks)})"
+        subject = fs.target
         rows.append(row("brick filesystem", host, "xfs", fs.fstype, fs.fstype == "xfs", subject))
         missing = [o for o in MOUNT_OPTIONS if o not in fs.options]
         rows.append(row("brick mount options", host, ",".join(MOUNT_OPTIONS),

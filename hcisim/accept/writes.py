@@ -178,7 +178,8 @@ def cleanup(run: FaultRun, writers: list[RemoteWriter]) -> None:
     """Remove the record files and logs this run left on the servers."""
     for w in writers:
         shell = run.shells[w.host]
+        top = f"{shlex.quote(w.mount)}/.hcisim-accept"
         with contextlib.suppress(Exception):  # best effort: docs say what a run writes
-            shell.run(f"rm -rf {shlex.quote(w.mount)}/.hcisim-accept/{run.run_id} "
-                      f"{shlex.quote(w.log)} /tmp/hcisim-accept-{run.run_id}-{w.host}-writer.py",
-                      60)
+            shell.run(f"rm -rf {top}/{run.run_id} {shlex.quote(w.log)} "
+                      f"/tmp/hcisim-accept-{run.run_id}-{w.host}-writer.py; "
+                      f"rmdir {top} 2>/dev/null; true", 60)

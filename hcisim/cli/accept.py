@@ -16,15 +16,23 @@ EXIT_SSH = 3  # a host could not be reached or refused the key
 EXIT_NOT_RESTORED = 4  # a host could not be restored after a fault: look at it now
 
 
-def _print(acc: object) -> None:
+def _print(acc: object, verbose: bool) -> None:
+    """Every row with --verbose; otherwise what needs attention and a count per verdict."""
+    from collections import Counter
+
     from hcisim.accept.run import Acceptance
 
     assert isinstance(acc, Acceptance)
-    t = Table(title="Checks", title_justify="left")
+    shown = acc.rows if verbose else [r for r in acc.rows if r.verdict != "pass"]
+    counts = Counter(r.verdict for r in acc.rows)
+    t = Table(title=f"Checks: {counts['pass']} pass, {counts['warn']} warn, "
+                    f"{counts['fail']} fail" + ("" if verbose or not shown else
+                                                " (not passing shown; --verbose: all)"),
+              title_justify="left")
     for col in ("check", "host", "subject", "expected", "actual", "verdict"):
         t.add_column(col, overflow="fold")
     colour = {"pass": "green", "fail": "red", "warn": "yellow"}
-    for r in acc.rows:
+    for r in shown:
         t.add_row(r.check, r.host, r.subject, r.expected, r.actual,
                   f"[{colour[r.verdict]}]{r.verdict}[/{colour[r.verdict]}]")
     out.print(t)
@@ -39,7 +47,9 @@ def _print(acc: object) -> None:
                       _f(x.measured_latency_ms), _f(x.measured_p99_ms))
         out.print(b)
     for why in acc.refusals:
-        err.print(f"[yellow]{why}[/yellow]", highlight=False, markup=True)
+        err.print(f"[yellow]{why}[/yellow]", highlight=False)
+    for note in acc.notes:
+        err.print(f"[yellow]{note}[/yellow]", highlight=False)
 
 
 def _f(x: float | None, digits: int = 2) -> str:
@@ -80,6 +90,8 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("-o", "--output", help="result folder")]
         = None,
         report: Annotated[bool, typer.Option(help="write report.html")] = True,
+        verbose: Annotated[bool, typer.Option("-v", "--verbose", help="print every check")]
+        = False,
     ) -> None:
         """Accept existing servers: read-only checks, a measured baseline against the model,
         and, with --allow-destructive, the scenario's faults with recovery and heal."""
@@ -118,7 +130,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_SSH) from None
         dest = output or default_out(sc, "hosts")
         result, note = write_acceptance(acc, dest, started, report)
-        _print(acc)
+        _print(acc, verbose)
         if note:
             err.print(f"[yellow]{note}[/yellow]")
         out.print(f"results: {dest}")
