@@ -34,7 +34,7 @@ from hcisim.lab.libvirt.observe import BrickSlot, conn_events, pending_and_conne
 from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShell, make_key, ssh_config
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.scale import LabScale
-from hcisim.scenario import Fault, Scenario
+from hcisim.scenario import Fault, Scenario, save_scenario
 
 HERE = Path(__file__).resolve().parent
 NODE_TOOLS = {"history_writer.py": HERE.parent / "history_writer.py",
@@ -126,6 +126,7 @@ class LibvirtBackend:
                                     "hosts": [n.host for n in self.plan.nodes]})
             nodes.record_owner(self.state)
         plan = self.plan
+        save_scenario(self.scenario, plan.directory / "scenario.yaml")  # for checks.py
         key, public = make_key(plan.directory)
         CONTROL_DIR.mkdir(parents=True, exist_ok=True)
         (plan.directory / "ssh_config").write_text(ssh_config(plan, key))
@@ -188,6 +189,7 @@ class LibvirtBackend:
             "hosts": {n.host: {"domain": n.domain, "storage": n.storage_address,
                                "management": n.mgmt_address, "vcpus": n.vcpus,
                                "ram_mib": n.ram_mib} for n in self.plan_.nodes},
+            "lab_dir": str(self.plan_.directory),
             "ssh_config": str(self.plan_.directory / "ssh_config")})
         self.timings["deploy_s"] = round(time.monotonic() - t, 1)
 
