@@ -27,6 +27,7 @@ def test_sweep_64_runs_serial_vs_all_cores() -> None:
                       [parse_set(f) for f in FACTORS], REPLICATIONS)
     assert len(plan.runs) == 64
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     serial = results_table(plan, execute(plan, workers=1))
     t1 = time.perf_counter()
@@ -37,4 +38,6 @@ def test_sweep_64_runs_serial_vs_all_cores() -> None:
     serial_s, parallel_s = t1 - t0, t2 - t1
     print(f"\n64-run sweep of default.yaml: serial {serial_s:.1f} s "
           f"({serial_s / 64 * 1000:.0f} ms/run), {cores} workers {parallel_s:.1f} s, "
-          f"speed-up {serial_s / parallel_s:.2f}x")
+          f"speed-up {serial_s / parallel_s:.2f}x "
+          f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after: other "
+          "processes on the machine take cores from both)")
