@@ -52,6 +52,7 @@ class FaultRun:
     clock: Callable[[], float] = time.time
     notes: list[str] = field(default_factory=list)
     peak_pending: dict[str, int] = field(default_factory=dict)  # volume -> most entries seen
+    brick_up: dict[str, bool] = field(default_factory=dict)  # "vol/host" -> last state logged
 
     def now(self) -> float:
         return self.clock() - self.t0
@@ -120,6 +121,7 @@ def _brick_crash(run: FaultRun, fault: Fault, index: int, ledger: RollbackLedger
             raise FaultFailed(f"brick crash on {host}: brick {vol}:{path} (pid {pid}) "
                               "could not be killed")
         run.event("brick_down", f"{vol}/{host}", "brick_crash")
+        run.brick_up[f"{vol}/{host}"] = False
 
 
 def _brick_start(run: FaultRun, host: str, vol: str) -> Callable[[], bool]:
@@ -128,6 +130,7 @@ def _brick_start(run: FaultRun, host: str, vol: str) -> Callable[[], bool]:
         for _ in range(3):
             if gluster.start_volume_force(shell, vol) and _bricks_online(run, host, vol):
                 run.event("brick_up", f"{vol}/{host}", "volume start force")
+                run.brick_up[f"{vol}/{host}"] = True
                 return True
             run.sleep(2.0)
         return False

@@ -48,6 +48,11 @@ def sample(run: FaultRun, shell: Shell, volume: str, faulted: str) -> VolumeSamp
     if faulted in pending:
         pending[faulted] = owed
     run.peak_pending[volume] = max(run.peak_pending.get(volume, 0), owed)
+    for host, is_up in up.items():  # glusterd's view changed: a brick went or came back
+        key = f"{volume}/{host}"
+        if run.brick_up.get(key, True) != is_up:
+            run.event("brick_up" if is_up else "brick_down", key, "seen by glusterd")
+            run.brick_up[key] = is_up
     t = run.now()
     shard = sc_vol.options.shard_block_size_mib * 1024 * 1024
     quorum = sum(up.values()) >= 2 and (sc_vol.type != "arbiter" or any(

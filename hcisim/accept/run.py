@@ -30,6 +30,7 @@ from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Fault, Scenario
 
 ENGINE = "hosts"
+SAMPLE_MARGIN_S = 5.0  # no volume sample is started this close to a fault's end
 
 
 @dataclass(frozen=True)
@@ -226,13 +227,18 @@ def fault_cycle(run: FaultRun, fault: Fault, index: int, opts: AcceptOptions,
 
 
 def _hold(run: FaultRun, host: str, volumes: list[str], bound: float) -> None:
-    """Keep the fault for its bound, sampling the volumes from another host meanwhile."""
+    """Keep the fault for its bound, sampling the volumes from another host meanwhile.
+
+    A sample can take seconds while a node is silent (glusterd waits for it), so none is
+    started close to the end: the fault must not outlast its bound because we were looking.
+    """
     _, watch = run.survivor(host)
     end = run.clock() + bound
-    while run.clock() < end:
+    while run.clock() < end - SAMPLE_MARGIN_S:
         for vol in volumes:
             sample(run, watch, vol, host)
-        run.sleep(min(2.0, max(0.0, end - run.clock())))
+        run.sleep(min(2.0, max(0.0, end - SAMPLE_MARGIN_S - run.clock())))
+    run.sleep(max(0.0, end - run.clock()))
 
 
 def observe_hosts(sc: Scenario, hosts: str | list[HostTarget], ssh: SshOptions | None = None,

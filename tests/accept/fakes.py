@@ -79,11 +79,11 @@ def node_rules(host: str) -> list[tuple[str, Answer]]:
     ]
 
 
-def target(host: str, **kw: str) -> HostTarget:
+def target(host: str) -> HostTarget:
     n = host[-1]
     return HostTarget(address=f"10.0.0.{n}", user="root", name=host,
                       glusterd_sock=f"/srv/lab/n{n}/run/glusterd.socket",
-                      glusterd_workdir=f"/srv/lab/n{n}/wd", **kw)
+                      glusterd_workdir=f"/srv/lab/n{n}/wd")
 
 
 def cluster(overrides: dict[str, list[tuple[str, Answer]]] | None = None) -> dict[str, FakeShell]:

@@ -12,7 +12,7 @@ from hcisim.accept.safety import FaultPolicy, RollbackLedger
 from hcisim.accept.ssh import Completed, Shell
 from hcisim.observations import Recorder
 from hcisim.scenario import Fault
-from tests.accept.fakes import UUIDS, FakeShell, cluster, fixture, ok
+from tests.accept.fakes import UUIDS, Answer, FakeShell, cluster, fixture, ok
 from tests.accept.scenarios import small
 
 
@@ -51,9 +51,9 @@ def _run(shells: dict[str, FakeShell], **policy: object) -> FaultRun:
 
 
 def _brick_cluster(state: BrickState) -> dict[str, FakeShell]:
-    rules = [(r"volume status data", state.status), (r"kill -9", state.kill),
-             (r"volume start data force", state.start), (r"nohup", ok()),
-             (r"kill -TERM", ok())]
+    rules: list[tuple[str, Answer]] = [
+        (r"volume status data", state.status), (r"kill -9", state.kill),
+        (r"volume start data force", state.start), (r"nohup", ok()), (r"kill -TERM", ok())]
     return cluster({h: list(rules) for h in ("host1", "host2", "host3")})
 
 

@@ -111,9 +111,18 @@ def test_ledger_unwinds_last_in_first_out_and_survives_failures() -> None:
 
 def test_ctrl_c_during_rollback_is_held_until_it_is_done() -> None:
     ledger, ran = RollbackLedger(), []
-    ledger.push("second", lambda: ran.append("second") is None)
-    ledger.push("first", lambda: (os.kill(os.getpid(), signal.SIGINT), ran.append("first"))
-                and True)
+
+    def second() -> bool:
+        ran.append("second")
+        return True
+
+    def first() -> bool:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of restoring
+        ran.append("first")
+        return True
+
+    ledger.push("second", second)
+    ledger.push("first", first)
     with pytest.raises(KeyboardInterrupt):
         ledger.unwind()
     assert ran == ["first", "second"]
