@@ -13,9 +13,11 @@ import importlib
 import multiprocessing
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from hcisim.runner import EngineError
 from hcisim.scenario import Scenario, with_overrides
 from hcisim.sweep.grid import SweepError, SweepPlan, SweepRun
 from hcisim.sweep.table import run_row
@@ -29,7 +31,7 @@ def run_dir(keep: Path, run: SweepRun) -> Path:
 
 def run_one(base: Scenario, run: SweepRun, keep: str | None = None) -> dict[str, Any]:
     """One run of the grid, as a table row (top-level so worker processes can import it)."""
-    from hcisim.runner import run_scenario
+    from hcisim.runner import run_scenario  # the model loads in the worker, not the parent
 
     try:
         sc = with_overrides(base, dict(run.overrides))
@@ -53,11 +55,16 @@ def _processes(plan: SweepPlan, workers: int, keep: str | None,
     # can deadlock the child.
     ctx = multiprocessing.get_context("spawn")
     rows = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(run_one, plan.base, run, keep) for run in plan.runs]
-        for fut in as_completed(futures):
-            rows.append(fut.result())
-            tick()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(run_one, plan.base, run, keep) for run in plan.runs]
+            for fut in as_completed(futures):
+                rows.append(fut.result())
+                tick()
+    except BrokenProcessPool as exc:
+        raise EngineError(
+            f"a sweep worker process died ({exc}); out of memory, or a script calling "
+            "execute() without `if __name__ == '__main__':` (workers are spawned)") from None
     return rows
 
 
