@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @friendly
     def compare(
-        scenario: Annotated[Path, typer.Argument(help="scenario YAML (lab-sized: scenarios/lab-*)")],
+        scenario: Annotated[Path, typer.Argument(help="scenario YAML (lab-sized)")],
         output: Annotated[Path | None, typer.Option("-o", "--output", help="result folder")] = None,
         scale: Annotated[float | None, typer.Option(help="lab size factor")] = None,
         io_scale: Annotated[float | None, typer.Option(help="lab I/O demand factor")] = None,

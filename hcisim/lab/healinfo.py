@@ -97,23 +97,27 @@ def data_bytes(path: Path) -> float:
 
 
 def blamed(path: Path, volume: str, n_bricks: int) -> dict[int, bool] | None:
-    """Bricks blamed by this copy's changelog: index -> data pending. None: unreadable."""
+    """Bricks blamed by this copy's changelog: index -> data pending.
+
+    None when there is no changelog to read (no ``trusted.afr.*`` key at all, or xattrs
+    unreadable); an empty dict when there is one and it blames nobody.
+    """
     out: dict[int, bool] = {}
-    try:
-        for i in range(n_bricks):
-            try:
-                raw = os.getxattr(path, f"trusted.afr.{volume}-client-{i}", follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno in (61, 95):  # ENODATA / ENOTSUP: this key not set
-                    continue
-                raise
-            if len(raw) >= 12:
-                data, meta, entry = struct.unpack(">III", raw[:12])
-                if data or meta or entry:
-                    out[i] = data > 0
-    except OSError:
-        return None
-    return out
+    seen = False
+    keys = [(i, f"trusted.afr.{volume}-client-{i}") for i in range(n_bricks)]
+    for i, key in [*keys, (-1, "trusted.afr.dirty")]:
+        try:
+            raw = os.getxattr(path, key, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (61, 95):  # ENODATA / ENOTSUP: this key not set
+                continue
+            return None
+        seen = True
+        if i >= 0 and len(raw) >= 12:
+            data, meta, entry = struct.unpack(">III", raw[:12])
+            if data or meta or entry:
+                out[i] = data > 0
+    return out if seen else None
 
 
 def pending_by_brick(listing: list[BrickListing], bricks: list[BrickRef],

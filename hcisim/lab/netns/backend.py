@@ -316,8 +316,10 @@ class NetnsBackend:
         pending: dict[str, dict[int, Pending]] = {}
         connected: dict[str, list[bool]] = {}
         host = self._observer_host()
-        for v in self.scenario.volumes:
-            text = gluster.glfsheal(host, v.name)
+        with ThreadPoolExecutor(max_workers=len(self.scenario.volumes)) as pool:
+            texts = list(pool.map(lambda v: gluster.glfsheal(host, v.name),
+                                  self.scenario.volumes))
+        for v, text in zip(self.scenario.volumes, texts, strict=True):
             if text is not None:
                 listing = parse_glfsheal(text)
                 refs = self.brick_refs(v.name)

@@ -46,7 +46,19 @@ def lab_netns(name: str) -> list[str]:
 
 
 def pid_files(lab_dir: Path) -> list[Path]:
-    return sorted(lab_dir.rglob("*.pid")) if lab_dir.is_dir() else []
+    """Every pid file of the lab, found by fixed patterns: never walk into a mount (a FUSE
+    mount of a stopped client would block the walk forever)."""
+    found: list[Path] = []
+    for host_dir in sorted((lab_dir / "h").glob("*")):
+        found += [host_dir / "glusterd.pid", *sorted((host_dir / "pids").glob("*.pid"))]
+        run_dir = host_dir / "run"
+        if run_dir.is_dir():
+            found += sorted(run_dir.rglob("*.pid"))
+    return [p for p in found if p.is_file()]
+
+
+def images(lab_dir: Path) -> list[Path]:
+    return sorted((lab_dir / "h").glob("*/*.img"))
 
 
 def _state_list(state: dict[str, object] | None, key: str) -> list[str]:
@@ -74,7 +86,7 @@ def find_leftovers(name: str, root: Path | None = None) -> Leftovers:
     pids = owned_pids(pid_files(lab_dir), inodes, lab_dir)
     mounts = [m for m, _ in mounted_under(lab_dir)]
     loops: list[str] = []
-    for img in (lab_dir.rglob("*.img") if lab_dir.is_dir() else []):
+    for img in images(lab_dir):
         loops += loops_of(img)
     sockets = [s for s in _state_list(state, "sockets") if os.path.exists(s)]
     return Leftovers(names, pids, mounts, sorted(set(loops)), sockets)
