@@ -7,6 +7,7 @@ in seconds since the run started (``t0``), like the model's.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -127,13 +128,10 @@ def exposure_rows(volume: str, data_hosts: list[str], data_idx: list[int],
             seg_bytes = max(seg_bytes, pend)
 
 
-def quorum_at(points: list[VolumePoint], t: float) -> bool:
-    q = True
-    for p in points:
-        if p.t > t:
-            break
-        q = p.quorum
-    return q
+def quorum_at(points: list[VolumePoint], times: list[float], t: float) -> bool:
+    """Quorum of the volume at epoch ``t`` (``times``: the points' times, sorted)."""
+    i = bisect.bisect_right(times, t) - 1
+    return points[i].quorum if i >= 0 else True
 
 
 def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
@@ -151,9 +149,16 @@ def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
         vm_io_rows(sc, w, rec, base, out)
         check = rec.checks.get(w.key)
         if check is not None:
-            for a, b, acked, copies, lost in per_second(check, rec.t0, rec.duration_s):
-                out.add("writes", w.vm, w.volume, a, b, acked, copies,
-                        quorum_at(timelines[w.volume], rec.t0 + a), lost)
+            pts = timelines[w.volume]
+            times = [p.t for p in pts]
+
+            def has_quorum(t: float, pts: list[VolumePoint] = pts,
+                           times: list[float] = times) -> bool:
+                return quorum_at(pts, times, t)
+
+            rows = per_second(check, rec.t0, rec.duration_s, has_quorum)
+            for a, b, acked, copies, lost, quorum in rows:
+                out.add("writes", w.vm, w.volume, a, b, acked, copies, quorum, lost)
     for vm in sc.vms:
         host = rec.placement.get(vm.name, vm.host or "")
         if host in rec.killed:

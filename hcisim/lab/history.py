@@ -8,6 +8,7 @@ prove each acknowledged record is there, byte for byte.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,17 +181,24 @@ def check(h: History, relname: str, size: int, per_file: int, data_bricks: list[
 
 
 def per_second(result: CheckResult, t0: float, duration_s: float,
-               bin_s: float = 1.0) -> list[tuple[float, float, float, int, float]]:
-    """(t_start, t_end, acked_bytes, min copies, lost_bytes) per bin with acks in it."""
+               quorum: Callable[[float], bool] | None = None, bin_s: float = 1.0,
+               ) -> list[tuple[float, float, float, int, float, bool]]:
+    """(t_start, t_end, acked_bytes, min copies, lost_bytes, quorum) per bin with acks.
+
+    ``quorum(t)`` says whether the volume had client quorum at epoch ``t``; a bin's flag is
+    True only if every record in it was acknowledged while quorum held.
+    """
     bins: dict[int, list[Attempt]] = {}
+    last = max(int(duration_s / bin_s) - 1, 0)
     for a in result.acked:
         assert a.t_end is not None
         k = math.floor((a.t_end - t0) / bin_s)
-        bins.setdefault(min(max(k, 0), max(int(duration_s / bin_s) - 1, 0)), []).append(a)
+        bins.setdefault(min(max(k, 0), last), []).append(a)
     rows = []
     for k in sorted(bins):
         recs = bins[k]
+        ok = quorum is None or all(quorum(a.t_end) for a in recs if a.t_end is not None)
         rows.append((k * bin_s, (k + 1) * bin_s, float(len(recs) * result.size),
                      min(result.copies.get(a.seq, 0) for a in recs),
-                     float(sum(result.size for a in recs if result.lost(a.seq)))))
+                     float(sum(result.size for a in recs if result.lost(a.seq))), ok))
     return rows

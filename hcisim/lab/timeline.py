@@ -2,8 +2,10 @@
 
 Which client's view counts: the clients on hosts that no fault is hitting at that moment
 (a cut-off host sees everyone else down, which says nothing about the bricks), and of
-those only clients connected to at least one brick (a client that was just (re)started and
-has not attached yet knows nothing). A brick is up when all of them see it connected:
+those only clients that see a majority of the bricks (a client just restarted, or still
+reconnecting after its host was cut off, knows less than the others; if no client sees a
+majority, all of them count, and quorum is really lost). A brick is up when all of them
+see it connected:
 a client notices a silent loss only when it has requests in flight to that brick (the
 ping timer runs only then), so an idle client can keep "seeing" a dead brick for as long
 as the fault lasts; the first client that notices marks the brick down.
@@ -74,7 +76,7 @@ class VolumeTimeline:
 
     def up_at(self, t: float) -> tuple[bool, ...]:
         states = [self.views[h].state_at(t) for h in self.reference_hosts(t)]
-        ready = [s for s in states if any(s)] or states
+        ready = [s for s in states if 2 * sum(s) > len(s)] or states
         return tuple(all(s[i] for s in ready) for i in range(len(self.vol.bricks)))
 
     def client_died(self, host: str, t: float) -> None:

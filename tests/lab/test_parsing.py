@@ -6,6 +6,7 @@ against glusterfs 10.3 and fio 3.33 output on this machine).
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -45,9 +46,9 @@ def test_plat_idx_to_val_is_monotonic_and_exact_below_128() -> None:
     """Bins below 2*64 are exact nanoseconds; above, each bin stands for a larger value."""
     vals = [plat_idx_to_val(i) for i in range(PLAT_NR)]
     assert vals[:128] == [float(i) for i in range(128)]
-    assert all(b > a for a, b in zip(vals, vals[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(vals))
     # relative bin width stays below 1/32 (fio's 64 buckets per power of two)
-    assert all((b - a) / a <= 1 / 32 + 1e-12 for a, b in zip(vals[128:], vals[129:], strict=False))
+    assert all((b - a) / a <= 1 / 32 + 1e-12 for a, b in itertools.pairwise(vals[128:]))
 
 
 def test_hist_quantile_oracle() -> None:
@@ -263,7 +264,7 @@ def _bricks(tmp_path: Path, name: str, n: int, per_file: int, size: int,
     for b in range(k):
         d = tmp_path / f"brick{b}"
         d.mkdir()
-        data = {}
+        data: dict[int, bytearray] = {}
         for seq in range(n):
             data.setdefault(seq // per_file, bytearray()).extend(record(name, seq, size))
         for seg, content in data.items():
@@ -290,10 +291,11 @@ def test_checker_counts_copies_and_finds_lost_records(tmp_path: Path) -> None:
     res = check(h, ".h", size, per_file, bricks, mount=None)
     assert res.copies[20] == 2 and res.copies[33] == 0 and res.copies[0] == 3
     assert res.lost_count == 1 and res.lost(33) and not res.lost(20)
-    rows = per_second(res, t0=10.0, duration_s=10.0)
+    rows = per_second(res, t0=10.0, duration_s=10.0, quorum=lambda t: t < 13.0)
     assert sum(r[2] for r in rows) == n * size
     assert sum(r[4] for r in rows) == size  # one record lost
     assert min(r[3] for r in rows) == 0
+    assert [r[5] for r in rows] == [r[1] <= 3.0 for r in rows]  # quorum lost from 13.0 on
 
 
 @settings(max_examples=60, deadline=None)
@@ -313,11 +315,12 @@ def test_bad_intervals_are_disjoint_and_cover_every_slow_attempt(
         t += dur + 0.02
     h = _history(lines)
     iv = bad_intervals(h, threshold, end_of_run=t + 1)
-    for a, b in zip(iv, iv[1:], strict=False):
-        assert a.end <= b.start + 1e-9
+    for first, second in itertools.pairwise(iv):
+        assert first.end <= second.start + 1e-9
     for a in h.attempts:
         assert a.t_end is not None
-        if a.t_end - a.t_issue > threshold:
-            assert any(i.start <= a.t_issue + 1e-9 and a.t_end <= i.end + 1e-9 for i in iv)
+        end = a.t_end
+        if end - a.t_issue > threshold:
+            assert any(i.start <= a.t_issue + 1e-9 and end <= i.end + 1e-9 for i in iv)
     if all(ok for _, ok in ops) and all(d <= threshold for d, _ in ops):
         assert iv == []

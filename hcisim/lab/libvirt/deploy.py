@@ -21,7 +21,9 @@ from hcisim.scenario import Scenario, Volume
 
 BRICK_ROOT = "/bricks"
 MOUNT_ROOT = "/mnt"
-GLUSTER = "gluster --mode=script"
+# The CLI gives up after 120 s by default; under emulation on a busy machine a volume
+# create or set (with its hook scripts on every node) can take longer.
+GLUSTER = "gluster --mode=script --timeout=900"
 XFS_MKFS = "mkfs.xfs -f -q -K -i size=512 -n size=8192"  # gluster-ansible's HCI bricks
 XFS_MOUNT = "inode64,noatime,nodiratime,nofail"
 
@@ -109,7 +111,7 @@ def create_volume(shell: NodeShell, plan: LabPlan, vol: Volume, sc: Scenario) ->
 {GLUSTER} volume set {vol.name} group virt
 {GLUSTER} volume set {vol.name} {opts}
 {GLUSTER} volume start {vol.name}
-""", f"create volume {vol.name}", timeout=300)
+""", f"create volume {vol.name}", timeout=3600)
 
 
 def mount_script(plan: LabPlan, node: NodePlan, volumes: list[str]) -> str:
