@@ -322,5 +322,6 @@ def test_bad_intervals_are_disjoint_and_cover_every_slow_attempt(
         end = a.t_end
         if end - a.t_issue > threshold:
             assert any(i.start <= a.t_issue + 1e-9 and end <= i.end + 1e-9 for i in iv)
-    if all(ok for _, ok in ops) and all(d <= threshold for d, _ in ops):
+    if all(a.ok and a.t_end is not None and a.t_end - a.t_issue <= threshold
+           for a in h.attempts):
         assert iv == []
