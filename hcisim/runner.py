@@ -36,7 +36,7 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return all(v.verdict != "fail" for v in self.verdicts)
+        return all(v.as_expected for v in self.verdicts)
 
 
 def engine_observations(sc: Scenario, engine: str, backend: str = "netns",
@@ -57,7 +57,7 @@ def engine_observations(sc: Scenario, engine: str, backend: str = "netns",
 def summary_of(sc: Scenario, obs: Observations, verdicts: list[Verdict]) -> dict[str, Any]:
     summary = summarize(obs, [v.name for v in sc.vms], [v.name for v in sc.volumes])
     summary["claims"] = [v.to_dict() for v in verdicts]
-    summary["passed"] = all(v.verdict != "fail" for v in verdicts)
+    summary["passed"] = all(v.as_expected for v in verdicts)
     return summary
 
 

@@ -26,6 +26,12 @@ def test_claim(claim_case: tuple[Path, int], runs: Runs,
         record_property(key, getattr(v, key))
     record_property("engine", obs.engine)
     evidence = json.dumps(v.evidence, indent=1, default=str)
+    if v.expected == "fail":
+        if v.verdict != "fail":
+            pytest.fail(f"{sc.name}: claim {v.name!r} is documented to fail (expect: fail) "
+                        f"but was {v.verdict} on {obs.engine}: measured {v.measured} {v.unit}",
+                        pytrace=False)
+        return
     if v.verdict == "n/a":
         pytest.skip(f"{v.name}: not applicable on this run: {evidence}")
     if v.verdict != "pass":

@@ -7,6 +7,7 @@ cannot tell a model run from a lab run. Catalogue and examples: docs/claims.md.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,8 @@ JUDGES: dict[str, Judge] = {
 
 def judge_claim(sc: Scenario, obs: Observations, claim: ClaimSpec) -> Verdict:
     """The verdict of one claim of ``sc`` on ``obs``."""
-    return JUDGES[claim.kind](sc, obs, claim)
+    verdict = JUDGES[claim.kind](sc, obs, claim)
+    return dataclasses.replace(verdict, expected=claim.expect)
 
 
 def evaluate(sc: Scenario, obs: Observations) -> list[Verdict]:

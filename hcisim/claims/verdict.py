@@ -21,6 +21,7 @@ class Verdict:
     limit: float | None
     unit: str
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    expected: Literal["pass", "fail"] = "pass"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -32,6 +33,14 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        return self.verdict != "fail"
+
+    @property
+    def as_expected(self) -> bool:
+        """The run agrees with the scenario: a claim holds (or does not apply), or a claim
+        documented as a known failure (``expect: fail``) really fails."""
+        if self.expected == "fail":
+            return self.verdict == "fail"
         return self.verdict != "fail"
 
 

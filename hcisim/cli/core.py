@@ -52,8 +52,13 @@ def print_summary(summary: dict[str, object]) -> None:
         for col in ("claim", "verdict", "measured", "limit"):
             t.add_column(col)
         for c in claims:
+            expected_fail = c.get("expected") == "fail"
             colour = {"pass": "green", "fail": "red"}.get(c["verdict"], "yellow")
-            t.add_row(c["name"], f"[{colour}]{c['verdict']}[/{colour}]",
+            label = c["verdict"]
+            if expected_fail:
+                colour = "green" if c["verdict"] == "fail" else "red"
+                label += " (expected fail)"
+            t.add_row(c["name"], f"[{colour}]{label}[/{colour}]",
                       f"{_fmt(c['measured'])} {c['unit']}", f"{_fmt(c['limit'])} {c['unit']}")
         out.print(t)
 
@@ -93,8 +98,8 @@ def register(app: typer.Typer) -> None:
             write_report(dest)
         out.print(f"results: {dest}")
         if not result.passed:
-            failed = [v.name for v in result.verdicts if v.verdict == "fail"]
-            err.print(f"[red]claims failed:[/red] {', '.join(failed)}")
+            failed = [v.name for v in result.verdicts if not v.as_expected]
+            err.print(f"[red]claims not as expected:[/red] {', '.join(failed)}")
             raise typer.Exit(1)
 
     @app.command()

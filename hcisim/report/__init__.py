@@ -105,7 +105,9 @@ def render(sc: Scenario, obs: Observations, summary: dict[str, Any],
            "duration_s": float(obs.duration_s), "vms": len(sc.vms), "volumes": len(sc.volumes),
            "faults": len(windows), "description": sc.description,
            "started": journal.get("started", ""),
-           "passed": all(c.get("verdict") != "fail" for c in claims)}
+           "passed": all((c.get("verdict") == "fail") == (c.get("expected") == "fail")
+                         or (c.get("verdict") == "n/a" and c.get("expected") != "fail")
+                         for c in claims)}
     events = obs["events"]
     return _env().get_template(TEMPLATE).render(
         run=run, claims=claims_rows(claims), faults=windows, plots=plots, files=FILES,

@@ -15,6 +15,11 @@ from hcisim.scenario.base import Strict
 class _Claim(Strict):
     name: str | None = Field(None, description="label in reports; default: the kind")
     vms: tuple[str, ...] | None = Field(None, description="VMs it is about; None: all")
+    expect: Literal["pass", "fail"] = Field(
+        "pass",
+        description="fail: the scenario documents a known weakness; the run is as expected "
+        "only if this claim fails (a strict expected failure)",
+    )
 
 
 class ZeroDowntime(_Claim):
