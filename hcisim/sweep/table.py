@@ -21,11 +21,12 @@ from hcisim.sweep.grid import SweepPlan, SweepRun
 VM_MAX_MEAN = ("max_io_stall_s", "p99_latency_ms", "mean_latency_ms", "max_latency_ms",
                "downtime_s", "paused_s", "io_error_s", "restarts")
 VM_SUM = ("read_mb_s", "write_mb_s")
-VOLUME = ("heal_time_s", "heal_completed_s", "bytes_healed", "shards_healed",
-          "max_pending_heal_bytes", "exposure_s", "quorum_lost_s", "min_copies_acked",
-          "acked_without_quorum_bytes", "lost_bytes")
+VOLUME = ("heal_time_s", "heal_completed_s", "heal_pending_at_end_bytes", "bytes_healed",
+          "shards_healed", "max_pending_heal_bytes", "exposure_s", "quorum_lost_s",
+          "min_copies_acked", "acked_without_quorum_bytes", "lost_bytes")
 VOLUME_MAX = ("heal_time_s", "exposure_s", "quorum_lost_s", "max_pending_heal_bytes")
-VOLUME_SUM = ("bytes_healed", "lost_bytes", "acked_without_quorum_bytes")
+VOLUME_SUM = ("bytes_healed", "heal_pending_at_end_bytes", "lost_bytes",
+              "acked_without_quorum_bytes")
 KEYS = ("point", "replication", "seed")
 
 
@@ -45,7 +46,11 @@ def _agg(values: list[float], how: str) -> float:
 
 
 def heal_times(result: RunResult) -> dict[str, float]:
-    """Per volume: first heal start to last heal end (s), from the heal table."""
+    """Per volume: first heal start to last heal end (s), from the heal table.
+
+    A heal still running when the run ends is cut there: read it with
+    ``heal_pending_at_end_bytes`` (> 0 means the time is a lower bound).
+    """
     heal = result.observations["heal"]
     out = {}
     for vol in (v.name for v in result.scenario.volumes):
