@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the labs and the browser test use. Installed only when missing.
-APT_PACKAGES=(glusterfs-server glusterfs-client fio xfsprogs iproute2 iptables kmod psmisc
+APT_PACKAGES=(glusterfs-server glusterfs-client fio xfsprogs iproute2 iptables kmod psmisc openssh-server openssh-client
               chromium chromium-driver)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()

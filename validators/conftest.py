@@ -23,7 +23,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hcisim validators")
     group.addoption("--target", default="model",
                     help="where to check the claims: model (default), lab, lab:netns, "
-                         "lab:libvirt (hosts:... is not available yet)")
+                         "lab:libvirt, hosts:ssh://root@h1,ssh://root@h2,ssh://root@h3")
+    group.addoption("--identity", default=None, metavar="KEY",
+                    help="hosts target: SSH private key (default: agent / default keys)")
+    group.addoption("--allow-destructive", action="store_true", default=False,
+                    help="hosts target: also inject the scenario's faults (bounded, rolled back)")
     group.addoption("--scenarios", action="append", default=None, metavar="PATH",
                     help="scenario file or folder (repeatable); default: scenarios/")
 
@@ -31,7 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): run with the other items of name")
     try:
-        config.stash[_TARGET] = parse_target(config.getoption("--target"))
+        identity = config.getoption("--identity")
+        config.stash[_TARGET] = parse_target(
+            config.getoption("--target"), identity=Path(identity) if identity else None,
+            allow_destructive=bool(config.getoption("--allow-destructive")))
     except TargetError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -55,7 +62,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for path in files:
         names = claim_names(path)
         marks = [pytest.mark.xdist_group(path.stem)]
-        if target.engine == "lab":
+        if target.engine in ("lab", "hosts"):
             marks.append(pytest.mark.lab)
         if not isinstance(names, list):  # an invalid scenario is a failing item, not silence
             params.append(pytest.param((path, -1), id=f"{path.stem}:load", marks=marks))

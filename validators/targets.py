@@ -1,7 +1,8 @@
 """Validator targets: where the catalogue's claims are checked, and one run per scenario.
 
-``--target model`` (default), ``lab`` (= ``lab:netns``), ``lab:netns``, ``lab:libvirt``;
-``hosts:...`` (real servers over SSH) is refused with a usage error until that target exists.
+``--target model`` (default), ``lab`` (= ``lab:netns``), ``lab:netns``, ``lab:libvirt``,
+``hosts:ssh://root@h1,ssh://root@h2,ssh://root@h3`` (existing servers over SSH: read-only
+checks and a baseline; the scenario's faults only with ``--allow-destructive``).
 """
 
 from __future__ import annotations
@@ -23,15 +24,21 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    engine: str  # model | lab
+    engine: str  # model | lab | hosts
     backend: str = "netns"
+    hosts: str = ""  # hosts: the comma-separated ssh:// URLs
+    identity: Path | None = None
+    allow_destructive: bool = False
 
     @property
     def label(self) -> str:
+        if self.engine == "hosts":
+            return "hosts"
         return "model" if self.engine == "model" else f"lab:{self.backend}"
 
 
-def parse_target(text: str) -> Target:
+def parse_target(text: str, identity: Path | None = None,
+                 allow_destructive: bool = False) -> Target:
     kind, _, rest = text.partition(":")
     if kind == "model" and not rest:
         return Target("model")
@@ -42,10 +49,17 @@ def parse_target(text: str) -> Target:
                               f"(use {', '.join('lab:' + b for b in LAB_BACKENDS)})")
         return Target("lab", backend)
     if kind == "hosts":
-        raise TargetError(f"--target {text}: the hosts target (real servers over SSH) is not "
-                          "available yet; use model, lab, lab:netns or lab:libvirt")
+        from hcisim.accept.targets import TargetError as HostsError
+        from hcisim.accept.targets import parse_targets
+
+        try:
+            parse_targets(rest)
+        except HostsError as exc:
+            raise TargetError(f"--target {text}: {exc}") from None
+        return Target("hosts", hosts=rest, identity=identity,
+                      allow_destructive=allow_destructive)
     raise TargetError(f"--target {text}: unknown target (use model, lab, lab:netns, "
-                      "lab:libvirt)")
+                      "lab:libvirt, hosts:ssh://...)")
 
 
 def scenario_files(given: list[str] | None) -> list[Path]:
@@ -86,6 +100,12 @@ class Runs:
 
 def observe(sc: Scenario, target: Target) -> Observations:
     from hcisim.runner import engine_observations
+
+    if target.engine == "hosts":
+        from hcisim.accept import AcceptOptions, SshOptions, observe_hosts
+
+        return observe_hosts(sc, target.hosts, SshOptions(identity=target.identity),
+                             AcceptOptions(allow_destructive=target.allow_destructive))
 
     return engine_observations(sc, target.engine, backend=target.backend)
 

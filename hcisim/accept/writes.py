@@ -152,11 +152,11 @@ def _record(run: FaultRun, w: RemoteWriter, hist: History, res: CheckResult,
     attempts = hist.attempts
     t_start = attempts[0].t_issue - shift
     t_end = max((a.t_end or a.t_issue) for a in attempts) - shift
-    for a0, a1, acked, copies, lost in per_second(res, shift + math.floor(t_start),
-                                                  t_end - math.floor(t_start) + 1):
+    for a0, a1, acked, copies, lost, quorum in per_second(
+            res, shift + math.floor(t_start), t_end - math.floor(t_start) + 1):
         t = math.floor(t_start)
         run.recorder.add("writes", w.vm, w.volume, t + a0, t + a1, acked, int(copies),
-                         True, lost)
+                         quorum, lost)
     bad = [(iv.start - shift, iv.end - shift, iv.status)
            for iv in bad_intervals(hist, STALL_S, t_end + shift)]
     cuts = sorted({t_start, t_end, *(b[0] for b in bad), *(b[1] for b in bad)})

@@ -84,10 +84,16 @@ def test_parallel_workers_give_the_same_verdicts(tmp_path: Path) -> None:
     assert "2 failed, 4 passed, 2 skipped" in res.stdout, res.stdout
 
 
-def test_hosts_target_is_a_usage_error_until_it_exists(tmp_path: Path) -> None:
+def test_bad_hosts_target_is_a_usage_error_naming_the_host(tmp_path: Path) -> None:
     res = _pytest(tmp_path, "--target", "hosts:ssh://node1,node2", "-q")
     assert res.returncode == pytest.ExitCode.USAGE_ERROR
-    assert "not available yet" in res.stderr
+    assert "'node2': expected ssh://" in res.stderr
+
+
+def test_hosts_target_resolves_to_ssh_urls() -> None:
+    t = parse_target("hosts:ssh://root@a,ssh://root@b:2222,ssh://c", allow_destructive=True)
+    assert t.engine == "hosts" and t.hosts == "ssh://root@a,ssh://root@b:2222,ssh://c"
+    assert t.allow_destructive and t.label == "hosts"
 
 
 @pytest.mark.parametrize(("text", "engine", "backend"), [
@@ -98,7 +104,7 @@ def test_targets_resolve_to_engine_and_backend(text: str, engine: str, backend: 
     assert (t.engine, t.backend) == (engine, backend)
 
 
-@pytest.mark.parametrize("text", ["hosts:ssh://x", "lab:kvm", "simulator", "model:x"])
+@pytest.mark.parametrize("text", ["hosts:", "hosts:h1", "lab:kvm", "simulator", "model:x"])
 def test_unknown_targets_are_refused(text: str) -> None:
     with pytest.raises(TargetError, match=text.split(":")[0]):
         parse_target(text)
