@@ -13,7 +13,8 @@ Resources (all in one :class:`~hcisim.model.fluid.FlowNetwork`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from hcisim.scenario import Disk, IoProfile, Scenario, Volume
@@ -47,7 +48,7 @@ class BrickModel:
     disk: Disk
     disk_resource: str
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.volume}/{self.host}"
 
@@ -61,23 +62,25 @@ class VolumeModel:
     def name(self) -> str:
         return self.spec.name
 
-    @property
+    # cached: looked up for every VM disk at every change
+    @cached_property
     def data_bricks(self) -> tuple[BrickModel, ...]:
         return tuple(b for b in self.bricks if b.role == "data")
 
-    @property
+    @cached_property
     def arbiter(self) -> BrickModel | None:
         return next((b for b in self.bricks if b.role == "arbiter"), None)
 
-    @property
+    @cached_property
     def shard_bytes(self) -> int:
         return self.spec.options.shard_block_size_mib * MIB
 
+    @cached_property
+    def _by_host(self) -> dict[str, BrickModel]:
+        return {b.host: b for b in self.bricks}
+
     def brick(self, host: str) -> BrickModel:
-        for b in self.bricks:
-            if b.host == host:
-                return b
-        raise KeyError(host)
+        return self._by_host[host]
 
 
 @dataclass(frozen=True)
@@ -91,23 +94,23 @@ class VmDiskModel:
     shards: int  # N = ceil(size / shard size)
     profile: IoProfile | None
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.vm}#{self.index}"
 
-    @property
+    @cached_property
     def read_frac(self) -> float:
         return 0.0 if self.profile is None else self.profile.read_pct / 100.0
 
-    @property
+    @cached_property
     def write_frac(self) -> float:
         return 0.0 if self.profile is None else 1.0 - self.profile.read_pct / 100.0
 
-    @property
+    @cached_property
     def block_bytes(self) -> float:
         return 64 * 1024.0 if self.profile is None else self.profile.block_kib * 1024.0
 
-    @property
+    @cached_property
     def demand_mb_s(self) -> float:
         return 0.0 if self.profile is None else self.profile.demand_mb_s
 
@@ -122,17 +125,16 @@ class Cluster:
     disks: tuple[VmDiskModel, ...]
     placement: dict[str, str]  # vm -> host at the start
     capacities: dict[str, float]  # resource -> capacity
+    nics: dict[tuple[str, str], str] = field(default_factory=dict)  # (host, role) -> NIC
 
     def nic_name(self, host: str, role: NetworkRole) -> str:
-        nic = self.scenario.host(host).nic_for(role)
-        assert nic is not None  # scenario validation guarantees storage and management NICs
-        return nic.name
+        return self.nics[(host, role)]
 
     def tx(self, host: str, role: NetworkRole = "storage") -> str:
-        return f"{host}/nic/{self.nic_name(host, role)}/tx"
+        return f"{host}/nic/{self.nics[(host, role)]}/tx"
 
     def rx(self, host: str, role: NetworkRole = "storage") -> str:
-        return f"{host}/nic/{self.nic_name(host, role)}/rx"
+        return f"{host}/nic/{self.nics[(host, role)]}/rx"
 
     def nic_capacity(self, host: str, role: NetworkRole = "storage") -> float:
         return self.capacities[self.tx(host, role)]
@@ -190,4 +192,9 @@ def elaborate(sc: Scenario) -> Cluster:
             size = d.size_gb * 1e9
             disks.append(VmDiskModel(vm.name, d.volume, i, size, max(1, math.ceil(size / shard)),
                                      sc.io_profile(d.io)))
-    return Cluster(sc, sc.host_names, volumes, tuple(disks), _place(sc), capacities)
+    nics: dict[tuple[str, str], str] = {}
+    for h in sc.hosts:
+        for nic in h.nics:  # the first NIC carrying a network carries it (Host.nic_for)
+            for net in nic.networks:
+                nics.setdefault((h.name, net), nic.name)
+    return Cluster(sc, sc.host_names, volumes, tuple(disks), _place(sc), capacities, nics)

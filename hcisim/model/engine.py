@@ -21,7 +21,7 @@ from hcisim.model.elaborate import Cluster, VmDiskModel, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.gluster import has_client_quorum, read_brick
-from hcisim.model.io import DiskPlan, LatencyModel, path_usage
+from hcisim.model.io import DiskPlan, LatencyModel
 from hcisim.model.probes import WriteLedger
 from hcisim.model.recording import RunRecords
 from hcisim.model.selfheal import Repair, SelfHeal
@@ -58,9 +58,9 @@ class StorageModel:
         self.plans: dict[str, DiskPlan] = {}
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
+        self.sample_s = max(sc.model.sample_s, sc.duration_s / 2000.0)
         self._milestone_token = 0
         self._progress_at = -1.0
-        self._sampling = False
         self.sim_events = 0
 
     # --- time -----------------------------------------------------------------------------
@@ -110,6 +110,7 @@ class StorageModel:
         if f.kind == "link_slowdown":
             for res, rates in self.slowdowns.items():
                 self.net.set_capacity(res, min([self.cluster.capacities[res], *rates]))
+            self.latency.new_capacities()
         if delta < 0:
             self.heal.last_repair = Repair(t, f.heal_after_repair, f.kind == "node_hang")
 
@@ -143,6 +144,21 @@ class StorageModel:
 
     # --- advance: integrate constant rates over [t_last, t) ---------------------------------
     def advance(self, t: float) -> None:
+        """Integrate the constant rates up to ``t``. While a heal runs, volume_state is also
+        sampled every ``sample_s`` on the way: rates are constant in between, so the samples
+        are exact and cost no SimPy event (the event count stays independent of the load).
+        Pending bytes fall linearly between changes, so samples add resolution, not facts:
+        a long run is sampled at most ~2000 times (step ``max(sample_s, duration / 2000)``)."""
+        if self.heal.active():
+            step = self.sample_s
+            g = (math.floor(self.t_last / step + 1e-9) + 1) * step
+            while g < t - 1e-9:
+                self._integrate(g)
+                self.records.volumes(g, self.heal, sample=True)
+                g += step
+        self._integrate(t)
+
+    def _integrate(self, t: float) -> None:
         dt = t - self.t_last
         if dt <= 0:
             return
@@ -173,6 +189,7 @@ class StorageModel:
         for b in self.records.volume_bricks(t, self.views, self.world):
             self.heal.brick_back(b, t)
         self.heal.reconcile(t)
+        self.heal.snapshot()
         self.records.volumes(t, self.heal)
         self._flush_writes(t)
         self.plans = {d.key: self._plan(d, t) for d in self.cluster.disks}
@@ -185,11 +202,9 @@ class StorageModel:
             else:
                 self.net.remove_flow(p.flow)
         self.net.resolve()
+        self.latency.new_rates()
         self.records.disks(t, self.plans, self.net, self.latency, self.vm_host, self.world)
         self._schedule_milestone()
-        if self.heal.active() and not self._sampling:
-            self._sampling = True
-            self.env.process(self._sampler())
         self._report_progress(t)
 
     def _plan(self, d: VmDiskModel, t: float) -> DiskPlan:
@@ -220,7 +235,7 @@ class StorageModel:
         p.write_bricks = tuple(b.host for b in vol.data_bricks if seen[b.host] == "up")
         arb = vol.arbiter
         p.arbiter = arb.host if arb is not None and seen[arb.host] == "up" else None
-        p.usage = path_usage(self.cluster, vol, p)
+        p.usage = self.latency.usage(vol, p)
         return p
 
     def _flush_writes(self, t: float) -> None:
@@ -256,16 +271,6 @@ class StorageModel:
         if self.progress is not None and t - self._progress_at >= 0.01 * self.sc.duration_s:
             self._progress_at = t
             self.progress(min(1.0, t / self.sc.duration_s))
-
-    def _sampler(self) -> Generator[simpy.Event, Any, None]:
-        """Volume state every ``sample_s`` while a heal runs (pending bytes fall smoothly);
-        started by :meth:`settle` when a heal begins, so idle months cost nothing."""
-        while self.heal.active():
-            yield self.env.timeout(self.sc.model.sample_s)
-            if self.heal.active():
-                self.advance(self.now())
-                self.records.volumes(self.now(), self.heal, force=True)
-        self._sampling = False
 
     # --- run ------------------------------------------------------------------------------
     def run(self) -> Observations:

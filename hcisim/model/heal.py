@@ -79,6 +79,16 @@ class BrickHeal:
     def pending_bytes(self) -> float:
         return self.pending_shards() * self.shard_bytes
 
+    def stale_map(self) -> dict[str, float]:
+        """Shards each VM disk still misses on this brick (only disks that miss some)."""
+        done = self._done_by_disk()
+        out = {}
+        for disk, d in self.dirty.items():
+            left = d - done.get(disk, 0.0)
+            if left > _EPS:
+                out[disk] = left
+        return out
+
     def stale_bytes(self, disk: str) -> float:
         """Bytes of ``disk`` this brick still misses."""
         d = self.dirty.get(disk, 0.0)

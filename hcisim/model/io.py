@@ -54,6 +54,12 @@ class DiskPlan:
     def flow(self) -> str:
         return f"io:{self.disk.key}"
 
+    @property
+    def shape(self) -> tuple[str, str, str | None, tuple[str, ...], str | None, float, float]:
+        """What the path and latency depend on: disks with the same shape share them."""
+        return (self.disk.volume, self.client, self.read_brick, self.write_bricks, self.arbiter,
+                self.disk.read_frac, self.disk.block_bytes)
+
 
 def path_usage(cluster: Cluster, vol: VolumeModel, plan: DiskPlan) -> dict[str, float]:
     """Resource coefficients per MB/s of the disk's flow (see module docstring)."""
@@ -103,6 +109,31 @@ class LatencyModel:
         self.net = net
         self.overhead_ms = overhead_ms
         self.rtt_ms = cluster.scenario.network("storage").rtt_ms
+        # Legs are shared by many VM disks (same brick, client, block size): memoised per
+        # settle (loaded) and per capacity set (unloaded).
+        self._legs: dict[tuple[str, str, str, float, bool, bool], tuple[float, float]] = {}
+        self._idle: dict[tuple[str, str, str, float, bool, bool], tuple[float, float]] = {}
+        self._of: dict[tuple[object, ...], Latency] = {}
+        self._of_idle: dict[tuple[object, ...], Latency] = {}
+        self._usage: dict[tuple[object, ...], dict[str, float]] = {}
+
+    def usage(self, vol: VolumeModel, plan: DiskPlan) -> dict[str, float]:
+        """:func:`path_usage`, shared by every disk of the same shape (do not mutate)."""
+        hit = self._usage.get(plan.shape)
+        if hit is None:
+            hit = self._usage[plan.shape] = path_usage(self.cluster, vol, plan)
+        return hit
+
+    def new_rates(self) -> None:
+        """Utilisations changed (after a resolve): forget the loaded latencies."""
+        self._legs.clear()
+        self._of.clear()
+
+    def new_capacities(self) -> None:
+        """A link changed speed: forget everything."""
+        self.new_rates()
+        self._idle.clear()
+        self._of_idle.clear()
 
     def _rho(self, res: str, loaded: bool) -> float:
         return self.net.utilisation(res) if loaded else 0.0
@@ -115,6 +146,15 @@ class LatencyModel:
     def _leg(self, vol: VolumeModel, host: str, client: str, blk: float, read: bool,
              loaded: bool) -> tuple[float, float]:
         """(fixed ms, queueing ms) of one request to one data brick."""
+        memo = self._legs if loaded else self._idle
+        key = (vol.name, host, client, blk, read, loaded)
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = self._leg_uncached(vol, host, client, blk, read, loaded)
+        return hit
+
+    def _leg_uncached(self, vol: VolumeModel, host: str, client: str, blk: float, read: bool,
+                      loaded: bool) -> tuple[float, float]:
         b = vol.brick(host)
         disk_service = b.disk.latency_ms + blk / (b.disk.bandwidth_mb_s * 1e6) * 1000.0
         queue = _sojourn(disk_service, self._rho(b.disk_resource, loaded))
@@ -127,6 +167,14 @@ class LatencyModel:
         return fixed, queue
 
     def of(self, vol: VolumeModel, plan: DiskPlan, loaded: bool = True) -> Latency:
+        memo = self._of if loaded else self._of_idle
+        key = plan.shape
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = self._of_uncached(vol, plan, loaded)
+        return hit
+
+    def _of_uncached(self, vol: VolumeModel, plan: DiskPlan, loaded: bool) -> Latency:
         d = plan.disk
         blk = d.block_bytes
         paths: list[tuple[float, float, float]] = []  # (weight, mean, p99)

@@ -64,9 +64,10 @@ class RunRecords:
                     back.append(b)
         return back
 
-    def volumes(self, t: float, heal: SelfHeal, force: bool = False) -> None:
+    def volumes(self, t: float, heal: SelfHeal, sample: bool = False) -> None:
         """Volume quorum (brick count rules; the arbiter's per-file blame is judged per VM
-        disk), volume_state rows when something changed, and exposure windows."""
+        disk), volume_state rows when something changed, and exposure windows. ``sample``:
+        a periodic sample during heal (rows for healing volumes only; nothing else changed)."""
         for vol in self.cluster.volumes.values():
             ups = [b.host for b in vol.bricks if self.up[b.key]]
             q = has_client_quorum(vol, ups, ())
@@ -74,17 +75,20 @@ class RunRecords:
                 self.quorum[vol.name] = q
                 self.rec.event(t, "quorum_regained" if q else "quorum_lost", vol.name,
                                "bricks up: " + ", ".join(ups))
+            if sample and not any(heal.of(b).episode for b in vol.data_bricks):
+                continue
             pending = [heal.pending_bytes(b) for b in vol.bricks]
-            sample: Values = (tuple(self.up[b.key] for b in vol.bricks), q,
-                              tuple(round(p) for p in pending))
-            if force or sample != self._last_sample.get(vol.name):
-                self._last_sample[vol.name] = sample
+            state: Values = (tuple(self.up[b.key] for b in vol.bricks), q,
+                             tuple(round(p) for p in pending))
+            if sample or state != self._last_sample.get(vol.name):
+                self._last_sample[vol.name] = state
                 rows = self._samples.setdefault(vol.name, [])
                 while rows and rows[-1][0] == t:  # one sample per instant: the last word
                     rows.pop()
                 rows.extend((t, vol.name, b.host, b.role, self.up[b.key], p, q)
                             for b, p in zip(vol.bricks, pending, strict=True))
-            self._exposure(t, vol, heal)
+            if not sample:
+                self._exposure(t, vol, heal)
 
     def _exposure(self, t: float, vol: VolumeModel, heal: SelfHeal) -> None:
         good = sum(1 for b in vol.data_bricks
@@ -102,14 +106,11 @@ class RunRecords:
         stale data brick is up (the volume answers, but not with these writes). With no data
         brick up at all the volume is simply down: that is quorum loss, not counted here."""
         up_data = [b for b in vol.data_bricks if self.up[b.key]]
-        if not up_data or all(heal.of(b).pending_shards() <= 0 for b in up_data):
+        if not up_data:
             return 0.0
-        total = 0.0
-        for d in self.cluster.disks:
-            if d.volume != vol.name or any(not heal.stale(b, d.key) for b in up_data):
-                continue
-            total += min(heal.of(b).stale_bytes(d.key) for b in up_data)
-        return total
+        maps = [heal.stale_shards(b) for b in up_data]
+        common = set(maps[0]).intersection(*maps[1:])
+        return sum(min(m[d] for m in maps) for d in common) * vol.shard_bytes
 
     # --- VM disks and VMs ---------------------------------------------------------------
     def disks(self, t: float, plans: dict[str, DiskPlan], net: FlowNetwork,
@@ -175,7 +176,8 @@ class RunRecords:
         self.rec.event(t, kind, vm, reason)
 
     def close(self, t: float, heal: SelfHeal) -> None:
-        self.volumes(t, heal, force=True)
+        self._last_sample.clear()  # a final row for every volume
+        self.volumes(t, heal)
         for rows in self._samples.values():
             for row in rows:
                 self.rec.add("volume_state", *row)

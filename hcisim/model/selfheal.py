@@ -53,14 +53,22 @@ class SelfHeal:
             b.key: BrickHeal(b, float(v.shard_bytes))
             for v in cluster.volumes.values() for b in v.data_bricks}
         self.last_repair: Repair | None = None
+        self._stale: dict[str, dict[str, float]] = {}
         self._back_at: dict[str, float] = {}
 
     def of(self, brick: BrickModel) -> BrickHeal:
         return self.bricks[brick.key]
 
+    def snapshot(self) -> None:
+        """Freeze which VM disks each brick misses, for the decisions of one settle (reads,
+        arbiter blame, unavailable data): one pass per brick instead of one per question."""
+        self._stale = {k: h.stale_map() for k, h in self.bricks.items()}
+
     def stale(self, brick: BrickModel, disk: str) -> bool:
-        h = self.bricks.get(brick.key)
-        return h is not None and h.stale(disk)
+        return disk in self._stale.get(brick.key, {})
+
+    def stale_shards(self, brick: BrickModel) -> dict[str, float]:
+        return self._stale.get(brick.key, {})
 
     def pending_bytes(self, brick: BrickModel) -> float:
         h = self.bricks.get(brick.key)

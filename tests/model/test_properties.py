@@ -174,9 +174,10 @@ def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
 def test_healed_bytes_are_dirty_shards_times_shard_size(sc: Scenario) -> None:
     obs = simulate(sc)
     heal = obs["heal"]
-    for r in heal.itertuples():
-        shard = sc.volume(str(r.volume)).options.shard_block_size_mib * MIB
-        assert float(r.bytes) == int(r.shards) * shard
+    for vol_name, b, n in zip(heal["volume"], heal["bytes"].to_numpy(float),
+                              heal["shards"].to_numpy(int), strict=True):
+        shard = sc.volume(str(vol_name)).options.shard_block_size_mib * MIB
+        assert b == n * shard
     f = sc.faults[0]
     end = f.at_s + (f.duration_s or 0.0)
     for vol in sc.volumes:
@@ -209,8 +210,9 @@ def test_arbiter_brick_never_stores_data(sc: Scenario) -> None:
             assert heal[(heal["volume"] == vol.name)
                         & (heal["brick"] == vol.bricks[2].host)].empty
     wr = obs["writes"]
-    for r in wr[wr["acked_bytes"] > 0].itertuples():
-        assert int(r.copies) <= len(sc.volume(str(r.volume)).data_bricks)
+    acked = wr[wr["acked_bytes"] > 0]
+    for vol_name, copies in zip(acked["volume"], acked["copies"].to_numpy(int), strict=True):
+        assert copies <= len(sc.volume(str(vol_name)).data_bricks)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
