@@ -1,0 +1,168 @@
+"""Each fault kind once on a real cluster, judged in its own window (one run for them all).
+
+scenarios/lab-all-faults.yaml plays every fault on host3 one after the other, with repair
+and heal after each; the VMs on host1 and host2 write through host3's bricks. What is
+checked, per the reference facts (../shared/reference/semantics.md, lab-notes.md):
+- silent losses (hang, NIC loss, partition, power loss) stall the survivors' writes for at
+  least the ping-timeout; a brick crash (RST) and a failed disk (EIO) do not;
+- no acknowledged write is lost, and after heal every one is on every data brick;
+- pending heal reaches 0; the claims run unchanged on the lab's observations.
+
+Debian packages needed (tests/run.sh installs them): glusterfs-server glusterfs-client fio
+xfsprogs iproute2 iptables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hcisim.claims import evaluate
+from hcisim.lab import run_lab
+from hcisim.lab.netns.layout import unique_name
+from hcisim.observations import Observations
+from hcisim.scenario import Scenario, load_scenario
+
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "lab-all-faults.yaml"
+SILENT = ("node_hang", "nic_loss", "partition", "node_power_loss")
+
+
+@dataclass
+class Run:
+    sc: Scenario
+    obs: Observations
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One run for the module; its observations and logs are kept for a post-mortem."""
+    sc = load_scenario(SCENARIO)
+    keep = tmp_path_factory.mktemp("lab-all-faults")
+    obs = run_lab(sc, name=unique_name("faults"), heal_wait_s=150, keep_logs=keep / "logs")
+    obs.save(keep)
+    print(f"lab-all-faults observations and logs: {keep}")
+    return Run(sc, obs)
+
+
+def bad_runs(obs: Observations, vm: str) -> list[tuple[float, float]]:
+    """Back-to-back stalled/error intervals of one VM merged: (start, end)."""
+    io = obs["vm_io"]
+    io = io[(io["vm"] == vm) & io["status"].isin(["stalled", "error"])].sort_values("t_start_s")
+    runs: list[tuple[float, float]] = []
+    for a, b in zip(io["t_start_s"], io["t_end_s"], strict=True):
+        if runs and a <= runs[-1][1] + 1e-6:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], b))
+        else:
+            runs.append((float(a), float(b)))
+    return runs
+
+
+def window(obs: Observations, kind: str) -> tuple[float, float]:
+    ev = obs["events"]
+    start = ev[(ev["kind"] == "fault_start") & ev["detail"].str.startswith(kind)]["t_s"]
+    end = ev[(ev["kind"] == "fault_end") & ev["detail"].str.startswith(kind)]["t_s"]
+    assert len(start) == 1 and len(end) == 1, f"{kind} was not played once"
+    return float(start.iloc[0]), float(end.iloc[0])
+
+
+def survivor_stalls(r: Run, kind: str) -> dict[str, float]:
+    """Per VM off the faulted host: its longest stall that was under way at the fault."""
+    t0, _ = window(r.obs, kind)
+    out = {}
+    for vm in r.sc.vms:
+        if vm.host == "host3":
+            continue
+        hit = [b - a for a, b in bad_runs(r.obs, vm.name) if a <= t0 + 1.0 and b > t0]
+        out[vm.name] = max(hit, default=0.0)
+    return out
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("kind", SILENT)
+def test_silent_loss_stalls_survivors_at_least_ping_timeout(run: Run, kind: str) -> None:
+    ping = run.sc.volumes[0].options.ping_timeout_s
+    stalls = survivor_stalls(run, kind)
+    assert stalls and all(s >= ping for s in stalls.values()), stalls
+
+
+@pytest.mark.lab
+def test_brick_crash_stall_is_under_a_second(run: Run) -> None:
+    """A killed brick process answers with a TCP reset: clients fail over at once."""
+    stalls = survivor_stalls(run, "brick_crash")
+    assert all(s < 1.0 for s in stalls.values()), stalls
+    t0, _ = window(run.obs, "brick_crash")
+    ev = run.obs["events"]
+    down = ev[(ev["kind"] == "brick_down") & (ev["target"] == "data/host3")]["t_s"]
+    assert (down >= t0).any() and float(down[down >= t0].min()) - t0 < 1.0
+
+
+@pytest.mark.lab
+def test_disk_failure_returns_errors_not_silence(run: Run) -> None:
+    ping = run.sc.volumes[0].options.ping_timeout_s
+    stalls = survivor_stalls(run, "disk_failure")
+    assert all(s < ping for s in stalls.values()), stalls
+
+
+@pytest.mark.lab
+def test_link_slowdown_keeps_io_going(run: Run) -> None:
+    t0, t1 = window(run.obs, "link_slowdown")
+    io = run.obs["vm_io"]
+    during = io[(io["t_start_s"] >= t0) & (io["t_end_s"] <= t1) & (io["vm"] != "web3")]
+    assert not (during["status"] == "error").any()
+    assert (during["write_iops"] + during["read_iops"]).sum() > 0
+
+
+@pytest.mark.lab
+def test_no_acknowledged_write_lost_and_all_copies_after_heal(run: Run) -> None:
+    wr = run.obs["writes"]
+    assert wr["acked_bytes"].sum() > 0
+    assert wr["lost_bytes"].sum() == 0
+    for vol in run.sc.volumes:
+        copies = wr[(wr["volume"] == vol.name) & (wr["acked_bytes"] > 0)]["copies"]
+        assert (copies == len(vol.data_bricks)).all(), (vol.name, copies.value_counts())
+    hist = run.obs.meta["history"]
+    assert all(h["lost"] == 0 and h["acked"] > 100 for h in hist.values()), hist
+
+
+@pytest.mark.lab
+def test_heal_reaches_zero(run: Run) -> None:
+    assert run.obs.meta["heal_settled_after_run"] is True
+    vs = run.obs["volume_state"]
+    last = vs[vs["t_s"] == vs["t_s"].max()]
+    assert (last["pending_heal_bytes"] == 0).all() and last["up"].all()
+    heal = run.obs["heal"]
+    assert (heal["t_end_s"] > heal["t_start_s"]).all()
+    assert heal[heal["volume"] == "data"]["bytes"].sum() > 0  # data written while away
+
+
+@pytest.mark.lab
+def test_every_fault_played_and_the_power_loss_took_host3_vms(run: Run) -> None:
+    ev = run.obs["events"]
+    kinds = sorted(ev[ev["kind"] == "fault_start"]["detail"].str.split(" ").str[0])
+    assert kinds == sorted(f.kind for f in run.sc.faults)
+    t0, _ = window(run.obs, "node_power_loss")
+    st = run.obs["vm_state"]
+    down = st[(st["vm"] == "web3") & (st["state"] == "down")]
+    assert len(down) == 1 and abs(float(down["t_start_s"].iloc[0]) - t0) < 0.5
+
+
+@pytest.mark.lab
+def test_claims_run_unchanged_on_lab_observations(run: Run) -> None:
+    verdicts = {v.kind: v for v in evaluate(run.sc, run.obs)}
+    assert verdicts["replicas"].verdict == "pass"
+    assert verdicts["zero_downtime"].verdict == "pass", verdicts["zero_downtime"].evidence
+    assert verdicts["no_split_brain"].verdict == "pass", verdicts["no_split_brain"].evidence
+
+
+@pytest.mark.lab
+def test_applied_options_are_read_back(run: Run) -> None:
+    applied = run.obs.meta["applied_options"]
+    for vol in run.sc.volumes:
+        got = applied[vol.name]
+        assert got["network.ping-timeout"].split()[0] == "5"
+        assert got["features.shard"].split()[0] == "on"  # from the virt group
+        assert got["features.shard-block-size"].split()[0] == "4MB"
+    assert isinstance(run.obs["vm_io"], pd.DataFrame) and not run.obs["vm_io"].empty
