@@ -73,7 +73,9 @@ class StorageModel:
         ev.callbacks.append(lambda _ev: self.apply(action))
 
     def apply(self, change: Callable[[], None]) -> None:
-        self.advance(self.now())
+        t = self.now()
+        self.advance(t)
+        self._flush_writes(t)  # the ledger must hold every ack before a disk can fail
         change()
         self.settle()
 
@@ -253,6 +255,8 @@ class StorageModel:
             self.ledger.accept(vm, vol, first.since, t, acked,
                                len(first.write_bricks) if ok else 0, first.quorum,
                                frozenset(first.write_bricks) if ok else frozenset())
+            for p in ps:
+                p.since, p.acked_bytes = t, 0.0
 
     def _schedule_milestone(self) -> None:
         self._milestone_token += 1

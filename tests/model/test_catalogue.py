@@ -1,0 +1,102 @@
+"""Every catalogue scenario runs on the model, passes its claims, and shows its story."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hcisim.runner import RunResult, run_scenario
+from hcisim.scenario import load_scenario
+
+CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios"
+NAMES = ("replica3-power-loss", "arbiter-power-loss", "brick-crash", "storage-nic-loss",
+         "two-failures-quorum", "node-hang", "maintenance")
+
+
+@cache
+def run(name: str) -> RunResult:
+    return run_scenario(load_scenario(CATALOGUE / f"{name}.yaml"))
+
+
+def events(name: str, kind: str) -> pd.DataFrame:
+    ev = run(name).observations["events"]
+    return ev[ev["kind"] == kind]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_catalogue_scenario_passes_its_claims(name: str) -> None:
+    r = run(name)
+    assert r.verdicts, "every catalogue scenario makes claims"
+    assert [v.name for v in r.verdicts if v.verdict == "fail"] == []
+    assert all(v["acked_without_quorum_bytes"] == 0 for v in r.summary["volumes"].values())
+    assert all(v["lost_bytes"] == 0 for v in r.summary["volumes"].values())
+
+
+@pytest.mark.parametrize("name", ["replica3-power-loss", "storage-nic-loss", "node-hang"])
+def test_survivors_stall_between_T_and_4T(name: str) -> None:
+    r = run(name)
+    sc = r.scenario
+    target = sc.faults[0].target
+    t = sc.volumes[0].options.ping_timeout_s
+    for vm in sc.vms:
+        if vm.host != target:
+            assert t <= r.summary["vms"][vm.name]["max_io_stall_s"] <= 4 * t
+
+
+def test_two_failures_lose_then_regain_quorum() -> None:
+    r = run("two-failures-quorum")
+    lost, back = events("two-failures-quorum", "quorum_lost"), events(
+        "two-failures-quorum", "quorum_regained")
+    assert len(lost) == 1 and len(back) == 1
+    assert 900 < float(lost["t_s"].iloc[0]) < float(back["t_s"].iloc[0]) == 1200
+    assert r.summary["volumes"]["data"]["quorum_lost_s"] > 0
+    # host1 alone lost server quorum too: glusterd stopped its brick, restarted it later
+    assert list(events("two-failures-quorum", "server_quorum_lost")["target"]) == ["host1"]
+    # host1's VMs paused on ENOTCONN, resumed when quorum came back
+    for vm in ("db1", "app1"):
+        v = r.summary["vms"][vm]
+        assert v["paused_s"] > 0 and v["io_error_s"] > 0
+    io = r.observations["vm_io"]
+    assert (io[io["status"] == "error"]["write_mb_s"] == 0).all()
+
+
+def test_brick_crash_and_maintenance_switch_over_at_once() -> None:
+    for name in ("brick-crash", "maintenance"):
+        io = run(name).observations["vm_io"]
+        assert not io["status"].isin(["stalled", "error"]).any(), name
+        assert all(v["max_io_stall_s"] == 0 for v in run(name).summary["vms"].values())
+
+
+def test_maintenance_heals_after_activate() -> None:
+    r = run("maintenance")
+    start = events("maintenance", "heal_start")
+    noticed = r.scenario.model.heal_noticed_s
+    assert list(start["t_s"]) == [1200 + noticed]
+    assert r.summary["volumes"]["data"]["heal_completed_s"] is not None
+
+
+def test_node_hang_heal_waits_for_the_crawl() -> None:
+    r = run("node-hang")
+    crawl = r.scenario.volumes[0].options.heal_timeout_s
+    assert list(events("node-hang", "heal_start")["t_s"]) == [2 * crawl]
+    # the hung host's VMs were frozen, not failing
+    for vm in ("log3", "app3"):
+        assert r.summary["vms"][vm]["downtime_s"] == pytest.approx(120)
+
+
+def test_arbiter_acknowledges_with_one_data_copy() -> None:
+    r = run("arbiter-power-loss")
+    assert r.summary["volumes"]["data"]["min_copies_acked"] == 1
+    assert r.summary["volumes"]["data"]["min_good_copies"] == 1
+    replica3 = run("replica3-power-loss")
+    assert replica3.summary["volumes"]["data"]["min_copies_acked"] == 2
+
+
+def test_storage_nic_loss_isolates_its_host() -> None:
+    r = run("storage-nic-loss")
+    assert list(events("storage-nic-loss", "server_quorum_lost")["target"]) == ["host3"]
+    paused = {vm for vm, v in r.summary["vms"].items() if v["paused_s"] > 0}
+    assert paused == {"log3", "app3"}
