@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from hcisim.model.clients import ClientViews
+from hcisim.model.clients import ClientViews, Seen
 from hcisim.model.elaborate import Cluster, VmDiskModel, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
@@ -58,6 +58,9 @@ class StorageModel:
         self.plans: dict[str, DiskPlan] = {}
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
+        # per settle: what each client mount sees, and quorum answers (shared by its disks)
+        self._mounts: dict[tuple[str, str], tuple[dict[str, Seen], tuple[str, ...]]] = {}
+        self._quorum: dict[tuple[str, tuple[str, ...], frozenset[str]], bool] = {}
         self.sample_s = max(sc.model.sample_s, sc.duration_s / 2000.0)
         self._milestone_token = 0
         self._progress_at = -1.0
@@ -194,6 +197,8 @@ class StorageModel:
         self.heal.snapshot()
         self.records.volumes(t, self.heal)
         self._flush_writes(t)
+        self._mounts.clear()
+        self._quorum.clear()
         self.plans = {d.key: self._plan(d, t) for d in self.cluster.disks}
         self.heal.set_flows()
         for p in self.plans.values():
@@ -215,10 +220,17 @@ class StorageModel:
         demand = d.demand_mb_s * self.load[d.vm]
         if not self.world.running(c):
             return DiskPlan(d, c, "stopped", demand, since=t)
-        seen = {b.host: self.views.state(c, vol.name, b.host) for b in vol.bricks}
-        believed = [h for h, s in seen.items() if s != "down"]
-        blamed = {b.host for b in vol.data_bricks if self.heal.stale(b, d.key)}
-        quorum = has_client_quorum(vol, believed, blamed)
+        mount = self._mounts.get((c, vol.name))
+        if mount is None:
+            seen_ = {b.host: self.views.state(c, vol.name, b.host) for b in vol.bricks}
+            mount = self._mounts[(c, vol.name)] = (
+                seen_, tuple(h for h, s in seen_.items() if s != "down"))
+        seen, believed = mount
+        blamed = frozenset(b.host for b in vol.data_bricks if self.heal.stale(b, d.key))
+        qkey = (vol.name, believed, blamed)
+        quorum = self._quorum.get(qkey)
+        if quorum is None:
+            quorum = self._quorum[qkey] = has_client_quorum(vol, believed, blamed)
         good = [b.host for b in vol.data_bricks if b.host in believed and b.host not in blamed]
         p = DiskPlan(d, c, "ok", demand, quorum=quorum, since=t,
                      read_brick=read_brick(d.vm, vol.name, good))
