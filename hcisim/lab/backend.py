@@ -52,6 +52,7 @@ class Sample:
     conn: list[tuple[str, ConnEvent]]  # (client host, event)
     pending: dict[str, dict[int, Pending]]  # volume -> brick index -> pending; missing: no answer
     connected: dict[str, list[bool]] = field(default_factory=dict)  # heal tool's own view
+    listing: dict[str, str] = field(default_factory=dict)  # volume -> raw heal info text
 
 
 @runtime_checkable

@@ -260,6 +260,7 @@ def _run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpt
             1.0, 1.0) else None,
         "options": {k: str(v) for k, v in vars(opts).items()},
         "heal_settled_after_run": healed,
+        "heal_info_at_end": poller.samples[-1].listing if poller.samples and not healed else {},
         "poll_errors": poller.errors[:20],
         "history": {k: {"acked": len(c.acked), "lost": c.lost_count,
                         "min_copies": min(c.copies.values(), default=None)}

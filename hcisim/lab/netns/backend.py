@@ -326,7 +326,8 @@ class NetnsBackend:
                 pending[v.name] = pending_by_brick(listing, refs, v.name)
                 status = {b.name: b.connected for b in listing}
                 connected[v.name] = [status.get(r.name, False) for r in refs]
-        return Sample(time.time(), conn, pending, connected)
+        raw = {v.name: t for v, t in zip(self.scenario.volumes, texts, strict=True) if t}
+        return Sample(time.time(), conn, pending, connected, raw)
 
     def brick_refs(self, volume: str) -> list[BrickRef]:
         v = self.scenario.volume(volume)

@@ -1,0 +1,121 @@
+"""Unit tests of how the lab turns client views and heal polls into volume state."""
+
+from __future__ import annotations
+
+import itertools
+
+from hcisim.lab.backend import Sample
+from hcisim.lab.clientlog import ConnEvent
+from hcisim.lab.healinfo import Pending
+from hcisim.lab.run import phase_rates
+from hcisim.lab.scale import LabScale, as_built
+from hcisim.lab.timeline import FaultWindow, VolumeTimeline, has_quorum, heal_episodes
+from hcisim.scenario import Fault, Volume, load_scenario
+from tests.lab.scenarios import small
+
+
+def _vol(quorum: str = "auto", count: int | None = None) -> Volume:
+    return Volume.model_validate({
+        "name": "data", "type": "replica3",
+        "bricks": [{"host": "host1"}, {"host": "host2"}, {"host": "host3"}],
+        "options": {"quorum_type": quorum, "quorum_count": count}})
+
+
+def test_client_quorum_matches_afr_rule() -> None:
+    """auto: more than half up, or exactly half including the first brick (afr_has_quorum)."""
+    for up in itertools.product([False, True], repeat=3):
+        assert has_quorum(_vol(), up) == (sum(up) >= 2)
+        assert has_quorum(_vol("fixed", 1), up) == (sum(up) >= 1)
+        assert has_quorum(_vol("none"), up) == any(up)
+
+
+def _connect_all(host: str, t: float) -> list[tuple[str, ConnEvent]]:
+    return [(host, ConnEvent(t, "data", -1, False))] + [
+        (host, ConnEvent(t + 0.01, "data", i, True)) for i in range(3)]
+
+
+def _timeline(windows: list[FaultWindow]) -> VolumeTimeline:
+    tl = VolumeTimeline(_vol(), ["host1", "host2", "host3"], windows)
+    conn = [e for h in ("host1", "host2", "host3") for e in _connect_all(h, 0.0)]
+    tl.add(Sample(1.0, conn, {}))
+    return tl
+
+
+def test_first_client_to_notice_marks_the_brick_down() -> None:
+    hang = FaultWindow(Fault(at_s=10, kind="node_hang", target="host3"), 10.0, 30.0)
+    tl = _timeline([hang])
+    # host1 writes through brick 2 and times out at 16.5; host2 is idle and never notices
+    tl.add(Sample(17.0, [("host1", ConnEvent(16.5, "data", 2, False))], {}))
+    assert tl.up_at(12.0) == (True, True, True)
+    assert tl.up_at(16.5) == (True, True, False)
+    # after the repair host3's client is a reference again; it still sees everything
+    tl.add(Sample(31.0, [("host1", ConnEvent(30.5, "data", 2, True))], {}))
+    assert tl.up_at(31.0) == (True, True, True)
+
+
+def test_cut_off_host_view_does_not_count_while_cut_nor_while_reconnecting() -> None:
+    cut = FaultWindow(Fault(at_s=10, kind="nic_loss", target="host3"), 10.0, 20.0)
+    tl = _timeline([cut])
+    # host3 loses bricks 0 and 1; the others notice brick 2 gone
+    tl.add(Sample(17.0, [("host3", ConnEvent(16.0, "data", 0, False)),
+                         ("host3", ConnEvent(16.0, "data", 1, False)),
+                         ("host1", ConnEvent(16.2, "data", 2, False)),
+                         ("host2", ConnEvent(16.3, "data", 2, False))], {}))
+    assert tl.up_at(17.0) == (True, True, False)
+    # repaired at 20; host3's client takes until 21 to reconnect: it sees a minority, so
+    # its stale view must not mark bricks 0 and 1 down
+    tl.add(Sample(22.0, [("host3", ConnEvent(21.0, "data", i, True)) for i in (0, 1)]
+                  + [("host1", ConnEvent(20.8, "data", 2, True)),
+                     ("host2", ConnEvent(20.9, "data", 2, True))], {}))
+    assert tl.up_at(20.5) == (True, True, False)
+    assert tl.up_at(21.5) == (True, True, True)
+    assert all(p.quorum for p in tl.points(1.0, 25.0, []))
+
+
+def test_killed_client_is_not_a_witness() -> None:
+    loss = FaultWindow(Fault(at_s=10, kind="node_power_loss", target="host2"), 10.0, 20.0)
+    tl = _timeline([loss])
+    tl.client_died("host2", 10.0)
+    tl.add(Sample(16.0, [("host1", ConnEvent(15.5, "data", 1, False)),
+                         ("host3", ConnEvent(15.6, "data", 1, False))], {}))
+    assert tl.up_at(21.0) == (True, False, True)  # host2's dead client says nothing
+
+
+def test_when_no_client_sees_a_majority_quorum_is_really_lost() -> None:
+    tl = _timeline([])
+    tl.add(Sample(6.0, [(h, ConnEvent(5.0, "data", i, False))
+                        for h in ("host1", "host2", "host3") for i in (1, 2)], {}))
+    pts = tl.points(0.0, 7.0, [])
+    assert pts[-1].up == (True, False, False) and not pts[-1].quorum
+
+
+def test_heal_episode_starts_when_the_sink_is_back() -> None:
+    tl = _timeline([])
+    tl.add(Sample(5.0, [("host1", ConnEvent(4.0, "data", 2, False)),
+                        ("host2", ConnEvent(4.0, "data", 2, False)),
+                        ("host3", ConnEvent(4.0, "data", 2, False))], {}))
+    for t, pend in ((6.0, 1e6), (8.0, 3e6), (10.0, 3e6), (12.0, 1e6), (14.0, 0.0)):
+        tl.add(Sample(t, [], {"data": {2: Pending(pend, int(pend > 0))}}))
+    for h in ("host1", "host2", "host3"):
+        tl.add(Sample(9.5, [(h, ConnEvent(9.0, "data", 2, True))], {}))
+    eps = heal_episodes(tl.points(0.0, 15.0, [6.0, 8.0, 10.0, 12.0, 14.0]), 2)
+    assert len(eps) == 1
+    assert eps[0].start == 9.0 and eps[0].end == 14.0 and eps[0].bytes == 3e6
+
+
+def test_phase_rates_follow_the_phases() -> None:
+    sc = load_scenario(None)  # phases 0.6 / 1.0 from 600 s / 0.6 from 1500 s
+    rates = phase_rates(sc, "db1")
+    assert [(r.start_s, r.duration_s, r.load) for r in rates] == [
+        (0.0, 600.0, 0.6), (600.0, 900.0, 1.0), (1500.0, 300.0, 0.6)]
+
+
+def test_as_built_scales_sizes_and_demand_only() -> None:
+    sc = load_scenario(None)
+    scale = LabScale.fit(sc)
+    assert 0 < scale.size < 1 and 0 < scale.io < 1
+    built = as_built(sc, scale)
+    assert built.volumes[1].size_gb == sc.volumes[1].size_gb * scale.size
+    assert built.io_profiles["oltp"].iops == (sc.io_profiles["oltp"].iops or 0) * scale.io
+    assert built.faults == sc.faults and built.volumes[0].options == sc.volumes[0].options
+    assert as_built(small(), LabScale()) is not None
