@@ -69,17 +69,22 @@ def compare_observations(sc: Scenario, model: Observations, lab: Observations) -
 
 def run_compare(sc: Scenario, lab_options: dict[str, Any] | None = None,
                 engine_observations: Callable[..., Observations] | None = None) -> Comparison:
-    """Run the lab, then the model on the scenario the lab really ran."""
+    """Run the model, then the lab, on the scenario as the lab builds it.
+
+    The model goes first: it takes a second, and a model that cannot run should not cost a
+    lab run. The scale is fixed before either, so both see the same sizes and demands.
+    """
     from hcisim.lab.scale import LabScale, as_built
 
     if engine_observations is None:
         from hcisim.runner import engine_observations as run_engine
         engine_observations = run_engine
-    lab = engine_observations(sc, "lab", options=lab_options or {})
-    scale = lab.meta.get("scale") or {}
-    built = as_built(sc, LabScale(size=float(scale.get("size", 1.0)),
-                                  io=float(scale.get("io", 1.0))))
+    opts = dict(lab_options or {})
+    scale = LabScale.fit(sc, opts.pop("size_scale", None), opts.pop("io_scale", None))
+    built = as_built(sc, scale)
     model = engine_observations(built, "model")
+    lab = engine_observations(sc, "lab", options={**opts, "size_scale": scale.size,
+                                                   "io_scale": scale.io})
     return Comparison(built, model, lab, compare_observations(built, model, lab))
 
 

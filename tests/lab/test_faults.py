@@ -129,7 +129,7 @@ def test_no_acknowledged_write_lost_and_all_copies_after_heal(run: Run) -> None:
 
 @pytest.mark.lab
 def test_heal_reaches_zero(run: Run) -> None:
-    assert run.obs.meta["heal_settled_after_run"] is True
+    assert run.obs.meta["heal_settled_after_run"] is True, run.obs.meta.get("heal_info_at_end")
     vs = run.obs["volume_state"]
     last = vs[vs["t_s"] == vs["t_s"].max()]
     assert (last["pending_heal_bytes"] == 0).all() and last["up"].all()
