@@ -93,6 +93,7 @@ class VmDiskModel:
     size_bytes: float
     shards: int  # N = ceil(size / shard size)
     profile: IoProfile | None
+    hot_shards: int  # shards its writes land on: ceil(size x write_hot_pct / shard size)
 
     @cached_property
     def key(self) -> str:
@@ -123,7 +124,6 @@ class Cluster:
     hosts: tuple[str, ...]
     volumes: dict[str, VolumeModel]
     disks: tuple[VmDiskModel, ...]
-    placement: dict[str, str]  # vm -> host at the start
     capacities: dict[str, float]  # resource -> capacity
     nics: dict[tuple[str, str], str] = field(default_factory=dict)  # (host, role) -> NIC
 
@@ -136,6 +136,11 @@ class Cluster:
     def rx(self, host: str, role: NetworkRole = "storage") -> str:
         return f"{host}/nic/{self.nics[(host, role)]}/rx"
 
+    def migration_role(self, host: str) -> NetworkRole:
+        """The network live migrations of ``host`` use: its migration network, else the
+        management network (oVirt's default migration network is ovirtmgmt)."""
+        return "migration" if (host, "migration") in self.nics else "management"
+
     def nic_capacity(self, host: str, role: NetworkRole = "storage") -> float:
         return self.capacities[self.tx(host, role)]
 
@@ -147,25 +152,6 @@ class Cluster:
 
     def disks_of_vm(self, vm: str) -> tuple[VmDiskModel, ...]:
         return tuple(d for d in self.disks if d.vm == vm)
-
-
-def _place(sc: Scenario) -> dict[str, str]:
-    """Initial host of each VM: as given, else the host with the fewest VMs (stand-in for
-    the compute model's scheduler, which replaces it)."""
-    count = {h: 0 for h in sc.host_names}
-    for vm in sc.vms:
-        if vm.host is not None:
-            count[vm.host] += 1
-    placement: dict[str, str] = {}
-    for vm in sc.vms:
-        if vm.host is not None:
-            placement[vm.name] = vm.host
-        else:
-            allowed = [h for h in sc.host_names if not vm.pinned_to or h in vm.pinned_to]
-            host = min(allowed, key=lambda h: (count[h], sc.host_names.index(h)))
-            count[host] += 1
-            placement[vm.name] = host
-    return placement
 
 
 def elaborate(sc: Scenario) -> Cluster:
@@ -190,11 +176,14 @@ def elaborate(sc: Scenario) -> Cluster:
         for i, d in enumerate(vm.disks):
             shard = sc.volume(d.volume).options.shard_block_size_mib * MIB
             size = d.size_gb * 1e9
-            disks.append(VmDiskModel(vm.name, d.volume, i, size, max(1, math.ceil(size / shard)),
-                                     sc.io_profile(d.io)))
+            prof = sc.io_profile(d.io)
+            shards = max(1, math.ceil(size / shard))
+            hot = size * (prof.write_hot_pct if prof is not None else 100.0) / 100.0
+            disks.append(VmDiskModel(vm.name, d.volume, i, size, shards, prof,
+                                     min(shards, max(1, math.ceil(hot / shard)))))
     nics: dict[tuple[str, str], str] = {}
     for h in sc.hosts:
         for nic in h.nics:  # the first NIC carrying a network carries it (Host.nic_for)
             for net in nic.networks:
                 nics.setdefault((h.name, net), nic.name)
-    return Cluster(sc, sc.host_names, volumes, tuple(disks), _place(sc), capacities, nics)
+    return Cluster(sc, sc.host_names, volumes, tuple(disks), capacities, nics)

@@ -1,15 +1,29 @@
-"""The storage model: SimPy processes for phases, faults, operations and timers around one
-rule: whenever anything changes, advance the fluid accumulators to now, apply the change,
-and settle (client views, quorum, heal, flows, rates, records).
+"""The storage model: SimPy processes for phases, faults and timers around one rule:
+whenever anything changes, advance the fluid accumulators to now, apply the change, and
+settle (client views, quorum, heal, flows, rates, records).
 
 Between two changes every rate is constant, so a month of cluster time costs as many
 SimPy events as there are changes, whatever the IOPS.
+
+The compute model (:class:`~hcisim.model.compute.process.ComputeModel`) runs in the same
+SimPy environment and talks to this one only through the port
+(:mod:`hcisim.model.storage_port`). Who does what:
+
+- host faults are driven HERE: this model records ``fault_start``/``fault_end`` (one pair
+  per scenario fault), changes the physical world, and tells compute ``host_failed`` /
+  ``host_repaired`` for the faults that reach compute (power loss, hang, a management cut);
+- scenario operations (maintenance, activate, migrate) are driven by compute: it evacuates
+  a host, then asks this model to stop its bricks cleanly;
+- compute decides where each VM runs and whether it is paused or down (``vm_state``);
+  this model moves the VM's disk flows there and tells compute when a VM's storage fails
+  (ENOTCONN: it pauses) or works again.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -17,6 +31,8 @@ import numpy as np
 import simpy
 
 from hcisim.model.clients import ClientViews, Seen
+from hcisim.model.compute import ComputeModel
+from hcisim.model.compute.ha import HostLoss, loss_of_fault, vms_die
 from hcisim.model.elaborate import Cluster, VmDiskModel, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
@@ -25,9 +41,10 @@ from hcisim.model.io import DiskPlan, LatencyModel
 from hcisim.model.probes import WriteLedger
 from hcisim.model.recording import RunRecords
 from hcisim.model.selfheal import Repair, SelfHeal
+from hcisim.model.storage_port import ModelStoragePort
 from hcisim.model.world import World
 from hcisim.observations import Observations, Recorder
-from hcisim.scenario import Fault, Operation, Scenario
+from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
 
@@ -53,7 +70,11 @@ class StorageModel:
                              self.ledger, self.schedule)
         self.latency = LatencyModel(self.cluster, self.net, sc.model.engine_overhead_ms)
         self.records = RunRecords(self.cluster, self.rec)
-        self.vm_host: dict[str, str] = dict(self.cluster.placement)
+        # where each VM's disk I/O comes from (None: it runs nowhere); set by compute
+        self.vm_host: dict[str, str | None] = {vm.name: None for vm in sc.vms}
+        self.paused: set[str] = set()  # VMs compute paused: no I/O, storage still judged
+        self.storage_ok: dict[str, bool] = {}  # what compute was last told per VM
+        self.host_losses: dict[str, Counter[HostLoss]] = {h: Counter() for h in sc.host_names}
         self.load: dict[str, float] = {vm.name: 1.0 for vm in sc.vms}
         self.plans: dict[str, DiskPlan] = {}
         self.slowdowns: dict[str, list[float]] = {}
@@ -65,6 +86,8 @@ class StorageModel:
         self._milestone_token = 0
         self._progress_at = -1.0
         self.sim_events = 0
+        self.port = ModelStoragePort(self)
+        self.compute = ComputeModel(self.env, sc, self.rec, self.port)
 
     # --- time -----------------------------------------------------------------------------
     def now(self) -> float:
@@ -99,10 +122,6 @@ class StorageModel:
             yield self.env.timeout(f.duration_s)
             self.apply(lambda: self._fault_change(f, -1))
 
-    def _operation(self, op: Operation) -> Generator[simpy.Event, Any, None]:
-        yield self.env.timeout(op.at_s)
-        self.apply(lambda: self._operation_change(op))
-
     # --- changes --------------------------------------------------------------------------
     def _fault_change(self, f: Fault, delta: int) -> None:
         t = self.now()
@@ -112,6 +131,7 @@ class StorageModel:
         if f.kind == "disk_failure" and delta > 0:
             self._lose_brick_data(bricks_hit(self.cluster, f), t)
         apply_fault(self.world, self.cluster, f, delta, self.slowdowns)
+        self._tell_compute(f, delta)
         if f.kind == "link_slowdown":
             for res, rates in self.slowdowns.items():
                 self.net.set_capacity(res, min([self.cluster.capacities[res], *rates]))
@@ -119,20 +139,58 @@ class StorageModel:
         if delta < 0:
             self.heal.last_repair = Repair(t, f.heal_after_repair, f.kind == "node_hang")
 
-    def _operation_change(self, op: Operation) -> None:
-        t = self.now()
-        target = op.host or op.vm or ""
-        self.rec.event(t, "operation", target, op.kind, "scenario")
-        if op.kind == "maintenance" and op.host is not None:
-            self.world.maintenance.add(op.host)
-        elif op.kind == "activate" and op.host is not None:
-            self.world.maintenance.discard(op.host)
-            self.heal.last_repair = Repair(t, False, False)
-        # migrate: the compute model moves VMs (move_vm); the storage model has nothing to do
+    def _tell_compute(self, f: Fault, delta: int) -> None:
+        """Host faults that reach compute (power loss, hang, management cut). Overlapping
+        ones on a host are one failure to compute: it fails with the first and is repaired
+        when the last ends; a loss that kills VMs on top of one that did not (power loss
+        during a management cut) is a new failure (repaired, then failed again at once)."""
+        loss = loss_of_fault(f.kind, f.network)
+        if loss is None:
+            return
+        active = self.host_losses[f.target]
+        killing = any(vms_die(x) for x in active.elements())
+        failed = sum(active.values()) > 0
+        active[loss] += delta
+        if delta > 0:
+            if failed and vms_die(loss) and not killing:
+                self.compute.host_repaired(f.target)
+                failed = False
+            if not failed:
+                self.compute.host_failed(f.target, loss)
+        elif sum(active.values()) == 0:
+            self.compute.host_repaired(f.target)
 
-    def move_vm(self, vm: str, host: str) -> None:
-        """The VM now runs on ``host``: its disks' client mount changes (compute model)."""
-        self.apply(lambda: self.vm_host.__setitem__(vm, host))
+    # --- compute's changes (through the port) ---------------------------------------------
+    def place_vm(self, vm: str, host: str | None) -> None:
+        """From now on ``vm``'s disks are served through ``host``'s client mounts."""
+        self.vm_host[vm] = host
+        self.paused.discard(vm)
+        self.storage_ok[vm] = True  # compute checked it before placing (vm_storage_ok)
+
+    def pause_vm(self, vm: str, paused: bool) -> None:
+        if paused:
+            self.paused.add(vm)
+        else:
+            self.paused.discard(vm)
+
+    def maintenance(self, host: str, entering: bool) -> None:
+        """The host's VMs are gone (entering): stop its bricks cleanly (clients get a FIN, no
+        stall). Activated: start them; the self-heal daemon notices and heals."""
+        if entering:
+            self.world.maintenance.add(host)
+        else:
+            self.world.maintenance.discard(host)
+            self.heal.last_repair = Repair(self.now(), False, False)
+
+    def storage_usable(self, vm: str, host: str) -> bool:
+        """Could ``vm``'s disks be used from ``host`` now: the host runs, and each disk has
+        client quorum and a good copy to read from ``host``'s client (a stall is not a
+        failure: it ends at the ping timeout)."""
+        if not self.world.running(host):
+            return False
+        t = self.now()
+        return all(self._path(d, host, 1.0, t).status != "error"
+                   for d in self.cluster.disks_of_vm(vm))
 
     def _lose_brick_data(self, brick_keys: list[str], t: float) -> None:
         """A brick's filesystem failed: its copies are gone, it must be healed in full."""
@@ -178,8 +236,8 @@ class StorageModel:
             random = p.disk.profile is None or p.disk.profile.random
             for b in self.cluster.volumes[p.disk.volume].data_bricks:
                 if b.host not in p.write_bricks:
-                    self.heal.of(b).missed_writes(p.disk.key, p.disk.shards, written, writes,
-                                                  random)
+                    self.heal.of(b).missed_writes(p.disk.key, p.disk.hot_shards, written,
+                                                  writes, random)
         self.heal.advance(dt)
         self.t_last = t
 
@@ -201,6 +259,7 @@ class StorageModel:
         self._quorum.clear()
         self.plans = {d.key: self._plan(d, t) for d in self.cluster.disks}
         self.heal.set_flows()
+        self.port.set_flows(self.net)
         for p in self.plans.values():
             if p.status == "ok" and p.usage:
                 vol = self.cluster.volumes[p.disk.volume]
@@ -210,16 +269,37 @@ class StorageModel:
                 self.net.remove_flow(p.flow)
         self.net.resolve()
         self.latency.new_rates()
-        self.records.disks(t, self.plans, self.net, self.latency, self.vm_host, self.world)
+        errors = self.records.disks(t, self.plans, self.net, self.latency)
+        self.port.resolved(self.net)
         self._schedule_milestone()
+        self._tell_storage(errors)
         self._report_progress(t)
 
+    def _tell_storage(self, errors: set[str]) -> None:
+        """Tell compute about every VM whose storage failed (ENOTCONN) or works again."""
+        for vm, host in self.vm_host.items():
+            if host is None:
+                continue
+            ok = vm not in errors
+            if self.storage_ok.get(vm, True) != ok:
+                self.storage_ok[vm] = ok
+                self.compute.vm_storage_changed(vm, ok)
+
     def _plan(self, d: VmDiskModel, t: float) -> DiskPlan:
-        vol = self.cluster.volumes[d.volume]
         c = self.vm_host[d.vm]
         demand = d.demand_mb_s * self.load[d.vm]
-        if not self.world.running(c):
-            return DiskPlan(d, c, "stopped", demand, since=t)
+        if c is None or not self.world.running(c):
+            return DiskPlan(d, c or "", "stopped", demand, since=t)
+        p = self._path(d, c, demand, t)
+        if d.vm in self.paused and p.status != "error":
+            # a paused guest issues no I/O; its disk still reports ENOTCONN while storage
+            # is unusable, which is how compute learns when to resume it
+            p.status, p.usage = "stopped", {}
+        return p
+
+    def _path(self, d: VmDiskModel, c: str, demand: float, t: float) -> DiskPlan:
+        """Status and path of disk ``d`` used from client host ``c`` (running)."""
+        vol = self.cluster.volumes[d.volume]
         mount = self._mounts.get((c, vol.name))
         if mount is None:
             seen_ = {b.host: self.views.state(c, vol.name, b.host) for b in vol.bricks}
@@ -295,9 +375,10 @@ class StorageModel:
         env.process(self._phases())
         for f in self.sc.faults:
             env.process(self._fault(f))
-        for op in self.sc.operations:
-            env.process(self._operation(op))
-        self.settle()
+        # compute places the VMs (the scheduler places those without a host) before the
+        # first settle builds their flows; faults come from here (drive_faults=False)
+        self.compute.start(drive_faults=False)
+        self.apply(self.port.apply_queued)
         end = self.sc.duration_s
         while env.peek() < end:
             env.step()
@@ -307,13 +388,16 @@ class StorageModel:
         self.heal.close(end)
         self.records.close(end, self.heal)
         self.ledger.emit(self.rec)
+        self.compute.finish(end)
         if self.progress is not None:
             self.progress(1.0)
-        meta = {"sim_events": self.sim_events, "solver_calls": self.net.solver_calls,
-                "wall_s": round(time.perf_counter() - start, 4)}
+        meta: dict[str, Any] = {**self.compute.meta(), "sim_events": self.sim_events,
+                                "solver_calls": self.net.solver_calls,
+                                "wall_s": round(time.perf_counter() - start, 4)}
         return self.rec.build("model", self.sc.name, self.sc.seed, self.sc.duration_s, meta)
 
 
 def simulate(sc: Scenario, progress: Progress | None = None) -> Observations:
-    """Observations of ``sc`` from the fluid storage model (engine ``model``)."""
+    """Observations of ``sc`` from the fluid storage model and the compute model on top of
+    it (engine ``model``)."""
     return StorageModel(sc, progress).run()

@@ -1,6 +1,7 @@
 """Dirty shards while a brick is away, and self-heal episodes that copy them back.
 
-Dirty shards (fluid coupon collector). A VM disk of ``N`` shards receives ``k`` write I/Os
+Dirty shards (fluid coupon collector). A VM disk whose writes land on ``N`` shards (its
+hot set: ``write_hot_pct`` of the disk, all of it by default) receives ``k`` write I/Os
 while a brick is away. If writes land on uniformly random offsets, each one misses a given
 shard with probability ``1 - 1/N``, so the expected number of distinct shards written is
 ``N (1 - (1 - 1/N)^k)``. Starting from ``d`` already dirty shards (an earlier absence not yet
@@ -27,15 +28,20 @@ _EPS = 1e-9
 
 
 def dirty_after_random(dirty: float, shards: int, writes: float) -> float:
-    """Expected dirty shards of an ``shards``-shard file after ``writes`` random writes."""
+    """Expected dirty shards after ``writes`` random writes spread over ``shards`` shards
+    (the file's hot set). ``dirty`` may exceed ``shards`` (a failed disk made the whole file
+    dirty): dirty shards are counted inside the hot set first, so only its clean part can
+    still be dirtied."""
     if writes <= 0:
         return dirty
     keep = math.exp(writes * math.log1p(-1.0 / shards)) if shards > 1 else 0.0
-    return shards - (shards - dirty) * keep
+    clean = max(0.0, shards - dirty)
+    return dirty + clean * (1.0 - keep)
 
 
 def dirty_after_sequential(dirty: float, shards: int, written: float, shard_bytes: float) -> float:
-    return min(float(shards), dirty + written / shard_bytes)
+    """A sequential writer fills the ``shards`` of its hot set one after another."""
+    return min(max(float(shards), dirty), dirty + written / shard_bytes)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Turn the model's state at each change into observation rows (vm_io, vm_state,
-volume_state, exposure) and events. Behaviour never reads these records back."""
+"""Turn the model's state at each change into observation rows (vm_io, volume_state,
+exposure) and events. Behaviour never reads these records back. (vm_state is the compute
+model's: :mod:`hcisim.model.compute.vmstate`.)"""
 
 from __future__ import annotations
 
@@ -30,16 +31,12 @@ class RunRecords:
         self._last_sample: dict[str, Values] = {}
         self._samples: dict[str, list[Values]] = {}
         self.vm_io = IntervalLog(self._emit_vm_io)
-        self.vm_state = IntervalLog(self._emit_vm_state)
         self.exposure = IntervalLog(self._emit_exposure)
 
     # --- emitters -----------------------------------------------------------------------
     def _emit_vm_io(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
         assert isinstance(key, tuple)
         self.rec.add("vm_io", key[0], key[1], t0, t1, *v)
-
-    def _emit_vm_state(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
-        self.rec.add("vm_state", key, v[0], t0, t1, v[1], v[2])
 
     def _emit_exposure(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
         self.rec.add("exposure", key, t0, t1, v[0], v[1])
@@ -114,7 +111,8 @@ class RunRecords:
 
     # --- VM disks and VMs ---------------------------------------------------------------
     def disks(self, t: float, plans: dict[str, DiskPlan], net: FlowNetwork,
-              latency: LatencyModel, vm_host: dict[str, str], world: World) -> None:
+              latency: LatencyModel) -> set[str]:
+        """vm_io rows from the plans; returns the VMs with a disk in error (ENOTCONN)."""
         groups: dict[tuple[str, str], list[DiskPlan]] = {}
         for p in plans.values():
             groups.setdefault((p.disk.vm, p.disk.volume), []).append(p)
@@ -148,32 +146,7 @@ class RunRecords:
                 p99 = math.nan
             self.vm_io.set((vm, volume), t, (demand, read, write, riops, wiops, mean, p99,
                                              status))
-        for spec in self.cluster.scenario.vms:
-            name = spec.name
-            host = vm_host[name]
-            if not world.powered(host):
-                state, reason, where = "down", "host power loss", ""
-            elif not world.running(host):
-                state, reason, where = "down", "host not responding (hung)", ""
-            elif name in errors:
-                state, reason, where = "paused", "storage I/O error", host
-            else:
-                state, reason, where = "running", "", host
-            self._vm_transition(t, name, state, reason)
-            self.vm_state.set(name, t, (where, state, reason))
-
-    def _vm_transition(self, t: float, vm: str, state: str, reason: str) -> None:
-        cur = self.vm_state.current(vm)
-        before = cur[1] if cur is not None else None
-        if before == state or (before is None and state == "running"):
-            return
-        if state == "down":
-            kind = "vm_down"
-        elif state == "paused":
-            kind = "vm_paused"
-        else:
-            kind = "vm_resumed" if before == "paused" else "vm_started"
-        self.rec.event(t, kind, vm, reason)
+        return errors
 
     def close(self, t: float, heal: SelfHeal) -> None:
         self._last_sample.clear()  # a final row for every volume
@@ -182,5 +155,4 @@ class RunRecords:
             for row in rows:
                 self.rec.add("volume_state", *row)
         self.vm_io.close_all(t)
-        self.vm_state.close_all(t)
         self.exposure.close_all(t)

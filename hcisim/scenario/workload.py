@@ -21,6 +21,11 @@ class IoProfile(Strict):
     mb_s: PositiveFloat | None = None
     queue_depth: PositiveInt = 8
     random: bool = True
+    write_hot_pct: float = Field(
+        100.0, gt=0, le=100,
+        description="share of the disk its writes land on (the working set a VM rewrites); "
+        "dirty shards while a brick is away are counted over this part only",
+    )
 
     @model_validator(mode="after")
     def _one_demand(self) -> IoProfile:

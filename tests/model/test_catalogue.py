@@ -82,9 +82,15 @@ def test_node_hang_heal_waits_for_the_crawl() -> None:
     r = run("node-hang")
     crawl = r.scenario.volumes[0].options.heal_timeout_s
     assert list(events("node-hang", "heal_start")["t_s"]) == [2 * crawl]
-    # the hung host's VMs were frozen, not failing
+    # the hung host's VMs die with it (sanlock's watchdog resets a hung host: compute
+    # model); they are not HA, so they stay down after host3 returns at 720 s
+    st = r.observations["vm_state"]
     for vm in ("log3", "app3"):
-        assert r.summary["vms"][vm]["downtime_s"] == pytest.approx(120)
+        assert r.summary["vms"][vm]["downtime_s"] == pytest.approx(3600 - 600)
+        down = st[(st["vm"] == vm) & (st["state"] == "down")]
+        assert list(down["t_start_s"]) == [600] and "hang" in str(down["reason"].iloc[0])
+        io = r.observations["vm_io"]
+        assert (io[(io["vm"] == vm) & (io["t_start_s"] >= 600)]["status"] == "stopped").all()
 
 
 def test_arbiter_acknowledges_with_one_data_copy() -> None:
