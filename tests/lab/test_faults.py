@@ -27,6 +27,8 @@ from hcisim.observations import Observations
 from hcisim.scenario import Scenario, load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "lab-all-faults.yaml"
+# one worker runs the whole module (with --dist loadgroup), so the cluster runs once
+pytestmark = pytest.mark.xdist_group("lab-all-faults")
 SILENT = ("node_hang", "nic_loss", "partition", "node_power_loss")
 
 

@@ -47,19 +47,21 @@ STREAM_OPTS = ["-o", "ControlPath=none", "-o", "ServerAliveInterval=0", "-o", "T
 class LibvirtBackend:
     """See :class:`hcisim.lab.backend.Backend`. Options beyond the common ones: ``uri``
     (default qemu:///system, or $HCISIM_LIBVIRT_URI), ``accel`` (auto|kvm|qemu, or
-    $HCISIM_LIBVIRT_ACCEL), ``workdir``, ``image_cache``, ``boot_timeout_s``."""
+    $HCISIM_LIBVIRT_ACCEL), ``workdir``, ``image_cache``, ``boot_timeout_s``, ``node_checks``
+    (run checks.py's testinfra checks after deploy; results in meta["node_checks"])."""
 
     def __init__(self, scenario: Scenario, name: str | None = None,
                  scale: LabScale | None = None, volume_set: dict[str, str] | None = None,
                  uri: str | None = None, accel: str | None = None,
                  workdir: Path | None = None, image_cache: Path | None = None,
-                 boot_timeout_s: float = 600.0, **_: Any) -> None:
+                 boot_timeout_s: float = 600.0, node_checks: bool = True, **_: Any) -> None:
         self.scenario = scenario
         self.uri = uri or os.environ.get("HCISIM_LIBVIRT_URI", "qemu:///system")
         self.accel = accel or os.environ.get("HCISIM_LIBVIRT_ACCEL", "auto")
         self.workdir = Path(workdir or DEFAULT_WORKDIR)
         self.image_cache = Path(image_cache or DEFAULT_CACHE)
         self.boot_timeout_s = boot_timeout_s
+        self.node_checks = node_checks
         self.name = name if name and name.isalnum() and len(name) <= 8 else nodes.new_lab_name()
         self.scale = scale or LabScale.fit(scenario)
         self.volume_set = dict(volume_set or {})
@@ -192,6 +194,21 @@ class LibvirtBackend:
             "lab_dir": str(self.plan_.directory),
             "ssh_config": str(self.plan_.directory / "ssh_config")})
         self.timings["deploy_s"] = round(time.monotonic() - t, 1)
+        if self.node_checks:
+            t = time.monotonic()
+            self._meta["node_checks"] = self._run_node_checks()
+            self.timings["node_checks_s"] = round(time.monotonic() - t, 1)
+
+    def _run_node_checks(self) -> dict[str, Any]:
+        """The testinfra checks of checks.py on every node: host -> check -> problems."""
+        try:
+            from hcisim.lab.libvirt.checks import LabTarget, check_lab
+        except ImportError as exc:
+            return {"skipped": f"testinfra not installed ({exc})"}
+        try:
+            return dict(check_lab(LabTarget.load(self.plan_.directory)))
+        except Exception as exc:  # a check that cannot run is a finding, not a crash
+            return {"error": str(exc)}
 
     # --- workloads ------------------------------------------------------------------
     def _node_path(self, w: Workload, local: Path) -> str:

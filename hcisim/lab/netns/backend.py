@@ -232,8 +232,15 @@ class NetnsBackend:
             w.fio.log_dir.mkdir(parents=True, exist_ok=True)
             h.piddir.mkdir(parents=True, exist_ok=True)
             if w.fio.phases:
-                with open(w.fio.path, "ab") as f:  # sparse image of the VM disk, on the volume
-                    f.truncate(w.fio.size_bytes)
+                # a preallocated VM disk (oVirt's "preallocated" policy): every shard exists
+                # whole, so a heal copies whole shards, as the model assumes
+                fd = os.open(w.fio.path, os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.posix_fallocate(fd, 0, w.fio.size_bytes)
+                except OSError:
+                    os.ftruncate(fd, w.fio.size_bytes)
+                finally:
+                    os.close(fd)
                 job = w.fio.log_dir / "job.fio"
                 job.write_text(job_file(w.fio))
                 fio = spawn(["fio", "--output-format=json",

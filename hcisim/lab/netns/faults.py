@@ -26,7 +26,7 @@ from hcisim.lab.errors import LabError
 from hcisim.lab.netns import bricks, gluster, network
 from hcisim.lab.netns.layout import HostLayout, LabLayout
 from hcisim.lab.netns.state import LabState
-from hcisim.lab.process import kill_and_wait, netns_inode, owned_pids, signal_pids
+from hcisim.lab.process import alive, kill_and_wait, netns_inode, owned_pids, signal_pids
 from hcisim.scenario import Fault, Scenario
 
 
@@ -36,6 +36,13 @@ def node_pid_files(host: HostLayout) -> list[Path]:
         if d.is_dir():
             files += sorted(d.rglob("*.pid"))
     return files
+
+
+def workload_pids(host: HostLayout) -> list[int]:
+    """fio and history writers of the VMs running on ``host``."""
+    ino = netns_inode(host.netns)
+    files = sorted(host.piddir.glob("fio-*.pid")) + sorted(host.piddir.glob("writer-*.pid"))
+    return owned_pids(files, {ino} if ino else set(), host.dir)
 
 
 def node_pids(host: HostLayout) -> list[int]:
@@ -79,7 +86,16 @@ class FaultDriver:
         if kind == "node_power_loss":
             network.set_links(h, "all", up=False)
             t = time.time()
-            kill_and_wait(node_pids(h))
+            # The VMs die with the host; fio gets SIGTERM rather than SIGKILL only so that
+            # it writes the logs of what it did before (the links are already down, so
+            # nothing it does now reaches a peer). Everything else dies at once.
+            vms = workload_pids(h)
+            signal_pids(vms, signal.SIGTERM)
+            kill_and_wait([p for p in node_pids(h) if p not in vms])
+            deadline = time.monotonic() + 5.0
+            while any(alive(p) for p in vms) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            kill_and_wait(vms)
             self.on_workloads_killed(h.name)
             return t
         if kind == "nic_loss":
