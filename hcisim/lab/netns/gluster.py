@@ -68,12 +68,14 @@ def start_glusterd(host: HostLayout) -> None:
     run(f"start glusterd on {host.name}", argv, netns=host.netns, timeout=60)
 
 
-def wait_glusterd(host: HostLayout, timeout: float = 20.0) -> None:
+def wait_glusterd(host: HostLayout, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        proc = cli(host, ["peer", "status"], check=False, timeout=5)
-        if proc.returncode == 0:
-            return
+        try:
+            if cli(host, ["peer", "status"], check=False, timeout=10).returncode == 0:
+                return
+        except LabError:  # the CLI itself timed out: glusterd is still starting
+            pass
         if time.monotonic() > deadline:
             raise LabError(f"start glusterd on {host.name}",
                            f"glusterd did not answer on {host.sock} within {timeout:.0f} s "
