@@ -44,7 +44,7 @@ def ssh_config(plan: LabPlan, key: Path) -> str:
         "  StrictHostKeyChecking no",
         "  UserKnownHostsFile /dev/null",
         "  LogLevel ERROR",
-        "  ConnectTimeout 10",
+        "  ConnectTimeout 30",
         "  ServerAliveInterval 5",
         "  ServerAliveCountMax 4",
         "  ControlMaster auto",

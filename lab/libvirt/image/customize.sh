@@ -34,6 +34,10 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
+# The harness multiplexes many sessions (deploy, polls, testinfra) over one connection per
+# node, and an emulated sshd is slow to accept new ones under load.
+MaxSessions 100
+MaxStartups 100:30:200
 CONF
 
 # Geo-replication is not part of an HCI cluster, but glusterd runs its Python helper (gsyncd)
