@@ -312,18 +312,33 @@ class ComputeModel:
             yield self._engine_ready
             if vm.name in self.placement or vm.name in self._restarting:
                 return
-            host = choose_host(self.cluster, vm, self.scheduler_view(), self.unavailable())
-            if host is not None and self.storage.vm_storage_ok(vm.name, host):
+            host, refused = self._usable_host(vm)
+            if host is not None:
                 yield from self._boot(vm, host, vm.boot_s, why)
                 if self.log.state(vm.name) == "running":
                     up.succeed()
                 return
-            reason = "fits nowhere" if host is None else f"storage not usable from {host}"
+            reason = ("fits nowhere" if not refused
+                      else f"storage not usable from {', '.join(refused)}")
             self.log.set(env.now, vm.name, "down", None, f"restart failed: {reason}")
             self.rec.event(env.now, "vm_down", vm.name, f"restart failed: {reason}")
             if not tries:
                 return
             yield env.timeout(tries.pop(0) - env.now)
+
+    def _usable_host(self, vm: VmSpec, health: dict[str, HostHealth] | None = None
+                     ) -> tuple[str | None, list[str]]:
+        """The scheduler's best host from which ``vm``'s storage is usable. A start that
+        fails on a host for storage is rerun on the next best one, that host excluded
+        (ovirt-engine RunVmCommand reruns on the remaining hosts; an HA agent without the
+        shared storage cannot start the engine VM). Returns (host, hosts refused)."""
+        refused: list[str] = []
+        while True:
+            host = choose_host(self.cluster, vm, self.scheduler_view(),
+                               self.unavailable() | set(refused), health)
+            if host is None or self.storage.vm_storage_ok(vm.name, host):
+                return host, refused
+            refused.append(host)
 
     def _boot(self, vm: VmSpec, host: str, boot_s: float, why: str) -> Proc:
         env = self.env
@@ -372,9 +387,8 @@ class ComputeModel:
         while True:
             if vm.name in self.placement:
                 return
-            host = choose_host(self.cluster, vm, self.scheduler_view(), self.unavailable(),
-                               self._engine_scores())
-            if host is not None and self.storage.vm_storage_ok(vm.name, host):
+            host, _ = self._usable_host(vm, self._engine_scores())
+            if host is not None:
                 break
             yield env.timeout(he.agent_loop_s)
         yield from self._boot(vm, host, he.boot_s, "started by ovirt-ha-agent")
