@@ -27,6 +27,7 @@ def profiles(draw: st.DrawFn) -> dict[str, Any]:
         "block_kib": draw(st.sampled_from([4.0, 16.0, 64.0, 1024.0])),
         "queue_depth": draw(st.sampled_from([1, 8, 32])),
         "random": draw(st.booleans()),
+        "write_hot_pct": draw(st.sampled_from([100.0, 100.0, 30.0, 2.0])),
     }
     if draw(st.booleans()):
         p["iops"] = draw(st.floats(50, 20_000))

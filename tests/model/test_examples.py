@@ -161,3 +161,17 @@ def test_progress_is_reported_up_to_one() -> None:
         {"at_s": 100, "kind": "node_power_loss", "target": "host2", "duration_s": 300}])
     simulate(sc, progress=seen.append)
     assert seen and seen == sorted(seen) and seen[-1] == 1.0
+
+
+@pytest.mark.parametrize(("hot_pct", "shards"), [(100.0, math.ceil(10e9 / SHARD)),
+                                                 (2.0, math.ceil(0.2e9 / SHARD))])
+def test_write_hot_set_bounds_the_heal(hot_pct: float, shards: int) -> None:
+    """A busy random writer (2000 IOPS, 30 % writes) for five minutes dirties every shard it
+    writes to: the whole 10 GB disk by default, only its 200 MB hot set at 2 %."""
+    io = {**OLTP, "write_hot_pct": hot_pct}
+    sc = scenario([vm("a", "host1", io)], [
+        {"at_s": 100, "kind": "brick_crash", "target": "host2", "duration_s": 300}],
+        duration=1500)
+    heal = simulate(sc)["heal"]
+    assert list(heal["shards"]) == [shards]
+    assert float(heal["bytes"].sum()) == shards * SHARD

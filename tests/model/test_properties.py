@@ -141,7 +141,8 @@ def test_no_stall_on_brick_crash(sc: Scenario) -> None:
 def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
                      t1: float) -> tuple[int, int]:
     """Dirty shards from the vm_io table: per disk, write I/Os in [t0, t1) while the brick
-    was away -> ceil(N (1 - (1 - 1/N)^k)) (random) or ceil(bytes / shard) (sequential).
+    was away -> ceil(N (1 - (1 - 1/N)^k)) (random) or ceil(min(N, bytes / shard))
+    (sequential), with N the shards of the disk's write hot set (write_hot_pct of it).
     Second value: how many disks sit within float noise of an integer (may round either way)."""
     io = obs["vm_io"]
     vol = sc.volume(volume)
@@ -157,7 +158,8 @@ def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
         lo = np.maximum(rows["t_start_s"].to_numpy(float), t0)
         hi = np.minimum(rows["t_end_s"].to_numpy(float), t1)
         dur = np.clip(hi - lo, 0, None)
-        n = max(1, math.ceil(d.size_gb * 1e9 / shard))
+        n = min(math.ceil(d.size_gb * 1e9 / shard),
+                max(1, math.ceil(d.size_gb * 1e9 * prof.write_hot_pct / 100 / shard)))
         if prof.random:
             k = float((rows["write_iops"].to_numpy(float) * dur).sum())
             x = n * (1 - math.exp(k * math.log1p(-1 / n))) if n > 1 else float(k > 0)

@@ -94,6 +94,20 @@ def test_dirty_shards_compose(n: int, k1: float, k2: float) -> None:
         assert dirty_after_random(0.0, n, k1) >= 1 - 1e-9
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 500), st.integers(1, 500), st.floats(0, 1e5), st.booleans())
+def test_writes_on_a_hot_set_never_undo_dirty_shards(hot: int, extra: int, k: float,
+                                                     random: bool) -> None:
+    """A disk dirty beyond its hot set (a failed disk made all N shards dirty) stays as dirty:
+    writes on the hot set only add; a clean disk never gets more dirty than its hot set."""
+    shard = 1.0
+    n = hot + extra
+    for d in (0.0, float(hot) / 2, float(n)):
+        after = (dirty_after_random(d, hot, k) if random
+                 else dirty_after_sequential(d, hot, k * shard, shard))
+        assert d - 1e-9 <= after <= max(d, float(hot)) + 1e-9
+
+
 def test_sequential_writes_fill_shards_in_order() -> None:
     shard = 64 * 1024 * 1024
     assert dirty_after_sequential(0.0, 100, 10.5 * shard, shard) == pytest.approx(10.5)
