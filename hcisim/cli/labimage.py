@@ -53,6 +53,8 @@ def register(app: typer.Typer) -> None:
                               report=lambda m: err.print(f"  {m}", highlight=False))
         except ImageError as exc:
             raise UserError(str(exc)) from None
+        except OSError as exc:
+            raise UserError(f"--cache {cache}: {exc.strerror}") from None
         info = img.info()
         out.print(f"image {img.digest} ({time.monotonic() - t:.0f} s): {img.directory}")
         size_mb = int(str(info["disk_bytes"])) / 1e6
