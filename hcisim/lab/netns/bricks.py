@@ -71,11 +71,21 @@ def unmount(mountpoint: Path, lazy_after_s: float = 5.0) -> None:
         time.sleep(0.1)
 
 
-def replace_fs(image: Path, mountpoint: Path, dev: str) -> None:
-    """A new, empty disk in place of a failed one: unmount, reformat, mount again."""
+def replace_fs(image: Path, mountpoint: Path, state: LabState) -> Path:
+    """A new, empty disk in place of a failed one, mounted where the old one was.
+
+    A new image on a new loop device rather than reformatting the old one: the failed
+    filesystem may still be mounted in another mount namespace (glusterd's, or another
+    lab's that copied the mount table), which keeps the old loop device busy. It is freed
+    when those namespaces go; ``down`` finds every image of the lab by its name.
+    """
     unmount(mountpoint)
-    run(f"reformat {image.name}", [*MKFS, dev])
-    run(f"mount new {image.name}", ["mount", "-t", "xfs", "-o", MOUNT_OPTS, dev, str(mountpoint)])
+    n = 1
+    while (new := image.with_name(f"{image.stem}-r{n}.img")).exists():
+        n += 1
+    make_image(new, image.stat().st_size)
+    attach_and_mount(new, mountpoint, state)
+    return new
 
 
 def mounted_under(root: Path) -> list[tuple[str, str]]:

@@ -173,10 +173,7 @@ class FaultDriver:
                 for p in owned_pids(gluster.brick_pid_files(h, v), {ino} if ino else set(),
                                     h.dir)]
         kill_and_wait(pids)
-        dev = next((d for d in bricks.loops_of(h.image(disk))), None)
-        if dev is None:
-            raise LabError(f"replace disk {disk} of {h.name}", "its loop device is gone")
-        bricks.replace_fs(h.image(disk), h.disk_mount(disk), dev)
+        bricks.replace_fs(h.image(disk), h.disk_mount(disk), self.state)
         t = time.time()
         for v in vols:
             h.brick(disk, v).mkdir(parents=True, exist_ok=True)
