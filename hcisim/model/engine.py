@@ -273,6 +273,7 @@ class StorageModel:
         self.port.resolved(self.net)
         self._schedule_milestone()
         self._tell_storage(errors)
+        self.compute.storage_changed()
         self._report_progress(t)
 
     def _tell_storage(self, errors: set[str]) -> None:

@@ -25,6 +25,9 @@ Compute's inbound calls (on :class:`~hcisim.model.compute.process.ComputeModel`)
 storage model at the current simulation time:
 - ``vm_storage_changed(vm, ok)``: ``vm``'s storage from its host failed (EIO/ENOTCONN: the VM
   pauses) or works again (it resumes);
+- ``storage_changed()``: the storage model settled a change; a start that failed because
+  storage was not usable from a host may succeed at its next try (optional: a port whose
+  storage never changes, like :class:`SteadyStorage`, never calls it);
 - ``host_failed(host, loss)`` / ``host_repaired(host)``: only if the storage model drives
   host faults; by default the compute model reads them from the scenario itself.
 """

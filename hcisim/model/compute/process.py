@@ -69,7 +69,11 @@ class ComputeModel:
         self.fencing = sc.compute.fencing
         self.he = sc.compute.hosted_engine
         self.policy = sc.compute.ha_restart
-        self.log = VmStateLog(recorder)
+        # a change of capacity (any VM state, a host back) or of storage, for the restarts
+        # and engine starts that failed and wait for their next try (see _next_try)
+        self._capacity_changed: simpy.Event | None = None
+        self._storage_changed: simpy.Event | None = None
+        self.log = VmStateLog(recorder, self._capacity_change)
         self.placement: dict[str, str] = {}
         self.host_state = {h.name: "up" for h in self.cluster.hosts}
         self.gateway_ok = {h.name: True for h in self.cluster.hosts}
@@ -124,6 +128,7 @@ class ComputeModel:
         self.env.process(self._host_failure(host, loss))
 
     def host_repaired(self, host: str) -> None:
+        self._capacity_change()
         self.gateway_ok[host] = True
         if self.host_state[host] in ("down", "non_responsive"):
             self.host_state[host] = "up"
@@ -131,7 +136,15 @@ class ComputeModel:
         if ev is not None and not ev.triggered:
             ev.succeed()
 
+    def storage_changed(self) -> None:
+        """The storage model settled a change: a VM's storage may now be usable from a host
+        where it was not (a start that failed for storage may succeed at its next try)."""
+        ev, self._storage_changed = self._storage_changed, None
+        if ev is not None and not ev.triggered:
+            ev.succeed()
+
     def vm_storage_changed(self, vm: str, ok: bool) -> None:
+        self.storage_changed()
         self._storage_ok[vm] = ok
         st = self.log.state(vm)
         now = self.env.now
@@ -161,6 +174,36 @@ class ComputeModel:
                 self._set_engine_down(now, "engine VM paused")
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _capacity_change(self) -> None:
+        ev, self._capacity_changed = self._capacity_changed, None
+        if ev is not None and not ev.triggered:
+            ev.succeed()
+
+    def _a_change(self, storage: bool) -> simpy.Event:
+        """An event that fires at the next change of capacity (or of storage)."""
+        if self._capacity_changed is None:
+            self._capacity_changed = self.env.event()
+        if not storage:
+            return self._capacity_changed
+        if self._storage_changed is None:
+            self._storage_changed = self.env.event()
+        return self._capacity_changed | self._storage_changed
+
+    def _next_try(self, tries: list[float], storage: bool) -> Generator[Any, Any, bool]:
+        """Wait for the next of ``tries`` (absolute times) at or after the next change that
+        could make a failed start succeed: capacity (a VM stopped, moved or started, a host
+        came back) and, if ``storage``, the storage model's state. Same times as trying at
+        every one of ``tries``, without an event per try while nothing changes (a VM that
+        fits nowhere for a month would otherwise cost 1440 tries). False: none left."""
+        yield self._a_change(storage)
+        now = self.env.now
+        while tries and tries[0] < now - 1e-9:
+            tries.pop(0)
+        if not tries:
+            return False
+        yield self.env.timeout(tries.pop(0) - now)
+        return True
 
     def unavailable(self) -> set[str]:
         return {h for h, s in self.host_state.items() if s != "up"}
@@ -320,11 +363,12 @@ class ComputeModel:
                 return
             reason = ("fits nowhere" if not refused
                       else f"storage not usable from {', '.join(refused)}")
-            self.log.set(env.now, vm.name, "down", None, f"restart failed: {reason}")
-            self.rec.event(env.now, "vm_down", vm.name, f"restart failed: {reason}")
-            if not tries:
+            cur = self.log.get(vm.name)
+            if cur is None or cur.reason != f"restart failed: {reason}":  # once per reason
+                self.log.set(env.now, vm.name, "down", None, f"restart failed: {reason}")
+                self.rec.event(env.now, "vm_down", vm.name, f"restart failed: {reason}")
+            if not (yield from self._next_try(tries, storage=bool(refused))):
                 return
-            yield env.timeout(tries.pop(0) - env.now)
 
     def _usable_host(self, vm: VmSpec, health: dict[str, HostHealth] | None = None
                      ) -> tuple[str | None, list[str]]:
@@ -390,7 +434,12 @@ class ComputeModel:
             host, _ = self._usable_host(vm, self._engine_scores())
             if host is not None:
                 break
-            yield env.timeout(he.agent_loop_s)
+            # the agents try on every tick; only a change can make a tick succeed, so wait
+            # for one, then for the first tick after it (same times, no event per tick)
+            tried_at = env.now
+            yield self._a_change(storage=True)
+            tick = max(next_tick(env.now, he.agent_loop_s), tried_at + he.agent_loop_s)
+            yield env.timeout(tick - env.now)
         yield from self._boot(vm, host, he.boot_s, "started by ovirt-ha-agent")
         if self.placement.get(vm.name) == host:
             self._set_engine_up(env.now, restarted=True)

@@ -7,6 +7,7 @@ Intervals are contiguous per VM from t = 0 to the end of the run; zero-length on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hcisim.observations import Recorder
@@ -21,9 +22,10 @@ class VmState:
 
 
 class VmStateLog:
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, on_change: Callable[[], None] | None = None) -> None:
         self._rec = recorder
         self._cur: dict[str, VmState] = {}
+        self._on_change = on_change
 
     def get(self, vm: str) -> VmState | None:
         return self._cur.get(vm)
@@ -41,6 +43,8 @@ class VmStateLog:
                 return
             self._emit(vm, cur, t)
         self._cur[vm] = new
+        if self._on_change is not None:
+            self._on_change()
 
     def close(self, t_end: float) -> None:
         for vm, cur in self._cur.items():
