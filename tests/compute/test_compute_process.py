@@ -214,3 +214,31 @@ def test_engine_moves_when_its_host_loses_the_management_network() -> None:
     st_ = states(rec)
     others = st_[(st_["vm"] != "engine")]
     assert set(others["state"]) == {"running"}  # no PM: the other VMs keep running
+
+
+def test_stranded_restart_waits_for_the_next_retry_after_room_appears() -> None:
+    """host2's HA VMs fit nowhere (the survivors are full); host2 comes back at 1900 s. The
+    restart happens at the first engine retry time (30 s x 10, then every 1800 s, counted
+    from the first failed try) at or after the host's return, as trying at every retry
+    would: the model waits for a change instead of polling, without changing the times."""
+    from hcisim.model.compute.ha import retry_times
+
+    sc = with_overrides(DEFAULT, {"duration_s": 6000, "hosts[0].ram_gib": 80,
+                                  "hosts[2].ram_gib": 64, "faults": [
+                                      {"at_s": 900, "kind": "node_power_loss",
+                                       "target": "host2", "duration_s": 1000}]})
+    rec, cm, _ = run(sc)
+    plan = plan_host_loss(sc.compute, cm.cluster, cm.initial_placement, "host2",
+                          "power_loss", 900.0)
+    first = plan.timeline.fenced_at_s
+    assert first is not None and all(r.host is None for r in plan.restarts)
+    retry = next(t for t in retry_times(sc.compute.ha_restart, first, sc.duration_s)
+                 if t >= 1900)
+    assert retry == first + 300 + 1800  # past the ten short retries
+    starts = restart_starts(rec)
+    assert starts["db2"] == pytest.approx(retry)  # high priority first, on host2
+    assert {cm.placement[v] for v in ("db2", "web2", "web5")} == {"host2"}
+    ev = rec.frame("events")
+    failed = ev[(ev["kind"] == "vm_down") & (ev["target"] == "db2")
+                & ev["detail"].str.contains("fits nowhere")]
+    assert len(failed) == 1  # one event for the failure, not one per try
