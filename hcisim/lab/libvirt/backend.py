@@ -5,7 +5,7 @@ history checker, the observation tables and the claims are the namespace lab's, 
 What differs is where things are: bricks, mounts, fio and the history writers live inside
 the nodes, so paths the harness hands out (``mount_path``) are local mirrors that are
 filled over SSH when the checker reads them, and the writers' logs stream back to the
-harness as they are written (a node that loses power cannot lose its acknowledgements).
+harness as they are written (a node that loses power keeps its acknowledgements).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ NODE_TOOLS = {"history_writer.py": HERE.parent / "history_writer.py",
               "healinfo.py": HERE.parent / "healinfo.py", "node_probe.py": HERE / "node_probe.py"}
 NODE_DIR = "/opt/hcisim"
 NODE_RUN = "/var/lib/hcisim/run"
-STREAM_OPTS = ["-o", "ControlPath=none", "-o", "ServerAliveInterval=0", "-o", "TCPKeepAlive=no"]
 
 
 class LibvirtBackend:
@@ -230,17 +229,21 @@ class LibvirtBackend:
                            f"setsid nohup fio --output-format=json --output={run}/fio.json "
                            f"{run}/job.fio > {run}/fio.out 2>&1 < /dev/null & "
                            f"echo $! > {run}/fio.pid"]
-            self.shell_.script(w.host, "\n".join(script) + "\n", f"start fio for {w.key}")
             stem = f"{deploy.mount_point(w.volume)}/{w.history_relname}"
             writer = (f"echo $$ > {run}/writer.pid; exec python3 {NODE_DIR}/history_writer.py "
-                      f"--stem {stem} --name {w.key} --log /dev/stdout --interval "
+                      f"--stem {stem} --name {w.key} --log {run}/history.log --interval "
                       f"{w.interval_s} --size {w.record_size} --per-file {w.per_file} "
                       f"--until {w.until:.3f}")
-            remote = f"sh -c {shlex.quote(writer)} | tee -p -a {run}/history.log"
+            script.append(f"setsid nohup sh -c {shlex.quote(writer)} > {run}/writer.out 2>&1 "
+                          "< /dev/null &")
+            self.shell_.script(w.host, "\n".join(script) + "\n", f"start workload {w.key}")
+            # Stream the writer's log back as it grows: a node that loses power loses the
+            # lines still in its page cache, the harness keeps them. Best effort: the node's
+            # own copy is fetched at the end and the longer of the two wins.
             w.history_log.parent.mkdir(parents=True, exist_ok=True)
             with open(w.history_log, "ab") as out:
                 self._streams.append(subprocess.Popen(
-                    ["ssh", "-F", str(self.shell_.config), *STREAM_OPTS, w.host, remote],
+                    self.shell_.argv(w.host, f"tail -n +1 -F {run}/history.log 2>/dev/null"),
                     stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                     start_new_session=True))
 
@@ -256,13 +259,11 @@ class LibvirtBackend:
         hosts = sorted({w.host for w in self._workloads} - self._unreachable())
         with contextlib.suppress(LabError):
             self._parallel(stop, hosts)
-        deadline = time.monotonic() + grace_s
+        time.sleep(min(grace_s, 2.0))  # the streams deliver the writers' last lines
         for p in self._streams:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
             if p.poll() is None:
                 p.kill()
-                p.wait()
+            p.wait()
         self._streams.clear()
         for w in self._workloads:
             if w.host in self._unreachable():
