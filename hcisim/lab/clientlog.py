@@ -98,14 +98,16 @@ class ClientView:
         self.events.extend(events)
         self.events.sort(key=lambda e: e.t)
 
-    def state_at(self, t: float) -> list[bool]:
-        up = [False] * self.n
+    def state_at(self, t: float) -> list[bool | None]:
+        """Per brick: True connected, False seen going down, None not known (since the
+        client process (re)started it has not attached to that brick yet)."""
+        up: list[bool | None] = [None] * self.n
         for ev in self.events:
             if ev.t > t:
                 break
             if ev.index < 0:
-                up = [False] * self.n
-            elif ev.index < self.n:
+                up = [None] * self.n
+            elif ev.index < self.n and (ev.up or up[ev.index] is not None):
                 up[ev.index] = ev.up
         return up
 

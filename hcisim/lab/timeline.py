@@ -4,8 +4,9 @@ Which client's view counts: the clients on hosts that no fault is hitting at tha
 (a cut-off host sees everyone else down, which says nothing about the bricks), and of
 those only clients that see a majority of the bricks (a client just restarted, or still
 reconnecting after its host was cut off, knows less than the others; if no client sees a
-majority, all of them count, and quorum is really lost). A brick is up when all of them
-see it connected:
+majority, all of them count, and quorum is really lost). A brick is down as soon as one of
+them has seen it go down, up when one sees it connected and none has seen it go down; a
+brick a client has not attached to since it (re)started is not known to that client:
 a client notices a silent loss only when it has requests in flight to that brick (the
 ping timer runs only then), so an idle client can keep "seeing" a dead brick for as long
 as the fault lasts; the first client that notices marks the brick down.
@@ -76,8 +77,10 @@ class VolumeTimeline:
 
     def up_at(self, t: float) -> tuple[bool, ...]:
         states = [self.views[h].state_at(t) for h in self.reference_hosts(t)]
-        ready = [s for s in states if 2 * sum(s) > len(s)] or states
-        return tuple(all(s[i] for s in ready) for i in range(len(self.vol.bricks)))
+        ready = [s for s in states if 2 * sum(1 for x in s if x) > len(s)] or states
+        return tuple(
+            not any(s[i] is False for s in ready) and any(s[i] for s in ready)
+            for i in range(len(self.vol.bricks)))
 
     def client_died(self, host: str, t: float) -> None:
         """The client process on ``host`` was killed at ``t``: it sees nothing any more."""

@@ -119,3 +119,22 @@ def test_as_built_scales_sizes_and_demand_only() -> None:
     assert built.io_profiles["oltp"].iops == (sc.io_profiles["oltp"].iops or 0) * scale.io
     assert built.faults == sc.faults and built.volumes[0].options == sc.volumes[0].options
     assert as_built(small(), LabScale()) is not None
+
+
+def test_restarted_client_does_not_mark_unattached_bricks_down() -> None:
+    """After a power loss is repaired the host's new client attaches brick by brick; a brick
+    it has not reached yet is unknown to it, not down (no false quorum loss)."""
+    loss = FaultWindow(Fault(at_s=10, kind="node_power_loss", target="host2"), 10.0, 20.0)
+    tl = _timeline([loss])
+    tl.client_died("host2", 10.0)
+    tl.add(Sample(16.0, [("host1", ConnEvent(15.5, "data", 1, False)),
+                         ("host3", ConnEvent(15.6, "data", 1, False))], {}))
+    tl.add(Sample(23.0, [("host2", ConnEvent(21.0, "data", -1, False)),
+                         ("host2", ConnEvent(21.2, "data", 0, True)),
+                         ("host2", ConnEvent(21.3, "data", 1, True)),
+                         ("host1", ConnEvent(21.5, "data", 1, True)),
+                         ("host3", ConnEvent(21.6, "data", 1, True)),
+                         ("host2", ConnEvent(22.0, "data", 2, True))], {}))
+    assert tl.up_at(21.4) == (True, False, True)  # host1/host3 still see brick 1 down
+    assert tl.up_at(21.7) == (True, True, True)  # host2's client has not reached brick 2
+    assert all(p.quorum for p in tl.points(1.0, 25.0, []))
