@@ -244,6 +244,22 @@ def test_migration_competes_with_storage_only_on_a_shared_nic(separate: bool) ->
     assert intervals(obs, "mover")[-1][:2] == ("running", "host2")
 
 
+def test_unplaced_vms_are_placed_by_the_scheduler_before_io_starts() -> None:
+    over: dict[str, Any] = {"claims": [], "faults": []}
+    over.update({f"vms[{i}].host": None for i in range(len(DEFAULT.vms))})
+    sc = with_overrides(DEFAULT, over)
+    m, obs = simulated(sc)
+    placed = m.compute.initial_placement
+    assert set(placed) == {v.name for v in sc.vms} and len(set(placed.values())) == 3
+    io = obs["vm_io"]
+    first = io[io["t_start_s"] == 0.0]
+    assert set(first["vm"]) == {v.name for v in sc.vms if v.disks}
+    assert (first["status"] == "ok").all()  # flows built from t = 0 on the chosen hosts
+    for vm, host in placed.items():
+        assert intervals(obs, vm) == [("running", host, 0.0, sc.duration_s)]
+        assert m.vm_host[vm] == host
+
+
 # --- whole-run properties ------------------------------------------------------------------
 
 def test_same_seed_same_tables_with_compute() -> None:
