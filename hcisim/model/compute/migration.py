@@ -114,7 +114,8 @@ def downtime_schedule_ms(max_ms: float, steps: int) -> tuple[float, ...]:
         return (max_ms,)
     offset = max_ms / steps
     base = (max_ms - offset) ** (1.0 / (steps - 1))
-    return tuple(offset + base**i for i in range(steps))
+    # The last step is exactly max_ms (offset + base**(steps-1) only equals it up to rounding).
+    return (*(offset + base**i for i in range(steps - 1)), max_ms)
 
 
 class PreCopy:
