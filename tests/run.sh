@@ -6,7 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the labs and the browser test use. Installed only when missing.
-APT_PACKAGES=(glusterfs-server glusterfs-client fio xfsprogs iproute2 iptables kmod psmisc openssh-server openssh-client
+# glusterfs/fio/xfsprogs/iproute2/iptables: the netns lab; openssh: acceptance over SSH;
+# qemu/libvirt/debootstrap: the libvirt lab's node image and node VMs; chromium: the report test.
+APT_PACKAGES=(glusterfs-server glusterfs-client fio xfsprogs iproute2 iptables kmod psmisc
+              openssh-server openssh-client
+              qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
+              pkg-config debootstrap genisoimage
               chromium chromium-driver)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
@@ -22,7 +27,10 @@ fi
 
 echo "== python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+extras=test
+# libvirt-python compiles against libvirt-dev; without it the libvirt tier skips.
+pkg-config --exists libvirt 2>/dev/null && extras=test,libvirt
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
 
 echo "== ruff"
 .venv/bin/ruff check .
