@@ -26,7 +26,14 @@ from hcisim.lab.errors import LabError
 from hcisim.lab.netns import bricks, gluster, network
 from hcisim.lab.netns.layout import HostLayout, LabLayout
 from hcisim.lab.netns.state import LabState
-from hcisim.lab.process import alive, kill_and_wait, netns_inode, owned_pids, signal_pids
+from hcisim.lab.process import (
+    alive,
+    kill_and_wait,
+    netns_inode,
+    owned_pids,
+    read_pid,
+    signal_pids,
+)
 from hcisim.scenario import Fault, Scenario
 
 
@@ -36,6 +43,19 @@ def node_pid_files(host: HostLayout) -> list[Path]:
         if d.is_dir():
             files += sorted(d.rglob("*.pid"))
     return files
+
+
+def clear_stale_pidfiles(files: list[Path]) -> None:
+    """Remove pid files of processes that are dead, zombies included.
+
+    glusterd decides whether a brick runs from its pid file and /proc/PID: a killed brick
+    that its parent (here PID 1) has not reaped yet still looks alive, and `volume start
+    force` or a restarted glusterd would then leave it down.
+    """
+    for f in files:
+        pid = read_pid(f)
+        if pid is None or not alive(pid):
+            f.unlink(missing_ok=True)
 
 
 def workload_pids(host: HostLayout) -> list[int]:
@@ -132,6 +152,7 @@ class FaultDriver:
         if kind == "node_power_loss":
             network.set_links(h, "all", up=True)
             t = time.time()
+            clear_stale_pidfiles(node_pid_files(h))
             gluster.start_glusterd(h)
             gluster.wait_glusterd(h)
             self.remount(h)
@@ -144,6 +165,7 @@ class FaultDriver:
             vols = [fault.volume] if fault.volume else self._volumes_on(h.name)
             t = time.time()
             for v in vols:
+                clear_stale_pidfiles(gluster.brick_pid_files(h, v))
                 gluster.cli(h, ["volume", "start", v, "force"], step=f"restart bricks of {v}")
             self._refresh_sockets()
             return t
@@ -176,6 +198,7 @@ class FaultDriver:
         bricks.replace_fs(h.image(disk), h.disk_mount(disk), self.state)
         t = time.time()
         for v in vols:
+            clear_stale_pidfiles(gluster.brick_pid_files(h, v))
             h.brick(disk, v).mkdir(parents=True, exist_ok=True)
             brick = f"{h.storage_addr}:{h.brick(disk, v)}"
             gluster.cli(h, ["volume", "reset-brick", v, brick, brick, "commit", "force"],

@@ -222,11 +222,13 @@ def trigger_heal(host: HostLayout, volume: str, full: bool = False,
         time.sleep(0.5)
 
 
-def glfsheal(host: HostLayout, volume: str, timeout: float = 8.0) -> str | None:
+def glfsheal(host: HostLayout, volume: str, timeout: float = 20.0) -> str | None:
     """Heal info of ``volume`` through glfsheal in ``host``'s namespace (None: no answer).
 
     `gluster volume heal VOL info` cannot be used: its helper looks for the default glusterd
-    socket; glfsheal takes the socket explicitly (lab-notes.md).
+    socket; glfsheal takes the socket explicitly (lab-notes.md). The timeout is generous:
+    on two cores shared with a loaded test run one call has taken over 8 s, and a poll that
+    never answers would look like a heal that never ends.
     """
     try:
         proc = run(f"heal info {volume}", [str(GLFSHEAL), volume, "glusterd-sock",
