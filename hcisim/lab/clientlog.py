@@ -22,13 +22,16 @@ _LINE = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ([+-]\d{4})\] \w \[MSGID: (\d+)\][^\]]*\] "
     r"(\S+?): (.*)$")
 _CLIENT = re.compile(r"^\d+-(.+)-client-(\d+)$")
+FORGET_DOWNS = -2
 
 
 @dataclass(frozen=True)
 class ConnEvent:
     """At ``t`` (epoch seconds) the client saw brick ``index`` of ``volume`` go up or down.
 
-    ``index`` -1 with ``up`` False: the client process (re)started, all bricks unknown/down.
+    ``index`` -1: the client process (re)started, every brick unknown. ``index``
+    FORGET_DOWNS: what the client saw go down is no longer known (its own host was cut off
+    until ``t``; those disconnects say nothing about the bricks).
     """
 
     t: float
@@ -105,7 +108,9 @@ class ClientView:
         for ev in self.events:
             if ev.t > t:
                 break
-            if ev.index < 0:
+            if ev.index == FORGET_DOWNS:
+                up = [None if x is False else x for x in up]
+            elif ev.index < 0:
                 up = [None] * self.n
             elif ev.index < self.n and (ev.up or up[ev.index] is not None):
                 up[ev.index] = ev.up

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from hcisim.lab.backend import Sample
-from hcisim.lab.clientlog import ClientView, ConnEvent
+from hcisim.lab.clientlog import FORGET_DOWNS, ClientView, ConnEvent
 from hcisim.lab.healinfo import Pending
 from hcisim.scenario import Fault, Volume
 
@@ -60,6 +60,9 @@ class VolumeTimeline:
         self.windows = [w for w in windows if w.fault.kind != "link_slowdown"]
         self.views = {h: ClientView(len(vol.bricks)) for h in hosts}
         self.heal: list[tuple[float, list[Pending]]] = []
+        for w in self.windows:  # a host back from a fault: its disconnects were its own
+            if w.end is not None and w.fault.target in self.views:
+                self.views[w.fault.target].add([ConnEvent(w.end, vol.name, FORGET_DOWNS, False)])
 
     def add(self, sample: Sample) -> None:
         for host, ev in sample.conn:

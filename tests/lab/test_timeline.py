@@ -138,3 +138,19 @@ def test_restarted_client_does_not_mark_unattached_bricks_down() -> None:
     assert tl.up_at(21.4) == (True, False, True)  # host1/host3 still see brick 1 down
     assert tl.up_at(21.7) == (True, True, True)  # host2's client has not reached brick 2
     assert all(p.quorum for p in tl.points(1.0, 25.0, []))
+
+
+def test_host_back_from_a_cut_reconnecting_brick_by_brick_flaps_nothing() -> None:
+    cut = FaultWindow(Fault(at_s=10, kind="partition", target="host3"), 10.0, 20.0)
+    tl = _timeline([cut])
+    tl.add(Sample(17.0, [("host3", ConnEvent(16.0, "data", 0, False)),
+                         ("host3", ConnEvent(16.0, "data", 1, False)),
+                         ("host1", ConnEvent(16.2, "data", 2, False)),
+                         ("host2", ConnEvent(16.3, "data", 2, False))], {}))
+    # back at 20: host3 reaches brick 0 first (now it sees a majority), brick 1 later
+    tl.add(Sample(22.0, [("host3", ConnEvent(20.05, "data", 0, True)),
+                         ("host1", ConnEvent(20.06, "data", 2, True)),
+                         ("host2", ConnEvent(20.07, "data", 2, True)),
+                         ("host3", ConnEvent(20.3, "data", 1, True))], {}))
+    assert tl.up_at(20.1) == (True, True, True)
+    assert all(p.quorum for p in tl.points(1.0, 25.0, []))
