@@ -103,9 +103,11 @@ class FaultDriver:
     def inject(self, fault: Fault) -> float:
         h = self._host(fault)
         kind = fault.kind
+        # each branch reads the clock just before the command that makes the fault real, so
+        # that nothing the clients log can precede the recorded fault start
         if kind == "node_power_loss":
-            network.set_links(h, "all", up=False)
             t = time.time()
+            network.set_links(h, "all", up=False)
             # The VMs die with the host; fio gets SIGTERM rather than SIGKILL only so that
             # it writes the logs of what it did before (the links are already down, so
             # nothing it does now reaches a peer). Everything else dies at once.
@@ -119,30 +121,37 @@ class FaultDriver:
             self.on_workloads_killed(h.name)
             return t
         if kind == "nic_loss":
+            t = time.time()
             network.set_links(h, fault.network, up=False)
-            return time.time()
+            return t
         if kind == "brick_crash":
             vols = [fault.volume] if fault.volume else self._volumes_on(h.name)
             pids = [p for v in vols for p in gluster.brick_pids(h, v)]
             if not pids:
                 raise LabError(f"crash bricks on {h.name}", "no brick process found")
+            t = time.time()
             signal_pids(pids, signal.SIGKILL)
-            return time.time()
+            return t
         if kind == "node_hang":
-            signal_pids(node_pids(h), signal.SIGSTOP)
-            return time.time()
+            pids = node_pids(h)
+            t = time.time()
+            signal_pids(pids, signal.SIGSTOP)
+            return t
         if kind == "partition":
             peers = [self.lab.host(p) for p in fault.peers] if fault.peers else None
+            t = time.time()
             network.partition(h, fault.network, peers)
-            return time.time()
+            return t
         if kind == "link_slowdown":
             assert fault.rate_mbit is not None
+            t = time.time()
             network.shape(self.lab, h, fault.network, fault.rate_mbit)
-            return time.time()
+            return t
         if kind == "disk_failure":
             disk = self.sc.host(h.name).disk(fault.disk).name
+            t = time.time()
             bricks.shutdown_fs(h.disk_mount(disk))
-            return time.time()
+            return t
         raise LabError("inject fault", f"unknown fault kind {kind!r}")
 
     # --- restore -----------------------------------------------------------------------
