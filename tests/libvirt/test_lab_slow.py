@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,20 @@ def _why_not() -> str | None:
     return None
 
 
-def test_three_nodes_power_loss_history_and_claims() -> None:
+@pytest.fixture
+def own_daemons() -> Iterator[None]:
+    """Stop the libvirtd/virtlogd that this test made hcisim start (from hcisim's own pid
+    files), so the suite leaves no daemon behind; ones that ran before are left alone."""
+    from hcisim.lab.libvirt.hypervisor import started_daemons, stop_started_daemons
+
+    before = started_daemons()
+    yield
+    if not before:
+        stop_started_daemons()
+        assert not started_daemons(), "libvirtd/virtlogd started by the test still run"
+
+
+def test_three_nodes_power_loss_history_and_claims(own_daemons: None) -> None:
     why = _why_not()
     if why:
         pytest.skip(why)
