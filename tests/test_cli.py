@@ -53,3 +53,15 @@ def test_schema_is_json_schema() -> None:
     schema = json.loads(r.stdout)
     assert schema["title"] == "hcisim scenario"
     assert {"hosts", "volumes", "vms", "faults", "claims"} <= set(schema["properties"])
+
+
+def test_lab_up_unknown_backend_is_a_clear_error() -> None:
+    r = hcisim("lab", "up", "scenarios/lab-power-loss.yaml", "--backend", "vmware")
+    assert r.returncode == 2 and "--backend vmware: use netns or libvirt" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_lab_up_libvirt_checks_accel_before_building() -> None:
+    r = hcisim("lab", "up", "scenarios/lab-power-loss.yaml", "--backend", "libvirt",
+               "--accel", "hyperv")
+    assert r.returncode == 2 and "--accel hyperv: use auto, kvm or qemu" in r.stderr

@@ -51,6 +51,8 @@ def _slug(text: str) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "node_scenario" in metafunc.fixturenames:
+        _parametrize_nodes(metafunc)
     if "claim_case" not in metafunc.fixturenames:
         return
     target = metafunc.config.stash[_TARGET]
@@ -70,6 +72,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params.extend(pytest.param((path, i), id=f"{path.stem}:{_slug(n)}", marks=marks)
                       for i, n in enumerate(names))
     metafunc.parametrize("claim_case", params)
+
+
+def _parametrize_nodes(metafunc: pytest.Metafunc) -> None:
+    """One deployed-nodes check per scenario; only node VMs (lab:libvirt) have nodes of
+    their own to inspect, so on other targets the items are not generated at all."""
+    target = metafunc.config.stash[_TARGET]
+    files = scenario_files(metafunc.config.getoption("--scenarios")) \
+        if target.label == "lab:libvirt" else []
+    metafunc.parametrize("node_scenario", [
+        pytest.param(p, id=f"{p.stem}:nodes",
+                     marks=[pytest.mark.xdist_group(p.stem), pytest.mark.lab])
+        for p in files])
+
+
+@pytest.fixture
+def node_scenario(request: pytest.FixtureRequest) -> Path:
+    path: Path = request.param
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,19 @@ def register(app: typer.Typer) -> None:
         scale: Annotated[float | None, typer.Option(
             help="size factor for disks and VM disks (default: fit this machine)")] = None,
         io_scale: Annotated[float | None, typer.Option(help="I/O demand factor")] = None,
+        backend: Annotated[str, typer.Option(
+            help="netns (namespaces on this machine) or libvirt (node VMs)")] = "netns",
+        uri: Annotated[str, typer.Option(help="libvirt: hypervisor URI")] = "qemu:///system",
+        accel: Annotated[str, typer.Option(help="libvirt: auto, kvm or qemu (TCG)")] = "auto",
     ) -> None:
         """Build and deploy the scenario's cluster, and leave it running."""
+        if backend == "libvirt":
+            from hcisim.cli.labimage import libvirt_up
+
+            libvirt_up(scenario, uri, accel)
+            return
+        if backend != "netns":
+            raise UserError(f"--backend {backend}: use netns or libvirt")
         from hcisim.lab.netns.backend import NetnsBackend
         from hcisim.lab.scale import LabScale
         from hcisim.scenario import load_scenario

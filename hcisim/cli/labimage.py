@@ -87,31 +87,7 @@ def register(app: typer.Typer) -> None:
         accel: Annotated[str, typer.Option(help="auto, kvm or qemu (TCG)")] = "auto",
     ) -> None:
         """Build, boot and deploy the scenario's nodes, and leave them running."""
-        from hcisim.lab.libvirt import LibvirtBackend
-        from hcisim.scenario import load_scenario
-
-        if accel not in ("auto", "kvm", "qemu"):
-            raise UserError(f"--accel {accel}: use auto, kvm or qemu")
-        sc = load_scenario(scenario)
-        be = LibvirtBackend(sc, uri=uri, accel=accel)
-        try:
-            be.build()
-            be.deploy()
-        except BaseException:
-            be.destroy()
-            raise
-        assert be.plan is not None and be.domain_type is not None
-        out.print(f"lab [bold]{be.name}[/bold] up: {be.timings} "
-                  f"(domain type {be.domain_type.name}: {be.domain_type.reason})")
-        t = Table("host", "domain", "management", "storage", "vCPU", "RAM MiB",
-                  title_justify="left")
-        for n in be.plan.nodes:
-            t.add_row(n.host, n.domain, n.mgmt_address, n.storage_address, str(n.vcpus),
-                      str(n.ram_mib))
-        out.print(t)
-        out.print(f"ssh: ssh -F {be.plan.directory / 'ssh_config'} {be.plan.nodes[0].host}")
-        out.print("take it down: hcisim lab libvirt down")
-        # leave it running: its state file says the owner is gone, so `down` reclaims it
+        libvirt_up(scenario, uri, accel)
 
     @virt.command("status")
     @friendly
@@ -155,3 +131,33 @@ def register(app: typer.Typer) -> None:
             out.print(f"removed {r}")
         if not removed:
             out.print("nothing to reclaim")
+
+
+def libvirt_up(scenario: Path, uri: str, accel: str) -> None:
+    """Build, boot and deploy a libvirt lab and leave it running (``hcisim lab up
+    --backend libvirt`` and ``hcisim lab libvirt up``)."""
+    from hcisim.lab.libvirt import LibvirtBackend
+    from hcisim.scenario import load_scenario
+
+    if accel not in ("auto", "kvm", "qemu"):
+        raise UserError(f"--accel {accel}: use auto, kvm or qemu")
+    sc = load_scenario(scenario)
+    be = LibvirtBackend(sc, uri=uri, accel=accel)
+    try:
+        be.build()
+        be.deploy()
+    except BaseException:
+        be.destroy()
+        raise
+    assert be.plan is not None and be.domain_type is not None
+    out.print(f"lab [bold]{be.name}[/bold] up: {be.timings} "
+              f"(domain type {be.domain_type.name}: {be.domain_type.reason})")
+    t = Table("host", "domain", "management", "storage", "vCPU", "RAM MiB",
+              title_justify="left")
+    for n in be.plan.nodes:
+        t.add_row(n.host, n.domain, n.mgmt_address, n.storage_address, str(n.vcpus),
+                  str(n.ram_mib))
+    out.print(t)
+    out.print(f"ssh: ssh -F {be.plan.directory / 'ssh_config'} {be.plan.nodes[0].host}")
+    out.print("take it down: hcisim lab libvirt down")
+    # leave it running: its state file says the owner is gone, so `down` reclaims it
