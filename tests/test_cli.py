@@ -65,3 +65,8 @@ def test_lab_up_libvirt_checks_accel_before_building() -> None:
     r = hcisim("lab", "up", "scenarios/lab-power-loss.yaml", "--backend", "libvirt",
                "--accel", "hyperv")
     assert r.returncode == 2 and "--accel hyperv: use auto, kvm or qemu" in r.stderr
+
+
+def test_lab_status_of_a_lab_that_does_not_exist() -> None:
+    r = hcisim("lab", "status", "--name", "no-such-lab-7f3a")
+    assert r.returncode == 2 and "no lab named 'no-such-lab-7f3a'" in r.stderr

@@ -90,6 +90,10 @@ def register(app: typer.Typer) -> None:
             return
         for n in names:
             left = find_leftovers(n)
+            if name and not (left.netns or left.pids or left.mounts or left.loops) \
+                    and n not in all_lab_names():
+                raise UserError(f"no lab named {n!r} (labs up: "
+                                f"{', '.join(all_lab_names()) or 'none'})")
             out.print(f"[bold]{n}[/bold]: {len(left.netns)} namespaces, {len(left.pids)} "
                       f"processes, {len(left.mounts)} mounts, {len(left.loops)} loop devices")
             try:
