@@ -74,12 +74,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("claim_case", params)
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Only node VMs (lab:libvirt) have deployed nodes of their own to inspect: elsewhere
+    test_nodes.py is not collected at all (no empty, skipped items)."""
+    if collection_path.name == "test_nodes.py":
+        return config.stash[_TARGET].label != "lab:libvirt" or None
+    return None
+
+
 def _parametrize_nodes(metafunc: pytest.Metafunc) -> None:
-    """One deployed-nodes check per scenario; only node VMs (lab:libvirt) have nodes of
-    their own to inspect, so on other targets the items are not generated at all."""
-    target = metafunc.config.stash[_TARGET]
-    files = scenario_files(metafunc.config.getoption("--scenarios")) \
-        if target.label == "lab:libvirt" else []
+    """One deployed-nodes check per scenario (target lab:libvirt)."""
+    files = scenario_files(metafunc.config.getoption("--scenarios"))
     metafunc.parametrize("node_scenario", [
         pytest.param(p, id=f"{p.stem}:nodes",
                      marks=[pytest.mark.xdist_group(p.stem), pytest.mark.lab])
