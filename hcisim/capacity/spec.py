@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Self
 
-import yaml
 from pydantic import (
     Field,
     NonNegativeFloat,
@@ -27,7 +26,7 @@ from hcisim.scenario import Host, IoProfile, VolumeOptions
 from hcisim.scenario.base import Strict
 from hcisim.scenario.cluster import VolumeType
 from hcisim.scenario.compute import Compute
-from hcisim.scenario.load import format_validation_error
+from hcisim.scenario.load import format_validation_error, yaml_mapping
 from hcisim.scenario.scenario import ModelParams
 
 ArbiterLayout = Literal["rotating", "dedicated"]
@@ -188,15 +187,10 @@ INLINE_IO = ("read_pct", "block_kib", "iops", "mb_s", "queue_depth", "random")
 
 
 def parse_spec(text: str, source: str = "<spec>") -> CapacitySpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", exc)
-        raise SpecError(source, [f"{where}not valid YAML ({problem})"]) from None
-    if not isinstance(data, dict):
-        raise SpecError(source, ["<top>: a spec is a mapping (inventory, candidates, ...)"])
+    data, why = yaml_mapping(text)
+    if data is None:
+        raise SpecError(source, [(why or "").replace(
+            "not a mapping of keys", "a spec is a mapping (inventory, candidates, ...)")])
     try:
         return CapacitySpec.model_validate(data)
     except ValidationError as exc:

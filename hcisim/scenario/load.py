@@ -118,16 +118,24 @@ _CLAIM_TAGS = {
 }
 
 
-def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+def yaml_mapping(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The YAML document as a mapping, or (None, why not) with line and column."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", exc)
-        raise ScenarioError(source, [f"{where}not valid YAML ({problem})"]) from None
+        return None, f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"
     if not isinstance(data, dict):
-        raise ScenarioError(source, ["<top>: a scenario is a mapping of keys (name, hosts, ...)"])
+        return None, "<top>: not a mapping of keys"
+    return data, None
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    data, why = yaml_mapping(text)
+    if data is None:
+        raise ScenarioError(source, [(why or "").replace(
+            "not a mapping of keys", "a scenario is a mapping of keys (name, hosts, ...)")])
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
