@@ -1,0 +1,122 @@
+"""When a Gluster client notices a silently lost brick: the ping timer of rpc-clnt-ping.c.
+
+Read from glusterfs ``rpc/rpc-lib/src/rpc-clnt-ping.c`` and ``rpc-clnt.c`` (release 10 and
+main are the same here); the line references are to those files.
+
+- A connection pings its brick only while requests are pending: ``rpc_clnt_start_ping``
+  returns without pinging (and the chain stops) when no frame is saved; the next request
+  restarts it at once (``rpc_clnt_check_and_start_ping`` after every submit).
+- Sending a ping arms ``rpc_clnt_ping_timer_expired`` after T (network.ping-timeout).
+  The reply cancels it and arms ``rpc_clnt_start_ping`` after T: so while I/O is pending,
+  pings go out every T + (ping round trip), a chain anchored where it last (re)started.
+- When the expiry timer fires it compares whole seconds (``gf_time()``):
+  ``current - last_received < T || current - last_sent < T`` re-arms it for another T
+  (activity seen); otherwise the transport is disconnected and the brick marked down.
+  ``last_sent`` moves with every request written to the socket, pings included
+  (``RPC_TRANSPORT_MSG_SENT``), ``last_received`` with every reply.
+
+So after a silent loss at ``f`` with a closed-loop writer (its request goes out at ``f`` and
+never returns), the first ping sent after ``f`` at ``p`` is never answered and the brick is
+marked down at ``p + T``: the stall is ``T + (p - f)``, between T and 2T, fixed by the phase
+of the ping chain. A client that keeps *sending* new requests to the dead brick (open-loop
+arrivals, other processes, lookups) moves ``last_sent`` and pushes detection out by whole
+periods of T: the tail beyond 2T.
+
+glusterd's own peer connections do not ping (``option ping-timeout 0`` in glusterd.vol); they
+rely on TCP keepalive (keepalive-time 10 s, interval 2 s, count 9 from socket.h), so server
+quorum notices a cut peer 18-28 s after the cut whatever network.ping-timeout is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+# Linux keepalive on glusterd's peer connections (glusterd.vol + socket.h defaults).
+GLUSTERD_KEEPALIVE_TIME_S = 10.0
+GLUSTERD_KEEPALIVE_INTERVAL_S = 2.0
+GLUSTERD_KEEPALIVE_COUNT = 9
+
+
+@dataclass(frozen=True)
+class Detection:
+    """When a client marks a brick down after a silent loss, and how that was derived."""
+
+    at_s: float  # absolute time the brick is marked down
+    stall_s: float  # at_s - fault time
+    phase: str  # "known": from the ping chain's anchor; "unknown": drawn over the phase
+
+
+def next_ping_s(fault_s: float, anchor_s: float, ping_timeout_s: float,
+                ping_rtt_s: float = 0.0) -> float:
+    """The first ping a busy connection sends at or after ``fault_s``.
+
+    The chain started (first ping) at ``anchor_s``; each ping is sent T after the previous
+    ping's reply, so pings go out at ``anchor + k (T + rtt)``.
+    """
+    if fault_s <= anchor_s:
+        return anchor_s
+    period = ping_timeout_s + ping_rtt_s
+    k = math.ceil((fault_s - anchor_s) / period - 1e-12)
+    return anchor_s + k * period
+
+
+def first_lost_ping_s(fault_s: float, anchor_s: float, ping_timeout_s: float,
+                      ping_rtt_s: float = 0.0) -> float:
+    """The first ping whose reply does not come back: sent at ``p`` with ``p + rtt > fault``
+    (a ping in flight when the link goes is lost as well as the ones after it)."""
+    period = ping_timeout_s + ping_rtt_s
+    k = max(0, math.floor((fault_s - ping_rtt_s - anchor_s) / period) + 1)
+    return anchor_s + k * period
+
+
+def _whole(t: float) -> int:
+    return math.floor(t + 1e-9)
+
+
+def detect_known_phase(fault_s: float, anchor_s: float, ping_timeout_s: float,
+                       ping_rtt_s: float = 0.0, later_sends_s: Iterable[float] = ()
+                       ) -> Detection:
+    """Detection time when the ping chain's anchor is known (connect or reconnect time).
+
+    ``later_sends_s``: times after the fault at which the client wrote new requests to the
+    dead brick (each one re-arms the expiry check if it is within T of it, in whole seconds).
+    A ping already in flight at ``fault_s`` (sent within one round trip before it) is lost
+    too; its expiry check sees the writer's request sent at ``fault_s``.
+    """
+    t = ping_timeout_s
+    sends = sorted(s for s in later_sends_s if s >= fault_s)
+    p = first_lost_ping_s(fault_s, anchor_s, t, ping_rtt_s)
+    last_sent = max([p, fault_s, *[s for s in sends if s <= p]])
+    expiry = p + t
+    while True:
+        sent = max([last_sent, *[s for s in sends if s <= expiry]])
+        if _whole(expiry) - _whole(sent) >= t and _whole(expiry) - _whole(fault_s) >= t:
+            return Detection(at_s=expiry, stall_s=expiry - fault_s, phase="known")
+        expiry += t
+
+
+def detect_unknown_phase(rng: np.random.Generator, fault_s: float,
+                         ping_timeout_s: float) -> Detection:
+    """Detection when the chain's phase is not known: uniform over one ping period."""
+    stall = ping_timeout_s * (1.0 + float(rng.random()))
+    return Detection(at_s=fault_s + stall, stall_s=stall, phase="unknown")
+
+
+def peer_loss_detected_s(cut_s: float, last_received_s: float,
+                         keepalive_time_s: float = GLUSTERD_KEEPALIVE_TIME_S,
+                         interval_s: float = GLUSTERD_KEEPALIVE_INTERVAL_S,
+                         count: int = GLUSTERD_KEEPALIVE_COUNT) -> float:
+    """When glusterd's idle peer connection fails after a cut (Linux TCP keepalive).
+
+    The kernel probes after ``keepalive_time`` without receiving, then every ``interval``;
+    an answered probe restarts the idle wait. After ``count`` unanswered probes the
+    connection is reset: at ``last_received + time + count * interval``, the last
+    ``last_received`` being the last answer before the cut.
+    """
+    if last_received_s > cut_s:
+        raise ValueError("last_received_s must be at or before the cut")
+    return last_received_s + keepalive_time_s + count * interval_s
