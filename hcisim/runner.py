@@ -7,17 +7,17 @@ The result folder holds everything needed to repeat and to read the run:
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hcisim.claims import Verdict, evaluate
 from hcisim.observations import Observations, summarize
-from hcisim.scenario import Scenario, save_scenario
+from hcisim.results import default_out as default_out  # the store's, re-exported
+from hcisim.results import recording
+from hcisim.results import write_result as write_result
+from hcisim.scenario import Scenario
 
 Progress = Callable[[float], None]  # fraction of the run done, 0..1
 
@@ -66,37 +66,13 @@ def judge(sc: Scenario, obs: Observations) -> RunResult:
     return RunResult(sc, obs, summary_of(sc, obs, verdicts), verdicts, None)
 
 
-def write_result(result: RunResult, out: Path, started: float, finished: float) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    save_scenario(result.scenario, out / "scenario.yaml")
-    result.observations.save(out)
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
-    journal = {
-        "scenario": result.scenario.name,
-        "seed": result.scenario.seed,
-        "engine": result.observations.engine,
-        "started": datetime.fromtimestamp(started, UTC).isoformat(),
-        "finished": datetime.fromtimestamp(finished, UTC).isoformat(),
-        "wall_s": round(finished - started, 3),
-        "events": result.observations["events"].to_dict("records"),
-        "claims": result.summary["claims"],
-        "passed": result.passed,
-    }
-    (out / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
-    result.out = out
-
-
 def run_scenario(sc: Scenario, engine: str = "model", out: Path | None = None,
                  backend: str = "netns", progress: Progress | None = None,
                  options: dict[str, Any] | None = None) -> RunResult:
-    started = time.time()
-    obs = engine_observations(sc, engine, backend, progress, options)
-    result = judge(sc, obs)
-    if out is not None:
-        write_result(result, out, started, time.time())
+    """Run and judge ``sc``; with ``out``, record it there (also when it fails)."""
+    if out is None:
+        return judge(sc, engine_observations(sc, engine, backend, progress, options))
+    with recording(out, sc, engine) as record:
+        result = judge(sc, engine_observations(sc, engine, backend, progress, options))
+        record.complete(result)
     return result
-
-
-def default_out(sc: Scenario, engine: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{sc.name}-{engine.replace(':', '-')}-{stamp}"

@@ -42,12 +42,6 @@ def test_bad_flag_is_a_usage_error() -> None:
     assert r.returncode == 2 and "No such option" in r.stderr
 
 
-def test_unknown_engine() -> None:
-    r = hcisim("run", "-q", "--engine", "quantum", "-o", "/tmp/hcisim-unused")
-    assert r.returncode == 3 and "unknown engine 'quantum'" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
 def test_schema_is_json_schema() -> None:
     r = hcisim("schema")
     schema = json.loads(r.stdout)

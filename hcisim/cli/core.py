@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hcisim.cli import err, friendly, out
+from hcisim.cli import (
+    BACKENDS,
+    ENGINES,
+    EXIT_CLAIM_FAILED,
+    EXIT_CODES_HELP,
+    choice,
+    err,
+    error,
+    friendly,
+    out,
+)
 from hcisim.scenario import json_schema, load_scenario
 
 
@@ -58,49 +70,71 @@ def print_summary(summary: dict[str, object]) -> None:
             if expected_fail:
                 colour = "green" if c["verdict"] == "fail" else "red"
                 label += " (expected fail)"
-            t.add_row(c["name"], f"[{colour}]{label}[/{colour}]",
+            t.add_row(escape(c["name"]), f"[{colour}]{label}[/{colour}]",
                       f"{_fmt(c['measured'])} {c['unit']}", f"{_fmt(c['limit'])} {c['unit']}")
         out.print(t)
 
 
+def print_failures(claims: list[dict[str, Any]]) -> None:
+    """On stderr: each claim that is not as expected."""
+    for c in claims:
+        as_expected = (c["verdict"] == "fail") == (c.get("expected") == "fail")
+        if as_expected or (c["verdict"] == "n/a" and c.get("expected") != "fail"):
+            continue
+        why = "passed, but the scenario expects it to fail" if c.get("expected") == "fail" \
+            else f"measured {_fmt(c['measured'])} {c['unit']}, limit {_fmt(c['limit'])} {c['unit']}"
+        error(f"{c['name']}: {why}", label="claim failed")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog=EXIT_CODES_HELP)
     @friendly
     def run(
         scenario: Annotated[Path | None, typer.Argument(
             help="scenario YAML; default: the built-in three-node HCI power-loss scenario")] = None,
         output: Annotated[Path | None, typer.Option(
-            "-o", "--output", help="result folder (default runs/<name>-<engine>-<time>)")] = None,
-        engine: Annotated[str, typer.Option(help="model or lab")] = "model",
-        backend: Annotated[str, typer.Option(help="lab backend: netns or libvirt")] = "netns",
+            "-o", "--output", help="result folder, must be empty (default: a new "
+            "runs/<name>-<engine>-<time>-<suffix>; runs/latest points at it)")] = None,
+        force: Annotated[bool, typer.Option(
+            help="let -o replace an earlier result in that folder")] = False,
+        engine: Annotated[str, typer.Option(
+            help="model or lab", callback=choice("engine", ENGINES))] = "model",
+        backend: Annotated[str, typer.Option(
+            help="lab backend: netns or libvirt", callback=choice("backend", BACKENDS))
+        ] = "netns",
         seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
         report: Annotated[bool, typer.Option(help="also write report.html")] = False,
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="print the summary as JSON on stdout (nothing else there)")] = False,
         quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     ) -> None:
         """Run a scenario on the model (or a lab), judge its claims, write the results."""
-        from hcisim.runner import default_out, run_scenario
+        from hcisim.results import result_folder
+        from hcisim.runner import run_scenario
         from hcisim.scenario import with_overrides
 
         sc = load_scenario(scenario)
         if seed is not None:
             sc = with_overrides(sc, {"seed": seed})
-        dest = output or default_out(sc, engine)
+        dest = result_folder(output, f"{sc.name}-{engine}", force)
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, transient=True, disable=quiet) as bar:
+                      console=err, transient=True, disable=quiet or as_json) as bar:
             task = bar.add_task(f"{sc.name} on {engine}", total=1.0)
             result = run_scenario(sc, engine=engine, out=dest, backend=backend,
                                   progress=lambda f: bar.update(task, completed=f))
-        if not quiet:
-            print_summary(result.summary)
         if report:
             from hcisim.report import write_report
 
             write_report(dest)
-        out.print(f"results: {dest}")
+        if as_json:
+            print(json.dumps({"results": str(dest), **result.summary}, indent=2, default=str))
+        else:
+            if not quiet:
+                print_summary(result.summary)
+            out.print(f"results: {dest}", highlight=False, markup=False, soft_wrap=True)
         if not result.passed:
-            failed = [v.name for v in result.verdicts if not v.as_expected]
-            err.print(f"[red]claims not as expected:[/red] {', '.join(failed)}")
-            raise typer.Exit(1)
+            print_failures(result.summary["claims"])
+            raise typer.Exit(EXIT_CLAIM_FAILED)
 
     @app.command()
     @friendly
