@@ -3,46 +3,39 @@
 ``write_report(result_dir)`` reads what ``hcisim run`` wrote (scenario.yaml, observations/,
 summary.json, journal.json) and writes ``report.html`` beside it, with its PNGs and CSVs in
 ``report_files/``. Images are embedded too, so the page opens from disk without a server.
+The page template ships in the package (``hcisim/templates/run.html.j2``, see ``pages``).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from hcisim.claims import evaluate, fault_windows, ha_plan
 from hcisim.observations import Observations, SchemaError, summarize
-from hcisim.report.figures import all_plots
-from hcisim.report.tables import claims_rows, ha_table, html, vm_table, volume_table, write_csvs
+from hcisim.report.figures import all_plots, phase_starts
+from hcisim.report.model_error import model_error
+from hcisim.report.offender import Offender, worst_offender
+from hcisim.report.pages import data_uri, render_page, table_html
+from hcisim.report.style import fault_colour
+from hcisim.report.tables import claims_rows, ha_table, vm_table, volume_table, write_csvs
+from hcisim.report.zoom import zoom_plots
 from hcisim.scenario import Scenario, load_scenario
+
+__all__ = ["FILES", "Offender", "render", "worst_offender", "write_report"]
 
 FILES = "report_files"
 TEMPLATE = "run.html.j2"
-_HEADINGS = {"io": ("io", "Throughput and latency"), "vm_states": ("states", "VM states"),
-             "bricks": ("bricks", "Bricks and pending heal")}
-
-
-def template_dirs() -> list[Path]:
-    """Where the templates live: the repository's reports/ folder (design.md), or a copy
-    shipped inside the package as hcisim/templates/ for a non-editable install."""
-    here = Path(__file__).resolve().parent
-    dirs = [here.parents[1] / "reports", here.parent / "templates"]
-    return [d for d in dirs if (d / TEMPLATE).exists()]
-
-
-def _env() -> jinja2.Environment:
-    dirs = template_dirs()
-    if not dirs:
-        raise FileNotFoundError(f"report template {TEMPLATE} not found in reports/")
-    return jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]),
-                              undefined=jinja2.StrictUndefined)
+_SECTIONS = {"io": ("io", "Throughput and latency", ""),
+             "fault1": ("zoom", "Around each fault",
+                        "A window around every fault at its own time scale, so a stall of "
+                        "seconds in a run of days is visible; time counts from the fault's "
+                        "start."),
+             "vm_states": ("states", "VM states", ""),
+             "bricks": ("bricks", "Bricks, quorum and pending heal", "")}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -86,6 +79,11 @@ def write_report(result_dir: Path) -> Path:
     return out
 
 
+def _passed(claims: list[dict[str, Any]]) -> bool:
+    return all((c.get("verdict") == "fail") == (c.get("expected") == "fail")
+               or (c.get("verdict") == "n/a" and c.get("expected") != "fail") for c in claims)
+
+
 def render(sc: Scenario, obs: Observations, summary: dict[str, Any],
            journal: dict[str, Any], files: Path) -> str:
     """The report page for one run; plots and CSVs go to ``files``."""
@@ -93,28 +91,35 @@ def render(sc: Scenario, obs: Observations, summary: dict[str, Any],
     windows = fault_windows(sc, obs)
     claims = list(summary.get("claims") or [])
     plots = []
-    for p in all_plots(sc, obs, windows):
+    rendered = all_plots(sc, obs, windows)
+    rendered[1:1] = zoom_plots(sc, obs, windows)  # right after the whole run's I/O
+    for p in rendered:
         (files / f"{p.name}.png").write_bytes(p.png)
-        anchor, heading = _HEADINGS[p.name]
+        anchor, heading, intro = _SECTIONS.get(p.name, ("", "", ""))
         w, h = _png_size(p.png)
         plots.append({"name": p.name, "title": p.title, "anchor": anchor, "heading": heading,
-                      "b64": base64.b64encode(p.png).decode("ascii"), "width": w, "height": h})
+                      "intro": intro, "src": data_uri(p.png), "width": w, "height": h})
     csvs = write_csvs(obs, claims, files)
     scenario_file = files.parent / "scenario.yaml"
+    errors = model_error() if obs.engine == "model" else None
+    rows = claims_rows(claims, errors)
     run = {"scenario": sc.name, "engine": obs.engine, "seed": obs.seed,
            "duration_s": float(obs.duration_s), "vms": len(sc.vms), "volumes": len(sc.volumes),
            "faults": len(windows), "description": sc.description,
-           "started": journal.get("started", ""),
-           "passed": all((c.get("verdict") == "fail") == (c.get("expected") == "fail")
-                         or (c.get("verdict") == "n/a" and c.get("expected") != "fail")
-                         for c in claims)}
-    events = obs["events"]
-    return _env().get_template(TEMPLATE).render(
-        run=run, claims=claims_rows(claims), faults=windows, plots=plots, files=FILES,
-        csvs=csvs, ha_html=html(ha_table(ha_plan(sc, obs))),
-        pairs_html=html(obs["failover_pairs"]), vm_html=html(vm_table(summary)),
-        volume_html=html(volume_table(summary)),
-        migrations_html=html(obs["migrations"]) if not obs["migrations"].empty else "",
-        events_html=html(events), version=_version(),
+           "started": journal.get("started", ""), "passed": _passed(claims)}
+    faults = [{"number": i, "kind": w.kind, "target": w.target, "start_s": w.start_s,
+               "end_s": w.end_s, "colour": fault_colour(w.kind)}
+              for i, w in enumerate(windows, start=1)]
+    phases = [{"start_s": p.start_s, "load": p.load,
+               "vms": ", ".join(p.vms) if p.vms is not None else "all"}
+              for p in sc.phases] if phase_starts(sc) else []
+    return render_page(
+        TEMPLATE, run=run, claims=rows, offenders=[c for c in rows if c["offender"]],
+        model_error=errors, faults=faults, phases=phases, plots=plots, files=FILES,
+        csvs=csvs, ha_html=table_html(ha_table(ha_plan(sc, obs))),
+        pairs_html=table_html(obs["failover_pairs"]), vm_html=table_html(vm_table(summary)),
+        volume_html=table_html(volume_table(summary)),
+        migrations_html=table_html(obs["migrations"]) if not obs["migrations"].empty else "",
+        events_html=table_html(obs["events"]), version=_version(),
         scenario_yaml=scenario_file.read_text() if scenario_file.exists() else "",
     )

@@ -16,9 +16,9 @@ import pandas as pd
 from hcisim.observations.summary import BAD_IO
 
 
-def grid(duration_s: float, bins: int = 600) -> np.ndarray:
-    """Bin edges from 0 to the end of the run."""
-    return np.linspace(0.0, max(duration_s, 1e-9), bins + 1)
+def grid(end_s: float, bins: int = 600, start_s: float = 0.0) -> np.ndarray:
+    """Bin edges from ``start_s`` (the run's start) to ``end_s`` (the end of the run)."""
+    return np.linspace(start_s, max(end_s, start_s + 1e-9), bins + 1)
 
 
 def integral_at(t0: np.ndarray, t1: np.ndarray, values: np.ndarray,

@@ -10,14 +10,8 @@ import pandas as pd
 
 from hcisim.claims import HostLoss
 from hcisim.observations import Observations
-
-
-def html(df: pd.DataFrame) -> str:
-    """A table as HTML: no index, small cells, floats with two decimals (copy-pasteable)."""
-    if df.empty:
-        return '<p class="none">none</p>'
-    return df.to_html(index=False, border=0, classes=["data"], na_rep="-",
-                      float_format=lambda x: f"{x:,.2f}")
+from hcisim.report.model_error import ModelError
+from hcisim.report.offender import worst_offender
 
 
 def vm_table(summary: dict[str, Any]) -> pd.DataFrame:
@@ -61,12 +55,18 @@ def ha_table(plans: list[HostLoss]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def claims_rows(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Claims as the template shows them: numbers formatted, evidence as indented JSON."""
+def claims_rows(claims: list[dict[str, Any]],
+                model_error: ModelError | None = None) -> list[dict[str, Any]]:
+    """Claims as the template shows them: numbers formatted, the worst offender of a failed
+    claim, the model's known error of what it measures, evidence as indented JSON."""
     out = []
     for c in claims:
+        offender = worst_offender(c)
         out.append({**c, "measured_txt": _num(c.get("measured")),
                     "limit_txt": _num(c.get("limit")),
+                    "offender": offender.describe() if offender else "",
+                    "model_error": model_error.for_claim(str(c.get("kind"))) if model_error
+                    else "",
                     "evidence_json": json.dumps(c.get("evidence") or [], indent=1,
                                                 default=str)})
     return out

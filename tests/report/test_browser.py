@@ -1,11 +1,16 @@
-"""The report in a real headless browser: it loads, every image renders, no console error.
+"""The report in a real headless browser: what a reader sees, not only that it loads.
 
-Needs Debian packages: chromium, chromium-driver (tests/run.sh installs them); skipped only
-when they are missing.
+Fails on escaped markup (a table shown as its HTML source), counts the table cells the
+browser rendered, checks every image decodes and that a screenshot is not blank (pixel
+variance, many colours). Needs Debian packages chromium and chromium-driver (tests/run.sh
+installs them); skipped only when they are missing. Set HCISIM_SCREENSHOTS=DIR to keep the
+screenshots for a look.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +24,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from hcisim.observations import Observations
 from hcisim.report import write_report
 from tests.report.runs import big_run, model_run, small_run
 
@@ -30,6 +36,9 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                        reason="needs chromium and chromium-driver (Debian packages)"),
 ]
+
+# Text that appears on screen only when HTML was escaped instead of rendered.
+ESCAPED = ("<table", "</td>", "<tr", "&lt;", "&gt;", "&amp;", "<p class")
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +72,50 @@ def _open(driver: webdriver.Chrome, page: Path) -> list[dict[str, Any]]:
     return _console(driver)
 
 
+def _cells(driver: webdriver.Chrome, css: str) -> int:
+    return int(driver.execute_script(
+        f"return document.querySelectorAll({css!r}).length"))
+
+
+def _screenshot(driver: webdriver.Chrome, path: Path) -> np.ndarray:
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(1280, min(height, 8000))
+    assert driver.save_screenshot(str(path))
+    keep = os.environ.get("HCISIM_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
+    pixels: np.ndarray = mpimg.imread(path)
+    return pixels
+
+
 @pytest.mark.parametrize("make", [small_run, big_run, model_run],
                          ids=["three-vms", "hundred-vms", "model-default"])
-def test_report_loads_with_every_image_rendered_and_no_console_error(
+def test_report_shows_rendered_tables_and_images_and_no_console_error(
         browser: webdriver.Chrome, tmp_path: Path, make: Any) -> None:
-    page = write_report(make(tmp_path))
+    result = make(tmp_path / "run")
+    page = write_report(result)
     logs = _open(browser, page)
     assert browser.title.startswith("hcisim report:")
+    shown = browser.find_element(By.TAG_NAME, "body").text
+    leaked = [s for s in ESCAPED if s in shown]
+    assert leaked == [], f"escaped markup visible on the page: {leaked}"
+    # Tables are real tables: a row of 12 cells per VM, a row per failover pair and per
+    # event, a row of 8 per host in the HA plan.
+    obs = Observations.load(result)
+    n_vms = len(json.loads((result / "summary.json").read_text())["vms"])
+    assert n_vms >= 3
+    assert _cells(browser, "#vm-table table.data tbody tr") == n_vms
+    assert _cells(browser, "#vm-table table.data tbody td") == 12 * n_vms
+    assert _cells(browser, "#pairs-table tbody tr") == len(obs["failover_pairs"])
+    assert _cells(browser, "#events-table tbody tr") == len(obs["events"]) > 0
+    assert _cells(browser, "#ha-table tbody td") >= 3 * 8
+    assert _cells(browser, "table.claims td") >= 7
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth,"
         " i.naturalHeight])")
-    assert len(images) == 3
+    faults = len(obs["events"].query("kind == 'fault_start'"))
+    assert len(images) == 3 + faults  # whole run: I/O, states, bricks; a zoom per fault
     for alt, complete, width, height in images:
         assert complete and width > 0 and height > 0, alt
     errors = [e for e in logs if e.get("level") in ("SEVERE", "ERROR")]
@@ -82,19 +124,26 @@ def test_report_loads_with_every_image_rendered_and_no_console_error(
         href = link.get_attribute("href") or ""
         assert Path(unquote(urlparse(href).path)).is_file(), href
     headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
-    assert headings[:1] == ["Claims"] and "Scenario" in headings and "Data" in headings
+    assert headings[:2] == ["Claims", "Throughput and latency"]
+    assert "Around each fault" in headings and "Scenario" in headings and "Data" in headings
+    pixels = _screenshot(browser, tmp_path / f"report-{make.__name__}.png")
+    rgb = pixels[..., :3]
+    assert rgb.shape[1] >= 1200 and rgb.shape[0] >= 2000
+    assert float(rgb.std()) > 0.05  # not a blank page
+    colours = np.unique((rgb * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 100  # plots, text and badges
 
 
-def test_screenshot_of_a_hundred_vm_report(browser: webdriver.Chrome, tmp_path: Path) -> None:
-    page = write_report(big_run(tmp_path / "run"))
-    _open(browser, page)
-    height = int(browser.execute_script("return document.documentElement.scrollHeight"))
-    assert height > 2000  # plots and tables are laid out, not collapsed
-    browser.set_window_size(1280, min(height, 6000))
-    shot = tmp_path / "report.png"
-    assert browser.save_screenshot(str(shot))
-    assert shot.stat().st_size > 50_000
-    pixels = mpimg.imread(shot)
-    assert pixels.shape[1] >= 1200 and pixels.shape[0] >= 1000
-    colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
-    assert len(colours) > 100  # plots, text and badges, not a blank page
+def test_user_text_stays_escaped_in_the_browser(browser: webdriver.Chrome,
+                                                tmp_path: Path) -> None:
+    """A description with markup shows as text (nothing injected), tables still render."""
+    result = small_run(tmp_path / "run")
+    scenario = result / "scenario.yaml"
+    text = scenario.read_text()
+    assert "description: ''" in text
+    scenario.write_text(text.replace("description: ''",
+                                     "description: '<b>bold</b> & <i>x</i>'", 1))
+    _open(browser, write_report(result))
+    assert "<b>bold</b> & <i>x</i>" in browser.find_element(By.TAG_NAME, "body").text
+    assert [b for b in browser.find_elements(By.TAG_NAME, "b") if b.text == "bold"] == []
+    assert _cells(browser, "table.data tbody td") > 0

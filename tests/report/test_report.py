@@ -28,10 +28,10 @@ def test_report_is_written_beside_the_data_with_its_files(tmp_path: Path) -> Non
     assert page == tmp_path / "report.html"
     text = page.read_text()
     files = tmp_path / "report_files"
-    for name in ("io", "vm_states", "bricks"):
+    for name in ("io", "fault1", "vm_states", "bricks"):
         assert (files / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
-    assert len(images) == 3 and all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+    assert len(images) == 4 and all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
     links = re.findall(r'href="(report_files/[^"]+)"', text)
     assert {f"report_files/{t}.csv" for t in COLUMNS} | {"report_files/claims.csv"} <= set(links)
     assert all((tmp_path / link).exists() for link in links)
@@ -118,7 +118,7 @@ def test_report_of_a_model_run(tmp_path: Path) -> None:
     model_run(tmp_path, "replica3-power-loss")
     text = write_report(tmp_path).read_text()
     assert "engine <b>model</b>" in text
-    assert text.count('src="data:image/png;base64,') == 3
+    assert text.count('src="data:image/png;base64,') == 4
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
