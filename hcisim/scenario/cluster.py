@@ -31,7 +31,9 @@ class Nic(Strict):
 
 
 class Host(Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    # a short name or an FQDN (oVirt engines and inventories name hosts by FQDN)
+    name: str = Field(max_length=253,
+                      pattern=r"^[a-z][a-z0-9-]{0,62}(\.[a-z0-9][a-z0-9-]{0,62})*$")
     cores: PositiveInt = 32
     ram_gib: PositiveFloat = 256.0
     disks: tuple[Disk, ...] = Field(default=(Disk(),), min_length=1)

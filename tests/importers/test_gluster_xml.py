@@ -1,0 +1,91 @@
+"""Gluster CLI XML (captured from the netns lab's Gluster 10.3) becomes a scenario.
+
+Fixtures: ``gluster volume info --xml``, ``volume get VOL all --xml`` for engine, data and
+vmstore, ``volume status all detail --xml`` and a failed ``volume get nosuch all --xml``,
+run against ``hcisim lab up scenarios/lab-power-loss.yaml`` (replica 3 engine and data,
+vmstore with an arbiter, ping-timeout 5 s, shard block 4 MB, 2 GB brick disks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hcisim.importers.facts import ImportSourceError, write_scenario
+from hcisim.importers.gluster import gluster_facts, parse_volume_get
+from hcisim.scenario import load_scenario
+from tests.importers.conftest import FIXTURES
+
+LAB = {"10.213.0.11": "host1", "10.213.0.12": "host2", "10.213.0.13": "host3"}
+GETS = {v: FIXTURES / f"lab-volume-get-{v}.xml" for v in ("engine", "data", "vmstore")}
+
+
+def test_lab_volumes_with_options_and_sizes(tmp_path: Path) -> None:
+    facts = gluster_facts(FIXTURES / "lab-volume-info.xml", GETS,
+                          FIXTURES / "lab-volume-status-detail.xml", host_names=LAB,
+                          name="lab")
+    write_scenario(facts, tmp_path / "lab.yaml")
+    sc = load_scenario(tmp_path / "lab.yaml")
+    lab = load_scenario(Path("scenarios/lab-power-loss.yaml"))
+    assert sc.host_names == lab.host_names
+    assert {v.name: v.type for v in sc.volumes} == {v.name: v.type for v in lab.volumes}
+    vmstore = sc.volume("vmstore")
+    assert vmstore.bricks[2].host == "host3"  # the brick Gluster marks isArbiter
+    for v in sc.volumes:
+        want = lab.volume(v.name).options
+        assert v.options.ping_timeout_s == want.ping_timeout_s == 5
+        assert v.options.tcp_user_timeout_s == want.tcp_user_timeout_s == 5
+        assert v.options.shard_block_size_mib == want.shard_block_size_mib == 4
+        assert v.options.quorum_type == "auto" and v.options.eager_lock
+        # a 2 GB loop device, less the XFS metadata: sizeTotal 1932890112 bytes
+        assert v.size_gb == pytest.approx(1.933)
+    assert sc.host("host2").disks[0].name == "loop1"
+
+
+def test_volume_get_values_marked_default_count() -> None:
+    opts = parse_volume_get(GETS["data"])
+    assert len(opts) == 336  # <count>342</count>: Gluster 10.3 prints a few names twice
+    assert opts["cluster.lookup-unhashed"] == "on (DEFAULT)"
+
+
+def test_without_get_status_or_names_the_gaps_are_written_down() -> None:
+    facts = gluster_facts(FIXTURES / "lab-volume-info.xml", volumes=("data",))
+    assert [v.name for v in facts.volumes] == ["data"]
+    assert [h.name for h in facts.hosts] == ["host1", "host2", "host3"]  # IPs are not names
+    text = "\n".join(facts.assumptions)
+    assert "host '10.213.0.12' is named 'host2'" in text
+    assert "volume data: size unknown" in text
+    assert "only the options `volume info` lists" in text
+    # volume info lists the options that were set: those still arrive
+    assert facts.volumes[0].options["ping_timeout_s"] == 5
+
+
+def test_a_failed_gluster_command_is_reported_with_its_reason() -> None:
+    with pytest.raises(ImportSourceError) as exc:
+        parse_volume_get(FIXTURES / "lab-volume-get-nosuch.xml")
+    assert "lab-volume-get-nosuch.xml: the gluster command failed: Volume nosuch does not " \
+           "exist" in str(exc.value)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not xml at all", "not XML"),
+    ("<html><body/></html>", "<html> is not gluster CLI output"),
+])
+def test_wrong_files_are_named(tmp_path: Path, content: str, message: str) -> None:
+    bad = tmp_path / "info.xml"
+    bad.write_text(content)
+    with pytest.raises(ImportSourceError, match=message) as exc:
+        gluster_facts(bad)
+    assert str(bad) in str(exc.value)
+
+
+def test_volume_get_output_given_as_volume_info_is_refused() -> None:
+    with pytest.raises(ImportSourceError, match="not `gluster volume info --xml`"):
+        gluster_facts(GETS["data"])
+
+
+def test_unknown_volume_is_refused() -> None:
+    with pytest.raises(ImportSourceError, match="no volume 'nope' \\(has: data, engine, "
+                                                "vmstore\\)"):
+        gluster_facts(FIXTURES / "lab-volume-info.xml", volumes=("nope",))
