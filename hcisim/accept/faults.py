@@ -94,7 +94,7 @@ def _brick_crash(run: FaultRun, fault: Fault, index: int, ledger: RollbackLedger
     shell = run.shells[host]
     cli = shell.target.gluster_cli()
     victims = []
-    for vol in run.volumes_on(host, fault.volume):
+    for vol in run.volumes_on(host, getattr(fault, "volume", None)):
         procs = gluster.volume_status(shell, vol)
         mine = [p for p in procs if p.kind == "brick" and p.peer_id == run.uuids.get(host)]
         if not mine or not all(p.online and p.pid for p in mine):

@@ -185,7 +185,8 @@ def fault_cycle(run: FaultRun, fault: Fault, index: int, opts: AcceptOptions,
     until = time.time() + opts.settle_s + bound + opts.heal_timeout_s + 120
     rows: list[CheckRow] = []
     ledger = RollbackLedger()
-    volumes = run.volumes_on(host, fault.volume) or [v.name for v in run.sc.volumes]
+    named: str | None = getattr(fault, "volume", None)
+    volumes = run.volumes_on(host, named) or [v.name for v in run.sc.volumes]
     interrupted = False
     writers = start_writers(run, f"f{index}", where, until)
     try:
@@ -193,11 +194,11 @@ def fault_cycle(run: FaultRun, fault: Fault, index: int, opts: AcceptOptions,
             run.sleep(opts.settle_s)
             inject(run, fault, index, ledger)
             rows.append(row("fault injected", host, f"{fault.kind} for {bound:g} s",
-                            "injected", True, fault.volume or ""))
+                            "injected", True, named or ""))
             _hold(run, host, volumes, bound)
         except (FaultFailed, SshError, RemoteError) as exc:
             rows.append(row("fault injected", host, f"{fault.kind} for {bound:g} s", str(exc),
-                            False, fault.volume or ""))
+                            False, named or ""))
         except KeyboardInterrupt:
             interrupted = True
         finally:

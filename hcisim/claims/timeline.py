@@ -13,7 +13,7 @@ import numpy as np
 
 from hcisim.observations import Observations
 from hcisim.scenario import Scenario
-from hcisim.scenario.faults import HOST_FAULTS
+from hcisim.scenario.faults import FAULT_TABLE
 
 # vm_state intervals are half-open [t_start, t_end): the state "at" a fault is the one just
 # before it, so that a VM marked down exactly at the fault still counts as on that host.
@@ -47,7 +47,8 @@ def fault_windows(sc: Scenario, obs: Observations) -> list[FaultWindow]:
     done: list[FaultWindow] = []
     for t, kind, target, detail in zip(ev["t_s"], ev["kind"], ev["target"], ev["detail"],
                                        strict=True):
-        key = (str(target), str(detail))
+        # the fault kind is the detail's first word ("nic_loss (storage)" on older labs)
+        key = (str(target), str(detail).split(" ", 1)[0])
         if kind == "fault_start":
             open_[key].append(float(t))
         elif open_[key]:
@@ -58,9 +59,16 @@ def fault_windows(sc: Scenario, obs: Observations) -> list[FaultWindow]:
 
 
 def host_failures(sc: Scenario, obs: Observations) -> list[FaultWindow]:
-    """Fault windows that take a whole host out (the vocabulary's HOST_FAULTS kinds)."""
-    return [w for w in fault_windows(sc, obs) if w.kind in HOST_FAULTS and w.target in
-            sc.host_names]
+    """Fault windows during which the target host counts as failed (the fault table's
+    ``host_window``). A fault kind outside the vocabulary is an error, never skipped."""
+    out = []
+    for w in fault_windows(sc, obs):
+        if w.kind not in FAULT_TABLE:
+            raise ValueError(f"fault window {w.kind!r} on {w.target}: not a fault kind "
+                             f"({', '.join(FAULT_TABLE)})")
+        if FAULT_TABLE[w.kind].host_window and w.target in sc.host_names:
+            out.append(w)
+    return out
 
 
 def recoveries(sc: Scenario, obs: Observations) -> list[float]:

@@ -123,7 +123,8 @@ def register(app: typer.Typer) -> None:
                                             "node_hang, partition, link_slowdown, disk_failure")],
         target: Annotated[str, typer.Argument(help="host name")],
         name: Annotated[str | None, typer.Option(help="lab name")] = None,
-        network: Annotated[str, typer.Option(help="storage, management or all")] = "storage",
+        network: Annotated[str | None, typer.Option(
+            help="storage, management or all (nic_loss, partition, link_slowdown)")] = None,
         volume: Annotated[str | None, typer.Option(help="brick_crash: only this volume")] = None,
         disk: Annotated[str | None, typer.Option(help="disk_failure: this disk")] = None,
         peers: Annotated[list[str] | None, typer.Option(help="partition: only from these")] = None,
@@ -133,16 +134,17 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from hcisim.lab.netns.backend import NetnsBackend
-        from hcisim.scenario import Fault
+        from hcisim.scenario import make_fault
 
         be = NetnsBackend.attach(_one_lab(name))
         if target not in be.scenario.host_names:
             raise UserError(f"target {target!r}: not a host of this lab "
                             f"({', '.join(be.scenario.host_names)})")
         try:
-            f = Fault.model_validate({
-                "at_s": 0, "kind": kind, "target": target, "network": network, "volume": volume,
-                "disk": disk, "peers": tuple(peers) if peers else None, "rate_mbit": rate_mbit})
+            given = {"network": network, "volume": volume, "disk": disk,
+                     "peers": tuple(peers) if peers else None, "rate_mbit": rate_mbit}
+            f = make_fault(at_s=0, kind=kind, target=target,
+                           **{k: v for k, v in given.items() if v is not None})
         except ValidationError as exc:
             raise UserError("fault: " + "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None

@@ -32,7 +32,7 @@ import simpy
 
 from hcisim.model.clients import ClientViews, Seen
 from hcisim.model.compute import ComputeModel
-from hcisim.model.compute.ha import HostLoss, loss_of_fault, vms_die
+from hcisim.model.compute.ha import HostLoss, vms_die
 from hcisim.model.elaborate import Cluster, VmDiskModel, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
@@ -128,23 +128,23 @@ class StorageModel:
         # detail is exactly the fault kind: claims pair fault_start/fault_end by it
         self.rec.event(t, "fault_start" if delta > 0 else "fault_end", f.target, f.kind,
                        "scenario")
-        if f.kind == "disk_failure" and delta > 0:
+        if f.traits.full_heal and delta > 0:
             self._lose_brick_data(bricks_hit(self.cluster, f), t)
         apply_fault(self.world, self.cluster, f, delta, self.slowdowns)
         self._tell_compute(f, delta)
-        if f.kind == "link_slowdown":
+        if f.traits.slows:
             for res, rates in self.slowdowns.items():
                 self.net.set_capacity(res, min([self.cluster.capacities[res], *rates]))
             self.latency.new_capacities()
         if delta < 0:
-            self.heal.last_repair = Repair(t, f.heal_after_repair, f.kind == "node_hang")
+            self.heal.last_repair = Repair(t, f.heal_after_repair, not f.traits.shd_wakes)
 
     def _tell_compute(self, f: Fault, delta: int) -> None:
         """Host faults that reach compute (power loss, hang, management cut). Overlapping
         ones on a host are one failure to compute: it fails with the first and is repaired
         when the last ends; a loss that kills VMs on top of one that did not (power loss
         during a management cut) is a new failure (repaired, then failed again at once)."""
-        loss = loss_of_fault(f.kind, f.network)
+        loss = f.host_loss
         if loss is None:
             return
         active = self.host_losses[f.target]

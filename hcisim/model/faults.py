@@ -1,37 +1,32 @@
 """Faults and planned operations as changes of the physical :class:`World`.
 
 Each fault has a start and (if ``duration_s`` is set) an end that undoes exactly what the
-start did, so overlapping faults compose. What the clients make of a change (an immediate
-switch-over or a ping-timeout stall) is decided later, from the world, in
-:mod:`hcisim.model.clients`.
+start did, so overlapping faults compose. What a fault does is read from the vocabulary's
+fault table (:data:`hcisim.scenario.FAULT_TABLE`: its scope, which networks it cuts or
+slows, whether it is silent); what the clients make of a change (an immediate switch-over
+or a ping-timeout stall) is decided later, from the world, in :mod:`hcisim.model.clients`.
 """
 
 from __future__ import annotations
 
 from hcisim.model.elaborate import Cluster
 from hcisim.model.world import World
-from hcisim.scenario import Fault
-from hcisim.scenario.cluster import NetworkRole
+from hcisim.scenario import BrickCrash, BrickHang, DiskFailure, Fault, LinkSlowdown, Partition
 
 Delta = int  # +1 start, -1 end
 
 
-def _nic_roles(f: Fault) -> tuple[NetworkRole, ...]:
-    return ("storage", "management") if f.network == "all" else (f.network,)
-
-
 def bricks_hit(cluster: Cluster, f: Fault) -> list[str]:
-    """Brick keys a brick_crash or disk_failure takes down."""
-    out = []
-    for v in cluster.volumes.values():
-        for b in v.bricks:
-            if b.host != f.target:
-                continue
-            if f.kind == "brick_crash" and f.volume in (None, v.name):
-                out.append(b.key)
-            if f.kind == "disk_failure" and (f.disk is None or f.disk == b.disk.name):
-                out.append(b.key)
-    return out
+    """Brick keys a brick or disk fault takes down: the bricks of ``volume`` on the target
+    (None: all of them) or the bricks on the failed disk."""
+    if isinstance(f, DiskFailure):
+        disk = cluster.scenario.host(f.target).disk(f.disk).name
+        return [b.key for v in cluster.volumes.values() for b in v.bricks
+                if b.host == f.target and b.disk.name == disk]
+    if isinstance(f, BrickCrash | BrickHang):
+        return [b.key for v in cluster.volumes.values() for b in v.bricks
+                if b.host == f.target and f.volume in (None, v.name)]
+    return []
 
 
 def apply_fault(world: World, cluster: Cluster, f: Fault, delta: Delta,
@@ -39,34 +34,32 @@ def apply_fault(world: World, cluster: Cluster, f: Fault, delta: Delta,
     """Start (``delta`` +1) or end (-1) fault ``f``. ``slowdowns`` holds the link rates
     imposed per NIC resource (the slowest one wins while several overlap)."""
     h = f.target
-    if f.kind == "node_power_loss":
-        world.powered_off[h] += delta
-    elif f.kind == "node_hang":
-        world.hung[h] += delta
-    elif f.kind == "nic_loss":
-        for r in _nic_roles(f):
+    t = f.traits
+    if t.scope == "host":
+        # A whole host: powered off, or frozen (it keeps its TCP connections open).
+        (world.hung if t.host_loss == "hang" else world.powered_off)[h] += delta
+    elif isinstance(f, DiskFailure):
+        world.disk_failed[(h, cluster.scenario.host(h).disk(f.disk).name)] += delta
+    elif t.scope == "brick":
+        marks = world.brick_hung if t.silent else world.crashed
+        for key in bricks_hit(cluster, f):
+            marks[key] += delta
+    elif t.cuts == "chosen" and t.scope == "nic":
+        for r in f.networks:
             world.nic_down[(h, cluster.nic_name(h, r))] += delta
-    elif f.kind == "partition":
+    elif isinstance(f, Partition):  # the links between the target and its peers
         peers = f.peers or tuple(p for p in cluster.hosts if p != h)
-        for role in _nic_roles(f):
+        for role in f.networks:
             for p in peers:
                 world.cuts[(frozenset((h, p)), role)] += delta
-    elif f.kind == "brick_crash":
-        for key in bricks_hit(cluster, f):
-            world.crashed[key] += delta
-    elif f.kind == "disk_failure":
-        disk = cluster.scenario.host(h).disk(f.disk).name
-        world.disk_failed[(h, disk)] += delta
-    elif f.kind == "link_slowdown":
-        assert f.rate_mbit is not None
-        nics = {cluster.nic_name(h, r) for r in _nic_roles(f)}
-        for nic in sorted(nics):
+    if isinstance(f, LinkSlowdown):
+        rate_mb_s = f.rate_mbit / 8.0  # Mbit/s -> MB/s
+        for nic in sorted({cluster.nic_name(h, r) for r in f.networks}):
             for end in ("tx", "rx"):
-                res = f"{h}/nic/{nic}/{end}"
-                rates = slowdowns.setdefault(res, [])
+                rates = slowdowns.setdefault(f"{h}/nic/{nic}/{end}", [])
                 if delta > 0:
-                    rates.append(f.rate_mbit / 8.0)  # Mbit/s -> MB/s
+                    rates.append(rate_mb_s)
                 else:
-                    rates.remove(f.rate_mbit / 8.0)
+                    rates.remove(rate_mb_s)
     # Counters must never go negative: an end without its start is a bug here.
     assert all(v >= 0 for v in world.powered_off.values())

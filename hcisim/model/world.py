@@ -22,6 +22,7 @@ class World:
         self.nic_down: Counter[tuple[str, str]] = Counter()  # (host, nic)
         self.cuts: Counter[Cut] = Counter()  # ({a, b}, role): no traffic between a and b
         self.crashed: Counter[str] = Counter()  # brick key: process killed (TCP RST)
+        self.brick_hung: Counter[str] = Counter()  # brick key: process stopped (SIGSTOP)
         self.disk_failed: Counter[tuple[str, str]] = Counter()  # (host, disk)
         self.maintenance: set[str] = set()  # hosts whose bricks were stopped cleanly
         self.sq_killed: set[str] = set()  # brick keys stopped by glusterd (no server quorum)
@@ -59,7 +60,8 @@ class World:
                 and brick.key not in self.sq_killed)
 
     def brick_serving(self, brick: BrickModel) -> bool:
-        return self.brick_process_up(brick) and self.hung[brick.host] == 0
+        return (self.brick_process_up(brick) and self.hung[brick.host] == 0
+                and self.brick_hung[brick.key] == 0)
 
     def reachable(self, client: str, brick: BrickModel) -> bool:
         """A client on ``client`` can talk to the brick right now."""
@@ -67,6 +69,7 @@ class World:
 
     def refused(self, client: str, brick: BrickModel) -> bool:
         """The brick is gone and the client learns it at once (TCP RST / FIN, EIO from a
-        failed disk): its host runs and the path works, but the process is not serving."""
+        failed disk): its host runs and the path works, but the process is not serving. A
+        stopped (SIGSTOP) brick process keeps its connections open: that loss is silent."""
         return (self.running(brick.host) and self.link(client, brick.host)
-                and not self.brick_serving(brick))
+                and self.brick_hung[brick.key] == 0 and not self.brick_serving(brick))

@@ -1,74 +1,245 @@
-"""The fault schedule and planned operations, by the same names in model and lab."""
+"""The fault schedule and planned operations, by the same names in model and lab.
+
+A fault is one class per kind (a union tagged by ``kind``, as the claims are): each class has
+only the fields that apply to its kind, so ``network:`` on a power loss is refused at load.
+What a kind *does* (silent or refused, which networks it cuts, whether compute notices,
+whether the host's VMs die, how heal starts afterwards) is one row of :data:`FAULT_TABLE`,
+read by the model, every lab backend and the claims; nobody tests ``kind ==`` for it.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, TypeAdapter, model_validator
 
 from hcisim.scenario.base import Strict
+from hcisim.scenario.cluster import NetworkRole
 
 FaultKind = Literal[
     "node_power_loss",
     "nic_loss",
     "brick_crash",
+    "brick_hang",
     "node_hang",
     "partition",
     "link_slowdown",
     "disk_failure",
 ]
-# Faults the peers cannot see at once (no TCP RST): I/O stalls until ping-timeout fires.
-SILENT_FAULTS: frozenset[str] = frozenset({"node_power_loss", "nic_loss", "node_hang", "partition"})
-HOST_FAULTS: frozenset[str] = frozenset(SILENT_FAULTS | {"link_slowdown"})
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+
+# What compute (the engine's view of a host) makes of a fault; None in the table: nothing.
+HostLoss = Literal["power_loss", "hang", "management_cut"]
+# What a fault hits on its target host.
+FaultScope = Literal["host", "nic", "brick", "disk", "link"]
+# A network a fault names: one role, or storage and management together.
+NetworkChoice = Literal["storage", "management", "all"]
 
 
-class Fault(Strict):
-    """One fault: ``kind`` hits ``target`` (a host) at ``at_s`` for ``duration_s``.
+def loss_kills_vms(loss: HostLoss) -> bool:
+    """Whether a host's VMs stop at once. A hung host's VMs make no progress and sanlock's
+    watchdog resets the host, so they count as dead; a management cut leaves them running."""
+    return loss != "management_cut"
 
-    ``duration_s`` None means it is never repaired within the run. ``volume`` names the brick
-    for ``brick_crash`` (None: every brick of the host); ``disk`` the disk for
-    ``disk_failure``; ``network`` the cut network for ``nic_loss``/``partition``/
-    ``link_slowdown``; ``peers`` restricts a partition to those hosts.
+
+@dataclass(frozen=True)
+class FaultTraits:
+    """What one fault kind does, independent of where it is injected.
+
+    ``silent``: peers get no TCP RST or EIO, so client I/O to the lost bricks stalls until
+    ping-timeout (power loss, NIC loss, hangs, partitions); a crashed brick or failed disk is
+    refused at once. ``cuts``: which of the target's networks stop carrying packets: ``host``
+    every one (the host is gone), ``chosen`` the fault's ``network`` field, ``none``.
+    ``slows``: the fault's ``network`` keeps working at ``rate_mbit``. ``host_loss``: what
+    compute sees (the host stops answering); for a ``chosen`` cut only when the management
+    network is among the cut ones. ``full_heal``: the brick's data is gone (disk replaced),
+    so everything on it is healed, not only what was written meanwhile. ``shd_wakes``: the
+    self-heal daemon notices the brick come back and heals at once; after a hang nothing
+    wakes it and heal waits for the periodic crawl (lab-notes.md) unless the operator runs
+    it. ``host_window``: claims treat the target host as failed while the fault lasts (its
+    VMs are exempt from zero_downtime, its HA VMs restart elsewhere). ``glusterd_runs``:
+    the target's glusterd keeps answering its peers (server quorum keeps the host).
     """
+
+    scope: FaultScope
+    silent: bool
+    cuts: Literal["host", "chosen", "none"]
+    slows: bool
+    host_loss: HostLoss | None
+    full_heal: bool
+    shd_wakes: bool
+    host_window: bool
+    glusterd_runs: bool
+
+    @property
+    def reaches_compute(self) -> bool:
+        return self.host_loss is not None
+
+    @property
+    def kills_vms(self) -> bool:
+        return self.host_loss is not None and loss_kills_vms(self.host_loss)
+
+
+FAULT_TABLE: dict[FaultKind, FaultTraits] = {
+    "node_power_loss": FaultTraits("host", silent=True, cuts="host", slows=False,
+                                   host_loss="power_loss", full_heal=False, shd_wakes=True,
+                                   host_window=True, glusterd_runs=False),
+    "node_hang": FaultTraits("host", silent=True, cuts="host", slows=False, host_loss="hang",
+                             full_heal=False, shd_wakes=False, host_window=True,
+                             glusterd_runs=False),
+    "nic_loss": FaultTraits("nic", silent=True, cuts="chosen", slows=False,
+                            host_loss="management_cut", full_heal=False, shd_wakes=True,
+                            host_window=True, glusterd_runs=True),
+    "partition": FaultTraits("link", silent=True, cuts="chosen", slows=False,
+                             host_loss="management_cut", full_heal=False, shd_wakes=True,
+                             host_window=True, glusterd_runs=True),
+    "link_slowdown": FaultTraits("nic", silent=False, cuts="none", slows=True, host_loss=None,
+                                 full_heal=False, shd_wakes=True, host_window=True,
+                                 glusterd_runs=True),
+    "brick_crash": FaultTraits("brick", silent=False, cuts="none", slows=False, host_loss=None,
+                               full_heal=False, shd_wakes=True, host_window=False,
+                               glusterd_runs=True),
+    "brick_hang": FaultTraits("brick", silent=True, cuts="none", slows=False, host_loss=None,
+                              full_heal=False, shd_wakes=False, host_window=False,
+                              glusterd_runs=True),
+    "disk_failure": FaultTraits("disk", silent=False, cuts="none", slows=False, host_loss=None,
+                                full_heal=True, shd_wakes=True, host_window=False,
+                                glusterd_runs=True),
+}
+
+_ALL_ROLES: tuple[NetworkRole, ...] = ("storage", "management")
+
+
+def network_roles(choice: NetworkChoice) -> tuple[NetworkRole, ...]:
+    """The network roles a fault's ``network`` field names (``all``: storage and management)."""
+    return _ALL_ROLES if choice == "all" else (choice,)
+
+
+class _Fault(Strict):
+    """Fields every fault has: ``kind`` hits host ``target`` at ``at_s`` for ``duration_s``
+    (None: never repaired within the run)."""
 
     at_s: NonNegativeFloat
     kind: FaultKind
     target: str
     duration_s: PositiveFloat | None = None
-    network: Literal["storage", "management", "all"] = "storage"
-    volume: str | None = None
-    disk: str | None = None
-    peers: tuple[str, ...] | None = None
-    rate_mbit: PositiveFloat | None = Field(None, description="link_slowdown: new link rate")
-    heal_after_repair: bool = Field(
-        True,
-        description="the operator runs `gluster volume heal` right after the repair (as the "
-        "lab does); False: heal waits for the self-heal daemon (after a hang: the crawl)",
-    )
-
-    @model_validator(mode="after")
-    def _fields_fit_kind(self) -> Fault:
-        if self.kind == "link_slowdown" and self.rate_mbit is None:
-            raise ValueError("rate_mbit: required for link_slowdown")
-        if self.kind != "link_slowdown" and self.rate_mbit is not None:
-            raise ValueError("rate_mbit: only for link_slowdown")
-        if self.volume is not None and self.kind != "brick_crash":
-            raise ValueError("volume: only for brick_crash")
-        if self.disk is not None and self.kind != "disk_failure":
-            raise ValueError("disk: only for disk_failure")
-        if self.peers is not None and self.kind != "partition":
-            raise ValueError("peers: only for partition")
-        if self.kind == "nic_loss" and self.network == "all":
-            raise ValueError("network: nic_loss cuts one network (storage or management)")
-        return self
 
     @property
     def end_s(self) -> float | None:
         return None if self.duration_s is None else self.at_s + self.duration_s
 
     @property
+    def traits(self) -> FaultTraits:
+        return FAULT_TABLE[self.kind]
+
+    @property
     def silent(self) -> bool:
-        return self.kind in SILENT_FAULTS
+        return self.traits.silent
+
+    @property
+    def networks(self) -> tuple[NetworkRole, ...]:
+        """Network roles this fault cuts or slows on its target (``host`` cuts: all)."""
+        cuts = self.traits.cuts
+        if cuts == "host":
+            return ("storage", "management", "migration")
+        choice: NetworkChoice | None = getattr(self, "network", None)
+        return network_roles(choice) if choice is not None else ()
+
+    @property
+    def host_loss(self) -> HostLoss | None:
+        """What compute makes of it (None: it does not reach compute)."""
+        loss = self.traits.host_loss
+        if loss == "management_cut" and "management" not in self.networks:
+            return None
+        return loss
+
+
+class _LosesWrites(_Fault):
+    heal_after_repair: bool = Field(
+        True,
+        description="the operator runs `gluster volume heal` right after the repair (as the "
+        "lab does); False: heal waits for the self-heal daemon (after a hang: the crawl)",
+    )
+
+
+class NodePowerLoss(_LosesWrites):
+    """The host loses power: VMs, bricks, glusterd and clients stop without a word."""
+
+    kind: Literal["node_power_loss"]
+
+
+class NodeHang(_LosesWrites):
+    """The whole host freezes (kernel, VMs, glusterd, bricks, clients): TCP stays open."""
+
+    kind: Literal["node_hang"]
+
+
+class NicLoss(_LosesWrites):
+    """One NIC of the host goes down (the storage or the management network)."""
+
+    kind: Literal["nic_loss"]
+    network: Literal["storage", "management"] = "storage"
+
+
+class Partition(_LosesWrites):
+    """Packets between the host and ``peers`` (None: every other host) are dropped."""
+
+    kind: Literal["partition"]
+    network: NetworkChoice = "storage"
+    peers: tuple[str, ...] | None = None
+
+
+class LinkSlowdown(_Fault):
+    """The host's link on ``network`` runs at ``rate_mbit`` (no data is missed)."""
+
+    kind: Literal["link_slowdown"]
+    network: NetworkChoice = "storage"
+    rate_mbit: PositiveFloat = Field(description="the new link rate, Mbit/s")
+
+    @property
+    def heal_after_repair(self) -> bool:
+        return False  # nothing missed, nothing to heal
+
+
+class BrickCrash(_LosesWrites):
+    """The brick process of ``volume`` (None: every brick of the host) is killed (RST)."""
+
+    kind: Literal["brick_crash"]
+    volume: str | None = None
+
+
+class BrickHang(_LosesWrites):
+    """The brick process of ``volume`` is stopped (SIGSTOP): its TCP connections stay open,
+    so its clients stall until ping-timeout; glusterd and the host's clients keep running."""
+
+    kind: Literal["brick_hang"]
+    volume: str
+
+
+class DiskFailure(_LosesWrites):
+    """Disk ``disk`` (None: the host's first) fails; its bricks come back empty (full heal)."""
+
+    kind: Literal["disk_failure"]
+    disk: str | None = None
+
+
+Fault = Annotated[
+    NodePowerLoss | NodeHang | NicLoss | Partition | LinkSlowdown | BrickCrash | BrickHang
+    | DiskFailure,
+    Field(discriminator="kind"),
+]
+FAULT_CLASSES: dict[FaultKind, type[Fault]] = {
+    "node_power_loss": NodePowerLoss, "node_hang": NodeHang, "nic_loss": NicLoss,
+    "partition": Partition, "link_slowdown": LinkSlowdown, "brick_crash": BrickCrash,
+    "brick_hang": BrickHang, "disk_failure": DiskFailure,
+}
+_FAULT_ADAPTER: TypeAdapter[Fault] = TypeAdapter(Fault)
+
+
+def make_fault(**fields: Any) -> Fault:
+    """One fault from its fields, ``kind`` choosing the class (validated like a scenario's)."""
+    return _FAULT_ADAPTER.validate_python(fields)
 
 
 OperationKind = Literal["maintenance", "activate", "migrate"]

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from hcisim.scenario.faults import FAULT_KINDS
 from hcisim.scenario.scenario import Scenario
 
 DEFAULT_SCENARIO = "default"
@@ -37,15 +38,21 @@ def _path(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _message(err: Any) -> str:
+def _message(err: Any, tag: str | None) -> str:
+    """The problem in words; ``tag`` is the kind of the fault or claim it is inside."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "literal_error":
         return "must be " + str(ctx.get("expected", "")).replace("'", "")
+    if kind == "union_tag_invalid":  # a fault or claim of an unknown kind
+        expected = str(ctx.get("expected_tags", "")).replace("'", "")
+        return f"kind: must be one of {expected}"
+    if kind == "union_tag_not_found":
+        return "kind: required"
     if kind == "extra_forbidden":
-        return "unknown key"
+        return f"not a field of {tag}" if tag else "unknown key"
     if kind == "missing":
-        return "required"
+        return f"required for {tag}" if tag else "required"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 
@@ -84,8 +91,9 @@ def format_validation_error(exc: ValidationError, source_text: str | None = None
             continue  # pydantic counts the items left after a failed item: a side effect
         loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
         # Pydantic adds the union tag to the location of a discriminated union member.
-        loc = [p for p in loc if p not in _CLAIM_TAGS]
-        msg = _message(err)
+        tags = [p for p in loc if p in _UNION_TAGS]
+        loc = [p for p in loc if p not in _UNION_TAGS]
+        msg = _message(err, str(tags[-1]) if tags else None)
         path = _path(loc)
         field = _FIELD_PREFIX.match(msg)
         if field:  # a model validator's "field: message" continues the path
@@ -116,6 +124,7 @@ _CLAIM_TAGS = {
     "zero_downtime", "vm_restart_within", "replicas", "no_split_brain", "heal_within",
     "throughput_at_least", "latency_p99_at_most", "ha_reservation", "usable_capacity_at_least",
 }
+_UNION_TAGS = _CLAIM_TAGS | set(FAULT_KINDS)
 
 
 def yaml_mapping(text: str) -> tuple[dict[str, Any] | None, str | None]:

@@ -75,16 +75,19 @@ def check_references(sc: Scenario) -> None:
             raise ReferenceError_(f"{path}.target", f"unknown host {f.target!r}")
         if f.at_s >= sc.duration_s:
             raise ReferenceError_(f"{path}.at_s", f"{f.at_s} is not before duration_s")
-        if f.volume is not None:
-            if f.volume not in vol_names:
-                raise ReferenceError_(f"{path}.volume", f"unknown volume {f.volume!r}")
-            if sc.volume(f.volume).brick_on(f.target) is None:
+        volume: str | None = getattr(f, "volume", None)
+        if volume is not None:
+            if volume not in vol_names:
+                raise ReferenceError_(f"{path}.volume", f"unknown volume {volume!r}")
+            if sc.volume(volume).brick_on(f.target) is None:
                 raise ReferenceError_(
-                    f"{path}.volume", f"volume {f.volume!r} has no brick on {f.target!r}"
+                    f"{path}.volume", f"volume {volume!r} has no brick on {f.target!r}"
                 )
-        if f.disk is not None and f.disk not in {d.name for d in hosts[f.target].disks}:
-            raise ReferenceError_(f"{path}.disk", f"host {f.target!r} has no disk {f.disk!r}")
-        for p in f.peers or ():
+        disk: str | None = getattr(f, "disk", None)
+        if disk is not None and disk not in {d.name for d in hosts[f.target].disks}:
+            raise ReferenceError_(f"{path}.disk", f"host {f.target!r} has no disk {disk!r}")
+        peers: tuple[str, ...] = getattr(f, "peers", None) or ()
+        for p in peers:
             if p not in hosts or p == f.target:
                 raise ReferenceError_(f"{path}.peers", f"{p!r} is not another host")
     for i, op in enumerate(sc.operations):

@@ -10,7 +10,7 @@ from hcisim.scenario.base import Strict
 from hcisim.scenario.claims import ClaimSpec
 from hcisim.scenario.cluster import Host, Network, NetworkRole, Volume
 from hcisim.scenario.compute import Compute
-from hcisim.scenario.faults import HOST_FAULTS, Fault, Operation
+from hcisim.scenario.faults import Fault, Operation
 from hcisim.scenario.workload import IoProfile, Phase, Vm
 
 
@@ -112,6 +112,3 @@ class Scenario(Strict):
     @property
     def host_names(self) -> tuple[str, ...]:
         return tuple(h.name for h in self.hosts)
-
-    def host_faults(self) -> tuple[Fault, ...]:
-        return tuple(f for f in self.faults if f.kind in HOST_FAULTS)

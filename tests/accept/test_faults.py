@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from hcisim.accept.faults import FaultFailed, FaultRun, HostHealth, inject, restore_rows
-from hcisim.accept.gluster import parse_volume_info
 from hcisim.accept.safety import FaultPolicy, RollbackLedger
 from hcisim.accept.ssh import Completed, Shell
+from hcisim.lab.gluster import parse_volume_info
 from hcisim.observations import Recorder
-from hcisim.scenario import Fault
+from hcisim.scenario import make_fault
 from tests.accept.fakes import UUIDS, Answer, FakeShell, cluster, fixture, ok
 from tests.accept.scenarios import small
 
@@ -61,7 +61,7 @@ def test_brick_crash_arms_the_switch_before_killing_the_verified_pid() -> None:
     state = BrickState()
     shells = _brick_cluster(state)
     run, ledger = _run(shells), RollbackLedger()
-    bound = inject(run, Fault(at_s=0, kind="brick_crash", target="host3", volume="data",
+    bound = inject(run, make_fault(at_s=0, kind="brick_crash", target="host3", volume="data",
                               duration_s=5), 0, ledger)
     assert bound == 5 and not state.up
     cmds = shells["host3"].commands
@@ -83,7 +83,8 @@ def test_brick_crash_refused_when_the_brick_is_already_down() -> None:
     shells = _brick_cluster(state)
     run, ledger = _run(shells), RollbackLedger()
     with pytest.raises(FaultFailed, match="not running before the fault"):
-        inject(run, Fault(at_s=0, kind="brick_crash", target="host3", volume="data"), 0, ledger)
+        inject(run, make_fault(at_s=0, kind="brick_crash", target="host3", volume="data"), 0,
+               ledger)
     assert ledger.steps == []
     assert not any("kill -9" in c or "nohup" in c for c in shells["host3"].commands)
 
@@ -94,7 +95,8 @@ def test_failed_kill_leaves_the_undo_on_the_ledger() -> None:
     shells["host3"].rules.insert(0, (r"kill -9", Completed(1, "", "")))
     run, ledger = _run(shells), RollbackLedger()
     with pytest.raises(FaultFailed, match="could not be killed"):
-        inject(run, Fault(at_s=0, kind="brick_crash", target="host3", volume="data"), 0, ledger)
+        inject(run, make_fault(at_s=0, kind="brick_crash", target="host3", volume="data"), 0,
+               ledger)
     assert [w for w, _ in ledger.steps] == [
         "disarm the switch on host3", "start the bricks of data on host3 (volume start data "
         "force)"]
@@ -104,7 +106,8 @@ def test_nic_loss_is_the_switch_itself() -> None:
     shells = cluster({"host2": [(r"nohup", ok()), (r"kill -TERM", ok()),
                                 (r"ip link set sto0 up", ok())]})
     run, ledger = _run(shells, max_fault_s=30.0), RollbackLedger()
-    bound = inject(run, Fault(at_s=0, kind="nic_loss", target="host2", duration_s=600), 1, ledger)
+    fault = make_fault(at_s=0, kind="nic_loss", target="host2", duration_s=600)
+    bound = inject(run, fault, 1, ledger)
     assert bound == 30.0  # capped by the hard bound
     (arm,) = [c for c in shells["host2"].commands if "nohup" in c]
     assert "ip link set sto0 down" in arm and "sleep 30" in arm and "ip link set sto0 up" in arm
@@ -116,7 +119,8 @@ def test_nic_loss_refused_when_the_link_is_already_down() -> None:
     down = ok("5: sto0@if9: <BROADCAST,MULTICAST> mtu 9000 state DOWN")
     shells = cluster({"host2": [(r"^ip -o link show", down)]})
     with pytest.raises(FaultFailed, match="already down"):
-        inject(_run(shells), Fault(at_s=0, kind="nic_loss", target="host2"), 0, RollbackLedger())
+        inject(_run(shells), make_fault(at_s=0, kind="nic_loss", target="host2"), 0,
+               RollbackLedger())
 
 
 def test_power_commands_run_locally_and_are_never_recorded(tmp_path: Path) -> None:
@@ -125,7 +129,7 @@ def test_power_commands_run_locally_and_are_never_recorded(tmp_path: Path) -> No
     on = f"echo on {{host}} >> {log}"
     shells = cluster({"host2": [(r"volume start", ok())]})
     run, ledger = _run(shells, power_off_cmd=off, power_on_cmd=on), RollbackLedger()
-    inject(run, Fault(at_s=0, kind="node_power_loss", target="host2"), 0, ledger)
+    inject(run, make_fault(at_s=0, kind="node_power_loss", target="host2"), 0, ledger)
     assert log.read_text() == "off host2 10.0.0.2 -P hunter2\n"
     assert ledger.unwind() == []
     assert log.read_text().endswith("on host2\n")

@@ -19,13 +19,13 @@ from hcisim.accept.safety import (
     disarm_command,
     hold_interrupts,
 )
-from hcisim.scenario import Fault
+from hcisim.scenario import Fault, make_fault
 
 HOSTS = frozenset({"host1", "host2", "host3"})
 
 
 def _fault(kind: str = "brick_crash", **kw: object) -> Fault:
-    return Fault.model_validate({"at_s": 0, "kind": kind, "target": "host2", **kw})
+    return make_fault(at_s=0, kind=kind, target="host2", **kw)
 
 
 def test_no_destructive_fault_without_permission() -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from hcisim.lab.heal import heal_settled
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
-from hcisim.lab.run import heal_settled
 from hcisim.lab.scale import LabScale
-from hcisim.scenario import Fault, load_scenario
+from hcisim.scenario import load_scenario, make_fault
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "lab-power-loss.yaml"
 
@@ -36,7 +36,7 @@ def test_lab_up_and_fault_cycles() -> None:
         for v in sc.volumes:  # something to heal
             (be.mount_path("host1", v.name) / "bench").write_bytes(b"x" * 2**20)
         for kind in ("brick_crash", "node_hang", "nic_loss", "node_power_loss"):
-            f = Fault(at_s=0, kind=kind, target="host2", duration_s=1)
+            f = make_fault(at_s=0, kind=kind, target="host2", duration_s=1)
             t = time.monotonic()
             be.inject(f)
             for v in sc.volumes:

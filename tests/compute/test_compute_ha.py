@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hcisim.model.compute.ha import (
     fence_grace_s,
     host_failure_timeline,
-    loss_of_fault,
     restart_schedule,
     retry_times,
 )
@@ -23,6 +22,7 @@ from hcisim.model.compute.hosted_engine import (
     takeover_host,
 )
 from hcisim.model.compute.inventory import VmSpec
+from hcisim.scenario import make_fault
 from hcisim.scenario.compute import Fencing, HaRestart, HostedEngine
 
 F = Fencing()
@@ -65,8 +65,9 @@ def test_management_cut_keeps_vms_without_power_management() -> None:
                                running_vms=3, spm=False)
     assert tl.vms_stop_at_s() is None and math.isinf(tl.lease_expired_at_s)
     assert tl.restart_ready_s(VmSpec("v", ha=True)) is None
-    assert loss_of_fault("nic_loss", "management") == "management_cut"
-    assert loss_of_fault("nic_loss", "storage") is None
+    cut = make_fault(at_s=0, kind="nic_loss", target="h", network="management")
+    assert cut.host_loss == "management_cut"
+    assert make_fault(at_s=0, kind="nic_loss", target="h").host_loss is None
 
 
 def test_no_fencing_right_after_the_engine_started() -> None:

@@ -10,7 +10,7 @@ from hcisim.lab.healinfo import Pending
 from hcisim.lab.run import phase_rates
 from hcisim.lab.scale import LabScale, as_built
 from hcisim.lab.timeline import FaultWindow, VolumeTimeline, has_quorum, heal_episodes
-from hcisim.scenario import Fault, Volume, load_scenario
+from hcisim.scenario import Volume, load_scenario, make_fault
 from tests.lab.scenarios import small
 
 
@@ -42,7 +42,7 @@ def _timeline(windows: list[FaultWindow]) -> VolumeTimeline:
 
 
 def test_first_client_to_notice_marks_the_brick_down() -> None:
-    hang = FaultWindow(Fault(at_s=10, kind="node_hang", target="host3"), 10.0, 30.0)
+    hang = FaultWindow(make_fault(at_s=10, kind="node_hang", target="host3"), 10.0, 30.0)
     tl = _timeline([hang])
     # host1 writes through brick 2 and times out at 16.5; host2 is idle and never notices
     tl.add(Sample(17.0, [("host1", ConnEvent(16.5, "data", 2, False))], {}))
@@ -54,7 +54,7 @@ def test_first_client_to_notice_marks_the_brick_down() -> None:
 
 
 def test_cut_off_host_view_does_not_count_while_cut_nor_while_reconnecting() -> None:
-    cut = FaultWindow(Fault(at_s=10, kind="nic_loss", target="host3"), 10.0, 20.0)
+    cut = FaultWindow(make_fault(at_s=10, kind="nic_loss", target="host3"), 10.0, 20.0)
     tl = _timeline([cut])
     # host3 loses bricks 0 and 1; the others notice brick 2 gone
     tl.add(Sample(17.0, [("host3", ConnEvent(16.0, "data", 0, False)),
@@ -73,7 +73,7 @@ def test_cut_off_host_view_does_not_count_while_cut_nor_while_reconnecting() -> 
 
 
 def test_killed_client_is_not_a_witness() -> None:
-    loss = FaultWindow(Fault(at_s=10, kind="node_power_loss", target="host2"), 10.0, 20.0)
+    loss = FaultWindow(make_fault(at_s=10, kind="node_power_loss", target="host2"), 10.0, 20.0)
     tl = _timeline([loss])
     tl.client_died("host2", 10.0)
     tl.add(Sample(16.0, [("host1", ConnEvent(15.5, "data", 1, False)),
@@ -124,7 +124,7 @@ def test_as_built_scales_sizes_and_demand_only() -> None:
 def test_restarted_client_does_not_mark_unattached_bricks_down() -> None:
     """After a power loss is repaired the host's new client attaches brick by brick; a brick
     it has not reached yet is unknown to it, not down (no false quorum loss)."""
-    loss = FaultWindow(Fault(at_s=10, kind="node_power_loss", target="host2"), 10.0, 20.0)
+    loss = FaultWindow(make_fault(at_s=10, kind="node_power_loss", target="host2"), 10.0, 20.0)
     tl = _timeline([loss])
     tl.client_died("host2", 10.0)
     tl.add(Sample(16.0, [("host1", ConnEvent(15.5, "data", 1, False)),
@@ -141,7 +141,7 @@ def test_restarted_client_does_not_mark_unattached_bricks_down() -> None:
 
 
 def test_host_back_from_a_cut_reconnecting_brick_by_brick_flaps_nothing() -> None:
-    cut = FaultWindow(Fault(at_s=10, kind="partition", target="host3"), 10.0, 20.0)
+    cut = FaultWindow(make_fault(at_s=10, kind="partition", target="host3"), 10.0, 20.0)
     tl = _timeline([cut])
     tl.add(Sample(17.0, [("host3", ConnEvent(16.0, "data", 0, False)),
                          ("host3", ConnEvent(16.0, "data", 1, False)),

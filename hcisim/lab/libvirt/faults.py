@@ -25,7 +25,7 @@ from hcisim.lab.libvirt.deploy import GLUSTER, brick_dir, brick_path, device_by_
 from hcisim.lab.libvirt.layout import LabPlan, NodePlan
 from hcisim.lab.libvirt.nodes import lookup_domain, restart_domain
 from hcisim.lab.libvirt.ssh import NodeShell
-from hcisim.scenario import Fault, Scenario
+from hcisim.scenario import DiskFailure, Fault, Partition, Scenario
 
 AFFECT_LIVE = 1  # libvirt.VIR_DOMAIN_AFFECT_LIVE
 
@@ -131,7 +131,7 @@ class LibvirtFaults:
         return time.time()
 
     def heal_volumes(self, f: Fault) -> list[str]:
-        return self._volumes_on(f.target, f.volume)
+        return self._volumes_on(f.target, getattr(f, "volume", None))
 
     def _volumes_on(self, host: str, volume: str | None) -> list[str]:
         return [v.name for v in self.sc.volumes
@@ -160,9 +160,10 @@ class LibvirtFaults:
         return out
 
     def _brick_kill_script(self, f: Fault) -> str:
-        return "".join(f'kill -9 "$(cat {p})"\n' for p in self._pid_files(f.target, f.volume))
+        pid_files = self._pid_files(f.target, getattr(f, "volume", None))
+        return "".join(f'kill -9 "$(cat {p})"\n' for p in pid_files)
 
-    def _disk_back_script(self, f: Fault) -> str:
+    def _disk_back_script(self, f: DiskFailure) -> str:
         """After the disk is back: the dead XFS off, the disk on again, bricks restarted."""
         node = self.plan.node(f.target)
         disk = node.brick(f.disk)
@@ -175,7 +176,7 @@ class LibvirtFaults:
                 f'[ -n "$dev" ] && break; sleep 1; done\n'
                 f"mount {brick_dir(disk.disk)}\n{starts}")
 
-    def _partition_script(self, f: Fault, op: str) -> str:
+    def _partition_script(self, f: Partition, op: str) -> str:
         peers = f.peers or tuple(n.host for n in self.plan.nodes if n.host != f.target)
         lines = []
         for p in peers:

@@ -27,7 +27,7 @@ from hcisim.lab.netns.reclaim import Leftovers, reclaim, sockets_of
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import kill_and_wait, owned_pids, signal_pids, spawn
 from hcisim.lab.scale import LabScale
-from hcisim.scenario import Fault, Scenario, load_scenario, save_scenario
+from hcisim.scenario import Fault, Scenario, load_scenario, make_fault, save_scenario
 
 WRITER = Path(__file__).resolve().parent.parent / "history_writer.py"
 REQUIRED = {
@@ -100,7 +100,7 @@ class NetnsBackend:
         be.lab = LabLayout.make(name, index, sc.host_names, root)
         be.state = LabState(be.lab.state_file)
         be.faults = FaultDriver(be.lab, sc, be.state, be._remount, be._workloads_killed)
-        be._active = [Fault.model_validate(f) for f in be.state.get_list("active_faults")]
+        be._active = [make_fault(**f) for f in be.state.get_list("active_faults")]
         for h in be.lab.hosts:
             for v in sc.volumes:
                 be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
@@ -212,8 +212,9 @@ class NetnsBackend:
 
     def _read_meta(self) -> dict[str, Any]:
         first = self.lab_.hosts[0]
-        applied = {v.name: gluster.volume_get(first, v.name) for v in self.scenario.volumes}
-        version = gluster.cli(first, ["--version"], check=False).stdout.splitlines()
+        applied = {v.name: gluster.client(first).volume_options(v.name)
+                   for v in self.scenario.volumes}
+        version = gluster.client(first).run("--version").stdout.splitlines()
         return {
             "lab_name": self.name,
             "backend": "netns",
@@ -301,7 +302,7 @@ class NetnsBackend:
 
     def trigger_heal(self, volume: str, full: bool = False) -> bool:
         host = self._observer_host()
-        ok = gluster.trigger_heal(host, volume, full=full)
+        ok = gluster.client(host).start_heal(volume, full=full)
         with self._lock:
             self._meta.setdefault("heal_triggers", []).append(
                 {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
@@ -324,7 +325,7 @@ class NetnsBackend:
         connected: dict[str, list[bool]] = {}
         host = self._observer_host()
         with ThreadPoolExecutor(max_workers=len(self.scenario.volumes)) as pool:
-            texts = list(pool.map(lambda v: gluster.glfsheal(host, v.name),
+            texts = list(pool.map(lambda v: gluster.client(host).heal_listing(v.name),
                                   self.scenario.volumes))
         for v, text in zip(self.scenario.volumes, texts, strict=True):
             if text is not None:

@@ -102,10 +102,9 @@ class FaultDriver:
     # --- inject ------------------------------------------------------------------------
     def inject(self, fault: Fault) -> float:
         h = self._host(fault)
-        kind = fault.kind
         # each branch reads the clock just before the command that makes the fault real, so
         # that nothing the clients log can precede the recorded fault start
-        if kind == "node_power_loss":
+        if fault.kind == "node_power_loss":
             t = time.time()
             network.set_links(h, "all", up=False)
             # The VMs die with the host; fio gets SIGTERM rather than SIGKILL only so that
@@ -120,11 +119,11 @@ class FaultDriver:
             kill_and_wait(vms)
             self.on_workloads_killed(h.name)
             return t
-        if kind == "nic_loss":
+        if fault.kind == "nic_loss":
             t = time.time()
             network.set_links(h, fault.network, up=False)
             return t
-        if kind == "brick_crash":
+        if fault.kind == "brick_crash":
             vols = [fault.volume] if fault.volume else self._volumes_on(h.name)
             pids = [p for v in vols for p in gluster.brick_pids(h, v)]
             if not pids:
@@ -132,33 +131,32 @@ class FaultDriver:
             t = time.time()
             signal_pids(pids, signal.SIGKILL)
             return t
-        if kind == "node_hang":
+        if fault.kind == "node_hang":
             pids = node_pids(h)
             t = time.time()
             signal_pids(pids, signal.SIGSTOP)
             return t
-        if kind == "partition":
+        if fault.kind == "partition":
             peers = [self.lab.host(p) for p in fault.peers] if fault.peers else None
             t = time.time()
             network.partition(h, fault.network, peers)
             return t
-        if kind == "link_slowdown":
+        if fault.kind == "link_slowdown":
             assert fault.rate_mbit is not None
             t = time.time()
             network.shape(self.lab, h, fault.network, fault.rate_mbit)
             return t
-        if kind == "disk_failure":
+        if fault.kind == "disk_failure":
             disk = self.sc.host(h.name).disk(fault.disk).name
             t = time.time()
             bricks.shutdown_fs(h.disk_mount(disk))
             return t
-        raise LabError("inject fault", f"unknown fault kind {kind!r}")
+        raise LabError("inject fault", f"unknown fault kind {fault.kind!r}")
 
     # --- restore -----------------------------------------------------------------------
     def restore(self, fault: Fault) -> float:
         h = self._host(fault)
-        kind = fault.kind
-        if kind == "node_power_loss":
+        if fault.kind == "node_power_loss":
             network.set_links(h, "all", up=True)
             t = time.time()
             clear_stale_pidfiles(node_pid_files(h))
@@ -167,10 +165,10 @@ class FaultDriver:
             self.remount(h)
             self._refresh_sockets()
             return t
-        if kind == "nic_loss":
+        if fault.kind == "nic_loss":
             network.set_links(h, fault.network, up=True)
             return time.time()
-        if kind == "brick_crash":
+        if fault.kind == "brick_crash":
             vols = [fault.volume] if fault.volume else self._volumes_on(h.name)
             t = time.time()
             for v in vols:
@@ -178,18 +176,18 @@ class FaultDriver:
                 gluster.cli(h, ["volume", "start", v, "force"], step=f"restart bricks of {v}")
             self._refresh_sockets()
             return t
-        if kind == "node_hang":
+        if fault.kind == "node_hang":
             signal_pids(node_pids(h), signal.SIGCONT)
             return time.time()
-        if kind == "partition":
+        if fault.kind == "partition":
             network.heal_partition(h)
             return time.time()
-        if kind == "link_slowdown":
+        if fault.kind == "link_slowdown":
             network.unshape(self.lab, h, fault.network)
             return time.time()
-        if kind == "disk_failure":
+        if fault.kind == "disk_failure":
             return self._replace_disk(h, self.sc.host(h.name).disk(fault.disk).name)
-        raise LabError("restore fault", f"unknown fault kind {kind!r}")
+        raise LabError("restore fault", f"unknown fault kind {fault.kind!r}")
 
     def _replace_disk(self, h: HostLayout, disk: str) -> float:
         """A new empty disk: reset-brick start, new filesystem, reset-brick commit force."""

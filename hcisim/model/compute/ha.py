@@ -25,33 +25,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from hcisim.model.compute.inventory import VmSpec
 from hcisim.scenario.compute import Fencing, HaRestart
+from hcisim.scenario.faults import HostLoss as HostLoss
+from hcisim.scenario.faults import loss_kills_vms
 
-HostLoss = Literal["power_loss", "hang", "management_cut"]
-
-
-def loss_of_fault(kind: str, network: str) -> HostLoss | None:
-    """What a scenario fault does to a host from the compute side (None: nothing direct).
-
-    Storage-side effects (bricks, quorum, a VM's disk failing) reach compute through the
-    storage model's per-VM notifications instead.
-    """
-    if kind == "node_power_loss":
-        return "power_loss"
-    if kind == "node_hang":
-        return "hang"
-    if kind in ("nic_loss", "partition") and network in ("management", "all"):
-        return "management_cut"
-    return None
-
-
-def vms_die(loss: HostLoss) -> bool:
-    """Whether the host's VMs stop at once. A hung host's VMs make no progress and sanlock's
-    watchdog resets the host, so we count them dead; a management cut leaves them running."""
-    return loss != "management_cut"
+# What a scenario fault does to a host from the compute side is the fault table's
+# ``host_loss`` (``Fault.host_loss``); storage-side effects (bricks, quorum, a VM's disk
+# failing) reach compute through the storage model's per-VM notifications instead.
+vms_die = loss_kills_vms
 
 
 def fence_grace_s(f: Fencing, running_vms: int, spm: bool) -> float:

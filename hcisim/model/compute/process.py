@@ -25,7 +25,6 @@ from hcisim.model.compute.failover import (
 from hcisim.model.compute.ha import (
     HostLoss,
     host_failure_timeline,
-    loss_of_fault,
     retry_times,
     vms_die,
 )
@@ -110,7 +109,7 @@ class ComputeModel:
             self.env.process(self._operation_at(op.at_s, op.kind, op.host, op.vm))
         if drive_faults:
             for f in self.sc.faults:
-                loss = loss_of_fault(f.kind, f.network)
+                loss = f.host_loss
                 if loss is not None:
                     self.env.process(self._fault_at(f.at_s, f.end_s, f.target, loss))
 
