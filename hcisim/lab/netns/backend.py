@@ -212,9 +212,8 @@ class NetnsBackend:
 
     def _read_meta(self) -> dict[str, Any]:
         first = self.lab_.hosts[0]
-        applied = {v.name: gluster.client(first).volume_options(v.name)
-                   for v in self.scenario.volumes}
-        version = gluster.client(first).run("--version").stdout.splitlines()
+        applied = {v.name: gluster.volume_get(first, v.name) for v in self.scenario.volumes}
+        version = gluster.cli(first, ["--version"], check=False).stdout.splitlines()
         return {
             "lab_name": self.name,
             "backend": "netns",
@@ -302,7 +301,7 @@ class NetnsBackend:
 
     def trigger_heal(self, volume: str, full: bool = False) -> bool:
         host = self._observer_host()
-        ok = gluster.client(host).start_heal(volume, full=full)
+        ok = gluster.trigger_heal(host, volume, full=full)
         with self._lock:
             self._meta.setdefault("heal_triggers", []).append(
                 {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
@@ -325,7 +324,7 @@ class NetnsBackend:
         connected: dict[str, list[bool]] = {}
         host = self._observer_host()
         with ThreadPoolExecutor(max_workers=len(self.scenario.volumes)) as pool:
-            texts = list(pool.map(lambda v: gluster.client(host).heal_listing(v.name),
+            texts = list(pool.map(lambda v: gluster.glfsheal(host, v.name),
                                   self.scenario.volumes))
         for v, text in zip(self.scenario.volumes, texts, strict=True):
             if text is not None:
