@@ -4,6 +4,13 @@ Every run is :func:`hcisim.runner.run_scenario` on the model with the run's over
 seed, so the three ways give the same rows; only the order they finish in differs, and the
 table is sorted afterwards. A run that raises becomes a row with its ``error`` filled in: one
 bad corner of the grid should not throw away the other runs.
+
+Worker processes cost time to start (spawn, import numpy/pandas/SimPy and the model: about
+1.5 s each, measured on the 2-core CI machine), so :func:`choose_execution` runs a small or
+cheap grid serially even when ``--workers`` asks for more: the first run is timed in this
+process (its row counts like any other), and the rest go to a pool only when
+``start_s x workers + rest x run_s / workers`` beats ``rest x run_s``. One usable CPU or one
+run left is always serial. docs/sweeps.md states the rule.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import functools
 import importlib
 import multiprocessing
-from collections.abc import Callable, Iterable
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from hcisim.runner import EngineError
 from hcisim.scenario import Scenario, with_overrides
@@ -23,6 +33,16 @@ from hcisim.sweep.grid import SweepError, SweepPlan, SweepRun
 from hcisim.sweep.table import run_row
 
 Progress = Callable[[int, int], None]  # runs done, runs in all
+Mode = Literal["auto", "serial", "processes"]
+WORKER_START_S = 1.5  # spawn + imports of one worker process, measured (module docstring)
+DASK_MISSING = "--dask needs dask.distributed: pip install 'hcisim[dask]'"
+
+
+# What a worker does with one run (default run_one; picklable: a top-level function or a
+# functools.partial of one). `hcisim availability` passes its own replication runner.
+class Task(Protocol):
+    def __call__(self, base: Scenario, run: SweepRun,
+                 keep: str | None = None) -> dict[str, Any]: ...
 
 
 def run_dir(keep: Path, run: SweepRun) -> Path:
@@ -41,23 +61,64 @@ def run_one(base: Scenario, run: SweepRun, keep: str | None = None) -> dict[str,
         return run_row(run, None, error=f"{type(exc).__name__}: {exc}")
 
 
-def _serial(plan: SweepPlan, keep: str | None, tick: Callable[[], None]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Execution:
+    """How the runs are executed, and why (shown to the user, kept with the results)."""
+
+    mode: Literal["serial", "processes", "dask"]
+    workers: int
+    reason: str
+
+    def describe(self) -> str:
+        if self.mode == "processes":
+            return f"{self.workers} worker processes ({self.reason})"
+        return f"{self.mode} ({self.reason})"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose_execution(runs: int, workers: int, cpus: int, run_s: float,
+                     start_s: float = WORKER_START_S) -> Execution:
+    """Serial or a pool of worker processes for ``runs`` runs of about ``run_s`` each."""
+    if workers <= 1:
+        return Execution("serial", 1, "one worker asked for")
+    if cpus <= 1:
+        return Execution("serial", 1, "one usable CPU: workers would only take turns")
+    if runs <= 1:
+        return Execution("serial", 1, f"{runs} run left")
+    n = min(workers, cpus, runs)
+    serial_s = runs * run_s
+    pool_s = start_s * n + runs * run_s / n
+    if pool_s >= serial_s:
+        return Execution("serial", 1, f"{runs} runs of {run_s:.2f} s: serial ~{serial_s:.1f} s "
+                         f"beats ~{pool_s:.1f} s on {n} workers that take {start_s} s to start")
+    return Execution("processes", n, f"~{pool_s:.1f} s instead of ~{serial_s:.1f} s serial")
+
+
+def _serial(base: Scenario, runs: Sequence[SweepRun], keep: str | None,
+            tick: Callable[[], None], task: Task = run_one) -> list[dict[str, Any]]:
     rows = []
-    for run in plan.runs:
-        rows.append(run_one(plan.base, run, keep))
+    for run in runs:
+        rows.append(task(base, run, keep))
         tick()
     return rows
 
 
-def _processes(plan: SweepPlan, workers: int, keep: str | None,
-               tick: Callable[[], None]) -> list[dict[str, Any]]:
+def _processes(base: Scenario, runs: Sequence[SweepRun], workers: int, keep: str | None,
+               tick: Callable[[], None], task: Task = run_one) -> list[dict[str, Any]]:
     # spawn, not fork: the parent runs a progress-bar thread, and forking a threaded process
     # can deadlock the child.
     ctx = multiprocessing.get_context("spawn")
     rows = []
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(run_one, plan.base, run, keep) for run in plan.runs]
+            futures = [pool.submit(task, base, run, keep) for run in runs]
             for fut in as_completed(futures):
                 rows.append(fut.result())
                 tick()
@@ -69,17 +130,20 @@ def _processes(plan: SweepPlan, workers: int, keep: str | None,
 
 
 def _dask(plan: SweepPlan, address: str, keep: str | None,
-          tick: Callable[[], None]) -> list[dict[str, Any]]:
+          tick: Callable[[], None], task: Task = run_one) -> list[dict[str, Any]]:
     # distributed has no complete type hints; treat it as Any rather than sprinkle ignores.
-    distributed: Any = importlib.import_module("distributed")
+    try:
+        distributed: Any = importlib.import_module("distributed")
+    except ImportError:
+        raise SweepError([DASK_MISSING]) from None
     try:
         client = distributed.Client(address, timeout="15s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise SweepError([f"--dask {address}: cannot connect ({exc})"]) from None
     rows = []
     try:
-        task = functools.partial(run_one, plan.base, keep=keep)
-        futures = client.map(task, list(plan.runs), pure=False)
+        bound = functools.partial(task, plan.base, keep=keep)
+        futures = client.map(bound, list(plan.runs), pure=False)
         for fut in distributed.as_completed(futures):
             rows.append(fut.result())
             tick()
@@ -89,8 +153,12 @@ def _dask(plan: SweepPlan, address: str, keep: str | None,
 
 
 def execute(plan: SweepPlan, workers: int = 1, dask: str | None = None,
-            keep: Path | None = None, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Rows of every run of ``plan`` (unordered). ``workers`` 1 runs in this process."""
+            keep: Path | None = None, progress: Progress | None = None,
+            task: Task = run_one, mode: Mode = "auto",
+            decided: Callable[[Execution], None] | None = None) -> list[dict[str, Any]]:
+    """Rows of every run of ``plan`` (unordered). ``workers`` 1 runs in this process; more
+    are used only when they are faster (:func:`choose_execution`) unless ``mode`` says
+    ``processes`` (or ``serial``). ``decided`` is told how the runs are executed."""
     total = len(plan.runs)
     done = 0
 
@@ -100,12 +168,31 @@ def execute(plan: SweepPlan, workers: int = 1, dask: str | None = None,
         if progress is not None:
             progress(done, total)
 
+    def tell(how: Execution) -> None:
+        if decided is not None:
+            decided(how)
+
     keep_s = None if keep is None else str(keep)
     if dask is not None:
-        return _dask(plan, dask, keep_s, tick)
-    if workers <= 1 or total <= 1:
-        return _serial(plan, keep_s, tick)
-    return _processes(plan, min(workers, total), keep_s, tick)
+        tell(Execution("dask", 0, f"the Dask cluster at {dask}"))
+        return _dask(plan, dask, keep_s, tick, task)
+    if mode == "serial" or workers <= 1 or total <= 1:
+        tell(Execution("serial", 1, "asked for" if mode == "serial" else
+                       "one worker asked for" if workers <= 1 else "one run"))
+        return _serial(plan.base, plan.runs, keep_s, tick, task)
+    if mode == "processes":
+        n = min(workers, total)
+        tell(Execution("processes", n, "asked for"))
+        return _processes(plan.base, plan.runs, n, keep_s, tick, task)
+    # auto: time the first run here (its row counts), then decide for the rest
+    first, rest = plan.runs[0], plan.runs[1:]
+    started = time.perf_counter()
+    rows = _serial(plan.base, [first], keep_s, tick, task)
+    how = choose_execution(len(rest), workers, usable_cpus(), time.perf_counter() - started)
+    tell(how)
+    if how.mode == "processes":
+        return rows + _processes(plan.base, rest, how.workers, keep_s, tick, task)
+    return rows + _serial(plan.base, rest, keep_s, tick, task)
 
 
 def errors(rows: Iterable[dict[str, Any]]) -> list[str]:

@@ -79,7 +79,7 @@ def test_same_table_serial_processes_and_dask() -> None:
 
     args = ["hosts[*].nics[1].gbps=10,25"]
     serial = _table(args, 2, workers=1)
-    pooled = _table(args, 2, workers=2)
+    pooled = _table(args, 2, workers=2, mode="processes")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
         dask = _table(args, 2, dask=cluster.scheduler_address)
