@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hcisim.cli import UserError, friendly, out
+from hcisim.cli import EXIT_CLAIM_FAILED, UserError, friendly, out
 
 
 def print_answer(result: dict[str, Any]) -> None:
@@ -34,22 +34,32 @@ def register(app: typer.Typer) -> None:
     @friendly
     def capacity(
         spec: Annotated[Path, typer.Argument(help="capacity spec YAML (candidates, inventory)")],
-        output: Annotated[Path, typer.Option(
-            "-o", "--output", help="folder for capacity.json, capacity.html and plots")
-        ] = Path("runs/capacity"),
+        output: Annotated[Path | None, typer.Option(
+            "-o", "--output", help="folder for capacity.json, capacity.html and plots, must be "
+            "empty (default: a new runs/capacity-<spec>-<time>-<suffix>)")] = None,
+        force: Annotated[bool, typer.Option(
+            help="let -o replace an earlier result in that folder")] = False,
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="print capacity.json on stdout (nothing else there)")] = False,
         quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     ) -> None:
         """Size three-node HCI hardware for a VM inventory: capacity, n+1, I/O, heal."""
         from hcisim.capacity import SpecError, load_spec, size, write_capacity
+        from hcisim.results import result_folder
 
         try:
             sc, vms = load_spec(spec)
         except SpecError as exc:
             raise UserError(str(exc)) from None
+        dest = result_folder(output, f"capacity-{spec.stem}", force)
         result = size(sc, vms)
-        paths = write_capacity(result, output)
-        if not quiet:
-            print_answer(result)
-        out.print(f"results: {paths['capacity.html']}")
+        paths = write_capacity(result, dest)
+        if as_json:
+            print(paths["capacity.json"].read_text())
+        else:
+            if not quiet:
+                print_answer(result)
+            out.print(f"results: {paths['capacity.html']}", markup=False, highlight=False,
+                      soft_wrap=True)
         if result["answer"] is None:
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_CLAIM_FAILED)

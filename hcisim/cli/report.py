@@ -23,4 +23,4 @@ def register(app: typer.Typer) -> None:
         if not result.is_dir():
             raise UserError(f"{result}: no such result folder")
         page = write_report(result)
-        out.print(f"report: {page}", soft_wrap=True, highlight=False)
+        out.print(f"report: {page}", soft_wrap=True, highlight=False, markup=False)

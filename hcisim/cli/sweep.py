@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from hcisim.cli import UserError, err, friendly, out
+from hcisim.cli import EXIT_ENGINE, UserError, err, error, friendly, out
 
 if TYPE_CHECKING:
     from hcisim.sweep import Factor
@@ -72,10 +72,14 @@ def register(app: typer.Typer) -> None:
         keep_runs: Annotated[bool, typer.Option(
             help="also write every run's result folder under OUTPUT/runs")] = False,
         output: Annotated[Path | None, typer.Option(
-            "-o", "--output", help="folder (default runs/sweep-<name>-<time>)")] = None,
+            "-o", "--output", help="folder, must be empty (default: a new "
+            "runs/sweep-<name>-<time>-<suffix>)")] = None,
+        force: Annotated[bool, typer.Option(
+            help="let -o replace an earlier result in that folder")] = False,
         quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     ) -> None:
         """Run the factorial grid of --set factors x replications on the model."""
+        from hcisim.results import result_folder
         from hcisim.scenario import load_scenario
         from hcisim.sweep import (
             SweepError,
@@ -95,7 +99,7 @@ def register(app: typer.Typer) -> None:
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         if n_workers < 1:
             raise UserError(f"--workers {n_workers}: must be at least 1")
-        dest = output or Path("runs") / f"sweep-{base.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        dest = result_folder(output, f"sweep-{base.name}", force)
         where = f"Dask at {dask}" if dask else f"{min(n_workers, len(plan.runs))} worker(s)"
         started = time.perf_counter()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -114,9 +118,9 @@ def register(app: typer.Typer) -> None:
         if not quiet:
             print_grid(plan.factors, table)
         out.print(f"{len(plan.runs)} runs in {wall:.1f} s on {where}; "
-                  f"results: {paths['results.csv']}, plots: {paths['index.html']}")
+                  f"results: {paths['results.csv']}, plots: {paths['index.html']}",
+                  markup=False, highlight=False, soft_wrap=True)
         failed = errors(rows)
         if failed:
-            err.print(f"[red]{len(failed)} runs failed[/red], first: {failed[0]}",
-                      highlight=False)
-            raise typer.Exit(1)
+            error(f"{len(failed)} runs failed, first: {failed[0]}")
+            raise typer.Exit(EXIT_ENGINE)
