@@ -45,7 +45,11 @@ class LabTarget:
         return [h.name for h in self.scenario.hosts]
 
     def host(self, name: str) -> Any:
-        import testinfra
+        try:
+            import testinfra
+        except ImportError:
+            raise ImportError("the node checks need pytest-testinfra: "
+                              "pip install 'hcisim[accept]'") from None
 
         return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.directory / "ssh_config"))
 
