@@ -1,0 +1,78 @@
+"""The one place where guests meet a running netns lab (the entry point for the lab run).
+
+``start_guest(be, vm, host, volume)`` puts a guest on host ``host``'s FUSE mount of
+``volume`` of the lab behind backend ``be``, in that host's network namespace, with its pid
+file where ``hcisim lab down`` looks (``<lab>/h/<host>/pids/guest-<vm>.pid``: the netns
+reclaim already kills every pid file there whose process lives in the lab's namespaces;
+:func:`hcisim.lab.guests.qemu.reclaim_guests` does it for guests alone). ``check_guest``
+reads the guest's acknowledged records back from every data brick with the same checker
+as the fio VMs' history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from hcisim.lab.guests.image import GuestImage, ensure_image
+from hcisim.lab.guests.qemu import Guest, GuestSpec, make_disk
+from hcisim.lab.history import CheckResult, check, read_history
+
+DISK_BYTES = 4 << 20  # the whole history fits one shard of the lab's 4 MiB shard size
+
+
+class HostPaths(Protocol):
+    name: str
+    netns: str
+    dir: Path
+
+    @property
+    def piddir(self) -> Path: ...
+
+
+class LabView(Protocol):
+    """What a guest needs of a lab backend (the netns backend has it)."""
+
+    def mount_path(self, host: str, volume: str) -> Path: ...
+
+    def data_brick_paths(self, volume: str) -> list[Path]: ...
+
+
+def history_relname(vm: str) -> str:
+    """The disk image is segment 0 of the history: ``<volume>/<vm>-guest.0``."""
+    return f"{vm}-guest"
+
+
+def guest_spec(host: HostPaths, mount: Path, vm: str, **options: Any) -> GuestSpec:
+    disk = mount / f"{history_relname(vm)}.0"
+    return GuestSpec(name=vm, netns=host.netns, host=host.name, disk=disk,
+                     run_dir=host.dir / "guests" / vm, pidfile=host.piddir / f"guest-{vm}.pid",
+                     **options)
+
+
+def start_guest(be: Any, vm: str, host: str, volume: str, image: GuestImage | None = None,
+                disk_bytes: int = DISK_BYTES, **options: Any) -> Guest:
+    """Create the VM's disk on ``host``'s mount, launch qemu there (paused, QMP connected).
+
+    Call :meth:`Guest.boot` next; use the result as a context manager so qemu is stopped
+    whatever happens. ``options`` go to :class:`GuestSpec` (mem_mib, dirty rate...).
+    """
+    mount = be.mount_path(host, volume)
+    spec = guest_spec(be.lab_.host(host), mount, vm, **options)
+    if not spec.disk.exists():
+        make_disk(spec.disk, disk_bytes)
+    guest = Guest(spec, image or ensure_image())
+    try:
+        guest.launch()
+    except BaseException:
+        guest.stop()
+        raise
+    return guest
+
+
+def check_guest(be: LabView, guest: Guest, volume: str, host: str) -> CheckResult:
+    """Every acknowledged record of ``guest`` on every data brick (and via the mount)."""
+    s = guest.spec
+    history = read_history(s.history_log, s.name)
+    return check(history, history_relname(s.name), s.record_size, s.per_file(),
+                 be.data_brick_paths(volume), be.mount_path(host, volume))

@@ -1,0 +1,322 @@
+"""One qemu guest in one host's network namespace, its disk on that host's FUSE mount.
+
+Why qemu + QMP and not libvirt: a netns host is a network namespace, not a machine. One
+libvirtd serves the whole machine from the harness's namespace, so every domain's
+migration stream and NBD/TCP traffic would leave from there; per-host isolation would need
+a libvirtd per namespace, each with its own state, sockets and pid file. A qemu started
+with ``nsenter --net`` lives in its host's namespace by construction: its migration
+listens on and connects from that host's addresses only, its process dies with the host's
+power loss, and the harness talks to it over a unix socket (files are shared across
+network namespaces). qemu's own options are exactly what oVirt's libvirt XML turns into.
+
+Disk settings are oVirt's (vdsm's domain XML for a file disk on Gluster FUSE):
+``cache=none`` (O_DIRECT on the mount), ``aio=threads``, ``werror=stop,rerror=stop``: a
+write that fails with EIO/ENOTCONN pauses the VM instead of reaching the guest, and the
+failed request is retried when the VM is continued.
+
+Software emulation (TCG): see :func:`kvm_usable` for why not KVM here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from hcisim.lab.errors import LabError
+from hcisim.lab.guests.agentlink import AgentLink
+from hcisim.lab.guests.image import GuestImage
+from hcisim.lab.guests.qmp import QmpEvent, QmpSession
+from hcisim.lab.process import alive, kill_and_wait, read_pid, spawn
+
+QEMU = "qemu-system-x86_64"
+SECTOR = 512
+# The TCG migration trap (lab-notes.md): RAM of exactly 256 or 512 MiB can panic the
+# destination right after switchover with this qemu (7.2); those sizes are refused.
+BAD_RAM_MIB = (256, 512)
+
+
+def preflight() -> None:
+    """Root and qemu, named with their packages, before anything starts."""
+    if os.geteuid() != 0:
+        raise LabError("check guest prerequisites", "guests need root (network namespaces)")
+    missing = [f"{cmd} (apt-get install {pkg})" for cmd, pkg in
+               ((QEMU, "qemu-system-x86"), ("nsenter", "util-linux")) if shutil.which(cmd) is None]
+    if missing:
+        raise LabError("check guest prerequisites", "missing: " + ", ".join(missing))
+
+
+def kvm_usable() -> tuple[bool, str]:
+    """Whether to use KVM, and why (not). No boot is tried: a PVM /dev/kvm hangs it.
+
+    On this machine /dev/kvm exists but belongs to the ``kvm_pvm`` module (a paravirtual
+    KVM for guests without hardware virtualisation) and the CPU shows neither ``vmx`` nor
+    ``svm``: qemu ``-accel kvm`` hangs at "Booting from ROM" or aborts on an MSR
+    (lab-notes.md). KVM is used only with a hardware flag and no PVM module.
+    """
+    if not Path("/dev/kvm").exists():
+        return False, "no /dev/kvm"
+    if Path("/sys/module/kvm_pvm").exists():
+        return False, "/dev/kvm is served by kvm_pvm (paravirtual KVM): qemu hangs on it"
+    flags = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if not flags & {"vmx", "svm"}:
+        return False, "the CPU has no vmx/svm flag"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is not accessible"
+    return True, "hardware virtualisation"
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """What one guest is: its name, where it runs, its disk, its agent's parameters."""
+
+    name: str
+    netns: str  # the host's network namespace (``/run/netns/<netns>``)
+    host: str
+    disk: Path  # the image file on the host's FUSE mount
+    run_dir: Path  # sockets, console log, history log
+    pidfile: Path
+    mem_mib: float = 160.0
+    vcpus: int = 1
+    record_size: int = 64
+    interval_ms: int = 20
+    heartbeat_ms: int = 100
+    dirty_mib: int = 0  # the memory writer's working set
+    dirty_pages_s: int = 0
+    aio: str = "threads"
+    incoming: str | None = None  # ``tcp:ADDR:PORT``: a migration destination
+    extra_args: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.mem_mib in BAD_RAM_MIB:
+            raise LabError(f"configure guest {self.name}",
+                           f"RAM of exactly {self.mem_mib:g} MiB can panic a TCG guest after "
+                           "migration with qemu 7.2; use a few KiB less (e.g. 255.99)")
+        if not 64 <= self.mem_mib <= 4096:
+            raise LabError(f"configure guest {self.name}",
+                           f"mem_mib {self.mem_mib} not in 64..4096")
+        if SECTOR % self.record_size or self.record_size < 32:
+            raise LabError(f"configure guest {self.name}",
+                           f"record_size {self.record_size} must divide {SECTOR} and be >= 32")
+        if self.aio not in ("threads", "native"):
+            raise LabError(f"configure guest {self.name}", f"aio {self.aio!r}: threads|native")
+
+    @property
+    def qmp_sock(self) -> Path:
+        return self.run_dir / "qmp.sock"
+
+    @property
+    def agent_sock(self) -> Path:
+        return self.run_dir / "agent.sock"
+
+    @property
+    def console_log(self) -> Path:
+        return self.run_dir / "console.log"
+
+    @property
+    def history_log(self) -> Path:
+        return self.run_dir / "history.log"
+
+    @property
+    def qemu_log(self) -> Path:
+        return self.run_dir / "qemu.log"
+
+    def per_file(self) -> int:
+        """Records that fit the disk: the history's segment 0 is the whole disk."""
+        return self.disk.stat().st_size // self.record_size
+
+    def cmdline(self) -> str:
+        params = {"name": self.name, "size": self.record_size, "per_file": self.per_file(),
+                  "interval_ms": self.interval_ms, "hb_ms": self.heartbeat_ms,
+                  "mem_mib": self.dirty_mib, "dirty_pages_s": self.dirty_pages_s}
+        return "console=ttyS0 panic=-1 quiet " + " ".join(
+            f"hcisim.{k}={v}" for k, v in params.items())
+
+    def argv(self, image: GuestImage, accel: str = "tcg") -> list[str]:
+        drive = (f"file={self.disk},format=raw,if=none,id=disk0,cache=none,aio={self.aio},"
+                 "werror=stop,rerror=stop")
+        argv = [
+            QEMU, "-name", f"{self.name},debug-threads=on", "-machine", f"q35,accel={accel}",
+            "-m", f"{int(self.mem_mib * 1024)}k", "-smp", str(self.vcpus),
+            "-nodefaults", "-nographic", "-no-reboot", "-S",
+            "-kernel", str(image.kernel), "-initrd", str(image.initrd),
+            "-append", self.cmdline(),
+            "-serial", f"file:{self.console_log}",
+            "-drive", drive, "-device", "virtio-blk-pci,drive=disk0,id=vda",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", f"socket,id=agent,path={self.agent_sock},server=on,wait=off",
+            "-device", "virtserialport,chardev=agent,name=org.hcisim.agent",
+            "-qmp", f"unix:{self.qmp_sock},server=on,wait=off",
+            "-pidfile", str(self.pidfile),
+            *self.extra_args,
+        ]
+        if self.incoming:
+            argv += ["-incoming", self.incoming]
+        return argv
+
+
+def make_disk(path: Path, size_bytes: int) -> None:
+    """A raw disk image of ``size_bytes`` (a multiple of 4 KiB), zeroed, on the mount."""
+    if size_bytes <= 0 or size_bytes % 4096:
+        raise LabError(f"create disk {path}", f"size {size_bytes} is not a positive multiple "
+                       "of 4096")
+    with path.open("wb") as f:
+        os.posix_fallocate(f.fileno(), 0, size_bytes)
+
+
+class Guest:
+    """A running qemu: start (paused, -S), connect QMP and the agent, continue; stop.
+
+    A context manager: leaving it kills the qemu (from its own pid file, only if that PID
+    still runs this guest) whatever happened.
+    """
+
+    def __init__(self, spec: GuestSpec, image: GuestImage,
+                 on_event: Any | None = None) -> None:
+        self.spec = spec
+        self.image = image
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.qmp = QmpSession(spec.name, on_event)
+        self.agent = AgentLink(spec.agent_sock, spec.history_log)
+        self.t_start: float | None = None  # epoch time of the first ``cont``
+        self.exit_time: float | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def launch(self) -> None:
+        """Start qemu paused in the host's namespace and connect QMP (and the agent)."""
+        s = self.spec
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        s.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        for sock in (s.qmp_sock, s.agent_sock):
+            with contextlib.suppress(FileNotFoundError):
+                sock.unlink()
+        self.proc = spawn(s.argv(self.image), s.netns, s.qemu_log)
+        # qemu writes -pidfile itself; write it now too, so a harness killed in the next
+        # millisecond still leaves the PID for `lab down` (nsenter execs: same PID)
+        s.pidfile.write_text(f"{self.proc.pid}\n")
+        try:
+            self.qmp.connect(s.qmp_sock)
+        except LabError:
+            raise LabError(f"start guest {s.name}", self._why_dead()) from None
+        if s.incoming is None:
+            self.agent.connect()
+
+    def boot(self, timeout: float = 120.0) -> float:
+        """Continue the CPU and wait for the agent's ready line; return the boot time (s)."""
+        self.t_start = time.time()
+        self.qmp.execute("cont")
+        if not self.agent.wait_ready(timeout):
+            raise LabError(f"boot guest {self.spec.name}",
+                           f"the agent was not ready within {timeout:.0f} s; "
+                           f"{self._why_dead()}")
+        assert self.agent.ready_at is not None
+        return self.agent.ready_at - self.t_start
+
+    def _why_dead(self) -> str:
+        code = self.proc.poll() if self.proc is not None else None
+        tail = ""
+        for log in (self.spec.qemu_log, self.spec.console_log):
+            with contextlib.suppress(OSError):
+                lines = log.read_text(errors="replace").strip().splitlines()
+                if lines:
+                    tail += f"; {log.name}: {lines[-1][-200:]}"
+        state = f"qemu exited with {code}" if code is not None else "qemu runs"
+        return state + tail
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self) -> str:
+        """qemu's run state: running, paused, io-error, postmigrate, inmigrate..."""
+        return str(self.qmp.execute("query-status")["status"])
+
+    def add_event(self, ev: QmpEvent) -> None:
+        """Record a harness-side event (process exit) among qemu's own."""
+        with self.qmp._lock:
+            self.qmp.events.append(ev)
+
+    def wait_exit(self, timeout: float) -> bool:
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        if self.exit_time is None:
+            self.exit_time = time.time()
+            self.add_event(QmpEvent(self.exit_time, "PROCESS_EXIT",
+                                    {"returncode": self.proc.returncode}))
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the qemu (a host losing power); its state becomes down."""
+        if self.running():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+        self.wait_exit(10)
+
+    def stop(self) -> None:
+        """Quit qemu (QMP ``quit``, then SIGKILL), close the links; safe twice."""
+        if self.running():
+            with contextlib.suppress(LabError):
+                self.qmp.execute("quit", timeout=5)
+            if not self.wait_exit(5):
+                self.kill()
+        elif self.proc is not None:
+            self.wait_exit(1)
+        self.qmp.close()
+        self.agent.stop()
+        self.spec.pidfile.unlink(missing_ok=True)
+
+
+def guest_pids(pidfiles: list[Path]) -> list[int]:
+    """Live qemu PIDs from these pid files whose command line still names the pid file."""
+    out = []
+    for pf in pidfiles:
+        pid = read_pid(pf)
+        if pid is None or pid <= 1 or not alive(pid):
+            continue
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(pf).encode() in args:
+            out.append(pid)
+    return out
+
+
+def reclaim_guests(lab_dir: Path) -> list[int]:
+    """Kill every guest qemu of the lab at ``lab_dir`` (after a SIGKILLed harness).
+
+    Pid files live in ``<lab>/h/<host>/pids/guest-<vm>.pid``; a PID is killed only if its
+    command line names that pid file (qemu got it as ``-pidfile``), so a recycled PID is
+    never hit. Returns the PIDs still alive afterwards (normally none).
+    """
+    pidfiles = sorted(lab_dir.glob("h/*/pids/guest-*.pid"))
+    left = kill_and_wait(guest_pids(pidfiles))
+    for pf in pidfiles:
+        if not guest_pids([pf]):
+            pf.unlink(missing_ok=True)
+    return left

@@ -1,0 +1,114 @@
+"""A real guest on a real replica-3 volume: brick loss, quorum loss, nothing lost.
+
+One lab, one guest on host1's FUSE mount of ``data``, in the order a VM lives through it:
+(i) host2's brick is killed: the guest keeps running and its heartbeat shows the stall;
+(ii) host2's and host3's bricks are killed: client quorum is gone, qemu pauses the guest
+with an I/O error (werror=stop), and once both bricks are back the auto-resume continues
+it; (iii) after heal every acknowledged record is on every data brick.
+Needs root, qemu-system-x86, gcc, apt and the netns lab's packages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hcisim.lab.guests.agentlink import longest_silence, longest_write_wait
+from hcisim.lab.guests.lab import check_guest, start_guest
+from hcisim.lab.guests.qemu import Guest
+from hcisim.lab.guests.resume import AutoResume, ResumeBehavior, mount_writable
+from hcisim.lab.guests.vmstate import pause_windows, vm_state_rows
+from hcisim.lab.netns.backend import NetnsBackend
+from hcisim.lab.netns.layout import unique_name
+from tests.lab.scenarios import small
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+FAULTS = """[{at_s: 1, kind: brick_crash, target: host2, volume: data, duration_s: 1},
+            {at_s: 1, kind: brick_crash, target: host3, volume: data, duration_s: 1}]"""
+
+
+def wait_for(pred: object, timeout: float, what: str) -> float:
+    assert callable(pred)
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.1)
+    return time.time()
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[NetnsBackend]:
+    with NetnsBackend(small(600, FAULTS), name=unique_name("guest")) as be:
+        be.build()
+        be.deploy()
+        yield be
+
+
+def acked_after(guest: Guest, n: int, timeout: float) -> None:
+    target = guest.agent.acked + n
+    wait_for(lambda: guest.agent.acked >= target, timeout, f"{n} more acknowledged writes")
+
+
+def heal_done(be: NetnsBackend, volume: str) -> bool:
+    sample = be.observe()
+    pending = sample.pending.get(volume)
+    return pending is not None and len(pending) == 3 and \
+        all(p.entries == 0 for p in pending.values())
+
+
+def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
+        lab: NetnsBackend, tmp_path: Path) -> None:
+    crash2, crash3 = lab.scenario.faults
+    mount = lab.mount_path("host1", "data")
+    t0 = time.time()
+    with start_guest(lab, "vm1", "host1", "data") as guest:
+        boot_s = guest.boot()
+        print(f"guest boot: {boot_s:.1f} s")
+        with AutoResume(guest, ResumeBehavior.AUTO_RESUME,
+                        lambda: mount_writable(mount, "host1")):
+            acked_after(guest, 20, 60)
+            # (i) one brick down: the guest keeps running
+            t_fault = lab.inject(crash2)
+            acked_after(guest, 50, 60)
+            lab.restore(crash2)
+            t_back = time.time()
+            acked_after(guest, 20, 60)
+            assert guest.qmp.events_named("STOP") == []
+            assert guest.status() == "running"
+            hbs = guest.agent.heartbeats_since(t_fault)
+            print(f"brick loss: longest write wait {longest_write_wait(hbs, t_fault, t_back):.3f}"
+                  f" s, longest heartbeat gap {longest_silence(hbs, t_fault, t_back):.3f} s")
+            wait_for(lambda: heal_done(lab, "data"), 90, "heal after the brick came back")
+
+            # (ii) two bricks down: qemu pauses the guest with an I/O error
+            lab.inject(crash2)
+            lab.inject(crash3)
+            wait_for(lambda: guest.status() == "io-error", 30, "the guest paused on EIO")
+            assert guest.running(), "qemu must pause the guest, not crash"
+            acked_frozen = guest.agent.acked
+            time.sleep(2)
+            assert guest.agent.acked == acked_frozen, "a paused guest acknowledged writes"
+            lab.restore(crash3)
+            lab.restore(crash2)
+            wait_for(lambda: guest.status() == "running", 60,
+                     "auto-resume after the bricks returned")
+            acked_after(guest, 20, 60)
+        t_end = time.time()
+        rows = vm_state_rows("vm1", "host1", guest.qmp.events, t0, t_end)
+        pauses = pause_windows(rows)
+        print("vm_state:", *(f"{r.state} [{r.t_start_s:.2f}, {r.t_end_s:.2f}) {r.reason}"
+                             for r in rows), sep="\n  ")
+        assert len(pauses) >= 1, rows
+        assert [r.state for r in rows][:1] == ["running"]
+        assert rows[-1].state == "running"
+        print(f"pause windows: {[(round(a, 2), round(b - a, 2)) for a, b in pauses]}")
+    # (iii) the guest is stopped; after heal every acknowledged record is on every brick
+    wait_for(lambda: heal_done(lab, "data"), 120, "heal after quorum returned")
+    result = check_guest(lab, guest, "data", "host1")
+    assert len(result.acked) > 100
+    assert result.lost_count == 0
+    assert min(result.copies.values()) == 3, "a record missing on a brick after heal"

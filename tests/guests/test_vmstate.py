@@ -1,0 +1,110 @@
+"""vm_state from QMP events, and the agent link's lines turned into the history format."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from hcisim.lab.errors import LabError
+from hcisim.lab.guests.agentlink import AgentLink, Heartbeat, longest_silence, longest_write_wait
+from hcisim.lab.guests.image import GuestImage
+from hcisim.lab.guests.qemu import GuestSpec
+from hcisim.lab.guests.qmp import QmpEvent, event_time
+from hcisim.lab.guests.vmstate import pause_windows, vm_state_rows
+from hcisim.lab.history import parse_history
+
+T0 = 1000.0
+
+
+def ev(t: float, name: str, **data: object) -> QmpEvent:
+    return QmpEvent(T0 + t, name, data)
+
+
+def states(events: list[QmpEvent], end: float = 50.0) -> list[tuple[float, float, str, str]]:
+    return [(r.t_start_s, r.t_end_s, r.state, r.reason)
+            for r in vm_state_rows("vm1", "host1", events, T0, T0 + end)]
+
+
+def test_io_error_pause_and_resume_are_timed_by_qemu() -> None:
+    enotconn = "Transport endpoint is not connected"
+    rows = states([ev(1, "RESUME"), ev(10, "BLOCK_IO_ERROR", action="stop", reason=enotconn),
+                   ev(10, "STOP"), ev(10.1, "BLOCK_IO_ERROR", action="stop", reason=enotconn),
+                   ev(14.5, "RESUME")])
+    assert rows == [(1, 10, "running", "started"),
+                    (10, 14.5, "paused", "io-error: Transport endpoint is not connected"),
+                    (14.5, 50, "running", "resumed")]
+    assert pause_windows(vm_state_rows("vm1", "host1", [ev(1, "RESUME"), ev(2, "STOP")],
+                                       T0, T0 + 5)) == []
+
+
+def test_io_error_reported_after_the_stop_still_names_the_pause() -> None:
+    rows = states([ev(1, "RESUME"), ev(10, "STOP"),
+                   ev(10, "BLOCK_IO_ERROR", action="stop", reason="Input/output error")])
+    assert rows[-1] == (10, 50, "paused", "io-error: Input/output error")
+
+
+def test_migration_source_goes_down_and_a_failed_one_runs_on() -> None:
+    done = states([ev(0, "RESUME"), ev(5, "MIGRATION", status="setup"),
+                   ev(5.1, "MIGRATION", status="active"), ev(9, "STOP"),
+                   ev(9.2, "MIGRATION", status="completed")])
+    assert [(r[2], r[3]) for r in done] == [("running", "started"), ("migrating", "setup"),
+                                            ("paused", "migration"), ("down", "migrated")]
+    failed = states([ev(0, "RESUME"), ev(5, "MIGRATION", status="active"),
+                     ev(8, "MIGRATION", status="failed")])
+    assert [(r[2], r[3]) for r in failed][-1] == ("running", "migration failed")
+
+
+def test_shutdown_or_death_is_down_and_ends_the_story() -> None:
+    rows = states([ev(0, "RESUME"), ev(3, "PROCESS_EXIT", returncode=-9), ev(4, "RESUME")])
+    assert rows == [(0, 3, "running", "started"), (3, 50, "down", "killed")]
+
+
+def test_qemu_timestamp_is_seconds_and_microseconds() -> None:
+    assert event_time({"timestamp": {"seconds": 12, "microseconds": 500000}}) == 12.5
+
+
+def test_agent_lines_become_a_history_the_checker_parses(tmp_path: Path) -> None:
+    sock_path = tmp_path / "agent.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    server.listen(1)
+    link = AgentLink(sock_path, tmp_path / "history.log")
+    accepted: list[socket.socket] = []
+    t = threading.Thread(target=lambda: accepted.append(server.accept()[0]))
+    t.start()
+    link.connect(timeout=5)
+    t.join(5)
+    conn = accepted[0]
+    conn.sendall(b"R vm1 64 65536\nI 0\nA 0 1500\nI 1\nE 1 5\nI 1\nA 1 900\n"
+                 b"H 2 900 0 17\nI 2\ngarbage line\nH 2 900 250000 40\n")
+    conn.close()
+    link.join(5)
+    server.close()
+    assert link.ready_at is not None
+    h = parse_history((tmp_path / "history.log").read_text(), "vm1")
+    assert [(a.seq, a.ok) for a in h.attempts] == [(0, True), (1, False), (1, True), (2, False)]
+    assert h.attempts[-1].t_end is None  # record 2 was in flight when the link closed
+    assert h.attempts[1].error == "errno5"
+    assert [hb.dirtied_pages for hb in link.heartbeats] == [17, 40]
+    assert link.heartbeats[-1].inflight_s == pytest.approx(0.25)
+
+
+def test_stall_measures() -> None:
+    hbs = [Heartbeat(t, 0, 0.001, w, 0) for t, w in ((1.0, 0.0), (1.1, 0.05), (4.1, 0.0))]
+    assert longest_silence(hbs, 0.9, 4.2) == pytest.approx(3.0)
+    assert longest_write_wait(hbs, 0.9, 4.2) == pytest.approx(0.05)
+
+
+def test_spec_refuses_the_tcg_migration_ram_trap(tmp_path: Path) -> None:
+    disk = tmp_path / "d.0"
+    disk.write_bytes(b"\0" * 8192)
+    with pytest.raises(LabError, match="256 MiB"):
+        GuestSpec("vm1", "ns", "host1", disk, tmp_path, tmp_path / "p.pid", mem_mib=256)
+    spec = GuestSpec("vm1", "ns", "host1", disk, tmp_path, tmp_path / "p.pid", mem_mib=255.99)
+    argv = " ".join(spec.argv(GuestImage(tmp_path / "img", {})))
+    assert "-m 262133k" in argv
+    assert "cache=none" in argv and "werror=stop,rerror=stop" in argv
+    assert "hcisim.per_file=128" in argv
