@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from hcisim.engines import observe, parse_engine
 from hcisim.observations import Observations, summarize
 from hcisim.scenario import Scenario
 
@@ -67,24 +68,27 @@ def compare_observations(sc: Scenario, model: Observations, lab: Observations) -
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _observe(sc: Scenario, engine: str, options: dict[str, Any] | None = None) -> Observations:
+    return observe(parse_engine(engine), sc, options=options)
+
+
 def run_compare(sc: Scenario, lab_options: dict[str, Any] | None = None,
-                engine_observations: Callable[..., Observations] | None = None) -> Comparison:
-    """Run the model, then the lab, on the scenario as the lab builds it.
+                engine_observations: Callable[..., Observations] = _observe,
+                lab_engine: str = "lab") -> Comparison:
+    """Run the model, then the lab (``lab_engine``, an engine name), on the scenario as the
+    lab builds it.
 
     The model goes first: it takes a second, and a model that cannot run should not cost a
     lab run. The scale is fixed before either, so both see the same sizes and demands.
     """
     from hcisim.lab.scale import LabScale, as_built
 
-    if engine_observations is None:
-        from hcisim.runner import engine_observations as run_engine
-        engine_observations = run_engine
     opts = dict(lab_options or {})
     scale = LabScale.fit(sc, opts.pop("size_scale", None), opts.pop("io_scale", None))
     built = as_built(sc, scale)
     model = engine_observations(built, "model")
-    lab = engine_observations(sc, "lab", options={**opts, "size_scale": scale.size,
-                                                   "io_scale": scale.io})
+    lab = engine_observations(sc, lab_engine, options={**opts, "size_scale": scale.size,
+                                                        "io_scale": scale.io})
     return Comparison(built, model, lab, compare_observations(built, model, lab))
 
 

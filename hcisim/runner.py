@@ -7,23 +7,19 @@ The result folder holds everything needed to repeat and to read the run:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hcisim.claims import Verdict, evaluate
+from hcisim.engines import EngineError as EngineError  # re-exported: older imports
+from hcisim.engines import EngineOptions, EngineSpec, Progress, observe, parse_engine
 from hcisim.observations import Observations, summarize
 from hcisim.results import default_out as default_out  # the store's, re-exported
 from hcisim.results import recording
 from hcisim.results import write_result as write_result
 from hcisim.scenario import Scenario
-
-Progress = Callable[[float], None]  # fraction of the run done, 0..1
-
-
-class EngineError(Exception):
-    """An engine could not produce observations (bad set-up, lab failed to come up...)."""
 
 
 @dataclass
@@ -39,19 +35,14 @@ class RunResult:
         return all(v.as_expected for v in self.verdicts)
 
 
-def engine_observations(sc: Scenario, engine: str, backend: str = "netns",
+def engine_observations(sc: Scenario, engine: str | EngineSpec, backend: str | None = None,
                         progress: Progress | None = None,
-                        options: dict[str, Any] | None = None) -> Observations:
-    """Observations of ``sc`` from ``model`` or ``lab`` (``backend`` picks the lab kind)."""
-    if engine == "model":
-        from hcisim.model import simulate
-
-        return simulate(sc, progress=progress)
-    if engine == "lab":
-        from hcisim.lab import run_lab
-
-        return run_lab(sc, backend=backend, progress=progress, **(options or {}))
-    raise EngineError(f"unknown engine {engine!r}: use model or lab")
+                        options: Mapping[str, Any] | EngineOptions | None = None
+                        ) -> Observations:
+    """Observations of ``sc`` from the engine named ``engine`` (see :mod:`hcisim.engines`;
+    ``backend`` is the old ``--backend``, for ``engine`` ``lab``)."""
+    spec = engine if isinstance(engine, EngineSpec) else parse_engine(engine, backend)
+    return observe(spec, sc, progress, options)
 
 
 def summary_of(sc: Scenario, obs: Observations, verdicts: list[Verdict]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Acceptance suite: each catalogue scenario's claims, judged on a target.
 
     pytest validators                       # the model (default)
-    pytest validators --target lab          # the netns lab (root, Gluster packages)
-    pytest validators --target lab:libvirt --scenarios scenarios/lab-power-loss.yaml
+    pytest validators --target lab+netns    # the netns lab (root, Gluster packages)
+    pytest validators --target lab+libvirt --scenarios scenarios/lab-power-loss.yaml
     pytest validators -n 2 --junitxml runs/validators.xml
 
 One test item per (scenario, claim), id ``<scenario>:<claim name>``; all claims of a
@@ -22,8 +22,8 @@ from validators.targets import Runs, Target, TargetError, claim_names, parse_tar
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hcisim validators")
     group.addoption("--target", default="model",
-                    help="where to check the claims: model (default), lab, lab:netns, "
-                         "lab:libvirt, hosts:ssh://root@h1,ssh://root@h2,ssh://root@h3")
+                    help="where to check the claims: an engine name: model (default), "
+                         "lab+netns, lab+libvirt[://URI], hosts+ssh://root@h1,root@h2,root@h3")
     group.addoption("--identity", default=None, metavar="KEY",
                     help="hosts target: SSH private key (default: agent / default keys)")
     group.addoption("--allow-destructive", action="store_true", default=False,
@@ -64,7 +64,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for path in files:
         names = claim_names(path)
         marks = [pytest.mark.xdist_group(path.stem)]
-        if target.engine in ("lab", "hosts"):
+        if target.real:
             marks.append(pytest.mark.lab)
         if not isinstance(names, list):  # an invalid scenario is a failing item, not silence
             params.append(pytest.param((path, -1), id=f"{path.stem}:load", marks=marks))

@@ -1,8 +1,10 @@
 """Validator targets: where the catalogue's claims are checked, and one run per scenario.
 
-``--target model`` (default), ``lab`` (= ``lab:netns``), ``lab:netns``, ``lab:libvirt``,
-``hosts:ssh://root@h1,ssh://root@h2,ssh://root@h3`` (existing servers over SSH: read-only
-checks and a baseline; the scenario's faults only with ``--allow-destructive``).
+``--target`` takes an engine name (:mod:`hcisim.engines`): ``model`` (default),
+``lab+netns``, ``lab+libvirt[://URI]``, ``hosts+ssh://root@h1,root@h2,root@h3`` (existing
+servers over SSH: read-only checks and a baseline; the scenario's faults only with
+``--allow-destructive``). The older ``lab``, ``lab:netns``, ``lab:libvirt`` and
+``hosts:ssh://h1,ssh://h2,...`` mean the same.
 """
 
 from __future__ import annotations
@@ -10,10 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hcisim.engines import (
+    EngineError,
+    EngineOptions,
+    EngineSpec,
+    HostsOptions,
+    engine_options,
+    observe,
+    parse_engine,
+)
 from hcisim.observations import Observations
 from hcisim.scenario import Scenario, ScenarioError, load_scenario
 
-LAB_BACKENDS = ("netns", "libvirt")
 REPO = Path(__file__).resolve().parents[1]
 CATALOGUE = REPO / "scenarios"
 
@@ -24,42 +34,41 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    engine: str  # model | lab | hosts
-    backend: str = "netns"
-    hosts: str = ""  # hosts: the comma-separated ssh:// URLs
-    identity: Path | None = None
-    allow_destructive: bool = False
+    """An engine and its options, as the suite runs every scenario on it."""
+
+    spec: EngineSpec
+    options: EngineOptions
 
     @property
     def label(self) -> str:
-        if self.engine == "hosts":
-            return "hosts"
-        return "model" if self.engine == "model" else f"lab:{self.backend}"
+        return self.spec.label
+
+    @property
+    def real(self) -> bool:
+        """A lab or real hosts (slow, needs root or servers): the items carry ``lab``."""
+        return self.spec.kind != "model"
+
+    @property
+    def allow_destructive(self) -> bool:
+        return isinstance(self.options, HostsOptions) and self.options.allow_destructive
 
 
 def parse_target(text: str, identity: Path | None = None,
                  allow_destructive: bool = False) -> Target:
-    kind, _, rest = text.partition(":")
-    if kind == "model" and not rest:
-        return Target("model")
-    if kind == "lab":
-        backend = rest or "netns"
-        if backend not in LAB_BACKENDS:
-            raise TargetError(f"--target {text}: unknown lab backend {backend!r} "
-                              f"(use {', '.join('lab:' + b for b in LAB_BACKENDS)})")
-        return Target("lab", backend)
-    if kind == "hosts":
-        from hcisim.accept.targets import TargetError as HostsError
-        from hcisim.accept.targets import parse_targets
+    try:
+        spec = parse_engine(text)
+    except EngineError as exc:
+        raise TargetError(f"--target {text}: {exc}") from None
+    if spec.kind != "hosts":
+        return Target(spec, engine_options(spec))
+    from hcisim.accept.targets import TargetError as HostsError
+    from hcisim.accept.targets import parse_targets
 
-        try:
-            parse_targets(rest)
-        except HostsError as exc:
-            raise TargetError(f"--target {text}: {exc}") from None
-        return Target("hosts", hosts=rest, identity=identity,
-                      allow_destructive=allow_destructive)
-    raise TargetError(f"--target {text}: unknown target (use model, lab, lab:netns, "
-                      "lab:libvirt, hosts:ssh://...)")
+    try:  # the same checks as `hcisim accept`: user, port, no password in the URL...
+        parse_targets(",".join(f"ssh://{h}" for h in spec.hosts))
+    except HostsError as exc:
+        raise TargetError(f"--target {text}: {exc}") from None
+    return Target(spec, HostsOptions(identity=identity, allow_destructive=allow_destructive))
 
 
 def scenario_files(given: list[str] | None) -> list[Path]:
@@ -89,25 +98,14 @@ class Runs:
         if path not in self._done:
             try:
                 sc = load_scenario(path)
-                self._done[path] = (sc, observe(sc, self.target))
+                self._done[path] = (sc, observe(self.target.spec, sc,
+                                                options=self.target.options))
             except Exception as exc:  # kept and raised again for each claim of the scenario
                 self._done[path] = exc
         got = self._done[path]
         if isinstance(got, BaseException):
             raise got
         return got
-
-
-def observe(sc: Scenario, target: Target) -> Observations:
-    from hcisim.runner import engine_observations
-
-    if target.engine == "hosts":
-        from hcisim.accept import AcceptOptions, SshOptions, observe_hosts
-
-        return observe_hosts(sc, target.hosts, SshOptions(identity=target.identity),
-                             AcceptOptions(allow_destructive=target.allow_destructive))
-
-    return engine_observations(sc, target.engine, backend=target.backend)
 
 
 def claim_names(path: Path) -> list[str] | ScenarioError:

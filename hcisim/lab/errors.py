@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from hcisim.runner import EngineError
+from hcisim.engines import EngineError
 
 
 class LabError(EngineError):
     """A lab step failed. ``step`` names it (``create namespaces``, ``start glusterd``...).
 
-    It subclasses the runner's EngineError so that ``hcisim run --engine lab`` reports it as
-    one clear line (exit code 3) instead of a traceback.
+    It subclasses the shared EngineError (:mod:`hcisim.engines`) so that ``hcisim run
+    --engine lab+netns`` reports it as one clear line (exit code 3) instead of a traceback.
     """
 
     def __init__(self, step: str, reason: str) -> None:

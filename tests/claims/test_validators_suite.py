@@ -92,16 +92,18 @@ def test_bad_hosts_target_is_a_usage_error_naming_the_host(tmp_path: Path) -> No
 
 def test_hosts_target_resolves_to_ssh_urls() -> None:
     t = parse_target("hosts:ssh://root@a,ssh://root@b:2222,ssh://c", allow_destructive=True)
-    assert t.engine == "hosts" and t.hosts == "ssh://root@a,ssh://root@b:2222,ssh://c"
+    assert t.spec.kind == "hosts" and t.spec.hosts == ("root@a", "root@b:2222", "c")
     assert t.allow_destructive and t.label == "hosts"
+    assert parse_target("hosts+ssh://root@a,root@b:2222,c").spec == t.spec
 
 
-@pytest.mark.parametrize(("text", "engine", "backend"), [
-    ("model", "model", "netns"), ("lab", "lab", "netns"), ("lab:netns", "lab", "netns"),
-    ("lab:libvirt", "lab", "libvirt")])
-def test_targets_resolve_to_engine_and_backend(text: str, engine: str, backend: str) -> None:
+@pytest.mark.parametrize(("text", "label"), [
+    ("model", "model"), ("lab", "lab:netns"), ("lab:netns", "lab:netns"),
+    ("lab+netns", "lab:netns"), ("lab:libvirt", "lab:libvirt"),
+    ("lab+libvirt://qemu:///session", "lab:libvirt")])
+def test_targets_resolve_to_engines(text: str, label: str) -> None:
     t = parse_target(text)
-    assert (t.engine, t.backend) == (engine, backend)
+    assert t.label == label and t.real == (label != "model")
 
 
 @pytest.mark.parametrize("text", ["hosts:", "hosts:h1", "lab:kvm", "simulator", "model:x"])
