@@ -42,6 +42,7 @@ class ClientViews:
         self.rec = rec
         self.schedule = schedule
         self.seen: dict[ViewKey, Seen] = {}
+        self.version = 0  # bumped whenever any view changes
         self._token: dict[ViewKey, int] = {}
         self.alive: dict[str, bool] = {}
         for c in cluster.hosts:
@@ -95,11 +96,13 @@ class ClientViews:
         if new != "lost":
             self._token[key] += 1  # a pending ping timer no longer applies
         self.seen[key] = new
+        self.version += 1
         return True
 
     def _ping_timeout(self, key: ViewKey, token: int) -> None:
         if self._token[key] == token and self.seen[key] == "lost":
             self.seen[key] = "down"
+            self.version += 1
 
     # --- server quorum ------------------------------------------------------------------
     def _sq_bricks(self, host: str) -> list[BrickModel]:

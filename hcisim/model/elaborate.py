@@ -100,6 +100,11 @@ class VmDiskModel:
         return f"{self.vm}#{self.index}"
 
     @cached_property
+    def flow(self) -> str:
+        """Its flow in the FlowNetwork."""
+        return f"io:{self.key}"
+
+    @cached_property
     def read_frac(self) -> float:
         return 0.0 if self.profile is None else self.profile.read_pct / 100.0
 
@@ -141,17 +146,15 @@ class Cluster:
         management network (oVirt's default migration network is ovirtmgmt)."""
         return "migration" if (host, "migration") in self.nics else "management"
 
-    def nic_capacity(self, host: str, role: NetworkRole = "storage") -> float:
-        return self.capacities[self.tx(host, role)]
-
-    def nic_roles(self, host: str, nic: str) -> tuple[NetworkRole, ...]:
-        for n in self.scenario.host(host).nics:
-            if n.name == nic:
-                return n.networks
-        raise KeyError(nic)
+    @cached_property
+    def _disks_by_vm(self) -> dict[str, tuple[VmDiskModel, ...]]:
+        by_vm: dict[str, list[VmDiskModel]] = {}
+        for d in self.disks:
+            by_vm.setdefault(d.vm, []).append(d)
+        return {vm: tuple(ds) for vm, ds in by_vm.items()}
 
     def disks_of_vm(self, vm: str) -> tuple[VmDiskModel, ...]:
-        return tuple(d for d in self.disks if d.vm == vm)
+        return self._disks_by_vm.get(vm, ())
 
 
 def elaborate(sc: Scenario) -> Cluster:

@@ -21,10 +21,11 @@ SimPy environment and talks to this one only through the port
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Hashable
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,11 @@ import simpy
 from hcisim.model.clients import ClientViews, Seen
 from hcisim.model.compute import ComputeModel
 from hcisim.model.compute.ha import HostLoss, vms_die
-from hcisim.model.elaborate import Cluster, VmDiskModel, elaborate
+from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.gluster import has_client_quorum, read_brick
-from hcisim.model.io import DiskPlan, LatencyModel
+from hcisim.model.io import DiskPlan, LatencyModel, Status
 from hcisim.model.probes import WriteLedger
 from hcisim.model.recording import RunRecords
 from hcisim.model.selfheal import Repair, SelfHeal
@@ -47,6 +48,21 @@ from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
+# status, client quorum, read brick, write bricks, arbiter, resource use per MB/s
+Route = tuple[Status, bool, str | None, tuple[str, ...], str | None, dict[str, float]]
+SETTLE_ROUNDS = 8  # a server-quorum change can alter views once or twice, never more
+
+
+_NO_HOLDERS: frozenset[str] = frozenset()
+
+
+@functools.cache
+def _holders(write_bricks: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(write_bricks)
+
+
+class SettleError(RuntimeError):
+    """Client views and server quorum did not reach a fixed point (a bug in the rules)."""
 
 
 class StorageModel:
@@ -80,8 +96,11 @@ class StorageModel:
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
         # per settle: what each client mount sees, and quorum answers (shared by its disks)
-        self._mounts: dict[tuple[str, str], tuple[dict[str, Seen], tuple[str, ...]]] = {}
-        self._quorum: dict[tuple[str, tuple[str, ...], frozenset[str]], bool] = {}
+        self._mounts: dict[tuple[str, str], tuple[tuple[Seen, ...], tuple[str, ...]]] = {}
+        # routes by (disk, client, its view of the bricks, bricks blamed for it, busy)
+        self._routes: dict[tuple[str, str, tuple[Seen, ...], frozenset[str], bool], Route] = {}
+        self._views_world: Hashable = None  # world fingerprint at the last views fixed point
+        self._bricks_seen: Hashable = None  # (that, views version) at the last brick check
         self.sample_s = max(sc.model.sample_s, sc.duration_s / 2000.0)
         self._milestone_token = 0
         self._progress_at = -1.0
@@ -125,9 +144,7 @@ class StorageModel:
     # --- changes --------------------------------------------------------------------------
     def _fault_change(self, f: Fault, delta: int) -> None:
         t = self.now()
-        # detail is exactly the fault kind: claims pair fault_start/fault_end by it
-        self.rec.event(t, "fault_start" if delta > 0 else "fault_end", f.target, f.kind,
-                       "scenario")
+        self.rec.fault_event(t, delta > 0, f)
         if f.traits.full_heal and delta > 0:
             self._lose_brick_data(bricks_hit(self.cluster, f), t)
         apply_fault(self.world, self.cluster, f, delta, self.slowdowns)
@@ -244,33 +261,43 @@ class StorageModel:
     # --- settle: derive everything from the new state -------------------------------------
     def settle(self) -> None:
         t = self.now()
-        for _ in range(8):  # a server-quorum change alters views; loop to a fixed point
-            changed = self.views.reconcile(t)
-            changed |= self.views.reconcile_server_quorum(t)
-            if not changed:
-                break
-        for b in self.records.volume_bricks(t, self.views, self.world):
-            self.heal.brick_back(b, t)
+        # Client views and server quorum follow from the world alone (ping timers only move
+        # ``lost`` to ``down``, which a reconcile keeps): with the world as it was at the
+        # last fixed point there is nothing to reconcile.
+        if self.world.fingerprint() != self._views_world:
+            for _ in range(SETTLE_ROUNDS):  # a server-quorum change alters views
+                changed = self.views.reconcile(t)
+                changed |= self.views.reconcile_server_quorum(t)
+                if not changed:
+                    break
+            else:
+                raise SettleError(f"t={t:.3f} s: client views and server quorum still "
+                                  f"changing after {SETTLE_ROUNDS} rounds")
+            self._views_world = self.world.fingerprint()
+        seen = (self._views_world, self.views.version)
+        if seen != self._bricks_seen:
+            self._bricks_seen = seen
+            for b in self.records.volume_bricks(t, self.views, self.world):
+                self.heal.brick_back(b, t)
         self.heal.reconcile(t)
         self.heal.snapshot()
         self.records.volumes(t, self.heal)
-        self._flush_writes(t)
         self._mounts.clear()
-        self._quorum.clear()
-        self.plans = {d.key: self._plan(d, t) for d in self.cluster.disks}
+        running = {h for h in self.cluster.hosts if self.world.running(h)}
+        self.plans = {d.key: self._plan(d, t, running) for d in self.cluster.disks}
         self.heal.set_flows()
         self.port.set_flows(self.net)
+        net, latency, volumes = self.net, self.latency, self.cluster.volumes
         for p in self.plans.values():
             if p.status == "ok" and p.usage:
-                vol = self.cluster.volumes[p.disk.volume]
-                demand = min(p.demand, self.latency.queue_depth_cap(vol, p))
-                self.net.add_flow(p.flow, demand, p.usage)
+                demand = min(p.demand, latency.queue_depth_cap(volumes[p.disk.volume], p))
+                net.add_flow(p.disk.flow, demand, p.usage)
             else:
-                self.net.remove_flow(p.flow)
-        self.net.resolve()
-        self.latency.new_rates()
-        errors = self.records.disks(t, self.plans, self.net, self.latency)
-        self.port.resolved(self.net)
+                net.remove_flow(p.disk.flow)
+        net.resolve()
+        latency.new_rates()
+        errors = self.records.disks(t, self.plans, net, latency)
+        self.port.resolved(net)
         self._schedule_milestone()
         self._tell_storage(errors)
         self.compute.storage_changed()
@@ -286,13 +313,13 @@ class StorageModel:
                 self.storage_ok[vm] = ok
                 self.compute.vm_storage_changed(vm, ok)
 
-    def _plan(self, d: VmDiskModel, t: float) -> DiskPlan:
+    def _plan(self, d: VmDiskModel, t: float, running: set[str]) -> DiskPlan:
         c = self.vm_host[d.vm]
         demand = d.demand_mb_s * self.load[d.vm]
-        if c is None or not self.world.running(c):
+        if c is None or c not in running:
             return DiskPlan(d, c or "", "stopped", demand, since=t)
         p = self._path(d, c, demand, t)
-        if d.vm in self.paused and p.status != "error":
+        if p.status != "error" and d.vm in self.paused:
             # a paused guest issues no I/O; its disk still reports ENOTCONN while storage
             # is unusable, which is how compute learns when to resume it
             p.status, p.usage = "stopped", {}
@@ -303,51 +330,63 @@ class StorageModel:
         vol = self.cluster.volumes[d.volume]
         mount = self._mounts.get((c, vol.name))
         if mount is None:
-            seen_ = {b.host: self.views.state(c, vol.name, b.host) for b in vol.bricks}
+            states = tuple(self.views.state(c, vol.name, b.host) for b in vol.bricks)
             mount = self._mounts[(c, vol.name)] = (
-                seen_, tuple(h for h, s in seen_.items() if s != "down"))
-        seen, believed = mount
-        blamed = frozenset(b.host for b in vol.data_bricks if self.heal.stale(b, d.key))
-        qkey = (vol.name, believed, blamed)
-        quorum = self._quorum.get(qkey)
-        if quorum is None:
-            quorum = self._quorum[qkey] = has_client_quorum(vol, believed, blamed)
+                states, tuple(b.host for b, s in zip(vol.bricks, states, strict=True)
+                              if s != "down"))
+        states, believed = mount
+        blamed = self.heal.blamed(d.key)
+        key = (d.key, c, states, blamed, demand > 0)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = self._route(d, vol, c, states, believed, blamed,
+                                                    demand > 0)
+        status, quorum, read, write_bricks, arbiter, usage = route
+        return DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter, usage,
+                        since=t)
+
+    def _route(self, d: VmDiskModel, vol: VolumeModel, c: str, states: tuple[Seen, ...],
+               believed: tuple[str, ...], blamed: frozenset[str], busy: bool) -> Route:
+        """The part of a disk's plan that depends only on what its client sees (memoised:
+        the same views give the same route)."""
+        seen = dict(zip((b.host for b in vol.bricks), states, strict=True))
+        quorum = has_client_quorum(vol, believed, blamed)
         good = [b.host for b in vol.data_bricks if b.host in believed and b.host not in blamed]
-        p = DiskPlan(d, c, "ok", demand, quorum=quorum, since=t,
-                     read_brick=read_brick(d.vm, vol.name, good))
-        if demand <= 0:
-            return p
+        read = read_brick(d.vm, vol.name, good)
+        status: Status = "ok"
+        if not busy:
+            return status, quorum, read, (), None, {}
         if not quorum:
-            p.status = "error"  # ENOTCONN at once
-        elif ((d.write_frac > 0 and "lost" in seen.values())
-              or (d.read_frac > 0 and p.read_brick is not None
-                  and seen[p.read_brick] == "lost")):
-            p.status = "stalled"  # waiting on a brick that does not answer
-        elif d.read_frac > 0 and p.read_brick is None:
-            p.status = "error"  # no good copy reachable for this file
-        if p.status != "ok":
-            return p
-        p.write_bricks = tuple(b.host for b in vol.data_bricks if seen[b.host] == "up")
+            status = "error"  # ENOTCONN at once
+        elif ((d.write_frac > 0 and "lost" in states)
+              or (d.read_frac > 0 and read is not None and seen[read] == "lost")):
+            status = "stalled"  # waiting on a brick that does not answer
+        elif d.read_frac > 0 and read is None:
+            status = "error"  # no good copy reachable for this file
+        if status != "ok":
+            return status, quorum, read, (), None, {}
+        write_bricks = tuple(b.host for b in vol.data_bricks if seen[b.host] == "up")
         arb = vol.arbiter
-        p.arbiter = arb.host if arb is not None and seen[arb.host] == "up" else None
-        p.usage = self.latency.usage(vol, p)
-        return p
+        arbiter = arb.host if arb is not None and seen[arb.host] == "up" else None
+        p = DiskPlan(d, c, status, 0.0, quorum, read, write_bricks, arbiter)
+        return status, quorum, read, write_bricks, arbiter, self.latency.usage(vol, p)
 
     def _flush_writes(self, t: float) -> None:
         """Hand the writes of the ending interval to the ledger, one row per VM and volume."""
         groups: dict[tuple[str, str], list[DiskPlan]] = {}
         for p in self.plans.values():
-            if p.demand > 0 and p.disk.write_frac > 0 and p.status != "stopped":
-                groups.setdefault((p.disk.vm, p.disk.volume), []).append(p)
+            d = p.disk
+            if p.demand > 0 and d.write_frac > 0 and p.status != "stopped" and t > p.since:
+                groups.setdefault((d.vm, d.volume), []).append(p)
+        accept = self.ledger.accept
         for (vm, vol), ps in groups.items():
             first = ps[0]
             if t <= first.since:
                 continue
             acked = {p.disk.key: p.acked_bytes for p in ps}
             ok = first.status == "ok" and sum(acked.values()) > 0
-            self.ledger.accept(vm, vol, first.since, t, acked,
-                               len(first.write_bricks) if ok else 0, first.quorum,
-                               frozenset(first.write_bricks) if ok else frozenset())
+            accept(vm, vol, first.since, t, acked, len(first.write_bricks) if ok else 0,
+                   first.quorum, _holders(first.write_bricks) if ok else _NO_HOLDERS)
             for p in ps:
                 p.since, p.acked_bytes = t, 0.0
 

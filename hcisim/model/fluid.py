@@ -11,6 +11,12 @@ something changed; nothing here knows about time.
 The storage model adds VM disk and heal flows; the compute model may add migration flows on
 the same NIC resources (``add_flow`` / ``remove_flow`` with its own names) and the next
 ``resolve`` shares the links between all of them.
+
+Why it is incremental: the model re-adds every flow at every change, but between two
+changes most flows keep their path and many their demand. The coefficient matrix is rebuilt
+only when a flow's path, weight or the set of flows changed, a demand change only writes
+one number, and a resolve with nothing changed reuses the last solution (same inputs, same
+rates, so this is exact).
 """
 
 from __future__ import annotations
@@ -27,10 +33,15 @@ Array = npt.NDArray[np.float64]
 _TOL = 1e-9
 
 
+class SolverError(RuntimeError):
+    """Progressive filling did not freeze every flow within its round bound (a bug: every
+    round freezes at least one flow)."""
+
+
 @dataclass
 class Flow:
     demand: float
-    usage: dict[str, float]  # resource -> coefficient per unit of rate
+    usage: Mapping[str, float]  # resource -> coefficient per unit of rate (all > 0)
     weight: float = 1.0  # share relative to other flows when a resource is contended
 
 
@@ -40,9 +51,10 @@ def max_min_fair(coef: Array, capacity: Array, demand: Array,
 
     Progressive filling: raise every active flow at ``weight`` times a common pace by the
     largest step that keeps every resource within capacity and no flow above its demand;
-    freeze the flows that reach their demand or cross a saturated resource; repeat. At
-    most flows + resources rounds, each vectorised, so the cost does not depend on how large
-    the rates are. With unit weights this is plain max-min fairness.
+    freeze the flows that reach their demand or cross a saturated resource; repeat. Every
+    round freezes at least one flow, so at most flows + 1 rounds, each vectorised: the cost
+    does not depend on how large the rates are. With unit weights this is plain max-min
+    fairness. Raises :class:`SolverError` if flows are still active after the bound.
     """
     n_flows = coef.shape[0]
     rate = np.zeros(n_flows)
@@ -65,6 +77,10 @@ def max_min_fair(coef: Array, capacity: Array, demand: Array,
         full = (load > 0) & (remaining <= _TOL * np.maximum(capacity, 1.0))
         frozen = (demand - rate <= _TOL * np.maximum(demand, 1.0)) | uses[:, full].any(axis=1)
         active &= ~frozen
+    else:
+        if active.any():
+            raise SolverError(f"max-min fairness: {int(active.sum())} of {n_flows} flows "
+                              f"still growing after {n_flows + coef.shape[1] + 1} rounds")
     return np.minimum(rate, demand)
 
 
@@ -77,52 +93,63 @@ class FlowNetwork:
         self._rates: dict[str, float] = {}
         self._used: dict[str, float] = {}
         self.solver_calls = 0
+        # the last solved problem: rebuilt when a path changed, patched when a demand did
+        self._structure_dirty = True  # flows added, removed, re-routed or re-weighted
+        self._dirty = True  # anything at all changed since the last solve
+        self._names: list[str] = []
+        self._pos: dict[str, int] = {}
+        self._coef: Array = np.zeros((0, 0))
+        self._demand: Array = np.zeros(0)
+        self._weight: Array = np.zeros(0)
+        self._cap: Array = np.zeros(0)
 
     # --- resources --------------------------------------------------------------------
     def add_resource(self, name: str, capacity: float) -> None:
         self._capacity[name] = float(capacity)
+        self._structure_dirty = self._dirty = True
 
     def set_capacity(self, name: str, capacity: float) -> None:
         if name not in self._capacity:
             raise KeyError(name)
-        self._capacity[name] = float(capacity)
+        if self._capacity[name] != float(capacity):
+            self._capacity[name] = float(capacity)
+            self._structure_dirty = self._dirty = True
 
     def capacity(self, name: str) -> float:
         return self._capacity[name]
-
-    @property
-    def resources(self) -> tuple[str, ...]:
-        return tuple(self._capacity)
 
     # --- flows ------------------------------------------------------------------------
     def add_flow(self, name: str, demand: float, usage: Mapping[str, float],
                  weight: float = 1.0) -> None:
         """Add or replace flow ``name``; ``usage`` maps resources to coefficients;
-        ``weight`` is its share of a contended resource relative to weight-1 flows."""
+        ``weight`` is its share of a contended resource relative to weight-1 flows.
+        ``usage`` is kept, not copied: callers share one mapping per path and must not
+        change it afterwards."""
+        demand, weight = float(demand), float(weight)
+        old = self._flows.get(name)
+        if old is not None and (old.usage is usage or old.usage == usage) \
+                and old.weight == weight:
+            if old.demand != demand:
+                old.demand = demand
+                self._dirty = True
+                if not self._structure_dirty:
+                    self._demand[self._pos[name]] = demand
+            return
         for r in usage:
             if r not in self._capacity:
                 raise KeyError(f"flow {name}: unknown resource {r!r}")
-        self._flows[name] = Flow(float(demand), {r: float(a) for r, a in usage.items() if a > 0},
-                                 float(weight))
+        if any(a <= 0 for a in usage.values()):
+            usage = {r: float(a) for r, a in usage.items() if a > 0}
+        self._flows[name] = Flow(demand, usage, weight)
+        self._structure_dirty = self._dirty = True
 
     def remove_flow(self, name: str) -> None:
-        self._flows.pop(name, None)
+        if self._flows.pop(name, None) is not None:
+            self._structure_dirty = self._dirty = True
         self._rates.pop(name, None)
 
-    def has_flow(self, name: str) -> bool:
-        return name in self._flows
-
-    @property
-    def flows(self) -> tuple[str, ...]:
-        return tuple(self._flows)
-
-    def flow(self, name: str) -> Flow:
-        return self._flows[name]
-
     # --- solution ---------------------------------------------------------------------
-    def resolve(self) -> dict[str, float]:
-        """Recompute every flow's rate (max-min fair) and every resource's use."""
-        self.solver_calls += 1
+    def _rebuild(self) -> None:
         names = list(self._flows)
         res = list(self._capacity)
         index = {r: j for j, r in enumerate(res)}
@@ -135,18 +162,32 @@ class FlowNetwork:
             weight[i] = f.weight
             for r, a in f.usage.items():
                 coef[i, index[r]] = a
-        cap = np.array([self._capacity[r] for r in res], dtype=float)
-        rate = max_min_fair(coef, cap, demand, weight)
-        used = rate @ coef if names else np.zeros(len(res))
-        self._rates = {n: float(x) for n, x in zip(names, rate, strict=True)}
-        self._used = {r: float(u) for r, u in zip(res, used, strict=True)}
+        self._names, self._pos = names, {n: i for i, n in enumerate(names)}
+        self._coef, self._demand, self._weight = coef, demand, weight
+        self._cap = np.array([self._capacity[r] for r in res], dtype=float)
+        self._structure_dirty = False
+
+    def resolve(self) -> dict[str, float]:
+        """Recompute every flow's rate (max-min fair) and every resource's use; with nothing
+        changed since the last call, the last solution stands (no solver call)."""
+        if self._dirty:
+            if self._structure_dirty:
+                self._rebuild()
+            self.solver_calls += 1
+            names = self._names
+            rate = max_min_fair(self._coef, self._cap, self._demand, self._weight)
+            used = rate @ self._coef if names else np.zeros(len(self._capacity))
+            self._rates = dict(zip(names, rate.tolist(), strict=True))
+            self._used = dict(zip(self._capacity, used.tolist(), strict=True))
+            self._dirty = False
         return dict(self._rates)
 
     def rate(self, name: str) -> float:
         return self._rates.get(name, 0.0)
 
-    def used(self, resource: str) -> float:
-        return self._used.get(resource, 0.0)
+    def utilisations(self) -> dict[str, float]:
+        """:meth:`utilisation` of every resource (one dict, for callers that need many)."""
+        return {r: self.utilisation(r) for r in self._capacity}
 
     def utilisation(self, resource: str) -> float:
         """Used share of the resource's capacity (1.0 when a zero-capacity link is in use)."""

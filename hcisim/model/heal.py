@@ -95,20 +95,6 @@ class BrickHeal:
                 out[disk] = left
         return out
 
-    def stale_bytes(self, disk: str) -> float:
-        """Bytes of ``disk`` this brick still misses."""
-        d = self.dirty.get(disk, 0.0)
-        if d <= 0:
-            return 0.0
-        return max(0.0, d - self._done_by_disk().get(disk, 0.0)) * self.shard_bytes
-
-    def stale(self, disk: str) -> bool:
-        """This brick lacks writes of ``disk`` (not readable for it; the arbiter blames it)."""
-        d = self.dirty.get(disk, 0.0)
-        if d <= 0:
-            return False
-        return d - self._done_by_disk().get(disk, 0.0) > _EPS
-
     # --- accumulation while away --------------------------------------------------------
     def missed_writes(self, disk: str, shards: int, written_bytes: float, writes: float,
                       random: bool) -> None:

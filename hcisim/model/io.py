@@ -23,6 +23,7 @@ tails this way over-estimates the p99 of a sum, so it is a conservative tail.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,7 +35,7 @@ RHO_MAX = 0.99
 P99_FACTOR = math.log(100.0)
 
 
-@dataclass
+@dataclass(slots=True)
 class DiskPlan:
     """The state of one VM disk between two changes."""
 
@@ -52,7 +53,7 @@ class DiskPlan:
 
     @property
     def flow(self) -> str:
-        return f"io:{self.disk.key}"
+        return self.disk.flow
 
     @property
     def shape(self) -> tuple[str, str, str | None, tuple[str, ...], str | None, float, float]:
@@ -101,6 +102,11 @@ def _sojourn(service_ms: float, rho: float) -> float:
     return service_ms / (1.0 - min(rho, RHO_MAX))
 
 
+LegKey = tuple[str, str, str, float, bool]  # volume, brick host, client, block, read?
+# disk resource, its service ms, fixed ms, then (NIC resource, service ms) per NIC crossed
+Leg = tuple[str, float, float, tuple[tuple[str, float], ...]]
+
+
 class LatencyModel:
     """Latency of a VM disk's I/O from the utilisation of the resources on its path."""
 
@@ -109,10 +115,11 @@ class LatencyModel:
         self.net = net
         self.overhead_ms = overhead_ms
         self.rtt_ms = cluster.scenario.network("storage").rtt_ms
-        # Legs are shared by many VM disks (same brick, client, block size): memoised per
-        # settle (loaded) and per capacity set (unloaded).
-        self._legs: dict[tuple[str, str, str, float, bool, bool], tuple[float, float]] = {}
-        self._idle: dict[tuple[str, str, str, float, bool, bool], tuple[float, float]] = {}
+        # Legs are shared by many VM disks (same brick, client, block size): what a leg
+        # crosses and its service times are memoised per capacity set, loaded latencies
+        # per settle, unloaded ones per capacity set.
+        self._leg_of: dict[LegKey, Leg] = {}
+        self._rho: dict[str, float] | None = None  # utilisations of this settle
         self._of: dict[tuple[object, ...], Latency] = {}
         self._of_idle: dict[tuple[object, ...], Latency] = {}
         self._usage: dict[tuple[object, ...], dict[str, float]] = {}
@@ -126,44 +133,50 @@ class LatencyModel:
 
     def new_rates(self) -> None:
         """Utilisations changed (after a resolve): forget the loaded latencies."""
-        self._legs.clear()
+        self._rho = None
         self._of.clear()
 
     def new_capacities(self) -> None:
         """A link changed speed: forget everything."""
         self.new_rates()
-        self._idle.clear()
+        self._leg_of.clear()
         self._of_idle.clear()
 
-    def _rho(self, res: str, loaded: bool) -> float:
-        return self.net.utilisation(res) if loaded else 0.0
-
-    def _nic_ms(self, res: str, blk: float, loaded: bool) -> float:
+    def _nic_service_ms(self, res: str, blk: float) -> float:
         cap = self.net.capacity(res)
-        service = blk / (cap * 1e6) * 1000.0 if cap > 0 else 1e6
-        return _sojourn(service, self._rho(res, loaded))
+        return blk / (cap * 1e6) * 1000.0 if cap > 0 else 1e6
 
-    def _leg(self, vol: VolumeModel, host: str, client: str, blk: float, read: bool,
-             loaded: bool) -> tuple[float, float]:
-        """(fixed ms, queueing ms) of one request to one data brick."""
-        memo = self._legs if loaded else self._idle
-        key = (vol.name, host, client, blk, read, loaded)
-        hit = memo.get(key)
+    def _leg_spec(self, vol: VolumeModel, host: str, client: str, blk: float,
+                  read: bool) -> Leg:
+        key = (vol.name, host, client, blk, read)
+        hit = self._leg_of.get(key)
         if hit is None:
-            hit = memo[key] = self._leg_uncached(vol, host, client, blk, read, loaded)
+            b = vol.brick(host)
+            disk_service = b.disk.latency_ms + blk / (b.disk.bandwidth_mb_s * 1e6) * 1000.0
+            nics: tuple[tuple[str, float], ...] = ()
+            fixed = 0.0
+            if host != client:
+                fixed = self.rtt_ms
+                src, dst = (self.cluster.tx(host), self.cluster.rx(client)) if read else (
+                    self.cluster.tx(client), self.cluster.rx(host))
+                nics = ((src, self._nic_service_ms(src, blk)),
+                        (dst, self._nic_service_ms(dst, blk)))
+            hit = self._leg_of[key] = (b.disk_resource, disk_service, fixed, nics)
         return hit
 
-    def _leg_uncached(self, vol: VolumeModel, host: str, client: str, blk: float, read: bool,
-                      loaded: bool) -> tuple[float, float]:
-        b = vol.brick(host)
-        disk_service = b.disk.latency_ms + blk / (b.disk.bandwidth_mb_s * 1e6) * 1000.0
-        queue = _sojourn(disk_service, self._rho(b.disk_resource, loaded))
-        fixed = 0.0
-        if host != client:
-            fixed = self.rtt_ms
-            src, dst = (self.cluster.tx(host), self.cluster.rx(client)) if read else (
-                self.cluster.tx(client), self.cluster.rx(host))
-            queue += self._nic_ms(src, blk, loaded) + self._nic_ms(dst, blk, loaded)
+    def _leg(self, vol: VolumeModel, host: str, client: str, blk: float, read: bool,
+             rho: Mapping[str, float] | None) -> tuple[float, float]:
+        """(fixed ms, queueing ms) of one request to one data brick; ``rho`` None: idle."""
+        disk_res, disk_service, fixed, nics = self._leg_spec(vol, host, client, blk, read)
+        if rho is None:
+            queue = _sojourn(disk_service, 0.0)
+            if nics:
+                queue += _sojourn(nics[0][1], 0.0) + _sojourn(nics[1][1], 0.0)
+        else:
+            queue = _sojourn(disk_service, rho[disk_res])
+            if nics:
+                queue += _sojourn(nics[0][1], rho[nics[0][0]]) + _sojourn(nics[1][1],
+                                                                          rho[nics[1][0]])
         return fixed, queue
 
     def of(self, vol: VolumeModel, plan: DiskPlan, loaded: bool = True) -> Latency:
@@ -177,16 +190,21 @@ class LatencyModel:
     def _of_uncached(self, vol: VolumeModel, plan: DiskPlan, loaded: bool) -> Latency:
         d = plan.disk
         blk = d.block_bytes
+        rho: Mapping[str, float] | None = None
+        if loaded:
+            rho = self._rho
+            if rho is None:
+                rho = self._rho = self.net.utilisations()
         paths: list[tuple[float, float, float]] = []  # (weight, mean, p99)
         if d.read_frac > 0 and plan.read_brick is not None:
-            fixed, q = self._leg(vol, plan.read_brick, plan.client, blk, True, loaded)
+            fixed, q = self._leg(vol, plan.read_brick, plan.client, blk, True, rho)
             paths.append((d.read_frac, fixed + q, fixed + P99_FACTOR * q))
         if d.write_frac > 0 and plan.write_bricks:
-            legs = [self._leg(vol, h, plan.client, blk, False, loaded)
+            legs = [self._leg(vol, h, plan.client, blk, False, rho)
                     for h in plan.write_bricks]
             if plan.arbiter is not None:
                 a = vol.brick(plan.arbiter)
-                q = _sojourn(a.disk.latency_ms, self._rho(a.disk_resource, loaded))
+                q = _sojourn(a.disk.latency_ms, 0.0 if rho is None else rho[a.disk_resource])
                 legs.append((self.rtt_ms if a.host != plan.client else 0.0, q))
             mean = max(f + q for f, q in legs)
             p99 = max(f + P99_FACTOR * q for f, q in legs)

@@ -4,7 +4,6 @@ copy was lost."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,14 +15,8 @@ Values = tuple[Any, ...]
 
 def _same(a: Values, b: Values) -> bool:
     """Equal, treating NaN as equal to NaN (latency is NaN when nothing completes)."""
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=True):
-        if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
-            continue
-        if x != y:
-            return False
-    return True
+    return len(a) == len(b) and all(
+        x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 
 
 class IntervalLog:
@@ -41,7 +34,7 @@ class IntervalLog:
         """From ``t`` on, ``key`` has ``values`` (None: no row until the next value)."""
         cur = self._open.get(key)
         if cur is not None:
-            if values is not None and _same(cur[1], values):
+            if values is not None and (cur[1] == values or _same(cur[1], values)):
                 return
             if t > cur[0]:
                 self._emit(key, cur[0], t, cur[1])
@@ -95,12 +88,13 @@ class WriteLedger:
         ``holders`` (``by_disk``: bytes per VM disk). Extends the open row if nothing but
         time changed."""
         key = (vm, volume)
-        acked = sum(by_disk.values())
+        acked = any(b > 0 for b in by_disk.values())
         i = self._open.get(key)
         row = self.rows[i] if i is not None else None
+        # a row's acked bytes are positive iff it holds a disk (only positive bytes are kept)
         if (i is None or row is None or row.copies != copies or row.quorum != quorum
                 or row.holders != holders or abs(row.t_end_s - t0) > 1e-9
-                or (row.acked_bytes > 0) != (acked > 0)):
+                or bool(row.by_disk) != acked):
             row = WriteRow(vm, volume, t0, t1, copies, quorum, holders)
             self.rows.append(row)
             i = len(self.rows) - 1

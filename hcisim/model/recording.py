@@ -31,6 +31,12 @@ class RunRecords:
         self._last_sample: dict[str, Values] = {}
         self._samples: dict[str, list[Values]] = {}
         self.vm_io = IntervalLog(self._emit_vm_io)
+        # vm_io groups: the disks of one VM on one volume, in the order of cluster.disks
+        by_key: dict[tuple[str, str], list[str]] = {}
+        for d in cluster.disks:
+            by_key.setdefault((d.vm, d.volume), []).append(d.key)
+        self._disk_groups = [(key, cluster.volumes[key[1]], tuple(keys))
+                             for key, keys in by_key.items()]
         self.exposure = IntervalLog(self._emit_exposure)
 
     # --- emitters -----------------------------------------------------------------------
@@ -113,39 +119,40 @@ class RunRecords:
     def disks(self, t: float, plans: dict[str, DiskPlan], net: FlowNetwork,
               latency: LatencyModel) -> set[str]:
         """vm_io rows from the plans; returns the VMs with a disk in error (ENOTCONN)."""
-        groups: dict[tuple[str, str], list[DiskPlan]] = {}
-        for p in plans.values():
-            groups.setdefault((p.disk.vm, p.disk.volume), []).append(p)
         errors: set[str] = set()
-        for (vm, volume), ps in groups.items():
-            vol = self.cluster.volumes[volume]
+        rate, of, log = net.rate, latency.of, self.vm_io
+        for key, vol, disk_keys in self._disk_groups:
             demand = read = write = riops = wiops = lat_w = 0.0
             p99 = math.nan
             status = "stopped"
-            for p in ps:
+            rank = 0
+            for k in disk_keys:
+                p = plans[k]
                 demand += p.demand
-                if _STATUS_RANK[p.status] > _STATUS_RANK[status]:
-                    status = p.status
-                if p.status != "ok":
+                r_ = _STATUS_RANK[p.status]
+                if r_ > rank:
+                    status, rank = p.status, r_
+                if r_ != 1:  # not ok
                     continue
-                x = net.rate(p.flow)
-                r, w = x * p.disk.read_frac, x * p.disk.write_frac
-                read, write = read + r, write + w
-                ios = x * 1e6 / p.disk.block_bytes
-                riops += ios * p.disk.read_frac
-                wiops += ios * p.disk.write_frac
+                d = p.disk
+                x = rate(d.flow)
+                rf, wf = d.read_frac, d.write_frac
+                read, write = read + x * rf, write + x * wf
+                ios = x * 1e6 / d.block_bytes
+                riops += ios * rf
+                wiops += ios * wf
                 if ios > 0:
-                    lat = latency.of(vol, p)
+                    lat = of(vol, p)
                     lat_w += lat.mean_ms * ios
                     p99 = lat.p99_ms if math.isnan(p99) else max(p99, lat.p99_ms)
-            if status == "error":
-                errors.add(vm)
+            if rank == 3:
+                errors.add(key[0])
             total_ios = riops + wiops
-            mean = lat_w / total_ios if total_ios > 0 else math.nan
-            if total_ios <= 0:
-                p99 = math.nan
-            self.vm_io.set((vm, volume), t, (demand, read, write, riops, wiops, mean, p99,
-                                             status))
+            if total_ios > 0:
+                mean = lat_w / total_ios
+            else:
+                mean = p99 = math.nan
+            log.set(key, t, (demand, read, write, riops, wiops, mean, p99, status))
         return errors
 
     def close(self, t: float, heal: SelfHeal) -> None:

@@ -27,6 +27,7 @@ from hcisim.observations import Recorder
 from hcisim.scenario import ModelParams
 
 HEAL_BLOCK = 128 * 1024  # shd copies in 128 KiB reads/writes
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class SelfHeal:
             for v in cluster.volumes.values() for b in v.data_bricks}
         self.last_repair: Repair | None = None
         self._stale: dict[str, dict[str, float]] = {}
+        self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
         self._back_at: dict[str, float] = {}
 
     def of(self, brick: BrickModel) -> BrickHeal:
@@ -63,9 +65,17 @@ class SelfHeal:
         """Freeze which VM disks each brick misses, for the decisions of one settle (reads,
         arbiter blame, unavailable data): one pass per brick instead of one per question."""
         self._stale = {k: h.stale_map() for k, h in self.bricks.items()}
+        by_disk: dict[str, set[str]] = {}
+        for k, stale in self._stale.items():
+            host = self.bricks[k].brick.host
+            for disk in stale:
+                by_disk.setdefault(disk, set()).add(host)
+        self._blamed = {disk: frozenset(hosts) for disk, hosts in by_disk.items()}
 
-    def stale(self, brick: BrickModel, disk: str) -> bool:
-        return disk in self._stale.get(brick.key, {})
+    def blamed(self, disk: str) -> frozenset[str]:
+        """Hosts of the data bricks that miss writes of VM disk ``disk`` (as of the last
+        snapshot): not readable for it, and blamed by the arbiter."""
+        return self._blamed.get(disk, _NONE)
 
     def stale_shards(self, brick: BrickModel) -> dict[str, float]:
         return self._stale.get(brick.key, {})

@@ -27,6 +27,13 @@ class World:
         self.maintenance: set[str] = set()  # hosts whose bricks were stopped cleanly
         self.sq_killed: set[str] = set()  # brick keys stopped by glusterd (no server quorum)
 
+    def fingerprint(self) -> tuple[frozenset[object], ...]:
+        """Everything broken right now, as one comparable value: the same fingerprint means
+        the same world (the clients' views need not be reconciled again)."""
+        return tuple(frozenset(k for k, n in mark.items() if n) if isinstance(mark, Counter)
+                     else frozenset(mark)
+                     for name, mark in vars(self).items() if name != "cluster")
+
     # --- hosts ------------------------------------------------------------------------
     def powered(self, host: str) -> bool:
         return self.powered_off[host] == 0

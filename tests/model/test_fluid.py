@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hcisim.model.fluid import FlowNetwork, max_min_fair
+from hcisim.model.fluid import FlowNetwork, SolverError, max_min_fair
 
 TOL = 1e-6
 
@@ -97,3 +97,60 @@ def test_unknown_resource_is_an_error() -> None:
     net = FlowNetwork()
     with pytest.raises(KeyError):
         net.add_flow("a", 1.0, {"nowhere": 1.0})
+
+
+def test_round_bound_raises_instead_of_stopping_silently() -> None:
+    """A capacity of NaN never saturates nor lets a flow reach its demand: progressive
+    filling cannot finish, and says so."""
+    with pytest.raises(SolverError, match="still growing"):
+        max_min_fair(np.array([[1.0]]), np.array([np.nan]), np.array([1.0]))
+
+
+def test_resolve_without_a_change_reuses_the_solution() -> None:
+    net = FlowNetwork()
+    net.add_resource("link", 100.0)
+    use = {"link": 1.0}
+    net.add_flow("a", 80.0, use)
+    net.add_flow("b", 80.0, use)
+    first = net.resolve()
+    net.add_flow("a", 80.0, use)  # same demand, same path: nothing changed
+    net.set_capacity("link", 100.0)
+    assert net.resolve() == first and net.solver_calls == 1
+    net.add_flow("a", 20.0, use)  # a demand change is solved again
+    assert net.resolve() == {"a": pytest.approx(20.0), "b": pytest.approx(80.0)}
+    assert net.solver_calls == 2
+
+
+Step = tuple[str, str, float, int]  # (add|remove, flow, demand, path)
+PATHS = ({"x": 1.0}, {"x": 0.5, "y": 2.0}, {"y": 1.0, "z": 1.0}, {"z": 3.0})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "add", "remove", "resolve"]),
+                          st.sampled_from(["f0", "f1", "f2", "f3"]),
+                          st.sampled_from([0.0, 5.0, 40.0, 500.0]),
+                          st.integers(0, len(PATHS) - 1)), max_size=25))
+def test_incremental_resolve_equals_a_fresh_network(steps: list[Step]) -> None:
+    """However flows were added, re-routed, re-weighted, removed and solved in between, the
+    next resolve gives exactly what a network built from scratch in the same order gives."""
+    net = FlowNetwork()
+    for r in "xyz":
+        net.add_resource(r, 100.0)
+    live: dict[str, tuple[float, dict[str, float], float]] = {}
+    for op, name, demand, path in steps:
+        if op == "add":
+            usage, weight = PATHS[path], 1.0 + path % 2
+            net.add_flow(name, demand, usage, weight)
+            live[name] = (demand, usage, weight)
+        elif op == "remove":
+            net.remove_flow(name)
+            live.pop(name, None)
+        else:
+            net.resolve()
+    fresh = FlowNetwork()
+    for r in "xyz":
+        fresh.add_resource(r, 100.0)
+    for name, (demand, usage, weight) in live.items():
+        fresh.add_flow(name, demand, usage, weight)
+    assert net.resolve() == fresh.resolve()
+    assert all(net.utilisation(r) == fresh.utilisation(r) for r in "xyz")

@@ -1,0 +1,61 @@
+"""The kernel's shortcuts (issue 16): a settle skips what cannot have changed, and the fixed
+point of client views raises instead of stopping silently when it does not converge."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from hcisim.model.engine import SettleError, StorageModel
+from hcisim.scenario import Scenario
+
+from .test_examples import OLTP, scenario, vm
+
+
+def _model() -> StorageModel:
+    sc: Scenario = scenario([vm("a", "host1", OLTP), vm("b", "host2", OLTP)], [])
+    return StorageModel(sc)
+
+
+def test_world_fingerprint_sees_every_mark_and_forgets_ended_ones() -> None:
+    m = _model()
+    w = m.world
+    clean = w.fingerprint()
+    marks: list[tuple[Counter[Any], Any]] = [
+        (w.powered_off, "host2"), (w.hung, "host3"), (w.crashed, "data/host1"),
+        (w.disk_failed, ("host1", "brick0")), (w.cuts, (frozenset(("host1", "host2")), "all"))]
+    for counter, key in marks:
+        counter[key] += 1
+        assert w.fingerprint() != clean
+        counter[key] -= 1  # a counter back at zero is the world it was
+        assert w.fingerprint() == clean
+    w.maintenance.add("host1")
+    assert w.fingerprint() != clean
+
+
+def test_settle_that_does_not_converge_raises() -> None:
+    m = _model()
+    m.apply(m.port.apply_queued)  # first settle: views at their fixed point
+    m.views.reconcile = lambda t: True  # type: ignore[method-assign]  # always "changed"
+    m.world.crashed["data/host1"] += 1  # a new world: views must be reconciled
+    with pytest.raises(SettleError, match="still changing after 8 rounds"):
+        m.settle()
+
+
+def test_settle_with_an_unchanged_world_does_not_reconcile_views() -> None:
+    m = _model()
+    m.apply(m.port.apply_queued)
+    calls: list[float] = []
+
+    def reconcile(t: float) -> bool:
+        calls.append(t)
+        return False
+
+    m.views.reconcile = reconcile  # type: ignore[method-assign]
+    m.settle()
+    assert calls == []
+    m.world.crashed["data/host1"] += 1
+    m.settle()
+    assert len(calls) == 1
