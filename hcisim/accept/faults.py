@@ -25,7 +25,7 @@ from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.safety import FaultPolicy, RollbackLedger, deadman_command, disarm_command
 from hcisim.accept.ssh import Shell, SshError, connect
 from hcisim.accept.storage import link_mtu, storage_interface
-from hcisim.observations import Recorder
+from hcisim.observations import EventKind, Recorder
 from hcisim.scenario import Fault, Scenario
 
 SWITCH_GRACE_S = 10.0  # the switch fires this long after the controller's own undo is due
@@ -57,7 +57,7 @@ class FaultRun:
     def now(self) -> float:
         return self.clock() - self.t0
 
-    def event(self, kind: str, target: str, detail: str = "") -> None:
+    def event(self, kind: EventKind, target: str, detail: str = "") -> None:
         self.recorder.event(self.now(), kind, target, detail, "engine")
 
     def survivor(self, not_host: str) -> tuple[str, Shell]:

@@ -34,7 +34,8 @@ class FaultWindow:
 
 
 def fault_windows(sc: Scenario, obs: Observations) -> list[FaultWindow]:
-    """Faults as the run recorded them (fault_start..fault_end events, FIFO per target+kind).
+    """Faults as the run recorded them (fault_start..fault_end events, FIFO per target and
+    fault kind, read from the events' structured ``fault_kind`` column).
 
     When the events table has no fault_start at all (an engine that does not log the
     schedule), the scenario's fault list stands in for it.
@@ -45,16 +46,15 @@ def fault_windows(sc: Scenario, obs: Observations) -> list[FaultWindow]:
         return [FaultWindow(f.target, f.kind, f.at_s, f.end_s) for f in sc.faults]
     open_: dict[tuple[str, str], deque[float]] = defaultdict(deque)
     done: list[FaultWindow] = []
-    for t, kind, target, detail in zip(ev["t_s"], ev["kind"], ev["target"], ev["detail"],
-                                       strict=True):
-        # the fault kind is the detail's first word ("nic_loss (storage)" on older labs)
-        key = (str(target), str(detail).split(" ", 1)[0])
+    for t, kind, target, fault_kind in zip(ev["t_s"], ev["kind"], ev["target"],
+                                           ev["fault_kind"], strict=True):
+        key = (str(target), str(fault_kind))
         if kind == "fault_start":
             open_[key].append(float(t))
         elif open_[key]:
             done.append(FaultWindow(key[0], key[1], open_[key].popleft(), float(t)))
-    for (target, detail), starts in open_.items():
-        done.extend(FaultWindow(target, detail, s, None) for s in starts)
+    for (target, fault_kind), starts in open_.items():
+        done.extend(FaultWindow(target, fault_kind, s, None) for s in starts)
     return sorted(done, key=lambda w: (w.start_s, w.target))
 
 

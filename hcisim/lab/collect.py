@@ -138,11 +138,9 @@ def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
                        engine: str = "lab:netns") -> Observations:
     out = Recorder()
     for fw in rec.windows:
-        detail = fw.fault.kind + (f" ({fw.fault.network})" if fw.fault.kind in (
-            "nic_loss", "partition", "link_slowdown") else "")
-        out.event(fw.start - rec.t0, "fault_start", fw.fault.target, detail, source="scenario")
+        out.fault_event(fw.start - rec.t0, True, fw.fault)
         if fw.end is not None:
-            out.event(fw.end - rec.t0, "fault_end", fw.fault.target, detail, source="scenario")
+            out.fault_event(fw.end - rec.t0, False, fw.fault)
     timelines = volume_rows(sc, rec, out)
     for w in rec.workloads:
         base = w.fio.profile.demand_mb_s if w.fio.phases else 0.0

@@ -9,7 +9,17 @@ from typing import Any
 
 import pandas as pd
 
-from hcisim.observations.schema import COLUMNS
+from hcisim.observations.schema import (
+    COLUMNS,
+    FAULT_COLUMNS,
+    FAULT_EVENTS,
+    VOCABULARY,
+    EventKind,
+    EventSource,
+    VmIoStatus,
+    VmState,
+)
+from hcisim.scenario.faults import Fault
 
 
 class SchemaError(ValueError):
@@ -21,9 +31,23 @@ def empty_table(name: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
 
 
+def _with_fault_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Events saved before faults had their own columns: the kind was the detail's first
+    word (``nic_loss (storage)``); the other fault columns stay empty."""
+    df = df.copy()
+    faults = df["kind"].isin(list(FAULT_EVENTS)) if "kind" in df else pd.Series(dtype=bool)
+    for col in FAULT_COLUMNS:
+        df[col] = ""
+    if "detail" in df and len(faults):
+        df.loc[faults, "fault_kind"] = df.loc[faults, "detail"].astype(str).str.split(" ").str[0]
+    return df
+
+
 def conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with exactly the schema's columns and dtypes, or SchemaError naming the gap."""
     cols = COLUMNS[name]
+    if name == "events" and not any(c in df.columns for c in FAULT_COLUMNS):
+        df = _with_fault_columns(df)
     missing = [c for c in cols if c not in df.columns]
     extra = [c for c in df.columns if c not in cols]
     if missing or extra:
@@ -80,23 +104,100 @@ class Observations:
                    duration_s=float(head["duration_s"]), tables=tables, meta=head.get("meta", {}))
 
 
+class VocabularyError(SchemaError):
+    """A row with a value outside the observation vocabulary (an unknown event kind, VM
+    state, I/O status, fault kind...)."""
+
+
+def _check(table: str, column: str, value: str) -> None:
+    allowed = VOCABULARY[(table, column)]
+    if value not in allowed:
+        raise VocabularyError(f"{table}.{column}: {value!r} is not one of "
+                              f"{', '.join(sorted(v for v in allowed if v))}")
+
+
 class Recorder:
-    """Collects rows as plain lists (cheap to append in hot paths) and builds Observations."""
+    """Collects rows as plain tuples and builds Observations.
+
+    The typed constructors (:meth:`event`, :meth:`fault_event`, :meth:`vm_io`,
+    :meth:`vm_state`, ...) check enumerated values when the row is recorded and raise
+    :class:`VocabularyError`. :meth:`add` is the fast path for hot loops (the model's
+    recording): values in the schema's column order, unchecked until :meth:`build`, which
+    checks every table against the vocabulary in one vectorised pass.
+    """
 
     def __init__(self) -> None:
         self._rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in COLUMNS}
 
     def add(self, table: str, *row: Any) -> None:
-        """Append one row, values in the schema's column order."""
+        """Append one row, values in the schema's column order (checked at build)."""
         self._rows[table].append(row)
 
     def count(self, table: str) -> int:
         return len(self._rows[table])
 
-    def event(self, t_s: float, kind: str, target: str, detail: str = "",
-              source: str = "engine") -> None:
-        self.add("events", t_s, kind, target, detail, source)
+    # --- typed rows ----------------------------------------------------------------------
+    def event(self, t_s: float, kind: EventKind, target: str, detail: str = "",
+              source: EventSource = "engine") -> None:
+        """One event. For a fault prefer :meth:`fault_event`, which fills every fault
+        column; here a fault_start/fault_end must name its fault kind as ``detail``'s first
+        word, and only ``fault_kind`` is filled."""
+        _check("events", "kind", kind)
+        _check("events", "source", source)
+        fault_kind = ""
+        if kind in FAULT_EVENTS:
+            fault_kind = detail.split(" ", 1)[0]
+            _check("events", "fault_kind", fault_kind)
+        self._rows["events"].append((t_s, kind, target, detail, source, fault_kind, "", "",
+                                     ""))
 
+    def fault_event(self, t_s: float, start: bool, fault: Fault, detail: str = "",
+                    source: EventSource = "scenario") -> None:
+        """``fault_start`` (``start``) or ``fault_end`` of ``fault``, with its kind, the
+        networks it cuts or slows, its volume and peers in their own columns."""
+        _check("events", "source", source)
+        volume = getattr(fault, "volume", None) or ""
+        peers = ",".join(getattr(fault, "peers", None) or ())
+        network = ",".join(fault.networks) if fault.traits.cuts != "host" else ""
+        self._rows["events"].append((t_s, "fault_start" if start else "fault_end",
+                                     fault.target, detail, source, fault.kind, network,
+                                     volume, peers))
+
+    def vm_io(self, vm: str, volume: str, t_start_s: float, t_end_s: float,
+              demand_mb_s: float, read_mb_s: float, write_mb_s: float, read_iops: float,
+              write_iops: float, latency_ms: float, latency_p99_ms: float,
+              status: VmIoStatus) -> None:
+        _check("vm_io", "status", status)
+        self._rows["vm_io"].append((vm, volume, t_start_s, t_end_s, demand_mb_s, read_mb_s,
+                                    write_mb_s, read_iops, write_iops, latency_ms,
+                                    latency_p99_ms, status))
+
+    def vm_state(self, vm: str, host: str, t_start_s: float, t_end_s: float, state: VmState,
+                 reason: str = "") -> None:
+        _check("vm_state", "state", state)
+        self._rows["vm_state"].append((vm, host, t_start_s, t_end_s, state, reason))
+
+    def volume_state(self, t_s: float, volume: str, brick: str, role: str, up: bool,
+                     pending_heal_bytes: float, quorum: bool) -> None:
+        _check("volume_state", "role", role)
+        self._rows["volume_state"].append((t_s, volume, brick, role, up, pending_heal_bytes,
+                                           quorum))
+
+    def write(self, vm: str, volume: str, t_start_s: float, t_end_s: float,
+              acked_bytes: float, copies: int, quorum: bool, lost_bytes: float) -> None:
+        self._rows["writes"].append((vm, volume, t_start_s, t_end_s, acked_bytes, copies,
+                                     quorum, lost_bytes))
+
+    def heal(self, volume: str, brick: str, t_start_s: float, t_end_s: float, bytes_: float,
+             shards: int) -> None:
+        self._rows["heal"].append((volume, brick, t_start_s, t_end_s, bytes_, shards))
+
+    def exposure(self, volume: str, t_start_s: float, t_end_s: float, good_copies: int,
+                 unavailable_bytes: float) -> None:
+        self._rows["exposure"].append((volume, t_start_s, t_end_s, good_copies,
+                                       unavailable_bytes))
+
+    # --- build ---------------------------------------------------------------------------
     def frame(self, table: str) -> pd.DataFrame:
         cols = list(COLUMNS[table])
         rows = self._rows[table]
@@ -107,5 +208,11 @@ class Recorder:
 
     def build(self, engine: str, scenario: str, seed: int, duration_s: float,
               meta: dict[str, Any] | None = None) -> Observations:
-        return Observations(engine=engine, scenario=scenario, seed=seed, duration_s=duration_s,
-                            tables={t: self.frame(t) for t in COLUMNS}, meta=meta or {})
+        """The tables as Observations; VocabularyError if a row (from :meth:`add`) holds a
+        value outside the vocabulary."""
+        from hcisim.observations.vocabulary import check_vocabulary
+
+        obs = Observations(engine=engine, scenario=scenario, seed=seed, duration_s=duration_s,
+                           tables={t: self.frame(t) for t in COLUMNS}, meta=meta or {})
+        check_vocabulary(obs)
+        return obs

@@ -7,17 +7,24 @@ state at ``t_s``. Times are seconds since the start of the run.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
+
+from hcisim.scenario.faults import FAULT_KINDS
 
 # column -> pandas dtype
 COLUMNS: Final[dict[str, dict[str, str]]] = {
     # Things that happened: faults and repairs, bricks down/up, quorum, heal, VM transitions.
     "events": {
         "t_s": "float64",
-        "kind": "string",
+        "kind": "string",  # EVENT_KINDS
         "target": "string",
-        "detail": "string",
+        "detail": "string",  # free text for people (a reason, a byte count); never parsed
         "source": "string",  # scenario | engine
+        # fault_start / fault_end only (empty on other events): the fault, structured
+        "fault_kind": "string",  # FAULT_KINDS (the scenario's fault table)
+        "network": "string",  # the networks it cuts or slows, comma-separated roles
+        "volume": "string",  # brick faults: the volume (empty: every brick of the host)
+        "peers": "string",  # partition: the peer hosts, comma-separated (empty: all others)
     },
     # Per VM disk, piecewise-constant I/O (model: between changes; lab: per second).
     "vm_io": {
@@ -106,12 +113,26 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
 INTERVAL_TABLES: Final = frozenset(
     name for name, cols in COLUMNS.items() if "t_start_s" in cols and "t_end_s" in cols
 )
-VM_IO_STATUSES: Final = ("ok", "stalled", "error", "stopped")
-VM_STATES: Final = ("running", "paused", "migrating", "down", "restarting")
+VmIoStatus = Literal["ok", "stalled", "error", "stopped"]
+VmState = Literal["running", "paused", "migrating", "down", "restarting"]
+EventSource = Literal["scenario", "engine"]
+EventKind = Literal[
+    "fault_start", "fault_end", "operation", "brick_down", "brick_up", "quorum_lost",
+    "quorum_regained", "server_quorum_lost", "server_quorum_regained", "heal_start",
+    "heal_done", "data_unavailable", "vm_paused", "vm_resumed", "vm_down", "vm_started",
+    "migration_start", "migration_end", "engine_down", "engine_up", "host_non_responsive",
+    "host_fenced",
+]
+VM_IO_STATUSES: Final[tuple[VmIoStatus, ...]] = get_args(VmIoStatus)
+VM_STATES: Final[tuple[VmState, ...]] = get_args(VmState)
+EVENT_SOURCES: Final[tuple[EventSource, ...]] = get_args(EventSource)
+FAULT_EVENTS: Final = frozenset({"fault_start", "fault_end"})
+# Columns only fault events fill.
+FAULT_COLUMNS: Final = ("fault_kind", "network", "volume", "peers")
 
-# Event kinds every engine uses for the same happening.
-EVENT_KINDS: Final = (
-    "fault_start", "fault_end",  # target host, detail: fault kind
+# Event kinds every engine uses for the same happening (EventKind, in words).
+_EVENT_KIND_NOTES: Final = (
+    "fault_start", "fault_end",  # target host; fault_kind, network, volume, peers
     "operation",  # target host or VM, detail: maintenance | activate | migrate
     "brick_down", "brick_up",  # target volume/host
     "quorum_lost", "quorum_regained",  # target volume
@@ -123,3 +144,15 @@ EVENT_KINDS: Final = (
     "engine_down", "engine_up",  # hosted engine
     "host_non_responsive", "host_fenced",  # target host (compute model: engine's view)
 )
+EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
+assert set(EVENT_KINDS) == set(_EVENT_KIND_NOTES)
+# Values a column may take (checked when a row is recorded and by check_vocabulary).
+VOCABULARY: Final[dict[tuple[str, str], frozenset[str]]] = {
+    ("events", "kind"): frozenset(EVENT_KINDS),
+    ("events", "source"): frozenset(EVENT_SOURCES),
+    ("events", "fault_kind"): frozenset({"", *FAULT_KINDS}),
+    ("vm_io", "status"): frozenset(VM_IO_STATUSES),
+    ("vm_state", "state"): frozenset(VM_STATES),
+    ("volume_state", "role"): frozenset({"data", "arbiter"}),
+    ("migrations", "outcome"): frozenset({"converged", "post_copy", "aborted"}),
+}
