@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from hcisim.claims import FaultWindow
 from hcisim.claims.storage import no_quorum_windows
@@ -59,18 +60,24 @@ def png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def decorate(fig: Figure, axes: Sequence[Axes], sc: Scenario, windows: Sequence[FaultWindow],
-             horizon: float, view: tuple[float, float], origin: float = 0.0,
-             label: str = "time since start", quorum: bool = False,
-             legend: bool = True) -> None:
-    """Time axis over ``view``, fault windows (an unrepaired one to ``horizon``), phase lines
-    on every axis; the legend of fault kinds below the figure."""
+def quorum_lost(sc: Scenario, obs: Observations) -> list[tuple[float, float]]:
+    """Stretches in which some volume had no client quorum."""
+    return sorted(w for v in sc.volumes for w in no_quorum_windows(obs, v.name))
+
+
+def decorate(fig: Figure, axes: Sequence[Axes], sc: Scenario, obs: Observations,
+             windows: Sequence[FaultWindow], view: tuple[float, float], origin: float = 0.0,
+             label: str = "time since start", legend: bool = True) -> None:
+    """Time axis over ``view``, fault windows (an unrepaired one to the run's end), phase
+    lines and quorum loss on every axis; the legend of what they mean below the figure."""
     lo, hi = view
+    lost = quorum_lost(sc, obs)
     for ax in axes:
-        style.shade_faults(ax, windows, horizon)
+        style.shade_faults(ax, windows, float(obs.duration_s))
         style.mark_phases(ax, phase_starts(sc))
+        style.mark_quorum_loss(ax, lost)
         style.time_axis(ax, lo, hi, origin, label if ax is axes[-1] else None)
-    handles = style.legend_handles(windows, bool(phase_starts(sc)), quorum)
+    handles = style.legend_handles(windows, bool(phase_starts(sc)), bool(lost))
     if handles and legend:
         fig.legend(handles=handles, fontsize=7, ncol=min(len(handles), 5),
                    loc="outside lower center", frameon=False)
@@ -125,7 +132,9 @@ def io_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]) -
     ax_st.set_ylabel("VMs stalled")
     for ax in (ax_mb, ax_lat, ax_st):
         ax.set_ylim(bottom=0)
-    decorate(fig, [ax_mb, ax_lat, ax_st], sc, windows, horizon, (0.0, horizon))
+    ax_st.set_ylim(0, max(1.0, ax_st.get_ylim()[1]))
+    ax_st.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    decorate(fig, [ax_mb, ax_lat, ax_st], sc, obs, windows, (0.0, horizon))
     if by_vm:
         ax_mb.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     title = "I/O per VM" if per_vm else "I/O per VM group (line: median, band: min..max)"
@@ -156,7 +165,7 @@ def state_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]
     fig = style.figure(11, max(2.4, 1.4 + row_h * rows))
     ax = fig.subplots()
     state_bars(ax, sc, obs)
-    decorate(fig, [ax], sc, windows, horizon, (0.0, horizon))
+    decorate(fig, [ax], sc, obs, windows, (0.0, horizon))
     ax.legend(handles=[Patch(color=c, label=s) for s, c in style.STATE_COLOURS.items()],
               fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     ax.set_title("VM states", loc="left", fontsize=10)
@@ -171,7 +180,6 @@ def brick_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]
     fig = style.figure(11, 2.9 * len(vols) + 0.7)
     axes = fig.subplots(2 * len(vols), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [1.2, 2] * len(vols)})
-    any_lost = False
     for i, vol in enumerate(vols):
         ax_up, ax_heal = axes[2 * i][0], axes[2 * i + 1][0]
         bricks = [b.host for b in sc.volume(vol).bricks]
@@ -189,7 +197,6 @@ def brick_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]
                 ax_heal.step(t, rows["pending_heal_bytes"].to_numpy(float) / 1e9, where="post",
                              label=brick, **look)
         lost = no_quorum_windows(obs, vol)
-        any_lost = any_lost or bool(lost)
         ax_up.broken_barh([(a, b - a) for a, b in lost], (len(bricks) - 0.4, 0.8),
                           facecolors=style.QUORUM_LOST, lw=0)
         roles = [("arbiter" if sc.volume(vol).is_arbiter(b) else "data") for b in bricks]
@@ -207,8 +214,7 @@ def brick_figure(sc: Scenario, obs: Observations, windows: Sequence[FaultWindow]
         if ax_heal.get_lines():
             ax_heal.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0),
                            frameon=False, title="brick", title_fontsize=7)
-    decorate(fig, [a[0] for a in axes], sc, windows, horizon, (0.0, horizon),
-             quorum=any_lost)
+    decorate(fig, [a[0] for a in axes], sc, obs, windows, (0.0, horizon))
     return fig
 
 

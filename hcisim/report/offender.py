@@ -44,7 +44,8 @@ class Offender:
 
 
 def _value(item: Mapping[str, Any]) -> str:
-    parts = [str(item["problem"])] if item.get("problem") else []
+    problem = str(item.get("problem") or "")
+    parts = [problem.replace("_", " ")] if problem and problem != "io_stall" else []
     for key, label, unit in VALUES:
         x = item.get(key)
         if key in item and x is None and key == "restart_s":

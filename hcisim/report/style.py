@@ -63,11 +63,24 @@ def line_style(i: int, n: int, points: int) -> dict[str, Any]:
 
 
 def shade_faults(ax: Axes, windows: Sequence[FaultWindow], horizon: float) -> None:
-    """Every fault window on ``ax`` (over bars and lines): hatched, outlined in its colour."""
+    """Every fault window on ``ax`` (over bars and lines): hatched, outlined in its colour,
+    and a triangle at its start along the top, which shows even when the window is far
+    narrower than a pixel (a minute in a month)."""
     for w in windows:
         colour = fault_colour(w.kind)
         ax.axvspan(w.start_s, w.end_or(horizon), facecolor="none", edgecolor=colour,
                    hatch=FAULT_HATCH, lw=1.2, alpha=0.55, zorder=4, gid="fault")
+        ax.plot([w.start_s], [0.975], marker="v", color=colour, markersize=6,
+                transform=ax.get_xaxis_transform(), zorder=5, gid="fault-start")
+
+
+def mark_quorum_loss(ax: Axes, lost: Sequence[tuple[float, float]]) -> None:
+    """Client quorum lost (on any volume): a black strip along the bottom of ``ax``, with a
+    marker at its start so that a short loss shows at any time scale."""
+    for a, b in lost:
+        ax.axvspan(a, b, ymin=0.0, ymax=0.06, color=QUORUM_LOST, lw=0, zorder=4, gid="quorum")
+        ax.plot([a], [0.03], marker="^", color=QUORUM_LOST, markersize=5,
+                transform=ax.get_xaxis_transform(), zorder=5, gid="quorum-start")
 
 
 def mark_phases(ax: Axes, starts: Iterable[float]) -> None:

@@ -29,7 +29,7 @@ def format_duration(seconds: float) -> str:
     sign = "-" if seconds < 0 else ""
     s = abs(seconds)
     if s < 60:
-        return f"{sign}{s:.3g} s" if s < 10 else f"{sign}{s:.1f} s"
+        return f"{sign}{s:.2g} s" if 0 < s < 1 else f"{sign}{s:.1f} s"
     if s < 3600:
         m, rest = divmod(round(s), 60)
         return f"{sign}{m} min {rest:02d} s"

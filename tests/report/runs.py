@@ -71,3 +71,45 @@ def big_run(out: Path, n_vms: int = 100) -> Path:
 def model_run(out: Path, name: str = "default") -> Path:
     run_scenario(load_scenario(REPO / "scenarios" / f"{name}.yaml"), "model", out=out)
     return out
+
+
+MONTH_S = 30 * 86400.0
+
+
+def month_run(out: Path, engine: str = "model") -> Path:
+    """30 days; host2 loses power on day 15 for 10 min, and on day 20 a brick crashes for
+    2 h (two fault kinds); the survivors stall 35 s after the power loss; quorum of ``data``
+    is lost for the brick crash's first minute; a phase doubles the load from day 10."""
+    sc = scenario([{"kind": "zero_downtime", "max_stall_s": 30, "name": "survivors"}],
+                  duration_s=MONTH_S, faults=[], phases=[{"start_s": 0.0},
+                                                      {"start_s": 10 * 86400.0, "load": 2}])
+    t, repair = 15 * 86400.0, 15 * 86400.0 + 600
+    crash, crash_end = 20 * 86400.0, 20 * 86400.0 + 7200
+    rec = Recorder()
+    rec.event(t, "fault_start", "host2", "node_power_loss", "scenario")
+    rec.event(repair, "fault_end", "host2", "node_power_loss", "scenario")
+    rec.event(crash, "fault_start", "host3", "brick_crash", "scenario")
+    rec.event(crash_end, "fault_end", "host3", "brick_crash", "scenario")
+    for vm in ("a", "c"):
+        rec.add("vm_state", vm, "host1" if vm == "a" else "host3", 0.0, MONTH_S, "running", "")
+        for t0, t1, status in ((0.0, t, "ok"), (t, t + 35, "stalled"), (t + 35, MONTH_S, "ok")):
+            mb = 8.0 if status == "ok" else 0.0
+            rec.add("vm_io", vm, "data", t0, t1, 8.0, mb * 0.7, mb * 0.3, 700.0, 300.0, 1.0,
+                    2.0, status)
+    rec.add("vm_state", "b", "host2", 0.0, t, "running", "")
+    rec.add("vm_state", "b", "host2", t, t + 60, "down", "host lost power")
+    rec.add("vm_state", "b", "host1", t + 60, MONTH_S, "running", "")
+    rec.add("vm_io", "b", "data", 0.0, t, 8.0, 5.6, 2.4, 700.0, 300.0, 1.0, 2.0, "ok")
+    rec.add("vm_io", "b", "data", t + 60, MONTH_S, 8.0, 5.6, 2.4, 700.0, 300.0, 1.0, 2.0, "ok")
+    for when, down, pending, quorum in ((0.0, "", 0.0, True), (t + 35, "host2", 0.0, True),
+                                        (repair, "", 1e9, True), (repair + 300, "", 0.0, True),
+                                        (crash, "host3", 0.0, True),
+                                        (crash + 1, "host3", 0.0, False),
+                                        (crash + 61, "host3", 0.0, True),
+                                        (crash_end, "", 0.0, True)):
+        for h in ("host1", "host2", "host3"):
+            rec.add("volume_state", when, "data", h, "data", h != down,
+                    pending if h == "host2" else 0.0, quorum)
+    write_result(judge(sc, rec.build(engine, sc.name, 1, MONTH_S)), out, time.time(),
+                 time.time())
+    return out
