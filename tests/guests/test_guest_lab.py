@@ -1,10 +1,11 @@
 """A real guest on a real replica-3 volume: brick loss, quorum loss, nothing lost.
 
-One lab, one guest on host1's FUSE mount of ``data``, in the order a VM lives through it:
+One lab; a guest on host1's FUSE mount of ``data``, in the order a VM lives through it:
 (i) host2's brick is killed: the guest keeps running and its heartbeat shows the stall;
 (ii) host2's and host3's bricks are killed: client quorum is gone, qemu pauses the guest
 with an I/O error (werror=stop), and once both bricks are back the auto-resume continues
-it; (iii) after heal every acknowledged record is on every data brick.
+it; (iii) after heal every acknowledged record is on every data brick. (iv) Another guest,
+dirtying memory, live-migrates from host1 to host2 over the lab's storage network.
 Needs root, qemu-system-x86, gcc, apt and the netns lab's packages.
 """
 
@@ -17,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from hcisim.lab.guests.agentlink import longest_silence, longest_write_wait
-from hcisim.lab.guests.lab import check_guest, start_guest
+from hcisim.lab.guests.lab import check_guest, start_destination, start_guest
+from hcisim.lab.guests.migrate import MigrationPolicy, migrate
 from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.guests.resume import AutoResume, ResumeBehavior, mount_writable
 from hcisim.lab.guests.vmstate import pause_windows, vm_state_rows
+from hcisim.lab.history import CheckResult
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
 from tests.lab.scenarios import small
@@ -51,6 +54,13 @@ def lab() -> Iterator[NetnsBackend]:
 def acked_after(guest: Guest, n: int, timeout: float) -> None:
     target = guest.agent.acked + n
     wait_for(lambda: guest.agent.acked >= target, timeout, f"{n} more acknowledged writes")
+
+
+def lost_detail(result: CheckResult) -> str:
+    lost = [a for a in result.acked if result.lost(a.seq)]
+    return "; ".join(f"seq {a.seq} acked {a.t_end:.3f} copies {result.copies.get(a.seq)} "
+                     f"readable {None if result.readable is None else result.readable.get(a.seq)}"
+                     for a in lost[:30])
 
 
 def heal_done(be: NetnsBackend, volume: str) -> bool:
@@ -110,5 +120,41 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
     wait_for(lambda: heal_done(lab, "data"), 120, "heal after quorum returned")
     result = check_guest(lab, guest, "data", "host1")
     assert len(result.acked) > 100
-    assert result.lost_count == 0
+    assert result.lost_count == 0, lost_detail(result)
     assert min(result.copies.values()) == 3, "a record missing on a brick after heal"
+
+
+def test_guest_live_migrates_between_namespaces_and_loses_nothing(lab: NetnsBackend) -> None:
+    t0 = time.time()
+    policy = MigrationPolicy(max_bandwidth_mib_s=64, downtime_steps_ms=((0.0, 300), (5.0, 600)))
+    with start_guest(lab, "vm2", "host1", "data", dirty_mib=24, dirty_pages_s=500) as src:
+        src.boot()
+        acked_after(src, 20, 60)
+        dst, uri = start_destination(lab, src, "host2", "data")
+        with dst:
+            assert uri.startswith(f"tcp:{lab.lab_.host('host2').storage_addr}:")
+            result = migrate(src, dst, uri, policy)
+            print(f"migration: {result.outcome} total {result.total_time_s} s, downtime "
+                  f"{result.downtime_s} s, setup {result.setup_time_s} s, RAM "
+                  f"{(result.ram_transferred_bytes or 0) / 2**20:.1f} MiB of "
+                  f"{(result.ram_total_bytes or 0) / 2**20:.1f}, "
+                  f"dirty syncs {result.dirty_sync_count}")
+            assert result.outcome == "completed", result.reason
+            assert result.downtime_s is not None and result.total_time_s is not None
+            assert 0 < result.downtime_s < result.total_time_s
+            assert (result.dirty_sync_count or 0) >= 2
+            assert (result.ram_transferred_bytes or 0) > 24 * 2**20  # the dirtied set at least
+            assert src.status() == "postmigrate"
+            wait_for(lambda: dst.status() == "running", 30, "the destination runs")
+            acked_after(dst, 20, 60)  # the agent's lines now come from host2's qemu
+            src.stop()
+            dst_rows = vm_state_rows("vm2", "host2", dst.qmp.events, t0, time.time())
+            assert [r.state for r in dst_rows] == ["running"]
+            src_rows = vm_state_rows("vm2", "host1", src.qmp.events, t0, time.time())
+            assert [r.state for r in src_rows] == ["running", "migrating", "paused", "down"]
+            assert src_rows[-1].reason == "migrated"
+    wait_for(lambda: heal_done(lab, "data"), 60, "no heal pending")
+    result_check = check_guest(lab, [src, dst], "data", "host2")
+    assert result_check.lost_count == 0
+    assert min(result_check.copies.values()) == 3
+    assert max(result_check.copies) >= len(result_check.acked) - 1  # one numbered history

@@ -11,12 +11,14 @@ as the fio VMs' history.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from hcisim.lab.guests.image import GuestImage, ensure_image
 from hcisim.lab.guests.qemu import Guest, GuestSpec, make_disk
-from hcisim.lab.history import CheckResult, check, read_history
+from hcisim.lab.history import CheckResult, check, parse_history
 
 DISK_BYTES = 4 << 20  # the whole history fits one shard of the lab's 4 MiB shard size
 
@@ -70,9 +72,43 @@ def start_guest(be: Any, vm: str, host: str, volume: str, image: GuestImage | No
     return guest
 
 
-def check_guest(be: LabView, guest: Guest, volume: str, host: str) -> CheckResult:
-    """Every acknowledged record of ``guest`` on every data brick (and via the mount)."""
-    s = guest.spec
-    history = read_history(s.history_log, s.name)
+def start_destination(be: Any, source: Guest, host: str, volume: str, port: int = 49152,
+                      network: str = "storage") -> tuple[Guest, str]:
+    """The same guest waiting for its migration stream on ``host``; returns it and the URI.
+
+    It listens on ``host``'s address on ``network`` (the lab's storage or management
+    network), so the stream crosses the lab's links; its disk is the same image file seen
+    through ``host``'s own mount of ``volume``.
+    """
+    h = be.lab_.host(host)
+    addr = h.storage_addr if network == "storage" else h.mgmt_addr
+    uri = f"tcp:{addr}:{port}"
+    base = guest_spec(h, be.mount_path(host, volume), source.spec.name)
+    spec = dataclasses.replace(source.spec, netns=base.netns, host=base.host, disk=base.disk,
+                               run_dir=base.run_dir, pidfile=base.pidfile, incoming=uri)
+    guest = Guest(spec, source.image)
+    try:
+        guest.launch()
+    except BaseException:
+        guest.stop()
+        raise
+    return guest, uri
+
+
+def merged_history(guests: list[Guest]) -> str:
+    """One history log of a guest that moved: the hosts' logs in the order it ran there."""
+    return "".join(g.spec.history_log.read_text() for g in guests
+                   if g.spec.history_log.exists())
+
+
+def check_guest(be: LabView, guest: Guest | Sequence[Guest], volume: str,
+                host: str) -> CheckResult:
+    """Every acknowledged record of a guest on every data brick (and via ``host``'s mount).
+
+    ``guest`` may be the list of the qemus it ran in (source, then migration destination).
+    """
+    guests = [guest] if isinstance(guest, Guest) else list(guest)
+    s = guests[0].spec
+    history = parse_history(merged_history(guests), s.name)
     return check(history, history_relname(s.name), s.record_size, s.per_file(),
                  be.data_brick_paths(volume), be.mount_path(host, volume))

@@ -150,7 +150,7 @@ class GuestSpec:
         argv = [
             QEMU, "-name", f"{self.name},debug-threads=on", "-machine", f"q35,accel={accel}",
             "-m", f"{int(self.mem_mib * 1024)}k", "-smp", str(self.vcpus),
-            "-nodefaults", "-nographic", "-no-reboot", "-S",
+            "-nodefaults", "-nographic", "-no-reboot",
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
             "-append", self.cmdline(),
             "-serial", f"file:{self.console_log}",
@@ -162,8 +162,9 @@ class GuestSpec:
             "-pidfile", str(self.pidfile),
             *self.extra_args,
         ]
-        if self.incoming:
-            argv += ["-incoming", self.incoming]
+        # a new guest starts paused (-S: QMP and the agent connect before it runs); a
+        # migration destination runs as soon as the stream is in (no -S: no extra pause)
+        argv += ["-incoming", self.incoming] if self.incoming else ["-S"]
         return argv
 
 
@@ -216,8 +217,7 @@ class Guest:
             self.qmp.connect(s.qmp_sock)
         except LabError:
             raise LabError(f"start guest {s.name}", self._why_dead()) from None
-        if s.incoming is None:
-            self.agent.connect()
+        self.agent.connect()  # a destination too: the guest's lines go on after switchover
 
     def boot(self, timeout: float = 120.0) -> float:
         """Continue the CPU and wait for the agent's ready line; return the boot time (s)."""
