@@ -27,7 +27,7 @@ def test_check_names_the_bad_field_without_traceback(tmp_path: Path) -> None:
     bad.write_text(text)
     r = hcisim("check", str(bad))
     assert r.returncode == 2
-    assert "volumes[0].type: must be replica3 or arbiter" in r.stderr
+    assert f"{bad}:25:5: volumes[0].type: must be replica3 or arbiter" in r.stdout
     assert "Traceback" not in r.stderr + r.stdout
 
 

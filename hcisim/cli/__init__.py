@@ -65,7 +65,6 @@ FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep", "hcisi
             "hcisim.cli.accept", "hcisim.cli.failover", "hcisim.cli.lab", "hcisim.cli.compare",
             "hcisim.cli.labimage", "hcisim.cli.importer")
 
-ENGINES = ("model", "lab")
 BACKENDS = ("netns", "libvirt")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -140,16 +139,15 @@ def internal_error(exc: BaseException) -> str:
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
+    from hcisim.engines import EngineNameError
     from hcisim.results import ResultFolderError
 
-    return (UserError, SchemaError, ResultFolderError)
+    return (UserError, SchemaError, ResultFolderError, EngineNameError)
 
 
 def _engine_errors() -> tuple[type[Exception], ...]:
-    try:  # the engine registry's (hcisim.engines), where it exists
-        from hcisim.engines import EngineError  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from hcisim.runner import EngineError
+    from hcisim.engines import EngineError
+
     return (EngineError,)
 
 

@@ -13,16 +13,17 @@ from rich.table import Table
 
 from hcisim.cli import (
     BACKENDS,
-    ENGINES,
     EXIT_CLAIM_FAILED,
     EXIT_CODES_HELP,
+    EXIT_USAGE,
     choice,
     err,
     error,
     friendly,
     out,
 )
-from hcisim.scenario import json_schema, load_scenario
+from hcisim.engines import engine_names, parse_engine
+from hcisim.scenario import ScenarioError, json_schema, load_scenario
 
 
 def _fmt(x: object, digits: int = 2) -> str:
@@ -86,6 +87,19 @@ def print_failures(claims: list[dict[str, Any]]) -> None:
         error(f"{c['name']}: {why}", label="claim failed")
 
 
+def lint(path: Path) -> dict[str, Any]:
+    """One file's findings: ok, what the scenario holds, or every problem with its place."""
+    try:
+        sc = load_scenario(path)
+    except ScenarioError as exc:
+        return {"file": str(path), "ok": False, "scenario": None, "problems": [
+            {"line": p.line, "column": p.column, "path": p.path, "message": p.message}
+            for p in exc.details]}
+    return {"file": str(path), "ok": True, "problems": [], "scenario": {
+        "name": sc.name, "vms": len(sc.vms), "volumes": len(sc.volumes),
+        "faults": len(sc.faults), "claims": len(sc.claims)}}
+
+
 def register(app: typer.Typer) -> None:
     @app.command(epilog=EXIT_CODES_HELP)
     @friendly
@@ -98,7 +112,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(
             help="let -o replace an earlier result in that folder")] = False,
         engine: Annotated[str, typer.Option(
-            help="model or lab", callback=choice("engine", ENGINES))] = "model",
+            help=f"one of {', '.join(engine_names())} (lab: lab+netns)")] = "model",
         backend: Annotated[str, typer.Option(
             help="lab backend: netns or libvirt", callback=choice("backend", BACKENDS))
         ] = "netns",
@@ -113,14 +127,15 @@ def register(app: typer.Typer) -> None:
         from hcisim.runner import run_scenario
         from hcisim.scenario import with_overrides
 
+        spec = parse_engine(engine, backend)
         sc = load_scenario(scenario)
         if seed is not None:
             sc = with_overrides(sc, {"seed": seed})
-        dest = result_folder(output, f"{sc.name}-{engine}", force)
+        dest = result_folder(output, f"{sc.name}-{spec.label}", force)
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=err, transient=True, disable=quiet or as_json) as bar:
-            task = bar.add_task(f"{sc.name} on {engine}", total=1.0)
-            result = run_scenario(sc, engine=engine, out=dest, backend=backend,
+            task = bar.add_task(f"{sc.name} on {spec.name}", total=1.0)
+            result = run_scenario(sc, engine=spec.name, out=dest,
                                   progress=lambda f: bar.update(task, completed=f))
         if report:
             from hcisim.report import write_report
@@ -136,14 +151,34 @@ def register(app: typer.Typer) -> None:
             print_failures(result.summary["claims"])
             raise typer.Exit(EXIT_CLAIM_FAILED)
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES_HELP)
     @friendly
-    def check(files: Annotated[list[Path], typer.Argument(help="scenario files")]) -> None:
-        """Validate scenario files; name every bad field with its path."""
-        for f in files:
-            sc = load_scenario(f)
-            out.print(f"{f}: ok ({sc.name}: {len(sc.vms)} VMs, {len(sc.volumes)} volumes, "
-                      f"{len(sc.faults)} faults, {len(sc.claims)} claims)")
+    def check(
+        files: Annotated[list[Path], typer.Argument(help="scenario files")],
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="print the findings as JSON on stdout")] = False,
+    ) -> None:
+        """Validate scenario files like a linter: every file, each problem as
+        FILE:LINE:COL: field: message; exit 2 if any file is bad."""
+        findings = [lint(f) for f in files]
+        if as_json:
+            print(json.dumps(findings, indent=2))
+        else:
+            for f in findings:
+                if f["ok"]:
+                    s = f["scenario"]
+                    out.print(f"{f['file']}: ok ({s['name']}: {s['vms']} VMs, {s['volumes']} "
+                              f"volumes, {s['faults']} faults, {s['claims']} claims)",
+                              markup=False, highlight=False, soft_wrap=True)
+                for p in f["problems"]:
+                    where = f"{p['line']}:{p['column']}:" if p["line"] else ""
+                    what = f"{p['path']}: {p['message']}" if p["path"] else p["message"]
+                    out.print(f"{f['file']}:{where} {what}", markup=False, highlight=False,
+                              soft_wrap=True)
+        bad = sum(not f["ok"] for f in findings)
+        if bad:
+            error(f"{bad} of {len(findings)} file(s) have problems", label="check")
+            raise typer.Exit(EXIT_USAGE)
 
     @app.command()
     def schema() -> None:

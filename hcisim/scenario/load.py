@@ -5,25 +5,29 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hcisim.scenario.faults import FAULT_KINDS
+from hcisim.scenario.messages import Problem, explain, position
 from hcisim.scenario.scenario import Scenario
 
 DEFAULT_SCENARIO = "default"
 
 
 class ScenarioError(Exception):
-    """A scenario file that cannot be used; ``problems`` are ``path: message`` lines."""
+    """A scenario file that cannot be used; ``problems`` are ``path: message`` lines,
+    ``details`` the same as :class:`Problem` (with line and column, for ``hcisim check``)."""
 
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
+    def __init__(self, source: str, problems: Sequence[str | Problem]) -> None:
         self.source = source
-        self.problems = list(problems)
+        self.details = [p if isinstance(p, Problem) else Problem.from_text(p) for p in problems]
+        self.problems = [str(p) for p in self.details]
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{source}: invalid scenario\n{lines}")
 
@@ -57,31 +61,26 @@ def _message(err: Any, tag: str | None) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """Line (1-based) in the YAML source of the node at ``loc``, as deep as it exists."""
-    line = None if node is None else node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            nxt = node.value[part] if part < len(node.value) else None
-        else:
-            nxt = None
-        if nxt is None:
-            break
-        node = nxt
-        line = node.start_mark.line + 1
-    return line
-
-
 def format_validation_error(exc: ValidationError, source_text: str | None = None) -> list[str]:
+    return [str(p) for p in validation_problems(exc, source_text)]
+
+
+@cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def validation_problems(exc: ValidationError, source_text: str | None = None,
+                        model: type[BaseModel] | None = None) -> list[Problem]:
+    """Every problem of ``exc``, located in ``source_text``; with ``model`` (the validated
+    class) also in friendlier words (allowed kinds, did you mean, name rules, counts)."""
     node = None
     if source_text is not None:
         try:
             node = yaml.compose(source_text)
         except yaml.YAMLError:
             node = None
-    problems = []
+    problems: list[Problem] = []
     errors = exc.errors()
     for err in errors:
         if err["type"] == "too_short" and any(
@@ -94,6 +93,8 @@ def format_validation_error(exc: ValidationError, source_text: str | None = None
         tags = [p for p in loc if p in _UNION_TAGS]
         loc = [p for p in loc if p not in _UNION_TAGS]
         msg = _message(err, str(tags[-1]) if tags else None)
+        if model is not None:
+            msg = explain(err, msg, _schema(model))
         path = _path(loc)
         field = _FIELD_PREFIX.match(msg)
         if field:  # a model validator's "field: message" continues the path
@@ -101,9 +102,8 @@ def format_validation_error(exc: ValidationError, source_text: str | None = None
             path = f"{path}.{sub}" if path and not sub.startswith("[") else path + sub
             msg = field.group(2)
             loc = _parse_path(path)
-        line = _line_of(node, loc) if node is not None else None
-        where = f" (line {line})" if line else ""
-        problems.append(f"{path or '<top>'}: {msg}{where}")
+        line, column = position(node, loc)
+        problems.append(Problem(path or "<top>", msg, line, column))
     return problems
 
 
@@ -148,7 +148,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(source, format_validation_error(exc, text)) from None
+        raise ScenarioError(source, validation_problems(exc, text, Scenario)) from None
 
 
 def builtin_path(name: str = DEFAULT_SCENARIO) -> Path:
