@@ -77,14 +77,23 @@ def print_summary(summary: dict[str, object]) -> None:
 
 
 def print_failures(claims: list[dict[str, Any]]) -> None:
-    """On stderr: each claim that is not as expected."""
+    """On stderr: each claim that is not as expected, with its worst offender (VM, time)."""
+    from hcisim.report.offender import worst_offender
+
     for c in claims:
         as_expected = (c["verdict"] == "fail") == (c.get("expected") == "fail")
         if as_expected or (c["verdict"] == "n/a" and c.get("expected") != "fail"):
             continue
-        why = "passed, but the scenario expects it to fail" if c.get("expected") == "fail" \
-            else f"measured {_fmt(c['measured'])} {c['unit']}, limit {_fmt(c['limit'])} {c['unit']}"
-        error(f"{c['name']}: {why}", label="claim failed")
+        if c.get("expected") == "fail":
+            error(f"{c['name']}: {c['verdict']}, but the scenario expects it to fail",
+                  label="claim not as expected")
+            continue
+        error(f"{c['name']}: measured {_fmt(c['measured'])} {c['unit']}, "
+              f"limit {_fmt(c['limit'])} {c['unit']}", label="claim failed")
+        worst = worst_offender(c)
+        if worst is not None:
+            err.print(f"  worst: {worst.describe()}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def lint(path: Path) -> dict[str, Any]:

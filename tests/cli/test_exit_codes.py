@@ -35,7 +35,12 @@ def test_a_failed_claim_exits_1_and_names_the_claim(tmp_path: Path) -> None:
     r = hcisim("run", "-q", str(_failing_scenario(tmp_path)), "-o", str(tmp_path / "r"))
     assert r.returncode == 1, r.stderr
     assert "no stall at all" in r.stderr and no_traceback(r)
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["passed"] is False
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["passed"] is False
+    (claim,) = summary["claims"]
+    worst = claim["evidence"][0]
+    # the worst offender (VM and when), as the report names it
+    assert f"worst: VM {worst['vm']} at " in r.stderr and f"({worst['at_s']:.1f} s)" in r.stderr
 
 
 def test_unknown_engine_is_a_usage_error_with_a_suggestion(tmp_path: Path) -> None:
