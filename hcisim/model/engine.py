@@ -38,7 +38,7 @@ from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.gluster import has_client_quorum, read_brick
-from hcisim.model.io import DiskPlan, LatencyModel, Status
+from hcisim.model.io import DiskPlan, LatencyModel, Shape, Status
 from hcisim.model.probes import WriteLedger
 from hcisim.model.recording import RunRecords
 from hcisim.model.selfheal import Repair, SelfHeal
@@ -48,8 +48,9 @@ from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
-# status, client quorum, read brick, write bricks, arbiter, resource use per MB/s
-Route = tuple[Status, bool, str | None, tuple[str, ...], str | None, dict[str, float]]
+# status, client quorum, read brick, write bricks, arbiter, resource use per MB/s, shape
+Route = tuple[Status, bool, str | None, tuple[str, ...], str | None, dict[str, float],
+              Shape | None]
 SETTLE_ROUNDS = 8  # a server-quorum change can alter views once or twice, never more
 
 
@@ -341,9 +342,9 @@ class StorageModel:
         if route is None:
             route = self._routes[key] = self._route(d, vol, c, states, believed, blamed,
                                                     demand > 0)
-        status, quorum, read, write_bricks, arbiter, usage = route
+        status, quorum, read, write_bricks, arbiter, usage, shape = route
         return DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter, usage,
-                        since=t)
+                        since=t, shape_key=shape)
 
     def _route(self, d: VmDiskModel, vol: VolumeModel, c: str, states: tuple[Seen, ...],
                believed: tuple[str, ...], blamed: frozenset[str], busy: bool) -> Route:
@@ -355,7 +356,7 @@ class StorageModel:
         read = read_brick(d.vm, vol.name, good)
         status: Status = "ok"
         if not busy:
-            return status, quorum, read, (), None, {}
+            return status, quorum, read, (), None, {}, None
         if not quorum:
             status = "error"  # ENOTCONN at once
         elif ((d.write_frac > 0 and "lost" in states)
@@ -364,12 +365,12 @@ class StorageModel:
         elif d.read_frac > 0 and read is None:
             status = "error"  # no good copy reachable for this file
         if status != "ok":
-            return status, quorum, read, (), None, {}
+            return status, quorum, read, (), None, {}, None
         write_bricks = tuple(b.host for b in vol.data_bricks if seen[b.host] == "up")
         arb = vol.arbiter
         arbiter = arb.host if arb is not None and seen[arb.host] == "up" else None
         p = DiskPlan(d, c, status, 0.0, quorum, read, write_bricks, arbiter)
-        return status, quorum, read, write_bricks, arbiter, self.latency.usage(vol, p)
+        return status, quorum, read, write_bricks, arbiter, self.latency.usage(vol, p), p.shape
 
     def _flush_writes(self, t: float) -> None:
         """Hand the writes of the ending interval to the ledger, one row per VM and volume."""

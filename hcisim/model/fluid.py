@@ -14,8 +14,8 @@ the same NIC resources (``add_flow`` / ``remove_flow`` with its own names) and t
 
 Why it is incremental: the model re-adds every flow at every change, but between two
 changes most flows keep their path and many their demand. The coefficient matrix is rebuilt
-only when a flow's path, weight or the set of flows changed, a demand change only writes
-one number, and a resolve with nothing changed reuses the last solution (same inputs, same
+only when a flow's path or the set of flows changed, a demand or weight change only
+writes one number, and a resolve with nothing changed reuses the last solution (same inputs, same
 rates, so this is exact).
 """
 
@@ -43,6 +43,7 @@ class Flow:
     demand: float
     usage: Mapping[str, float]  # resource -> coefficient per unit of rate (all > 0)
     weight: float = 1.0  # share relative to other flows when a resource is contended
+    row: Array | None = None  # usage over the resources in order (kept between rebuilds)
 
 
 def max_min_fair(coef: Array, capacity: Array, demand: Array,
@@ -64,23 +65,27 @@ def max_min_fair(coef: Array, capacity: Array, demand: Array,
     remaining = capacity.astype(float).copy()
     active = (demand > 0) & (w > 0)
     uses = coef > 0
-    for _ in range(n_flows + coef.shape[1] + 1):
+    pace = coef * w[:, None]  # resource use per unit of the common pace
+    full_at = _TOL * np.maximum(capacity, 1.0)
+    met_at = _TOL * np.maximum(demand, 1.0)
+    bound = n_flows + coef.shape[1] + 1
+    for _ in range(bound):
         if not active.any():
             break
-        load = (coef[active] * w[active, None]).sum(axis=0)
+        load = pace[active].sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             room = np.where(load > 0, np.maximum(remaining, 0.0) / load, np.inf)
         step = min(float(room.min()) if room.size else np.inf,
                    float(((demand - rate) / w)[active].min()))
         rate[active] += step * w[active]
         remaining -= step * load
-        full = (load > 0) & (remaining <= _TOL * np.maximum(capacity, 1.0))
-        frozen = (demand - rate <= _TOL * np.maximum(demand, 1.0)) | uses[:, full].any(axis=1)
+        full = (load > 0) & (remaining <= full_at)
+        frozen = (demand - rate <= met_at) | uses[:, full].any(axis=1)
         active &= ~frozen
     else:
         if active.any():
             raise SolverError(f"max-min fairness: {int(active.sum())} of {n_flows} flows "
-                              f"still growing after {n_flows + coef.shape[1] + 1} rounds")
+                              f"still growing after {bound} rounds")
     return np.minimum(rate, demand)
 
 
@@ -94,7 +99,7 @@ class FlowNetwork:
         self._used: dict[str, float] = {}
         self.solver_calls = 0
         # the last solved problem: rebuilt when a path changed, patched when a demand did
-        self._structure_dirty = True  # flows added, removed, re-routed or re-weighted
+        self._structure_dirty = True  # flows added, removed or re-routed, a capacity changed
         self._dirty = True  # anything at all changed since the last solve
         self._names: list[str] = []
         self._pos: dict[str, int] = {}
@@ -102,6 +107,7 @@ class FlowNetwork:
         self._demand: Array = np.zeros(0)
         self._weight: Array = np.zeros(0)
         self._cap: Array = np.zeros(0)
+        self._rows_for = 0  # number of resources the flows' cached rows were built for
 
     # --- resources --------------------------------------------------------------------
     def add_resource(self, name: str, capacity: float) -> None:
@@ -127,13 +133,17 @@ class FlowNetwork:
         change it afterwards."""
         demand, weight = float(demand), float(weight)
         old = self._flows.get(name)
-        if old is not None and (old.usage is usage or old.usage == usage) \
-                and old.weight == weight:
+        if old is not None and (old.usage is usage or old.usage == usage):
             if old.demand != demand:
                 old.demand = demand
                 self._dirty = True
                 if not self._structure_dirty:
                     self._demand[self._pos[name]] = demand
+            if old.weight != weight:
+                old.weight = weight
+                self._dirty = True
+                if not self._structure_dirty:
+                    self._weight[self._pos[name]] = weight
             return
         for r in usage:
             if r not in self._capacity:
@@ -152,18 +162,22 @@ class FlowNetwork:
     def _rebuild(self) -> None:
         names = list(self._flows)
         res = list(self._capacity)
+        if self._rows_for != len(res):  # resources were added: every row is stale
+            for f in self._flows.values():
+                f.row = None
+            self._rows_for = len(res)
         index = {r: j for j, r in enumerate(res)}
-        coef = np.zeros((len(names), len(res)))
-        demand = np.empty(len(names))
-        weight = np.empty(len(names))
-        for i, n in enumerate(names):
-            f = self._flows[n]
-            demand[i] = f.demand
-            weight[i] = f.weight
-            for r, a in f.usage.items():
-                coef[i, index[r]] = a
+        rows = []
+        for f in self._flows.values():
+            if f.row is None:
+                f.row = np.zeros(len(res))
+                for r, a in f.usage.items():
+                    f.row[index[r]] = a
+            rows.append(f.row)
         self._names, self._pos = names, {n: i for i, n in enumerate(names)}
-        self._coef, self._demand, self._weight = coef, demand, weight
+        self._coef = np.array(rows) if rows else np.zeros((0, len(res)))
+        self._demand = np.array([f.demand for f in self._flows.values()], dtype=float)
+        self._weight = np.array([f.weight for f in self._flows.values()], dtype=float)
         self._cap = np.array([self._capacity[r] for r in res], dtype=float)
         self._structure_dirty = False
 

@@ -31,6 +31,8 @@ from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel, disk_cost,
 from hcisim.model.fluid import FlowNetwork
 
 Status = Literal["ok", "stalled", "error", "stopped"]
+# volume, client, read brick, write bricks, arbiter, read share, block bytes
+Shape = tuple[str, str, str | None, tuple[str, ...], str | None, float, float]
 RHO_MAX = 0.99
 P99_FACTOR = math.log(100.0)
 
@@ -50,16 +52,19 @@ class DiskPlan:
     usage: dict[str, float] = field(default_factory=dict)
     since: float = 0.0
     acked_bytes: float = 0.0  # write bytes acknowledged since ``since``
+    shape_key: Shape | None = None  # :attr:`shape`, once computed
 
     @property
     def flow(self) -> str:
         return self.disk.flow
 
     @property
-    def shape(self) -> tuple[str, str, str | None, tuple[str, ...], str | None, float, float]:
+    def shape(self) -> Shape:
         """What the path and latency depend on: disks with the same shape share them."""
-        return (self.disk.volume, self.client, self.read_brick, self.write_bricks, self.arbiter,
-                self.disk.read_frac, self.disk.block_bytes)
+        if self.shape_key is None:
+            self.shape_key = (self.disk.volume, self.client, self.read_brick, self.write_bricks,
+                              self.arbiter, self.disk.read_frac, self.disk.block_bytes)
+        return self.shape_key
 
 
 def path_usage(cluster: Cluster, vol: VolumeModel, plan: DiskPlan) -> dict[str, float]:
@@ -120,9 +125,10 @@ class LatencyModel:
         # per settle, unloaded ones per capacity set.
         self._leg_of: dict[LegKey, Leg] = {}
         self._rho: dict[str, float] | None = None  # utilisations of this settle
-        self._of: dict[tuple[object, ...], Latency] = {}
-        self._of_idle: dict[tuple[object, ...], Latency] = {}
-        self._usage: dict[tuple[object, ...], dict[str, float]] = {}
+        self._of: dict[Shape, Latency] = {}
+        self._of_idle: dict[Shape, Latency] = {}
+        self._qd_cap: dict[tuple[Shape, int], float] = {}
+        self._usage: dict[Shape, dict[str, float]] = {}
 
     def usage(self, vol: VolumeModel, plan: DiskPlan) -> dict[str, float]:
         """:func:`path_usage`, shared by every disk of the same shape (do not mutate)."""
@@ -141,6 +147,7 @@ class LatencyModel:
         self.new_rates()
         self._leg_of.clear()
         self._of_idle.clear()
+        self._qd_cap.clear()
 
     def _nic_service_ms(self, res: str, blk: float) -> float:
         cap = self.net.capacity(res)
@@ -223,7 +230,11 @@ class LatencyModel:
         prof = plan.disk.profile
         if prof is None:
             return 0.0
-        lat = self.of(vol, plan, loaded=False).mean_ms
-        if not lat > 0:
-            return math.inf
-        return prof.queue_depth / (lat / 1000.0) * plan.disk.block_bytes / 1e6
+        key = (plan.shape, prof.queue_depth)
+        cap = self._qd_cap.get(key)
+        if cap is None:
+            lat = self.of(vol, plan, loaded=False).mean_ms
+            cap = self._qd_cap[key] = (
+                math.inf if not lat > 0
+                else prof.queue_depth / (lat / 1000.0) * plan.disk.block_bytes / 1e6)
+        return cap

@@ -32,7 +32,7 @@ class World:
         the same world (the clients' views need not be reconciled again)."""
         return tuple(frozenset(k for k, n in mark.items() if n) if isinstance(mark, Counter)
                      else frozenset(mark)
-                     for name, mark in vars(self).items() if name != "cluster")
+                     for mark in vars(self).values() if isinstance(mark, Counter | set))
 
     # --- hosts ------------------------------------------------------------------------
     def powered(self, host: str) -> bool:
