@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pandas as pd
 
+from hcisim.report.pages import data_uri, render_page
 from hcisim.scenario import save_scenario
 from hcisim.sweep.grid import SweepPlan
 from hcisim.sweep.plots import comparison_plots
-
-_INDEX = jinja2.Template("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>hcisim sweep: {{ name }}</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>
-<h1>Sweep of {{ name }}</h1>
-<p>{{ runs }} runs: {{ points }} grid points x {{ replications }} replications
-(base seed {{ base_seed }}){% if failed %}; <b>{{ failed }} runs failed</b> (see the error
-column){% endif %}. Data: <a href="results.csv">results.csv</a>,
-<a href="results.parquet">results.parquet</a>, <a href="sweep.json">sweep.json</a>,
-<a href="scenario.yaml">base scenario</a>.</p>
-<table><tr><th>factor</th><th>levels</th></tr>{% for f in factors %}
-<tr><td>{{ f.path }}</td><td>{{ f.levels|join(", ") }}</td></tr>{% endfor %}</table>
-{% for p in plots %}<h2>{{ p.stem }}</h2><img src="plots/{{ p.name }}" alt="{{ p.stem }}">
-{% endfor %}</body></html>""", autoescape=True)
 
 
 def write_sweep(plan: SweepPlan, table: pd.DataFrame, out: Path,
@@ -48,9 +34,14 @@ def write_sweep(plan: SweepPlan, table: pd.DataFrame, out: Path,
         **meta,
     }
     paths["sweep.json"].write_text(json.dumps(info, indent=2, default=str))
-    plots = comparison_plots(table, plan.factors, out / "plots")
-    paths["index.html"].write_text(_INDEX.render(
-        name=plan.base.name, runs=len(plan.runs), points=plan.points,
+    plots = []
+    for p in comparison_plots(table, plan.factors, out / "plots"):
+        data = p.read_bytes()
+        width, height = struct.unpack(">II", data[16:24])  # the PNG header's size
+        plots.append({"stem": p.stem, "name": p.name, "src": data_uri(data), "width": width,
+                      "height": height})
+    paths["index.html"].write_text(render_page(
+        "sweep.html.j2", name=plan.base.name, runs=len(plan.runs), points=plan.points,
         replications=plan.replications, base_seed=plan.base_seed, failed=failed,
         factors=plan.factors, plots=plots))
     return paths

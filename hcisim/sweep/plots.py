@@ -11,13 +11,13 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
+from hcisim.report import style
+from hcisim.report.figures import png
 from hcisim.sweep.grid import Factor
 
 HEADLINE = (
@@ -42,12 +42,37 @@ def _values(df: pd.DataFrame, metric: str) -> pd.Series:
     return pd.to_numeric(s, errors="coerce").astype("float64")
 
 
+def unit(df: pd.DataFrame, metric: str) -> tuple[str, float]:
+    """The unit a metric's axis reads in, and the factor from the table's values to it."""
+    if metric == "passed":
+        return "% of runs", 100.0
+    if metric.startswith("claim."):
+        col = metric.removesuffix(".measured") + ".unit"
+        units = list(df[col].dropna().unique()) if col in df.columns else []
+        shown = str(units[0]) if units else ""
+        return ("GB", 1e-9) if shown == "bytes" else (shown, 1.0)
+    name = metric.split(".")[1] if metric.count(".") >= 2 else metric
+    if name.endswith("_bytes") or name == "bytes_healed":
+        return "GB", 1e-9
+    for suffix, shown in (("_ms", "ms"), ("_mb_s", "MB/s"), ("_s", "s")):
+        if name.endswith(suffix):
+            return shown, 1.0
+    return "", 1.0
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "factor"
 
 
 def factor_plot(df: pd.DataFrame, factor: Factor, others: Sequence[Factor],
                 metrics: Sequence[str], path: Path) -> None:
+    path.write_bytes(png(factor_figure(df, factor, others, metrics)))
+
+
+def factor_figure(df: pd.DataFrame, factor: Factor, others: Sequence[Factor],
+                  metrics: Sequence[str]) -> Figure:
+    """A panel per metric: its value (in its unit, from a zero baseline) per factor level,
+    a line per combination of the other factors."""
     levels = list(pd.unique(df[factor.path]))
     x = np.arange(len(levels))
     groups: list[tuple[str, pd.DataFrame]]
@@ -59,30 +84,43 @@ def factor_plot(df: pd.DataFrame, factor: Factor, others: Sequence[Factor],
         groups = [("all runs" if not others else "pooled over other factors", df)]
     cols = min(3, len(metrics))
     rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    fig = style.figure(4.6 * cols, 3.4 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
+        shown, scale = unit(df, metric)
+        low, high = 0.0, 0.0
         for i, (label, g) in enumerate(groups):
             offset = (i - (len(groups) - 1) / 2) * 0.08
-            stats = [_values(g[g[factor.path] == lv], metric) for lv in levels]
+            stats = [_values(g[g[factor.path] == lv], metric) * scale for lv in levels]
             mean = np.array([s.mean() for s in stats])
             lo = np.array([s.min() for s in stats])
             hi = np.array([s.max() for s in stats])
             # clip: the mean of equal floats can round a hair below their minimum
             err = [np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)]
-            ax.errorbar(x + offset, mean, yerr=err, marker="o", capsize=3, label=label)
+            low, high = float(np.nanmin([low, *lo])), float(np.nanmax([high, *hi]))
+            look = style.line_style(i, len(groups), len(levels))
+            ax.errorbar(x + offset, mean, yerr=err, capsize=3, label=label,
+                        color=look["color"], ls=look["ls"], marker=look["marker"],
+                        markersize=5, lw=1.1)
         ax.set_xticks(x, [str(lv) for lv in levels])
-        ax.set_xlabel(factor.path)
-        ax.set_title("share of runs passing all claims" if metric == "passed" else metric,
-                     fontsize="small")
+        ax.set_xlabel(factor.path, fontsize=8)
+        ax.set_ylabel(shown or "value", fontsize=8)
+        ax.set_title("runs passing all claims" if metric == "passed" else metric,
+                     fontsize="small", loc="left")
+        ax.axhline(0, color=style.BLACK, lw=0.8)  # the baseline: differences read to scale
+        pad = 0.05 * (high - low) or 1.0  # all zero: still an axis from 0 up
+        ax.set_ylim(low - pad if low < 0 else 0.0, high + pad)
+        if metric == "passed":
+            ax.set_ylim(-3, 105)
+            ax.yaxis.set_major_formatter(PercentFormatter(100))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize="x-small")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), fontsize="x-small",
+               loc="outside lower center", ncol=min(3, len(groups)), frameon=False)
     fig.suptitle(f"per level of {factor.path} (mean, bar: min..max over replications)",
-                 fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+                 fontsize="medium", x=0.0, ha="left")
+    return fig
 
 
 def comparison_plots(df: pd.DataFrame, factors: Sequence[Factor], out: Path) -> list[Path]:

@@ -90,6 +90,7 @@ def metrics(result: RunResult) -> dict[str, Any]:
         names.add(name)
         row[f"claim.{name}.verdict"] = v.verdict
         row[f"claim.{name}.measured"] = _num(v.measured)
+        row[f"claim.{name}.unit"] = v.unit
     return row
 
 

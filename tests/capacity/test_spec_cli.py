@@ -98,8 +98,9 @@ def test_example_spec_answer(tmp_path: Path) -> None:
     _, vms = load_spec(EXAMPLE / "spec.yaml")
     assert data["inventory"]["vms"] == len(vms)
     html = (tmp_path / "capacity.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 2  # plots inline, and as files:
     for img in ("headroom.png", "capacity.png"):
-        assert f'src="{img}"' in html
+        assert f'href="{img}"' in html
         assert (tmp_path / img).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -100,8 +100,9 @@ def test_cli_writes_table_plots_and_index(tmp_path: Path) -> None:
     assert list(parquet.columns) == list(csv.columns)
     assert csv["seed"].tolist() == parquet["seed"].tolist()
     html = (out / "index.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 2
     for name in ("volumes_1_.type.png", "hosts_.ram_gib.png"):
-        assert f'src="plots/{name}"' in html
+        assert f'href="plots/{name}"' in html  # and inline:
         assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG"
 
 
