@@ -11,22 +11,34 @@ scenario share one run (same xdist group, cached per session).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from validators.targets import Runs, Target, TargetError, claim_names, parse_target, scenario_files
+from hcisim.pytest_plugin import (
+    ALLOW_DESTRUCTIVE,
+    IDENTITY,
+    TARGET,
+    Runs,
+    TargetError,
+    claim_names,
+    runs_of,
+    slug,
+    target_of,
+)
+from validators.targets import scenario_files
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hcisim validators")
-    group.addoption("--target", default="model",
+    # the installed plugin's --hcisim-* options under short names (same destinations)
+    group.addoption("--target", dest=TARGET, default=None,
                     help="where to check the claims: an engine name: model (default), "
                          "lab+netns, lab+libvirt[://URI], hosts+ssh://root@h1,root@h2,root@h3")
-    group.addoption("--identity", default=None, metavar="KEY",
+    group.addoption("--identity", dest=IDENTITY, default=None, metavar="KEY",
                     help="hosts target: SSH private key (default: agent / default keys)")
-    group.addoption("--allow-destructive", action="store_true", default=False,
+    group.addoption("--allow-destructive", dest=ALLOW_DESTRUCTIVE, action="store_true",
+                    default=False,
                     help="hosts target: also inject the scenario's faults (bounded, rolled back)")
     group.addoption("--scenarios", action="append", default=None, metavar="PATH",
                     help="scenario file or folder (repeatable); default: scenarios/")
@@ -34,20 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): run with the other items of name")
-    try:
-        identity = config.getoption("--identity")
-        config.stash[_TARGET] = parse_target(
-            config.getoption("--target"), identity=Path(identity) if identity else None,
-            allow_destructive=bool(config.getoption("--allow-destructive")))
-    except TargetError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
-
-_TARGET = pytest.StashKey[Target]()
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "claim"
+    target_of(config)  # default model; a bad --target is a usage error here
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -55,7 +54,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         _parametrize_nodes(metafunc)
     if "claim_case" not in metafunc.fixturenames:
         return
-    target = metafunc.config.stash[_TARGET]
+    target = target_of(metafunc.config)
     try:
         files = scenario_files(metafunc.config.getoption("--scenarios"))
     except TargetError as exc:
@@ -69,7 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if not isinstance(names, list):  # an invalid scenario is a failing item, not silence
             params.append(pytest.param((path, -1), id=f"{path.stem}:load", marks=marks))
             continue
-        params.extend(pytest.param((path, i), id=f"{path.stem}:{_slug(n)}", marks=marks)
+        params.extend(pytest.param((path, i), id=f"{path.stem}:{slug(n)}", marks=marks)
                       for i, n in enumerate(names))
     metafunc.parametrize("claim_case", params)
 
@@ -78,7 +77,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """Only node VMs (lab:libvirt) have deployed nodes of their own to inspect: elsewhere
     test_nodes.py is not collected at all (no empty, skipped items)."""
     if collection_path.name == "test_nodes.py":
-        return config.stash[_TARGET].label != "lab:libvirt" or None
+        return target_of(config).label != "lab:libvirt" or None
     return None
 
 
@@ -99,7 +98,7 @@ def node_scenario(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def runs(pytestconfig: pytest.Config) -> Runs:
-    return Runs(pytestconfig.stash[_TARGET])
+    return runs_of(pytestconfig)
 
 
 @pytest.fixture

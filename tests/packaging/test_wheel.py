@@ -139,3 +139,11 @@ def test_the_wheel_runs_the_main_job_with_a_report(installed: Path, tmp_path: Pa
     assert "lab-power-loss" in page
     v = _run(installed, "hcisim", "--version", cwd=tmp_path)
     assert v.returncode == 0 and v.stdout.startswith("hcisim "), v.stderr
+
+
+def test_the_pytest_plugin_works_from_the_install(installed: Path, tmp_path: Path) -> None:
+    shutil.copy(ROOT / "scenarios" / "lab-power-loss.yaml", tmp_path / "cluster.yaml")
+    r = _run(installed, "python", "-m", "pytest", "-p", "no:cacheprovider", "-q",
+             "--hcisim-target", "model", "cluster.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "5 passed" in r.stdout  # lab-power-loss.yaml states five claims
