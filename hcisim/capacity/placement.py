@@ -1,7 +1,7 @@
 """Where the inventory runs, and whether the HA VMs of any one host fit on the other two.
 
 This is a deliberately small bin-packing check, not the oVirt scheduler (that lives in
-``hcisim.model.compute`` and is not imported here: sizing must not depend on a policy's
+``hcisim.placement`` and is not imported here: sizing must not depend on a policy's
 weights). VMs are placed worst-fit decreasing by RAM (each on the host with the most free
 RAM, as ``evenly_distributed`` tends to), then for every failed host its HA VMs are packed
 first-fit decreasing onto the survivors' free RAM and vCPU slots.

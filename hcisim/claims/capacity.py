@@ -13,10 +13,12 @@ from typing import Any
 from hcisim.claims.timeline import host_of
 from hcisim.claims.verdict import Verdict, rounded
 from hcisim.observations import Observations
+from hcisim.placement import cluster_of
+from hcisim.placement.failover import failover_restarts
+from hcisim.placement.inventory import loads, priority_order
 from hcisim.scenario import Scenario
 from hcisim.scenario.claims import HaReservation, UsableCapacityAtLeast
 from hcisim.scenario.cluster import Volume
-from hcisim.scenario.workload import PRIORITY_RANK
 
 _EPS = 1e-9
 
@@ -59,47 +61,30 @@ def placement(sc: Scenario, obs: Observations) -> dict[str, str]:
 
 
 def ha_plan(sc: Scenario, obs: Observations, vms: tuple[str, ...] | None = None) -> list[HostLoss]:
-    """For each host, restart its HA VMs on the others, one by one as the scheduler would.
+    """For each host, restart its HA VMs on the others as the scheduler would.
 
-    Capacities follow the scheduler's memory and CPU filters: RAM x memory_overcommit_pct,
-    cores x cpu_overcommit vCPUs. Restartable VMs (HA, and the hosted engine) go one at a
-    time, the engine first, then by priority and largest RAM, each to the allowed survivor
-    with the most free RAM. Greedy on purpose: oVirt restarts VMs one by one the same way,
-    so a packing that exists only in another order does not help on the day.
+    The restarts are the shared failover rules (:mod:`hcisim.placement`: the oVirt
+    scheduler's filters and weights, one VM at a time in restart order: the engine first,
+    then by priority), the same ones the model runs, so a claim judged on a lab uses the
+    same failover order as the model. Capacities are the scheduler's: RAM x
+    memory_overcommit_pct, cores x cpu_overcommit vCPUs.
     """
     where = placement(sc, obs)
-    mem_f = sc.compute.memory_overcommit_pct / 100.0
-    ram_cap = {h.name: h.ram_gib * mem_f for h in sc.hosts}
-    cpu_cap = {h.name: h.cores * sc.compute.cpu_overcommit for h in sc.hosts}
-    ram_used = dict.fromkeys(ram_cap, 0.0)
-    cpu_used = dict.fromkeys(cpu_cap, 0.0)
-    for vm in sc.vms:
-        h = where.get(vm.name)
-        if h in ram_used:
-            ram_used[h] += vm.ram_gib
-            cpu_used[h] += vm.vcpus
+    cluster = cluster_of(sc)
     chosen = set(vms) if vms is not None else None
     plans: list[HostLoss] = []
     for failed in sc.host_names:
-        movers = sorted((vm for vm in sc.vms if (vm.ha or vm.hosted_engine)
-                         and where.get(vm.name) == failed
-                         and (chosen is None or vm.name in chosen)),
-                        key=lambda v: (not v.hosted_engine, PRIORITY_RANK[v.priority],
-                                       -v.ram_gib, -v.vcpus, v.name))
-        free_ram = {h: ram_cap[h] - ram_used[h] for h in sc.host_names if h != failed}
-        free_cpu = {h: cpu_cap[h] - cpu_used[h] for h in sc.host_names if h != failed}
-        plan = HostLoss(failed, [v.name for v in movers])
-        for vm in movers:
-            allowed = [h for h in free_ram if not vm.pinned_to or h in vm.pinned_to]
-            fits = [h for h in allowed if free_ram[h] + _EPS >= vm.ram_gib
-                    and free_cpu[h] + _EPS >= vm.vcpus]
-            if not fits:
-                plan.unplaced.append(vm.name)
-                continue
-            dest = max(fits, key=lambda h: (free_ram[h], free_cpu[h]))
-            free_ram[dest] -= vm.ram_gib
-            free_cpu[dest] -= vm.vcpus
-            plan.placed[vm.name] = dest
+        movers = [v.name for v in priority_order(cluster.vms)
+                  if v.restartable and where.get(v.name) == failed
+                  and (chosen is None or v.name in chosen)]
+        placed, unplaced = failover_restarts(cluster, where, failed)
+        after = {v: h for v, h in where.items() if h != failed} | placed
+        used = loads(cluster, after)
+        survivors = [h for h in sc.host_names if h != failed]
+        free_ram = {h: cluster.ram_capacity_gib(h) - used[h].ram_gib for h in survivors}
+        free_cpu = {h: cluster.vcpu_capacity(h) - used[h].vcpus for h in survivors}
+        plan = HostLoss(failed, movers, placed={v: placed[v] for v in movers if v in placed},
+                        unplaced=[v for v in unplaced if v in movers])
         plan.ram_short_gib = sum(sc.vm(v).ram_gib for v in plan.unplaced)
         plan.vcpu_short = float(sum(sc.vm(v).vcpus for v in plan.unplaced))
         plan.ram_deficit_gib = max(0.0, plan.ram_short_gib - max(0.0, sum(free_ram.values())))

@@ -30,14 +30,14 @@ def register(app: typer.Typer) -> None:
             help="exit 1 when some HA VM of a failed host would not restart")] = False,
     ) -> None:
         """Failover pairs, the n+1 check, and each host failure's predicted outage."""
-        from hcisim.model.compute.failover import (
+        from hcisim.model.compute.outage import plan_host_loss
+        from hcisim.placement.failover import (
             failover_pairs,
             ha_reservation,
             reservation_summary,
         )
-        from hcisim.model.compute.inventory import cluster_of, given_placement
-        from hcisim.model.compute.outage import plan_host_loss
-        from hcisim.model.compute.scheduler import schedule_unplaced
+        from hcisim.placement.inventory import cluster_of, given_placement
+        from hcisim.placement.scheduler import schedule_unplaced
 
         sc = load_scenario(scenario)
         cluster = cluster_of(sc)

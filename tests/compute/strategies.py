@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from hcisim.model.compute.inventory import AffinityRule, ClusterSpec, HostSpec, VmSpec
+from hcisim.placement.inventory import AffinityRule, ClusterSpec, HostSpec, VmSpec
 
 POLICIES = ("evenly_distributed", "vm_evenly_distributed", "power_saving", "none")
 

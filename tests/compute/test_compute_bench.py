@@ -10,10 +10,10 @@ import pytest
 import simpy
 
 from hcisim.model.compute import ComputeModel, SteadyStorage
-from hcisim.model.compute.failover import failover_pairs, ha_reservation
-from hcisim.model.compute.inventory import cluster_of
-from hcisim.model.compute.scheduler import schedule_unplaced
 from hcisim.observations import Recorder
+from hcisim.placement.failover import failover_pairs, ha_reservation
+from hcisim.placement.inventory import cluster_of
+from hcisim.placement.scheduler import schedule_unplaced
 from hcisim.scenario import Scenario, load_scenario, with_overrides
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hcisim.model.compute.failover import ha_reservation
-from hcisim.model.compute.inventory import cluster_of
 from hcisim.model.compute.outage import plan_host_loss
 from hcisim.observations import conform
+from hcisim.placement.failover import ha_reservation
+from hcisim.placement.inventory import cluster_of
 from hcisim.scenario import Scenario, load_scenario
 from tests.compute.test_compute_process import restart_starts, run, states
 

@@ -1,6 +1,6 @@
 """Failover pairs and the n+1 check, against an exhaustive search on small random clusters.
 
-"Fits" (see hcisim.model.compute.failover): greedy = the scheduler in restart order places
+"Fits" (see hcisim.placement.failover): greedy = the scheduler in restart order places
 every HA VM; packing exists = some assignment of all of them passes every filter together.
 The relation that truly holds: greedy success => a packing exists, and greedy never restarts
 more VMs than the largest set that can run together. The converse fails (example below).
@@ -11,7 +11,9 @@ from __future__ import annotations
 import pandas as pd
 from hypothesis import event, given, settings
 
-from hcisim.model.compute.failover import (
+from hcisim.observations import conform
+from hcisim.observations.schema import COLUMNS
+from hcisim.placement.failover import (
     exhaustive_restart,
     failover_pairs,
     failover_restarts,
@@ -20,16 +22,14 @@ from hcisim.model.compute.failover import (
     max_restartable,
     restart_candidates,
 )
-from hcisim.model.compute.inventory import (
+from hcisim.placement.inventory import (
     ClusterSpec,
     HostSpec,
     VmSpec,
     cluster_of,
     given_placement,
 )
-from hcisim.model.compute.scheduler import schedule_unplaced
-from hcisim.observations import conform
-from hcisim.observations.schema import COLUMNS
+from hcisim.placement.scheduler import schedule_unplaced
 from hcisim.scenario import load_scenario
 from tests.compute.strategies import clusters
 from tests.compute.test_compute_scheduler import valid

@@ -13,7 +13,7 @@ from hcisim.model.compute.ha import (
     restart_schedule,
     retry_times,
 )
-from hcisim.model.compute.hosted_engine import (
+from hcisim.placement.hosted_engine import (
     HostHealth,
     agent_score,
     best_host,
@@ -21,7 +21,7 @@ from hcisim.model.compute.hosted_engine import (
     next_tick,
     takeover_host,
 )
-from hcisim.model.compute.inventory import VmSpec
+from hcisim.placement.inventory import VmSpec
 from hcisim.scenario import make_fault
 from hcisim.scenario.compute import Fencing, HaRestart, HostedEngine
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from hcisim.model.compute.inventory import AffinityRule, ClusterSpec, HostSpec, VmSpec, loads
-from hcisim.model.compute.scheduler import (
+from hcisim.placement.inventory import AffinityRule, ClusterSpec, HostSpec, VmSpec, loads
+from hcisim.placement.scheduler import (
     choose_host,
     place,
     schedule_unplaced,

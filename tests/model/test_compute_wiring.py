@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hcisim.model import StorageModel
-from hcisim.model.compute.inventory import GIB_MB, cluster_of
 from hcisim.model.compute.outage import plan_host_loss
 from hcisim.model.elaborate import nic_mb_s
 from hcisim.observations import Observations, summarize
+from hcisim.placement.inventory import GIB_MB, cluster_of
 from hcisim.runner import run_scenario
 from hcisim.scenario import Scenario, load_scenario, with_overrides
 

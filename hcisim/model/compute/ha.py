@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hcisim.model.compute.inventory import VmSpec
+from hcisim.placement.inventory import VmSpec
 from hcisim.scenario.compute import Fencing, HaRestart
 from hcisim.scenario.faults import HostLoss as HostLoss
 from hcisim.scenario.faults import loss_kills_vms

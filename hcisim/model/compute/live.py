@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from hcisim.model.compute.inventory import loads, priority_order, vms_on
 from hcisim.model.compute.migration import PreCopy
 from hcisim.model.compute.ports import MigrationFlow
-from hcisim.model.compute.scheduler import choose_host, rejection
+from hcisim.placement.inventory import loads, priority_order, vms_on
+from hcisim.placement.scheduler import choose_host, rejection
 
 if TYPE_CHECKING:
     from hcisim.model.compute.process import ComputeModel

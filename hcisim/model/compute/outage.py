@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hcisim.model.compute.failover import failover_restarts
 from hcisim.model.compute.ha import (
     HostFailureTimeline,
     HostLoss,
@@ -19,14 +18,15 @@ from hcisim.model.compute.ha import (
     host_failure_timeline,
     restart_schedule,
 )
-from hcisim.model.compute.hosted_engine import (
+from hcisim.placement.failover import failover_restarts
+from hcisim.placement.hosted_engine import (
     EngineRestart,
     HostHealth,
     agent_score,
     engine_restart,
 )
-from hcisim.model.compute.inventory import ClusterSpec, Placement, loads, vms_on
-from hcisim.model.compute.scheduler import cpu_load
+from hcisim.placement.inventory import ClusterSpec, Placement, loads, vms_on
+from hcisim.placement.scheduler import cpu_load
 from hcisim.scenario.compute import Compute
 
 

@@ -16,39 +16,39 @@ from typing import Any
 
 import simpy
 
-from hcisim.model.compute.failover import (
-    failover_pairs,
-    failover_rows,
-    ha_reservation,
-    reservation_summary,
-)
 from hcisim.model.compute.ha import (
     HostLoss,
     host_failure_timeline,
     retry_times,
     vms_die,
 )
-from hcisim.model.compute.hosted_engine import (
+from hcisim.model.compute.live import Migrations
+from hcisim.model.compute.ports import StoragePort
+from hcisim.model.compute.vmstate import VmStateLog
+from hcisim.observations import Recorder
+from hcisim.placement import initial_placement
+from hcisim.placement.failover import (
+    failover_pairs,
+    failover_rows,
+    ha_reservation,
+    reservation_summary,
+)
+from hcisim.placement.hosted_engine import (
     HostHealth,
     agent_score,
     engine_start_time,
     next_tick,
     takeover_host,
 )
-from hcisim.model.compute.inventory import (
+from hcisim.placement.inventory import (
     ClusterSpec,
     VmSpec,
     cluster_of,
-    given_placement,
     loads,
     priority_order,
     vms_on,
 )
-from hcisim.model.compute.live import Migrations
-from hcisim.model.compute.ports import StoragePort
-from hcisim.model.compute.scheduler import choose_host, cpu_load, schedule_unplaced
-from hcisim.model.compute.vmstate import VmStateLog
-from hcisim.observations import Recorder
+from hcisim.placement.scheduler import choose_host, cpu_load
 from hcisim.scenario import Scenario
 
 Proc = Generator[Any, Any, None]
@@ -92,8 +92,8 @@ class ComputeModel:
 
     def start(self, drive_faults: bool = True) -> None:
         """Place the VMs, record failover pairs, schedule operations (and host faults)."""
-        res = schedule_unplaced(self.cluster, given_placement(self.sc))
-        self.placement = dict(res.placement)
+        # the shared placement rules: every engine starts the VMs on the same hosts
+        self.placement = {v: h for v, h in initial_placement(self.sc).items() if h is not None}
         self.initial_placement = dict(self.placement)
         for vm in self.cluster.vms:
             host = self.placement.get(vm.name)

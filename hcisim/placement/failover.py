@@ -2,7 +2,7 @@
 
 When a host fails, everything it ran is gone; its restartable VMs (HA VMs and the hosted
 engine) are placed again by the same scheduler on the other hosts, the engine first, then by
-priority (:func:`~hcisim.model.compute.inventory.priority_order`), each seeing the ones
+priority (:func:`~hcisim.placement.inventory.priority_order`), each seeing the ones
 before it. A VM's *failover host* is where that puts it.
 
 "Fits" has two meanings here, and the report keeps them apart:
@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from hcisim.model.compute.inventory import ClusterSpec, Placement, VmSpec, loads, priority_order
-from hcisim.model.compute.scheduler import place, rejection
+from hcisim.placement.inventory import ClusterSpec, Placement, VmSpec, loads, priority_order
+from hcisim.placement.scheduler import place, rejection
 
 EXHAUSTIVE_LIMIT = 12  # VMs per failed host beyond which the exhaustive search is skipped
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from hcisim.model.compute.hosted_engine import HostHealth, agent_score
-from hcisim.model.compute.inventory import (
+from hcisim.placement.hosted_engine import HostHealth, agent_score
+from hcisim.placement.inventory import (
     ClusterSpec,
     HostLoad,
     Placement,
