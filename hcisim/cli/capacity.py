@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hcisim.cli import EXIT_CLAIM_FAILED, UserError, friendly, out
@@ -18,13 +19,14 @@ def print_answer(result: dict[str, Any]) -> None:
     for a in result["assessments"]:
         failing = [c["name"] for c in a["checks"] if not c["passed"]]
         verdict = "[green]pass[/green]" if a["passed"] else "[red]fail[/red]"
-        t.add_row(a["candidate"], a["volume_type"], verdict, ", ".join(failing) or "-")
+        t.add_row(escape(a["candidate"]), a["volume_type"], verdict,
+                  escape(", ".join(failing)) or "-")
     out.print(t)
     for s in result["smallest"]:
         out.print(f"{s['volume_type']}: smallest passing candidate: "
-                  f"[bold]{s['candidate'] or 'none'}[/bold]", highlight=False)
+                  f"[bold]{escape(s['candidate'] or 'none')}[/bold]", highlight=False)
         for rej in s["rejected"]:
-            out.print(f"  {rej['candidate']} fails:", highlight=False)
+            out.print(f"  {rej['candidate']} fails:", highlight=False, markup=False)
             for why in rej["reasons"]:
                 out.print(f"    {why}", highlight=False, markup=False)
 

@@ -79,14 +79,14 @@ def test_output_folder_not_empty_needs_force(tmp_path: Path) -> None:
 def test_engine_error_exits_3_and_the_journal_says_failed(tmp_path: Path) -> None:
     patch = ("import hcisim.runner as r\n"
              "def down(*a, **k):\n"
-             "    raise r.EngineError('h2 did not come up: [Errno 113] No route to host')\n"
+             "    raise r.EngineError('h2 did not come up: [ssh: no route to host]')\n"
              "r.engine_observations = down")
     r = hcisim("run", "-q", "-o", str(tmp_path / "r"), patch=patch)
     assert r.returncode == 3 and no_traceback(r)
-    assert "[Errno 113] No route to host" in r.stderr  # not eaten as Rich markup
+    assert "[ssh: no route to host]" in r.stderr  # not eaten as Rich markup
     journal = json.loads((tmp_path / "r" / "journal.json").read_text())
     assert journal["status"] == "failed"
-    assert journal["error"]["message"] == "h2 did not come up: [Errno 113] No route to host"
+    assert journal["error"]["message"] == "h2 did not come up: [ssh: no route to host]"
     assert (tmp_path / "r" / "scenario.yaml").exists()
 
 
