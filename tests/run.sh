@@ -13,7 +13,7 @@ APT_PACKAGES=(glusterfs-server glusterfs-client fio xfsprogs iproute2 iptables k
               openssh-server openssh-client
               qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
               pkg-config debootstrap genisoimage
-              chromium chromium-driver libxml2-dev)
+              chromium chromium-driver libxml2-dev gcc libc6-dev)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

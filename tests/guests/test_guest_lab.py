@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hcisim.lab.errors import LabError
 from hcisim.lab.guests.agentlink import longest_silence, longest_write_wait
 from hcisim.lab.guests.lab import check_guest, start_destination, start_guest
 from hcisim.lab.guests.migrate import MigrationPolicy, migrate
@@ -26,6 +27,7 @@ from hcisim.lab.guests.vmstate import pause_windows, vm_state_rows
 from hcisim.lab.history import CheckResult
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
+from hcisim.scenario import Fault
 from tests.lab.scenarios import small
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -51,16 +53,36 @@ def lab() -> Iterator[NetnsBackend]:
         yield be
 
 
+def restore(be: NetnsBackend, fault: Fault) -> None:
+    """Repair, retrying while glusterd is busy with the previous repair's transaction
+    (two ``volume start force`` back to back: "Another transaction is in progress")."""
+    for attempt in range(10):
+        try:
+            be.restore(fault)
+            return
+        except LabError as exc:
+            if "Another transaction is in progress" not in exc.reason or attempt == 9:
+                raise
+            time.sleep(1)
+
+
 def acked_after(guest: Guest, n: int, timeout: float) -> None:
     target = guest.agent.acked + n
     wait_for(lambda: guest.agent.acked >= target, timeout, f"{n} more acknowledged writes")
 
 
-def lost_detail(result: CheckResult) -> str:
+def lost_detail(be: NetnsBackend, result: CheckResult, disk: Path) -> str:
+    """Which records, and what each brick and the mount hold at the first one's offset."""
     lost = [a for a in result.acked if result.lost(a.seq)]
-    return "; ".join(f"seq {a.seq} acked {a.t_end:.3f} copies {result.copies.get(a.seq)} "
-                     f"readable {None if result.readable is None else result.readable.get(a.seq)}"
-                     for a in lost[:30])
+    out = [f"seq {a.seq} acked {a.t_end:.3f} copies {result.copies.get(a.seq)} readable "
+           f"{None if result.readable is None else result.readable.get(a.seq)}"
+           for a in lost[:30]]
+    if lost:
+        off = lost[0].seq * result.size
+        for base in [*be.data_brick_paths("data"), disk.parent]:
+            data = (base / disk.name).read_bytes()[off:off + result.size]
+            out.append(f"{base}: {data[:24]!r}")
+    return "; ".join(out)
 
 
 def heal_done(be: NetnsBackend, volume: str) -> bool:
@@ -102,8 +124,8 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
             acked_frozen = guest.agent.acked
             time.sleep(2)
             assert guest.agent.acked == acked_frozen, "a paused guest acknowledged writes"
-            lab.restore(crash3)
-            lab.restore(crash2)
+            restore(lab, crash3)
+            restore(lab, crash2)
             wait_for(lambda: guest.status() == "running", 60,
                      "auto-resume after the bricks returned")
             acked_after(guest, 20, 60)
@@ -120,7 +142,7 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
     wait_for(lambda: heal_done(lab, "data"), 120, "heal after quorum returned")
     result = check_guest(lab, guest, "data", "host1")
     assert len(result.acked) > 100
-    assert result.lost_count == 0, lost_detail(result)
+    assert result.lost_count == 0, lost_detail(lab, result, guest.spec.disk)
     assert min(result.copies.values()) == 3, "a record missing on a brick after heal"
 
 

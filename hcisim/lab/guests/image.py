@@ -108,8 +108,16 @@ def _apt_field(package: str, field: str) -> str:
 
 
 def resolve_packages() -> dict[str, str]:
-    """package -> version that ``apt-get download`` would fetch now."""
-    depends = _apt_field(KERNEL_META, "Depends")
+    """package -> version that ``apt-get download`` would fetch now.
+
+    A machine whose apt lists are empty (fresh, never ``apt-get update``d) gets one
+    ``apt-get update`` first: without lists apt knows no package to download.
+    """
+    try:
+        depends = _apt_field(KERNEL_META, "Depends")
+    except LabError:
+        _run("update apt's package lists", ["apt-get", "update", "-qq"], timeout=600)
+        depends = _apt_field(KERNEL_META, "Depends")
     kernel_pkg = depends.split(",")[0].split("(")[0].strip()
     return {kernel_pkg: _apt_field(kernel_pkg, "Version"),
             BUSYBOX: _apt_field(BUSYBOX, "Version")}
