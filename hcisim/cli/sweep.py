@@ -100,19 +100,22 @@ def register(app: typer.Typer) -> None:
         if n_workers < 1:
             raise UserError(f"--workers {n_workers}: must be at least 1")
         dest = result_folder(output, f"sweep-{base.name}", force)
-        where = f"Dask at {dask}" if dask else f"{min(n_workers, len(plan.runs))} worker(s)"
+        where = f"Dask at {dask}" if dask else f"up to {min(n_workers, len(plan.runs))} worker(s)"
         started = time.perf_counter()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=err,
                       disable=quiet) as bar:
             task = bar.add_task(f"{plan.points} points x {replications} on {where}",
                                 total=len(plan.runs))
+            chosen: list[str] = []  # execute() runs serially when workers would be slower
             try:
                 rows = execute(plan, n_workers, dask, dest / "runs" if keep_runs else None,
-                               progress=lambda done, _: bar.update(task, completed=done))
+                               progress=lambda done, _: bar.update(task, completed=done),
+                               decided=lambda how: chosen.append(how.describe()))
             except SweepError as exc:
                 raise UserError(str(exc)) from None
         wall = time.perf_counter() - started
+        where = chosen[0] if chosen else where
         table = results_table(plan, rows)
         paths = write_sweep(plan, table, dest, {"executor": where, "wall_s": round(wall, 3)})
         if not quiet:

@@ -7,8 +7,9 @@ bad corner of the grid should not throw away the other runs.
 
 Worker processes cost time to start (spawn, import numpy/pandas/SimPy and the model: about
 1.5 s each, measured on the 2-core CI machine), so :func:`choose_execution` runs a small or
-cheap grid serially even when ``--workers`` asks for more: the first run is timed in this
-process (its row counts like any other), and the rest go to a pool only when
+cheap grid serially even when ``--workers`` asks for more: a run is timed in this
+process after a first one that pays the imports (both rows count like any other), and the
+rest go to a pool only when
 ``start_s x workers + rest x run_s / workers`` beats ``rest x run_s``. One usable CPU or one
 run left is always serial. docs/sweeps.md states the rule.
 """
@@ -91,7 +92,7 @@ def choose_execution(runs: int, workers: int, cpus: int, run_s: float,
     if cpus <= 1:
         return Execution("serial", 1, "one usable CPU: workers would only take turns")
     if runs <= 1:
-        return Execution("serial", 1, f"{runs} run left")
+        return Execution("serial", 1, f"{runs} run{'' if runs == 1 else 's'} left")
     n = min(workers, cpus, runs)
     serial_s = runs * run_s
     pool_s = start_s * n + runs * run_s / n
@@ -184,10 +185,12 @@ def execute(plan: SweepPlan, workers: int = 1, dask: str | None = None,
         n = min(workers, total)
         tell(Execution("processes", n, "asked for"))
         return _processes(plan.base, plan.runs, n, keep_s, tick, task)
-    # auto: time the first run here (its row counts), then decide for the rest
-    first, rest = plan.runs[0], plan.runs[1:]
+    # auto: the first two runs here (their rows count): the first pays this process's
+    # imports, the second is timed; then decide for the rest
+    head, rest = plan.runs[:2], plan.runs[2:]
+    rows = _serial(plan.base, head[:1], keep_s, tick, task)
     started = time.perf_counter()
-    rows = _serial(plan.base, [first], keep_s, tick, task)
+    rows += _serial(plan.base, head[1:], keep_s, tick, task)
     how = choose_execution(len(rest), workers, usable_cpus(), time.perf_counter() - started)
     tell(how)
     if how.mode == "processes":

@@ -43,8 +43,8 @@ def test_execute_says_how_it_ran_and_runs_everything() -> None:
     plan = plan_sweep(BASE, [parse_set("volumes[1].type=replica3,arbiter")], replications=1)
     told: list[Execution] = []
     rows = execute(plan, workers=4, decided=told.append)
-    # two runs: the first is timed here, one left is not worth a worker
+    # two runs: both run here (one pays the imports, one is timed), none is left for workers
     assert [how.mode for how in told] == ["serial"]
-    assert told[0].reason == "1 run left"
+    assert told[0].reason == "0 runs left"
     assert sorted((r["point"], r["replication"]) for r in rows) == [(0, 0), (1, 0)]
     assert all(r["error"] == "" for r in rows)
