@@ -37,6 +37,8 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== import contracts"
+.venv/bin/lint-imports
 echo "== pytest"
 mkdir -p runs
 .venv/bin/pytest -n 2 --dist loadgroup --junitxml=runs/junit.xml "$@"
