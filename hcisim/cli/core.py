@@ -103,7 +103,7 @@ def lint(path: Path) -> dict[str, Any]:
     except ScenarioError as exc:
         return {"file": str(path), "ok": False, "scenario": None, "problems": [
             {"line": p.line, "column": p.column, "path": p.path, "message": p.message}
-            for p in exc.details]}
+            for p in sorted(exc.details, key=lambda p: (p.line or 0, p.column or 0))]}
     return {"file": str(path), "ok": True, "problems": [], "scenario": {
         "name": sc.name, "vms": len(sc.vms), "volumes": len(sc.volumes),
         "faults": len(sc.faults), "claims": len(sc.claims)}}
