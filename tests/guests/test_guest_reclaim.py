@@ -56,7 +56,7 @@ def test_lab_down_reclaims_the_guest_of_a_killed_harness(tmp_path: Path) -> None
             child.kill()
             child.wait()
         down = subprocess.run([HCISIM, "lab", "down", "--name", name], capture_output=True,
-                              text=True, timeout=180)
+                              text=True, timeout=180, check=False)
     assert down.returncode == 0, down.stderr
     assert not alive(qemu)
     assert not (LAB_ROOT / name).exists()

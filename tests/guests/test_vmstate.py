@@ -9,12 +9,18 @@ from pathlib import Path
 import pytest
 
 from hcisim.lab.errors import LabError
-from hcisim.lab.guests.agentlink import AgentLink, Heartbeat, longest_silence, longest_write_wait
+from hcisim.lab.guests.agentlink import (
+    AgentLink,
+    Heartbeat,
+    longest_silence,
+    longest_write_wait,
+)
 from hcisim.lab.guests.image import GuestImage
 from hcisim.lab.guests.qemu import GuestSpec
 from hcisim.lab.guests.qmp import QmpEvent, event_time
-from hcisim.lab.guests.vmstate import pause_windows, vm_state_rows
+from hcisim.lab.guests.vmstate import pause_windows, record_vm_state, vm_state_rows
 from hcisim.lab.history import parse_history
+from hcisim.observations.record import Recorder
 
 T0 = 1000.0
 
@@ -108,3 +114,12 @@ def test_spec_refuses_the_tcg_migration_ram_trap(tmp_path: Path) -> None:
     assert "-m 262133k" in argv
     assert "cache=none" in argv and "werror=stop,rerror=stop" in argv
     assert "hcisim.per_file=128" in argv
+
+
+def test_rows_go_into_the_observation_schema() -> None:
+    rec = Recorder()
+    record_vm_state(rec, vm_state_rows("vm1", "host1", [ev(1, "RESUME"), ev(2, "STOP")],
+                                       T0, T0 + 5))
+    table = rec.build(engine="lab", scenario="s", seed=0, duration_s=5)["vm_state"]
+    assert list(table["state"]) == ["running", "paused"]
+    assert list(table["t_end_s"]) == [2.0, 5.0]

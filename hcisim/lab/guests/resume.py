@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.guests.qemu import Guest
@@ -87,7 +88,7 @@ class AutoResume(threading.Thread):
         if self.is_alive():
             self.join(10)
 
-    def __enter__(self) -> AutoResume:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

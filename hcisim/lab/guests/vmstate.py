@@ -18,8 +18,11 @@ when a poll noticed. The events used:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from hcisim.lab.guests.qmp import QmpEvent
+from hcisim.observations.record import Recorder
+from hcisim.observations.schema import VmState
 
 MIGRATING = {"setup", "active", "pre-switchover", "device", "postcopy-active",
              "wait-unplug"}
@@ -98,3 +101,9 @@ def pause_windows(rows: list[StateRow],
     """(start, end) in run seconds of every pause whose reason starts with ``reason_prefix``."""
     return [(r.t_start_s, r.t_end_s) for r in rows
             if r.state == "paused" and r.reason.startswith(reason_prefix)]
+
+
+def record_vm_state(rec: Recorder, rows: list[StateRow]) -> None:
+    """Put the rows into a run's observations (the recorder checks every state name)."""
+    for r in rows:
+        rec.vm_state(r.vm, r.host, r.t_start_s, r.t_end_s, cast(VmState, r.state), r.reason)
