@@ -23,7 +23,7 @@ hosted engine was on the failed host), every clock here starts when it is back u
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hcisim.placement.inventory import VmSpec
@@ -126,14 +126,19 @@ def restart_schedule(restarts: Sequence[tuple[VmSpec, str | None]], ready_s: flo
     return tuple(sorted(out, key=lambda r: order[r.vm]))
 
 
-def retry_times(policy: HaRestart, first_try_s: float, until_s: float) -> list[float]:
-    """When the engine retries an HA VM that failed to start (30 s x 10, then every 30 min)."""
-    out: list[float] = []
+def iter_retry_times(policy: HaRestart, first_try_s: float, until_s: float) -> Iterator[float]:
+    """When the engine retries an HA VM that failed to start (30 s x 10, then every 30 min),
+    lazily: a year holds 17,520 half-hours, and most restarts need none of them."""
     t = first_try_s
     n = 0
     while True:
         t += policy.retry_short_s if n < policy.retry_short_tries else policy.retry_long_s
         n += 1
         if t > until_s:
-            return out
-        out.append(t)
+            return
+        yield t
+
+
+def retry_times(policy: HaRestart, first_try_s: float, until_s: float) -> list[float]:
+    """:func:`iter_retry_times` as a list."""
+    return list(iter_retry_times(policy, first_try_s, until_s))

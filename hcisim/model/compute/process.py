@@ -11,7 +11,7 @@ and records what happened. Everything it needs from the storage model goes throu
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import simpy
@@ -19,7 +19,7 @@ import simpy
 from hcisim.model.compute.ha import (
     HostLoss,
     host_failure_timeline,
-    retry_times,
+    iter_retry_times,
     vms_die,
 )
 from hcisim.model.compute.live import Migrations
@@ -189,7 +189,7 @@ class ComputeModel:
             self._storage_changed = self.env.event()
         return self._capacity_changed | self._storage_changed
 
-    def _next_try(self, tries: list[float], storage: bool) -> Generator[Any, Any, bool]:
+    def _next_try(self, tries: Iterator[float], storage: bool) -> Generator[Any, Any, bool]:
         """Wait for the next of ``tries`` (absolute times) at or after the next change that
         could make a failed start succeed: capacity (a VM stopped, moved or started, a host
         came back) and, if ``storage``, the storage model's state. Same times as trying at
@@ -197,11 +197,10 @@ class ComputeModel:
         fits nowhere for a month would otherwise cost 1440 tries). False: none left."""
         yield self._a_change(storage)
         now = self.env.now
-        while tries and tries[0] < now - 1e-9:
-            tries.pop(0)
-        if not tries:
+        t = next((x for x in tries if x >= now - 1e-9), None)  # earlier ones are past
+        if t is None:
             return False
-        yield self.env.timeout(tries.pop(0) - now)
+        yield self.env.timeout(t - now)
         return True
 
     def unavailable(self) -> set[str]:
@@ -349,7 +348,7 @@ class ComputeModel:
         ``up`` fires once it runs."""
         env = self.env
         first = env.now
-        tries = retry_times(self.policy, first, self.sc.duration_s)
+        tries = iter_retry_times(self.policy, first, self.sc.duration_s)
         while True:
             yield self._engine_ready
             if vm.name in self.placement or vm.name in self._restarting:
