@@ -110,3 +110,17 @@ def test_targets_resolve_to_engines(text: str, label: str) -> None:
 def test_unknown_targets_are_refused(text: str) -> None:
     with pytest.raises(TargetError, match=text.split(":")[0]):
         parse_target(text)
+
+
+def test_expect_fail_claims_are_strict_expected_failures(tmp_path: Path) -> None:
+    """A documented weakness that is still there is xfailed; one that went away fails."""
+    text = SCENARIO.format(name="weak").split("claims:")[0] + (
+        "claims:\n"
+        "  - {kind: usable_capacity_at_least, name: still weak, gb: 1000000, expect: fail}\n"
+        "  - {kind: usable_capacity_at_least, name: no longer weak, gb: 10, expect: fail}\n")
+    (tmp_path / "weak.yaml").write_text(text)
+    res = _pytest(tmp_path, "--scenarios", str(tmp_path), "-q", "-rxf")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "1 failed, 1 xfailed" in res.stdout, res.stdout
+    assert "XFAIL validators/test_claims.py::test_claim[weak:still-weak]" in res.stdout
+    assert "[XPASS(strict)] weak: claim 'no longer weak'" in res.stdout
