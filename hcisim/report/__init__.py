@@ -79,6 +79,32 @@ def write_report(result_dir: Path) -> Path:
     return out
 
 
+def provenance(journal: dict[str, Any]) -> list[tuple[str, str]]:
+    """What made the run, from its journal: status, hcisim version and commit, where."""
+    out: list[tuple[str, str]] = []
+    if journal.get("status"):
+        out.append(("status", str(journal["status"])))
+    for key, label in (("started", "started"), ("finished", "finished")):
+        if journal.get(key):
+            out.append((label, str(journal[key])))
+    if journal.get("hcisim_version"):
+        git = journal.get("git") or {}
+        commit = f" (commit {str(git['commit'])[:10]}{', modified' if git.get('dirty') else ''})" \
+            if git.get("commit") else ""
+        out.append(("hcisim", f"{journal['hcisim_version']}{commit}"))
+    if journal.get("node"):
+        out.append(("node", str(journal["node"])))
+    python = journal.get("python") or {}
+    if python.get("version"):
+        out.append(("Python", f"{python.get('implementation', '')} {python['version']}".strip()))
+    system = journal.get("platform") or {}
+    if system.get("platform"):
+        out.append(("platform", str(system["platform"])))
+    if journal.get("error"):
+        out.append(("error", str(journal["error"])))
+    return out
+
+
 def _passed(claims: list[dict[str, Any]]) -> bool:
     return all((c.get("verdict") == "fail") == (c.get("expected") == "fail")
                or (c.get("verdict") == "n/a" and c.get("expected") != "fail") for c in claims)
@@ -121,5 +147,6 @@ def render(sc: Scenario, obs: Observations, summary: dict[str, Any],
         volume_html=table_html(volume_table(summary)),
         migrations_html=table_html(obs["migrations"]) if not obs["migrations"].empty else "",
         events_html=table_html(obs["events"]), version=_version(),
+        provenance=provenance(journal), status=str(journal.get("status") or ""),
         scenario_yaml=scenario_file.read_text() if scenario_file.exists() else "",
     )

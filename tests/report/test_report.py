@@ -136,3 +136,18 @@ def test_cli_report_and_its_errors(tmp_path: Path) -> None:
     empty = _cli("report", str(tmp_path / "empty"))
     assert empty.returncode == 2 and "no scenario.yaml" in " ".join(empty.stderr.split())
     assert "Traceback" not in missing.stderr + empty.stderr
+
+
+def test_provenance_from_the_journal_and_an_unfinished_run(tmp_path: Path) -> None:
+    small_run(tmp_path)
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    text = write_report(tmp_path).read_text()
+    assert '<h2 id="provenance">Provenance</h2>' in text
+    assert f"<th>status</th><td>{journal['status']}</td>" in text
+    assert f"<th>hcisim</th><td>{journal['hcisim_version']}" in text
+    assert "did not complete" not in text
+    journal.update(status="interrupted", error="stopped by Ctrl-C")
+    (tmp_path / "journal.json").write_text(json.dumps(journal))
+    text = write_report(tmp_path).read_text()
+    assert "This run did not complete</b> (status interrupted)" in text
+    assert "<th>error</th><td>stopped by Ctrl-C</td>" in text
