@@ -24,7 +24,7 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[2]
 EXTRAS_LEFT_OUT = ("distributed", "testinfra", "ovirtsdk4")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]  # one build per run
 
 
 def _source_tree(dest: Path) -> Path:
