@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hcisim.cli import UserError, err, friendly, out
@@ -47,9 +48,9 @@ def _print(acc: object, verbose: bool) -> None:
                       _f(x.measured_latency_ms), _f(x.measured_p99_ms))
         out.print(b)
     for why in acc.refusals:
-        err.print(f"[yellow]{why}[/yellow]", highlight=False)
+        err.print(f"[yellow]{escape(str(why))}[/yellow]", highlight=False)
     for note in acc.notes:
-        err.print(f"[yellow]{note}[/yellow]", highlight=False)
+        err.print(f"[yellow]{escape(str(note))}[/yellow]", highlight=False)
 
 
 def _f(x: float | None, digits: int = 2) -> str:
@@ -120,22 +121,23 @@ def register(app: typer.Typer) -> None:
                                 trust_new_hosts=trust_new_hosts, user_config=ssh_config)
             started = time.time()
             acc = accept(sc, targets, access, opts,
-                         progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False))
+                         progress=lambda m: err.print(f"[dim]{escape(m)}[/dim]", highlight=False))
         except TargetError as exc:
             raise UserError(f"--hosts: {exc}") from None
         except FileNotFoundError as exc:
             raise UserError(str(exc)) from None
         except SshError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_SSH) from None
         dest = output or default_out(sc, "hosts")
         result, note = write_acceptance(acc, dest, started, report)
         _print(acc, verbose)
         if note:
-            err.print(f"[yellow]{note}[/yellow]")
+            err.print(f"[yellow]{escape(str(note))}[/yellow]")
         out.print(f"results: {dest}")
         for r in acc.unrestored:
-            err.print(f"[red]HOST NOT RESTORED: {r.host}: {r.actual}[/red]", highlight=False)
+            err.print(f"[red]HOST NOT RESTORED: {escape(f'{r.host}: {r.actual}')}[/red]",
+                      highlight=False)
         if acc.unrestored:
             raise typer.Exit(EXIT_NOT_RESTORED)
         if acc.interrupted:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hcisim.cli import UserError, err, friendly, out
@@ -99,7 +100,8 @@ def register(app: typer.Typer) -> None:
             try:
                 be = NetnsBackend.attach(n)
             except Exception as exc:  # a half-reclaimed lab: say so, keep listing the rest
-                out.print(f"  (state unreadable: {exc}; `hcisim lab down --name {n}` reclaims it)")
+                out.print(f"  (state unreadable: {exc}; `hcisim lab down --name {n}` reclaims it)",
+                          markup=False)
                 continue
             for f in be.active_faults:
                 out.print(f"  active fault: {f.kind} on {f.target}")
@@ -192,6 +194,6 @@ def register(app: typer.Typer) -> None:
                 out.print(f"{n}: removed")
             else:
                 failed = True
-                err.print(f"[red]{n}: could not remove[/red] {left.describe()}")
+                err.print(f"[red]{n}: could not remove[/red] {escape(left.describe())}")
         if failed:
             raise typer.Exit(1)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hcisim.cli import UserError, err, friendly, out
@@ -50,7 +51,8 @@ def register(app: typer.Typer) -> None:
         t = time.monotonic()
         try:
             img = build_image(ImageRecipe(source(), nested=nested), cache, force=force,
-                              report=lambda m: err.print(f"  {m}", highlight=False))
+                              report=lambda m: err.print(f"  {m}", highlight=False,
+                                                                markup=False))
         except ImageError as exc:
             raise UserError(str(exc)) from None
         except OSError as exc:
@@ -124,7 +126,7 @@ def register(app: typer.Typer) -> None:
         try:
             conn = connect(uri, start_daemons=False)
         except HypervisorError as exc:
-            err.print(f"[yellow]{exc}[/yellow]: removing lab directories only")
+            err.print(f"[yellow]{escape(str(exc))}[/yellow]: removing lab directories only")
             conn = None
         removed = reclaim(conn, workdir, include_running=all_labs)
         for r in removed:

@@ -140,3 +140,27 @@ def test_tables_are_not_cut_when_stdout_is_no_terminal(tmp_path: Path) -> None:
     assert r.returncode == 0
     header = next(line for line in r.stdout.splitlines() if "read MB/s" in line)
     assert "downtime s" in header and "…" not in r.stdout
+
+
+def test_ssh_error_reason_in_brackets_is_shown() -> None:
+    patch = ("import hcisim.accept as a\n"
+             "def unreachable(*args, **kw):\n"  # SshError's own constructor is not the point
+             "    e = a.SshError.__new__(a.SshError)\n"
+             "    e.args = ('h1: [ssh: connect to host h1 port 22: no route to host]',)\n"
+             "    raise e\n"
+             "a.accept = unreachable")
+    r = hcisim("accept", "--hosts", "ssh://root@h1,ssh://root@h2,ssh://root@h3",
+               "--scenario", "scenarios/default.yaml", patch=patch)
+    assert r.returncode == 3 and no_traceback(r)
+    assert "h1: [ssh: connect to host h1 port 22: no route to host]" in r.stderr
+
+
+def test_interrupted_run_exits_130_and_the_journal_says_so(tmp_path: Path) -> None:
+    patch = ("import hcisim.runner as r\n"
+             "def ctrl_c(*a, **k):\n"
+             "    raise KeyboardInterrupt\n"
+             "r.engine_observations = ctrl_c")
+    r = hcisim("run", "-q", "-o", str(tmp_path / "r"), patch=patch)
+    assert r.returncode == 130 and no_traceback(r)
+    journal = json.loads((tmp_path / "r" / "journal.json").read_text())
+    assert journal["status"] == "interrupted" and journal["finished"] is not None
