@@ -38,6 +38,7 @@ from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.gluster import has_client_quorum, read_brick
+from hcisim.model.heal import BrickHeal
 from hcisim.model.io import DiskPlan, LatencyModel, Shape, Status
 from hcisim.model.probes import WriteLedger
 from hcisim.model.recording import RunRecords
@@ -100,6 +101,11 @@ class StorageModel:
         self._mounts: dict[tuple[str, str], tuple[tuple[Seen, ...], tuple[str, ...]]] = {}
         # routes by (disk, client, its view of the bricks, bricks blamed for it, busy)
         self._routes: dict[tuple[str, str, tuple[Seen, ...], frozenset[str], bool], Route] = {}
+        # until the next change: (plan, write MB/s, heal books of the bricks its writes
+        # miss, random?) per writing disk, and the ledger's groups (VM, volume) -> plans
+        self._writers: list[tuple[DiskPlan, float, tuple[BrickHeal, ...], bool]] = []
+        self._write_groups: list[tuple[tuple[str, str], list[DiskPlan]]] = []
+        self._away: dict[tuple[str, tuple[str, ...]], tuple[BrickHeal, ...]] = {}
         self._views_world: Hashable = None  # world fingerprint at the last views fixed point
         self._bricks_seen: Hashable = None  # (that, views version) at the last brick check
         self.sample_s = max(sc.model.sample_s, sc.duration_s / 2000.0)
@@ -243,21 +249,39 @@ class StorageModel:
         dt = t - self.t_last
         if dt <= 0:
             return
-        for p in self.plans.values():
-            if p.status != "ok" or p.disk.write_frac <= 0:
-                continue
-            written = self.net.rate(p.flow) * p.disk.write_frac * dt * 1e6
+        for p, write_rate, away, random in self._writers:
+            written = write_rate * dt * 1e6
             if written <= 0:
                 continue
             p.acked_bytes += written
-            writes = written / p.disk.block_bytes
-            random = p.disk.profile is None or p.disk.profile.random
-            for b in self.cluster.volumes[p.disk.volume].data_bricks:
-                if b.host not in p.write_bricks:
-                    self.heal.of(b).missed_writes(p.disk.key, p.disk.hot_shards, written,
-                                                  writes, random)
+            d = p.disk
+            writes = written / d.block_bytes
+            for h in away:
+                h.missed_writes(d.key, d.hot_shards, written, writes, random)
         self.heal.advance(dt)
         self.t_last = t
+
+    def _note_writers(self) -> None:
+        """After a resolve: the disks that write until the next change, at what rate, and
+        the data bricks their writes miss (rates are constant until then)."""
+        rate, writers = self.net.rate, []
+        groups: dict[tuple[str, str], list[DiskPlan]] = {}
+        for p in self.plans.values():
+            d = p.disk
+            if d.write_frac <= 0:
+                continue
+            if p.status == "ok":
+                away = self._away.get((d.volume, p.write_bricks))
+                if away is None:
+                    away = self._away[(d.volume, p.write_bricks)] = tuple(
+                        self.heal.of(b) for b in self.cluster.volumes[d.volume].data_bricks
+                        if b.host not in p.write_bricks)
+                writers.append((p, rate(d.flow) * d.write_frac, away,
+                                d.profile is None or d.profile.random))
+            if p.demand > 0 and p.status != "stopped":
+                groups.setdefault((d.vm, d.volume), []).append(p)
+        self._writers = writers
+        self._write_groups = list(groups.items())
 
     # --- settle: derive everything from the new state -------------------------------------
     def settle(self) -> None:
@@ -284,8 +308,7 @@ class StorageModel:
         self.heal.snapshot()
         self.records.volumes(t, self.heal)
         self._mounts.clear()
-        running = {h for h in self.cluster.hosts if self.world.running(h)}
-        self.plans = {d.key: self._plan(d, t, running) for d in self.cluster.disks}
+        self.plans = self._plans(t)
         self.heal.set_flows()
         self.port.set_flows(self.net)
         net, latency, volumes = self.net, self.latency, self.cluster.volumes
@@ -296,6 +319,7 @@ class StorageModel:
             else:
                 net.remove_flow(p.disk.flow)
         net.resolve()
+        self._note_writers()
         latency.new_rates()
         errors = self.records.disks(t, self.plans, net, latency)
         self.port.resolved(net)
@@ -314,40 +338,57 @@ class StorageModel:
                 self.storage_ok[vm] = ok
                 self.compute.vm_storage_changed(vm, ok)
 
-    def _plan(self, d: VmDiskModel, t: float, running: set[str]) -> DiskPlan:
-        c = self.vm_host[d.vm]
-        demand = d.demand_mb_s * self.load[d.vm]
-        if c is None or c not in running:
-            return DiskPlan(d, c or "", "stopped", demand, since=t)
-        p = self._path(d, c, demand, t)
-        if p.status != "error" and d.vm in self.paused:
-            # a paused guest issues no I/O; its disk still reports ENOTCONN while storage
-            # is unusable, which is how compute learns when to resume it
-            p.status, p.usage = "stopped", {}
-        return p
+    def _plans(self, t: float) -> dict[str, DiskPlan]:
+        """Every VM disk's plan from now until the next change (:meth:`_path`, inlined: this
+        runs for every disk at every change)."""
+        running = {h for h in self.cluster.hosts if self.world.running(h)}
+        vm_host, load, paused, blamed = self.vm_host, self.load, self.paused, self.heal.blamed
+        mounts, routes, volumes = self._mounts, self._routes, self.cluster.volumes
+        plans: dict[str, DiskPlan] = {}
+        for d in self.cluster.disks:
+            c = vm_host[d.vm]
+            demand = d.demand_mb_s * load[d.vm]
+            if c is None or c not in running:
+                plans[d.key] = DiskPlan(d, c or "", "stopped", demand, since=t)
+                continue
+            mount = mounts.get((c, d.volume))
+            if mount is None:
+                mount = self._mount(c, volumes[d.volume])
+            key = (d.key, c, mount[0], blamed(d.key), demand > 0)
+            route = routes.get(key)
+            if route is None:
+                route = routes[key] = self._route(d, volumes[d.volume], c, *key[2:], mount[1])
+            status, quorum, read, write_bricks, arbiter, usage, shape = route
+            if status != "error" and d.vm in paused:
+                # a paused guest issues no I/O; its disk still reports ENOTCONN while
+                # storage is unusable, which is how compute learns when to resume it
+                status, usage = "stopped", {}
+            plans[d.key] = DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter,
+                                    usage, since=t, shape_key=shape)
+        return plans
+
+    def _mount(self, c: str, vol: VolumeModel) -> tuple[tuple[Seen, ...], tuple[str, ...]]:
+        """What client ``c`` sees of ``vol``'s bricks, and the bricks it believes up
+        (memoised until the views may change: cleared at each settle)."""
+        states = tuple(self.views.state(c, vol.name, b.host) for b in vol.bricks)
+        mount = self._mounts[(c, vol.name)] = (
+            states, tuple(b.host for b, s in zip(vol.bricks, states, strict=True) if s != "down"))
+        return mount
 
     def _path(self, d: VmDiskModel, c: str, demand: float, t: float) -> DiskPlan:
         """Status and path of disk ``d`` used from client host ``c`` (running)."""
         vol = self.cluster.volumes[d.volume]
-        mount = self._mounts.get((c, vol.name))
-        if mount is None:
-            states = tuple(self.views.state(c, vol.name, b.host) for b in vol.bricks)
-            mount = self._mounts[(c, vol.name)] = (
-                states, tuple(b.host for b, s in zip(vol.bricks, states, strict=True)
-                              if s != "down"))
-        states, believed = mount
-        blamed = self.heal.blamed(d.key)
-        key = (d.key, c, states, blamed, demand > 0)
+        mount = self._mounts.get((c, vol.name)) or self._mount(c, vol)
+        key = (d.key, c, mount[0], self.heal.blamed(d.key), demand > 0)
         route = self._routes.get(key)
         if route is None:
-            route = self._routes[key] = self._route(d, vol, c, states, believed, blamed,
-                                                    demand > 0)
+            route = self._routes[key] = self._route(d, vol, c, *key[2:], mount[1])
         status, quorum, read, write_bricks, arbiter, usage, shape = route
         return DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter, usage,
                         since=t, shape_key=shape)
 
     def _route(self, d: VmDiskModel, vol: VolumeModel, c: str, states: tuple[Seen, ...],
-               believed: tuple[str, ...], blamed: frozenset[str], busy: bool) -> Route:
+               blamed: frozenset[str], busy: bool, believed: tuple[str, ...]) -> Route:
         """The part of a disk's plan that depends only on what its client sees (memoised:
         the same views give the same route)."""
         seen = dict(zip((b.host for b in vol.bricks), states, strict=True))
@@ -374,13 +415,8 @@ class StorageModel:
 
     def _flush_writes(self, t: float) -> None:
         """Hand the writes of the ending interval to the ledger, one row per VM and volume."""
-        groups: dict[tuple[str, str], list[DiskPlan]] = {}
-        for p in self.plans.values():
-            d = p.disk
-            if p.demand > 0 and d.write_frac > 0 and p.status != "stopped" and t > p.since:
-                groups.setdefault((d.vm, d.volume), []).append(p)
         accept = self.ledger.accept
-        for (vm, vol), ps in groups.items():
+        for (vm, vol), ps in self._write_groups:
             first = ps[0]
             if t <= first.since:
                 continue
