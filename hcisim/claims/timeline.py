@@ -71,17 +71,6 @@ def host_failures(sc: Scenario, obs: Observations) -> list[FaultWindow]:
     return out
 
 
-def recoveries(sc: Scenario, obs: Observations) -> list[float]:
-    """Times of fault_end events (or the scenario's repair times when none were logged)."""
-    ev = obs["events"]
-    ends = ev[ev["kind"] == "fault_end"]["t_s"]
-    if not ends.empty:
-        return sorted(float(t) for t in ends)
-    if (ev["kind"] == "fault_start").any():
-        return []
-    return sorted(f.end_s for f in sc.faults if f.end_s is not None)
-
-
 def host_of(sc: Scenario, obs: Observations, vm: str, t_s: float) -> str | None:
     """Where ``vm`` ran just before ``t_s``: vm_state, else failover_pairs, else the scenario."""
     st = obs["vm_state"]

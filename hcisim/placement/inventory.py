@@ -94,11 +94,6 @@ class ClusterSpec:
     def vm_by_name(self) -> dict[str, VmSpec]:
         return {v.name: v for v in self.vms}
 
-    @cached_property
-    def host_order(self) -> dict[str, int]:
-        """Scenario order of hosts: the last, deterministic tie-break of every choice."""
-        return {h.name: i for i, h in enumerate(self.hosts)}
-
     def host(self, name: str) -> HostSpec:
         return self.host_by_name[name]
 

@@ -210,9 +210,6 @@ class ComputeModel:
         """Placement as the scheduler sees it: a migrating VM already counts on its target."""
         return {**self.placement, **self.migrations.targets}
 
-    def engine_ready(self) -> simpy.Event:
-        return self._engine_ready
-
     def kill(self, vm: str, reason: str) -> None:
         """``vm`` stops now (host lost, fenced, killed while paused)."""
         now = self.env.now
