@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, Locator, MaxNLocator
+from matplotlib.transforms import ScaledTranslation, Transform
 
 from hcisim.claims import FaultWindow
 from hcisim.report.units import axis_unit
@@ -62,6 +63,14 @@ def line_style(i: int, n: int, points: int) -> dict[str, Any]:
             "markevery": ((i * every) // max(1, n), every), "lw": 1.1}
 
 
+def _edge(ax: Axes, points: float) -> Transform:
+    """x in data, y in axes fraction moved by ``points``: a marker that sits just inside the
+    top (negative) or bottom (positive) edge whatever the axes' height."""
+    fig = ax.get_figure()
+    assert fig is not None
+    return ax.get_xaxis_transform() + ScaledTranslation(0, points / 72, fig.dpi_scale_trans)
+
+
 def shade_faults(ax: Axes, windows: Sequence[FaultWindow], horizon: float) -> None:
     """Every fault window on ``ax`` (over bars and lines): hatched, outlined in its colour,
     and a triangle at its start along the top, which shows even when the window is far
@@ -70,8 +79,8 @@ def shade_faults(ax: Axes, windows: Sequence[FaultWindow], horizon: float) -> No
         colour = fault_colour(w.kind)
         ax.axvspan(w.start_s, w.end_or(horizon), facecolor="none", edgecolor=colour,
                    hatch=FAULT_HATCH, lw=1.2, alpha=0.55, zorder=4, gid="fault")
-        ax.plot([w.start_s], [0.975], marker="v", color=colour, markersize=6,
-                transform=ax.get_xaxis_transform(), zorder=5, gid="fault-start")
+        ax.plot([w.start_s], [1.0], marker="v", color=colour, markersize=6,
+                transform=_edge(ax, -4.0), zorder=5, gid="fault-start")
 
 
 def mark_quorum_loss(ax: Axes, lost: Sequence[tuple[float, float]]) -> None:
@@ -79,8 +88,8 @@ def mark_quorum_loss(ax: Axes, lost: Sequence[tuple[float, float]]) -> None:
     marker at its start so that a short loss shows at any time scale."""
     for a, b in lost:
         ax.axvspan(a, b, ymin=0.0, ymax=0.06, color=QUORUM_LOST, lw=0, zorder=4, gid="quorum")
-        ax.plot([a], [0.03], marker="^", color=QUORUM_LOST, markersize=5,
-                transform=ax.get_xaxis_transform(), zorder=5, gid="quorum-start")
+        ax.plot([a], [0.0], marker="^", color=QUORUM_LOST, markersize=5,
+                transform=_edge(ax, 4.0), zorder=5, gid="quorum-start")
 
 
 def mark_phases(ax: Axes, starts: Iterable[float]) -> None:
