@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from hcisim.scenario import (
@@ -11,6 +15,7 @@ from hcisim.scenario import (
     BrickHang,
     NodePowerLoss,
     ScenarioError,
+    json_schema,
     make_fault,
     parse_scenario,
 )
@@ -81,3 +86,14 @@ def test_table_rows_are_consistent() -> None:
     assert {k for k, t in FAULT_TABLE.items() if not t.shd_wakes} == {"node_hang", "brick_hang"}
     assert not FAULT_TABLE["brick_hang"].host_window  # the host and its VMs stay up
     assert FAULT_TABLE["brick_hang"].glusterd_runs
+
+
+def test_json_schema_refuses_a_field_of_another_kind() -> None:
+    schema = json.loads(json_schema())
+    data = yaml.safe_load(MINIMAL)
+    data["faults"] = [{"at_s": 5, "kind": "brick_hang", "target": "h1", "volume": "data"}]
+    jsonschema.validate(data, schema)
+    data["faults"] = [{"at_s": 5, "kind": "node_power_loss", "target": "h1",
+                       "network": "storage"}]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
