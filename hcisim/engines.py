@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import importlib.util
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -255,12 +256,8 @@ def _observe_hosts(spec: EngineSpec, sc: Scenario, progress: Progress | None,
                    opts: HostsOptions) -> Observations:
     """Existing servers: :data:`HOSTS_BACKEND` once the hosts lab backend exists; until then
     the acceptance run over SSH (``hcisim.accept.observe_hosts``)."""
-    try:
-        run_hosts = _load(HOSTS_BACKEND)
-    except EngineError:
-        run_hosts = None
-    if run_hosts is not None:
-        obs: Observations = run_hosts(sc, spec.hosts, opts, progress)
+    if importlib.util.find_spec(HOSTS_BACKEND.partition(":")[0]) is not None:
+        obs: Observations = _load(HOSTS_BACKEND)(sc, spec.hosts, opts, progress)
         return obs
     try:
         accept = importlib.import_module("hcisim.accept")
