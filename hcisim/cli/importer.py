@@ -130,6 +130,7 @@ def register(app: typer.Typer) -> None:
             "--arbiter", help="volume whose third brick is an arbiter (the API does not "
                               "say; repeatable)")] = None,
         name: Name = None,
+        host_name: HostNameOpt = None,
         force: Force = False,
     ) -> None:
         """From an oVirt engine (hosts, VMs, storage domains, Gluster volumes)."""
@@ -149,4 +150,5 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"{password_file}: cannot read file: {exc.strerror}") from None
             snap = read_engine(url, user, password, str(ca_file) if ca_file else None,
                                insecure)
-        _write(engine_facts(snap, tuple(arbiter or ()), name=name), output, force)
+        _write(engine_facts(snap, tuple(arbiter or ()), _pairs(host_name, "--host-name"),
+                            name), output, force)

@@ -111,9 +111,10 @@ def gb(n_bytes: float) -> float:
 class HostNames:
     """Scenario host names for the names a source uses (FQDNs, short names, IP addresses).
 
-    Names are lower-cased (DNS is case-insensitive). An IP address is not a host name: it
-    gets ``--host-name ADDR=NAME`` from the user, or ``host1``..``host3`` in order of first
-    appearance, and the choice is recorded as an assumption.
+    Names are lower-cased (DNS is case-insensitive). An IP address (or a name the scenario
+    does not accept, e.g. with ``_``) gets ``--host-name ADDR=NAME`` from the user, or
+    ``host1``..``host3`` in order of first appearance, and the choice is recorded as an
+    assumption.
     """
 
     def __init__(self, facts: ClusterFacts, given: dict[str, str] | None = None) -> None:
@@ -134,9 +135,9 @@ class HostNames:
                 self._facts.assumptions.append(
                     f"host {raw!r} is named {name!r} (give --host-name {raw}=NAME to choose)")
         if not HOST_NAME.match(name):
-            raise ImportSourceError(self._facts.source, f"host name {name!r} (for {raw!r}) "
-                                    "is not a valid host name (lower-case letters, digits, "
-                                    "'-', dots between labels)")
+            raise ImportSourceError(self._facts.source, f"--host-name {raw}={name}: not a "
+                                    "valid host name (lower-case letters, digits, '-', dots "
+                                    "between labels)")
         self._known[key] = name
         return name
 

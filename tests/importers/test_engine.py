@@ -73,3 +73,18 @@ def test_an_answer_of_the_wrong_kind_is_refused(tmp_path: Path) -> None:
     (tmp_path / "rec" / "hosts.xml").write_text("<host id='x'><name>a</name></host>")
     with pytest.raises(ImportSourceError, match=r"hosts\.xml: expected a list of hosts"):
         read_recorded(tmp_path / "rec")
+
+
+def test_host_names_the_scenario_refuses_are_renamed_and_said(tmp_path: Path) -> None:
+    shutil.copytree(RECORDED, tmp_path / "rec")
+    hosts = tmp_path / "rec" / "hosts.xml"
+    hosts.write_text(hosts.read_text().replace("<name>node2.hci.example.com</name>",
+                                               "<name>HCI_node2</name>")
+                     .replace("<address>node2.hci.example.com</address>",
+                              "<address>192.0.2.12</address>"))
+    facts = engine_facts(read_recorded(tmp_path / "rec"))
+    assert [h.name for h in facts.hosts] == ["node1.hci.example.com", "host2",
+                                             "node3.hci.example.com"]
+    assert any("'HCI_node2' is named 'host2'" in a for a in facts.assumptions)
+    given = engine_facts(read_recorded(tmp_path / "rec"), host_names={"HCI_node2": "node2"})
+    assert given.hosts[1].name == "node2"

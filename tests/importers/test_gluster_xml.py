@@ -89,3 +89,8 @@ def test_unknown_volume_is_refused() -> None:
     with pytest.raises(ImportSourceError, match="no volume 'nope' \\(has: data, engine, "
                                                 "vmstore\\)"):
         gluster_facts(FIXTURES / "lab-volume-info.xml", volumes=("nope",))
+
+
+def test_a_chosen_host_name_must_be_valid() -> None:
+    with pytest.raises(ImportSourceError, match=r"--host-name 10\.213\.0\.11=Host_1: not a valid"):
+        gluster_facts(FIXTURES / "lab-volume-info.xml", host_names={"10.213.0.11": "Host_1"})
