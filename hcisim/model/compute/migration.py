@@ -173,7 +173,10 @@ class PreCopy:
             return
         r = self.cap(rate)
         dt = max(0.0, t_new - self.t)
-        sent = min(r * dt, self.round_total - self.round_sent)
+        left = self.round_total - self.round_sent
+        # reaching horizon() ends the pass even when left / r is below the resolution of t
+        # (months into a run, a few MB at line rate is < 1 ulp: dt = 0 would loop forever)
+        sent = left if r > 0 and t_new >= self.t + left / r else min(r * dt, left)
         self.round_sent += sent
         self.transferred += sent
         if r > 0 and (self.phase != "copy" or self.rounds == 1):

@@ -1,0 +1,129 @@
+"""What one simulated stretch of years did to each VM and volume, from the model's
+observation tables only (the same tables a single `hcisim run` writes).
+
+Times are totals over the replication in seconds; the study divides by its years. "Years
+with X" counts the calendar years of the replication (0, 1, ...) in which X began at least
+once, so a probability per year is (years with X) / (years simulated).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hcisim.availability.table import YEAR_S
+from hcisim.observations import Observations
+from hcisim.scenario import Scenario
+
+
+def union_s(starts: np.ndarray, ends: np.ndarray) -> float:
+    """Length of the union of the intervals [start, end)."""
+    if len(starts) == 0:
+        return 0.0
+    order = np.argsort(starts)
+    total, cur_s, cur_e = 0.0, float(starts[order[0]]), float(ends[order[0]])
+    for s, e in zip(starts[order[1:]], ends[order[1:]], strict=True):
+        if s > cur_e:
+            total += cur_e - cur_s
+            cur_s, cur_e = float(s), float(e)
+        else:
+            cur_e = max(cur_e, float(e))
+    return total + cur_e - cur_s
+
+
+def episodes(starts: np.ndarray, ends: np.ndarray, gap_s: float = 1e-6) -> np.ndarray:
+    """Start times of the separate stretches the intervals form."""
+    if len(starts) == 0:
+        return np.empty(0)
+    order = np.argsort(starts)
+    out, cur_e = [float(starts[order[0]])], float(ends[order[0]])
+    for s, e in zip(starts[order[1:]], ends[order[1:]], strict=True):
+        if s > cur_e + gap_s:
+            out.append(float(s))
+        cur_e = max(cur_e, float(e))
+    return np.array(out)
+
+
+def years_with(times: np.ndarray) -> int:
+    return len({int(t // YEAR_S) for t in times})
+
+
+def vm_rows(sc: Scenario, obs: Observations) -> list[dict[str, Any]]:
+    io, st = obs["vm_io"], obs["vm_state"]
+    rows = []
+    for vm in sc.vms:
+        d = io[io["vm"] == vm.name]
+        s = st[st["vm"] == vm.name]
+        row: dict[str, Any] = {"vm": vm.name, "ha": vm.ha}
+        for status in ("stalled", "error"):
+            bad = d[d["status"] == status]
+            a, b = bad["t_start_s"].to_numpy(float), bad["t_end_s"].to_numpy(float)
+            row[f"{status}_s"] = union_s(a, b)
+            row[f"{status}_episodes"] = len(episodes(a, b))
+        dur = (s["t_end_s"] - s["t_start_s"]).to_numpy(float)
+        row["paused_s"] = float(dur[(s["state"] == "paused").to_numpy()].sum())
+        row["down_s"] = float(dur[s["state"].isin(["down", "restarting"]).to_numpy()].sum())
+        row["restarts"] = int(((s["state"] == "restarting")
+                               & (s["state"].shift(1) != "restarting")).sum())
+        rows.append(row)
+    return rows
+
+
+def _quorum_lost(vs: pd.DataFrame, end_s: float) -> tuple[float, np.ndarray]:
+    """Seconds without client quorum, and the times quorum was lost (from volume_state)."""
+    if vs.empty:
+        return 0.0, np.empty(0)
+    q = vs.groupby("t_s")["quorum"].all().sort_index()
+    t = np.append(q.index.to_numpy(float), end_s)
+    ok = q.to_numpy(bool)
+    lost = float(np.sum((t[1:] - t[:-1])[~ok]))
+    began = t[:-1][~ok & np.concatenate(([True], ok[:-1]))]
+    return lost, began
+
+
+def _mean_copies(vs: pd.DataFrame, end_s: float) -> float:
+    """Time-average of the data bricks that are up and in sync (nothing to heal)."""
+    if vs.empty:
+        return float("nan")
+    good = ((vs["role"] == "data") & vs["up"] & (vs["pending_heal_bytes"] <= 0))
+    per_t = good.groupby(vs["t_s"]).sum().sort_index()
+    t = np.append(per_t.index.to_numpy(float), end_s)
+    return float(np.sum(per_t.to_numpy(float) * np.diff(t)) / max(end_s - t[0], 1e-9))
+
+
+def volume_rows(sc: Scenario, obs: Observations) -> list[dict[str, Any]]:
+    end = obs.duration_s
+    ev = obs["events"]
+    rows = []
+    for vol in sc.volumes:
+        promised = len(vol.data_bricks)
+        vs = obs["volume_state"]
+        vs = vs[vs["volume"] == vol.name]
+        ex = obs["exposure"]
+        ex = ex[ex["volume"] == vol.name]
+        wr = obs["writes"]
+        wr = wr[wr["volume"] == vol.name]
+        heal = obs["heal"]
+        heal = heal[heal["volume"] == vol.name]
+        lost_s, lost_at = _quorum_lost(vs, end)
+        exd = (ex["t_end_s"] - ex["t_start_s"]).to_numpy(float)
+        copies = ex["good_copies"].to_numpy(int)
+        unavail = ev[(ev["kind"] == "data_unavailable") & (ev["target"] == vol.name)]
+        lost_w = wr[wr["lost_bytes"] > 0]
+        rows.append({
+            "volume": vol.name, "type": vol.type, "promised_copies": promised,
+            "quorum_lost_s": lost_s, "quorum_losses": len(lost_at),
+            "years_quorum_lost": years_with(lost_at),
+            "fewer_copies_s": float(exd[copies < promised].sum()),
+            "one_copy_s": float(exd[copies == 1].sum()),
+            "no_copy_s": float(exd[copies == 0].sum()),
+            "mean_copies": _mean_copies(vs, end),
+            "unavailable_events": len(unavail),
+            "years_unavailable": years_with(unavail["t_s"].to_numpy(float)),
+            "lost_bytes": float(wr["lost_bytes"].sum()),
+            "years_data_lost": years_with(lost_w["t_start_s"].to_numpy(float)),
+            "bytes_healed": float(heal["bytes"].sum()),
+        })
+    return rows
