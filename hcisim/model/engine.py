@@ -101,9 +101,9 @@ class StorageModel:
         self._mounts: dict[tuple[str, str], tuple[tuple[Seen, ...], tuple[str, ...]]] = {}
         # routes by (disk, client, its view of the bricks, bricks blamed for it, busy)
         self._routes: dict[tuple[str, str, tuple[Seen, ...], frozenset[str], bool], Route] = {}
-        # until the next change: (plan, write MB/s, heal books of the bricks its writes
-        # miss, random?) per writing disk, and the ledger's groups (VM, volume) -> plans
-        self._writers: list[tuple[DiskPlan, float, tuple[BrickHeal, ...], bool]] = []
+        # until the next change: (plan, heal books of the bricks its writes miss, random?)
+        # per writing disk, and the ledger's groups (VM, volume) -> plans
+        self._writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
         self._write_groups: list[tuple[tuple[str, str], list[DiskPlan]]] = []
         self._away: dict[tuple[str, tuple[str, ...]], tuple[BrickHeal, ...]] = {}
         self._views_world: Hashable = None  # world fingerprint at the last views fixed point
@@ -249,39 +249,18 @@ class StorageModel:
         dt = t - self.t_last
         if dt <= 0:
             return
-        for p, write_rate, away, random in self._writers:
-            written = write_rate * dt * 1e6
+        rate = self.net.rate
+        for p, away, random in self._writers:
+            d = p.disk
+            written = rate(d.flow) * d.write_frac * dt * 1e6
             if written <= 0:
                 continue
             p.acked_bytes += written
-            d = p.disk
             writes = written / d.block_bytes
             for h in away:
                 h.missed_writes(d.key, d.hot_shards, written, writes, random)
         self.heal.advance(dt)
         self.t_last = t
-
-    def _note_writers(self) -> None:
-        """After a resolve: the disks that write until the next change, at what rate, and
-        the data bricks their writes miss (rates are constant until then)."""
-        rate, writers = self.net.rate, []
-        groups: dict[tuple[str, str], list[DiskPlan]] = {}
-        for p in self.plans.values():
-            d = p.disk
-            if d.write_frac <= 0:
-                continue
-            if p.status == "ok":
-                away = self._away.get((d.volume, p.write_bricks))
-                if away is None:
-                    away = self._away[(d.volume, p.write_bricks)] = tuple(
-                        self.heal.of(b) for b in self.cluster.volumes[d.volume].data_bricks
-                        if b.host not in p.write_bricks)
-                writers.append((p, rate(d.flow) * d.write_frac, away,
-                                d.profile is None or d.profile.random))
-            if p.demand > 0 and p.status != "stopped":
-                groups.setdefault((d.vm, d.volume), []).append(p)
-        self._writers = writers
-        self._write_groups = list(groups.items())
 
     # --- settle: derive everything from the new state -------------------------------------
     def settle(self) -> None:
@@ -312,14 +291,30 @@ class StorageModel:
         self.heal.set_flows()
         self.port.set_flows(self.net)
         net, latency, volumes = self.net, self.latency, self.cluster.volumes
+        # until the next change: the disks that write, the data bricks their writes miss,
+        # and the ledger's groups (VM, volume)
+        writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
+        groups: dict[tuple[str, str], list[DiskPlan]] = {}
         for p in self.plans.values():
+            d = p.disk
             if p.status == "ok" and p.usage:
-                demand = min(p.demand, latency.queue_depth_cap(volumes[p.disk.volume], p))
-                net.add_flow(p.disk.flow, demand, p.usage)
+                demand = min(p.demand, latency.queue_depth_cap(volumes[d.volume], p))
+                net.add_flow(d.flow, demand, p.usage)
             else:
-                net.remove_flow(p.disk.flow)
+                net.remove_flow(d.flow)
+            if d.write_frac <= 0 or p.status == "stopped":
+                continue
+            if p.status == "ok":
+                away = self._away.get((d.volume, p.write_bricks))
+                if away is None:
+                    away = self._away[(d.volume, p.write_bricks)] = tuple(
+                        self.heal.of(b) for b in volumes[d.volume].data_bricks
+                        if b.host not in p.write_bricks)
+                writers.append((p, away, d.profile is None or d.profile.random))
+            if p.demand > 0:
+                groups.setdefault((d.vm, d.volume), []).append(p)
+        self._writers, self._write_groups = writers, list(groups.items())
         net.resolve()
-        self._note_writers()
         latency.new_rates()
         errors = self.records.disks(t, self.plans, net, latency)
         self.port.resolved(net)
@@ -421,9 +416,11 @@ class StorageModel:
             if t <= first.since:
                 continue
             acked = {p.disk.key: p.acked_bytes for p in ps}
-            ok = first.status == "ok" and sum(acked.values()) > 0
+            any_acked = sum(acked.values()) > 0  # bytes are never negative
+            ok = first.status == "ok" and any_acked
             accept(vm, vol, first.since, t, acked, len(first.write_bricks) if ok else 0,
-                   first.quorum, _holders(first.write_bricks) if ok else _NO_HOLDERS)
+                   first.quorum, _holders(first.write_bricks) if ok else _NO_HOLDERS,
+                   any_acked)
             for p in ps:
                 p.since, p.acked_bytes = t, 0.0
 

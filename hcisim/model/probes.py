@@ -13,17 +13,13 @@ from hcisim.observations import Recorder
 Values = tuple[Any, ...]
 
 
-def _same(a: Values, b: Values) -> bool:
-    """Equal, treating NaN as equal to NaN (latency is NaN when nothing completes)."""
-    return len(a) == len(b) and all(
-        x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
-
-
 class IntervalLog:
     """Open one interval per key; a new value closes it and opens the next.
 
     ``emit(key, t_start, t_end, values)`` writes the finished row, so one log serves every
-    interval table whatever its column order.
+    interval table whatever its column order. Values are compared with ``==``: a NaN in
+    them must be the ``math.nan`` object (tuples compare items by identity first, so it
+    then equals itself; a NaN computed elsewhere would open a new interval each time).
     """
 
     def __init__(self, emit: Callable[[Hashable, float, float, Values], None]) -> None:
@@ -34,7 +30,7 @@ class IntervalLog:
         """From ``t`` on, ``key`` has ``values`` (None: no row until the next value)."""
         cur = self._open.get(key)
         if cur is not None:
-            if values is not None and (cur[1] == values or _same(cur[1], values)):
+            if values is not None and cur[1] == values:
                 return
             if t > cur[0]:
                 self._emit(key, cur[0], t, cur[1])
@@ -83,12 +79,11 @@ class WriteLedger:
         self._groups: dict[str, dict[frozenset[str], list[tuple[int, float]]]] = {}
 
     def accept(self, vm: str, volume: str, t0: float, t1: float, by_disk: dict[str, float],
-               copies: int, quorum: bool, holders: frozenset[str]) -> None:
+               copies: int, quorum: bool, holders: frozenset[str], acked: bool) -> None:
         """Writes of a VM's disks on ``volume`` acknowledged in [t0, t1) on the data bricks
-        ``holders`` (``by_disk``: bytes per VM disk). Extends the open row if nothing but
-        time changed."""
+        ``holders`` (``by_disk``: bytes per VM disk; ``acked``: any of them > 0). Extends
+        the open row if nothing but time changed."""
         key = (vm, volume)
-        acked = any(b > 0 for b in by_disk.values())
         i = self._open.get(key)
         row = self.rows[i] if i is not None else None
         # a row's acked bytes are positive iff it holds a disk (only positive bytes are kept)

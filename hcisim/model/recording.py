@@ -152,6 +152,11 @@ class RunRecords:
                 mean = lat_w / total_ios
             else:
                 mean = p99 = math.nan
+            # a NaN must be the math.nan object to equal itself (IntervalLog)
+            if mean != mean:
+                mean = math.nan
+            if p99 != p99:
+                p99 = math.nan
             log.set(key, t, (demand, read, write, riops, wiops, mean, p99, status))
         return errors
 
