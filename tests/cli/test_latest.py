@@ -1,0 +1,22 @@
+"""README's promise: every run its own folder, and ``hcisim report runs/latest`` reads the
+newest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.shell import hcisim
+
+
+def test_two_runs_two_folders_and_latest_is_the_newest(tmp_path: Path) -> None:
+    first = hcisim("run", "-q", "--json", cwd=tmp_path)
+    second = hcisim("run", "-q", "--json", "--seed", "7", cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    a, b = (tmp_path / json.loads(r.stdout)["results"] for r in (first, second))
+    assert a != b and a.parent == b.parent == tmp_path / "runs"
+    assert (tmp_path / "runs" / "latest").resolve() == b.resolve()
+    assert json.loads((b / "journal.json").read_text())["seed"] == 7
+    report = hcisim("report", "runs/latest", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (b / "report.html").is_file() and not (a / "report.html").exists()
