@@ -80,7 +80,9 @@ def max_min_fair(coef: Array, capacity: Array, demand: Array,
         rate[active] += step * w[active]
         remaining -= step * load
         full = (load > 0) & (remaining <= full_at)
-        frozen = (demand - rate <= met_at) | uses[:, full].any(axis=1)
+        frozen = demand - rate <= met_at
+        if full.any():
+            frozen |= uses[:, full].any(axis=1)
         active &= ~frozen
     else:
         if active.any():
