@@ -69,11 +69,18 @@ def test_reclaim_guests_kills_only_pids_whose_command_line_names_their_pid_file(
     piddir.mkdir(parents=True)
     mine = piddir / "guest-vm1.pid"
     stranger = piddir / "guest-vm2.pid"
-    sleeper = subprocess.Popen(["sleep", "60", str(mine)])
-    other = subprocess.Popen(["sleep", "60"])
+    nap = [sys.executable, "-c", "import time; time.sleep(60)"]
+    sleeper = subprocess.Popen([*nap, str(mine)])  # names its pid file, as qemu -pidfile does
+    other = subprocess.Popen(nap)
     try:
         mine.write_text(f"{sleeper.pid}\n")
         stranger.write_text(f"{other.pid}\n")  # a recycled PID: not a guest of this lab
+        deadline = time.monotonic() + 10
+        while str(mine) not in " ".join(Path(f"/proc/{sleeper.pid}/cmdline").read_text()
+                                        .split("\0")):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert guest_pids([mine, stranger]) == [sleeper.pid]
         assert reclaim_guests(lab) == []
         sleeper.wait(5)
         assert other.poll() is None
