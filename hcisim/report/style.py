@@ -35,6 +35,7 @@ FAULT_COLOURS = {"node_power_loss": BLACK, "nic_loss": BLUE, "brick_crash": ORAN
                  "node_hang": PURPLE, "partition": SKY, "link_slowdown": GREEN,
                  "disk_failure": VERMILLION}
 FAULT_HATCH = "///"
+FAULT_HATCHES = ("///", "\\\\\\")  # faults alternate, so overlapping windows of one kind part
 STATE_COLOURS = {"running": "#A6DBC8", "migrating": SKY, "paused": YELLOW,
                  "restarting": PURPLE, "down": VERMILLION}
 UP, DOWN = "#A6DBC8", VERMILLION
@@ -75,10 +76,10 @@ def shade_faults(ax: Axes, windows: Sequence[FaultWindow], horizon: float) -> No
     """Every fault window on ``ax`` (over bars and lines): hatched, outlined in its colour,
     and a triangle at its start along the top, which shows even when the window is far
     narrower than a pixel (a minute in a month)."""
-    for w in windows:
+    for i, w in enumerate(windows):
         colour = fault_colour(w.kind)
         ax.axvspan(w.start_s, w.end_or(horizon), facecolor="none", edgecolor=colour,
-                   hatch=FAULT_HATCH, lw=1.2, alpha=0.55, zorder=4, gid="fault")
+                   hatch=FAULT_HATCHES[i % 2], lw=1.2, alpha=0.55, zorder=4, gid="fault")
         ax.plot([w.start_s], [1.0], marker="v", color=colour, markersize=6,
                 transform=_edge(ax, -4.0), zorder=5, gid="fault-start")
 

@@ -26,7 +26,7 @@ from selenium.webdriver.common.by import By
 
 from hcisim.observations import Observations
 from hcisim.report import write_report
-from tests.report.runs import big_run, model_run, small_run
+from tests.report.runs import big_run, model_run, month_run, small_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -89,8 +89,8 @@ def _screenshot(driver: webdriver.Chrome, path: Path) -> np.ndarray:
     return pixels
 
 
-@pytest.mark.parametrize("make", [small_run, big_run, model_run],
-                         ids=["three-vms", "hundred-vms", "model-default"])
+@pytest.mark.parametrize("make", [small_run, big_run, model_run, month_run],
+                         ids=["three-vms", "hundred-vms", "model-default", "month-two-faults"])
 def test_report_shows_rendered_tables_and_images_and_no_console_error(
         browser: webdriver.Chrome, tmp_path: Path, make: Any) -> None:
     result = make(tmp_path / "run")
