@@ -5,7 +5,9 @@ One lab; a guest on host1's FUSE mount of ``data``, in the order a VM lives thro
 (ii) host2's and host3's bricks are killed: client quorum is gone, qemu pauses the guest
 with an I/O error (werror=stop), and once both bricks are back the auto-resume continues
 it; (iii) after heal every acknowledged record is on every data brick. (iv) Another guest,
-dirtying memory, live-migrates from host1 to host2 over the lab's storage network.
+dirtying memory, live-migrates from host1 to host2 over the lab's storage network; (v) a
+migration to host3 over the management network whose link on host3 is cut midway is
+cancelled by the progress timeout and the guest runs on at the source.
 Needs root, qemu-system-x86, gcc, apt and the netns lab's packages.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,7 +36,8 @@ from tests.lab.scenarios import small
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 FAULTS = """[{at_s: 1, kind: brick_crash, target: host2, volume: data, duration_s: 1},
-            {at_s: 1, kind: brick_crash, target: host3, volume: data, duration_s: 1}]"""
+            {at_s: 1, kind: brick_crash, target: host3, volume: data, duration_s: 1},
+            {at_s: 1, kind: nic_loss, target: host3, network: management, duration_s: 1}]"""
 
 
 def wait_for(pred: object, timeout: float, what: str) -> float:
@@ -94,7 +98,7 @@ def heal_done(be: NetnsBackend, volume: str) -> bool:
 
 def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
         lab: NetnsBackend, tmp_path: Path) -> None:
-    crash2, crash3 = lab.scenario.faults
+    crash2, crash3, _ = lab.scenario.faults
     mount = lab.mount_path("host1", "data")
     t0 = time.time()
     with start_guest(lab, "vm1", "host1", "data") as guest:
@@ -184,3 +188,34 @@ def test_guest_live_migrates_between_namespaces_and_loses_nothing(lab: NetnsBack
     assert result_check.lost_count == 0
     assert min(result_check.copies.values()) == 3
     assert max(result_check.copies) >= len(result_check.acked) - 1  # one numbered history
+
+
+def test_migration_whose_link_is_cut_is_cancelled_and_the_guest_runs_on(
+        lab: NetnsBackend) -> None:
+    nic_loss = lab.scenario.faults[2]
+    t0 = time.time()
+    # slow enough (4 MiB/s for ~100 MiB) that the cut lands in the middle of the stream
+    policy = MigrationPolicy(max_bandwidth_mib_s=4, progress_timeout_s=4, max_time_s=120)
+    with start_guest(lab, "vm3", "host1", "data") as src:
+        src.boot()
+        acked_after(src, 20, 60)
+        dst, uri = start_destination(lab, src, "host3", "data", network="management")
+        with dst, ThreadPoolExecutor(1) as pool:
+            running = pool.submit(migrate, src, dst, uri, policy)
+            wait_for(lambda: (src.qmp.execute("query-migrate").get("ram") or {})
+                     .get("transferred", 0) > 8 * 2**20, 60, "8 MiB of the stream sent")
+            lab.inject(nic_loss)
+            try:
+                result = running.result(timeout=60)
+            finally:
+                lab.restore(nic_loss)
+            print(f"cut migration: {result.outcome} ({result.reason}) after "
+                  f"{(result.ram_transferred_bytes or 0) / 2**20:.1f} MiB")
+            assert result.outcome == "cancelled"
+            assert result.reason.startswith("no progress")
+            assert src.status() == "running"
+            acked_after(src, 20, 60)  # the guest still works on the source
+        rows = vm_state_rows("vm3", "host1", src.qmp.events, t0, time.time())
+        assert [(r.state, r.reason) for r in rows][1:] == [
+            ("migrating", "setup"), ("running", "migration cancelled")]
+        assert not any(r.state in ("paused", "down") for r in rows)
