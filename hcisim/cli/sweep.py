@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     ) -> None:
         """Run the factorial grid of --set factors x replications on the model."""
-        from hcisim.results import result_folder
+        from hcisim.results import provenance, result_folder
         from hcisim.scenario import load_scenario
         from hcisim.sweep import (
             SweepError,
@@ -117,7 +117,8 @@ def register(app: typer.Typer) -> None:
         wall = time.perf_counter() - started
         where = chosen[0] if chosen else where
         table = results_table(plan, rows)
-        paths = write_sweep(plan, table, dest, {"executor": where, "wall_s": round(wall, 3)})
+        paths = write_sweep(plan, table, dest, {"executor": where, "wall_s": round(wall, 3),
+                                                "provenance": provenance()})
         if not quiet:
             print_grid(plan.factors, table)
         out.print(f"{len(plan.runs)} runs in {wall:.1f} s on {where}; "

@@ -36,6 +36,8 @@ def test_sweep_output_folder_is_not_reused(tmp_path: Path) -> None:
     args = ("sweep", "-q", "--set", "volumes[1].type=replica3,arbiter", "-w", "1",
             "-o", str(tmp_path / "s"))
     assert hcisim(*args).returncode == 0
+    info = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert info["provenance"]["hcisim_version"] and info["provenance"]["node"]
     r = hcisim(*args)
     assert r.returncode == 2 and "not empty; use --force" in r.stderr
     assert hcisim(*args, "--force").returncode == 0
