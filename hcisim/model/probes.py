@@ -38,10 +38,6 @@ class IntervalLog:
         if values is not None:
             self._open[key] = (t, values)
 
-    def current(self, key: Hashable) -> Values | None:
-        cur = self._open.get(key)
-        return None if cur is None else cur[1]
-
     def close_all(self, t: float) -> None:
         for key in list(self._open):
             self.set(key, t, None)
