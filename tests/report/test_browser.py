@@ -147,3 +147,22 @@ def test_user_text_stays_escaped_in_the_browser(browser: webdriver.Chrome,
     assert "<b>bold</b> & <i>x</i>" in browser.find_element(By.TAG_NAME, "body").text
     assert [b for b in browser.find_elements(By.TAG_NAME, "b") if b.text == "bold"] == []
     assert _cells(browser, "table.data tbody td") > 0
+
+
+def test_capacity_page_shows_its_tables_and_plots(browser: webdriver.Chrome,
+                                                  tmp_path: Path) -> None:
+    from hcisim.capacity import load_spec, size, write_capacity
+    from tests.report.runs import REPO
+
+    result = size(*load_spec(REPO / "scenarios" / "capacity" / "spec.yaml"))
+    page = write_capacity(result, tmp_path)["capacity.html"]
+    logs = _open(browser, page)
+    shown = browser.find_element(By.TAG_NAME, "body").text
+    assert [s for s in ESCAPED if s in shown] == []
+    checks = sum(len(a["checks"]) for a in result["assessments"])
+    assert _cells(browser, "table.checks tr") == checks + 1  # a row per check and the header
+    assert _cells(browser, "table.checks td") == 8 * checks
+    sizes = browser.execute_script(
+        "return Array.from(document.images).map(i => i.naturalWidth * i.naturalHeight)")
+    assert len(sizes) == 2 and all(s > 0 for s in sizes)
+    assert [e for e in logs if e.get("level") in ("SEVERE", "ERROR")] == []
