@@ -22,5 +22,9 @@ def register(app: typer.Typer) -> None:
 
         if not result.is_dir():
             raise UserError(f"{result}: no such result folder")
-        page = write_report(result)
+        try:
+            page = write_report(result)
+        except OSError as exc:  # the folder is the user's: read-only, full, a file in the way
+            where = exc.filename or result
+            raise UserError(f"{where}: cannot write the report ({exc.strerror})") from None
         out.print(f"report: {page}", soft_wrap=True, highlight=False, markup=False)

@@ -164,3 +164,12 @@ def test_interrupted_run_exits_130_and_the_journal_says_so(tmp_path: Path) -> No
     assert r.returncode == 130 and no_traceback(r)
     journal = json.loads((tmp_path / "r" / "journal.json").read_text())
     assert journal["status"] == "interrupted" and journal["finished"] is not None
+
+
+def test_report_into_an_unwritable_place_exits_2(tmp_path: Path) -> None:
+    dest = tmp_path / "r"
+    assert hcisim("run", "-q", "-o", str(dest)).returncode == 0
+    (dest / "report_files").write_text("a file where the report's folder goes")
+    r = hcisim("report", str(dest))
+    assert r.returncode == 2 and no_traceback(r)
+    assert "report_files: cannot write the report" in r.stderr
