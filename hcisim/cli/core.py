@@ -147,9 +147,9 @@ def register(app: typer.Typer) -> None:
             result = run_scenario(sc, engine=spec.name, out=dest,
                                   progress=lambda f: bar.update(task, completed=f))
         if report:
-            from hcisim.report import write_report
+            from hcisim.cli.report import report_into
 
-            write_report(dest)
+            report_into(dest)
         if as_json:
             print(json.dumps({"results": str(dest), **result.summary}, indent=2, default=str))
         else:
