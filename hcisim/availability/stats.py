@@ -59,8 +59,10 @@ class Estimate:
                 f"{prefix}p99": self.p99}
 
 
-def mean_ci(values: np.ndarray, level: float = 0.95) -> Estimate:
-    """Mean and its t interval over independent replications (one value each)."""
+def mean_ci(values: np.ndarray, level: float = 0.95, floor: float | None = None) -> Estimate:
+    """Mean and its t interval over independent replications (one value each). ``floor``
+    clips the interval's low end (a time cannot be negative; the t interval of a skewed,
+    mostly-zero sample would say it can)."""
     x = np.asarray(values, float)
     x = x[~np.isnan(x)]
     n = len(x)
@@ -71,7 +73,8 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> Estimate:
     half = 0.0
     if n > 1:
         half = t_quantile(0.5 + level / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return Estimate(m, m - half, m + half, float(np.quantile(x, 0.5)),
+    low = m - half if floor is None else max(floor, m - half)
+    return Estimate(m, low, m + half, float(np.quantile(x, 0.5)),
                     float(np.quantile(x, 0.99)), n)
 
 

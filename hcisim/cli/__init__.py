@@ -63,7 +63,7 @@ out = Console(width=_width())
 
 FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep", "hcisim.cli.report",
             "hcisim.cli.accept", "hcisim.cli.failover", "hcisim.cli.lab", "hcisim.cli.compare",
-            "hcisim.cli.labimage", "hcisim.cli.importer")
+            "hcisim.cli.labimage", "hcisim.cli.importer", "hcisim.cli.availability")
 
 BACKENDS = ("netns", "libvirt")
 
