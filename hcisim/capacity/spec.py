@@ -26,7 +26,7 @@ from hcisim.scenario import Host, IoProfile, VolumeOptions
 from hcisim.scenario.base import Strict
 from hcisim.scenario.cluster import VolumeType
 from hcisim.scenario.compute import Compute
-from hcisim.scenario.load import format_validation_error, yaml_mapping
+from hcisim.scenario.load import validation_problems, yaml_mapping
 from hcisim.scenario.scenario import ModelParams
 
 ArbiterLayout = Literal["rotating", "dedicated"]
@@ -194,7 +194,8 @@ def parse_spec(text: str, source: str = "<spec>") -> CapacitySpec:
     try:
         return CapacitySpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(source, format_validation_error(exc, text)) from None
+        raise SpecError(source, [str(p) for p in validation_problems(exc, text, CapacitySpec)]
+                        ) from None
 
 
 def read_inventory(path: Path, profiles: dict[str, IoProfile]) -> tuple[InventoryVm, ...]:
@@ -230,7 +231,7 @@ def read_inventory(path: Path, profiles: dict[str, IoProfile]) -> tuple[Inventor
         try:
             vms.append(InventoryVm.model_validate(data))
         except ValidationError as exc:
-            problems += [f"line {line}: {p}" for p in format_validation_error(exc)]
+            problems += [f"line {line}: {p}" for p in validation_problems(exc, None, InventoryVm)]
     names = [v.name for v in vms]
     problems += [f"name: duplicate VM {n!r}" for n in sorted({n for n in names
                                                                if names.count(n) > 1})]

@@ -136,6 +136,8 @@ def _count(loc: Loc, ctx: Mapping[str, Any], node: Mapping[str, Any] | None) -> 
     else:
         need = f"at most {high}"
     got = f", got {actual}" if actual is not None else ""
+    if need.endswith(" 1"):
+        noun = _singular(noun)
     return f"needs {need} {noun}{got}"
 
 

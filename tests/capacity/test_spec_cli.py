@@ -33,7 +33,8 @@ candidates:
     ram_gb: 128
     nics: [{name: s, gbps: 10, networks: [storage, management]}]
 """
-    assert _problems(text) == ["candidates[0].ram_gb: unknown key (line 4)"]
+    assert _problems(text) == [
+        "candidates[0].ram_gb: unknown key; did you mean 'ram_gib'? (line 4)"]
 
 
 def test_candidate_without_storage_nic() -> None:
@@ -67,7 +68,8 @@ def test_inventory_rows_are_named_by_line(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         read_inventory(inv, {"web": IoProfile(iops=100)})
     probs = exc.value.problems
-    assert probs[0].startswith("line 3: vcpus: Input should be a valid integer")
+    assert probs[0] == ("line 3: vcpus: must be a valid integer, unable to parse string as an "
+                        "integer, got 'two'")
     assert probs[1] == "line 4: io: unknown io profile 'nosuch'"
     assert probs[2] == "line 5: io: give a profile name or inline fields, not both"
     assert probs[3] == "name: duplicate VM 'a'"
@@ -122,6 +124,6 @@ def test_bad_spec_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["capacity", str(tmp_path / "spec.yaml"),
                                       "-o", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert "candidates: Tuple should have at least 1 item" in result.output
+    assert "candidates: needs at least 1 candidate, got 0" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
