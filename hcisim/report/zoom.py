@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from hcisim.claims import FaultWindow
 from hcisim.observations import Observations
 from hcisim.report import style
-from hcisim.report.figures import Plot, decorate, io_lines, png, stalled_count
+from hcisim.report.figures import PER_VM_LINES, Plot, decorate, io_lines, png, stalled_count
 from hcisim.report.series import bin_sums, grid, vm_series
 from hcisim.report.units import format_duration, format_time
 from hcisim.scenario import Scenario
@@ -122,7 +122,7 @@ def zoom_figure(w: FaultWindow, sc: Scenario, obs: Observations,
     last = axes[0][-1]
     if axes[0][0].get_lines():
         last.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False,
-                    title="VMs" if len(obs["vm_io"]["vm"].unique()) <= 10 else "VM groups",
+                    title="VMs" if obs["vm_io"]["vm"].nunique() <= PER_VM_LINES else "VM groups",
                     title_fontsize=7)
     axes[1][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     if axes[2][0].get_lines():
