@@ -3,10 +3,12 @@ replication kept as a row, and the `hcisim availability` command's outputs and e
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -35,6 +37,19 @@ def test_serial_and_processes_give_the_same_tables() -> None:
     pd.testing.assert_frame_equal(serial.runs.drop(columns=drop), procs.runs.drop(columns=drop))
     pd.testing.assert_frame_equal(serial.vms, procs.vms)
     pd.testing.assert_frame_equal(serial.volumes, procs.volumes)
+
+
+@pytest.mark.slow
+def test_dask_gives_the_same_tables() -> None:
+    distributed: Any = importlib.import_module("distributed")  # no complete type hints
+    sc = replica_set_scenario(vm=True)
+    _, serial = run_study(sc, TABLE, 5 * DAY_YEARS, 2, seed=9, workers=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        _, dask = run_study(sc, TABLE, 5 * DAY_YEARS, 2, seed=9,
+                            dask=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(serial.vms, dask.vms)
+    pd.testing.assert_frame_equal(serial.volumes, dask.volumes)
 
 
 def test_layouts_see_the_same_failures() -> None:
