@@ -41,6 +41,7 @@ def test_serial_and_processes_give_the_same_tables() -> None:
 
 @pytest.mark.slow
 def test_dask_gives_the_same_tables() -> None:
+    pytest.importorskip("distributed", reason="Dask is an optional extra (hcisim[dask])")
     distributed: Any = importlib.import_module("distributed")  # no complete type hints
     sc = replica_set_scenario(vm=True)
     _, serial = run_study(sc, TABLE, 5 * DAY_YEARS, 2, seed=9, workers=1)
