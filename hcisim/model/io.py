@@ -23,6 +23,7 @@ tails this way over-estimates the p99 of a sum, so it is a conservative tail.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -103,13 +104,26 @@ class Latency:
     p99_ms: float
 
 
-def _sojourn(service_ms: float, rho: float) -> float:
-    return service_ms / (1.0 - min(rho, RHO_MAX))
-
-
 LegKey = tuple[str, str, str, float, bool]  # volume, brick host, client, block, read?
 # disk resource, its service ms, fixed ms, then (NIC resource, service ms) per NIC crossed
 Leg = tuple[str, float, float, tuple[tuple[str, float], ...]]
+# fixed ms, then (resource, service ms) crossed: the brick's disk, then 0 or 2 NIC directions
+LegSpec = tuple[float, tuple[tuple[str, float], ...]]
+# read leg, read share, write legs, arbiter (fixed ms, disk, service ms), write share
+PathSpec = tuple[LegSpec | None, float, tuple[LegSpec, ...], tuple[float, str, float] | None,
+                 float]
+_IDLE: defaultdict[str, float] = defaultdict(float)  # every resource idle
+
+
+def _queue(crossed: tuple[tuple[str, float], ...], rho: Mapping[str, float]) -> float:
+    """Queueing ms of one leg: the M/M/1 sojourns of its disk, plus its two NIC directions
+    (the disk first, then the NICs' sum: the order the arithmetic always had)."""
+    res, service = crossed[0]
+    q = service / (1.0 - min(rho[res], RHO_MAX))
+    if len(crossed) == 3:
+        (r1, s1), (r2, s2) = crossed[1], crossed[2]
+        q += s1 / (1.0 - min(rho[r1], RHO_MAX)) + s2 / (1.0 - min(rho[r2], RHO_MAX))
+    return q
 
 
 class LatencyModel:
@@ -124,6 +138,7 @@ class LatencyModel:
         # crosses and its service times are memoised per capacity set, loaded latencies
         # per settle, unloaded ones per capacity set.
         self._leg_of: dict[LegKey, Leg] = {}
+        self._specs: dict[Shape, PathSpec] = {}
         self._rho: dict[str, float] | None = None  # utilisations of this settle
         self._of: dict[Shape, Latency] = {}
         self._of_idle: dict[Shape, Latency] = {}
@@ -146,6 +161,7 @@ class LatencyModel:
         """A link changed speed: forget everything."""
         self.new_rates()
         self._leg_of.clear()
+        self._specs.clear()
         self._of_idle.clear()
         self._qd_cap.clear()
 
@@ -171,57 +187,78 @@ class LatencyModel:
             hit = self._leg_of[key] = (b.disk_resource, disk_service, fixed, nics)
         return hit
 
-    def _leg(self, vol: VolumeModel, host: str, client: str, blk: float, read: bool,
-             rho: Mapping[str, float] | None) -> tuple[float, float]:
-        """(fixed ms, queueing ms) of one request to one data brick; ``rho`` None: idle."""
-        disk_res, disk_service, fixed, nics = self._leg_spec(vol, host, client, blk, read)
-        if rho is None:
-            queue = _sojourn(disk_service, 0.0)
-            if nics:
-                queue += _sojourn(nics[0][1], 0.0) + _sojourn(nics[1][1], 0.0)
-        else:
-            queue = _sojourn(disk_service, rho[disk_res])
-            if nics:
-                queue += _sojourn(nics[0][1], rho[nics[0][0]]) + _sojourn(nics[1][1],
-                                                                          rho[nics[1][0]])
-        return fixed, queue
+    def _spec(self, vol: VolumeModel, plan: DiskPlan) -> PathSpec:
+        """What a disk's latency is made of, by shape (memoised per capacity set): its read
+        leg, its write legs and the arbiter's metadata op, each (fixed ms, resource, service
+        ms) per resource crossed."""
+        key = plan.shape
+        spec = self._specs.get(key)
+        if spec is not None:
+            return spec
+        d = plan.disk
+        blk = d.block_bytes
+
+        def leg(host: str, read: bool) -> LegSpec:
+            disk_res, disk_service, fixed, nics = self._leg_spec(vol, host, plan.client, blk,
+                                                                 read)
+            return fixed, ((disk_res, disk_service), *nics)
+
+        read = (leg(plan.read_brick, True)
+                if d.read_frac > 0 and plan.read_brick is not None else None)
+        writes: tuple[LegSpec, ...] = ()
+        arbiter: tuple[float, str, float] | None = None
+        if d.write_frac > 0 and plan.write_bricks:
+            writes = tuple(leg(h, False) for h in plan.write_bricks)
+            if plan.arbiter is not None:
+                a = vol.brick(plan.arbiter)
+                arbiter = (self.rtt_ms if a.host != plan.client else 0.0, a.disk_resource,
+                           a.disk.latency_ms)
+        spec = self._specs[key] = (read, d.read_frac, writes, arbiter, d.write_frac)
+        return spec
 
     def of(self, vol: VolumeModel, plan: DiskPlan, loaded: bool = True) -> Latency:
         memo = self._of if loaded else self._of_idle
         key = plan.shape
         hit = memo.get(key)
         if hit is None:
-            hit = memo[key] = self._of_uncached(vol, plan, loaded)
+            rho: Mapping[str, float] = _IDLE
+            if loaded:
+                rho = self._rho if self._rho is not None else self._utilisations()
+            hit = memo[key] = self._latency(self._spec(vol, plan), rho)
         return hit
 
-    def _of_uncached(self, vol: VolumeModel, plan: DiskPlan, loaded: bool) -> Latency:
-        d = plan.disk
-        blk = d.block_bytes
-        rho: Mapping[str, float] | None = None
-        if loaded:
-            rho = self._rho
-            if rho is None:
-                rho = self._rho = self.net.utilisations()
+    def _utilisations(self) -> dict[str, float]:
+        self._rho = self.net.utilisations()
+        return self._rho
+
+    def _latency(self, spec: PathSpec, rho: Mapping[str, float]) -> Latency:
+        """Mean and p99 from a path spec and the utilisations ``rho`` (see module docstring;
+        the sojourn ``s / (1 - min(rho, RHO_MAX))`` is written out: this is the hot path)."""
+        read, rf, writes, arbiter, wf = spec
         paths: list[tuple[float, float, float]] = []  # (weight, mean, p99)
-        if d.read_frac > 0 and plan.read_brick is not None:
-            fixed, q = self._leg(vol, plan.read_brick, plan.client, blk, True, rho)
-            paths.append((d.read_frac, fixed + q, fixed + P99_FACTOR * q))
-        if d.write_frac > 0 and plan.write_bricks:
-            legs = [self._leg(vol, h, plan.client, blk, False, rho)
-                    for h in plan.write_bricks]
-            if plan.arbiter is not None:
-                a = vol.brick(plan.arbiter)
-                q = _sojourn(a.disk.latency_ms, 0.0 if rho is None else rho[a.disk_resource])
-                legs.append((self.rtt_ms if a.host != plan.client else 0.0, q))
-            mean = max(f + q for f, q in legs)
-            p99 = max(f + P99_FACTOR * q for f, q in legs)
-            paths.append((d.write_frac, mean, p99))
+        if read is not None:
+            fixed, crossed = read
+            q = _queue(crossed, rho)
+            paths.append((rf, fixed + q, fixed + P99_FACTOR * q))
+        if writes:  # a write completes with its slowest replica
+            mean = p99 = -math.inf
+            for fixed, crossed in writes:
+                q = _queue(crossed, rho)
+                mean, p99 = max(mean, fixed + q), max(p99, fixed + P99_FACTOR * q)
+            if arbiter is not None:
+                fixed, res, service = arbiter
+                q = service / (1.0 - min(rho[res], RHO_MAX))
+                mean, p99 = max(mean, fixed + q), max(p99, fixed + P99_FACTOR * q)
+            paths.append((wf, mean, p99))
         if not paths:
             return Latency(math.nan, math.nan)
-        total = sum(w for w, _, _ in paths)
-        mean = self.overhead_ms + sum(w * m for w, m, _ in paths) / total
-        p99 = self.overhead_ms + max(p for _, _, p in paths)
-        return Latency(mean, p99)
+        total = weighted = 0.0
+        p99 = -math.inf
+        for w, m, p in paths:
+            total += w
+            weighted += w * m
+            p99 = max(p99, p)
+        return Latency(self.overhead_ms + weighted / total, self.overhead_ms + p99)
 
     def queue_depth_cap(self, vol: VolumeModel, plan: DiskPlan) -> float:
         """Most MB/s the guest can drive at its queue depth on an idle cluster (Little's
