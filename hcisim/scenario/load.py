@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from hcisim.scenario.faults import FAULT_KINDS
-from hcisim.scenario.messages import Problem, explain, position
+from hcisim.scenario.messages import Problem, explain, position, without_typo_twins
 from hcisim.scenario.scenario import Scenario
 
 DEFAULT_SCENARIO = "default"
@@ -104,7 +104,7 @@ def validation_problems(exc: ValidationError, source_text: str | None = None,
             loc = _parse_path(path)
         line, column = position(node, loc)
         problems.append(Problem(path or "<top>", msg, line, column))
-    return problems
+    return without_typo_twins(problems)
 
 
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)

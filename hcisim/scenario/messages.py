@@ -114,6 +114,22 @@ def explain(err: Mapping[str, Any], message: str, schema: Mapping[str, Any] | No
     return message
 
 
+def without_typo_twins(problems: list[Problem]) -> list[Problem]:
+    """Drop ``a.gbps: required`` when ``a.gpbs: unknown key; did you mean 'gbps'?`` says the
+    same: one typo, one line."""
+    meant = set()
+    for p in problems:
+        m = _SUGGESTION.search(p.message)
+        if m:
+            parent = p.path.rpartition(".")[0]
+            meant.add(f"{parent}.{m.group(1)}" if parent else m.group(1))
+    return [p for p in problems
+            if not (p.message.startswith("required") and p.path in meant)]
+
+
+_SUGGESTION = re.compile(r"did you mean '([^']+)'\?$")
+
+
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """``; did you mean 'x'?`` for the closest of ``choices``, or nothing."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)

@@ -72,6 +72,24 @@ def test_unknown_kind_suggests_the_closest() -> None:
     assert message.endswith("'node_power_los' is no fault kind; did you mean 'node_power_loss'?")
 
 
+@pytest.mark.parametrize(("text", "only"), [
+    (MINIMAL.replace("gbps: 10", "gpbs: 10", 1),
+     "hosts[0].nics[0].gpbs: unknown key; did you mean 'gbps'? (line 3)"),
+    (MINIMAL.replace("hosts:", "hots:"), "hots: unknown key; did you mean 'hosts'? (line 2)"),
+])
+def test_a_typo_is_one_problem_not_also_a_missing_key(text: str, only: str) -> None:
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(text, "t.yaml")
+    assert exc.value.problems == [only]
+
+
+def test_a_missing_key_without_a_typo_is_still_reported() -> None:
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(MINIMAL.replace("gbps: 10", "speed: 10", 1), "t.yaml")
+    assert exc.value.problems == ["hosts[0].nics[0].gbps: required (line 3)",
+                                  "hosts[0].nics[0].speed: unknown key (line 3)"]
+
+
 def test_no_suggestion_when_nothing_is_close() -> None:
     message, _, _ = _problem(MINIMAL + "colour: red\n")
     assert message == "colour: unknown key"
