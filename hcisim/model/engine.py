@@ -97,8 +97,9 @@ class StorageModel:
         self.plans: dict[str, DiskPlan] = {}
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
-        # per settle: what each client mount sees, and quorum answers (shared by its disks)
+        # what each client mount sees (shared by its disks), while the views stay the same
         self._mounts: dict[tuple[str, str], tuple[tuple[Seen, ...], tuple[str, ...]]] = {}
+        self._mounts_seen = -1  # the views version the mounts were read at
         # routes by (disk, client, its view of the bricks, bricks blamed for it, busy)
         self._routes: dict[tuple[str, str, tuple[Seen, ...], frozenset[str], bool], Route] = {}
         # until the next change: (plan, heal books of the bricks its writes miss, random?)
@@ -286,7 +287,7 @@ class StorageModel:
         self.heal.reconcile(t)
         self.heal.snapshot()
         self.records.volumes(t, self.heal)
-        self._mounts.clear()
+        self._fresh_mounts()
         self.plans = self._plans(t)
         self.heal.set_flows()
         self.port.set_flows(self.net)
@@ -362,9 +363,15 @@ class StorageModel:
                                     usage, since=t, shape_key=shape)
         return plans
 
+    def _fresh_mounts(self) -> None:
+        """Forget the mounts if what the clients see has changed since they were read."""
+        if self._mounts_seen != self.views.version:
+            self._mounts.clear()
+            self._mounts_seen = self.views.version
+
     def _mount(self, c: str, vol: VolumeModel) -> tuple[tuple[Seen, ...], tuple[str, ...]]:
         """What client ``c`` sees of ``vol``'s bricks, and the bricks it believes up
-        (memoised until the views may change: cleared at each settle)."""
+        (memoised until the views change)."""
         states = tuple(self.views.state(c, vol.name, b.host) for b in vol.bricks)
         mount = self._mounts[(c, vol.name)] = (
             states, tuple(b.host for b, s in zip(vol.bricks, states, strict=True) if s != "down"))
@@ -373,6 +380,7 @@ class StorageModel:
     def _path(self, d: VmDiskModel, c: str, demand: float, t: float) -> DiskPlan:
         """Status and path of disk ``d`` used from client host ``c`` (running)."""
         vol = self.cluster.volumes[d.volume]
+        self._fresh_mounts()
         mount = self._mounts.get((c, vol.name)) or self._mount(c, vol)
         key = (d.key, c, mount[0], self.heal.blamed(d.key), demand > 0)
         route = self._routes.get(key)
