@@ -22,6 +22,7 @@ import pytest
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.guests.agentlink import longest_silence, longest_write_wait
+from hcisim.lab.guests.fleet import scenario_guests
 from hcisim.lab.guests.lab import check_guest, start_destination, start_guest
 from hcisim.lab.guests.migrate import MigrationPolicy, migrate
 from hcisim.lab.guests.qemu import Guest
@@ -30,6 +31,7 @@ from hcisim.lab.guests.vmstate import pause_windows, vm_state_rows
 from hcisim.lab.history import CheckResult
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
+from hcisim.lab.run import placement
 from hcisim.scenario import Fault
 from tests.lab.scenarios import small
 
@@ -219,3 +221,17 @@ def test_migration_whose_link_is_cut_is_cancelled_and_the_guest_runs_on(
         assert [(r.state, r.reason) for r in rows][1:] == [
             ("migrating", "setup"), ("running", "migration cancelled")]
         assert not any(r.state in ("paused", "down") for r in rows)
+
+
+def test_every_scenario_vm_boots_as_a_guest_and_stops_on_the_way_out(
+        lab: NetnsBackend) -> None:
+    t0 = time.time()
+    with scenario_guests(lab, lab.scenario, placement(lab.scenario)) as fleet:
+        assert set(fleet.guests) == {"vm1"}
+        guest = fleet.guests["vm1"]
+        assert guest.spec.host == "host1" and guest.spec.mem_mib == 160
+        acked_after(guest, 20, 60)
+    assert not guest.running()
+    rows = fleet.vm_state(t0, time.time())
+    assert [r.state for r in rows] == ["running", "down"]
+    assert fleet.check(lab, "vm1").lost_count == 0

@@ -123,3 +123,15 @@ def test_rows_go_into_the_observation_schema() -> None:
     table = rec.build(engine="lab", scenario="s", seed=0, duration_s=5)["vm_state"]
     assert list(table["state"]) == ["running", "paused"]
     assert list(table["t_end_s"]) == [2.0, 5.0]
+
+
+def test_scenario_vm_sizing_keeps_the_migration_ratios() -> None:
+    from hcisim.lab.guests.fleet import sizing
+
+    s = sizing(ram_gib=4, working_set_gib=1, dirty_rate_mb_s=40)
+    assert s.ram_mib == 160 and s.scale == pytest.approx(160 / 4096)
+    assert s.dirty_mib == 40  # 1 GiB of 4 GiB -> a quarter of 160 MiB
+    assert s.dirty_pages_s == int(40e6 * s.scale / 4096)
+    assert sizing(4, None, 20, ram_mib=512).ram_mib == 255.99  # never the 256/512 trap
+    big = sizing(4, None, 20)
+    assert big.dirty_mib == 160 - 96  # room left for the kernel and the initramfs

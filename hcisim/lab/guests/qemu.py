@@ -209,6 +209,8 @@ class Guest:
         for sock in (s.qmp_sock, s.agent_sock):
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
+        if s.incoming is None:  # a new boot starts a new history (seq 0 again)
+            s.history_log.unlink(missing_ok=True)
         self.proc = spawn(s.argv(self.image), s.netns, s.qemu_log)
         # qemu writes -pidfile itself; write it now too, so a harness killed in the next
         # millisecond still leaves the PID for `lab down` (nsenter execs: same PID)
