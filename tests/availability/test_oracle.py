@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from hcisim.availability.metrics import volume_rows
@@ -77,9 +77,11 @@ def _volume(sc_faults: list[dict[str, object]], layout: str, vm: bool) -> dict[s
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), factor=st.floats(0.05, 1.0))
+@example(seed=1436, factor=0.5)  # a stale brick back early: no-copy time becomes one-copy
 def test_model_faster_repair_never_worse(seed: int, factor: float) -> None:
     """The same failures, each repaired sooner (every outage a sub-interval of the old
-    one): the model's quorum loss, exposure and one-copy time never grow."""
+    one): the model's time without quorum, with fewer copies than promised, on at most one
+    copy and on none never grows."""
     sc = replica_set_scenario("replica3", vm=True)
     table = brick_table(200.0, 12.0, {"power": {
         "fault": "node_power_loss", "rate_per_year": 60.0,
@@ -89,8 +91,12 @@ def test_model_faster_repair_never_worse(seed: int, factor: float) -> None:
     slow = _volume(faults, "replica3", vm=True)
     assert slow["fewer_copies_s"] > 0  # failures really reduced the copies
     fast = _volume(shorten_repairs(faults, factor), "replica3", vm=True)
-    for key in ("quorum_lost_s", "fewer_copies_s", "one_copy_s", "no_copy_s"):
+    for key in ("quorum_lost_s", "fewer_copies_s", "no_copy_s"):
         assert fast[key] <= slow[key] + 1e-6, key
+    # time on AT MOST one copy: exactly one copy alone may grow, when a shorter outage turns
+    # time on no copy into time on one (a stale brick back early, healing; found by hypothesis)
+    at_most_one = {k: v["one_copy_s"] + v["no_copy_s"] for k, v in (("s", slow), ("f", fast))}
+    assert at_most_one["f"] <= at_most_one["s"] + 1e-6
 
 
 @settings(max_examples=12, deadline=None)
