@@ -20,3 +20,20 @@ def test_two_runs_two_folders_and_latest_is_the_newest(tmp_path: Path) -> None:
     report = hcisim("report", "runs/latest", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert (b / "report.html").is_file() and not (a / "report.html").exists()
+
+
+def test_parallel_runs_of_the_same_scenario_keep_both_results(tmp_path: Path) -> None:
+    """The issue's lost result: two runs started together used to share a folder."""
+    import subprocess
+    import sys
+
+    code = "from hcisim.cli import main; main()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, "run", "-q", "--json"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e for _, e in outs]
+    folders = {json.loads(o)["results"] for o, _ in outs}
+    assert len(folders) == 3
+    for f in folders:
+        assert json.loads((tmp_path / f / "journal.json").read_text())["status"] == "completed"
