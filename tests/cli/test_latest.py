@@ -4,6 +4,8 @@ newest."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli.shell import hcisim
@@ -24,9 +26,6 @@ def test_two_runs_two_folders_and_latest_is_the_newest(tmp_path: Path) -> None:
 
 def test_parallel_runs_of_the_same_scenario_keep_both_results(tmp_path: Path) -> None:
     """The issue's lost result: two runs started together used to share a folder."""
-    import subprocess
-    import sys
-
     code = "from hcisim.cli import main; main()"
     procs = [subprocess.Popen([sys.executable, "-c", code, "run", "-q", "--json"], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
