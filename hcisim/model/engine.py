@@ -335,11 +335,11 @@ class StorageModel:
                 self.compute.vm_storage_changed(vm, ok)
 
     def _plans(self, t: float) -> dict[str, DiskPlan]:
-        """Every VM disk's plan from now until the next change (:meth:`_path`, inlined: this
-        runs for every disk at every change)."""
+        """Every VM disk's plan from now until the next change (this runs for every disk at
+        every change)."""
         running = {h for h in self.cluster.hosts if self.world.running(h)}
-        vm_host, load, paused, blamed = self.vm_host, self.load, self.paused, self.heal.blamed
-        mounts, routes, volumes = self._mounts, self._routes, self.cluster.volumes
+        vm_host, load, paused = self.vm_host, self.load, self.paused
+        route_for, volumes = self._route_for, self.cluster.volumes
         plans: dict[str, DiskPlan] = {}
         for d in self.cluster.disks:
             c = vm_host[d.vm]
@@ -347,14 +347,8 @@ class StorageModel:
             if c is None or c not in running:
                 plans[d.key] = DiskPlan(d, c or "", "stopped", demand, since=t)
                 continue
-            mount = mounts.get((c, d.volume))
-            if mount is None:
-                mount = self._mount(c, volumes[d.volume])
-            key = (d.key, c, mount[0], blamed(d.key), demand > 0)
-            route = routes.get(key)
-            if route is None:
-                route = routes[key] = self._route(d, volumes[d.volume], c, *key[2:], mount[1])
-            status, quorum, read, write_bricks, arbiter, usage, shape = route
+            status, quorum, read, write_bricks, arbiter, usage, shape = route_for(
+                d, volumes[d.volume], c, demand > 0)
             if status != "error" and d.vm in paused:
                 # a paused guest issues no I/O; its disk still reports ENOTCONN while
                 # storage is unusable, which is how compute learns when to resume it
@@ -379,16 +373,23 @@ class StorageModel:
 
     def _path(self, d: VmDiskModel, c: str, demand: float, t: float) -> DiskPlan:
         """Status and path of disk ``d`` used from client host ``c`` (running)."""
-        vol = self.cluster.volumes[d.volume]
         self._fresh_mounts()
-        mount = self._mounts.get((c, vol.name)) or self._mount(c, vol)
-        key = (d.key, c, mount[0], self.heal.blamed(d.key), demand > 0)
-        route = self._routes.get(key)
-        if route is None:
-            route = self._routes[key] = self._route(d, vol, c, *key[2:], mount[1])
-        status, quorum, read, write_bricks, arbiter, usage, shape = route
+        status, quorum, read, write_bricks, arbiter, usage, shape = self._route_for(
+            d, self.cluster.volumes[d.volume], c, demand > 0)
         return DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter, usage,
                         since=t, shape_key=shape)
+
+    def _route_for(self, d: VmDiskModel, vol: VolumeModel, c: str, busy: bool) -> Route:
+        """:meth:`_route` of disk ``d`` from client ``c``, memoised by what it depends on:
+        the client's view of the bricks and the bricks blamed for the disk."""
+        mount = self._mounts.get((c, vol.name)) or self._mount(c, vol)
+        blamed = self.heal.blamed(d.key)
+        key = (d.key, c, mount[0], blamed, busy)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = self._route(d, vol, c, mount[0], blamed, busy,
+                                                    mount[1])
+        return route
 
     def _route(self, d: VmDiskModel, vol: VolumeModel, c: str, states: tuple[Seen, ...],
                blamed: frozenset[str], busy: bool, believed: tuple[str, ...]) -> Route:
