@@ -25,6 +25,7 @@ from hcisim.availability.schedule import draw_schedule
 from hcisim.availability.table import YEAR_S, FailureTable
 from hcisim.scenario import Scenario, save_scenario, with_overrides
 from hcisim.sweep import Factor, SweepPlan, SweepRun, execute, plan_sweep
+from hcisim.sweep.execute import Execution, Mode
 
 LAYOUT_PATH = "volumes[*].type"
 LAYOUTS = ("replica3", "arbiter")
@@ -108,9 +109,12 @@ def tables(rows: list[dict[str, Any]], years: float) -> StudyTables:
 def run_study(base: Scenario, table: FailureTable, years: float, replications: int,
               seed: int | None = None, compare_layouts: bool = False, workers: int = 1,
               dask: str | None = None, keep: Path | None = None,
-              progress: Callable[[int, int], None] | None = None) -> tuple[SweepPlan,
-                                                                           StudyTables]:
+              progress: Callable[[int, int], None] | None = None, mode: Mode = "auto",
+              decided: Callable[[Execution], None] | None = None,
+              ) -> tuple[SweepPlan, StudyTables]:
+    """Run every replication (``workers``/``mode``/``dask`` as for a sweep: worker processes
+    only when they are faster, unless ``mode`` says otherwise) and gather the tables."""
     plan = plan_study(base, years, replications, seed, compare_layouts)
     task = functools.partial(run_replication, table=table)
-    rows = execute(plan, workers, dask, keep, progress, task=task)
+    rows = execute(plan, workers, dask, keep, progress, task=task, mode=mode, decided=decided)
     return plan, tables(rows, years)

@@ -87,7 +87,10 @@ def register(app: typer.Typer) -> None:
             help="also write every replication's scenario and observations under "
             "OUTPUT/runs")] = False,
         output: Annotated[Path | None, typer.Option(
-            "-o", "--output", help="folder (default runs/availability-<name>-<time>)")] = None,
+            "-o", "--output", help="folder, must be empty (default: a new "
+            "runs/availability-<name>-<time>-<suffix>)")] = None,
+        force: Annotated[bool, typer.Option(
+            help="let -o replace an earlier result in that folder")] = False,
         quiet: Annotated[bool, typer.Option("-q", "--quiet")] = False,
     ) -> None:
         """Years of failures and repairs on the model: stalls, pauses, downtime, quorum loss,
@@ -95,6 +98,8 @@ def register(app: typer.Typer) -> None:
         from hcisim.availability import FailureTableError, load_failure_table, run_study
         from hcisim.availability.report import write_study
         from hcisim.availability.summary import summarize_study
+        from hcisim.results.journal import provenance
+        from hcisim.results.store import result_folder
         from hcisim.scenario import load_scenario
         from hcisim.sweep import SweepError
 
@@ -110,10 +115,10 @@ def register(app: typer.Typer) -> None:
         except FailureTableError as exc:
             raise UserError(str(exc)) from None
         base = load_scenario(scenario)
-        dest = output or Path("runs") / (
-            f"availability-{base.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        dest = result_folder(output, f"availability-{base.name}", force)
         runs = replications * (2 if compare_layouts else 1)
-        where = f"Dask at {dask}" if dask else f"{min(n_workers, runs)} worker(s)"
+        where = f"Dask at {dask}" if dask else f"up to {min(n_workers, runs)} worker(s)"
+        chosen: list[str] = []  # execute() runs serially when workers would be slower
         started = time.perf_counter()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=err,
@@ -123,14 +128,17 @@ def register(app: typer.Typer) -> None:
                 plan, tables = run_study(
                     base, table, years, replications, seed, compare_layouts, n_workers, dask,
                     dest / "runs" if keep_runs else None,
-                    progress=lambda done, _: bar.update(task, completed=done))
+                    progress=lambda done, _: bar.update(task, completed=done),
+                    decided=lambda how: chosen.append(how.describe()))
             except SweepError as exc:
                 raise UserError(str(exc)) from None
         wall = time.perf_counter() - started
+        where = chosen[0] if chosen else where
         summary = summarize_study(tables, years)
         paths = write_study(plan, table, tables, summary, dest,
                             {"executor": where, "wall_s": round(wall, 3),
-                             "failure_table": str(failure_table or "default")}, plan.base)
+                             "failure_table": str(failure_table or "default"),
+                             "provenance": provenance()}, plan.base)
         if not quiet:
             print_summary(summary)
         out.print(f"{runs} replications x {years:g} simulated years in {wall:.1f} s on "

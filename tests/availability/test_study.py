@@ -31,7 +31,7 @@ def hcisim(*args: str) -> subprocess.CompletedProcess[str]:
 def test_serial_and_processes_give_the_same_tables() -> None:
     sc = replica_set_scenario(vm=True)
     _, serial = run_study(sc, TABLE, 5 * DAY_YEARS, 3, seed=9, workers=1)
-    _, procs = run_study(sc, TABLE, 5 * DAY_YEARS, 3, seed=9, workers=2)
+    _, procs = run_study(sc, TABLE, 5 * DAY_YEARS, 3, seed=9, workers=2, mode="processes")
     assert serial.runs["faults"].sum() > 0
     drop = ["wall_s"]
     pd.testing.assert_frame_equal(serial.runs.drop(columns=drop), procs.runs.drop(columns=drop))
@@ -83,8 +83,14 @@ def test_command_writes_every_replication_and_the_page(tmp_path: Path) -> None:
                      "maintenance: {interval_days: 2}\n")
     out = tmp_path / "out"
     r = hcisim("availability", str(scen), "--years", "0.02", "-r", "2", "-w", "1",
-               "--compare-layouts", "--failure-table", str(table), "-o", str(out))
+               "--compare-layouts", "--failure-table", str(table), "-o", str(out),
+               "--keep-runs")
     assert r.returncode == 0, r.stderr
+    kept = sorted(p.name for p in (out / "runs").iterdir())
+    assert kept == ["arbiter-r0000", "arbiter-r0001", "replica3-r0000", "replica3-r0001"]
+    assert (out / "runs" / "arbiter-r0001" / "scenario.yaml").exists()
+    again = hcisim("availability", str(scen), "--years", "0.02", "-r", "1", "-o", str(out))
+    assert again.returncode == 2 and "not empty" in again.stderr
     assert "page:" in r.stdout
     runs = pd.read_parquet(out / "runs.parquet")
     assert sorted(runs["layout"]) == ["arbiter", "arbiter", "replica3", "replica3"]
