@@ -12,6 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from hcisim.claims.capacity import HostLoss, ha_plan, ha_reservation, usable_capacity_at_least
+from hcisim.claims.compute import (
+    migration_completes_within,
+    migration_downtime_at_most,
+    paused_at_most,
+)
 from hcisim.claims.performance import latency_p99_at_most, throughput_at_least
 from hcisim.claims.runtime import vm_restart_within, zero_downtime
 from hcisim.claims.storage import heal_within, no_split_brain, replicas
@@ -30,6 +35,9 @@ JUDGES: dict[str, Judge] = {
     "heal_within": heal_within,
     "throughput_at_least": throughput_at_least,
     "latency_p99_at_most": latency_p99_at_most,
+    "migration_completes_within": migration_completes_within,
+    "migration_downtime_at_most": migration_downtime_at_most,
+    "paused_at_most": paused_at_most,
     "ha_reservation": ha_reservation,
     "usable_capacity_at_least": usable_capacity_at_least,
 }

@@ -23,7 +23,8 @@ class _Claim(Strict):
 
 
 class ZeroDowntime(_Claim):
-    """VMs on hosts that did not fail keep running: I/O stall <= max_stall_s, paused <= max."""
+    """VMs on hosts that did not fail keep running: the stall the guest sees (I/O stalled or
+    in error, or paused) <= max_stall_s, and paused <= max_paused_s."""
 
     kind: Literal["zero_downtime"]
     max_stall_s: NonNegativeFloat = 0.0
@@ -70,6 +71,29 @@ class LatencyP99AtMost(_Claim):
     )
 
 
+class MigrationWithin(_Claim):
+    """Every live migration of the VMs completes (runs on the destination) within within_s."""
+
+    kind: Literal["migration_completes_within"]
+    within_s: PositiveFloat
+
+
+class MigrationDowntimeAtMost(_Claim):
+    """Every completed live migration of the VMs stops the guest for at most ``ms``."""
+
+    kind: Literal["migration_downtime_at_most"]
+    ms: PositiveFloat
+
+
+class PausedAtMost(_Claim):
+    """No VM is paused (storage I/O error, user) longer than ``max_s``: its longest pause, or
+    with ``measure: total`` all its pauses together. Migration switch-overs do not count."""
+
+    kind: Literal["paused_at_most"]
+    max_s: NonNegativeFloat = 0.0
+    measure: Literal["longest", "total"] = "longest"
+
+
 class HaReservation(_Claim):
     kind: Literal["ha_reservation"]
 
@@ -88,6 +112,9 @@ ClaimSpec = Annotated[
     | HealWithin
     | ThroughputAtLeast
     | LatencyP99AtMost
+    | MigrationWithin
+    | MigrationDowntimeAtMost
+    | PausedAtMost
     | HaReservation
     | UsableCapacityAtLeast,
     Field(discriminator="kind"),

@@ -123,6 +123,7 @@ def _parse_path(path: str) -> list[int | str]:
 _CLAIM_TAGS = {
     "zero_downtime", "vm_restart_within", "replicas", "no_split_brain", "heal_within",
     "throughput_at_least", "latency_p99_at_most", "ha_reservation", "usable_capacity_at_least",
+    "migration_completes_within", "migration_downtime_at_most", "paused_at_most",
 }
 _UNION_TAGS = _CLAIM_TAGS | set(FAULT_KINDS)
 

@@ -95,3 +95,33 @@ def test_usable_capacity_of_the_default() -> None:
     assert ok.verdict == "pass" and ok.measured == pytest.approx(7680.0)
     bad = judge("default", {"kind": "usable_capacity_at_least", "gb": 7681, "volume": "data"})
     assert bad.verdict == "fail"
+
+
+def test_migration_claims_on_the_maintenance_evacuation() -> None:
+    sc, obs = _run("maintenance")
+    mig = obs["migrations"]
+    assert not mig.empty and (mig["outcome"] == "converged").all()
+    slowest = float((mig["t_end_s"] - mig["t_start_s"]).max())
+    ok = judge("maintenance", {"kind": "migration_completes_within", "within_s": slowest})
+    assert ok.verdict == "pass" and ok.measured == pytest.approx(slowest)
+    assert judge("maintenance", {"kind": "migration_completes_within",
+                                 "within_s": slowest * 0.99}).verdict == "fail"
+    worst_ms = 1000 * float(mig["downtime_s"].max())
+    assert 0 < worst_ms <= sc.compute.migration.downtime_ms
+    assert judge("maintenance", {"kind": "migration_downtime_at_most",
+                                 "ms": worst_ms}).verdict == "pass"
+    assert judge("maintenance", {"kind": "migration_downtime_at_most",
+                                 "ms": worst_ms * 0.99}).verdict == "fail"
+
+
+def test_paused_at_most_on_a_quorum_loss() -> None:
+    _, obs = _run("two-failures-quorum")
+    st = obs["vm_state"]
+    paused = st[st["state"] == "paused"]
+    assert not paused.empty  # the model pauses VMs whose volume lost quorum
+    ok = judge("two-failures-quorum", {"kind": "paused_at_most", "max_s": 1e6,
+                                       "measure": "total"})
+    assert ok.verdict == "pass" and ok.measured is not None and ok.measured > 0
+    bad = judge("two-failures-quorum", {"kind": "paused_at_most", "max_s": ok.measured * 0.99,
+                                        "measure": "total"})
+    assert bad.verdict == "fail"
