@@ -63,6 +63,12 @@ def vm_rows(sc: Scenario, obs: Observations) -> list[dict[str, Any]]:
             row[f"{status}_s"] = union_s(a, b)
             row[f"{status}_episodes"] = len(episodes(a, b))
         dur = (s["t_end_s"] - s["t_start_s"]).to_numpy(float)
+        # out of service: no I/O completes (stalled, error) or the VM is not running
+        gone = s[s["state"].isin(["paused", "down", "restarting"])]
+        bad = d[d["status"].isin(["stalled", "error"])]
+        row["out_of_service_s"] = union_s(
+            np.concatenate([bad["t_start_s"].to_numpy(float), gone["t_start_s"].to_numpy(float)]),
+            np.concatenate([bad["t_end_s"].to_numpy(float), gone["t_end_s"].to_numpy(float)]))
         row["paused_s"] = float(dur[(s["state"] == "paused").to_numpy()].sum())
         row["down_s"] = float(dur[s["state"].isin(["down", "restarting"]).to_numpy()].sum())
         row["restarts"] = int(((s["state"] == "restarting")

@@ -87,7 +87,10 @@ def vm_frame(lay: dict[str, Any]) -> pd.DataFrame:
                      "paused s/yr": _est(e["paused_s"]), "I/O error s/yr": _est(e["error_s"]),
                      "down min/yr": _est(e["down_s"], 60.0) if e["ha"] else "not restarted",
                      "down p50 / p99 min": f"{e['down_s']['p50'] / 60:,.1f} / "
-                     f"{e['down_s']['p99'] / 60:,.1f}" if e["ha"] else "-"})
+                     f"{e['down_s']['p99'] / 60:,.1f}" if e["ha"] else "-",
+                     "out of service min/yr": _est(e["out_of_service_s"], 60.0)
+                     if e["ha"] else "-",
+                     "availability %": f"{e['availability_pct']:.4f}" if e["ha"] else "-"})
     return pd.DataFrame(rows)
 
 

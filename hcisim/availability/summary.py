@@ -23,6 +23,7 @@ VM_TIMES = {
     "error_s": "I/O error (no quorum: ENOTCONN)",
     "paused_s": "paused (storage I/O error)",
     "down_s": "down (until restarted; HA VMs only, see the docs)",
+    "out_of_service_s": "out of service (stalled, I/O error, paused or down)",
 }
 VOLUME_TIMES = {
     "quorum_lost_s": "without client quorum",
@@ -59,6 +60,8 @@ def summarize_study(t: StudyTables, years: float) -> dict[str, Any]:
         for name, g in (v.groupby("vm", sort=False) if not v.empty else []):
             lay["vms"][name] = {"ha": bool(g["ha"].iloc[0]), **{
                 m: mean_ci(g[m].to_numpy(float) / years, floor=0.0).as_dict("") for m in VM_TIMES}}
+            lay["vms"][name]["availability_pct"] = 100.0 * (
+                1.0 - lay["vms"][name]["out_of_service_s"]["mean"] / YEAR_S)
         w = vols[vols["layout"] == layout] if not vols.empty else vols
         for name, g in (w.groupby("volume", sort=False) if not w.empty else []):
             entry: dict[str, Any] = {"type": str(g["type"].iloc[0]), **{

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hcisim.availability.metrics import episodes, union_s, years_with
 from hcisim.availability.schedule import draw_schedule, shorten_repairs
 from hcisim.availability.stats import mean_ci, t_quantile, wilson, z_quantile
 from hcisim.availability.study import plan_study, replication_scenario
@@ -129,3 +130,11 @@ def test_interval_helpers() -> None:
     assert p == 0 and lo == pytest.approx(0.0, abs=1e-12) and 0.003 < hi < 0.004
     e = mean_ci(np.array([0.0, 0.0, 0.0, 10.0]), floor=0.0)
     assert e.low == 0.0 and e.mean == 2.5 and e.high > 2.5
+
+
+def test_union_and_episodes_of_intervals() -> None:
+    starts, ends = np.array([20.0, 0.0, 5.0, 10.0]), np.array([30.0, 10.0, 8.0, 12.0])
+    assert union_s(starts, ends) == 22.0  # [0, 12) and [20, 30)
+    assert list(episodes(starts, ends)) == [0.0, 20.0]
+    assert years_with(np.array([1.0, YEAR_S - 1, YEAR_S + 1, 5 * YEAR_S])) == 3
+    assert union_s(np.empty(0), np.empty(0)) == 0.0

@@ -97,6 +97,10 @@ def test_command_writes_every_replication_and_the_page(tmp_path: Path) -> None:
     assert (runs["faults"] > 0).all() and (runs["operations"] > 0).all()
     vms = pd.read_csv(out / "vms.csv")
     assert set(vms["vm"]) == {"tiny"} and len(vms) == 4
+    parts = vms[["stalled_s", "paused_s", "down_s"]]
+    assert (vms["out_of_service_s"] >= parts.max(axis=1) - 1e-9).all()
+    assert (vms["out_of_service_s"] <= parts.sum(axis=1) + 1e-9).all()
+    assert (vms["out_of_service_s"] > 0).any()
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["layouts"]) == {"replica3", "arbiter"}
     vol = summary["layouts"]["arbiter"]["volumes"]["data"]
