@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hcisim.observations.schema import (
@@ -26,9 +27,43 @@ class SchemaError(ValueError):
     """A table that does not follow the observation schema."""
 
 
+_EMPTY: dict[str, pd.DataFrame] = {}
+
+
 def empty_table(name: str) -> pd.DataFrame:
+    """A table with the schema's columns and no rows (built once per table, then copied:
+    building typed empty Series costs more than a simulated day of the model)."""
+    proto = _EMPTY.get(name)
+    if proto is None:
+        proto = _EMPTY[name] = pd.DataFrame(
+            {c: pd.Series(dtype=t) for c, t in COLUMNS[name].items()})
+    return proto.copy()
+
+
+def _typed(name: str, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Rows (values in the schema's column order) as a table with the schema's dtypes,
+    built column by column: the same values ``astype`` would give, without first building
+    an object frame."""
     cols = COLUMNS[name]
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+    if any(len(r) != len(cols) for r in rows):
+        raise SchemaError(f"table {name}: a row does not have the {len(cols)} columns "
+                          f"{', '.join(cols)}")
+    data: dict[str, Any] = {}
+    try:
+        for (c, dtype), values in zip(cols.items(), zip(*rows, strict=True), strict=True):
+            data[c] = (pd.array(list(values), dtype=pd.StringDtype()) if dtype == "string"
+                       else np.array(values, dtype=dtype))
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"table {name}: {exc}") from None
+    return pd.DataFrame(data, copy=False)
+
+
+def _conforms(df: pd.DataFrame, cols: dict[str, str]) -> bool:
+    """Exactly the schema's columns, in order, with its dtypes, on a default index."""
+    return (list(df.columns) == list(cols)
+            and all(str(dt) == t for dt, t in zip(df.dtypes, cols.values(), strict=True))
+            and isinstance(df.index, pd.RangeIndex) and df.index.start == 0
+            and df.index.step == 1)
 
 
 def _with_fault_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -54,6 +89,8 @@ def conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
         raise SchemaError(f"table {name}: missing columns {missing}, unknown columns {extra}")
     if df.empty:
         return empty_table(name)
+    if _conforms(df, cols):
+        return df
     try:
         return df[list(cols)].astype(cols).reset_index(drop=True)
     except (TypeError, ValueError) as exc:
@@ -199,11 +236,12 @@ class Recorder:
 
     # --- build ---------------------------------------------------------------------------
     def frame(self, table: str) -> pd.DataFrame:
-        cols = list(COLUMNS[table])
         rows = self._rows[table]
-        df = pd.DataFrame.from_records(rows, columns=cols) if rows else empty_table(table)
-        if table == "events" and not df.empty:
-            df = df.sort_values("t_s", kind="stable")
+        if not rows:
+            return empty_table(table)
+        df = _typed(table, rows)
+        if table == "events":
+            df = df.sort_values("t_s", kind="stable", ignore_index=True)
         return df
 
     def build(self, engine: str, scenario: str, seed: int, duration_s: float,
