@@ -50,29 +50,36 @@ def years_with(times: np.ndarray) -> int:
     return len({int(t // YEAR_S) for t in times})
 
 
+def _columns(df: pd.DataFrame, key: str, label: str) -> tuple[np.ndarray, ...]:
+    """(key, label, start, end) as numpy arrays: boolean masks on numpy are ~10x cheaper
+    than on the tables' Arrow-backed string columns, and this runs once per replication."""
+    return (df[key].to_numpy(object), df[label].to_numpy(object),
+            df["t_start_s"].to_numpy(float), df["t_end_s"].to_numpy(float))
+
+
 def vm_rows(sc: Scenario, obs: Observations) -> list[dict[str, Any]]:
-    io, st = obs["vm_io"], obs["vm_state"]
+    io_vm, status, io_a, io_b = _columns(obs["vm_io"], "vm", "status")
+    st_vm, state, st_a, st_b = _columns(obs["vm_state"], "vm", "state")
     rows = []
     for vm in sc.vms:
-        d = io[io["vm"] == vm.name]
-        s = st[st["vm"] == vm.name]
         row: dict[str, Any] = {"vm": vm.name, "ha": vm.ha}
-        for status in ("stalled", "error"):
-            bad = d[d["status"] == status]
-            a, b = bad["t_start_s"].to_numpy(float), bad["t_end_s"].to_numpy(float)
-            row[f"{status}_s"] = union_s(a, b)
-            row[f"{status}_episodes"] = len(episodes(a, b))
-        dur = (s["t_end_s"] - s["t_start_s"]).to_numpy(float)
+        mine = io_vm == vm.name
+        for what in ("stalled", "error"):
+            m = mine & (status == what)
+            row[f"{what}_s"] = union_s(io_a[m], io_b[m])
+            row[f"{what}_episodes"] = len(episodes(io_a[m], io_b[m]))
+        ms = st_vm == vm.name
+        paused = ms & (state == "paused")
+        down = ms & ((state == "down") | (state == "restarting"))
+        row["paused_s"] = float((st_b[paused] - st_a[paused]).sum())
+        row["down_s"] = float((st_b[down] - st_a[down]).sum())
         # out of service: no I/O completes (stalled, error) or the VM is not running
-        gone = s[s["state"].isin(["paused", "down", "restarting"])]
-        bad = d[d["status"].isin(["stalled", "error"])]
-        row["out_of_service_s"] = union_s(
-            np.concatenate([bad["t_start_s"].to_numpy(float), gone["t_start_s"].to_numpy(float)]),
-            np.concatenate([bad["t_end_s"].to_numpy(float), gone["t_end_s"].to_numpy(float)]))
-        row["paused_s"] = float(dur[(s["state"] == "paused").to_numpy()].sum())
-        row["down_s"] = float(dur[s["state"].isin(["down", "restarting"]).to_numpy()].sum())
-        row["restarts"] = int(((s["state"] == "restarting")
-                               & (s["state"].shift(1) != "restarting")).sum())
+        bad = mine & ((status == "stalled") | (status == "error"))
+        gone = paused | down
+        row["out_of_service_s"] = union_s(np.concatenate([io_a[bad], st_a[gone]]),
+                                          np.concatenate([io_b[bad], st_b[gone]]))
+        restarting = state[ms] == "restarting"
+        row["restarts"] = int((restarting & ~np.concatenate(([False], restarting[:-1]))).sum())
         rows.append(row)
     return rows
 
