@@ -41,7 +41,7 @@ from hcisim.model.gluster import has_client_quorum, read_brick
 from hcisim.model.heal import BrickHeal
 from hcisim.model.io import DiskPlan, LatencyModel, Shape, Status
 from hcisim.model.probes import WriteLedger
-from hcisim.model.recording import RunRecords
+from hcisim.model.recording import RecordLevel, RunRecords
 from hcisim.model.selfheal import Repair, SelfHeal
 from hcisim.model.storage_port import ModelStoragePort
 from hcisim.model.world import World
@@ -68,9 +68,11 @@ class SettleError(RuntimeError):
 
 
 class StorageModel:
-    """Build (elaborate) once, then :meth:`run`."""
+    """Build (elaborate) once, then :meth:`run`. ``record``: what the vm_io table keeps
+    (:data:`~hcisim.model.recording.RecordLevel`)."""
 
-    def __init__(self, sc: Scenario, progress: Progress | None = None) -> None:
+    def __init__(self, sc: Scenario, progress: Progress | None = None,
+                 record: RecordLevel = "full") -> None:
         self.sc = sc
         self.progress = progress
         self.cluster: Cluster = elaborate(sc)
@@ -87,7 +89,7 @@ class StorageModel:
         self.heal = SelfHeal(self.cluster, self.world, self.net, sc.model, self.rec,
                              self.ledger, self.schedule)
         self.latency = LatencyModel(self.cluster, self.net, sc.model.engine_overhead_ms)
-        self.records = RunRecords(self.cluster, self.rec)
+        self.records = RunRecords(self.cluster, self.rec, record)
         # where each VM's disk I/O comes from (None: it runs nowhere); set by compute
         self.vm_host: dict[str, str | None] = {vm.name: None for vm in sc.vms}
         self.paused: set[str] = set()  # VMs compute paused: no I/O, storage still judged
@@ -480,7 +482,10 @@ class StorageModel:
         return self.rec.build("model", self.sc.name, self.sc.seed, self.sc.duration_s, meta)
 
 
-def simulate(sc: Scenario, progress: Progress | None = None) -> Observations:
+def simulate(sc: Scenario, progress: Progress | None = None, *,
+             record: RecordLevel = "full") -> Observations:
     """Observations of ``sc`` from the fluid storage model and the compute model on top of
-    it (engine ``model``)."""
-    return StorageModel(sc, progress).run()
+    it (engine ``model``). ``record="intervals"``: vm_io keeps only each VM's status
+    intervals (NaN rates and latency), for availability studies; every other table and every
+    behaviour is the same as with ``"full"``."""
+    return StorageModel(sc, progress, record).run()

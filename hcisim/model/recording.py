@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
+from typing import Literal
 
 from hcisim.model.clients import ClientViews
 from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel
@@ -18,19 +19,32 @@ from hcisim.model.world import World
 from hcisim.observations import Recorder
 
 _STATUS_RANK = {"error": 3, "stalled": 2, "ok": 1, "stopped": 0}
+# What a run records of its VM disks' I/O:
+# - "full": a vm_io row per (VM, volume) whenever its demand, rates, IOPS, latency or
+#   status changed (latency moves with every rate on the disk's path, so most changes);
+# - "intervals": a vm_io row per (VM, volume) only when its status changed (ok, stalled,
+#   error, stopped), with NaN in every numeric column; for availability studies, which read
+#   the status intervals only. Every other table is the same as with "full".
+RecordLevel = Literal["full", "intervals"]
+RECORD_LEVELS: tuple[RecordLevel, ...] = ("full", "intervals")
+_STATUS_OF_RANK = {r: (s,) for s, r in _STATUS_RANK.items()}
+_NO_RATES = (math.nan,) * 7  # demand, read, write, read/write IOPS, latency, p99
 
 
 class RunRecords:
-    def __init__(self, cluster: Cluster, rec: Recorder) -> None:
+    def __init__(self, cluster: Cluster, rec: Recorder, level: RecordLevel = "full") -> None:
+        if level not in RECORD_LEVELS:
+            raise ValueError(f"record level {level!r}: one of {', '.join(RECORD_LEVELS)}")
         self.cluster = cluster
         self.rec = rec
+        self.level = level
         self.up: dict[str, bool] = {b.key: True for v in cluster.volumes.values()
                                     for b in v.bricks}
         self.quorum: dict[str, bool] = dict.fromkeys(cluster.volumes, True)
         self.unavailable: dict[str, float] = dict.fromkeys(cluster.volumes, 0.0)
         self._last_sample: dict[str, Values] = {}
         self._samples: dict[str, list[Values]] = {}
-        self.vm_io = IntervalLog(self._emit_vm_io)
+        self.vm_io = IntervalLog(self._emit_vm_io if level == "full" else self._emit_vm_status)
         # vm_io groups: the disks of one VM on one volume, in the order of cluster.disks
         by_key: dict[tuple[str, str], list[str]] = {}
         for d in cluster.disks:
@@ -43,6 +57,10 @@ class RunRecords:
     def _emit_vm_io(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
         assert isinstance(key, tuple)
         self.rec.add("vm_io", key[0], key[1], t0, t1, *v)
+
+    def _emit_vm_status(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
+        assert isinstance(key, tuple)
+        self.rec.add("vm_io", key[0], key[1], t0, t1, *_NO_RATES, v[0])
 
     def _emit_exposure(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
         self.rec.add("exposure", key, t0, t1, v[0], v[1])
@@ -119,6 +137,8 @@ class RunRecords:
     def disks(self, t: float, plans: dict[str, DiskPlan], net: FlowNetwork,
               latency: LatencyModel) -> set[str]:
         """vm_io rows from the plans; returns the VMs with a disk in error (ENOTCONN)."""
+        if self.level == "intervals":
+            return self._statuses(t, plans)
         errors: set[str] = set()
         rate, of, log = net.rate, latency.of, self.vm_io
         for key, vol, disk_keys in self._disk_groups:
@@ -158,6 +178,18 @@ class RunRecords:
             if p99 != p99:
                 p99 = math.nan
             log.set(key, t, (demand, read, write, riops, wiops, mean, p99, status))
+        return errors
+
+    def _statuses(self, t: float, plans: dict[str, DiskPlan]) -> set[str]:
+        """:meth:`disks` at the "intervals" level: the status of each (VM, volume) only
+        (the worst of its disks'), no rates or latency."""
+        errors: set[str] = set()
+        log = self.vm_io
+        for key, _vol, disk_keys in self._disk_groups:
+            rank = max(_STATUS_RANK[plans[k].status] for k in disk_keys)
+            if rank == 3:
+                errors.add(key[0])
+            log.set(key, t, _STATUS_OF_RANK[rank])
         return errors
 
     def close(self, t: float, heal: SelfHeal) -> None:
