@@ -3,24 +3,37 @@
 Per (client host, volume, brick) a client sees the brick ``up``, ``lost`` (gone without a
 word: no TCP RST, so in-flight I/O waits; only the ping timer will mark it down) or
 ``down``. A refused connection (brick process killed, disk failed, brick stopped) is seen
-at once. A silent loss becomes ``down`` after ``ping_timeout × factor`` with a factor drawn
-per loss from the detection distribution.
+at once. A silent loss becomes ``down`` when the connection's ping timer bails out
+(:mod:`hcisim.model.pingtimer`): T after the first ping sent after the loss, from the ping
+chain's phase when it is known (the connection's anchor: ``model.detection.anchor_s``, or
+when it last reconnected) or drawn over one period when not; requests the client sends to
+the brick later (a VM starting I/O there) re-arm the check for another T.
 
-Server quorum: glusterd on each host counts the peers it can reach (itself included); we
-assume glusterd talks over the storage network. A host that stays below the ratio for as
-long as a client needs to notice a lost peer (same distribution) has its bricks killed;
-they are restarted as soon as it sees enough peers again.
+Server quorum: glusterd on each host counts the peers it is connected to (itself
+included); we assume glusterd talks over the storage network. Its peer connections use TCP
+keepalive, not the ping timer, so a cut peer is noticed 18-28 s after the cut whatever
+network.ping-timeout is. A host below the ratio has its bricks killed at once; they are
+restarted as soon as it is connected to enough peers again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
 from hcisim.model.elaborate import BrickModel, Cluster
-from hcisim.model.gluster import detection_factor, server_quorum_met
+from hcisim.model.gluster import server_quorum_met
+from hcisim.model.io import DiskPlan
+from hcisim.model.pingtimer import (
+    disconnects,
+    draw_last_keepalive_s,
+    draw_lost_ping_s,
+    first_lost_ping_s,
+    peer_loss_detected_s,
+)
 from hcisim.model.world import World
 from hcisim.observations import Recorder
 from hcisim.scenario import Detection
@@ -28,6 +41,29 @@ from hcisim.scenario import Detection
 Seen = Literal["up", "lost", "down"]
 ViewKey = tuple[str, str, str]  # client host, volume, brick host
 Schedule = Callable[[float, Callable[[], None]], None]  # (delay, action)
+
+
+@dataclass
+class Loss:
+    """One silent loss as one connection's ping timer sees it (meta ``detections``)."""
+
+    client: str
+    volume: str
+    brick: str
+    lost_s: float  # the last reply came back here
+    lost_ping_s: float  # the first ping never answered
+    phase: str  # known | unknown
+    anchor_s: float | None  # where the chain started (known phase)
+    sends_s: list[float] = field(default_factory=list)  # requests sent after the loss
+    rearmed: int = 0  # expiry checks that saw a send within T
+    down_s: float | None = None
+
+    def meta(self) -> dict[str, Any]:
+        return {"client": self.client, "volume": self.volume, "brick": self.brick,
+                "lost_s": self.lost_s, "first_lost_ping_s": round(self.lost_ping_s, 6),
+                "down_s": self.down_s,
+                "stall_s": None if self.down_s is None else round(self.down_s - self.lost_s, 6),
+                "phase": self.phase, "anchor_s": self.anchor_s, "rearmed": self.rearmed}
 
 
 class ClientViews:
@@ -41,9 +77,14 @@ class ClientViews:
         self.detection = detection
         self.rec = rec
         self.schedule = schedule
+        self.rtt_s = cluster.scenario.network("storage").rtt_ms / 1000.0
         self.seen: dict[ViewKey, Seen] = {}
         self.version = 0  # bumped whenever any view changes
         self._token: dict[ViewKey, int] = {}
+        self.anchor: dict[ViewKey, float] = {}  # where each connection's ping chain started
+        self.losses: list[Loss] = []
+        self._pending: dict[ViewKey, Loss] = {}  # losses whose ping timer has not bailed out
+        self._issuing: dict[tuple[str, str], set[str]] = {}  # (client, volume) -> disks
         self.alive: dict[str, bool] = {}
         for c in cluster.hosts:
             self.alive[c] = True
@@ -51,9 +92,12 @@ class ClientViews:
                 for b in v.bricks:
                     self.seen[(c, v.name, b.host)] = "up"
                     self._token[(c, v.name, b.host)] = 0
-        # host -> pending loss token, and the bricks it killed
-        self._sq_token: dict[str, int] = {h: 0 for h in cluster.hosts}
-        self._sq_pending: dict[str, bool] = {h: False for h in cluster.hosts}
+                    self.anchor[(c, v.name, b.host)] = detection.anchor_s
+        # glusterd: which peers each host is connected to, and the pending keepalive timers
+        self.peer_up: dict[tuple[str, str], bool] = {
+            (h, p): True for h in cluster.hosts for p in cluster.hosts if p != h}
+        self._peer_token: dict[tuple[str, str], int] = dict.fromkeys(self.peer_up, 0)
+        self._peer_pending: dict[tuple[str, str], bool] = dict.fromkeys(self.peer_up, False)
         self.sq_lost: dict[str, bool] = {h: False for h in cluster.hosts}
 
     def state(self, client: str, volume: str, brick: str) -> Seen:
@@ -80,29 +124,98 @@ class ClientViews:
         st = self.seen[key]
         if self.world.reachable(c, b):
             new: Seen = "up"
+            if st != "up" or fresh:
+                self.anchor[key] = t  # (re)connected: the ping chain starts again here
         elif fresh or self.world.refused(c, b):
             new = "down"  # a (re)started client connects or fails at once
         elif st == "up":
             new = "lost"
             self._token[key] += 1
-            token = self._token[key]
-            vol = self.cluster.volumes[b.volume]
-            delay = vol.spec.options.ping_timeout_s * detection_factor(self.rng, self.detection)
-            self.schedule(delay, lambda: self._ping_timeout(key, token))
+            self._start_ping_timer(t, key, self._token[key])
         else:
             new = st
         if new == st:
             return False
         if new != "lost":
             self._token[key] += 1  # a pending ping timer no longer applies
+            self._pending.pop(key, None)
         self.seen[key] = new
         self.version += 1
         return True
 
-    def _ping_timeout(self, key: ViewKey, token: int) -> None:
-        if self._token[key] == token and self.seen[key] == "lost":
-            self.seen[key] = "down"
-            self.version += 1
+    def _start_ping_timer(self, t: float, key: ViewKey, token: int) -> None:
+        """The connection's first unanswered ping, and its expiry T later."""
+        timeout = self.cluster.volumes[key[1]].spec.options.ping_timeout_s
+        if self.detection.phase == "known":
+            rtt = 0.0 if key[0] == key[2] else self.rtt_s
+            anchor: float | None = self.anchor[key]
+            assert anchor is not None
+            ping = first_lost_ping_s(t, anchor, timeout, rtt)
+        else:
+            anchor = None
+            ping = draw_lost_ping_s(self.rng, t, timeout)
+        loss = Loss(key[0], key[1], key[2], t, ping, self.detection.phase, anchor)
+        self.losses.append(loss)
+        self._pending[key] = loss
+        self.schedule(ping + timeout - t, lambda: self._ping_expired(key, token))
+
+    def _ping_expired(self, key: ViewKey, token: int) -> None:
+        """``rpc_clnt_ping_timer_expired``: bail out, or re-arm for another T if a request
+        went out within T (whole seconds)."""
+        if self._token[key] != token or self.seen[key] != "lost":
+            return
+        t = self.clock()
+        loss = self._pending[key]
+        timeout = self.cluster.volumes[key[1]].spec.options.ping_timeout_s
+        sent = max([loss.lost_ping_s, loss.lost_s, *[s for s in loss.sends_s if s <= t]])
+        if not disconnects(t, loss.lost_s, sent, timeout):
+            loss.rearmed += 1
+            self.schedule(timeout, lambda: self._ping_expired(key, token))
+            return
+        loss.down_s = t
+        del self._pending[key]
+        self.seen[key] = "down"
+        self.version += 1
+
+    def note_requests(self, t: float, plans: Iterable[DiskPlan]) -> None:
+        """Requests sent to a lost brick after the loss (``model.detection.later_sends``).
+
+        A disk already issuing when its client lost the brick is a closed loop stuck on that
+        request: it sends nothing new. A disk that starts issuing on that client while the
+        loss is pending (a VM placed, resumed or starting a phase there) sends a request to
+        every brick its writes go to (all of them) or its reads (the read brick), which moves
+        the connection's ``last_sent``. Costs nothing while no loss is pending.
+        """
+        if not self._pending or not self.detection.later_sends:
+            self._issuing.clear()
+            return
+        watched = {(c, v) for c, v, _ in self._pending}
+        now: dict[tuple[str, str], set[str]] = {cv: set() for cv in watched}
+        fresh: dict[tuple[str, str], list[DiskPlan]] = {}
+        for p in plans:
+            cv = (p.client, p.disk.volume)
+            if cv not in now or p.demand <= 0 or p.status not in ("ok", "stalled"):
+                continue
+            now[cv].add(p.disk.key)
+            known = self._issuing.get(cv)
+            if known is not None and p.disk.key not in known:
+                fresh.setdefault(cv, []).append(p)
+        for (c, v), starters in fresh.items():
+            for key, loss in self._pending.items():
+                if key[0] != c or key[1] != v:
+                    continue
+                if any(p.disk.write_frac > 0 or p.read_brick == key[2] for p in starters):
+                    loss.sends_s.append(t)
+        self._issuing = now
+
+    def meta(self) -> dict[str, Any]:
+        """How silent losses were detected (the run's ``meta``): the mechanism, the phase
+        mode, and one entry per connection that lost a brick silently."""
+        return {"mechanism": "rpc-clnt ping timer", "phase": self.detection.phase,
+                "anchor_s": self.detection.anchor_s if self.detection.phase == "known"
+                else None,
+                "later_sends": self.detection.later_sends,
+                "losses": [loss.meta() for loss in self.losses]}
 
     # --- server quorum ------------------------------------------------------------------
     def _sq_bricks(self, host: str) -> list[BrickModel]:
@@ -110,51 +223,70 @@ class ClientViews:
                 if v.spec.options.server_quorum_type == "server"]
 
     def _sq_met(self, host: str) -> bool:
-        hosts = self.cluster.hosts
-        active = sum(1 for p in hosts if self.world.link(host, p))
-        return all(server_quorum_met(active, len(hosts),
+        active = 1 + sum(1 for p in self.cluster.hosts
+                         if p != host and self.peer_up[(host, p)])
+        return all(server_quorum_met(active, len(self.cluster.hosts),
                                      self.cluster.volumes[b.volume].spec.options
                                      .server_quorum_ratio_pct)
                    for b in self._sq_bricks(host))
 
+    def _reconcile_peers(self, t: float, host: str) -> None:
+        """glusterd's peer connections from ``host``: a peer it can reach is connected at
+        once; a cut one is noticed by TCP keepalive (a timer per connection)."""
+        for p in self.cluster.hosts:
+            if p == host:
+                continue
+            pair = (host, p)
+            if self.world.link(host, p):
+                self._peer_token[pair] += 1
+                self._peer_pending[pair] = False
+                self.peer_up[pair] = True
+            elif self.peer_up[pair] and not self._peer_pending[pair]:
+                self._peer_pending[pair] = True
+                self._peer_token[pair] += 1
+                token = self._peer_token[pair]
+                at = peer_loss_detected_s(t, draw_last_keepalive_s(self.rng, t))
+                self.schedule(at - t, self._peer_timer(pair, token))
+
+    def _peer_timer(self, pair: tuple[str, str], token: int) -> Callable[[], None]:
+        return lambda: self._peer_lost(pair, token)
+
+    def _peer_lost(self, pair: tuple[str, str], token: int) -> None:
+        if self._peer_token[pair] != token or not self._peer_pending[pair]:
+            return
+        self._peer_pending[pair] = False
+        self.peer_up[pair] = False
+        self._judge(pair[0])
+
+    def _judge(self, host: str) -> bool:
+        """Kill or restart ``host``'s bricks as its server quorum says; True if it changed."""
+        bricks = self._sq_bricks(host)
+        if not bricks:
+            return False
+        met = not self.world.running(host) or self._sq_met(host)
+        if met and self.sq_lost[host]:
+            self.sq_lost[host] = False
+            for b in bricks:
+                self.world.sq_killed.discard(b.key)
+            if self.world.running(host):
+                self.rec.event(self.clock(), "server_quorum_regained", host,
+                               "bricks restarted")
+            return True
+        if not met and not self.sq_lost[host]:
+            self.sq_lost[host] = True
+            for b in bricks:
+                self.world.sq_killed.add(b.key)
+            self.rec.event(self.clock(), "server_quorum_lost", host,
+                           "glusterd stopped local bricks: "
+                           + ", ".join(b.volume for b in bricks))
+            return True
+        return False
+
     def reconcile_server_quorum(self, t: float) -> bool:
         changed = False
         for h in self.cluster.hosts:
-            bricks = self._sq_bricks(h)
-            if not bricks:
+            if not self._sq_bricks(h):
                 continue
-            if not self.world.running(h) or self._sq_met(h):
-                self._sq_token[h] += 1
-                self._sq_pending[h] = False
-                if self.sq_lost[h]:
-                    self.sq_lost[h] = False
-                    for b in bricks:
-                        self.world.sq_killed.discard(b.key)
-                    if self.world.running(h):
-                        self.rec.event(t, "server_quorum_regained", h, "bricks restarted")
-                    changed = True
-            elif not self.sq_lost[h] and not self._sq_pending[h]:
-                self._sq_pending[h] = True
-                self._sq_token[h] += 1
-                token = self._sq_token[h]
-                timeout = min(self.cluster.volumes[b.volume].spec.options.ping_timeout_s
-                              for b in bricks)
-                delay = timeout * detection_factor(self.rng, self.detection)
-                self.schedule(delay, self._sq_timer(h, token))
+            self._reconcile_peers(t, h)
+            changed |= self._judge(h)
         return changed
-
-    def _sq_timer(self, host: str, token: int) -> Callable[[], None]:
-        return lambda: self._sq_timeout(host, token)
-
-    def _sq_timeout(self, host: str, token: int) -> None:
-        if self._sq_token[host] != token or not self._sq_pending[host]:
-            return
-        self._sq_pending[host] = False
-        if self._sq_met(host) or not self.world.running(host):
-            return
-        self.sq_lost[host] = True
-        bricks = self._sq_bricks(host)
-        for b in bricks:
-            self.world.sq_killed.add(b.key)
-        self.rec.event(self.clock(), "server_quorum_lost", host,
-                       "glusterd stopped local bricks: " + ", ".join(b.volume for b in bricks))

@@ -291,6 +291,7 @@ class StorageModel:
         self.records.volumes(t, self.heal)
         self._fresh_mounts()
         self.plans = self._plans(t)
+        self.views.note_requests(t, self.plans.values())  # ping timer: later sends
         self.heal.set_flows()
         self.port.set_flows(self.net)
         net, latency, volumes = self.net, self.latency, self.cluster.volumes
@@ -478,6 +479,7 @@ class StorageModel:
             self.progress(1.0)
         meta: dict[str, Any] = {**self.compute.meta(), "sim_events": self.sim_events,
                                 "solver_calls": self.net.solver_calls,
+                                "detection": self.views.meta(),
                                 "wall_s": round(time.perf_counter() - start, 4)}
         return self.rec.build("model", self.sc.name, self.sc.seed, self.sc.duration_s, meta)
 

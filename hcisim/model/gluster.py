@@ -1,15 +1,13 @@
 """Gluster rules as pure functions: client quorum, arbiter blame, read hashing, server
-quorum, and the detection delay of a silently lost brick (semantics.md, lab-notes.md)."""
+quorum (semantics.md, lab-notes.md). When a silent loss is noticed is the ping timer's:
+:mod:`hcisim.model.pingtimer`."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Sequence
 
-import numpy as np
-
 from hcisim.model.elaborate import VolumeModel
-from hcisim.scenario import Detection
 
 
 def has_client_quorum(vol: VolumeModel, up: Collection[str], blamed: Collection[str]) -> bool:
@@ -53,18 +51,3 @@ def read_brick(vm: str, volume: str, candidates: Sequence[str]) -> str | None:
 def server_quorum_met(active: int, total: int, ratio_pct: float) -> bool:
     """glusterd server quorum: active peers (self included) are at least ratio of all."""
     return active * 100.0 >= ratio_pct * total
-
-
-def detection_factor(rng: np.random.Generator, det: Detection) -> float:
-    """Multiple of ping-timeout after which a silently lost brick is marked down.
-
-    Triangular on [min, max] with the given mode; with probability ``outlier_p`` an
-    outlier uniform on [max, outlier_max] instead (lab: T..2T, once ~4T). One draw per
-    (client, volume, brick) loss, so different clients of a volume detect at different times.
-    """
-    u = float(rng.random())
-    if u < det.outlier_p and det.outlier_max_factor > det.max_factor:
-        return float(rng.uniform(det.max_factor, det.outlier_max_factor))
-    if det.max_factor <= det.min_factor:
-        return det.min_factor
-    return float(rng.triangular(det.min_factor, det.mode_factor, det.max_factor))

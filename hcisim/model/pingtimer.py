@@ -77,6 +77,32 @@ def _whole(t: float) -> int:
     return math.floor(t + 1e-9)
 
 
+def disconnects(expiry_s: float, last_received_s: float, last_sent_s: float,
+                ping_timeout_s: float) -> bool:
+    """``rpc_clnt_ping_timer_expired``: the transport is bailed out only if nothing was
+    received AND nothing was sent for T, in whole seconds (``gf_time()``); otherwise the
+    expiry timer is re-armed for another T."""
+    now = _whole(expiry_s)
+    return (now - _whole(last_received_s) >= ping_timeout_s
+            and now - _whole(last_sent_s) >= ping_timeout_s)
+
+
+def detect_from_ping(fault_s: float, lost_ping_s: float, ping_timeout_s: float,
+                     later_sends_s: Iterable[float] = (), phase: str = "known") -> Detection:
+    """Detection after a silent loss at ``fault_s`` whose first unanswered ping went out at
+    ``lost_ping_s``: its expiry fires T later and re-arms (another T) while a request was
+    sent within T of it (the writer's stuck one at ``fault_s``, the ping, ``later_sends_s``).
+    The last reply came back at the fault."""
+    t = ping_timeout_s
+    sends = sorted(s for s in later_sends_s if s >= fault_s)
+    expiry = lost_ping_s + t
+    while True:
+        sent = max([lost_ping_s, fault_s, *[s for s in sends if s <= expiry]])
+        if disconnects(expiry, fault_s, sent, t):
+            return Detection(at_s=expiry, stall_s=expiry - fault_s, phase=phase)
+        expiry += t
+
+
 def detect_known_phase(fault_s: float, anchor_s: float, ping_timeout_s: float,
                        ping_rtt_s: float = 0.0, later_sends_s: Iterable[float] = ()
                        ) -> Detection:
@@ -87,23 +113,29 @@ def detect_known_phase(fault_s: float, anchor_s: float, ping_timeout_s: float,
     A ping already in flight at ``fault_s`` (sent within one round trip before it) is lost
     too; its expiry check sees the writer's request sent at ``fault_s``.
     """
-    t = ping_timeout_s
-    sends = sorted(s for s in later_sends_s if s >= fault_s)
-    p = first_lost_ping_s(fault_s, anchor_s, t, ping_rtt_s)
-    last_sent = max([p, fault_s, *[s for s in sends if s <= p]])
-    expiry = p + t
-    while True:
-        sent = max([last_sent, *[s for s in sends if s <= expiry]])
-        if _whole(expiry) - _whole(sent) >= t and _whole(expiry) - _whole(fault_s) >= t:
-            return Detection(at_s=expiry, stall_s=expiry - fault_s, phase="known")
-        expiry += t
+    p = first_lost_ping_s(fault_s, anchor_s, ping_timeout_s, ping_rtt_s)
+    return detect_from_ping(fault_s, p, ping_timeout_s, later_sends_s, "known")
 
 
-def detect_unknown_phase(rng: np.random.Generator, fault_s: float,
-                         ping_timeout_s: float) -> Detection:
-    """Detection when the chain's phase is not known: uniform over one ping period."""
-    stall = ping_timeout_s * (1.0 + float(rng.random()))
-    return Detection(at_s=fault_s + stall, stall_s=stall, phase="unknown")
+def draw_lost_ping_s(rng: np.random.Generator, fault_s: float, ping_timeout_s: float) -> float:
+    """The first unanswered ping when the chain's phase is not known: uniform over one
+    period after the fault."""
+    return fault_s + ping_timeout_s * float(rng.random())
+
+
+def detect_unknown_phase(rng: np.random.Generator, fault_s: float, ping_timeout_s: float,
+                         later_sends_s: Iterable[float] = ()) -> Detection:
+    """Detection when the chain's phase is not known: uniform over one ping period, so the
+    stall is uniform on [T, 2T) without later sends."""
+    p = draw_lost_ping_s(rng, fault_s, ping_timeout_s)
+    return detect_from_ping(fault_s, p, ping_timeout_s, later_sends_s, "unknown")
+
+
+def draw_last_keepalive_s(rng: np.random.Generator, cut_s: float,
+                          keepalive_time_s: float = GLUSTERD_KEEPALIVE_TIME_S) -> float:
+    """When an idle glusterd peer connection last heard its peer before a cut: the last
+    answered keepalive probe, one every ``keepalive_time`` at a phase nobody knows."""
+    return cut_s - keepalive_time_s * float(rng.random())
 
 
 def peer_loss_detected_s(cut_s: float, last_received_s: float,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, model_validator
 
@@ -13,25 +13,42 @@ from hcisim.scenario.compute import Compute
 from hcisim.scenario.faults import Fault, Operation
 from hcisim.scenario.workload import IoProfile, Phase, Vm
 
+DetectionPhase = Literal["known", "unknown"]
+# Keys of the triangular draw that the ping-timer mechanism replaced (refused with a hint).
+_DRAW_KEYS = ("min_factor", "mode_factor", "max_factor", "outlier_p", "outlier_max_factor")
+
 
 class Detection(Strict):
-    """How long a silent loss takes to be noticed, as multiples of ping-timeout T.
+    """When a client notices a silently lost brick: glusterfs's ping timer (rpc-clnt-ping.c,
+    docs/model.md "Silent-loss detection: the mechanism"), not a fitted draw.
 
-    Measured here: between T and ~2T, outliers to ~4T (lab-notes.md). Triangular on
-    [min, max] with the given mode; the outlier tail is drawn with ``outlier_p``.
+    While I/O is pending a client pings each brick every T (network.ping-timeout) plus a
+    round trip, from where its chain started; the first ping after a loss goes unanswered
+    and the brick is marked down T after it: a stall between T and 2T set by the chain's
+    phase. ``known``: every chain started at ``anchor_s`` (run start, or when the mounts came
+    up relative to it) and restarts when a client reconnects. ``unknown``: the phase is
+    uniform over one period (a cluster that has been up for a while).
     """
 
-    min_factor: PositiveFloat = 1.0
-    mode_factor: PositiveFloat = 1.25
-    max_factor: PositiveFloat = 2.0
-    outlier_p: float = Field(0.05, ge=0, le=1)
-    outlier_max_factor: PositiveFloat = 4.0
+    phase: DetectionPhase = Field(
+        "known", description="known: from the ping chain's anchor; unknown: uniform phase")
+    anchor_s: float = Field(
+        0.0, description="when the clients' ping chains started, relative to t = 0 "
+        "(negative: the mounts came up before the run)")
+    later_sends: bool = Field(
+        True, description="requests sent to a lost brick after the loss (a VM starting I/O "
+        "there) re-arm the ping check for another T: the tail beyond 2T")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if not self.min_factor <= self.mode_factor <= self.max_factor <= self.outlier_max_factor:
-            raise ValueError("need min_factor <= mode_factor <= max_factor <= outlier_max_factor")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_draw(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            old = [k for k in _DRAW_KEYS if k in data]
+            if old:
+                raise ValueError(
+                    f"{', '.join(old)}: the triangular detection draw was replaced by the "
+                    "ping-timer mechanism; use phase (known | unknown) and anchor_s")
+        return data
 
 
 class ModelParams(Strict):

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcisim.model.elaborate import BrickModel, VolumeModel, elaborate
 from hcisim.model.gluster import (
-    detection_factor,
     has_client_quorum,
     read_brick,
     server_quorum_met,
 )
 from hcisim.model.heal import BrickHeal, dirty_after_random, dirty_after_sequential
-from hcisim.scenario import Detection, Disk, Scenario
+from hcisim.scenario import Disk, Scenario
 
 from .cases import HOSTS, host
 
@@ -67,16 +65,6 @@ def test_read_brick_is_stable_and_a_candidate() -> None:
     assert picks <= set(cands) and len(picks) == 3  # spread over the bricks, no local bias
     assert read_brick("vm1", "data", cands) == read_brick("vm1", "data", cands)
     assert read_brick("vm1", "data", []) is None
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.integers(0, 2**32 - 1))
-def test_detection_factor_bounds(seed: int) -> None:
-    det = Detection()
-    rng = np.random.default_rng(seed)
-    xs = [detection_factor(rng, det) for _ in range(200)]
-    assert min(xs) >= det.min_factor
-    assert max(xs) <= det.outlier_max_factor
 
 
 @settings(max_examples=100, deadline=None)
