@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # Debian packages the labs and the browser test use. Installed only when missing.
 # glusterfs/fio/xfsprogs/iproute2/iptables: the netns lab; openssh: acceptance over SSH;
 # qemu/libvirt/debootstrap: the libvirt lab's node image and node VMs; chromium: the report test.
+# sanlock: the lab management plane's VM leases (one daemon per host).
 # libxml2-dev: ovirt-engine-sdk-python (hcisim import ovirt) builds against it.
 APT_PACKAGES=(glusterfs-server glusterfs-client fio xfsprogs iproute2 iptables kmod psmisc
               openssh-server openssh-client
               qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
-              pkg-config debootstrap genisoimage
+              pkg-config debootstrap genisoimage sanlock
               chromium chromium-driver libxml2-dev gcc libc6-dev)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()

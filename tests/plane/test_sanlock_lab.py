@@ -1,0 +1,122 @@
+"""A real sanlock daemon per lab host, leases on the Gluster volume, expiry after a cut.
+
+Three daemons (one per host namespace, own run dirs, unprivileged, no watchdog) join one
+lockspace on ``data`` through their own FUSE mounts with io_timeout 2 s. A holder process
+on host1 owns ``vm1``'s lease: host2 is refused while host1 renews (-243, owner alive).
+host1's storage link is cut: sanlock kills the holder once host1 cannot renew
+(8 x io_timeout), and host2 gets the lease only after host1's delta lease is dead
+(8 x io_timeout + 60 s): never while the holder lived. ``lab down`` kills the daemons.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from hcisim.lab.errors import LabError
+from hcisim.lab.netns.backend import NetnsBackend
+from hcisim.lab.netns.layout import unique_name
+from hcisim.lab.plane import sanlock as sl
+from hcisim.lab.process import alive, read_pid, spawn
+from hcisim.scenario.faults import make_fault
+from tests.lab.scenarios import small
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+IO_TIMEOUT = 2
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[tuple[NetnsBackend, dict[str, sl.SanlockHost], sl.LeaseStore]]:
+    with NetnsBackend(small(600), name=unique_name("sanlock")) as be:
+        be.build()
+        be.deploy()
+        store = sl.LeaseStore(vms=("vm1", "vm2"), io_timeout_s=IO_TIMEOUT)
+        hosts = {h.name: sl.SanlockHost(h.name, h.netns, h.dir) for h in be.lab_.hosts}
+        for h in hosts.values():
+            sl.start_daemon(h)
+        sl.format_store(store, be.mount_path("host1", "data"))
+        joins = [threading.Thread(target=sl.add_lockspace,
+                                  args=(h, store, be.mount_path(n, "data"), i + 1))
+                 for i, (n, h) in enumerate(hosts.items())]
+        for j in joins:
+            j.start()
+        for j in joins:
+            j.join()
+        yield be, hosts, store
+
+
+def try_acquire(be: NetnsBackend, h: sl.SanlockHost, store: sl.LeaseStore) -> str:
+    argv = sl.holder_argv(h, store, be.mount_path(h.name, "data"), "vm1", ["true"])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    rv = sl._done(proc.stdout)
+    return "ok" if proc.returncode == 0 else str(rv if rv is not None else proc.returncode)
+
+
+def test_one_daemon_per_host_joins_the_lockspace(
+        lab: tuple[NetnsBackend, dict[str, sl.SanlockHost], sl.LeaseStore]) -> None:
+    be, hosts, store = lab
+    for i, (name, h) in enumerate(hosts.items()):
+        assert sl.lockspaces(h) == [store.lockspace_arg(be.mount_path(name, "data"), i + 1)]
+
+
+def test_lease_expires_only_after_the_holders_host_is_dead(
+        lab: tuple[NetnsBackend, dict[str, sl.SanlockHost], sl.LeaseStore]) -> None:
+    be, hosts, store = lab
+    h1, h2 = hosts["host1"], hosts["host2"]
+    argv = sl.holder_argv(h1, store, be.mount_path("host1", "data"), "vm1", ["sleep", "600"])
+    holder = spawn(argv, h1.netns, h1.dir / "log" / "holder.log")
+    (h1.dir / "pids" / "holder-vm1.pid").write_text(f"{holder.pid}\n")
+    try:
+        deadline = time.monotonic() + 30
+        while sl.lease_owners(h1).get("vm1") != holder.pid:
+            assert holder.poll() is None, (h1.dir / "log" / "holder.log").read_text()
+            assert time.monotonic() < deadline, "the holder did not get vm1's lease"
+            time.sleep(0.2)
+        assert try_acquire(be, h2, store) == "-243"  # the owner's host renews: refused
+
+        cut = make_fault(at_s=1, kind="nic_loss", target="host1", network="storage",
+                         duration_s=1)
+        t_cut = be.inject(cut)
+        try:
+            holder.wait(timeout=sl.host_dead_s(IO_TIMEOUT))
+            t_killed = time.time()
+            assert holder.returncode == -15, "sanlock kills the holder with SIGTERM"
+            # an acquire is refused (-243) while host2 still saw host1's delta lease move
+            # lately, and blocks when it did not, until host1 is dead: retry like the engine
+            result = try_acquire(be, h2, store)
+            while result == "-243" and time.time() - t_cut < 3 * sl.host_dead_s(IO_TIMEOUT):
+                time.sleep(IO_TIMEOUT)
+                result = try_acquire(be, h2, store)
+            t_acquired = time.time()
+        finally:
+            be.restore(cut)
+        print(f"\nsanlock io_timeout {IO_TIMEOUT} s: holder killed {t_killed - t_cut:.1f} s "
+              f"after the cut (id_renewal_fail {sl.lease_expiry_s(IO_TIMEOUT):g} s after the "
+              f"last renewal); host2 acquired {t_acquired - t_cut:.1f} s after the cut "
+              f"(host_dead {sl.host_dead_s(IO_TIMEOUT):g} s)")
+        assert result == "ok"
+        assert t_killed < t_acquired
+        # safety, not speed: host2 may not take the lease before host1's delta lease could
+        # be dead (its last renewal was at most one renewal interval, 2 io_timeouts, back)
+        assert t_acquired - t_cut >= sl.host_dead_s(IO_TIMEOUT) - 2 * IO_TIMEOUT
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        (h1.dir / "pids" / "holder-vm1.pid").unlink(missing_ok=True)
+
+
+def test_a_second_daemon_on_a_host_is_refused_and_reclaim_kills_ours(
+        lab: tuple[NetnsBackend, dict[str, sl.SanlockHost], sl.LeaseStore]) -> None:
+    be, hosts, _ = lab
+    h3 = hosts["host3"]
+    with pytest.raises(LabError, match="runs already"):
+        sl.start_daemon(h3)
+    pids = [read_pid(h.pidfile) for h in hosts.values()]
+    assert all(p is not None and alive(p) for p in pids)
+    assert sl.reclaim_sanlock(be.lab_.dir) == []
+    assert not any(p is not None and alive(p) for p in pids)
