@@ -97,6 +97,10 @@ class StorageModel:
         self.host_losses: dict[str, Counter[HostLoss]] = {h: Counter() for h in sc.host_names}
         self.load: dict[str, float] = {vm.name: 1.0 for vm in sc.vms}
         self.plans: dict[str, DiskPlan] = {}
+        # what the plans were derived from: (world, views, inputs, blamed) versions; the same
+        # key means the same plans (a heal milestone changes only the heal's flow)
+        self._inputs_version = 0  # bumped by every change of placement, pause, load, capacity
+        self._plans_key: Hashable = None
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
         # what each client mount sees (shared by its disks), while the views stay the same
@@ -142,7 +146,11 @@ class StorageModel:
             self.apply(self._set_load(names, ph.load))
 
     def _set_load(self, vms: tuple[str, ...], load: float) -> Callable[[], None]:
-        return lambda: self.load.update(dict.fromkeys(vms, load))
+        def change() -> None:
+            self.load.update(dict.fromkeys(vms, load))
+            self._inputs_version += 1
+
+        return change
 
     def _fault(self, f: Fault) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(f.at_s)
@@ -154,6 +162,7 @@ class StorageModel:
     # --- changes --------------------------------------------------------------------------
     def _fault_change(self, f: Fault, delta: int) -> None:
         t = self.now()
+        self._inputs_version += 1
         self.rec.fault_event(t, delta > 0, f)
         if f.traits.full_heal and delta > 0:
             self._lose_brick_data(bricks_hit(self.cluster, f), t)
@@ -190,11 +199,13 @@ class StorageModel:
     # --- compute's changes (through the port) ---------------------------------------------
     def place_vm(self, vm: str, host: str | None) -> None:
         """From now on ``vm``'s disks are served through ``host``'s client mounts."""
+        self._inputs_version += 1
         self.vm_host[vm] = host
         self.paused.discard(vm)
         self.storage_ok[vm] = True  # compute checked it before placing (vm_storage_ok)
 
     def pause_vm(self, vm: str, paused: bool) -> None:
+        self._inputs_version += 1
         if paused:
             self.paused.add(vm)
         else:
@@ -203,6 +214,7 @@ class StorageModel:
     def maintenance(self, host: str, entering: bool) -> None:
         """The host's VMs are gone (entering): stop its bricks cleanly (clients get a FIN, no
         stall). Activated: start them; the self-heal daemon notices and heals."""
+        self._inputs_version += 1
         if entering:
             self.world.maintenance.add(host)
         else:
@@ -290,13 +302,30 @@ class StorageModel:
         self.heal.snapshot()
         self.records.volumes(t, self.heal)
         self._fresh_mounts()
-        self.plans = self._plans(t)
+        plans_key = (self._views_world, self.views.version, self._inputs_version,
+                     self.heal.blamed_version)
+        fresh = plans_key != self._plans_key
+        if fresh:  # else nothing a plan depends on changed: the plans and disk flows stand
+            self._plans_key = plans_key
+            self.plans = self._plans(t)
         self.views.note_requests(t, self.plans.values())  # ping timer: later sends
         self.heal.set_flows()
         self.port.set_flows(self.net)
+        if fresh:
+            self._disk_flows()
+        self.net.resolve()
+        self.latency.new_rates()
+        errors = self.records.disks(t, self.plans, self.net, self.latency)
+        self.port.resolved(self.net)
+        self._schedule_milestone()
+        self._tell_storage(errors)
+        self.compute.storage_changed()
+        self._report_progress(t)
+
+    def _disk_flows(self) -> None:
+        """Every VM disk's flow from its plan, and until the next change: the disks that
+        write, the data bricks their writes miss, and the ledger's groups (VM, volume)."""
         net, latency, volumes = self.net, self.latency, self.cluster.volumes
-        # until the next change: the disks that write, the data bricks their writes miss,
-        # and the ledger's groups (VM, volume)
         writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
         groups: dict[tuple[str, str], list[DiskPlan]] = {}
         for p in self.plans.values():
@@ -318,14 +347,6 @@ class StorageModel:
             if p.demand > 0:
                 groups.setdefault((d.vm, d.volume), []).append(p)
         self._writers, self._write_groups = writers, list(groups.items())
-        net.resolve()
-        latency.new_rates()
-        errors = self.records.disks(t, self.plans, net, latency)
-        self.port.resolved(net)
-        self._schedule_milestone()
-        self._tell_storage(errors)
-        self.compute.storage_changed()
-        self._report_progress(t)
 
     def _tell_storage(self, errors: set[str]) -> None:
         """Tell compute about every VM whose storage failed (ENOTCONN) or works again."""

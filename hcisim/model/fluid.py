@@ -57,29 +57,38 @@ def max_min_fair(coef: Array, capacity: Array, demand: Array,
     does not depend on how large the rates are. With unit weights this is plain max-min
     fairness. Raises :class:`SolverError` if flows are still active after the bound.
     """
+    w = np.ones(coef.shape[0]) if weight is None else weight.astype(float)
+    return _fill(coef, coef > 0, coef * w[:, None], capacity.astype(float),
+                 _TOL * np.maximum(capacity, 1.0), demand, w)
+
+
+def _fill(coef: Array, uses: npt.NDArray[np.bool_], pace: Array, capacity: Array,
+          full_at: Array, demand: Array, w: Array) -> Array:
+    """:func:`max_min_fair` with what depends only on the paths (``uses``), the weights
+    (``pace``: ``coef`` times each flow's weight) and the capacities (``full_at``) given,
+    so that :class:`FlowNetwork` computes them once per path, weight or capacity change
+    instead of at every solve. Same arithmetic, same rates."""
     n_flows = coef.shape[0]
     rate = np.zeros(n_flows)
     if n_flows == 0:
         return rate
-    w = np.ones(n_flows) if weight is None else weight.astype(float)
-    remaining = capacity.astype(float).copy()
+    remaining = capacity.copy()
     active = (demand > 0) & (w > 0)
-    uses = coef > 0
-    pace = coef * w[:, None]  # resource use per unit of the common pace
-    full_at = _TOL * np.maximum(capacity, 1.0)
     met_at = _TOL * np.maximum(demand, 1.0)
     bound = n_flows + coef.shape[1] + 1
+    room = np.empty(coef.shape[1])
     for _ in range(bound):
         if not active.any():
             break
         load = pace[active].sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(load > 0, np.maximum(remaining, 0.0) / load, np.inf)
+        loaded = load > 0
+        room.fill(np.inf)
+        np.divide(np.maximum(remaining, 0.0), load, out=room, where=loaded)
         step = min(float(room.min()) if room.size else np.inf,
                    float(((demand - rate) / w)[active].min()))
         rate[active] += step * w[active]
         remaining -= step * load
-        full = (load > 0) & (remaining <= full_at)
+        full = loaded & (remaining <= full_at)
         frozen = demand - rate <= met_at
         if full.any():
             frozen |= uses[:, full].any(axis=1)
@@ -109,6 +118,11 @@ class FlowNetwork:
         self._demand: Array = np.zeros(0)
         self._weight: Array = np.zeros(0)
         self._cap: Array = np.zeros(0)
+        # what the solver derives from paths, weights and capacities, kept until they change
+        self._uses: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=bool)
+        self._full_at: Array = np.zeros(0)
+        self._pace: Array = np.zeros((0, 0))
+        self._pace_dirty = True
         self._rows_for = 0  # number of resources the flows' cached rows were built for
 
     # --- resources --------------------------------------------------------------------
@@ -144,6 +158,7 @@ class FlowNetwork:
             if old.weight != weight:
                 old.weight = weight
                 self._dirty = True
+                self._pace_dirty = True
                 if not self._structure_dirty:
                     self._weight[self._pos[name]] = weight
             return
@@ -181,7 +196,10 @@ class FlowNetwork:
         self._demand = np.array([f.demand for f in self._flows.values()], dtype=float)
         self._weight = np.array([f.weight for f in self._flows.values()], dtype=float)
         self._cap = np.array([self._capacity[r] for r in res], dtype=float)
+        self._uses = self._coef > 0
+        self._full_at = _TOL * np.maximum(self._cap, 1.0)
         self._structure_dirty = False
+        self._pace_dirty = True
 
     def resolve(self) -> dict[str, float]:
         """Recompute every flow's rate (max-min fair) and every resource's use; with nothing
@@ -191,7 +209,11 @@ class FlowNetwork:
                 self._rebuild()
             self.solver_calls += 1
             names = self._names
-            rate = max_min_fair(self._coef, self._cap, self._demand, self._weight)
+            if self._pace_dirty:
+                self._pace = self._coef * self._weight[:, None]
+                self._pace_dirty = False
+            rate = _fill(self._coef, self._uses, self._pace, self._cap, self._full_at,
+                         self._demand, self._weight)
             used = rate @ self._coef if names else np.zeros(len(self._capacity))
             self._rates = dict(zip(names, rate.tolist(), strict=True))
             self._used = dict(zip(self._capacity, used.tolist(), strict=True))

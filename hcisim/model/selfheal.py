@@ -56,6 +56,7 @@ class SelfHeal:
         self.last_repair: Repair | None = None
         self._stale: dict[str, dict[str, float]] = {}
         self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
+        self.blamed_version = 0  # bumped when the blamed bricks of any VM disk changed
         self._back_at: dict[str, float] = {}
 
     def of(self, brick: BrickModel) -> BrickHeal:
@@ -70,7 +71,10 @@ class SelfHeal:
             host = self.bricks[k].brick.host
             for disk in stale:
                 by_disk.setdefault(disk, set()).add(host)
-        self._blamed = {disk: frozenset(hosts) for disk, hosts in by_disk.items()}
+        blamed = {disk: frozenset(hosts) for disk, hosts in by_disk.items()}
+        if blamed != self._blamed:
+            self.blamed_version += 1
+        self._blamed = blamed
 
     def blamed(self, disk: str) -> frozenset[str]:
         """Hosts of the data bricks that miss writes of VM disk ``disk`` (as of the last

@@ -59,3 +59,23 @@ def test_settle_with_an_unchanged_world_does_not_reconcile_views() -> None:
     m.world.crashed["data/host1"] += 1
     m.settle()
     assert len(calls) == 1
+
+
+def test_plans_are_rebuilt_only_when_something_they_depend_on_changed() -> None:
+    m = _model()
+    m.apply(m.port.apply_queued)
+    plans = m.plans
+    m.apply(lambda: None)  # a heal milestone: nothing a plan reads changed
+    assert m.plans is plans
+    for change in (m._set_load(("a",), 0.5), lambda: m.pause_vm("b", True),
+                   lambda: m.place_vm("b", "host3"), lambda: m.maintenance("host3", True)):
+        m.apply(change)
+        assert m.plans is not plans, change
+        plans = m.plans
+    m.world.crashed["data/host1"] += 1  # the world (then the views) changed
+    m.apply(lambda: None)
+    assert m.plans is not plans
+    plans = m.plans
+    m.heal.blamed_version += 1  # the bricks blamed for a disk changed
+    m.apply(lambda: None)
+    assert m.plans is not plans
