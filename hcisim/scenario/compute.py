@@ -44,8 +44,18 @@ class Migration(Strict):
     downtime_ms: PositiveFloat = Field(500.0, description="final allowed downtime")
     downtime_steps: PositiveInt = 5
     suspend_downtime_ms: PositiveFloat = Field(5000.0, description="suspend_workload_if_needed")
-    progress_timeout_s: PositiveFloat = 240.0
+    progress_timeout_s: PositiveFloat = Field(240.0, description="vdsm migration_progress_timeout")
     max_rounds: PositiveInt = 30
+    monitor_interval_s: PositiveFloat = Field(
+        10.0, description="vdsm migration_monitor_interval: progress sampled this often")
+    downtime_delay_per_gib_s: NonNegativeFloat = Field(
+        75.0, description="vdsm migration_downtime_delay: downtime steps over this per GiB")
+    max_time_per_gib_s: NonNegativeFloat = Field(
+        64.0, description="vdsm migration_max_time_per_gib_mem (0: no limit)")
+    setup_ms: NonNegativeFloat = Field(
+        20.0, description="qemu setup before the first page: bitmaps, first dirty sync")
+    sync_ms_per_gib: NonNegativeFloat = Field(
+        2.0, description="qemu migration_bitmap_sync per GiB of guest RAM, once per round")
 
 
 class HostedEngine(Strict):

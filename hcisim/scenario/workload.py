@@ -67,7 +67,12 @@ class Vm(Strict):
     hosted_engine: bool = False
     dirty_rate_mb_s: NonNegativeFloat = Field(20.0, description="page dirtying rate (migration)")
     working_set_gib: PositiveFloat | None = Field(
-        None, description="RAM that migration must copy; default all of ram_gib"
+        None, description="RAM the guest keeps re-dirtying (bounds each migration round's "
+        "dirty pages); default all of ram_gib"
+    )
+    touched_ram_gib: PositiveFloat | None = Field(
+        None, description="RAM the guest has written (non-zero pages), all sent in "
+        "migration's first pass; the rest are zero pages (9 bytes each); default all of ram_gib"
     )
     pinned_to: tuple[str, ...] = Field((), description="hosts the VM may run on (empty: any)")
     boot_s: PositiveFloat = 30.0

@@ -151,9 +151,12 @@ def test_storage_pause_resume_and_lease_kill() -> None:
 
 
 def test_maintenance_evacuates_with_slot_limits_and_stops_bricks() -> None:
-    sc = with_overrides(DEFAULT, {"faults": [], "duration_s": 3000, "operations": [
-        {"at_s": 100, "kind": "maintenance", "host": "host1"},
-        {"at_s": 2500, "kind": "activate", "host": "host1"}]})
+    # db1 keeps 4 GiB hot: with all its 32 GiB re-dirtied at 20 MB/s, the passes shrink so
+    # slowly that vdsm's progress rule (no new low in 240 s) aborts it, see the next test
+    sc = with_overrides(DEFAULT, {"faults": [], "duration_s": 3000, "vms[1].working_set_gib": 4,
+                                  "operations": [
+                                      {"at_s": 100, "kind": "maintenance", "host": "host1"},
+                                      {"at_s": 2500, "kind": "activate", "host": "host1"}]})
     rec, cm, port = run(sc, ScriptedStorage)
     mig = conform("migrations", rec.frame("migrations"))
     assert set(mig["vm"]) == {v for v, h in cm.initial_placement.items() if h == "host1"}
@@ -171,11 +174,24 @@ def test_maintenance_evacuates_with_slot_limits_and_stops_bricks() -> None:
     assert enter[1] == (2500, "host_maintenance", ("host1", False))
     for vm, t0, t1, rounds in zip(mig["vm"], mig["t_start_s"], mig["t_end_s"], mig["rounds"],
                                   strict=True):  # each equals the pure algorithm (capped rate)
-        spec = cm.cluster.vm(str(vm))
-        pure = migrate(spec.migrate_mb, spec.dirty_rate_mb_s, sc.compute.migration,
+        pure = migrate(cm.migrations.memory(str(vm)), sc.compute.migration,
                        PiecewiseBandwidth((0.0,), (1e9,)), float(t0))
         assert float(t1) == pytest.approx(pure.t_end_s)
         assert int(rounds) == pure.rounds
+
+
+def test_a_large_vm_dirtying_all_its_ram_is_stopped_by_vdsms_progress_rule() -> None:
+    """db1: 32 GiB, every page re-dirtied at 20 MB/s, 52 MiB/s: passes of 631, 231, 85... s.
+    vdsm samples the remaining data every 10 s; a later pass goes below the lowest sample of
+    the earlier ones only in its last seconds, so 240 s pass without a new low."""
+    sc = with_overrides(DEFAULT, {"faults": [], "duration_s": 3000, "operations": [
+        {"at_s": 100, "kind": "migrate", "vm": "db1", "host": "host3"}]})
+    rec, cm, _ = run(sc, ScriptedStorage)
+    row = conform("migrations", rec.frame("migrations")).iloc[0]
+    assert row["outcome"] == "aborted" and cm.placement["db1"] == "host1"
+    assert int(row["rounds"]) >= 3 and float(row["t_end_s"]) > 100 + 631 + 231
+    ev = rec.frame("events")
+    assert ev["detail"].str.contains("no progress within progress_timeout_s").any()
 
 
 def test_migration_follows_flow_rate_changes() -> None:
@@ -184,8 +200,7 @@ def test_migration_follows_flow_rate_changes() -> None:
     steps = ((0.0, 40.0), (100.0, 10.0), (400.0, 50.0))
     rec, cm, _ = run(sc, lambda env: ScriptedStorage(env, steps))
     row = conform("migrations", rec.frame("migrations")).iloc[0]
-    spec = cm.cluster.vm("web1")
-    pure = migrate(spec.migrate_mb, spec.dirty_rate_mb_s, sc.compute.migration,
+    pure = migrate(cm.migrations.memory("web1"), sc.compute.migration,
                    PiecewiseBandwidth(tuple(t for t, _ in steps), tuple(r for _, r in steps)),
                    10.0)
     assert float(row["t_end_s"]) == pytest.approx(pure.t_end_s)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from hcisim.model.compute.migration import PreCopy
+from hcisim.model.compute.migration import GuestMemory, PreCopy
 from hcisim.model.compute.ports import MigrationFlow
 from hcisim.placement.inventory import loads, priority_order, vms_on
 from hcisim.placement.scheduler import choose_host, rejection
@@ -88,9 +88,19 @@ class Migrations:
             if a.dst == host:
                 self.abort(vm, f"destination {host} lost")
 
+    def memory(self, vm: str) -> GuestMemory:
+        """The guest's RAM as migration sees it, from the scenario's VM (touched RAM, working
+        set, dirty rate); a VM the scenario does not list (none today) from its spec."""
+        try:
+            v = self.m.sc.vm(vm)
+        except KeyError:
+            spec = self.m.cluster.vm(vm)
+            return GuestMemory.of(spec.ram_gib, spec.dirty_rate_mb_s, spec.working_set_gib)
+        return GuestMemory.of(v.ram_gib, v.dirty_rate_mb_s, v.working_set_gib,
+                              v.touched_ram_gib)
+
     def _run(self, vm: str, src: str, dst: str) -> Proc:
         m, env = self.m, self.m.env
-        spec = m.cluster.vm(vm)
         try:
             with self.out_slots[src].request() as out_req:
                 yield out_req
@@ -102,7 +112,7 @@ class Migrations:
                     m.rec.event(t0, "migration_start", vm, f"{src} -> {dst}")
                     a.flow = m.storage.open_migration_flow(vm, src, dst,
                                                            self.settings.max_bandwidth_mb_s)
-                    a.pc = pc = PreCopy(spec.migrate_mb, spec.dirty_rate_mb_s, self.settings, t0)
+                    a.pc = pc = PreCopy(self.memory(vm), self.settings, t0)
                     while pc.result is None:
                         a.rate = a.flow.rate_mb_s()
                         wait = max(0.0, pc.horizon(a.rate) - env.now)

@@ -1,28 +1,38 @@
-"""Pre-copy live migration as a fluid algorithm over an available bandwidth.
+"""Pre-copy live migration by mechanism: what qemu sends, what vdsm watches.
 
-A migration copies the VM's working set, then in rounds the pages dirtied meanwhile, until
-what is left fits the allowed downtime at the bandwidth measured over the last round; then
-the VM pauses and the rest is copied (stop-and-copy). Sources checked:
-- vdsm ``virt/migration.py`` ``exponential_downtime``: the allowed downtime climbs through
-  ``downtime_steps`` values offset + base^i, offset = max/steps, base = (max - offset)^(1/(steps-1))
-  (500 ms in 5 steps: 101, 104, 120, 189, 500 ms). vdsm raises it when a migration stalls; we
-  raise it once per round, which is the same when every round stalls.
-- vdsm ``MonitorThread``: a migration whose remaining data has not reached a new low within
-  ``migration_progress_timeout`` (240 s) is aborted. Here "remaining" is the dirty set at the
-  start of each round; during the first (full) pass and the final pass data flows
-  continuously, which counts as progress while the bandwidth is above zero.
-- QEMU ``migration/options.c`` auto-converge defaults (throttle-trigger-threshold 50,
-  cpu-throttle-initial 20, cpu-throttle-increment 10, max-cpu-throttle 99) and
-  ``migration/ram.c`` ``migration_trigger_throttle``: when a round dirties more than 50 % of
-  what it sent, twice, the guest is throttled 20 %, then 10 % more each further time.
-  Throttling lowers the dirty rate by the same share.
-- ovirt-site migration-enhancements.md: policies *Minimal downtime* (pre-copy, downtime
-  steps), *Suspend workload if needed* (auto-converge; downtime allowed to grow to 5 s after
-  the steps), *Post-copy* (switch to post-copy when pre-copy does not converge; the VM then
-  runs on the destination and pulls the rest: bounded total time, short downtime).
-Post-copy here switches after the first round; its downtime is the first downtime step.
+What decides a migration is what qemu puts on the wire (docs/compute.md cites the code):
+
+- **setup** (``migration_thread`` -> ``qemu_savevm_state_setup`` -> ``ram_save_setup``):
+  dirty bitmaps for all of RAM, the first ``migration_bitmap_sync``; nothing sent yet.
+- **first pass** (``ram_find_and_save_block``): every page of guest RAM. A page the guest
+  has written goes whole (``save_normal_page``: 8-byte header + 4096 bytes); a zero page
+  goes as its header and one byte (``save_zero_page``: 9 bytes). So the first pass is the
+  guest's *touched* RAM plus almost nothing, not its working set.
+- **bitmap sync** at the end of every pass (``migration_bitmap_sync``): the pages dirtied
+  since the last sync become the next pass. The guest re-dirties its working set at its
+  dirty rate, so a pass of ``d`` seconds leaves ``min(working set, rate x d)``. The sync
+  itself takes time (``sync_ms_per_gib`` of guest RAM) and sends nothing.
+- **convergence** (``migration_iteration_run``): ``pending_size < threshold_size`` with
+  threshold = bandwidth x ``downtime-limit`` (``migration_update_counters``, bandwidth as
+  measured over the last 100 ms: the current rate here). Then ``migration_completion``
+  stops the VM, syncs once more and sends the rest: downtime = sync + pending / bandwidth.
+- **vdsm** (``lib/vdsm/virt/migration.py``): bandwidth cap ``migration_max_bandwidth``;
+  ``DowntimeThread``: the initial limit is the first of ``exponential_downtime`` (101 ms of
+  500 in 5 steps); once the monitor sees the first new iteration (remaining grew between
+  two samples) the thread sets the next step at once and each further one after
+  ``min(migration_downtime_delay x RAM GiB / steps, 60 s)``; ``MonitorThread`` samples the
+  remaining data every ``migration_monitor_interval`` (10 s) and aborts when it has not
+  reached a new low for ``migration_progress_timeout`` or the migration is older than
+  ``migration_max_time_per_gib_mem`` x RAM GiB.
+- **auto-converge** (policy *suspend workload if needed*; qemu ``migration_trigger_throttle``):
+  a pass that dirtied more than 50 % of what it sent, twice, throttles the guest 20 %, then
+  10 % more each time (max 99 %); after the downtime steps vdsm allows
+  ``suspend_downtime_ms``. **Post-copy**: switch after the first pass (downtime = the first
+  step); the rest is pulled by the destination.
 
 Units: MB (10^6 bytes) and MB/s; the bandwidth is capped at ``max_bandwidth_mb_s``.
+Left out: qemu's early sync while a pass is still under way (``ram_state_pending_estimate``
+below the threshold), compression, XBZRLE, multifd.
 """
 
 from __future__ import annotations
@@ -32,14 +42,22 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from hcisim.placement.inventory import GIB_MB
 from hcisim.scenario.compute import Migration
 
 Outcome = Literal["converged", "post_copy", "aborted"]
+Phase = Literal["setup", "copy", "sync", "stop_sync", "stop_copy", "post_copy", "done"]
+DEAD_TIME: frozenset[Phase] = frozenset({"setup", "sync", "stop_sync"})  # nothing is sent
 _EPS = 1e-9
+PAGE = 4096
+PAGE_HEADER = 8  # save_page_header: be64 offset | flags (the block name only on a change)
+WIRE_PER_PAGE_BYTE = (PAGE + PAGE_HEADER) / PAGE  # a normal page on the wire, per RAM byte
+ZERO_PAGE_WIRE = PAGE_HEADER + 1  # save_zero_page: header + one byte
 THROTTLE_TRIGGER = 0.5
 THROTTLE_INITIAL = 0.2
 THROTTLE_INCREMENT = 0.1
 THROTTLE_MAX = 0.99
+WAIT_STEP_LIMIT_S = 60.0  # vdsm DowntimeThread._WAIT_STEP_LIMIT
 
 
 class Bandwidth(Protocol):
@@ -88,6 +106,32 @@ class PiecewiseBandwidth:
 
 
 @dataclass(frozen=True)
+class GuestMemory:
+    """What a guest's RAM looks like to a migration (MB)."""
+
+    ram_mb: float
+    touched_mb: float  # non-zero pages: sent whole in the first pass
+    working_set_mb: float  # pages the guest keeps re-dirtying
+    dirty_rate_mb_s: float
+
+    @classmethod
+    def of(cls, ram_gib: float, dirty_rate_mb_s: float, working_set_gib: float | None = None,
+           touched_ram_gib: float | None = None) -> GuestMemory:
+        """From a scenario VM's fields (touched None: all of RAM; working set None: all of
+        the touched RAM). The working set is written, so it is touched; neither exceeds RAM."""
+        ram = ram_gib * GIB_MB
+        touched = min(ram, touched_ram_gib * GIB_MB) if touched_ram_gib is not None else ram
+        ws = min(ram, working_set_gib * GIB_MB) if working_set_gib is not None else touched
+        return cls(ram, max(touched, ws), ws, dirty_rate_mb_s)
+
+    @property
+    def first_pass_mb(self) -> float:
+        """Bytes on the wire for one pass over all of RAM."""
+        zero_pages = (self.ram_mb - self.touched_mb) * 1e6 / PAGE
+        return self.touched_mb * WIRE_PER_PAGE_BYTE + zero_pages * ZERO_PAGE_WIRE / 1e6
+
+
+@dataclass(frozen=True)
 class MigrationResult:
     outcome: Outcome
     t_start_s: float
@@ -97,6 +141,7 @@ class MigrationResult:
     transferred_mb: float
     allowed_downtime_s: float  # the limit in force when it converged (0 if it did not)
     reason: str
+    syncs: int = 0  # dirty-bitmap syncs, the setup's included (qemu's dirty-sync-count)
 
     @property
     def total_s(self) -> float:
@@ -118,6 +163,12 @@ def downtime_schedule_ms(max_ms: float, steps: int) -> tuple[float, ...]:
     return (*(offset + base**i for i in range(steps - 1)), max_ms)
 
 
+def step_wait_s(settings: Migration, ram_gib: float) -> float:
+    """vdsm DowntimeThread's wait between steps: delay per GiB x RAM / steps, at most 60 s."""
+    return min(settings.downtime_delay_per_gib_s * ram_gib / settings.downtime_steps,
+               WAIT_STEP_LIMIT_S)
+
+
 class PreCopy:
     """One migration's state, advanced segment by segment at a constant rate.
 
@@ -126,23 +177,33 @@ class PreCopy:
     :meth:`horizon` (when the next thing happens at this rate) and :meth:`advance`.
     """
 
-    def __init__(self, ram_mb: float, dirty_rate_mb_s: float, settings: Migration,
-                 t0: float = 0.0) -> None:
-        self.ram = ram_mb
-        self.dirty = dirty_rate_mb_s
+    def __init__(self, memory: GuestMemory, settings: Migration, t0: float = 0.0) -> None:
+        self.mem = memory
         self.s = settings
         self.schedule = downtime_schedule_ms(settings.downtime_ms, settings.downtime_steps)
+        self.wait_s = step_wait_s(settings, memory.ram_mb / GIB_MB)
+        self.sync_s = settings.sync_ms_per_gib * memory.ram_mb / GIB_MB / 1000.0
         self.t0 = self.t = t0
-        self.phase: Literal["copy", "stop_copy", "post_copy", "done"] = "copy"
-        self.rounds = 1
-        self.round_total = ram_mb
+        self.phase: Phase = "setup"
+        self.phase_end = t0 + settings.setup_ms / 1000.0  # dead-time phases end here
+        self.rounds = 0
+        self.syncs = 1  # the setup's
+        self.round_total = memory.first_pass_mb
         self.round_sent = 0.0
-        self.round_start = t0
-        self.lowmark = ram_mb
-        self.t_progress = t0
+        self.t_sync = t0  # last dirty-bitmap sync: dirtying counts from here
+        self.sent_since_sync = 0.0
         self.transferred = 0.0
         self.throttle = 0.0
+        self.last_rate = 0.0
         self._high = 0
+        self._pending = 0.0  # RAM MB found dirty at the last sync
+        # vdsm's monitor
+        self.next_tick = t0 + settings.monitor_interval_s
+        self.lowmark: float | None = None
+        self.last_remaining: float | None = None
+        self.t_progress = t0
+        self.t_steps: float | None = None  # when the DowntimeThread started stepping
+        self.max_time_s = settings.max_time_per_gib_s * memory.ram_mb / GIB_MB
         self._pause_start = t0
         self._downtime = 0.0
         self._allowed_s = 0.0
@@ -155,37 +216,64 @@ class PreCopy:
     def cap(self, rate: float) -> float:
         return max(0.0, min(rate, self.s.max_bandwidth_mb_s))
 
-    def deadline(self) -> float:
-        return self.t_progress + self.s.progress_timeout_s
+    def remaining_mb(self) -> float:
+        """What vdsm's monitor reads as data remaining: the rest of this pass, or during a
+        sync the pages about to be found dirty."""
+        if self.phase == "sync":
+            return self._dirtied(self.t) * WIRE_PER_PAGE_BYTE
+        if self.phase in ("setup", "stop_sync"):
+            return self.round_total
+        return max(0.0, self.round_total - self.round_sent)
+
+    def allowed_ms(self, t: float) -> float:
+        """The downtime limit in force at ``t`` (vdsm's DowntimeThread)."""
+        if self.t_steps is None:
+            return self.schedule[0]
+        step = 1 + int((t - self.t_steps + _EPS) // self.wait_s) if self.wait_s > 0 \
+            else len(self.schedule)
+        if step < len(self.schedule):
+            return self.schedule[step]
+        if self.s.policy == "suspend_workload_if_needed":  # the thread has run its course
+            return self.s.suspend_downtime_ms
+        return self.schedule[-1]
 
     def horizon(self, rate: float) -> float:
-        """Absolute time of the next milestone (end of a pass, or abort) at ``rate``."""
+        """Absolute time of the next milestone (end of a phase, a monitor tick) at ``rate``."""
         if self.result is not None:
             return math.inf
-        r = self.cap(rate)
-        left = self.round_total - self.round_sent
-        end = self.t + left / r if r > 0 else math.inf
-        return min(end, self.deadline())
+        if self.phase in DEAD_TIME:
+            end = self.phase_end
+        else:
+            r = self.cap(rate)
+            left = self.round_total - self.round_sent
+            end = self.t + left / r if r > 0 else math.inf
+        return min(end, self.next_tick)
 
     def advance(self, t_new: float, rate: float) -> None:
         """Move to ``t_new`` (<= :meth:`horizon`) with ``rate`` MB/s available meanwhile."""
         if self.result is not None:
             return
-        r = self.cap(rate)
-        dt = max(0.0, t_new - self.t)
-        left = self.round_total - self.round_sent
-        # reaching horizon() ends the pass even when left / r is below the resolution of t
-        # (months into a run, a few MB at line rate is < 1 ulp: dt = 0 would loop forever)
-        sent = left if r > 0 and t_new >= self.t + left / r else min(r * dt, left)
-        self.round_sent += sent
-        self.transferred += sent
-        if r > 0 and (self.phase != "copy" or self.rounds == 1):
-            self.t_progress = t_new
-        self.t = t_new
-        if self.round_sent >= self.round_total - _EPS * max(1.0, self.round_total):
-            self._end_of_pass()
-        if self.result is None and self.t >= self.deadline() - _EPS:
-            self._finish("aborted", "no progress within progress_timeout_s")
+        if self.phase in DEAD_TIME:
+            self.t = max(self.t, t_new)
+            if self.t >= self.phase_end - _EPS:
+                self._end_of_dead_time()
+        else:
+            r = self.cap(rate)
+            dt = max(0.0, t_new - self.t)
+            left = self.round_total - self.round_sent
+            # reaching horizon() ends the pass even when left / r is below the resolution of
+            # t (months into a run, a few MB at line rate is < 1 ulp: dt = 0 loops forever)
+            sent = left if r > 0 and t_new >= self.t + left / r else min(r * dt, left)
+            self.round_sent += sent
+            self.transferred += sent
+            self.sent_since_sync += sent
+            if r > 0:
+                self.last_rate = r
+            self.t = t_new
+            if self.round_sent >= self.round_total - _EPS * max(1.0, self.round_total):
+                self._end_of_pass()
+        if self.result is None and self.t >= self.next_tick - _EPS:
+            self._monitor_tick()
 
     def abort(self, reason: str) -> None:
         """Stop now (destination lost, operator...): the VM stays on the source."""
@@ -194,16 +282,15 @@ class PreCopy:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _allowed_ms(self, completed: int) -> float:
-        if self.s.policy == "suspend_workload_if_needed" and completed > len(self.schedule):
-            return self.s.suspend_downtime_ms
-        return self.schedule[min(completed, len(self.schedule)) - 1]
+    def _dirtied(self, t: float) -> float:
+        """RAM MB dirty at ``t`` since the last sync: the working set bounds it."""
+        return min(self.mem.working_set_mb,
+                   self.mem.dirty_rate_mb_s * (1.0 - self.throttle) * max(0.0, t - self.t_sync))
 
     def _start_pass(self, total: float) -> None:
         self.rounds += 1
         self.round_total = total
         self.round_sent = 0.0
-        self.round_start = self.t
 
     def _end_of_pass(self) -> None:
         if self.phase == "stop_copy":
@@ -211,40 +298,77 @@ class PreCopy:
             self._finish("converged", "remaining data fitted the allowed downtime")
             return
         if self.phase == "post_copy":
-            self._finish("post_copy", "switched to post-copy after the first round")
+            self._finish("post_copy", "switched to post-copy after the first pass")
             return
-        completed = self.rounds
-        duration = self.t - self.round_start
-        dirtied = min(self.ram, self.dirty * (1.0 - self.throttle) * duration)
-        bw_est = self.round_total / duration if duration > 0 else math.inf
-        allowed_ms = self._allowed_ms(completed)
-        if dirtied <= bw_est * allowed_ms / 1000.0 + _EPS:
+        self.phase, self.phase_end = "sync", self.t + self.sync_s
+        if self.sync_s <= 0:
+            self._end_of_dead_time()
+
+    def _end_of_dead_time(self) -> None:
+        if self.phase == "setup":
+            self.phase = "copy"
+            self._start_pass(self.round_total)
+            return
+        if self.phase == "stop_sync":  # the VM is stopped and synced: send the rest
             self.phase = "stop_copy"
-            self._pause_start = self.t
-            self._allowed_s = allowed_ms / 1000.0
-            self._start_pass(dirtied)
-            if dirtied <= _EPS:
+            self._start_pass(self._pending)
+            if self._pending <= _EPS:
                 self._end_of_pass()
             return
+        # a sync: the pages dirtied since the last one are the pending data
+        self.syncs += 1
+        dirtied = self._dirtied(self.t)
+        pending = dirtied * WIRE_PER_PAGE_BYTE
+        sent, self.sent_since_sync, self.t_sync = self.sent_since_sync, 0.0, self.t
+        allowed_ms = self.allowed_ms(self.t)
+        threshold = self.last_rate * allowed_ms / 1000.0
+        if pending <= _EPS or pending < threshold:
+            # migration_completion: stop the VM, sync once more, send the rest
+            self.phase, self.phase_end = "stop_sync", self.t + self.sync_s
+            self._pause_start = self.t
+            self._allowed_s = allowed_ms / 1000.0
+            self._pending = pending
+            self.syncs += 1
+            if self.sync_s <= 0:
+                self._end_of_dead_time()
+            return
         if self.s.policy == "post_copy":
+            # vdsm steers post-copy by the engine's schedule, without its max-time rule;
+            # only a post-copy stream that stops flowing counts as stuck here
             self.phase = "post_copy"
             self._downtime = self.schedule[0] / 1000.0
-            self._start_pass(dirtied)
+            self.lowmark = None
+            self._start_pass(pending)
             return
-        if completed >= self.s.max_rounds:
+        if self.rounds >= self.s.max_rounds:
             self._finish("aborted", f"not converged after max_rounds={self.s.max_rounds}")
             return
-        if dirtied < self.lowmark - _EPS:
-            self.lowmark = dirtied
-            self.t_progress = self.t
-        if self.s.policy == "suspend_workload_if_needed" \
-                and dirtied > THROTTLE_TRIGGER * self.round_total:
+        if self.s.policy == "suspend_workload_if_needed" and dirtied > THROTTLE_TRIGGER * sent:
             self._high += 1
             if self._high >= 2:
                 self._high = 0
                 self.throttle = THROTTLE_INITIAL if self.throttle == 0 else min(
                     THROTTLE_MAX, self.throttle + THROTTLE_INCREMENT)
-        self._start_pass(dirtied)
+        self.phase = "copy"
+        self._start_pass(pending)
+
+    def _monitor_tick(self) -> None:
+        """vdsm MonitorThread.monitor_migration, one sample."""
+        now = self.t
+        self.next_tick += self.s.monitor_interval_s
+        remaining = self.remaining_mb()
+        if self.phase != "post_copy" and 0 < self.max_time_s < now - self.t0:
+            self._finish("aborted", f"longer than max_time_per_gib_s x RAM = "
+                         f"{self.max_time_s:.0f} s")
+            return
+        if self.lowmark is None or remaining < self.lowmark - _EPS:
+            self.lowmark, self.t_progress = remaining, now
+        if self.last_remaining is not None and self.last_remaining < remaining \
+                and self.t_steps is None:
+            self.t_steps = now  # first new iteration: the downtime thread starts stepping
+        self.last_remaining = remaining
+        if now - self.t_progress > self.s.progress_timeout_s + _EPS:
+            self._finish("aborted", "no progress within progress_timeout_s")
 
     def _finish(self, outcome: Outcome, reason: str) -> None:
         self.phase = "done"
@@ -253,13 +377,13 @@ class PreCopy:
             downtime_s=self._downtime if outcome != "aborted" else 0.0,
             rounds=self.rounds, transferred_mb=self.transferred,
             allowed_downtime_s=self._allowed_s if outcome == "converged" else 0.0,
-            reason=reason)
+            reason=reason, syncs=self.syncs)
 
 
-def migrate(ram_mb: float, dirty_rate_mb_s: float, settings: Migration,
-            bandwidth: Bandwidth, t0: float = 0.0) -> MigrationResult:
-    """The whole migration of a VM with ``ram_mb`` to copy, starting at ``t0``."""
-    pc = PreCopy(ram_mb, dirty_rate_mb_s, settings, t0)
+def migrate(memory: GuestMemory, settings: Migration, bandwidth: Bandwidth,
+            t0: float = 0.0) -> MigrationResult:
+    """The whole migration of a guest with ``memory``, starting at ``t0``."""
+    pc = PreCopy(memory, settings, t0)
     while pc.result is None:
         rate = bandwidth.rate(pc.t)
         t_next = min(pc.horizon(rate), bandwidth.next_change(pc.t))
