@@ -5,7 +5,15 @@ machine, see :mod:`hcisim.lab.scale`), so the two answer the same question. Metr
 taken from the shared summary so they mean the same thing on both sides:
 
 - per VM: mean throughput (read + write MB/s over the run), longest I/O stall (s);
-- per volume: heal time (s, from the first heal start to the last heal end), bytes healed.
+- per volume: heal time (s, from the first heal start to the last heal end), bytes healed;
+- per live migration (``vm:k``, the VM's k-th migration, from the ``migrations`` table:
+  qemu's ``query-migrate`` counters on the lab): total time (s), downtime (ms), RAM
+  transferred (MB on the wire), rounds (copy passes), moved (1: it ran on the destination
+  afterwards, 0: aborted);
+- per VM that paused on either side: longest pause (s), total paused (s), pauses, and the
+  guest-visible stall (s: I/O stalled or paused, back to back; :mod:`hcisim.claims.compute`,
+  the same function ``zero_downtime`` judges). A VM that did not pause on one side counts 0
+  there, not "unknown".
 
 Relative error is (model - lab) / lab; where the lab measured 0 it is left empty (and the
 absolute difference still shows).
@@ -22,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from hcisim.claims.compute import guest_stall_windows, longest, pause_windows
 from hcisim.engines import observe, parse_engine
 from hcisim.observations import Observations, summarize
 from hcisim.scenario import Scenario
@@ -58,8 +67,55 @@ def metrics(sc: Scenario, obs: Observations) -> dict[tuple[str, str, str], float
     return out
 
 
+def migration_metrics(obs: Observations) -> dict[tuple[str, str, str], float]:
+    """Per migration, in start order per VM: total, downtime, transferred, rounds, moved."""
+    out: dict[tuple[str, str, str], float] = {}
+    mig = obs["migrations"].sort_values("t_start_s", kind="stable")
+    seen: dict[str, int] = {}
+    for r in mig.to_dict("records"):
+        vm = str(r["vm"])
+        seen[vm] = seen.get(vm, 0) + 1
+        subject = f"{vm}:{seen[vm]}"
+        out[("migration_total", subject, "s")] = float(r["t_end_s"]) - float(r["t_start_s"])
+        out[("migration_downtime", subject, "ms")] = 1000.0 * float(r["downtime_s"])
+        out[("ram_transferred", subject, "MB")] = float(r["transferred_mb"])
+        out[("migration_rounds", subject, "passes")] = float(r["rounds"])
+        out[("migration_moved", subject, "1=yes")] = float(r["outcome"] != "aborted")
+    return out
+
+
+def pause_metrics(sc: Scenario, obs: Observations) -> dict[tuple[str, str, str], float]:
+    """Per VM that paused: longest and total pause, count, guest-visible stall."""
+    out: dict[tuple[str, str, str], float] = {}
+    for vm in (v.name for v in sc.vms):
+        windows = pause_windows(obs, vm)
+        if not windows:
+            continue
+        out[("paused_longest", vm, "s")] = longest(windows)[0]
+        out[("paused_total", vm, "s")] = sum(b - a for a, b in windows)
+        out[("pauses", vm, "count")] = float(len(windows))
+        out[("guest_stall", vm, "s")] = longest(guest_stall_windows(obs, vm))[0]
+    return out
+
+
+def _zero_filled(sc: Scenario, model: Observations, lab: Observations,
+                 ) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, str, str], float]]:
+    """Pause metrics of both sides over the VMs either paused: no pause measures 0."""
+    m, lb = pause_metrics(sc, model), pause_metrics(sc, lab)
+    vms = {k[1] for k in (*m, *lb)}
+    filled = ({**{k: 0.0 for k in lb if k[1] in vms}, **m},
+              {**{k: 0.0 for k in m if k[1] in vms}, **lb})
+    for side, obs in zip(filled, (model, lab), strict=True):  # a VM stalls even unpaused
+        for key in side:
+            if key[0] == "guest_stall":
+                side[key] = longest(guest_stall_windows(obs, key[1]))[0]
+    return filled
+
+
 def compare_observations(sc: Scenario, model: Observations, lab: Observations) -> pd.DataFrame:
-    m, lb = metrics(sc, model), metrics(sc, lab)
+    pm, plb = _zero_filled(sc, model, lab)
+    m = {**metrics(sc, model), **migration_metrics(model), **pm}
+    lb = {**metrics(sc, lab), **migration_metrics(lab), **plb}
     rows = []
     for key in sorted(set(m) | set(lb)):
         mv, lv = m.get(key, math.nan), lb.get(key, math.nan)
@@ -100,8 +156,12 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
     from matplotlib.figure import Figure
 
     kinds = list(dict.fromkeys(table["metric"]))
-    fig = Figure(figsize=(4.2 * max(1, len(kinds)), 3.6), layout="constrained")
-    axes = fig.subplots(1, max(1, len(kinds)), squeeze=False)[0]
+    cols = min(4, max(1, len(kinds)))  # compute metrics add up to nine panels: wrap them
+    nrows = max(1, math.ceil(len(kinds) / cols))
+    fig = Figure(figsize=(4.2 * cols, 3.6 * nrows), layout="constrained")
+    axes = list(fig.subplots(nrows, cols, squeeze=False).flat)
+    for ax in axes[len(kinds):]:
+        ax.set_visible(False)
     for ax, kind in zip(axes, kinds, strict=False):
         t = table[table["metric"] == kind]
         x = range(len(t))
@@ -109,7 +169,7 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
         ax.bar([i + 0.2 for i in x], t["lab"], width=0.4, label="lab")
         ax.set_xticks(list(x), list(t["subject"]), rotation=45, ha="right")
         ax.set_title(f"{kind} ({t['unit'].iloc[0]})")
-    axes[0].legend(loc="upper left", bbox_to_anchor=(0, -0.35), ncols=2)
+    axes[0].legend(loc="best")
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
 
