@@ -72,7 +72,9 @@ def test_image_builds_once_and_carries_agent_init_and_virtio(tmp_path: Path) -> 
         assert f"modules/{mod}.ko" in files
         assert mod in order
     assert order.index("virtio_ring") < order.index("virtio") < order.index("virtio_blk")
-    assert image.kernel.read_bytes()[0x202:0x206] == b"HdrS"  # a bzImage boot header
+    assert (image.dir / "vmlinuz").read_bytes()[0x202:0x206] == b"HdrS"  # a bzImage header
+    assert image.kernel.name == "vmlinux"  # booted directly (PVH): no decompression
+    assert image.kernel.read_bytes()[:4] == b"\x7fELF"
     mtime = image.initrd.stat().st_mtime_ns
     again = ensure_image(tmp_path)
     assert again.dir == image.dir and again.initrd.stat().st_mtime_ns == mtime

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import stat
@@ -74,7 +75,14 @@ class GuestImage:
 
     @property
     def kernel(self) -> Path:
-        return self.dir / "vmlinuz"
+        """The uncompressed ``vmlinux`` (PVH direct boot) if there is one, else the bzImage.
+
+        qemu boots an ELF kernel with a PVH entry note directly: no firmware hand-off and,
+        above all, no XZ decompression of the bzImage, which under TCG is most of the
+        boot (measured here: agent ready after 1.7-2.8 s instead of 5.8-10.3 s).
+        """
+        vmlinux = self.dir / "vmlinux"
+        return vmlinux if vmlinux.exists() else self.dir / "vmlinuz"
 
     @property
     def initrd(self) -> Path:
@@ -207,6 +215,25 @@ def _unpack_kernel(deb: Path, dest: Path) -> tuple[Path, dict[str, Path]]:
     return kernel, modules
 
 
+def extract_vmlinux(bzimage: bytes) -> bytes | None:
+    """The ELF kernel inside an XZ-compressed bzImage (Debian's), None if not found.
+
+    What the kernel's scripts/extract-vmlinux does: find the XZ stream's magic after the
+    setup code and decompress it; the decompressor stops at the stream's end, so the
+    bytes after it (the bzImage's trailer) do no harm.
+    """
+    start = bzimage.find(b"\xfd7zXZ\x00")
+    while start >= 0:
+        try:
+            out = lzma.LZMADecompressor().decompress(bzimage[start:])
+        except lzma.LZMAError:
+            out = b""
+        if out[:4] == b"\x7fELF":
+            return out
+        start = bzimage.find(b"\xfd7zXZ\x00", start + 1)
+    return None
+
+
 def _busybox(deb: Path, dest: Path) -> bytes:
     _run("unpack busybox", ["dpkg-deb", "-x", str(deb), str(dest)])
     return (dest / "bin" / "busybox").read_bytes()
@@ -247,9 +274,23 @@ def build_into(work: Path, packages: dict[str, str]) -> None:
         gz.write(cpio_newc(entries))
     (work / "initrd.img").write_bytes(buf.getvalue())
     os.replace(kernel, work / "vmlinuz")
+    vmlinux = extract_vmlinux((work / "vmlinuz").read_bytes())
+    if vmlinux is not None:
+        (work / "vmlinux").write_bytes(vmlinux)
     for d in (dl, unpacked, work / "bb"):
         shutil.rmtree(d)
     (work / "agent").unlink()
+
+
+KEEP_IMAGES = 3
+
+
+def _prune(base: Path, keep: int) -> None:
+    """Drop all but the ``keep`` newest images (a changed recipe leaves the old one)."""
+    built = sorted((d for d in base.iterdir() if (d / "recipe.json").is_file()),
+                   key=lambda d: (d / "recipe.json").stat().st_mtime, reverse=True)
+    for old in built[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager
@@ -282,6 +323,7 @@ def ensure_image(root: Path | None = None) -> GuestImage:
                 if target.exists():
                     shutil.rmtree(target)
                 os.replace(work, target)
+                _prune(base, keep=KEEP_IMAGES)
             finally:
                 if work.exists():
                     shutil.rmtree(work)
