@@ -25,10 +25,11 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.guests.agentlink import AgentLink
@@ -185,7 +186,7 @@ class Guest:
     """
 
     def __init__(self, spec: GuestSpec, image: GuestImage,
-                 on_event: Any | None = None) -> None:
+                 on_event: Callable[[QmpEvent], None] | None = None) -> None:
         self.spec = spec
         self.image = image
         self.proc: subprocess.Popen[bytes] | None = None
@@ -255,9 +256,8 @@ class Guest:
         return str(self.qmp.execute("query-status")["status"])
 
     def add_event(self, ev: QmpEvent) -> None:
-        """Record a harness-side event (process exit) among qemu's own."""
-        with self.qmp._lock:
-            self.qmp.events.append(ev)
+        """Record a harness-side event (process exit, a kill by policy) among qemu's own."""
+        self.qmp.record(ev)
 
     def wait_exit(self, timeout: float) -> bool:
         if self.proc is None:

@@ -94,6 +94,11 @@ class QmpSession:
                 timeout: float = 30.0) -> Any:
         return self._call(self._client.execute(cmd, args), cmd, timeout)
 
+    def record(self, ev: QmpEvent) -> None:
+        """Keep an event the harness saw itself (the process gone) among qemu's own."""
+        with self._lock:
+            self.events.append(ev)
+
     def events_named(self, *names: str) -> list[QmpEvent]:
         with self._lock:
             return [e for e in self.events if e.name in names]
