@@ -100,6 +100,62 @@ def _fill(coef: Array, uses: npt.NDArray[np.bool_], pace: Array, capacity: Array
     return np.minimum(rate, demand)
 
 
+# Up to this many flows progressive filling runs on sparse Python lists: a flow crosses a
+# handful of resources, so the rounds cost less than numpy's per-call overhead (a year of
+# the default cluster has 11-15 flows); above it, numpy's vectorised rounds win.
+SPARSE_MAX_FLOWS = 40
+
+
+def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]],
+                 capacity: list[float], full_at: list[float], demand: list[float],
+                 w: list[float]) -> list[float]:
+    """:func:`_fill` on sparse rows (``pace[i]``: (resource, coefficient x weight) of flow
+    ``i``; ``uses[i]``: its resources), with the same arithmetic in the same order, hence
+    the same rates, bit for bit: a resource's load adds the active flows' coefficients in
+    flow order as numpy's column sum does (a zero adds nothing), and every other step is
+    elementwise."""
+    n, m = len(demand), len(capacity)
+    rate = [0.0] * n
+    remaining = list(capacity)
+    active = [i for i in range(n) if demand[i] > 0 and w[i] > 0]
+    met_at = [_TOL * (d if d > 1.0 else 1.0) for d in demand]
+    bound = n + m + 1
+    for _ in range(bound):
+        if not active:
+            break
+        load = [0.0] * m
+        for i in active:
+            for j, a in pace[i]:
+                load[j] += a
+        room = np.inf
+        for j in range(m):
+            if load[j] > 0:
+                r = remaining[j]
+                r = (r if r > 0.0 else 0.0) / load[j]
+                if r < room:
+                    room = r
+        to_demand = np.inf
+        for i in active:
+            x = (demand[i] - rate[i]) / w[i]
+            if x < to_demand:
+                to_demand = x
+        step = min(room, to_demand)
+        for i in active:
+            rate[i] += step * w[i]
+        full = set()
+        for j in range(m):
+            remaining[j] -= step * load[j]
+            if load[j] > 0 and remaining[j] <= full_at[j]:
+                full.add(j)
+        active = [i for i in active if demand[i] - rate[i] > met_at[i]
+                  and (not full or full.isdisjoint(uses[i]))]
+    else:
+        if active:
+            raise SolverError(f"max-min fairness: {len(active)} of {n} flows still growing "
+                              f"after {bound} rounds")
+    return [r if r <= d else d for r, d in zip(rate, demand, strict=True)]
+
+
 class FlowNetwork:
     """Resources and flows by name; :meth:`resolve` gives max-min fair rates."""
 
@@ -123,6 +179,12 @@ class FlowNetwork:
         self._full_at: Array = np.zeros(0)
         self._pace: Array = np.zeros((0, 0))
         self._pace_dirty = True
+        # the same, sparse, for small problems (:func:`_fill_sparse`)
+        self._sparse: list[list[tuple[int, float]]] = []
+        self._sparse_uses: list[frozenset[int]] = []
+        self._sparse_pace: list[list[tuple[int, float]]] = []
+        self._cap_list: list[float] = []
+        self._full_at_list: list[float] = []
         self._rows_for = 0  # number of resources the flows' cached rows were built for
 
     # --- resources --------------------------------------------------------------------
@@ -198,6 +260,11 @@ class FlowNetwork:
         self._cap = np.array([self._capacity[r] for r in res], dtype=float)
         self._uses = self._coef > 0
         self._full_at = _TOL * np.maximum(self._cap, 1.0)
+        if len(names) <= SPARSE_MAX_FLOWS:
+            self._sparse = [[(index[r], a) for r, a in f.usage.items()]
+                            for f in self._flows.values()]
+            self._sparse_uses = [frozenset(j for j, _ in row) for row in self._sparse]
+            self._cap_list, self._full_at_list = self._cap.tolist(), self._full_at.tolist()
         self._structure_dirty = False
         self._pace_dirty = True
 
@@ -209,13 +276,25 @@ class FlowNetwork:
                 self._rebuild()
             self.solver_calls += 1
             names = self._names
+            small = len(names) <= SPARSE_MAX_FLOWS
             if self._pace_dirty:
-                self._pace = self._coef * self._weight[:, None]
+                if small:
+                    self._sparse_pace = [[(j, a * w) for j, a in row] for row, w in zip(
+                        self._sparse, self._weight.tolist(), strict=True)]
+                else:
+                    self._pace = self._coef * self._weight[:, None]
                 self._pace_dirty = False
-            rate = _fill(self._coef, self._uses, self._pace, self._cap, self._full_at,
-                         self._demand, self._weight)
+            if small:
+                rates = _fill_sparse(self._sparse_pace, self._sparse_uses, self._cap_list,
+                                     self._full_at_list, self._demand.tolist(),
+                                     self._weight.tolist())
+                rate = np.array(rates, dtype=float)
+            else:
+                rate = _fill(self._coef, self._uses, self._pace, self._cap, self._full_at,
+                             self._demand, self._weight)
+                rates = rate.tolist()
             used = rate @ self._coef if names else np.zeros(len(self._capacity))
-            self._rates = dict(zip(names, rate.tolist(), strict=True))
+            self._rates = dict(zip(names, rates, strict=True))
             self._used = dict(zip(self._capacity, used.tolist(), strict=True))
             self._dirty = False
         return dict(self._rates)
@@ -225,7 +304,10 @@ class FlowNetwork:
 
     def utilisations(self) -> dict[str, float]:
         """:meth:`utilisation` of every resource (one dict, for callers that need many)."""
-        return {r: self.utilisation(r) for r in self._capacity}
+        used = self._used
+        return {r: (min(1.0, used.get(r, 0.0) / cap) if cap > 0
+                    else 1.0 if used.get(r, 0.0) > 0 else 0.0)
+                for r, cap in self._capacity.items()}
 
     def utilisation(self, resource: str) -> float:
         """Used share of the resource's capacity (1.0 when a zero-capacity link is in use)."""

@@ -8,14 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hcisim.model.fluid import FlowNetwork, SolverError, max_min_fair
+from hcisim.model.fluid import SPARSE_MAX_FLOWS, FlowNetwork, SolverError, max_min_fair
 
 TOL = 1e-6
 
 
 @st.composite
-def networks(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    n_flows = draw(st.integers(1, 8))
+def networks(draw: st.DrawFn, min_flows: int = 1,
+             max_flows: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n_flows = draw(st.integers(min_flows, max_flows))
     n_res = draw(st.integers(1, 5))
     coef = draw(arrays(float, (n_flows, n_res), elements=st.sampled_from(
         [0.0, 0.0, 0.5, 1.0, 2.0, 0.001, 3.7])))
@@ -47,6 +48,29 @@ def test_max_min_fair_oracle(
                 and used[r] >= cap[r] - TOL * max(cap[r], 1)]
         assert any(all(y[g] <= y[f] + TOL * max(y[f], 1) for g in range(len(x))
                        if coef[g, r] > 0) for r in full), (f, x, used, cap)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(networks(), networks(SPARSE_MAX_FLOWS - 2, SPARSE_MAX_FLOWS + 10)))
+def test_network_gives_exactly_the_rates_of_max_min_fair(
+        net: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """FlowNetwork solves small problems on sparse rows and large ones with numpy: both give
+    the rates and utilisations of :func:`max_min_fair`, bit for bit (so the oracle above
+    holds for them too)."""
+    coef, cap, demand, w = net
+    network = FlowNetwork()
+    for r, c in enumerate(cap):
+        network.add_resource(f"r{r}", float(c))
+    for f, row in enumerate(coef):
+        network.add_flow(f"f{f}", float(demand[f]),
+                         {f"r{r}": float(a) for r, a in enumerate(row) if a > 0}, float(w[f]))
+    x = max_min_fair(coef, cap, demand, w)
+    rates = network.resolve()
+    assert [rates[f"f{f}"] for f in range(len(x))] == x.tolist()
+    used = x @ coef
+    assert [network.utilisation(f"r{r}") for r in range(len(cap))] == [
+        min(1.0, u / c) if c > 0 else float(u > 0) for u, c in zip(used.tolist(), cap.tolist(),
+                                                                     strict=True)]
 
 
 def test_equal_share_of_one_link() -> None:
