@@ -56,6 +56,9 @@ class Migration(Strict):
         20.0, description="qemu setup before the first page: bitmaps, first dirty sync")
     sync_ms_per_gib: NonNegativeFloat = Field(
         2.0, description="qemu migration_bitmap_sync per GiB of guest RAM, once per round")
+    switchover_ms: NonNegativeFloat = Field(
+        25.0, description="qemu's fixed part of the downtime: vm_stop (vCPUs paused, disks "
+        "drained and flushed) and device state")
 
 
 class HostedEngine(Strict):

@@ -15,7 +15,9 @@ What decides a migration is what qemu puts on the wire (docs/compute.md cites th
 - **convergence** (``migration_iteration_run``): ``pending_size < threshold_size`` with
   threshold = bandwidth x ``downtime-limit`` (``migration_update_counters``, bandwidth as
   measured over the last 100 ms: the current rate here). Then ``migration_completion``
-  stops the VM, syncs once more and sends the rest: downtime = sync + pending / bandwidth.
+  stops the VM (``vm_stop_force_state``: vCPUs paused, disks drained and flushed), syncs
+  once more and sends the rest and the device state: downtime = ``switchover_ms`` + sync +
+  pending / bandwidth.
 - **vdsm** (``lib/vdsm/virt/migration.py``): bandwidth cap ``migration_max_bandwidth``;
   ``DowntimeThread``: the initial limit is the first of ``exponential_downtime`` (101 ms of
   500 in 5 steps); once the monitor sees the first new iteration (remaining grew between
@@ -323,13 +325,15 @@ class PreCopy:
         allowed_ms = self.allowed_ms(self.t)
         threshold = self.last_rate * allowed_ms / 1000.0
         if pending <= _EPS or pending < threshold:
-            # migration_completion: stop the VM, sync once more, send the rest
-            self.phase, self.phase_end = "stop_sync", self.t + self.sync_s
+            # migration_completion: stop the VM (flush its disks), sync once more, send the
+            # rest with the device state
+            self.phase = "stop_sync"
+            self.phase_end = self.t + self.sync_s + self.s.switchover_ms / 1000.0
             self._pause_start = self.t
             self._allowed_s = allowed_ms / 1000.0
             self._pending = pending
             self.syncs += 1
-            if self.sync_s <= 0:
+            if self.phase_end <= self.t:
                 self._end_of_dead_time()
             return
         if self.s.policy == "post_copy":
