@@ -72,7 +72,8 @@ def run_replication(base: Scenario, run: SweepRun, keep: str | None = None, *,
     try:
         sc = replication_scenario(base, run, table)
         row["faults"], row["operations"] = len(sc.faults), len(sc.operations)
-        obs = simulate(sc)
+        # vm_io only as status intervals: the metrics read status and times, not rates
+        obs = simulate(sc, record="intervals")
         row["sim_events"] = int(obs.meta.get("sim_events", 0))
         row["vms"], row["volumes"] = vm_rows(sc, obs), volume_rows(sc, obs)
         if keep is not None:
