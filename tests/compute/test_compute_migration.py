@@ -66,9 +66,10 @@ def test_first_pass_is_touched_ram_whole_and_zero_pages_as_flags() -> None:
 
 def test_a_dirtying_guest_worked_by_hand() -> None:
     """1000 MB guest, 600 MB touched, 100 MB working set dirtied at 10 MB/s, 100 MB/s link,
-    no setup or sync cost, 25 ms to stop the VM: pass 1 sends 600 MB x 4104/4096 + 9 bytes per zero page (602 MB)
-    in 6.02 s; 10 MB/s x 6.02 s = 60.2 MB dirty, more than 100 MB/s x 101 ms = 10.1 MB, so
-    pass 2 (0.6 s) follows; it leaves 6 MB < 10.1 MB: stop and copy 6 MB (25 + 60 ms down)."""
+    no setup or sync cost, 25 ms to stop the VM: pass 1 sends 600 MB x 4104/4096 + 9 bytes
+    per zero page (602 MB) in 6.02 s; 10 MB/s x 6.02 s = 60.2 MB dirty, more than
+    100 MB/s x 101 ms = 10.1 MB, so pass 2 (0.6 s) follows; it leaves 6 MB < 10.1 MB: stop
+    and copy 6 MB (25 + 60 ms down)."""
     s = Migration(max_bandwidth_mb_s=100.0, setup_ms=0, sync_ms_per_gib=0)
     mem = GuestMemory.of(1000 / GIB_MB, 10.0, 100 / GIB_MB, 600 / GIB_MB)
     res = migrate(mem, s, ConstantBandwidth(100.0))
