@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hcisim.accept.remote import RemoteError, find_mount, push_file
+from hcisim.accept.remote import RemoteError, find_mount
 from hcisim.accept.ssh import Shell
 from hcisim.lab.fio import rate_iops
+from hcisim.lab.node import put_file, sh
+from hcisim.placement import initial_placement
 from hcisim.scenario import IoProfile, Scenario, with_overrides
 
 
@@ -58,15 +60,11 @@ class BaselineRow:
 
 
 def baseline_jobs(sc: Scenario, hosts: list[str]) -> list[BaselineJob]:
-    """Each VM disk with an I/O profile, on the VM's host (unplaced VMs round-robin)."""
-    jobs = []
-    for i, vm in enumerate(sc.vms):
-        host = vm.host or hosts[i % len(hosts)]
-        for d in vm.disks:
-            prof = sc.io_profile(d.io)
-            if prof is not None and host in hosts:
-                jobs.append(BaselineJob(vm.name, host, d.volume, prof))
-    return jobs
+    """Each VM disk with an I/O profile, on the VM's host in the shared placement."""
+    where = initial_placement(sc)
+    return [BaselineJob(vm.name, host, d.volume, prof) for vm in sc.vms for d in vm.disks
+            if (prof := sc.io_profile(d.io)) is not None
+            and (host := where[vm.name]) is not None and host in hosts]
 
 
 def job_text(jobs: list[tuple[BaselineJob, str]], seconds: int, size_mb: int) -> str:
@@ -128,11 +126,11 @@ def measure(shells: dict[str, Shell], jobs: list[BaselineJob], own: dict[str, li
             dirs.add(d)
             placed.append((j, f"{d}/baseline-{j.vm}.img"))
         jobfile = f"/tmp/hcisim-accept-{run_id}-{host}.fio"
-        push_file(shell, jobfile, job_text(placed, seconds, size_mb).encode())
+        put_file(shell, jobfile, job_text(placed, seconds, size_mb).encode())
         mk = " ".join(shlex.quote(d) for d in dirs)
         tops = " ".join(shlex.quote(str(Path(d).parent)) for d in dirs)
-        res = shell.run(f"mkdir -p {mk} && fio --output-format=json {jobfile}; r=$?; "
-                        f"rm -rf {jobfile} {mk}; rmdir {tops} 2>/dev/null; exit $r",
+        res = shell.run(sh(f"mkdir -p {mk} && fio --output-format=json {jobfile}; r=$?; "
+                        f"rm -rf {jobfile} {mk}; rmdir {tops} 2>/dev/null; exit $r"),
                         timeout_s=seconds + 120 + size_mb / 20)
         if not res.ok:
             raise RemoteError(f"{shell.target.label}: fio failed (rc {res.rc}): "

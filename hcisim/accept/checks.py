@@ -13,17 +13,16 @@ socket, its UUID) rather than by "whatever runs on this machine".
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hcisim.accept import gluster
-from hcisim.accept.gluster import GlusterError, VolumeInfo
+from hcisim.accept.remote import mount_answers
 from hcisim.accept.rows import CheckRow, row
-from hcisim.accept.ssh import Shell
+from hcisim.accept.ssh import Shell, gluster_of
 from hcisim.accept.storage import brick_rows, storage_mtu_rows
-from hcisim.accept.virt import expected_options, parse_group_file, same_value
+from hcisim.accept.virt import expected_options, same_value
+from hcisim.lab.gluster import GlusterError, VolumeInfo, parse_group_file
 from hcisim.scenario import Scenario, Volume
 
 
@@ -50,7 +49,7 @@ class ClusterView:
 
 def glusterd_process_rows(host: str, shell: Shell) -> list[CheckRow]:
     """This server's glusterd, told apart by its working directory (shared process tables)."""
-    res = shell.run("ps -eo pid=,comm=,args=", timeout_s=30)
+    res = shell.run(["ps", "-eo", "pid=,comm=,args="], 30)
     workdir = shell.target.glusterd_workdir
     mine = [line for line in res.stdout.splitlines()
             if _comm(line) == "glusterd" and _uses_workdir(line, workdir)]
@@ -76,7 +75,7 @@ def peer_rows(view: ClusterView) -> list[CheckRow]:
     rows = []
     for host, shell in view.shells.items():
         try:
-            peers = gluster.peers(shell)
+            peers = gluster_of(shell).peers()
         except GlusterError as exc:
             rows.append(row("peers connected", host, f"{want} peers in cluster", str(exc), False))
             continue
@@ -120,10 +119,10 @@ def option_rows(view: ClusterView, vol: Volume) -> list[CheckRow]:
         return []
     _, shell = view.first
     group_text = shell.run(
-        f"cat {shlex.quote(shell.target.glusterd_workdir)}/groups/virt", timeout_s=30)
+        ["cat", f"{shell.target.glusterd_workdir}/groups/virt"], 30)
     group = parse_group_file(group_text.stdout) if group_text.ok else None
     try:
-        actual = gluster.volume_options(shell, vol.name)
+        actual = gluster_of(shell).volume_options(vol.name)
     except GlusterError as exc:
         return [row("volume options", "cluster", "readable", str(exc), False, vol.name)]
     # ``volume get all`` leaves out user.* options (user.cifs is in the virt group); the
@@ -143,7 +142,7 @@ def shd_rows(view: ClusterView, vol: Volume) -> list[CheckRow]:
         return []
     _, shell = view.first
     try:
-        procs = gluster.volume_status(shell, vol.name)
+        procs = gluster_of(shell).volume_status(vol.name)
     except GlusterError as exc:
         return [row("self-heal daemon", "cluster", "online", str(exc), False, vol.name)]
     rows = []
@@ -166,7 +165,7 @@ def heal_rows(view: ClusterView, vol: Volume) -> list[CheckRow]:
         return []
     _, shell = view.first
     try:
-        bricks = gluster.heal_summary(shell, vol.name)
+        bricks = gluster_of(shell).heal_summary(vol.name)
     except GlusterError as exc:
         return [row("pending heal", "cluster", "0 entries", str(exc), False, vol.name)]
     unreadable = [b.brick for b in bricks if not b.connected or b.pending is None]
@@ -188,13 +187,29 @@ def clock_offsets(shells: dict[str, Shell],
     out: dict[str, tuple[float, float] | str] = {}
     for host, shell in shells.items():
         t0 = clock()
-        res = shell.run("date +%s.%N", timeout_s=30)
+        res = shell.run(["date", "+%s.%N"], 30)
         t1 = clock()
         try:
             out[host] = (float(res.stdout.strip()) - (t0 + t1) / 2, (t1 - t0) / 2)
         except ValueError:
             out[host] = res.stdout.strip()[:40]
     return out
+
+
+def mount_rows(view: ClusterView) -> list[CheckRow]:
+    """Each scenario volume mounted (FUSE, as oVirt mounts it) on each host, and answering:
+    a host that cannot reach a volume cannot run that volume's VMs."""
+    rows = []
+    want = "FUSE mount that answers"
+    for host, shell in view.shells.items():
+        own = [b.host for v in view.volumes.values() for b in v.bricks
+               if b.host_uuid == view.uuids.get(host)]
+        for vol in [v for v in view.sc.volumes if v.name in view.volumes]:  # else: missing
+            point, wrong = mount_answers(shell, vol.name, own)
+            rows.append(row("volume mounted", host, want,
+                            f"{point}: {wrong}" if point and wrong else wrong or str(point),
+                            not wrong, vol.name))
+    return rows
 
 
 def clock_rows(offsets: dict[str, tuple[float, float] | str],
@@ -218,7 +233,7 @@ def gather_view(sc: Scenario, shells: dict[str, Shell]) -> tuple[ClusterView, li
     for host, shell in shells.items():
         rows += glusterd_process_rows(host, shell)
         try:
-            uuids[host] = gluster.host_uuid(shell)
+            uuids[host] = gluster_of(shell).uuid()
             rows.append(row("glusterd answers", host, "CLI answers", f"uuid {uuids[host]}", True))
         except GlusterError as exc:
             rows.append(row("glusterd answers", host, "CLI answers", str(exc), False))
@@ -228,7 +243,7 @@ def gather_view(sc: Scenario, shells: dict[str, Shell]) -> tuple[ClusterView, li
         shell = shells[answering[0]]
         for vol in sc.volumes:
             try:
-                info = gluster.volume_info(shell, vol.name)
+                info = gluster_of(shell).volume_info(vol.name)
             except GlusterError:
                 info = None
             if info is not None:
@@ -258,6 +273,7 @@ def run_checks(sc: Scenario, shells: dict[str, Shell], clock_tolerance_s: float 
         rows += shd_rows(view, vol)
         rows += option_rows(view, vol)
         rows += heal_rows(view, vol)
+    rows += mount_rows(view)
     for host, shell in shells.items():
         rows += brick_rows(view.sc, host, shell, view.uuids.get(host), view.volumes)
     rows += storage_mtu_rows(sc, shells, view.uuids, view.volumes)

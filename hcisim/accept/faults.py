@@ -1,11 +1,12 @@
 """The scenario's faults on existing servers, each bounded on the server and always undone.
 
-brick crash: SIGKILL of the brick PID that ``gluster volume status`` reports (checked
-against the process's command line first), with a switch on the server that runs
-``gluster volume start VOL force`` after the bound. storage NIC loss: the switch itself
-takes the link down and brings it up after the bound. node power loss: the user's power
-commands, run here; a powered-off server cannot run a switch, so that bound is the
-controller's alone (docs/acceptance.md says so).
+The faults are the shared injector's (:mod:`hcisim.lab.faults`) on the hosts backend's
+machine (:mod:`hcisim.lab.hosts`); what is added here is the acceptance's safety. brick
+crash: refused unless every brick it hits runs; a switch on the server runs ``gluster
+volume start VOL force`` after the bound. storage NIC loss: the switch itself takes the
+link down and brings it up after the bound. node power loss: the user's power commands; a
+powered-off server cannot run a switch, so that bound is the controller's alone
+(docs/acceptance.md says so).
 
 Undo steps go on a :class:`RollbackLedger` as soon as their fault step is armed; the normal
 recovery is the same unwind that runs on errors and Ctrl-C.
@@ -14,17 +15,21 @@ recovery is the same unwind that runs on errors and Ctrl-C.
 from __future__ import annotations
 
 import shlex
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hcisim.accept import gluster
-from hcisim.accept.gluster import GlusterError, VolumeInfo
+from hcisim.accept.remote import mount_answers
 from hcisim.accept.rows import CheckRow, row
-from hcisim.accept.safety import FaultPolicy, RollbackLedger, deadman_command, disarm_command
-from hcisim.accept.ssh import Shell, SshError, connect
+from hcisim.accept.safety import FaultPolicy, RollbackLedger
+from hcisim.accept.ssh import Shell, SshError, gluster_of
 from hcisim.accept.storage import link_mtu, storage_interface
+from hcisim.lab.errors import LabError
+from hcisim.lab.faults import FaultInjector, fault_volume, mechanism
+from hcisim.lab.gluster import GlusterError, VolumeInfo
+from hcisim.lab.hosts import HostsMachine, deadman_command, disarm_command, link_is_up
+from hcisim.lab.node import sh
+from hcisim.lab.wait import wait_until
 from hcisim.observations import EventKind, Recorder
 from hcisim.scenario import Fault, Scenario
 
@@ -74,73 +79,100 @@ class FaultRun:
         return f"/tmp/hcisim-accept-{self.run_id}-{host}-{index}.pid"
 
 
+def machine(run: FaultRun) -> HostsMachine:
+    """The hosts backend's way of breaking these servers, with this run's clock."""
+    return HostsMachine(run.shells, {h: sh.target.glusterd_sock for h, sh in run.shells.items()},
+                        lambda host: storage_if_of(run, host), run.policy.power_off_cmd,
+                        run.policy.power_on_cmd,
+                        {h: sh.target.address for h, sh in run.shells.items()},
+                        run.power_boot_s, clock=run.clock, sleep=run.sleep)
+
+
 def inject(run: FaultRun, fault: Fault, index: int, ledger: RollbackLedger) -> float:
-    """Inject ``fault``; returns its bound in seconds. Undo steps are on ``ledger``."""
+    """Inject ``fault`` with the shared injector; returns its bound in seconds. Each undo
+    step is on ``ledger`` before the step it undoes runs."""
     bound = run.policy.bound_s(fault)
-    if fault.kind == "brick_crash":
-        _brick_crash(run, fault, index, ledger, bound)
-    elif fault.kind == "nic_loss":
-        _nic_loss(run, fault, index, ledger, bound)
-    elif fault.kind == "node_power_loss":
-        _power_loss(run, fault, ledger)
+    hosts = machine(run)
+    injector = FaultInjector(run.sc, hosts)
+    host, how = fault.target, mechanism(fault)
+    shell = run.shells[host]
+    pidfile = run.pidfile(host, index)
+    if how == "brick_kill":
+        vols = _running_bricks(run, host, fault_volume(fault))
+        undo = "; ".join(shlex.join(gluster_of(shell).argv("volume", "start", v, "force"))
+                         for v in vols)
+        if not shell.run(sh(deadman_command(pidfile, "true", undo, bound + SWITCH_GRACE_S)),
+                         30).ok:
+            raise FaultFailed(f"brick crash on {host}: could not arm the dead man's switch")
+        ledger.push(f"disarm the switch on {host}", _disarm(shell, pidfile))
+        ledger.push(f"start the bricks of {', '.join(vols)} on {host} (volume start force)",
+                    _undo(run, fault, injector, lambda: all(
+                        _bricks_online(run, host, v) for v in vols)))
+    elif how == "link":
+        ifname = storage_if_of(run, host)
+        if ifname is None or link_mtu(shell, ifname) is None:
+            raise FaultFailed(f"nic loss on {host}: storage interface not found")
+        if not link_is_up(shell, ifname):
+            raise FaultFailed(f"nic loss on {host}: {ifname} is already down; refusing")
+        hosts.switch = (pidfile, bound)
+        ledger.push(f"disarm the switch on {host}", _disarm(shell, pidfile))
+        ledger.push(f"bring {ifname} up on {host}", _undo(
+            run, fault, injector, lambda: True, patience_s=run.policy.max_fault_s))
+    elif how == "power":
+        ledger.push(f"power {host} on and wait for it (power-on command)", _undo(
+            run, fault, injector, lambda: all(
+                _bricks_online(run, host, v) for v in run.volumes_on(host)), tries=1))
     else:  # the policy refuses these before we get here
         raise FaultFailed(f"{fault.kind}: not supported on existing servers")
+    run.recorder.fault_event(run.now(), True, fault)
+    try:
+        injector.inject(fault)
+    except LabError as exc:
+        raise FaultFailed(f"{fault.kind} on {host}: {exc.reason}") from None
+    if how == "brick_kill":
+        for vol in run.volumes_on(host, fault_volume(fault)):
+            run.event("brick_down", f"{vol}/{host}", "brick_crash")
+            run.brick_up[f"{vol}/{host}"] = False
     return bound
 
 
-def _brick_crash(run: FaultRun, fault: Fault, index: int, ledger: RollbackLedger,
-                 bound: float) -> None:
-    host = fault.target
-    shell = run.shells[host]
-    cli = shell.target.gluster_cli()
-    victims = []
-    for vol in run.volumes_on(host, getattr(fault, "volume", None)):
-        procs = gluster.volume_status(shell, vol)
-        mine = [p for p in procs if p.kind == "brick" and p.peer_id == run.uuids.get(host)]
-        if not mine or not all(p.online and p.pid for p in mine):
+def _running_bricks(run: FaultRun, host: str, volume: str | None) -> list[str]:
+    """The volumes whose brick on ``host`` runs now: never make a host worse than found."""
+    vols = run.volumes_on(host, volume)
+    for vol in vols:
+        if not _bricks_online(run, host, vol):
             raise FaultFailed(f"brick crash on {host}: brick of {vol} is not running before "
                               "the fault; refusing to make the host worse")
-        victims += [(vol, p.path, p.pid) for p in mine]
-    pidfile = run.pidfile(host, index)
-    undo = "; ".join(f"{cli} volume start {shlex.quote(v)} force" for v in
-                     dict.fromkeys(v for v, _, _ in victims))
-    armed = shell.run(deadman_command(pidfile, "true", undo, bound + SWITCH_GRACE_S), 30)
-    if not armed.ok:
-        raise FaultFailed(f"brick crash on {host}: could not arm the dead man's switch")
-    ledger.push(f"disarm the switch on {host}",
-                lambda: shell.run(disarm_command(pidfile), 30).ok)
-    for vol in dict.fromkeys(v for v, _, _ in victims):
-        ledger.push(f"start the bricks of {vol} on {host} (volume start {vol} force)",
-                    _brick_start(run, host, vol))
-    run.event("fault_start", host, "brick_crash")
-    for vol, path, pid in victims:
-        # The PID must still be this brick's: never SIGKILL a reused PID.
-        kill = (f"tr '\\0' ' ' < /proc/{pid}/cmdline | grep -qF -- "
-                f"{shlex.quote('--brick-name ' + path)} && kill -9 {pid}")
-        if not shell.run(kill, 30).ok:
-            raise FaultFailed(f"brick crash on {host}: brick {vol}:{path} (pid {pid}) "
-                              "could not be killed")
-        run.event("brick_down", f"{vol}/{host}", "brick_crash")
-        run.brick_up[f"{vol}/{host}"] = False
+    return vols
 
 
-def _brick_start(run: FaultRun, host: str, vol: str) -> Callable[[], bool]:
+def _disarm(shell: Shell, pidfile: str) -> Callable[[], bool]:
+    return lambda: shell.run(sh(disarm_command(pidfile)), 30).ok
+
+
+def _undo(run: FaultRun, fault: Fault, injector: FaultInjector, back: Callable[[], bool],
+          tries: int = 3, patience_s: float = 0.0) -> Callable[[], bool]:
+    """Repair ``fault`` with the shared injector until ``back()`` says so: ``tries`` times,
+    or for ``patience_s`` more (SSH may ride on the cut link: the switch brings it back)."""
+    def attempt() -> bool:
+        injector.restore(fault)
+        return back()
+
     def undo() -> bool:
-        shell = run.shells[host]
-        for _ in range(3):
-            if gluster.start_volume_force(shell, vol) and _bricks_online(run, host, vol):
-                run.event("brick_up", f"{vol}/{host}", "volume start force")
-                run.brick_up[f"{vol}/{host}"] = True
-                return True
-            run.sleep(2.0)
-        return False
+        ok = wait_until(attempt, patience_s + 2.0 * (tries - 1), 2.0, clock=run.clock,
+                        sleep=run.sleep, ignore=(LabError, GlusterError))
+        if ok and mechanism(fault) == "brick_kill":
+            for vol in run.volumes_on(fault.target, fault_volume(fault)):
+                run.event("brick_up", f"{vol}/{fault.target}", "volume start force")
+                run.brick_up[f"{vol}/{fault.target}"] = True
+        return ok
 
     return undo
 
 
 def _bricks_online(run: FaultRun, host: str, vol: str) -> bool:
     try:
-        procs = gluster.volume_status(run.shells[host], vol)
+        procs = gluster_of(run.shells[host]).volume_status(vol)
     except (GlusterError, SshError):
         return False
     mine = [p for p in procs if p.kind == "brick" and p.peer_id == run.uuids.get(host)]
@@ -156,87 +188,6 @@ def storage_if_of(run: FaultRun, host: str) -> str | None:
     return storage_interface(shell, addrs[0]) if addrs else None
 
 
-def link_up(shell: Shell, ifname: str) -> bool:
-    res = shell.run(f"ip -o link show dev {shlex.quote(ifname)}", 30)
-    flags = res.stdout.split("<", 1)[-1].split(">", 1)[0].split(",")
-    return res.ok and "UP" in flags
-
-
-def _nic_loss(run: FaultRun, fault: Fault, index: int, ledger: RollbackLedger,
-              bound: float) -> None:
-    host = fault.target
-    shell = run.shells[host]
-    ifname = storage_if_of(run, host)
-    if ifname is None or link_mtu(shell, ifname) is None:
-        raise FaultFailed(f"nic loss on {host}: storage interface not found")
-    if not link_up(shell, ifname):
-        raise FaultFailed(f"nic loss on {host}: {ifname} is already down; refusing")
-    q = shlex.quote(ifname)
-    pidfile = run.pidfile(host, index)
-    # The switch is the fault: link down, sleep the bound, link up, on the server itself.
-    cmd = deadman_command(pidfile, f"ip link set {q} down", f"ip link set {q} up", bound)
-    ledger.push(f"disarm the switch on {host}", lambda: shell.run(disarm_command(pidfile), 30).ok)
-    ledger.push(f"bring {ifname} up on {host}", _link_restore(run, host, ifname))
-    run.event("fault_start", host, "nic_loss")
-    if not shell.run(cmd, 30).ok:
-        raise FaultFailed(f"nic loss on {host}: the switch did not start")
-
-
-def _link_restore(run: FaultRun, host: str, ifname: str) -> Callable[[], bool]:
-    def undo() -> bool:
-        shell = run.shells[host]
-        deadline = run.clock() + run.policy.max_fault_s + SWITCH_GRACE_S
-        while True:
-            try:
-                shell.run(f"ip link set {shlex.quote(ifname)} up", 30)
-                if link_up(shell, ifname):
-                    return True
-            except SshError:  # SSH may ride on the cut link: the switch brings it back
-                pass
-            if run.clock() > deadline:
-                return False
-            run.sleep(2.0)
-
-    return undo
-
-
-def _power_cmd(template: str, run: FaultRun, host: str) -> bool:
-    """Run the user's power command (never logged: it may hold BMC credentials)."""
-    cmd = template.format(host=host, address=run.shells[host].target.address)
-    try:
-        done = subprocess.run(["sh", "-c", cmd], capture_output=True, timeout=120, check=False)
-    except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0
-
-
-def _power_loss(run: FaultRun, fault: Fault, ledger: RollbackLedger) -> None:
-    host = fault.target
-    off, on = run.policy.power_off_cmd, run.policy.power_on_cmd
-    assert off is not None and on is not None  # the policy refuses otherwise
-
-    def power_on() -> bool:
-        if not _power_cmd(on, run, host):
-            return False
-        deadline = run.clock() + run.power_boot_s
-        while run.clock() < deadline:
-            try:
-                connect(run.shells[host])
-                break
-            except SshError:
-                run.sleep(5.0)
-        else:
-            return False
-        for vol in run.volumes_on(host):
-            gluster.start_volume_force(run.shells[host], vol)
-        return all(_bricks_online(run, host, v) for v in run.volumes_on(host))
-
-    ledger.push(f"power {host} on and wait for it (power-on command)", power_on)
-    run.event("fault_start", host, "node_power_loss")
-    if not _power_cmd(off, run, host):
-        raise FaultFailed(f"node power loss on {host}: the power-off command failed")
-
-
 # --- recovery checks ----------------------------------------------------------------
 
 
@@ -247,6 +198,7 @@ class HostHealth:
     bricks_online: frozenset[str]
     storage_link_up: bool | None
     peers_connected: int
+    mounts_answering: frozenset[str] = frozenset()  # volumes mounted here and answering
 
 
 def host_health(run: FaultRun, host: str) -> HostHealth:
@@ -254,17 +206,22 @@ def host_health(run: FaultRun, host: str) -> HostHealth:
     online: set[str] = set()
     for vol in run.volumes_on(host):
         try:
-            for p in gluster.volume_status(shell, vol):
+            for p in gluster_of(shell).volume_status(vol):
                 if p.kind == "brick" and p.peer_id == run.uuids.get(host) and p.online:
                     online.add(f"{vol}:{p.path}")
         except GlusterError:
             pass
     ifname = storage_if_of(run, host)
     try:
-        peers = sum(1 for p in gluster.peers(shell) if p.connected)
+        peers = sum(1 for p in gluster_of(shell).peers() if p.connected)
     except GlusterError:
         peers = 0
-    return HostHealth(frozenset(online), link_up(shell, ifname) if ifname else None, peers)
+    own = [b.host for v in run.volumes.values() for b in v.bricks
+           if b.host_uuid == run.uuids.get(host)]
+    mounts = frozenset(v.name for v in run.sc.volumes
+                       if v.name in run.volumes and not mount_answers(shell, v.name, own)[1])
+    return HostHealth(frozenset(online), link_is_up(shell, ifname) if ifname else None, peers,
+                      mounts)
 
 
 def restore_rows(host: str, before: HostHealth, after: HostHealth | None,
@@ -283,6 +240,9 @@ def restore_rows(host: str, before: HostHealth, after: HostHealth | None,
         gaps.append("storage link down")
     if after.peers_connected < before.peers_connected:
         gaps.append(f"peers connected {after.peers_connected} < {before.peers_connected}")
+    dead = sorted(before.mounts_answering - after.mounts_answering)
+    if dead:
+        gaps.append(f"volumes not mounted or not answering: {', '.join(dead)}")
     gaps += [f"undo failed: {f}" for f in failed_undo]
     return [row("host restored", host, "as before the fault",
                 "restored" if not gaps else "NOT RESTORED: " + "; ".join(gaps), not gaps)]

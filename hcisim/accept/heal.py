@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hcisim.accept import gluster
 from hcisim.accept.faults import FaultRun
-from hcisim.accept.gluster import GlusterError
-from hcisim.accept.ssh import Shell, SshError
+from hcisim.accept.ssh import Shell, SshError, gluster_of
+from hcisim.lab.gluster import GlusterError
+from hcisim.lab.heal import healed
+from hcisim.lab.timeline import has_quorum
+from hcisim.lab.wait import wait_until
 
 
 @dataclass(frozen=True)
@@ -22,16 +24,13 @@ class VolumeSample:
     up: dict[str, bool]  # scenario host -> brick online
     pending_entries: dict[str, int]  # scenario host -> entries waiting to be healed to it
 
-    @property
-    def total_pending(self) -> int:
-        return sum(self.pending_entries.values())
 
 
 def sample(run: FaultRun, shell: Shell, volume: str, faulted: str) -> VolumeSample | None:
     """One look at ``volume`` from ``shell``'s host; rows go to the run's recorder."""
     try:
-        procs = gluster.volume_status(shell, volume)
-        heal = gluster.heal_summary(shell, volume, timeout_s=60)
+        procs = gluster_of(shell).volume_status(volume)
+        heal = gluster_of(shell).heal_summary(volume, timeout_s=60)
     except (GlusterError, SshError):
         return None
     sc_vol = run.sc.volume(volume)
@@ -55,8 +54,7 @@ def sample(run: FaultRun, shell: Shell, volume: str, faulted: str) -> VolumeSamp
             run.brick_up[key] = is_up
     t = run.now()
     shard = sc_vol.options.shard_block_size_mib * 1024 * 1024
-    quorum = sum(up.values()) >= 2 and (sc_vol.type != "arbiter" or any(
-        up[b.host] for b in sc_vol.data_bricks))
+    quorum = has_quorum(sc_vol, tuple(up[b.host] for b in sc_vol.bricks))
     for b in sc_vol.bricks:
         role = "arbiter" if sc_vol.is_arbiter(b.host) else "data"
         run.recorder.add("volume_state", t, volume, b.host, role, up[b.host],
@@ -66,14 +64,8 @@ def sample(run: FaultRun, shell: Shell, volume: str, faulted: str) -> VolumeSamp
 
 def trigger_heal(run: FaultRun, shell: Shell, volume: str, attempts: int = 10) -> bool:
     """``gluster volume heal VOL``: right after a brick returns glusterd may refuse it."""
-    for _ in range(attempts):
-        try:
-            if gluster.start_heal(shell, volume):
-                return True
-        except SshError:
-            pass
-        run.sleep(3.0)
-    return False
+    return wait_until(lambda: gluster_of(shell).start_heal(volume, timeout_s=0), 3.0 * attempts,
+                      3.0, clock=run.clock, sleep=run.sleep, ignore=(SshError,))
 
 
 def wait_for_heal(run: FaultRun, volumes: list[str], faulted: str, timeout_s: float,
@@ -87,20 +79,16 @@ def wait_for_heal(run: FaultRun, volumes: list[str], faulted: str, timeout_s: fl
     for vol in volumes:
         run.event("heal_start", f"{vol}/{faulted}")
         trigger_heal(run, shell, vol)
-    deadline = run.clock() + timeout_s
-    while True:
-        for vol in volumes:
-            if done[vol] is not None:
-                continue
+
+    def all_healed() -> bool:
+        for vol in [v for v in volumes if done[v] is None]:
             s = sample(run, shell, vol, faulted)
-            if s is None:
-                continue
-            if s.total_pending == 0 and all(s.up.values()):
+            if s is not None and healed(s.up.values(), s.pending_entries.values()):
                 done[vol] = run.now()
                 run.event("heal_done", f"{vol}/{faulted}")
-        if all(t is not None for t in done.values()) or run.clock() > deadline:
-            break
-        run.sleep(every_s)
+        return all(t is not None for t in done.values())
+
+    wait_until(all_healed, timeout_s, every_s, clock=run.clock, sleep=run.sleep)
     for vol in volumes:
         shard = run.sc.volume(vol).options.shard_block_size_mib * 1024 * 1024
         end = done[vol] if done[vol] is not None else run.now()

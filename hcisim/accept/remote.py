@@ -1,13 +1,6 @@
-"""Small facts and file moves on a server: where a volume is mounted, files in and out.
-
-Files travel base64-encoded through the command channel, so nothing beyond a POSIX shell,
-``base64`` and ``python3`` (for the write history) is needed on the servers.
-"""
+"""Where a volume is mounted on a server (files move with :mod:`hcisim.lab.node`)."""
 
 from __future__ import annotations
-
-import base64
-import shlex
 
 from hcisim.accept.ssh import Shell
 
@@ -32,7 +25,7 @@ def parse_fuse_mounts(proc_mounts: str, volume: str) -> list[tuple[str, str]]:
 def find_mount(shell: Shell, volume: str, own_addresses: list[str]) -> str | None:
     """This server's mount of ``volume``: one served by its own address if several exist
     (namespace-lab nodes see every node's mounts), else the first one."""
-    res = shell.run("cat /proc/mounts", timeout_s=30)
+    res = shell.run(["cat", "/proc/mounts"], 30)
     mounts = parse_fuse_mounts(res.stdout, volume)
     for server, point in mounts:
         if server in own_addresses:
@@ -40,21 +33,10 @@ def find_mount(shell: Shell, volume: str, own_addresses: list[str]) -> str | Non
     return mounts[0][1] if mounts else None
 
 
-def push_file(shell: Shell, path: str, content: bytes, mode: str = "0644") -> None:
-    data = base64.b64encode(content).decode()
-    q = shlex.quote(path)
-    res = shell.run(f"umask 077; printf %s {shlex.quote(data)} | base64 -d > {q} && "
-                    f"chmod {mode} {q}", timeout_s=60)
-    if not res.ok:
-        raise RemoteError(f"{shell.target.label}: cannot write {path}: {res.stderr.strip()}")
-
-
-def fetch_file(shell: Shell, path: str, timeout_s: float = 120.0) -> bytes | None:
-    """The file's bytes, or None when it does not exist or cannot be read."""
-    res = shell.run(f"base64 -w0 {shlex.quote(path)}", timeout_s=timeout_s)
-    if not res.ok:
-        return None
-    try:
-        return base64.b64decode(res.stdout.strip())
-    except ValueError:
-        return None
+def mount_answers(shell: Shell, volume: str, own_addresses: list[str]) -> tuple[str | None, str]:
+    """(mount point or None, what is wrong with it or ""): mounted and answering ``stat -f``."""
+    point = find_mount(shell, volume, own_addresses)
+    if point is None:
+        return None, "not mounted"
+    res = shell.run(["stat", "-f", "-c", "%T", point], 15)
+    return point, "" if res.ok and "fuse" in res.stdout else res.tail

@@ -17,7 +17,8 @@ from typing import Any
 
 from hcisim.accept import baseline as base
 from hcisim.accept.checks import CheckReport, run_checks
-from hcisim.accept.faults import FaultFailed, FaultRun, HostHealth, host_health, inject
+from hcisim.accept.faults import FaultFailed, FaultRun, HostHealth, host_health
+from hcisim.accept.faults import inject as inject_fault
 from hcisim.accept.faults import restore_rows as restored
 from hcisim.accept.heal import sample, wait_for_heal
 from hcisim.accept.remote import RemoteError
@@ -25,7 +26,17 @@ from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.safety import DEFAULT_MAX_FAULT_S, FaultPolicy, RollbackLedger
 from hcisim.accept.ssh import Shell, SshError, SshOptions, connect, ssh_session
 from hcisim.accept.targets import HostTarget, bind_targets
-from hcisim.accept.writes import cleanup, collect, placements, start_writers, stop_writers
+from hcisim.accept.writes import (
+    RemoteWriter,
+    cleanup,
+    collect,
+    placements,
+    start_writers,
+    stop_writers,
+)
+from hcisim.lab.errors import LabError
+from hcisim.lab.faults import mechanism
+from hcisim.lab.schedule import play
 from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Fault, Scenario
 
@@ -116,21 +127,18 @@ def accept_on(sc: Scenario, bound: dict[str, HostTarget], shells: dict[str, Shel
     refusals: list[str] = []
     fault_rows: list[CheckRow] = []
     interrupted = False
-    for i, fault in enumerate(sorted(sc.faults, key=lambda f: f.at_s)):
+    allowed = []
+    for fault in sc.faults:
         why = policy.refusal(fault)
-        if why is not None:
+        if why is None:
+            allowed.append(fault)
+        else:
             refusals.append(why)
             progress(why)
-            continue
-        progress(f"fault {fault.kind} on {fault.target}")
-        try:
-            got, interrupted = fault_cycle(run, fault, i, opts, report.offset_s())
-        except (SshError, RemoteError, FaultFailed) as exc:
-            got = [row("fault injected", fault.target, fault.kind, str(exc), False)]
-        fault_rows += got
-        if interrupted:
-            notes.append("interrupted (Ctrl-C) during a fault: hosts were restored first")
-            break
+    if allowed:
+        fault_rows, interrupted = play_faults(run, allowed, opts, report.offset_s(), progress)
+    if interrupted:
+        notes.append("interrupted (Ctrl-C) during a fault: hosts were restored first")
     obs = rec.build(ENGINE, sc.name, sc.seed, time.time() - t0, meta={
         "targets": {h: t.url for h, t in bound.items()},
         "access": access or {},
@@ -171,75 +179,134 @@ def _baseline(sc: Scenario, shells: dict[str, Shell], report: CheckReport, rec: 
     return base.compare(jobs, measured, base.model_prediction(sc, opts.baseline_s)), note
 
 
-def fault_cycle(run: FaultRun, fault: Fault, index: int, opts: AcceptOptions,
-                offsets: dict[str, float]) -> tuple[list[CheckRow], bool]:
-    """One fault: writers on, inject, hold for the bound, undo (always), heal, judge.
+@dataclass
+class Cycle:
+    """One fault on the servers, from its writers and injection to its judged recovery."""
 
-    Returns the rows and whether the user interrupted (Ctrl-C): the undo steps run either
-    way, and the restore check still says whether each host is back as it was.
-    """
-    host = fault.target
-    before: HostHealth = host_health(run, host)
-    bound = run.policy.bound_s(fault)
-    where = placements(run, host if fault.kind == "node_power_loss" else None)
-    until = time.time() + opts.settle_s + bound + opts.heal_timeout_s + 120
+    fault: Fault
+    index: int
+    before: HostHealth
+    writers: list[RemoteWriter]
+    ledger: RollbackLedger = field(default_factory=RollbackLedger)
+    rows: list[CheckRow] = field(default_factory=list)
+    injected: bool = False
+    t_end: float = 0.0  # when its bound is up (the run's clock)
+
+
+def play_faults(run: FaultRun, faults: list[Fault], opts: AcceptOptions,
+                offsets: dict[str, float], progress: Progress = _quiet
+                ) -> tuple[list[CheckRow], bool]:
+    """The allowed faults on the shared timeline player (each at its ``at_s`` from now,
+    held for its bound), sampling the volumes while one is on. The undo steps of every
+    fault run whatever happens, Ctrl-C included; returns the rows and whether the user
+    interrupted."""
+    cycles: dict[int, Cycle] = {}
+    index = {id(f): i for i, f in enumerate(faults)}
     rows: list[CheckRow] = []
-    ledger = RollbackLedger()
-    named: str | None = getattr(fault, "volume", None)
-    volumes = run.volumes_on(host, named) or [v.name for v in run.sc.volumes]
+
+    def inject(f: Fault) -> float:
+        progress(f"fault {f.kind} on {f.target}")
+        what = f"{f.kind} for {run.policy.bound_s(f):g} s"
+        try:
+            c = cycles[index[id(f)]] = start_cycle(run, f, index[id(f)], opts)
+        except (LabError, RemoteError) as exc:  # no writers: the host was not touched
+            rows.append(row("fault injected", f.target, what, str(exc), False, _volume(f)))
+            return run.clock()
+        t = run.clock()
+        try:
+            c.t_end = t + inject_fault(run, f, c.index, c.ledger)
+            c.injected = True
+            c.rows.append(row("fault injected", f.target, what, "injected", True, _volume(f)))
+        except (FaultFailed, LabError, RemoteError) as exc:
+            c.rows.append(row("fault injected", f.target, what, str(exc), False, _volume(f)))
+        return t
+
+    def restore(f: Fault) -> float:
+        c = cycles.get(index[id(f)])
+        if c is not None and c.injected:  # held for its whole bound from its real start
+            while (left := c.t_end - run.clock()) > 0:
+                hold(min(left, 1.0))
+        t = run.clock()
+        if (c := cycles.pop(index[id(f)], None)) is not None:
+            rows.extend(finish_cycle(run, c, opts, offsets))
+        return t
+
+    last_sample = [float("-inf")]
+
+    def hold(seconds: float) -> None:
+        """Sleep, sampling the faulted volumes from another host every 2 s while a fault
+        is on (never close to the fault's end: it must not outlast its bound)."""
+        now = run.clock()
+        if now - last_sample[0] >= 2.0:
+            last_sample[0] = now
+            for c in [c for c in cycles.values() if c.injected and c.t_end - now > SAMPLE_MARGIN_S]:
+                _, watch = run.survivor(c.fault.target)
+                for vol in fault_volumes(run, c.fault):
+                    sample(run, watch, vol, c.fault.target)
+        run.sleep(max(0.0, seconds - (run.clock() - now)))
+
+    t0 = run.clock() + opts.settle_s
+    duration = max(f.at_s + run.policy.bound_s(f) for f in faults) + 1.0
     interrupted = False
-    writers = start_writers(run, f"f{index}", where, until)
     try:
-        try:
-            run.sleep(opts.settle_s)
-            inject(run, fault, index, ledger)
-            rows.append(row("fault injected", host, f"{fault.kind} for {bound:g} s",
-                            "injected", True, named or ""))
-            _hold(run, host, volumes, bound)
-        except (FaultFailed, SshError, RemoteError) as exc:
-            rows.append(row("fault injected", host, f"{fault.kind} for {bound:g} s", str(exc),
-                            False, named or ""))
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            try:
-                ledger.unwind()
-            except KeyboardInterrupt:  # held during the unwind, raised after it
-                interrupted = True
-            run.event("fault_end", host, fault.kind)
-        try:
-            wait_for_heal(run, volumes, host, 30.0 if interrupted else opts.heal_timeout_s)
-        except KeyboardInterrupt:
-            interrupted = True
+        play(faults, t0, duration, inject, restore, bound=run.policy.bound_s, clock=run.clock,
+             sleep=hold)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
-        stop_writers(run, writers)
-    results = collect(run, writers, offsets)
+        for c in list(cycles.values()):  # still on (interrupted, or a step failed)
+            rows.extend(finish_cycle(run, c, opts, offsets, interrupted=True))
+    return rows, interrupted
+
+
+def _volume(f: Fault) -> str:
+    return getattr(f, "volume", None) or ""
+
+
+def fault_volumes(run: FaultRun, f: Fault) -> list[str]:
+    return run.volumes_on(f.target, getattr(f, "volume", None)) or [
+        v.name for v in run.sc.volumes]
+
+
+def start_cycle(run: FaultRun, fault: Fault, index: int, opts: AcceptOptions) -> Cycle:
+    """Health read before, the write history started on every VM's host (not on a host
+    about to lose power) and given time to settle."""
+    host = fault.target
+    bound = run.policy.bound_s(fault)
+    settled = run.clock() + opts.settle_s  # the same lead for every fault: at_s stays exact
+    where = placements(run, host if mechanism(fault) == "power" else None)
+    until = time.time() + opts.settle_s + bound + opts.heal_timeout_s + 120
+    c = Cycle(fault, index, host_health(run, host),
+              start_writers(run, f"f{index}", where, until))
+    run.sleep(max(0.0, settled - run.clock()))
+    return c
+
+
+def finish_cycle(run: FaultRun, c: Cycle, opts: AcceptOptions, offsets: dict[str, float],
+                 interrupted: bool = False) -> list[CheckRow]:
+    """Undo (always), heal, stop the writers and judge them, and say whether the host is
+    back as it was."""
+    host, fault = c.fault.target, c.fault
+    try:
+        c.ledger.unwind()
+    finally:
+        run.recorder.fault_event(run.now(), False, fault)
+        try:
+            wait_for_heal(run, fault_volumes(run, fault), host,
+                          30.0 if interrupted else opts.heal_timeout_s)
+        finally:
+            stop_writers(run, c.writers)
+    results = collect(run, c.writers, offsets)
     lost = sum(r.lost_count for r in results)
     acked = sum(len(r.acked) for r in results)
-    rows.append(row("acknowledged writes kept", "cluster", "0 lost",
-                    f"{lost} lost of {acked} acknowledged", lost == 0 and acked > 0))
-    cleanup(run, writers)
+    c.rows.append(row("acknowledged writes kept", "cluster", "0 lost",
+                      f"{lost} lost of {acked} acknowledged", lost == 0 and acked > 0))
+    cleanup(run, c.writers)
     try:
         after: HostHealth | None = host_health(run, host)
     except SshError:
         after = None
-    rows += restored(host, before, after, ledger.failed)
-    return rows, interrupted
-
-
-def _hold(run: FaultRun, host: str, volumes: list[str], bound: float) -> None:
-    """Keep the fault for its bound, sampling the volumes from another host meanwhile.
-
-    A sample can take seconds while a node is silent (glusterd waits for it), so none is
-    started close to the end: the fault must not outlast its bound because we were looking.
-    """
-    _, watch = run.survivor(host)
-    end = run.clock() + bound
-    while run.clock() < end - SAMPLE_MARGIN_S:
-        for vol in volumes:
-            sample(run, watch, vol, host)
-        run.sleep(min(2.0, max(0.0, end - SAMPLE_MARGIN_S - run.clock())))
-    run.sleep(max(0.0, end - run.clock()))
+    return [*c.rows, *restored(host, c.before, after, c.ledger.failed)]
 
 
 def observe_hosts(sc: Scenario, hosts: str | list[HostTarget], ssh: SshOptions | None = None,

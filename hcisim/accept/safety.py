@@ -15,7 +15,6 @@ and rollbacks that always run.
 from __future__ import annotations
 
 import contextlib
-import shlex
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,29 +59,6 @@ class FaultPolicy:
         """The fault's duration, never more than the hard upper bound."""
         want = fault.duration_s if fault.duration_s is not None else self.max_fault_s
         return min(want, self.max_fault_s)
-
-
-def deadman_command(pidfile: str, inject: str, undo: str, bound_s: float) -> str:
-    """A detached shell on the server: ``inject``, sleep the bound, ``undo``.
-
-    It lives in its own session (setsid) with no terminal and no inherited descriptors, so
-    neither the end of the SSH session nor the death of the controller stops it. Its PID
-    (also its process group) goes to ``pidfile`` so that the controller can disarm it after
-    undoing the fault itself.
-    """
-    body = (f"echo $$ > {shlex.quote(pidfile)}; {inject}; sleep {max(1, round(bound_s))}; "
-            f"{undo}; rm -f {shlex.quote(pidfile)}")
-    return (f"S=$(command -v setsid || true); $S nohup sh -c {shlex.quote(body)} "
-            f">/dev/null 2>&1 </dev/null & sleep 0.2; test -s {shlex.quote(pidfile)}")
-
-
-def disarm_command(pidfile: str) -> str:
-    """Stop a dead man's switch (its whole process group) once the controller has undone
-    the fault itself; harmless if it already fired."""
-    q = shlex.quote(pidfile)
-    return (f"if [ -s {q} ]; then p=$(cat {q}); case $p in *[!0-9]*|'') ;; "
-            f"*) kill -TERM -- -$p 2>/dev/null || kill -TERM $p 2>/dev/null;; esac; fi; "
-            f"rm -f {q}")
 
 
 @dataclass

@@ -14,9 +14,10 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from hcisim.accept.gluster import GlusterError, VolumeInfo, parse_xfs_info
 from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.ssh import Shell
+from hcisim.lab.gluster import GlusterError, VolumeInfo
+from hcisim.lab.node import sh
 from hcisim.scenario import Scenario
 
 MOUNT_OPTIONS = ("inode64", "noatime", "nodiratime")
@@ -24,6 +25,25 @@ XFS_ISIZE = 512
 XFS_NAMING_BSIZE = 8192
 ARBITER_BYTES_PER_FILE = 4096
 MIN_FREE_PCT = 10.0  # cluster.min-free-disk default
+
+
+@dataclass(frozen=True)
+class XfsInfo:
+    isize: int
+    naming_bsize: int
+    bsize: int
+    imaxpct: int
+
+
+def parse_xfs_info(text: str) -> XfsInfo:
+    def num(pattern: str) -> int:
+        m = re.search(pattern, text, re.S)
+        if not m:
+            raise GlusterError(f"xfs_info: no {pattern!r} in {text.strip()[:200]!r}")
+        return int(m.group(1))
+
+    return XfsInfo(isize=num(r"isize=(\d+)"), naming_bsize=num(r"naming\s+=.*?bsize=(\d+)"),
+                   bsize=num(r"\ndata\s+=.*?bsize=(\d+)"), imaxpct=num(r"imaxpct=(\d+)"))
 
 
 @dataclass
@@ -68,8 +88,8 @@ def local_filesystems(sc: Scenario, shell: Shell, uuid: str,
         for b in info.bricks:
             if b.host_uuid != uuid:
                 continue
-            res = shell.run(f"findmnt -n -o FSTYPE,OPTIONS,TARGET -T {shlex.quote(b.path)}",
-                            timeout_s=30)
+            res = shell.run(["findmnt", "-n", "-o", "FSTYPE,OPTIONS,TARGET", "-T", b.path],
+                            30)
             fstype, options, target = parse_findmnt(res.stdout)
             fs = found.setdefault(target, BrickFs(target, fstype, options))
             fs.bricks.append(f"{vol.name}:{b.path}")
@@ -108,7 +128,7 @@ def brick_rows(sc: Scenario, host: str, shell: Shell, uuid: str | None,
 
 
 def _xfs_rows(host: str, shell: Shell, target: str, subject: str) -> list[CheckRow]:
-    res = shell.run(f"xfs_info {shlex.quote(target)}", timeout_s=30)
+    res = shell.run(["xfs_info", target], 30)
     try:
         xfs = parse_xfs_info(res.stdout)
     except GlusterError as exc:
@@ -122,8 +142,7 @@ def _xfs_rows(host: str, shell: Shell, target: str, subject: str) -> list[CheckR
 
 
 def _space_rows(host: str, shell: Shell, fs: BrickFs, subject: str) -> list[CheckRow]:
-    res = shell.run(f"df -B1 --output=size,avail,itotal,iavail {shlex.quote(fs.target)}",
-                    timeout_s=30)
+    res = shell.run(["df", "-B1", "--output=size,avail,itotal,iavail", fs.target], 30)
     try:
         size, avail, itotal, iavail = parse_df(res.stdout)
     except GlusterError as exc:
@@ -146,12 +165,12 @@ def storage_interface(shell: Shell, address: str) -> str | None:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        res = shell.run(f"getent ahosts {shlex.quote(address)} | awk 'NR==1{{print $1}}'",
-                        timeout_s=30)
+        res = shell.run(sh(f"getent ahosts {shlex.quote(address)} | awk 'NR==1{{print $1}}'"),
+                        30)
         ip = res.stdout.strip()
         if not ip:
             return None
-    res = shell.run("ip -o addr show", timeout_s=30)
+    res = shell.run(["ip", "-o", "addr", "show"], 30)
     for line in res.stdout.splitlines():
         parts = line.split()
         if len(parts) > 3 and parts[2] in ("inet", "inet6") and parts[3].split("/")[0] == ip:
@@ -161,7 +180,7 @@ def storage_interface(shell: Shell, address: str) -> str | None:
 
 def link_mtu(shell: Shell, ifname: str) -> int | None:
     # netlink (ip), not /sys/class/net: sysfs shows the namespace it was mounted in.
-    res = shell.run(f"ip -o link show dev {shlex.quote(ifname)}", timeout_s=30)
+    res = shell.run(["ip", "-o", "link", "show", "dev", ifname], 30)
     m = re.search(r"\bmtu (\d+)", res.stdout)
     return int(m.group(1)) if m else None
 

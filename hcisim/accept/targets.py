@@ -58,11 +58,6 @@ class HostTarget:
     def label(self) -> str:
         return f"{self.name} ({self.url})" if self.name else self.url
 
-    def gluster_cli(self) -> str:
-        """The gluster CLI invocation for this server (non-interactive, its own glusterd)."""
-        sock = f" --glusterd-sock={self.glusterd_sock}" if self.glusterd_sock else ""
-        return f"gluster --mode=script --wignore{sock}"
-
 
 def parse_target(text: str) -> HostTarget:
     """One ``ssh://[user@]host[:port][?query]`` string, or TargetError saying what is wrong."""

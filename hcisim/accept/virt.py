@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from hcisim.lab.gluster import plain_number, scenario_options
 from hcisim.scenario import Volume
 
 VIRT_GROUP_10_3: dict[str, str] = {
@@ -37,42 +38,6 @@ _BOOLEAN_HINT = ("features.shard", "cluster.choose-local", "cluster.eager-lock",
                  "performance.", "network.remote-dio", "user.cifs")
 
 
-def parse_group_file(text: str) -> dict[str, str]:
-    """``key=value`` lines of a Gluster group file (comments and blanks ignored)."""
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def scenario_options(vol: Volume) -> dict[str, str]:
-    """The options the scenario itself sets (they win over the group's values)."""
-    o = vol.options
-    out = {
-        "network.ping-timeout": _num(o.ping_timeout_s),
-        "server.tcp-user-timeout": _num(o.tcp_user_timeout_s),
-        "features.shard-block-size": f"{o.shard_block_size_mib}MB",
-        "cluster.shd-max-threads": str(o.shd_max_threads),
-        "cluster.heal-timeout": _num(o.heal_timeout_s),
-        "cluster.quorum-type": o.quorum_type,
-        "cluster.server-quorum-type": o.server_quorum_type,
-        "cluster.data-self-heal-algorithm": o.data_self_heal_algorithm,
-        "cluster.choose-local": "on" if o.choose_local else "off",
-        "cluster.eager-lock": "enable" if o.eager_lock else "disable",
-    }
-    if o.quorum_type == "fixed" and o.quorum_count is not None:
-        out["cluster.quorum-count"] = str(o.quorum_count)
-    return out
-
-
 def expected_options(vol: Volume, group: dict[str, str] | None) -> dict[str, str]:
     """Every option the acceptance checks on ``vol``, with the value it must have."""
     expected = dict(group if group else VIRT_GROUP_10_3)
@@ -91,7 +56,7 @@ def normalise(option: str, value: str) -> str:
     m = _SIZE.match(value.strip())
     if m:
         n = float(m.group(1)) * _UNITS[m.group(2).upper()]
-        return _num(n)
+        return plain_number(n)
     return v
 
 

@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from hcisim.accept.faults import FaultRun
-from hcisim.accept.remote import RemoteError, fetch_file, find_mount, push_file
+from hcisim.accept.remote import RemoteError, find_mount
 from hcisim.accept.ssh import Shell
 from hcisim.lab import history_writer
 from hcisim.lab.history import CheckResult, History, bad_intervals, check, parse_history, per_second
+from hcisim.lab.node import fetch_file, put_file, sh
+from hcisim.placement import initial_placement
 
 RECORD_BYTES = 64
 PER_FILE = 65536
@@ -44,16 +46,11 @@ class RemoteWriter:
 
 
 def placements(run: FaultRun, skip_host: str | None) -> list[tuple[str, str, str]]:
-    """(vm, host, volume) for each VM disk; VMs without a host go round-robin."""
-    out = []
-    hosts = list(run.shells)
-    for i, vm in enumerate(run.sc.vms):
-        host = vm.host or hosts[i % len(hosts)]
-        if host == skip_host or host not in run.shells:
-            continue
-        for d in vm.disks:
-            out.append((vm.name, host, d.volume))
-    return out
+    """(vm, host, volume) for each VM disk, on the VM's host in the shared placement."""
+    where = initial_placement(run.sc)
+    return [(vm.name, host, d.volume) for vm in run.sc.vms for d in vm.disks
+            if (host := where[vm.name]) is not None and host != skip_host
+            and host in run.shells]
 
 
 def own_addresses(run: FaultRun, host: str) -> list[str]:
@@ -74,7 +71,7 @@ def start_writers(run: FaultRun, tag: str, where: list[tuple[str, str, str]],
                               "(the write history needs the host's FUSE mount)")
         base = f"/tmp/hcisim-accept-{run.run_id}-{host}"
         if host not in pushed:
-            push_file(shell, f"{base}-writer.py", script)
+            put_file(shell, f"{base}-writer.py", script)
             pushed.add(host)
         rel = f".hcisim-accept/{run.run_id}/{tag}-{vm}-{volume}"
         w = RemoteWriter(vm, host, volume, mount, rel, f"{base}-{tag}-{vm}-{volume}.log",
@@ -86,7 +83,7 @@ def start_writers(run: FaultRun, tag: str, where: list[tuple[str, str, str]],
                f"--interval {INTERVAL_S} --size {RECORD_BYTES} --per-file {PER_FILE} "
                f"--until {until_epoch:.3f} >/dev/null 2>&1 </dev/null & "
                f"echo $! > {shlex.quote(w.pidfile)}")
-        if not shell.run(cmd, 30).ok:
+        if not shell.run(sh(cmd), 30).ok:
             raise RemoteError(f"{shell.target.label}: the history writer did not start")
         writers.append(w)
     return writers
@@ -97,7 +94,7 @@ def stop_writers(run: FaultRun, writers: list[RemoteWriter]) -> None:
         q = shlex.quote(w.pidfile)
         with contextlib.suppress(Exception):  # it stops by itself at --until anyway
             run.shells[w.host].run(
-                f"[ -s {q} ] && kill -TERM $(cat {q}) 2>/dev/null; rm -f {q}", 30)
+                sh(f"[ -s {q} ] && kill -TERM $(cat {q}) 2>/dev/null; rm -f {q}"), 30)
 
 
 def _data_bricks(run: FaultRun, volume: str) -> list[tuple[Shell, str]]:
@@ -180,6 +177,6 @@ def cleanup(run: FaultRun, writers: list[RemoteWriter]) -> None:
         shell = run.shells[w.host]
         top = f"{shlex.quote(w.mount)}/.hcisim-accept"
         with contextlib.suppress(Exception):  # best effort: docs say what a run writes
-            shell.run(f"rm -rf {top}/{run.run_id} {shlex.quote(w.log)} "
-                      f"/tmp/hcisim-accept-{run.run_id}-{w.host}-writer.py; "
-                      f"rmdir {top} 2>/dev/null; true", 60)
+            shell.run(sh(f"rm -rf {top}/{run.run_id} {shlex.quote(w.log)} "
+                         f"/tmp/hcisim-accept-{run.run_id}-{w.host}-writer.py; "
+                         f"rmdir {top} 2>/dev/null; true"), 60)

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from hcisim.cli import UserError, err, friendly, out
+from hcisim.lab.errors import LabError
+
+if TYPE_CHECKING:
+    from hcisim.lab.backend import Backend
 
 
-def _one_lab(name: str | None) -> str:
-    from hcisim.lab.netns.reclaim import all_lab_names
+def _attach(name: str | None) -> Backend:
+    """The lab that is up (any backend, through the registry), or a UserError saying why."""
+    from hcisim.lab.backend import attach_lab
 
-    if name is not None:
-        return name
-    names = all_lab_names()
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise UserError("no lab is up (start one with `hcisim lab up SCENARIO`)")
-    raise UserError(f"several labs are up ({', '.join(names)}): say which with --name")
+    try:
+        return attach_lab(name)
+    except LabError as exc:
+        raise UserError(exc.reason) from None
 
 
 def register(app: typer.Typer) -> None:
-    lab = typer.Typer(help="A real GlusterFS lab (netns backend): up, status, fault, restore, "
-                      "down.", no_args_is_help=True)
+    lab = typer.Typer(help="A real GlusterFS lab (any lab backend): up, status, fault, "
+                      "restore, down.", no_args_is_help=True)
     app.add_typer(lab, name="lab")
 
     @lab.command()
@@ -50,27 +50,28 @@ def register(app: typer.Typer) -> None:
 
             libvirt_up(scenario, uri, accel)
             return
-        if backend != "netns":
-            raise UserError(f"--backend {backend}: use netns or libvirt")
-        from hcisim.lab.netns.backend import NetnsBackend
+        from hcisim.lab.backend import open_backend
         from hcisim.lab.scale import LabScale
         from hcisim.scenario import load_scenario
 
         sc = load_scenario(scenario)
         t = time.monotonic()
-        be = NetnsBackend(sc, name=name, scale=LabScale.fit(sc, scale, io_scale))
+        try:
+            be = open_backend(backend, sc, name=name, scale=LabScale.fit(sc, scale, io_scale))
+        except LabError as exc:
+            raise UserError(f"--backend {backend}: {exc.reason}") from None
         try:
             be.build()
             be.deploy()
         except BaseException:
             be.destroy()
             raise
-        assert be.lab is not None
+        meta = be.meta()
         out.print(f"lab [bold]{be.name}[/bold] up in {time.monotonic() - t:.1f} s "
-                  f"(scale: size {be.scale.size:.3g}, io {be.scale.io:.3g})")
+                  f"(scale: size {meta['scale']['size']:.3g}, io {meta['scale']['io']:.3g})")
         t_hosts = Table("host", "namespace", "storage", "management", title_justify="left")
-        for h in be.lab.hosts:
-            t_hosts.add_row(h.name, h.netns, h.storage_addr, h.mgmt_addr)
+        for h, where in meta["hosts"].items():
+            t_hosts.add_row(h, where["netns"], where["storage"], where["management"])
         out.print(t_hosts)
         for v in sc.volumes:
             out.print(f"  {v.name} ({v.type}): " + ", ".join(
@@ -82,27 +83,23 @@ def register(app: typer.Typer) -> None:
     @friendly
     def status(name: Annotated[str | None, typer.Option(help="lab name")] = None) -> None:
         """What is up: processes, mounts, active faults, bricks and pending heal."""
-        from hcisim.lab.netns.backend import NetnsBackend
-        from hcisim.lab.netns.reclaim import all_lab_names, find_leftovers
+        from hcisim.lab.backend import labs_up
 
-        names = [name] if name else all_lab_names()
-        if not names:
+        labs = [lab for lab in labs_up() if name in (None, lab[1])]
+        if name and not labs:
+            raise UserError(f"no lab named {name!r} (labs up: "
+                            f"{', '.join(n for _, n in labs_up()) or 'none'})")
+        if not labs:
             out.print("no lab is up")
-            return
-        for n in names:
-            left = find_leftovers(n)
-            if name and not (left.netns or left.pids or left.mounts or left.loops) \
-                    and n not in all_lab_names():
-                raise UserError(f"no lab named {n!r} (labs up: "
-                                f"{', '.join(all_lab_names()) or 'none'})")
-            out.print(f"[bold]{n}[/bold]: {len(left.netns)} namespaces, {len(left.pids)} "
-                      f"processes, {len(left.mounts)} mounts, {len(left.loops)} loop devices")
+        for kind, n in labs:
             try:
-                be = NetnsBackend.attach(n)
-            except Exception as exc:  # a half-reclaimed lab: say so, keep listing the rest
-                out.print(f"  (state unreadable: {exc}; `hcisim lab down --name {n}` reclaims it)",
-                          markup=False)
+                be = _attach(n)
+            except UserError as exc:  # a half-reclaimed lab: say so, keep listing the rest
+                out.print(f"[bold]{n}[/bold] ({kind}): {exc}; `hcisim lab down --name {n}` "
+                          "reclaims it")
                 continue
+            summary = getattr(be, "summary", lambda: "")()
+            out.print(f"[bold]{n}[/bold] ({kind}): {summary}")
             for f in be.active_faults:
                 out.print(f"  active fault: {f.kind} on {f.target}")
             sample = be.observe()
@@ -122,12 +119,14 @@ def register(app: typer.Typer) -> None:
     @friendly
     def fault(
         kind: Annotated[str, typer.Argument(help="node_power_loss, nic_loss, brick_crash, "
-                                            "node_hang, partition, link_slowdown, disk_failure")],
+                                            "brick_hang, node_hang, partition, link_slowdown, "
+                                            "disk_failure")],
         target: Annotated[str, typer.Argument(help="host name")],
         name: Annotated[str | None, typer.Option(help="lab name")] = None,
         network: Annotated[str | None, typer.Option(
             help="storage, management or all (nic_loss, partition, link_slowdown)")] = None,
-        volume: Annotated[str | None, typer.Option(help="brick_crash: only this volume")] = None,
+        volume: Annotated[str | None, typer.Option(
+            help="brick_crash: only this volume; brick_hang: this volume")] = None,
         disk: Annotated[str | None, typer.Option(help="disk_failure: this disk")] = None,
         peers: Annotated[list[str] | None, typer.Option(help="partition: only from these")] = None,
         rate_mbit: Annotated[float | None, typer.Option(help="link_slowdown: new rate")] = None,
@@ -135,10 +134,9 @@ def register(app: typer.Typer) -> None:
         """Inject a fault into a running lab (repair it with `hcisim lab restore`)."""
         from pydantic import ValidationError
 
-        from hcisim.lab.netns.backend import NetnsBackend
         from hcisim.scenario import make_fault
 
-        be = NetnsBackend.attach(_one_lab(name))
+        be = _attach(name)
         if target not in be.scenario.host_names:
             raise UserError(f"target {target!r}: not a host of this lab "
                             f"({', '.join(be.scenario.host_names)})")
@@ -158,9 +156,7 @@ def register(app: typer.Typer) -> None:
     @friendly
     def restore(name: Annotated[str | None, typer.Option(help="lab name")] = None) -> None:
         """Repair every active fault (newest first) and start heal."""
-        from hcisim.lab.netns.backend import NetnsBackend
-
-        be = NetnsBackend.attach(_one_lab(name))
+        be = _attach(name)
         be.background_heal = False
         faults = be.active_faults
         if not faults:
@@ -180,20 +176,28 @@ def register(app: typer.Typer) -> None:
         all_labs: Annotated[bool, typer.Option("--all", help="every lab on this machine")] = False,
     ) -> None:
         """Remove a lab (or all): processes, mounts, loop devices, namespaces, sockets."""
-        from hcisim.lab.netns.reclaim import all_lab_names, reclaim
+        from hcisim.lab.backend import backend_class, find_lab, labs_up
 
         if all_labs and name:
             raise UserError("give --name or --all, not both")
-        names = all_lab_names() if all_labs else [_one_lab(name)]
-        if not names:
+        try:
+            labs = labs_up() if all_labs else [find_lab(name)]
+        except LabError as exc:
+            raise UserError(exc.reason) from None
+        if not labs:
             out.print("no lab to remove")
         failed = False
-        for n in names:
-            left = reclaim(n)
+        for kind, n in labs:
+            try:
+                left = backend_class(kind).reclaim(n)
+            except LabError as exc:
+                failed = True
+                err.print(f"[red]{n}: could not remove[/red] {exc.reason}")
+                continue
             if left.empty:
                 out.print(f"{n}: removed")
             else:
                 failed = True
-                err.print(f"[red]{n}: could not remove[/red] {escape(left.describe())}")
+                err.print(f"[red]{n}: could not remove[/red] {left.describe()}")
         if failed:
             raise typer.Exit(1)

@@ -5,6 +5,7 @@ are registered by name in :mod:`hcisim.lab.backend`; ``netns`` is one machine wi
 namespace per host (:mod:`hcisim.lab.netns`).
 """
 
+from hcisim.engines import LabOptions
 from hcisim.lab.backend import (
     Backend,
     Sample,
@@ -14,7 +15,7 @@ from hcisim.lab.backend import (
     register_backend,
 )
 from hcisim.lab.errors import LabError
-from hcisim.lab.run import LabOptions, run_lab
+from hcisim.lab.run import run_lab
 from hcisim.lab.scale import LabScale, as_built
 
 __all__ = [

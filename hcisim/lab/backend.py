@@ -61,6 +61,14 @@ class Backend(Protocol):
 
     name: str
     scenario: Scenario
+    background_heal: bool  # heal after a repair in a thread (False: wait for glusterd)
+
+    @property
+    def active_faults(self) -> list[Fault]:
+        """Faults injected and not yet repaired (kept in the lab's state file)."""
+
+    def detach(self) -> None:
+        """Forget the lab without destroying it (it stays up for later commands)."""
 
     def build(self) -> None:
         """Machines/namespaces, networks and brick disks."""
@@ -101,11 +109,16 @@ class Backend(Protocol):
                  tb: TracebackType | None) -> None: ...
 
 
-# name -> "module:attribute" of a factory ``(scenario, **options) -> Backend``
+# name -> "module:attribute" of a backend class: ``cls(scenario, **options)`` makes a lab;
+# ``cls.lab_names()``, ``cls.attach(name)`` and ``cls.reclaim(name)`` find, reopen and remove
+# labs that are up (``hcisim lab status/fault/restore/down``). ``hosts`` are existing servers:
+# nothing to build or reclaim; the acceptance run drives them (hcisim.lab.hosts).
 _REGISTRY: dict[str, str] = {
     "netns": "hcisim.lab.netns.backend:NetnsBackend",
     "libvirt": "hcisim.lab.libvirt:LibvirtBackend",
+    "hosts": "hcisim.lab.hosts:HostsMachine",
 }
+_BUILDABLE = ("netns", "libvirt")
 
 
 def register_backend(name: str, target: str) -> None:
@@ -117,22 +130,65 @@ def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def open_backend(url: str, scenario: Scenario, **options: Any) -> Backend:
-    """The backend for ``url`` (``netns``, ``netns://NAME``, ``libvirt``...), not yet built."""
-    scheme, _, rest = url.partition("://")
+def backend_class(scheme: str) -> Any:
     if scheme not in _REGISTRY:
         raise LabError("choose lab backend",
-                       f"unknown backend {url!r}; known: {', '.join(backend_names())}")
-    if rest and "name" not in options:
-        options["name"] = rest
+                       f"unknown backend {scheme!r}; known: {', '.join(backend_names())}")
     module_name, _, attr = _REGISTRY[scheme].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise LabError("choose lab backend", f"backend {scheme!r} is not available: {exc}") \
             from None
-    factory = getattr(module, attr, None)
-    if factory is None:
+    cls = getattr(module, attr, None)
+    if cls is None:
         raise LabError("choose lab backend", f"{module_name} has no {attr}")
-    backend: Backend = factory(scenario, **options)
+    return cls
+
+
+def open_backend(url: str, scenario: Scenario, **options: Any) -> Backend:
+    """The backend for ``url`` (``netns``, ``netns://NAME``, ``libvirt``...), not yet built."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in _BUILDABLE:
+        raise LabError("choose lab backend", f"backend {url!r} cannot build a lab; use one "
+                       f"of {', '.join(_BUILDABLE)}")
+    if rest and "name" not in options:
+        options["name"] = rest
+    backend: Backend = backend_class(scheme)(scenario, **options)
+    return backend
+
+
+def labs_up() -> list[tuple[str, str]]:
+    """(backend, lab name) of every lab on this machine, whichever backend made it."""
+    out: list[tuple[str, str]] = []
+    for scheme in _BUILDABLE:
+        try:
+            names: list[str] = backend_class(scheme).lab_names()
+        except LabError:  # a backend that cannot load here has no labs here
+            continue
+        out += [(scheme, n) for n in names]
+    return out
+
+
+def find_lab(name: str | None) -> tuple[str, str]:
+    """(backend, name) of lab ``name``, or of the only lab when ``name`` is None."""
+    labs = labs_up()
+    if name is not None:
+        hit = [lab for lab in labs if lab[1] == name]
+        if not hit:
+            raise LabError("find the lab", f"no lab named {name!r} (labs up: "
+                           f"{', '.join(n for _, n in labs) or 'none'})")
+        return hit[0]
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabError("find the lab", "no lab is up (start one with `hcisim lab up SCENARIO`)")
+    raise LabError("find the lab", f"several labs are up ({', '.join(n for _, n in labs)}): "
+                   "say which with --name")
+
+
+def attach_lab(name: str | None) -> Backend:
+    """The backend of a lab that is up, to inject, restore and observe by hand."""
+    scheme, lab = find_lab(name)
+    backend: Backend = backend_class(scheme).attach(lab)
     return backend

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.fio import read_plan_logs, rebin
 from hcisim.lab.history import CheckResult, History, Interval, bad_intervals, per_second
-from hcisim.lab.timeline import FaultWindow, VolumePoint, VolumeTimeline, heal_episodes
+from hcisim.lab.schedule import FaultWindow
+from hcisim.lab.timeline import VolumePoint, VolumeTimeline, heal_episodes
 from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Scenario
 

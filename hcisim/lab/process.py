@@ -1,12 +1,9 @@
-"""Running commands inside a node's network namespace, and handling the lab's own PIDs.
+"""Commands in a netns node, and the lab's own PIDs.
 
-Commands enter a namespace with ``nsenter --net`` only (never ``ip netns exec``, which
-also makes a private mount namespace: a FUSE mount made there would be invisible to the
-harness). Files and mounts therefore stay shared with the harness, which is what lets the
-checker read every brick directly.
-
-PIDs are only ever taken from the lab's own pid files and checked against the lab's
-namespaces before a signal is sent, so a recycled PID of someone else is never hit.
+Commands run through :class:`hcisim.lab.node.NsenterShell` (``nsenter --net`` only: files and
+mounts stay shared with the harness, which is what lets the checker read every brick
+directly). PIDs are only ever taken from the lab's own pid files and checked against the
+lab's namespaces before a signal is sent, so a recycled PID of someone else is never hit.
 """
 
 from __future__ import annotations
@@ -15,37 +12,23 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import psutil
+
 from hcisim.lab.errors import LabError
-
-NETNS_DIR = Path("/run/netns")
-
-
-def ns_argv(netns: str | None, argv: Sequence[str]) -> list[str]:
-    """``argv`` prefixed to run inside network namespace ``netns`` (None: the harness's)."""
-    if netns is None:
-        return list(argv)
-    return ["nsenter", f"--net={NETNS_DIR / netns}", *argv]
+from hcisim.lab.node import NETNS_DIR, Completed, NsenterShell, ns_argv
+from hcisim.lab.wait import wait_until
 
 
 def run(step: str, argv: Sequence[str], netns: str | None = None, timeout: float = 60.0,
-        check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion; on failure raise LabError naming ``step`` and stderr."""
-    full = ns_argv(netns, argv)
-    try:
-        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
-                              input=input_text, check=False)
-    except FileNotFoundError:
-        raise LabError(step, f"command not found: {full[0]} (is its package installed?)") from None
-    except subprocess.TimeoutExpired:
-        raise LabError(step, f"{' '.join(argv)} did not finish within {timeout:.0f} s") from None
-    if check and proc.returncode != 0:
-        msg = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")
-        raise LabError(step, f"{' '.join(argv)}: {msg.splitlines()[-1] if msg else ''}")
-    return proc
+        check: bool = True) -> Completed:
+    """Run a command to completion in ``netns``; on failure raise LabError naming ``step``."""
+    res = NsenterShell(netns).run(argv, timeout)
+    if check and not res.ok:
+        raise LabError(step, f"{' '.join(argv)}: {res.tail}")
+    return res
 
 
 def spawn(argv: Sequence[str], netns: str | None, log: Path,
@@ -79,11 +62,9 @@ def pid_netns_inode(pid: int) -> int | None:
 def alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie (a zombie holds nothing but its PID)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
         return False
-    return state not in ("Z", "X")
 
 
 def read_pid(path: Path) -> int | None:
@@ -96,10 +77,9 @@ def read_pid(path: Path) -> int | None:
 
 def cmdline(pid: int) -> list[str]:
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
         return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
 def owned_pids(pid_files: Iterable[Path], netns_inodes: set[int], lab_dir: Path) -> list[int]:
@@ -131,9 +111,5 @@ def kill_and_wait(pids: Sequence[int], timeout: float = 10.0) -> list[int]:
     """SIGCONT (a stopped process cannot die cleanly) then SIGKILL; return PIDs still alive."""
     signal_pids(pids, signal.SIGCONT)
     signal_pids(pids, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    left = [p for p in pids if alive(p)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.02)
-        left = [p for p in left if alive(p)]
-    return left
+    wait_until(lambda: not any(alive(p) for p in pids), timeout, 0.02)
+    return [p for p in pids if alive(p)]

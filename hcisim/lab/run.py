@@ -11,58 +11,31 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hcisim.engines import LabOptions, engine_options, parse_engine
 from hcisim.lab.backend import Backend, Sample, Workload, open_backend
 from hcisim.lab.collect import LabRecord, build_observations
+from hcisim.lab.faults import mechanism
 from hcisim.lab.fio import FioPlan, PhaseRate
+from hcisim.lab.heal import heal_settled
 from hcisim.lab.history import check, read_history
 from hcisim.lab.scale import LabScale, as_built
-from hcisim.lab.timeline import FaultWindow
+from hcisim.lab.schedule import play
+from hcisim.lab.wait import wait_until
 from hcisim.observations import Observations
+from hcisim.placement import initial_placement
 from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
 RECORD_SIZE = 64
 
 
-@dataclass(frozen=True)
-class LabOptions:
-    """Knobs of a lab run (not facts about the cluster: those are in the scenario)."""
-
-    name: str | None = None
-    size_scale: float | None = None  # None: fit the machine (see hcisim.lab.scale)
-    io_scale: float | None = None
-    stall_threshold_s: float = 0.5  # a write+fsync slower than this is a stall
-    writer_interval_s: float = 0.02  # one history record every 20 ms
-    poll_s: float = 1.0
-    heal_wait_s: float = 180.0  # after the run, how long to wait for pending heal 0
-    volume_set: dict[str, str] = field(default_factory=dict)  # extra raw gluster options
-    keep_logs: Path | None = None  # copy fio/history logs here
-
-    @classmethod
-    def from_kwargs(cls, options: dict[str, Any]) -> LabOptions:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known - {"scale"})
-        if unknown:
-            from hcisim.lab.errors import LabError
-
-            raise LabError("read lab options", f"unknown options {unknown}; known: "
-                           f"{sorted(known | {'scale'})}")
-        opts = {k: v for k, v in options.items() if k in known}
-        if "scale" in options and options["scale"] is not None:
-            opts.setdefault("size_scale", float(options["scale"]))
-        if isinstance(opts.get("keep_logs"), str):
-            opts["keep_logs"] = Path(opts["keep_logs"])
-        return cls(**opts)
-
-
 def placement(sc: Scenario) -> dict[str, str]:
-    """Where each VM runs: its ``host``, else round-robin (the lab has no scheduler)."""
-    hosts = sc.host_names
-    return {vm.name: vm.host or hosts[i % len(hosts)] for i, vm in enumerate(sc.vms)}
+    """Where each VM runs: the shared placement (its ``host``, else the scheduler's choice,
+    as on the model); a VM that fits nowhere does not run."""
+    return {vm: host for vm, host in initial_placement(sc).items() if host is not None}
 
 
 def phase_rates(sc: Scenario, vm: str) -> tuple[PhaseRate, ...]:
@@ -87,7 +60,7 @@ def make_workloads(sc: Scenario, be: Backend, scale: LabScale, work: Path, t_end
                    opts: LabOptions) -> list[Workload]:
     where = placement(sc)
     out = []
-    for vm in sc.vms:
+    for vm in [v for v in sc.vms if v.name in where]:
         for j, d in enumerate(vm.disks):
             key = f"{vm.name}-{j}"
             profile = sc.io_profile(d.io)
@@ -157,60 +130,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _wait_until(t: float, t0: float, duration_s: float, progress: Progress | None) -> None:
-    while (now := time.time()) < t:
-        if progress:
-            progress(min(1.0, (now - t0) / duration_s))
-        time.sleep(min(0.2, t - now))
-
-
-def play(sc: Scenario, be: Backend, t0: float, rec: LabRecord,
-         progress: Progress | None) -> None:
-    """Inject and repair the scenario's faults at their times on the lab's clock."""
-    actions: list[tuple[float, bool, int, Fault]] = []  # (time, is_inject, index, fault)
-    for i, f in enumerate(sc.faults):
-        actions.append((f.at_s, True, i, f))
-        if f.end_s is not None and f.end_s < sc.duration_s:
-            actions.append((f.end_s, False, i, f))
-    actions.sort(key=lambda a: (a[0], a[1]))  # a repair before an injection at the same time
-    started: dict[int, float] = {}
-    for at, inject, i, f in actions:
-        _wait_until(t0 + at, t0, sc.duration_s, progress)
-        if inject:
-            started[i] = be.inject(f)
-            if f.kind == "node_power_loss":
-                rec.killed[f.target] = started[i]
-        else:
-            end = be.restore(f)
-            rec.windows.append(FaultWindow(f, started.pop(i), end))
-    _wait_until(t0 + sc.duration_s, t0, sc.duration_s, progress)
-    for i, t in started.items():
-        rec.windows.append(FaultWindow(sc.faults[i], t, None))
-
-
-def heal_settled(samples: list[Sample], volumes: list[str]) -> bool:
-    """Two polls in a row saw every brick connected and nothing pending on any volume."""
-    if len(samples) < 2:
-        return False
-    for s in samples[-2:]:
-        for v in volumes:
-            if v not in s.pending or not all(s.connected.get(v, [False])):
-                return False
-            if any(p.entries or p.bytes for p in s.pending[v].values()):
-                return False
-    return True
-
-
 def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = None,
             **options: Any) -> Observations:
     """Run ``sc`` on a real lab of kind ``backend``; observations in the shared schema."""
-    opts = LabOptions.from_kwargs(options)
+    opts = engine_options(parse_engine("lab"), options)
+    assert isinstance(opts, LabOptions)
     scale = LabScale.fit(sc, opts.size_scale, opts.io_scale)
     work = Path(tempfile.mkdtemp(prefix="hcisim-labrun-"))
     try:
         lab_logs = opts.keep_logs / "lab" if opts.keep_logs is not None else None
         with sigterm_as_interrupt(), open_backend(backend, sc, name=opts.name, scale=scale,
-                                                  volume_set=opts.volume_set,
+                                                  volume_set=dict(opts.volume_set),
                                                   keep_logs=lab_logs) as be:
             t_up = time.monotonic()
             be.build()
@@ -231,18 +161,22 @@ def _run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpt
     workloads = make_workloads(sc, be, scale, work, t0 + sc.duration_s, opts)
     rec = LabRecord(t0=t0, duration_s=sc.duration_s, end=t0, workloads=workloads,
                     stall_threshold_s=opts.stall_threshold_s, placement=placement(sc))
+
+    def inject(f: Fault) -> float:
+        t = be.inject(f)
+        if mechanism(f) == "power":  # its VMs stay down: the lab has no HA restart
+            rec.killed[f.target] = t
+        return t
+
     poller = Poller(be, opts.poll_s)
     poller.start()
     try:
         be.start_workloads(workloads)
-        play(sc, be, t0, rec, progress)
+        rec.windows = play(sc.faults, t0, sc.duration_s, inject, be.restore, progress=progress)
         be.stop_workloads()
-        healed = False
-        if all(w.end is not None for w in rec.windows):
-            deadline = time.time() + opts.heal_wait_s
-            while time.time() < deadline and not (healed := heal_settled(
-                    poller.samples, [v.name for v in sc.volumes])):
-                time.sleep(opts.poll_s / 2)
+        vols = [v.name for v in sc.volumes]
+        healed = all(w.end is not None for w in rec.windows) and wait_until(
+            lambda: heal_settled(poller.samples, vols), opts.heal_wait_s, opts.poll_s / 2)
     finally:
         poller.stop()
     rec.end = time.time()

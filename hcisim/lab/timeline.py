@@ -14,23 +14,13 @@ as the fault lasts; the first client that notices marks the brick down.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from hcisim.lab.backend import Sample
 from hcisim.lab.clientlog import FORGET_DOWNS, ClientView, ConnEvent
 from hcisim.lab.healinfo import Pending
-from hcisim.scenario import Fault, Volume
-
-
-@dataclass(frozen=True)
-class FaultWindow:
-    fault: Fault
-    start: float  # epoch
-    end: float | None  # epoch; None: not repaired
-
-    def active(self, t: float) -> bool:
-        return self.start <= t and (self.end is None or t < self.end)
+from hcisim.lab.schedule import FaultWindow
+from hcisim.scenario import Volume
 
 
 @dataclass(frozen=True)
@@ -57,7 +47,7 @@ class VolumeTimeline:
     def __init__(self, vol: Volume, hosts: list[str], windows: list[FaultWindow]) -> None:
         self.vol = vol
         self.hosts = hosts
-        self.windows = [w for w in windows if w.fault.kind != "link_slowdown"]
+        self.windows = [w for w in windows if not w.fault.traits.slows]
         self.views = {h: ClientView(len(vol.bricks)) for h in hosts}
         self.heal: list[tuple[float, list[Pending]]] = []
         for w in self.windows:  # a host back from a fault: its disconnects were its own
@@ -145,7 +135,3 @@ def heal_episodes(points: list[VolumePoint], brick: int) -> list[HealEpisode]:
             out.append(HealEpisode(brick, start, p.t, peak, entries))
             start, peak, entries = None, 0.0, 0
     return out
-
-
-def nan_if_none(x: float | None) -> float:
-    return math.nan if x is None else x

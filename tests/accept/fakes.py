@@ -7,7 +7,8 @@ checks are exercised on what servers really print.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hcisim.accept.ssh import Completed
@@ -42,7 +43,14 @@ class FakeShell:
     def target(self) -> HostTarget:
         return self._target
 
-    def run(self, command: str, timeout_s: float = 60.0) -> Completed:
+    @property
+    def label(self) -> str:
+        return self._target.label
+
+    def run(self, argv: Sequence[str], timeout_s: float = 60.0,
+            input: bytes | None = None) -> Completed:
+        shell = list(argv[:2]) == ["sh", "-c"]
+        command = " ".join([argv[2], *argv[3:]]) if shell else shlex.join(argv)
         self.commands.append(command)
         for pattern, answer in self.rules:
             if re.search(pattern, command):
@@ -76,6 +84,10 @@ def node_rules(host: str) -> list[tuple[str, Answer]]:
                                           "mtu 9000 qdisc noqueue state UP\n")),
         (r"^date \+%s", lambda c: ok("1700000000.000000\n")),
         (r"^echo hcisim-ok", ok("hcisim-ok\n")),
+        (r"^cat /proc/mounts", ok("".join(
+            f"{ADDRS[host]}:/{v} /rhev/data-center/mnt/glusterSD/{ADDRS[host]}:_{v} "
+            "fuse.glusterfs rw,relatime 0 0\n" for v in ("data", "engine")))),
+        (r"^stat -f -c %T", ok("fuseblk\n")),
     ]
 
 

@@ -49,7 +49,7 @@ class SshLab:
     nodes: list[SshNode] = field(default_factory=list)
 
     def in_controller(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.controller_ns, *argv]
+        return ["nsenter", f"--net=/run/netns/{self.controller_ns}", *argv]
 
 
 def _keygen(path: Path, comment: str) -> None:
@@ -116,8 +116,10 @@ def ssh_lab(lab_layout: object, tmp: Path) -> Iterator[SshLab]:
         for h in lab_layout.hosts:
             cfg = _sshd_config(tmp, h.name, h.mgmt_addr, authorized)
             log = tmp / f"sshd-{h.name}.log"
-            proc = subprocess.Popen(["ip", "netns", "exec", h.netns, str(SSHD), "-D", "-f",
-                                     str(cfg), "-E", str(log)], stdin=subprocess.DEVNULL)
+            # nsenter --net only (not `ip netns exec`, which also makes a private mount
+            # namespace): a node's sessions see the mounts the lab makes, as on a server
+            proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{h.netns}", str(SSHD), "-D",
+                                     "-f", str(cfg), "-E", str(log)], stdin=subprocess.DEVNULL)
             lab.nodes.append(SshNode(h.name, h.netns, h.mgmt_addr, tmp / f"sshd-{h.name}.pid",
                                      proc))
             pub = (tmp / f"hostkey-{h.name}.pub").read_text().split()

@@ -27,7 +27,7 @@ def test_healthy_cluster_passes_everything() -> None:
                  "brick layout", "self-heal daemon", "option network.ping-timeout",
                  "option features.shard", "pending heal", "split-brain", "brick filesystem",
                  "brick mount options", "xfs inode size", "xfs naming size", "brick space",
-                 "brick inodes", "storage MTU", "clock in sync"):
+                 "brick inodes", "storage MTU", "clock in sync", "volume mounted"):
         assert want in checks, want
     # every row has all five columns filled
     assert all(r.check and r.host and r.expected and r.actual for r in rows)
@@ -127,3 +127,15 @@ def test_glusterd_down_is_reported_not_raised() -> None:
     bad = {(r.check, r.host) for r in failed(_rows(dict(shells)))}
     assert ("glusterd running", "host2") in bad and ("glusterd answers", "host2") in bad
     assert ("peers connected", "host2") in bad
+
+
+def test_a_volume_missing_or_dead_on_one_host_fails_the_acceptance() -> None:
+    """Every volume mounted and answering on every host, or the acceptance fails."""
+    mounts = "127.1.1.2:/data /rhev/x/data fuse.glusterfs rw 0 0\n"  # engine not mounted
+    rows = _find(_rows(dict(cluster({"host2": [(r"^cat /proc/mounts", ok(mounts))],
+                                     "host3": [(r"^stat -f", Completed(124, "", "timed out"))]}))),
+                 "volume mounted")
+    verdicts = {(r.host, r.subject): r.verdict for r in rows}
+    assert verdicts[("host2", "engine")] == "fail" and verdicts[("host2", "data")] == "pass"
+    assert verdicts[("host3", "data")] == "fail" and verdicts[("host1", "data")] == "pass"
+    assert len(rows) == 6

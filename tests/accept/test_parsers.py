@@ -5,25 +5,24 @@ from __future__ import annotations
 import pytest
 
 from hcisim.accept.baseline import parse_fio_json
-from hcisim.accept.gluster import (
+from hcisim.accept.remote import parse_fuse_mounts
+from hcisim.accept.storage import parse_df, parse_findmnt, parse_xfs_info
+from hcisim.accept.virt import (
+    VIRT_GROUP_10_3,
+    expected_options,
+    normalise,
+    same_value,
+)
+from hcisim.lab.gluster import (
     GlusterError,
     parse_cli_xml,
+    parse_group_file,
     parse_heal_summary,
     parse_peers,
     parse_uuid,
     parse_volume_get,
     parse_volume_info,
     parse_volume_status,
-    parse_xfs_info,
-)
-from hcisim.accept.remote import parse_fuse_mounts
-from hcisim.accept.storage import parse_df, parse_findmnt
-from hcisim.accept.virt import (
-    VIRT_GROUP_10_3,
-    expected_options,
-    normalise,
-    parse_group_file,
-    same_value,
 )
 from hcisim.scenario import Volume, VolumeOptions
 from tests.accept.fakes import UUIDS, fixture

@@ -12,13 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcisim.accept.safety import (
-    FaultPolicy,
-    RollbackLedger,
-    deadman_command,
-    disarm_command,
-    hold_interrupts,
-)
+from hcisim.accept.safety import FaultPolicy, RollbackLedger, hold_interrupts
+from hcisim.lab.hosts import deadman_command, disarm_command
 from hcisim.scenario import Fault, make_fault
 
 HOSTS = frozenset({"host1", "host2", "host3"})

@@ -32,7 +32,7 @@ def test_classify_real_ssh_messages() -> None:
         "something new": SshError,
     }
     for stderr, kind in cases.items():
-        exc = classify(T, stderr)
+        exc = classify(T.label, stderr)
         assert type(exc) is kind, stderr
         assert str(exc).startswith("host2 (ssh://root@10.0.0.2:2222): ")
 

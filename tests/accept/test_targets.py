@@ -14,7 +14,6 @@ def test_full_form() -> None:
     t = parse_target("ssh://root@10.0.0.1:2222?name=host2&glusterd_sock=/run/g.sock"
                      "&glusterd_workdir=/var/lib/g2&storage_if=sto0")
     assert (t.user, t.address, t.port, t.name) == ("root", "10.0.0.1", 2222, "host2")
-    assert t.gluster_cli() == "gluster --mode=script --wignore --glusterd-sock=/run/g.sock"
     assert t.glusterd_workdir == "/var/lib/g2" and t.storage_if == "sto0"
     assert t.url == "ssh://root@10.0.0.1:2222"
 
@@ -23,7 +22,6 @@ def test_defaults() -> None:
     t = parse_target("ssh://h1.example.com")
     assert (t.user, t.port, t.glusterd_sock) == (None, 22, None)
     assert t.glusterd_workdir == "/var/lib/glusterd"
-    assert t.gluster_cli() == "gluster --mode=script --wignore"
 
 
 def test_ipv6() -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from hcisim.lab.heal import heal_settled
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
-from hcisim.lab.run import heal_settled
 from hcisim.lab.scale import LabScale
 from hcisim.scenario import load_scenario, make_fault
 

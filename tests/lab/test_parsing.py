@@ -36,7 +36,6 @@ from hcisim.lab.history import (
     per_second,
 )
 from hcisim.lab.history_writer import record
-from hcisim.lab.netns.gluster import parse_volume_get
 from hcisim.scenario import IoProfile
 
 # --- fio ---------------------------------------------------------------------------------
@@ -180,17 +179,6 @@ def test_pending_follows_afr_blame_xattrs(tmp_path: Path) -> None:
     pend = pending_by_brick(listing, refs, "data")
     assert pend[1].entries == 0  # not blamed, though it did not list /f1
     assert pend[2].entries == 1 and pend[2].bytes == 8192
-
-
-def test_parse_volume_get() -> None:
-    text = ("Option                                   Value\n"
-            "------                                   -----\n"
-            "cluster.quorum-type                      auto\n"
-            "network.ping-timeout                     5\n"
-            "features.shard-block-size                64MB (DEFAULT)\n")
-    got = parse_volume_get(text)
-    assert got == {"cluster.quorum-type": "auto", "network.ping-timeout": "5",
-                   "features.shard-block-size": "64MB (DEFAULT)"}
 
 
 # --- client logs -------------------------------------------------------------------------

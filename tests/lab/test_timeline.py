@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from hcisim.lab.backend import Sample
 from hcisim.lab.clientlog import ConnEvent
 from hcisim.lab.healinfo import Pending
 from hcisim.lab.run import phase_rates
 from hcisim.lab.scale import LabScale, as_built
-from hcisim.lab.timeline import FaultWindow, VolumeTimeline, has_quorum, heal_episodes
-from hcisim.scenario import Volume, load_scenario, make_fault
+from hcisim.lab.schedule import FaultWindow, play
+from hcisim.lab.timeline import VolumeTimeline, has_quorum, heal_episodes
+from hcisim.scenario import Fault, Volume, load_scenario, make_fault
 from tests.lab.scenarios import small
 
 
@@ -154,3 +156,47 @@ def test_host_back_from_a_cut_reconnecting_brick_by_brick_flaps_nothing() -> Non
                          ("host3", ConnEvent(20.3, "data", 1, True))], {}))
     assert tl.up_at(20.1) == (True, True, True)
     assert all(p.quorum for p in tl.points(1.0, 25.0, []))
+
+
+def test_player_injects_at_at_s_and_repairs_at_the_bound_on_its_clock() -> None:
+    """The one timeline player, on a fake clock: each action at its time, a repair before an
+    injection due at the same moment, a fault still on at the end left unrepaired."""
+    now = [100.0]
+    log: list[tuple[str, str, float]] = []
+    faults = [make_fault(at_s=5, kind="brick_crash", target="host3", duration_s=5),
+              make_fault(at_s=10, kind="node_hang", target="host2", duration_s=2),
+              make_fault(at_s=15, kind="nic_loss", target="host1")]
+
+    def act(what: str) -> Callable[[Fault], float]:
+        def do(f: Fault) -> float:
+            log.append((what, f.target, now[0] - 100.0))
+            return now[0]
+        return do
+
+    windows = play(faults, 100.0, 20.0, act("inject"), act("restore"),
+                   bound=lambda f: None if f.duration_s is None else min(f.duration_s, 4.0),
+                   clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert [(w, h, round(t, 6)) for w, h, t in log] == [
+        ("inject", "host3", 5.0), ("restore", "host3", 9.0), ("inject", "host2", 10.0),
+        ("restore", "host2", 12.0), ("inject", "host1", 15.0)]
+    assert [(w.fault.target, w.end is None) for w in windows] == [
+        ("host3", False), ("host2", False), ("host1", True)]
+    assert now[0] >= 120.0  # played until the end of the run
+
+
+def test_the_lab_places_unplaced_vms_as_the_model_does() -> None:
+    """One placement everywhere: the lab puts each unplaced VM on the host the model's
+    scheduler picks (not round-robin)."""
+    from pathlib import Path
+
+    from hcisim.lab.run import placement
+    from hcisim.placement import initial_placement
+
+    sc = load_scenario(Path(__file__).resolve().parents[2] / "scenarios/compute-n1-fails.yaml")
+    model = initial_placement(sc)
+    assert any(vm.host is None for vm in sc.vms)
+    assert placement(sc) == {vm: h for vm, h in model.items() if h is not None}
+    hosts = list(sc.host_names)
+    round_robin = {vm.name: hosts[i % len(hosts)] for i, vm in enumerate(sc.vms)
+                   if vm.host is None}
+    assert any(model[vm] != h for vm, h in round_robin.items())  # the test can tell them apart

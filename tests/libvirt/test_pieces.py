@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hcisim.lab.libvirt import image as image_mod
-from hcisim.lab.libvirt.faults import brick_disk_xml, interface_xml, roles_of
+from hcisim.lab.libvirt.faults import brick_disk_xml, interface_xml, nics_of
 from hcisim.lab.libvirt.hypervisor import boot_sector, is_local, probe_accel
 from hcisim.lab.libvirt.image import AptSource, ImageError, ImageRecipe, parse_apt_sources
 from hcisim.lab.libvirt.layout import Machine, plan_lab
@@ -103,7 +103,7 @@ def test_fault_xml_names_the_nic_and_disk_of_the_node(tmp_path: Path) -> None:
     disk = ET.fromstring(brick_disk_xml(node, None))
     assert disk.findtext("serial") == "brick-brick0"
     assert disk.find("source").get("file") == str(node.bricks[0].path)  # type: ignore[union-attr]
-    assert roles_of("all") == ["mgmt", "storage"]
+    assert nics_of(("storage", "management")) == ["mgmt", "storage"]
 
 
 def test_pending_heal_goes_to_blamed_data_bricks_once() -> None:

@@ -24,14 +24,15 @@ from typing import Any, Self
 
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.errors import LabError
+from hcisim.lab.faults import FaultInjector
 from hcisim.lab.fio import job_file
 from hcisim.lab.libvirt import deploy, nodes
-from hcisim.lab.libvirt.faults import LibvirtFaults
+from hcisim.lab.libvirt.faults import LibvirtMachine
 from hcisim.lab.libvirt.hypervisor import DomainType, HypervisorError, choose_domain_type, connect
 from hcisim.lab.libvirt.image import DEFAULT_CACHE, ImageRecipe, build_image, machine_apt_source
 from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, LabPlan, Machine, plan_lab
 from hcisim.lab.libvirt.observe import BrickSlot, conn_events, pending_and_connected
-from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShell, make_key, ssh_config
+from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShells, make_key, ssh_config
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.scale import LabScale
 from hcisim.scenario import Fault, Scenario, save_scenario
@@ -67,8 +68,8 @@ class LibvirtBackend:
         self.conn: Any = None
         self.plan: LabPlan | None = None
         self.state: LabState | None = None
-        self.shell: NodeShell | None = None
-        self.faults: LibvirtFaults | None = None
+        self.shell: NodeShells | None = None
+        self.faults: FaultInjector | None = None
         self.domain_type: DomainType | None = None
         self.timings: dict[str, float] = {}
         self._meta: dict[str, Any] = {}
@@ -78,6 +79,34 @@ class LibvirtBackend:
         self._fetched: set[str] = set()
         self._lock = threading.Lock()
         self._clock_offsets: dict[str, float] = {}
+        self.background_heal = True
+
+    # --- labs that are up: listed here; poked by hand with `hcisim lab libvirt ...` ---------
+    @staticmethod
+    def lab_names(workdir: Path | None = None) -> list[str]:
+        from hcisim.lab.libvirt.nodes import STATE_FILE
+
+        return sorted(p.name for p in Path(workdir or DEFAULT_WORKDIR).glob("*")
+                      if (p / STATE_FILE).exists())
+
+    @classmethod
+    def attach(cls, name: str) -> LibvirtBackend:
+        raise LabError("attach to the lab", f"{name} is a libvirt lab: faults by hand are not "
+                       "supported there yet; `hcisim lab libvirt status|down` manage it")
+
+    @staticmethod
+    def reclaim(name: str) -> list[str]:
+        raise LabError("remove the lab", f"{name} is a libvirt lab: `hcisim lab libvirt down` "
+                       "removes it")
+
+    @property
+    def active_faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._active)
+
+    def detach(self) -> None:
+        """Forget the lab without destroying it."""
+        self.plan = None
 
     def __enter__(self) -> Self:
         return self
@@ -93,7 +122,7 @@ class LibvirtBackend:
         return self.plan
 
     @property
-    def shell_(self) -> NodeShell:
+    def shell_(self) -> NodeShells:
         if self.shell is None:
             raise LabError("use lab", "the lab is not built")
         return self.shell
@@ -131,7 +160,7 @@ class LibvirtBackend:
         key, public = make_key(plan.directory)
         CONTROL_DIR.mkdir(parents=True, exist_ok=True)
         (plan.directory / "ssh_config").write_text(ssh_config(plan, key))
-        self.shell = NodeShell(plan.directory / "ssh_config")
+        self.shell = NodeShells(plan.directory / "ssh_config")
         for n in plan.nodes:
             nodes.create_disks(plan, n, image, public)
         nodes.start_networks(self.conn, plan, self.state)
@@ -140,8 +169,8 @@ class LibvirtBackend:
         t_boot = time.monotonic()
         self._parallel(self._node_ready, [n.host for n in plan.nodes])
         self.timings["boot_s"] = round(time.monotonic() - t_boot, 1)
-        self.faults = LibvirtFaults(self.conn, plan, self.shell, self.scenario,
-                                    self._node_back, self.set_clock)
+        self.faults = FaultInjector(self.scenario, LibvirtMachine(
+            self.conn, plan, self.shell, self._node_back, self.set_clock))
         self._meta.update({"image": image.digest, "image_dir": str(image.directory),
                            "domain_type": self.domain_type.name,
                            "domain_type_reason": self.domain_type.reason})
@@ -276,9 +305,8 @@ class LibvirtBackend:
     def _unreachable(self) -> set[str]:
         """Hosts the harness cannot reach over SSH now (a fault holds them)."""
         with self._lock:
-            return {f.target for f in self._active if f.kind in (
-                "node_power_loss", "node_hang") or (f.kind == "nic_loss"
-                                                    and f.network == "management")}
+            return {f.target for f in self._active if f.traits.scope == "host" or (
+                f.traits.scope == "nic" and not f.traits.slows and "management" in f.networks)}
 
     # --- faults ---------------------------------------------------------------------
     def inject(self, fault: Fault) -> float:
@@ -295,28 +323,26 @@ class LibvirtBackend:
             self._active = [f for f in self._active if f != fault]
             self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
         if fault.heal_after_repair:
-            full = fault.kind == "disk_failure"
+            full = fault.traits.full_heal
             for v in self.faults.heal_volumes(fault):
-                threading.Thread(target=self.trigger_heal, args=(v, full), daemon=True).start()
+                if self.background_heal:
+                    threading.Thread(target=self.trigger_heal, args=(v, full),
+                                     daemon=True).start()
+                else:
+                    self.trigger_heal(v, full)
         return t
 
     def _observer(self) -> str:
         with self._lock:
-            bad = {f.target for f in self._active if f.kind != "link_slowdown"}
+            bad = {f.target for f in self._active if not f.traits.slows}
         return next((n.host for n in self.plan_.nodes if n.host not in bad),
                     self.plan_.nodes[0].host)
 
     def trigger_heal(self, volume: str, full: bool = False, timeout: float = 60.0) -> bool:
         """``gluster volume heal VOL [full]`` on a healthy node, retried while the self-heal
         daemons reconnect."""
-        deadline = time.monotonic() + timeout
-        ok = False
-        while not ok and time.monotonic() < deadline:
-            proc = self.shell_.run(self._observer(), f"{deploy.GLUSTER} volume heal {volume}"
-                                   + (" full" if full else ""), "heal", check=False, timeout=60)
-            ok = proc.returncode == 0
-            if not ok:
-                time.sleep(2)
+        assert self.faults is not None
+        ok = self.faults.machine.gluster(self._observer()).start_heal(volume, full, timeout, 2.0)
         with self._lock:
             self._meta.setdefault("heal_triggers", []).append(
                 {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
@@ -347,7 +373,7 @@ class LibvirtBackend:
         try:
             proc = self.shell_.run(host, self._probe_argv(host), "observe", check=False,
                                    timeout=15)
-            ans = json.loads(proc.stdout) if proc.returncode == 0 else None
+            ans = json.loads(proc.stdout) if proc.ok else None
         except (LabError, ValueError):
             return host, None
         if ans is not None:

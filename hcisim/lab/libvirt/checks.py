@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hcisim.lab.gluster import parse_group_file, parse_volume_get, scenario_options
 from hcisim.lab.libvirt import deploy
-from hcisim.lab.netns.gluster import option_values, parse_volume_get
 from hcisim.scenario import Scenario, load_scenario
 
 MAX_CLOCK_OFFSET_S = 1.0
@@ -70,12 +70,10 @@ def services_running(host: Any, lab: LabTarget) -> list[str]:
 def volume_options(host: Any, lab: LabTarget) -> list[str]:
     """Every option of the virt group and of the scenario reads back as set."""
     problems = []
-    group = dict(line.strip().split("=", 1)
-                 for line in host.file("/var/lib/glusterd/groups/virt").content_string.splitlines()
-                 if "=" in line and not line.startswith("#"))
+    group = parse_group_file(host.file("/var/lib/glusterd/groups/virt").content_string)
     for v in lab.scenario.volumes:
-        got = parse_volume_get(host.check_output(f"{deploy.GLUSTER} volume get {v.name} all"))
-        want = {**group, **option_values(v.options)}
+        got = parse_volume_get(host.check_output(f"{deploy.GLUSTER} --xml volume get {v.name} all"))
+        want = {**group, **scenario_options(v)}
         for key, value in want.items():
             if key in got and not _same(got[key], value):
                 problems.append(f"{v.name} {key}: {got[key]!r}, want {value!r}")

@@ -9,14 +9,14 @@ the namespace lab), FUSE mounts with backup volfile servers. Mounts and bricks g
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hcisim.lab.errors import LabError
+from hcisim.lab.gluster import Gluster, scenario_options
 from hcisim.lab.libvirt.layout import LabPlan, NodePlan
-from hcisim.lab.libvirt.ssh import NodeShell
-from hcisim.lab.netns.gluster import option_values, parse_volume_get
+from hcisim.lab.libvirt.ssh import NodeShells
+from hcisim.lab.wait import require
 from hcisim.scenario import Scenario, Volume
 
 BRICK_ROOT = "/bricks"
@@ -67,45 +67,27 @@ def format_bricks_script(node: NodePlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def wait_glusterd(shell: NodeShell, host: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            proc = shell.run(host, f"{GLUSTER} peer status", "wait for glusterd", check=False,
-                             timeout=120)
-        except LabError:  # the CLI itself hung: glusterd is still starting
-            if time.monotonic() > deadline:
-                raise
-            continue
-        if proc.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"start glusterd on {host}",
-                           f"glusterd did not answer within {timeout:.0f} s: "
-                           f"{proc.stderr.strip() or proc.stdout.strip()}")
-        time.sleep(2)
+def wait_glusterd(shell: NodeShells, host: str, timeout: float) -> None:
+    require(lambda: shell.run(host, f"{GLUSTER} peer status", "wait for glusterd", check=False,
+                              timeout=120).ok, timeout, f"start glusterd on {host}",
+            f"glusterd did not answer within {timeout:.0f} s", every_s=2.0, ignore=(LabError,))
 
 
-def probe_peers(shell: NodeShell, plan: LabPlan, timeout: float) -> None:
+def probe_peers(shell: NodeShells, plan: LabPlan, timeout: float) -> None:
     first = plan.nodes[0].host
     for n in plan.nodes[1:]:
         shell.run(first, f"{GLUSTER} peer probe {n.host}", f"probe peer {n.host}", timeout=120)
-    deadline = time.monotonic() + timeout
-    while True:
-        out = shell.run(first, f"{GLUSTER} pool list", "wait for peers").stdout
-        if out.count("Connected") >= len(plan.nodes):
-            return
-        if time.monotonic() > deadline:
-            raise LabError("wait for peers", f"peers not all connected:\n{out}")
-        time.sleep(2)
+    require(lambda: shell.run(first, f"{GLUSTER} pool list", "wait for peers").stdout.count(
+        "Connected") >= len(plan.nodes), timeout, "wait for peers", "peers not all connected",
+        every_s=2.0)
 
 
-def create_volume(shell: NodeShell, plan: LabPlan, vol: Volume, sc: Scenario) -> None:
+def create_volume(shell: NodeShells, plan: LabPlan, vol: Volume, sc: Scenario) -> None:
     first = plan.nodes[0].host
     bricks = " ".join(
         f"{b.host}:{brick_path(vol, sc.host(b.host).disk(b.disk).name)}" for b in vol.bricks)
     layout = "replica 3 arbiter 1" if vol.type == "arbiter" else "replica 3"
-    opts = " ".join(f"{k} {v}" for k, v in option_values(vol.options).items())
+    opts = " ".join(f"{k} {v}" for k, v in scenario_options(vol).items())
     shell.script(first, f"""
 {GLUSTER} volume create {vol.name} {layout} {bricks}
 {GLUSTER} volume set {vol.name} group virt
@@ -126,7 +108,7 @@ def mount_script(plan: LabPlan, node: NodePlan, volumes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def deploy_stack(shell: NodeShell, plan: LabPlan, sc: Scenario,
+def deploy_stack(shell: NodeShells, plan: LabPlan, sc: Scenario,
                  glusterd_timeout: float = 300.0) -> dict[str, Any]:
     """Deploy the scenario's volumes; returns what was applied (``volume get`` per volume)."""
     with ThreadPoolExecutor(len(plan.nodes)) as pool:
@@ -145,8 +127,5 @@ def deploy_stack(shell: NodeShell, plan: LabPlan, sc: Scenario,
         list(pool.map(lambda n: shell.script(n.host, mount_script(plan, n, names),
                                              f"mount volumes on {n.host}", timeout=300),
                       plan.nodes))
-    applied = {}
-    for v in names:
-        out = shell.run(first, f"{GLUSTER} volume get {v} all", f"read options of {v}").stdout
-        applied[v] = parse_volume_get(out)
-    return applied
+    cli = Gluster(shell.node(first), base=tuple(GLUSTER.split()))
+    return {v: cli.volume_options(v) for v in names}

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,11 +226,3 @@ def reclaim(conn: Any, workdir: Path, include_running: bool = False) -> list[str
 
 def _lab_of(name: str) -> str:
     return name[len(PREFIX):].split("-", 1)[0]
-
-
-def wait_for(predicate: Any, timeout: float, step: str, what: str, every: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise LabError(step, f"{what} not within {timeout:.0f} s")
-        time.sleep(every)

@@ -12,11 +12,12 @@ import re
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.libvirt.layout import LabPlan
+from hcisim.lab.node import Completed, SshError, SshShell, checked, put_file, sh
+from hcisim.lab.wait import wait_until
 
 CONTROL_DIR = Path("/run/hcisim/ssh")
 _GLOB = re.compile(r"^[A-Za-z0-9._*-]+$")
@@ -54,41 +55,35 @@ def ssh_config(plan: LabPlan, key: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class NodeShell:
-    """Runs commands on the lab's nodes by host name."""
+class NodeShells:
+    """The lab's nodes by host name, each a :class:`hcisim.lab.node.SshShell` on the lab's
+    ssh_config; commands here are shell text run as ``sh -c`` (libvirt's deploy scripts)."""
 
-    config: Path
+    def __init__(self, config: Path) -> None:
+        self.config = config
+
+    def node(self, host: str) -> SshShell:
+        return SshShell(self.config, host)
 
     def argv(self, host: str, command: str) -> list[str]:
-        return ["ssh", "-F", str(self.config), host, command]
+        return [*self.node(host).ssh_argv(), command]
 
     def run(self, host: str, command: str, step: str, timeout: float = 120.0,
-            check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-        try:
-            proc = subprocess.run(self.argv(host, command), capture_output=True, text=True,
-                                  timeout=timeout, input=input_text, check=False)
-        except subprocess.TimeoutExpired:
-            raise LabError(step, f"{host}: `{command[:80]}` did not finish in {timeout:.0f} s") \
-                from None
-        if check and proc.returncode != 0:
-            msg = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}")
-            raise LabError(step, f"{host}: `{command[:80]}`: {msg.splitlines()[-1]}")
-        return proc
+            check: bool = True, input_text: str | None = None) -> Completed:
+        node = self.node(host)
+        data = input_text.encode() if input_text is not None else None
+        if check:
+            return checked(node, sh(command), step, timeout, data)
+        return node.run(sh(command), timeout, data)
 
     def script(self, host: str, text: str, step: str, timeout: float = 120.0,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
+               check: bool = True) -> Completed:
         """Run a POSIX shell script (``set -e``) on ``host``."""
         return self.run(host, "sh -se", step, timeout=timeout, check=check,
                         input_text="set -e\n" + text)
 
     def put(self, host: str, data: bytes, remote: str, mode: str = "0644") -> None:
-        q = shlex.quote(remote)
-        cmd = f"mkdir -p $(dirname {q}) && cat > {q}.tmp && chmod {mode} {q}.tmp && mv {q}.tmp {q}"
-        proc = subprocess.run(self.argv(host, cmd), input=data, capture_output=True,
-                              timeout=60, check=False)
-        if proc.returncode != 0:
-            raise LabError(f"copy {remote} to {host}", proc.stderr.decode(errors="replace"))
+        put_file(self.node(host), remote, data, mode)
 
     def fetch_tar(self, host: str, directory: str, names: list[str], dest: Path,
                   timeout: float = 120.0) -> None:
@@ -97,33 +92,23 @@ class NodeShell:
         bad = [n for n in names if not _GLOB.match(n)]
         if bad:
             raise ValueError(f"unsafe file patterns {bad}")
-        globs = " ".join(names)
-        cmd = (f"cd {shlex.quote(directory)} 2>/dev/null && "
-               f"tar cf - $(ls -d {globs} 2>/dev/null) 2>/dev/null || true")
-        with subprocess.Popen(self.argv(host, cmd), stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL) as src:
-            subprocess.run(["tar", "xf", "-", "-C", str(dest)], stdin=src.stdout,
-                           capture_output=True, timeout=timeout, check=False)
+        res = self.node(host).run(sh(
+            f"cd {shlex.quote(directory)} 2>/dev/null && "
+            f"tar cf - $(ls -d {' '.join(names)} 2>/dev/null) 2>/dev/null || true"), timeout)
+        subprocess.run(["tar", "xf", "-", "-C", str(dest)], input=res.data,
+                       capture_output=True, timeout=timeout, check=False)
 
     def wait_ready(self, host: str, timeout: float) -> float:
         """Wait until sshd on ``host`` runs commands; returns the seconds it took."""
         t0 = time.monotonic()
-        last = ""
-        while time.monotonic() - t0 < timeout:
-            try:
-                proc = subprocess.run(self.argv(host, "cat /run/hcisim-ready"),
-                                      capture_output=True, text=True, timeout=15, check=False)
-                if proc.returncode == 0:
-                    return time.monotonic() - t0
-                last = proc.stderr.strip()
-            except subprocess.TimeoutExpired:
-                last = "ssh timed out"
-            time.sleep(1.0)
-        raise LabError(f"boot {host}", f"no ssh within {timeout:.0f} s ({last}); "
-                       "see the node's console.log")
+        node = self.node(host)
+        if not wait_until(lambda: node.run(["cat", "/run/hcisim-ready"], 15).ok, timeout, 1.0,
+                          ignore=(SshError,)):
+            raise LabError(f"boot {host}", f"no ssh within {timeout:.0f} s; "
+                           "see the node's console.log")
+        return time.monotonic() - t0
 
     def close(self, hosts: list[str]) -> None:
         """End the shared connections (the ControlMaster processes ssh started)."""
         for h in hosts:
-            subprocess.run(["ssh", "-F", str(self.config), "-O", "exit", h],
-                           capture_output=True, timeout=10, check=False)
+            self.node(h).close()

@@ -18,14 +18,15 @@ from typing import Any, Self, TypeVar
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.clientlog import ClientLogTail, ConnEvent
 from hcisim.lab.errors import LabError
+from hcisim.lab.faults import FaultInjector
 from hcisim.lab.fio import job_file
 from hcisim.lab.healinfo import BrickRef, Pending, parse_glfsheal, pending_by_brick
 from hcisim.lab.netns import bricks, gluster, network
-from hcisim.lab.netns.faults import FaultDriver
+from hcisim.lab.netns.faults import NetnsMachine
 from hcisim.lab.netns.layout import HostLayout, LabLayout, allocate, unique_name
 from hcisim.lab.netns.reclaim import Leftovers, reclaim, sockets_of
 from hcisim.lab.netns.state import LabState
-from hcisim.lab.process import kill_and_wait, owned_pids, signal_pids, spawn
+from hcisim.lab.process import kill_and_wait, signal_pids, spawn
 from hcisim.lab.scale import LabScale
 from hcisim.scenario import Fault, Scenario, load_scenario, make_fault, save_scenario
 
@@ -74,7 +75,7 @@ class NetnsBackend:
         self.keep_logs = keep_logs
         self.lab: LabLayout | None = None
         self.state: LabState | None = None
-        self.faults: FaultDriver | None = None
+        self.faults: FaultInjector | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._tails: dict[tuple[str, str], ClientLogTail] = {}
         self._meta: dict[str, Any] = {}
@@ -99,12 +100,31 @@ class NetnsBackend:
         be = cls(sc, name=name, root=root)
         be.lab = LabLayout.make(name, index, sc.host_names, root)
         be.state = LabState(be.lab.state_file)
-        be.faults = FaultDriver(be.lab, sc, be.state, be._remount, be._workloads_killed)
+        be.faults = FaultInjector(sc, NetnsMachine(be.lab, sc, be.state, be._remount,
+                                                   be._workloads_killed))
         be._active = [make_fault(**f) for f in be.state.get_list("active_faults")]
         for h in be.lab.hosts:
             for v in sc.volumes:
                 be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
         return be
+
+    @staticmethod
+    def lab_names() -> list[str]:
+        from hcisim.lab.netns.reclaim import all_lab_names
+
+        return all_lab_names()
+
+    @staticmethod
+    def reclaim(name: str) -> Leftovers:
+        """Remove every trace of lab ``name``; what could not be removed (normally nothing)."""
+        return reclaim(name)
+
+    def summary(self) -> str:
+        from hcisim.lab.netns.reclaim import find_leftovers
+
+        left = find_leftovers(self.name, self.root)
+        return (f"{len(left.netns)} namespaces, {len(left.pids)} processes, "
+                f"{len(left.mounts)} mounts, {len(left.loops)} loop devices")
 
     def detach(self) -> None:
         """Forget the lab without destroying it (it stays up for later commands)."""
@@ -144,8 +164,8 @@ class NetnsBackend:
         for v in self.scenario.volumes:
             for b in v.bricks:
                 self._brick_path(b.host, v.name).mkdir(parents=True, exist_ok=True)
-        self.faults = FaultDriver(self.lab, self.scenario, self.state, self._remount,
-                                  self._workloads_killed)
+        self.faults = FaultInjector(self.scenario, NetnsMachine(
+            self.lab, self.scenario, self.state, self._remount, self._workloads_killed))
         self.timings["build_s"] = time.monotonic() - t
 
     @property
@@ -212,8 +232,9 @@ class NetnsBackend:
 
     def _read_meta(self) -> dict[str, Any]:
         first = self.lab_.hosts[0]
-        applied = {v.name: gluster.volume_get(first, v.name) for v in self.scenario.volumes}
-        version = gluster.cli(first, ["--version"], check=False).stdout.splitlines()
+        applied = {v.name: gluster.client(first).volume_options(v.name)
+                   for v in self.scenario.volumes}
+        version = gluster.client(first).run("--version").stdout.splitlines()
         return {
             "lab_name": self.name,
             "backend": "netns",
@@ -287,11 +308,12 @@ class NetnsBackend:
     def restore(self, fault: Fault) -> float:
         assert self.faults is not None and self.state is not None
         t = self.faults.restore(fault)
+        self._record_sockets()  # restarted bricks and daemons have new sockets to reclaim
         with self._lock:
             self._active = [f for f in self._active if f != fault]
             self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
         if fault.heal_after_repair:
-            full = fault.kind == "disk_failure"
+            full = fault.traits.full_heal
             for v in self.faults.heal_volumes(fault):
                 if self.background_heal:
                     threading.Thread(target=self.trigger_heal, args=(v, full), daemon=True).start()
@@ -301,7 +323,7 @@ class NetnsBackend:
 
     def trigger_heal(self, volume: str, full: bool = False) -> bool:
         host = self._observer_host()
-        ok = gluster.trigger_heal(host, volume, full=full)
+        ok = gluster.client(host).start_heal(volume, full=full)
         with self._lock:
             self._meta.setdefault("heal_triggers", []).append(
                 {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
@@ -309,7 +331,7 @@ class NetnsBackend:
 
     def active_targets(self) -> set[str]:
         with self._lock:
-            return {f.target for f in self._active if f.kind != "link_slowdown"}
+            return {f.target for f in self._active if not f.traits.slows}
 
     def _observer_host(self) -> HostLayout:
         bad = self.active_targets()
@@ -324,7 +346,7 @@ class NetnsBackend:
         connected: dict[str, list[bool]] = {}
         host = self._observer_host()
         with ThreadPoolExecutor(max_workers=len(self.scenario.volumes)) as pool:
-            texts = list(pool.map(lambda v: gluster.glfsheal(host, v.name),
+            texts = list(pool.map(lambda v: gluster.client(host).heal_listing(v.name),
                                   self.scenario.volumes))
         for v, text in zip(self.scenario.volumes, texts, strict=True):
             if text is not None:
@@ -352,14 +374,6 @@ class NetnsBackend:
 
     def meta(self) -> dict[str, Any]:
         return {**self._meta, "timings_s": dict(self.timings)}
-
-    def pids(self) -> list[int]:
-        from hcisim.lab.netns.faults import node_pid_files
-        from hcisim.lab.process import netns_inode
-
-        inos = {i for i in (netns_inode(h.netns) for h in self.lab_.hosts) if i}
-        files = [f for h in self.lab_.hosts for f in node_pid_files(h)]
-        return owned_pids(files, inos, self.lab_.dir)
 
     # --- destroy -----------------------------------------------------------------------
     def destroy(self) -> Leftovers | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from pathlib import Path
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import run
+from hcisim.lab.wait import wait_until
 
 MIN_IMAGE_BYTES = 512 * 2**20  # XFS v5 refuses filesystems under 300 MB
 MKFS = ["mkfs.xfs", "-f", "-K", "-i", "size=512", "-n", "size=8192", "-q"]
@@ -60,15 +60,12 @@ def shutdown_fs(mountpoint: Path) -> None:
 
 def unmount(mountpoint: Path, lazy_after_s: float = 5.0) -> None:
     """Unmount, retrying while the last users go away, lazily as a last resort."""
-    deadline = time.monotonic() + lazy_after_s
-    while True:
-        proc = run(f"unmount {mountpoint}", ["umount", str(mountpoint)], check=False)
-        if proc.returncode == 0 or not is_mounted(mountpoint):
-            return
-        if time.monotonic() > deadline:
-            run(f"unmount {mountpoint}", ["umount", "-l", str(mountpoint)], check=False)
-            return
-        time.sleep(0.1)
+    def gone() -> bool:
+        res = run(f"unmount {mountpoint}", ["umount", str(mountpoint)], check=False)
+        return res.ok or not is_mounted(mountpoint)
+
+    if not wait_until(gone, lazy_after_s, 0.1):
+        run(f"unmount {mountpoint}", ["umount", "-l", str(mountpoint)], check=False)
 
 
 def replace_fs(image: Path, mountpoint: Path, state: LabState) -> Path:

@@ -1,4 +1,4 @@
-"""Namespaces, bridges and veth pairs of a netns lab, and the network faults on them.
+"""Namespaces, bridges and veth pairs of a netns lab, and cutting or slowing its links.
 
 Topology: a switch namespace holds two bridges (``brs`` storage, ``brm`` management);
 each host namespace has ``sto0`` and ``mgmt0``, veth pairs whose other ends
@@ -10,9 +10,10 @@ from __future__ import annotations
 from hcisim.lab.netns.layout import HostLayout, LabLayout
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import run
+from hcisim.scenario.cluster import NetworkRole
 
 BRIDGES = {"storage": "brs", "management": "brm"}
-CHAIN = "HCISIM"
+ROLES: tuple[NetworkRole, ...] = ("storage", "management")
 
 
 def build_network(lab: LabLayout, state: LabState) -> None:
@@ -38,53 +39,22 @@ def build_network(lab: LabLayout, state: LabState) -> None:
             run(step, ["ip", "-n", h.netns, "link", "set", inner, "up"])
 
 
-def interfaces(host: HostLayout, network: str) -> list[str]:
-    """The host-side interfaces of ``network`` (storage, management or all)."""
-    if network == "storage":
-        return [host.STORAGE_IF]
-    if network == "management":
-        return [host.MGMT_IF]
-    return [host.STORAGE_IF, host.MGMT_IF]
+def interfaces(host: HostLayout, roles: tuple[NetworkRole, ...]) -> list[str]:
+    """The host-side interfaces of ``roles`` (migration rides on storage here)."""
+    return [i for i, on in ((host.STORAGE_IF, "storage" in roles or "migration" in roles),
+                            (host.MGMT_IF, "management" in roles)) if on]
 
 
-def set_links(host: HostLayout, network: str, up: bool) -> None:
+def set_links(host: HostLayout, roles: tuple[NetworkRole, ...], up: bool) -> None:
     """Link down inside the host's namespace: the far end loses carrier, frames are dropped
     silently, so peers see no FIN or RST (like a pulled cable)."""
-    for ifname in interfaces(host, network):
+    for ifname in interfaces(host, roles):
         run(f"set {ifname} {'up' if up else 'down'} on {host.name}",
             ["ip", "-n", host.netns, "link", "set", ifname, "up" if up else "down"])
 
 
-def partition(host: HostLayout, network: str, peers: list[HostLayout] | None) -> None:
-    """iptables DROP in the host's namespace (both directions), optionally only to ``peers``."""
-    step = f"partition {host.name}"
-    ns = host.netns
-    run(step, ["iptables", "-w", "-N", CHAIN], netns=ns)
-    for ifname in interfaces(host, network):
-        if peers:
-            for p in peers:
-                addr = p.storage_addr if ifname == host.STORAGE_IF else p.mgmt_addr
-                run(step, ["iptables", "-w", "-A", CHAIN, "-i", ifname, "-s", addr, "-j", "DROP"],
-                    netns=ns)
-                run(step, ["iptables", "-w", "-A", CHAIN, "-o", ifname, "-d", addr, "-j", "DROP"],
-                    netns=ns)
-        else:
-            run(step, ["iptables", "-w", "-A", CHAIN, "-i", ifname, "-j", "DROP"], netns=ns)
-            run(step, ["iptables", "-w", "-A", CHAIN, "-o", ifname, "-j", "DROP"], netns=ns)
-    run(step, ["iptables", "-w", "-I", "INPUT", "-j", CHAIN], netns=ns)
-    run(step, ["iptables", "-w", "-I", "OUTPUT", "-j", CHAIN], netns=ns)
-
-
-def heal_partition(host: HostLayout) -> None:
-    step = f"remove partition of {host.name}"
-    ns = host.netns
-    run(step, ["iptables", "-w", "-D", "INPUT", "-j", CHAIN], netns=ns, check=False)
-    run(step, ["iptables", "-w", "-D", "OUTPUT", "-j", CHAIN], netns=ns, check=False)
-    run(step, ["iptables", "-w", "-F", CHAIN], netns=ns, check=False)
-    run(step, ["iptables", "-w", "-X", CHAIN], netns=ns, check=False)
-
-
-def shape(lab: LabLayout, host: HostLayout, network: str, rate_mbit: float) -> None:
+def shape(lab: LabLayout, host: HostLayout, roles: tuple[NetworkRole, ...],
+          rate_mbit: float) -> None:
     """tbf on both ends of the host's links: its egress, and the switch port toward it.
 
     (netem is not in this kernel, so only the rate can be degraded, not delay or loss.)
@@ -93,17 +63,17 @@ def shape(lab: LabLayout, host: HostLayout, network: str, rate_mbit: float) -> N
     rate = f"{max(rate_mbit, 0.01):.3f}mbit"
     # burst must hold at least one MTU-size frame and ~1 ms at the rate
     burst = f"{max(int(rate_mbit * 1e6 / 8 / 1000), 16 * 1024)}"
-    ends = [(host.netns, i) for i in interfaces(host, network)]
+    ends = [(host.netns, i) for i in interfaces(host, roles)]
     sw_if = {host.STORAGE_IF: host.switch_storage_if, host.MGMT_IF: host.switch_mgmt_if}
-    ends += [(lab.switch_netns, sw_if[i]) for i in interfaces(host, network)]
+    ends += [(lab.switch_netns, sw_if[i]) for i in interfaces(host, roles)]
     for ns, ifname in ends:
         run(step, ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", rate,
                    "burst", burst, "latency", "200ms"], netns=ns)
 
 
-def unshape(lab: LabLayout, host: HostLayout, network: str) -> None:
+def unshape(lab: LabLayout, host: HostLayout, roles: tuple[NetworkRole, ...]) -> None:
     sw_if = {host.STORAGE_IF: host.switch_storage_if, host.MGMT_IF: host.switch_mgmt_if}
-    for i in interfaces(host, network):
+    for i in interfaces(host, roles):
         for ns, ifname in ((host.netns, i), (lab.switch_netns, sw_if[i])):
             run(f"remove slowdown of {host.name}", ["tc", "qdisc", "del", "dev", ifname, "root"],
                 netns=ns, check=False)
