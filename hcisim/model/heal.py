@@ -65,6 +65,9 @@ class BrickHeal:
     dirty: dict[str, float] = field(default_factory=dict)  # VM disk key -> shards
     episode: HealEpisode | None = None
     ready_at: float | None = None  # when the self-heal daemon will pick it up
+    # sum of ``dirty`` (None: to be summed again); every method that changes ``dirty``
+    # forgets it, so that it is summed once per change of the dirty counts, not per question
+    _dirty_sum: float | None = field(default=None, repr=False, compare=False)
 
     # --- what is missing --------------------------------------------------------------
     def _done_by_disk(self) -> dict[str, float]:
@@ -79,8 +82,11 @@ class BrickHeal:
         return done
 
     def pending_shards(self) -> float:
+        total = self._dirty_sum
+        if total is None:
+            total = self._dirty_sum = sum(self.dirty.values())
         healed = 0.0 if self.episode is None else self.episode.healed_bytes / self.shard_bytes
-        return max(0.0, sum(self.dirty.values()) - healed)
+        return max(0.0, total - healed)
 
     def pending_bytes(self) -> float:
         return self.pending_shards() * self.shard_bytes
@@ -99,6 +105,7 @@ class BrickHeal:
     def missed_writes(self, disk: str, shards: int, written_bytes: float, writes: float,
                       random: bool) -> None:
         d = self.dirty.get(disk, 0.0)
+        self._dirty_sum = None
         if random:
             self.dirty[disk] = dirty_after_random(d, shards, writes)
         else:
@@ -108,11 +115,13 @@ class BrickHeal:
         """The brick's filesystem failed: after repair every shard must be copied again."""
         self.episode = None
         self.dirty = {k: float(n) for k, n in disk_shards.items()}
+        self._dirty_sum = None
 
     # --- episodes -----------------------------------------------------------------------
     def begin(self, t: float, source: str) -> HealEpisode:
         self.dirty = {k: float(math.ceil(v - _EPS)) for k, v in self.dirty.items()
                       if v > _EPS}
+        self._dirty_sum = None
         plan = [(k, int(v)) for k, v in sorted(self.dirty.items())]
         self.episode = HealEpisode(t, source, plan)
         return self.episode
@@ -142,6 +151,7 @@ class BrickHeal:
         done = ep.shards if complete else math.floor(ep.healed_bytes / self.shard_bytes
                                                          + 1e-7)
         done = min(done, ep.shards)
+        self._dirty_sum = None
         left = done
         clean: list[str] = []
         for disk, n in ep.plan:

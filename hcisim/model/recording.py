@@ -43,6 +43,8 @@ class RunRecords:
         self.quorum: dict[str, bool] = dict.fromkeys(cluster.volumes, True)
         self.unavailable: dict[str, float] = dict.fromkeys(cluster.volumes, 0.0)
         self._last_sample: dict[str, Values] = {}
+        # volumes last recorded with nothing to heal: their bricks' up flags then
+        self._quiet: dict[str, tuple[bool, ...]] = {}
         self._samples: dict[str, list[Values]] = {}
         self.vm_io = IntervalLog(self._emit_vm_io if level == "full" else self._emit_vm_status)
         # vm_io groups: the disks of one VM on one volume, in the order of cluster.disks
@@ -90,7 +92,19 @@ class RunRecords:
         disk), volume_state rows when something changed, and exposure windows. ``sample``:
         a periodic sample during heal (rows for healing volumes only; nothing else changed)."""
         for vol in self.cluster.volumes.values():
-            ups = [b.host for b in vol.bricks if self.up[b.key]]
+            up = tuple(self.up[b.key] for b in vol.bricks)
+            quiet = not any(h.dirty or h.episode is not None
+                            for h in (heal.of(b) for b in vol.data_bricks))
+            if quiet and self._quiet.get(vol.name) == up:
+                # recorded before with the same bricks up and nothing to heal: the same
+                # quorum, no pending bytes, the same exposure, so no row and no event
+                continue
+            if not sample:
+                if quiet:
+                    self._quiet[vol.name] = up
+                else:
+                    self._quiet.pop(vol.name, None)
+            ups = [b.host for b, u in zip(vol.bricks, up, strict=True) if u]
             q = has_client_quorum(vol, ups, ())
             if q != self.quorum[vol.name]:
                 self.quorum[vol.name] = q
@@ -99,8 +113,7 @@ class RunRecords:
             if sample and not any(heal.of(b).episode for b in vol.data_bricks):
                 continue
             pending = [heal.pending_bytes(b) for b in vol.bricks]
-            state: Values = (tuple(self.up[b.key] for b in vol.bricks), q,
-                             tuple(round(p) for p in pending))
+            state: Values = (up, q, tuple(round(p) for p in pending))
             if sample or state != self._last_sample.get(vol.name):
                 self._last_sample[vol.name] = state
                 rows = self._samples.setdefault(vol.name, [])
@@ -194,6 +207,7 @@ class RunRecords:
 
     def close(self, t: float, heal: SelfHeal) -> None:
         self._last_sample.clear()  # a final row for every volume
+        self._quiet.clear()
         self.volumes(t, heal)
         for rows in self._samples.values():
             for row in rows:
