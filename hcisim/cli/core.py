@@ -50,12 +50,14 @@ def print_summary(summary: dict[str, object]) -> None:
     vols = summary["volumes"]
     assert isinstance(vols, dict)
     t = Table(title="Volumes", title_justify="left")
-    for col in ("volume", "bytes healed GB", "heal done at s", "exposure s", "min copies",
+    for col in ("volume", "bytes healed GB", "heal done at s", "after repair s", "exposure s",
+                "min copies",
                 "quorum lost s", "acked w/o quorum"):
         t.add_column(col, justify="right" if col != "volume" else "left")
     for name, v in vols.items():
         t.add_row(name, _fmt(v["bytes_healed"] / 1e9), _fmt(v["heal_completed_s"], 1),
-                  _fmt(v["exposure_s"], 1), _fmt(v["min_copies_acked"]),
+                  _fmt(v["heal_after_repair_s"], 1), _fmt(v["exposure_s"], 1),
+                  _fmt(v["min_copies_acked"]),
                   _fmt(v["quorum_lost_s"], 1), _fmt(v["acked_without_quorum_bytes"], 0))
     out.print(t)
     claims = summary.get("claims") or []

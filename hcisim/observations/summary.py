@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from hcisim.observations.record import Observations
+from hcisim.scenario.faults import FAULT_TABLE
 
-BAD_IO = ("stalled", "error")
+BAD_IO = ("stalled", "error")  # no I/O completes: waiting (stalled) or failing (error)
 _EPS = 1e-6
 
 
@@ -49,18 +50,31 @@ def _nan_to_none(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+def _longest(io: pd.DataFrame, statuses: tuple[str, ...]) -> tuple[float, float]:
+    """Longest back-to-back stretch of any of ``statuses`` over a VM's disks: (s, start)."""
+    best, best_at = 0.0, math.nan
+    for _, disk in io.groupby("volume"):
+        disk = disk.sort_values("t_start_s")
+        s, at = longest_run(disk, disk["status"].isin(statuses))
+        if s > best:
+            best, best_at = s, at
+    return best, best_at
+
+
 def vm_summary(obs: Observations, vm: str) -> dict[str, Any]:
+    """Per VM. A stall (I/O waits: a silently lost brick until ping-timeout) and an error
+    window (I/O fails at once: no quorum, ENOTCONN) are different harms and are kept apart;
+    ``max_io_outage_s`` joins them back to back (no I/O completed), as zero_downtime does."""
     io = obs["vm_io"]
     io = io[io["vm"] == vm]
-    stall, stall_at, err_s = 0.0, math.nan, 0.0
+    stall = stall_at = err = err_at = outage = outage_at = math.nan
+    err_s = 0.0
     lat_mean = lat_p99 = lat_max = math.nan
     read = write = 0.0
     if not io.empty:
-        for _, disk in io.groupby("volume"):
-            disk = disk.sort_values("t_start_s")
-            s, at = longest_run(disk, disk["status"].isin(BAD_IO))
-            if s > stall:
-                stall, stall_at = s, at
+        stall, stall_at = _longest(io, ("stalled",))
+        err, err_at = _longest(io, ("error",))
+        outage, outage_at = _longest(io, BAD_IO)
         dur = (io["t_end_s"] - io["t_start_s"]).to_numpy(float)
         err_s = float(dur[(io["status"] == "error").to_numpy()].sum()) / max(
             1, io["volume"].nunique())
@@ -73,8 +87,8 @@ def vm_summary(obs: Observations, vm: str) -> dict[str, Any]:
         span = obs.duration_s
         read = float((io["read_mb_s"].to_numpy(float) * dur).sum() / span)
         write = float((io["write_mb_s"].to_numpy(float) * dur).sum() / span)
-    if stall > 0:
-        lat_max = max(_nz(lat_max), stall * 1000.0)
+    if _nz(stall) > 0:
+        lat_max = max(_nz(lat_max), stall * 1000.0)  # a request waited through the stall
     st = obs["vm_state"]
     st = st[st["vm"] == vm]
     sdur = st["t_end_s"] - st["t_start_s"]
@@ -83,9 +97,13 @@ def vm_summary(obs: Observations, vm: str) -> dict[str, Any]:
     mig = obs["migrations"]
     mig = mig[mig["vm"] == vm]
     return {
-        "max_io_stall_s": stall,
+        "max_io_stall_s": _nz(stall),
         "max_io_stall_at_s": _nan_to_none(stall_at),
+        "max_io_error_s": _nz(err),
+        "max_io_error_at_s": _nan_to_none(err_at),
         "io_error_s": err_s,
+        "max_io_outage_s": _nz(outage),
+        "max_io_outage_at_s": _nan_to_none(outage_at),
         "mean_latency_ms": _nan_to_none(lat_mean),
         "p99_latency_ms": _nan_to_none(lat_p99),
         "max_latency_ms": _nan_to_none(lat_max),
@@ -123,6 +141,21 @@ def heal_completed_s(obs: Observations, volume: str) -> float | None:
     return float(after.index.min()) if not after.empty else None
 
 
+def last_repair_s(obs: Observations, volume: str, until_s: float) -> float | None:
+    """The last repair (``fault_end``) at or before ``until_s`` that can leave ``volume``
+    something to heal: not a slowdown (nothing missed), not a brick fault of another
+    volume. None: no such repair."""
+    ev = obs["events"]
+    ends = ev[(ev["kind"] == "fault_end") & (ev["t_s"] <= until_s + _EPS)]
+    best: float | None = None
+    for t, kind, vol in zip(ends["t_s"], ends["fault_kind"], ends["volume"], strict=True):
+        traits = FAULT_TABLE.get(str(kind))  # type: ignore[call-overload]
+        if traits is None or traits.slows or str(vol) not in ("", volume):
+            continue
+        best = float(t) if best is None else max(best, float(t))
+    return best
+
+
 def volume_summary(obs: Observations, volume: str) -> dict[str, Any]:
     heal = obs["heal"]
     heal = heal[heal["volume"] == volume]
@@ -141,8 +174,11 @@ def volume_summary(obs: Observations, volume: str) -> dict[str, Any]:
             if not ok:
                 quorum_lost_s += times[i + 1] - times[i]
     done = heal_completed_s(obs, volume)
+    repair = last_repair_s(obs, volume, done) if done is not None else None
     return {
         "heal_completed_s": done,
+        "heal_repair_at_s": repair,
+        "heal_after_repair_s": None if done is None or repair is None else done - repair,
         "heal_pending_at_end_bytes": float(
             vs[vs["t_s"] == vs["t_s"].max()]["pending_heal_bytes"].sum()) if not vs.empty else 0.0,
         "bytes_healed": float(heal["bytes"].sum()),

@@ -20,7 +20,8 @@ def vm_table(summary: dict[str, Any]) -> pd.DataFrame:
         rows.append({"vm": vm, "read MB/s": v["read_mb_s"], "write MB/s": v["write_mb_s"],
                      "mean lat ms": v["mean_latency_ms"], "p99 lat ms": v["p99_latency_ms"],
                      "max stall s": v["max_io_stall_s"], "stall at s": v["max_io_stall_at_s"],
-                     "I/O error s": v["io_error_s"], "paused s": v["paused_s"],
+                     "max error s": v["max_io_error_s"], "I/O error s": v["io_error_s"],
+                     "paused s": v["paused_s"],
                      "down s": v["downtime_s"], "restarts": v["restarts"],
                      "migrations": len(v["migrations"])})
     return pd.DataFrame(rows)
@@ -32,6 +33,7 @@ def volume_table(summary: dict[str, Any]) -> pd.DataFrame:
         rows.append({"volume": vol, "acked GB": v["acked_bytes"] / 1e9,
                      "healed GB": v["bytes_healed"] / 1e9, "shards healed": v["shards_healed"],
                      "heal done at s": v["heal_completed_s"],
+                     "heal after repair s": v["heal_after_repair_s"],
                      "max pending GB": v["max_pending_heal_bytes"] / 1e9,
                      "exposure s": v["exposure_s"], "min copies acked": v["min_copies_acked"],
                      "quorum lost s": v["quorum_lost_s"],

@@ -18,13 +18,16 @@ import pandas as pd
 from hcisim.runner import RunResult
 from hcisim.sweep.grid import SweepPlan, SweepRun
 
-VM_MAX_MEAN = ("max_io_stall_s", "p99_latency_ms", "mean_latency_ms", "max_latency_ms",
-               "downtime_s", "paused_s", "io_error_s", "restarts")
+VM_MAX_MEAN = ("max_io_stall_s", "max_io_error_s", "max_io_outage_s", "p99_latency_ms",
+               "mean_latency_ms", "max_latency_ms", "downtime_s", "paused_s", "io_error_s",
+               "restarts")
 VM_SUM = ("read_mb_s", "write_mb_s")
-VOLUME = ("heal_time_s", "heal_completed_s", "heal_pending_at_end_bytes", "bytes_healed",
+VOLUME = ("heal_time_s", "heal_completed_s", "heal_after_repair_s",
+          "heal_pending_at_end_bytes", "bytes_healed",
           "shards_healed", "max_pending_heal_bytes", "exposure_s", "quorum_lost_s",
           "min_copies_acked", "acked_without_quorum_bytes", "lost_bytes")
-VOLUME_MAX = ("heal_time_s", "exposure_s", "quorum_lost_s", "max_pending_heal_bytes")
+VOLUME_MAX = ("heal_time_s", "heal_after_repair_s", "exposure_s", "quorum_lost_s",
+              "max_pending_heal_bytes")
 VOLUME_SUM = ("bytes_healed", "heal_pending_at_end_bytes", "lost_bytes",
               "acked_without_quorum_bytes")
 KEYS = ("point", "replication", "seed")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hcisim.observations import COLUMNS, Observations, Recorder, SchemaError, summarize
 from hcisim.observations.summary import heal_completed_s, longest_run, weighted_quantile
+from hcisim.scenario import make_fault
 
 
 def _io(rec: Recorder, vm: str, t0: float, t1: float, status: str, mb: float = 10.0) -> None:
@@ -57,9 +58,16 @@ def test_longest_stall_joins_back_to_back_intervals_only() -> None:
     _io(rec, "a", 15, 20, "ok")
     _io(rec, "a", 20, 21, "stalled")
     s = summarize(rec.build("model", "s", 1, 30.0), ["a"], ["data"])
-    assert s["vms"]["a"]["max_io_stall_s"] == pytest.approx(5.0)
+    # a stall (I/O waits) and an error window (I/O fails) are kept apart ...
+    assert s["vms"]["a"]["max_io_stall_s"] == pytest.approx(2.0)
     assert s["vms"]["a"]["max_io_stall_at_s"] == pytest.approx(10.0)
+    assert s["vms"]["a"]["max_io_error_s"] == pytest.approx(3.0)
+    assert s["vms"]["a"]["max_io_error_at_s"] == pytest.approx(12.0)
     assert s["vms"]["a"]["io_error_s"] == pytest.approx(3.0)
+    # ... and joined back to back as the outage (no I/O completed)
+    assert s["vms"]["a"]["max_io_outage_s"] == pytest.approx(5.0)
+    assert s["vms"]["a"]["max_io_outage_at_s"] == pytest.approx(10.0)
+    assert s["vms"]["a"]["max_latency_ms"] == pytest.approx(2000.0)  # waited through it
     # latency is averaged over intervals that did I/O, weighted by I/O count
     assert s["vms"]["a"]["mean_latency_ms"] == pytest.approx(1.0)
 
@@ -95,6 +103,27 @@ def test_heal_completion_is_when_pending_last_reaches_zero() -> None:
     assert heal_completed_s(obs, "data") == 9.0
     vs = summarize(obs, [], ["data"])["volumes"]["data"]
     assert vs["max_pending_heal_bytes"] == 100.0 and vs["heal_pending_at_end_bytes"] == 0.0
+
+
+def test_heal_is_also_given_as_a_duration_after_the_repair() -> None:
+    """The repair is the last fault_end before heal completed that can leave the volume
+    something to heal: not a slowdown's end, not a brick fault of another volume."""
+    rec = Recorder()
+    for t, pending in [(0, 0.0), (12, 100.0), (30, 40.0), (41, 0.0)]:
+        rec.add("volume_state", float(t), "data", "host2", "data", True, pending, True)
+    power = make_fault(kind="node_power_loss", target="host2", at_s=10.0, duration_s=25.0)
+    slow = make_fault(kind="link_slowdown", target="host1", at_s=20.0, duration_s=18.0,
+                      rate_mbit=100.0)
+    other = make_fault(kind="brick_crash", target="host3", volume="logs", at_s=30.0,
+                       duration_s=9.0)
+    for f in (power, slow, other):
+        rec.fault_event(f.at_s, True, f)
+        assert f.end_s is not None
+        rec.fault_event(f.end_s, False, f)
+    vs = summarize(rec.build("model", "s", 1, 60.0), [], ["data"])["volumes"]["data"]
+    assert vs["heal_completed_s"] == 41.0
+    assert vs["heal_repair_at_s"] == 35.0
+    assert vs["heal_after_repair_s"] == pytest.approx(6.0)
 
 
 def test_heal_never_done_is_none() -> None:

@@ -100,13 +100,13 @@ def test_report_shows_rendered_tables_and_images_and_no_console_error(
     shown = browser.find_element(By.TAG_NAME, "body").text
     leaked = [s for s in ESCAPED if s in shown]
     assert leaked == [], f"escaped markup visible on the page: {leaked}"
-    # Tables are real tables: a row of 12 cells per VM, a row per failover pair and per
+    # Tables are real tables: a row of 13 cells per VM, a row per failover pair and per
     # event, a row of 8 per host in the HA plan.
     obs = Observations.load(result)
     n_vms = len(json.loads((result / "summary.json").read_text())["vms"])
     assert n_vms >= 3
     assert _cells(browser, "#vm-table table.data tbody tr") == n_vms
-    assert _cells(browser, "#vm-table table.data tbody td") == 12 * n_vms
+    assert _cells(browser, "#vm-table table.data tbody td") == 13 * n_vms
     assert _cells(browser, "#pairs-table tbody tr") == len(obs["failover_pairs"])
     assert _cells(browser, "#events-table tbody tr") == len(obs["events"]) > 0
     assert _cells(browser, "#ha-table tbody td") >= 3 * 8
