@@ -6,7 +6,7 @@ import heapq
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hcisim.model.pingtimer import (
@@ -72,6 +72,13 @@ def replay(fault: float, anchor: float, t: int, rtt: float, sends: list[float]) 
 times = st.floats(min_value=0.0, max_value=500.0, allow_nan=False)
 
 
+def no_tie(fault: float, anchor: float, t: int, rtt: float) -> None:
+    """Skip a fault that coincides (to 1 us) with a ping's reply: which side of it the
+    reply falls on is float rounding, in the closed form as in the replay."""
+    k = (fault - rtt - anchor) / (t + rtt)
+    assume(abs(k - round(k)) * (t + rtt) > 1e-6)
+
+
 @settings(max_examples=300, deadline=None)
 @given(anchor=times, offset=st.floats(min_value=0.0, max_value=200.0),
        t=st.sampled_from([3, 5, 10, 15, 20, 42]),
@@ -79,6 +86,7 @@ times = st.floats(min_value=0.0, max_value=500.0, allow_nan=False)
 def test_closed_form_matches_the_state_machine(anchor: float, offset: float, t: int,
                                                rtt: float) -> None:
     fault = anchor + offset
+    no_tie(fault, anchor, t, rtt)
     got = detect_known_phase(fault, anchor, t, rtt)
     assert math.isclose(got.at_s, replay(fault, anchor, t, rtt, []), abs_tol=1e-6)
     assert got.phase == "known"
@@ -91,6 +99,7 @@ def test_closed_form_matches_the_state_machine(anchor: float, offset: float, t: 
 def test_later_sends_push_detection_out_as_the_code_does(anchor: float, offset: float, t: int,
                                                          gaps: list[float]) -> None:
     fault = anchor + offset
+    no_tie(fault, anchor, t, 0.001)
     sends = [fault + g for g in gaps]
     got = detect_known_phase(fault, anchor, t, 0.001, sends)
     assert math.isclose(got.at_s, replay(fault, anchor, t, 0.001, sends), abs_tol=1e-6)
