@@ -9,10 +9,14 @@ from hcisim.lab.errors import LabError
 
 
 def guests_unavailable() -> str | None:
-    from hcisim.lab.guests.image import preflight
+    from hcisim.lab.guests.image import preflight as image_preflight
+    from hcisim.lab.guests.qemu import preflight as qemu_preflight
+    from hcisim.lab.netns.backend import preflight as lab_preflight
 
     try:
-        preflight()
+        image_preflight()
+        qemu_preflight()
+        lab_preflight()
     except LabError as exc:
         return exc.reason
     return None
