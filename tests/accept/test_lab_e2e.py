@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from hcisim.observations import Observations
+from hcisim.observations.vocabulary import check_vocabulary
 from hcisim.scenario import Scenario, save_scenario
 from tests.accept.scenarios import small
 from tests.accept.sshlab import SSHD, SshLab, ssh_lab, targets
@@ -171,6 +173,9 @@ def test_nic_and_power_loss_over_ssh_on_the_timeline(env: Env, tmp_path: Path) -
         ("fault injected", "host2", "pass"), ("acknowledged writes kept", "cluster", "pass"),
         ("host restored", "host2", "pass"), ("fault injected", "host3", "pass"),
         ("acknowledged writes kept", "cluster", "pass"), ("host restored", "host3", "pass")]
+    obs = Observations.load(out)  # the hosts engine speaks the shared vocabulary
+    check_vocabulary(obs)
+    assert obs.engine == "hosts" and not obs["volume_state"].empty
     events = json.loads((out / "journal.json").read_text())["events"]
     starts = {e["fault_kind"]: e["t_s"] for e in events if e["kind"] == "fault_start"}
     ends = {e["fault_kind"]: e["t_s"] for e in events if e["kind"] == "fault_end"}

@@ -31,6 +31,7 @@ from hcisim.engines import observe
 from hcisim.lab import run_lab
 from hcisim.lab.netns.layout import unique_name
 from hcisim.observations import Observations
+from hcisim.observations.vocabulary import check_vocabulary
 from hcisim.scenario import Scenario, load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "lab-all-faults.yaml"
@@ -220,3 +221,9 @@ def test_applied_options_are_read_back(run: Run) -> None:
         assert got["features.shard"].split()[0] == "on"  # from the virt group
         assert got["features.shard-block-size"].split()[0] == "4MB"
     assert isinstance(run.obs["vm_io"], pd.DataFrame) and not run.obs["vm_io"].empty
+
+
+@pytest.mark.lab
+def test_observations_speak_the_shared_vocabulary(run: Run) -> None:
+    check_vocabulary(run.obs)
+    assert run.obs.engine == "lab:netns"
