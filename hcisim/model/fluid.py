@@ -102,7 +102,9 @@ def _fill(coef: Array, uses: npt.NDArray[np.bool_], pace: Array, capacity: Array
 
 # Up to this many flows progressive filling runs on sparse Python lists: a flow crosses a
 # handful of resources, so the rounds cost less than numpy's per-call overhead (a year of
-# the default cluster has 11-15 flows); above it, numpy's vectorised rounds win.
+# the default cluster has 11-15 flows); above it, numpy's vectorised rounds win. Not with a
+# single resource: numpy then sums the column as one contiguous run, pairwise, in another
+# order than flow by flow (the cluster always has a dozen resources or more).
 SPARSE_MAX_FLOWS = 40
 
 
@@ -183,6 +185,7 @@ class FlowNetwork:
         self._sparse: list[list[tuple[int, float]]] = []
         self._sparse_uses: list[frozenset[int]] = []
         self._sparse_pace: list[list[tuple[int, float]]] = []
+        self._small = False  # solved by _fill_sparse
         self._cap_list: list[float] = []
         self._full_at_list: list[float] = []
         self._rows_for = 0  # number of resources the flows' cached rows were built for
@@ -260,7 +263,8 @@ class FlowNetwork:
         self._cap = np.array([self._capacity[r] for r in res], dtype=float)
         self._uses = self._coef > 0
         self._full_at = _TOL * np.maximum(self._cap, 1.0)
-        if len(names) <= SPARSE_MAX_FLOWS:
+        self._small = len(names) <= SPARSE_MAX_FLOWS and len(res) >= 2
+        if self._small:
             self._sparse = [[(index[r], a) for r, a in f.usage.items()]
                             for f in self._flows.values()]
             self._sparse_uses = [frozenset(j for j, _ in row) for row in self._sparse]
@@ -276,7 +280,7 @@ class FlowNetwork:
                 self._rebuild()
             self.solver_calls += 1
             names = self._names
-            small = len(names) <= SPARSE_MAX_FLOWS
+            small = self._small
             if self._pace_dirty:
                 if small:
                     self._sparse_pace = [[(j, a * w) for j, a in row] for row, w in zip(

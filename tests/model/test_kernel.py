@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from hcisim.model.engine import SettleError, StorageModel
 from hcisim.scenario import Scenario
 
+from .cases import scenarios
 from .test_examples import OLTP, scenario, vm
 
 
@@ -79,3 +82,21 @@ def test_plans_are_rebuilt_only_when_something_they_depend_on_changed() -> None:
     m.heal.blamed_version += 1  # the bricks blamed for a disk changed
     m.apply(lambda: None)
     assert m.plans is not plans
+
+
+class _AlwaysFreshPlans(StorageModel):
+    """The model without the plan shortcut: every settle derives every plan again."""
+
+    def settle(self) -> None:
+        self._plans_key = None
+        super().settle()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(max_faults=4))
+def test_kept_plans_give_the_tables_of_fresh_plans(sc: Scenario) -> None:
+    """Keeping the plans when nothing they depend on changed is exact: the same tables as
+    deriving them again at every change."""
+    kept, fresh = StorageModel(sc).run(), _AlwaysFreshPlans(sc).run()
+    for name in kept.tables:
+        pd.testing.assert_frame_equal(kept[name], fresh[name], check_exact=True)
