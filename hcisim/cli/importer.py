@@ -8,12 +8,15 @@ file, a file of the wrong kind, a cluster hcisim cannot model) is exit 2 with th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hcisim.cli import UserError, friendly, out
 from hcisim.importers.facts import ClusterFacts, ImportSourceError, write_scenario
+
+if TYPE_CHECKING:
+    from hcisim.importers.gluster import GlusterOutputs
 
 Output = Annotated[Path, typer.Option("-o", "--output", help="scenario file to write")]
 Force = Annotated[bool, typer.Option("--force", help="overwrite an existing output file")]
@@ -58,6 +61,30 @@ def _source_errors(fn: typer.models.CommandFunctionType) -> typer.models.Command
     return wrapper  # type: ignore[return-value]
 
 
+def _ask_over_ssh(target: str, identity: Path | None,
+                  volumes: tuple[str, ...]) -> GlusterOutputs:
+    """``gluster ... --xml`` on ``[user@]host[:port]`` over OpenSSH (keys only, batch mode)."""
+    import tempfile
+
+    from hcisim.importers.gluster import read_node
+    from hcisim.lab.gluster import Gluster
+    from hcisim.lab.node import SshShell, connect
+
+    user, _, hostport = target.rpartition("@")
+    host, _, port = hostport.partition(":")
+    if not host or (port and not port.isdigit()):
+        raise UserError(f"--ssh {target}: expected [USER@]HOST[:PORT]")
+    with tempfile.TemporaryDirectory(prefix="hcisim-import-") as tmp:
+        config = Path(tmp) / "ssh_config"
+        config.write_text("Host *\n  BatchMode yes\n  ConnectTimeout 15\n"
+                          "  StrictHostKeyChecking accept-new\n"
+                          + (f"  IdentityFile {identity}\n  IdentitiesOnly yes\n"
+                             if identity else ""))
+        shell = SshShell(config, host, user or None, int(port) if port else None, label=target)
+        connect(shell)  # a classified SshError (unreachable, key refused) if it cannot
+        return read_node(Gluster(shell), volumes)
+
+
 def register(app: typer.Typer) -> None:
     imp = typer.Typer(help="Write a scenario from a real cluster: a deployment inventory, "
                            "Gluster CLI XML, or an oVirt engine.", no_args_is_help=True)
@@ -86,27 +113,42 @@ def register(app: typer.Typer) -> None:
     @friendly
     @_source_errors
     def gluster(
-        info: Annotated[Path, typer.Option("--info", help="output of `gluster volume info "
-                                                          "--xml`")],
         output: Output,
+        info: Annotated[Path | None, typer.Option(
+            "--info", help="output of `gluster volume info --xml`, saved to a file")] = None,
         get: Annotated[list[str] | None, typer.Option(
             "--get", metavar="VOL=FILE",
             help="output of `gluster volume get VOL all --xml` (repeatable)")] = None,
         status: Annotated[Path | None, typer.Option(
             "--status", help="output of `gluster volume status all detail --xml` (brick "
                              "sizes)")] = None,
+        ssh: Annotated[str | None, typer.Option(
+            "--ssh", metavar="[USER@]HOST[:PORT]",
+            help="instead of files: ask this server's glusterd over SSH (read-only)")] = None,
+        identity: Annotated[Path | None, typer.Option(
+            "--identity", help="--ssh: private key (default: agent / default keys)")] = None,
         volume: Annotated[list[str] | None, typer.Option(
             "--volume", help="import only these volumes (repeatable)")] = None,
         name: Name = None,
         host_name: HostNameOpt = None,
         force: Force = False,
     ) -> None:
-        """From the Gluster CLI's XML output, saved to files."""
-        from hcisim.importers.gluster import gluster_facts
+        """From the Gluster CLI's XML: files saved on a server, or asked over SSH."""
+        from hcisim.importers.gluster import gluster_facts, read_files
 
-        gets = {k: Path(v) for k, v in _pairs(get, "--get").items()}
-        _write(gluster_facts(info, gets, status, tuple(volume or ()),
-                             _pairs(host_name, "--host-name"), name), output, force)
+        if (info is None) == (ssh is None):
+            raise UserError("give either --info FILE (saved outputs) or --ssh HOST")
+        if ssh is not None:
+            if get or status:
+                raise UserError("--get and --status are for saved files; --ssh asks for them")
+            outputs = _ask_over_ssh(ssh, identity, tuple(volume or ()))
+        else:
+            assert info is not None
+            gets = {k: Path(v) for k, v in _pairs(get, "--get").items()}
+            outputs = read_files(info, gets, status)
+        _write(gluster_facts(outputs, tuple(volume or ()), _pairs(host_name, "--host-name"),
+                             name or (ssh.split("@")[-1].split(":")[0] if ssh else None)),
+               output, force)
 
     @imp.command("ovirt")
     @friendly

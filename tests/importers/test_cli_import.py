@@ -68,3 +68,20 @@ def test_ovirt_needs_one_source(tmp_path: Path) -> None:
     r = hcisim("import", "ovirt", "-o", str(tmp_path / "o.yaml"))
     assert r.returncode == 2
     assert "give either --url (a live engine) or --recorded DIR" in r.stderr
+
+
+def test_gluster_needs_files_or_a_server(tmp_path: Path) -> None:
+    out = str(tmp_path / "g.yaml")
+    r = hcisim("import", "gluster", "-o", out)
+    assert r.returncode == 2
+    assert "give either --info FILE (saved outputs) or --ssh HOST" in r.stderr
+    r = hcisim("import", "gluster", "--ssh", "root@node1:ssh", "-o", out)
+    assert r.returncode == 2
+    assert "--ssh root@node1:ssh: expected [USER@]HOST[:PORT]" in r.stderr
+
+
+def test_gluster_over_ssh_to_a_server_that_does_not_answer(tmp_path: Path) -> None:
+    r = hcisim("import", "gluster", "--ssh", "root@127.0.0.1:1", "-o", str(tmp_path / "g.yaml"))
+    assert r.returncode == 3, r.stderr  # a target error: the server, not the input
+    assert "root@127.0.0.1:1" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "g.yaml").exists()

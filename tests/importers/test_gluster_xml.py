@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hcisim.importers.facts import ImportSourceError, write_scenario
-from hcisim.importers.gluster import gluster_facts, parse_volume_get
+from hcisim.importers.gluster import CliOutput, GlusterOutputs, gluster_facts, read_files
 from hcisim.scenario import load_scenario
 from tests.importers.conftest import FIXTURES
 
@@ -22,9 +22,9 @@ GETS = {v: FIXTURES / f"lab-volume-get-{v}.xml" for v in ("engine", "data", "vms
 
 
 def test_lab_volumes_with_options_and_sizes(tmp_path: Path) -> None:
-    facts = gluster_facts(FIXTURES / "lab-volume-info.xml", GETS,
-                          FIXTURES / "lab-volume-status-detail.xml", host_names=LAB,
-                          name="lab")
+    facts = gluster_facts(read_files(FIXTURES / "lab-volume-info.xml", GETS,
+                                     FIXTURES / "lab-volume-status-detail.xml"),
+                          host_names=LAB, name="lab")
     write_scenario(facts, tmp_path / "lab.yaml")
     sc = load_scenario(tmp_path / "lab.yaml")
     lab = load_scenario(Path("scenarios/lab-power-loss.yaml"))
@@ -43,14 +43,16 @@ def test_lab_volumes_with_options_and_sizes(tmp_path: Path) -> None:
     assert sc.host("host2").disks[0].name == "loop1"
 
 
-def test_volume_get_values_marked_default_count() -> None:
-    opts = parse_volume_get(GETS["data"])
+def test_volume_get_lists_every_option_with_its_default() -> None:
+    from hcisim.lab.gluster import parse_volume_get
+
+    opts = parse_volume_get(GETS["data"].read_text())
     assert len(opts) == 336  # <count>342</count>: Gluster 10.3 prints a few names twice
-    assert opts["cluster.lookup-unhashed"] == "on (DEFAULT)"
+    assert opts["cluster.lookup-unhashed"] == "on"  # printed "on (DEFAULT)"
 
 
 def test_without_get_status_or_names_the_gaps_are_written_down() -> None:
-    facts = gluster_facts(FIXTURES / "lab-volume-info.xml", volumes=("data",))
+    facts = gluster_facts(read_files(FIXTURES / "lab-volume-info.xml"), volumes=("data",))
     assert [v.name for v in facts.volumes] == ["data"]
     assert [h.name for h in facts.hosts] == ["host1", "host2", "host3"]  # IPs are not names
     text = "\n".join(facts.assumptions)
@@ -62,35 +64,49 @@ def test_without_get_status_or_names_the_gaps_are_written_down() -> None:
 
 
 def test_a_failed_gluster_command_is_reported_with_its_reason() -> None:
+    nosuch = FIXTURES / "lab-volume-get-nosuch.xml"
     with pytest.raises(ImportSourceError) as exc:
-        parse_volume_get(FIXTURES / "lab-volume-get-nosuch.xml")
-    assert "lab-volume-get-nosuch.xml: the gluster command failed: Volume nosuch does not " \
-           "exist" in str(exc.value)
+        gluster_facts(read_files(FIXTURES / "lab-volume-info.xml", {"data": nosuch}))
+    assert f"{nosuch}: volume get: Volume nosuch does not exist" in str(exc.value)
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("not xml at all", "not XML"),
-    ("<html><body/></html>", "<html> is not gluster CLI output"),
+    ("not xml at all", "no XML in the output"),
+    ("<html><body/></html>", "no XML in the output"),
+    ("<cliOutput><opRet>0</opRet></cliOutput>", "no <volInfo> in <cliOutput>"),
 ])
 def test_wrong_files_are_named(tmp_path: Path, content: str, message: str) -> None:
     bad = tmp_path / "info.xml"
     bad.write_text(content)
     with pytest.raises(ImportSourceError, match=message) as exc:
-        gluster_facts(bad)
+        gluster_facts(read_files(bad))
     assert str(bad) in str(exc.value)
 
 
 def test_volume_get_output_given_as_volume_info_is_refused() -> None:
-    with pytest.raises(ImportSourceError, match="not `gluster volume info --xml`"):
-        gluster_facts(GETS["data"])
+    with pytest.raises(ImportSourceError, match="expected the output of `gluster volume info"):
+        gluster_facts(read_files(GETS["data"]))
 
 
 def test_unknown_volume_is_refused() -> None:
     with pytest.raises(ImportSourceError, match="no volume 'nope' \\(has: data, engine, "
                                                 "vmstore\\)"):
-        gluster_facts(FIXTURES / "lab-volume-info.xml", volumes=("nope",))
+        gluster_facts(read_files(FIXTURES / "lab-volume-info.xml"), volumes=("nope",))
 
 
 def test_a_chosen_host_name_must_be_valid() -> None:
     with pytest.raises(ImportSourceError, match=r"--host-name 10\.213\.0\.11=Host_1: not a valid"):
-        gluster_facts(FIXTURES / "lab-volume-info.xml", host_names={"10.213.0.11": "Host_1"})
+        gluster_facts(read_files(FIXTURES / "lab-volume-info.xml"),
+                      host_names={"10.213.0.11": "Host_1"})
+
+
+def test_outputs_from_a_node_are_read_like_files() -> None:
+    """read_node's result (a node's answers) goes through the same parsing as files."""
+    outputs = GlusterOutputs(
+        CliOutput("host1: gluster --xml volume info", (FIXTURES / "lab-volume-info.xml")
+                  .read_text()),
+        {"vmstore": CliOutput("host1: gluster --xml volume get vmstore all",
+                              GETS["vmstore"].read_text())})
+    facts = gluster_facts(outputs, volumes=("vmstore",), name="node")
+    assert facts.volumes[0].type == "arbiter"
+    assert facts.source == "host1: gluster --xml volume info"
