@@ -99,6 +99,20 @@ class Migrations:
         return GuestMemory.of(v.ram_gib, v.dirty_rate_mb_s, v.working_set_gib,
                               v.touched_ram_gib)
 
+    def link_mb_s(self, src: str, dst: str) -> float:
+        """Line rate of the migration network between two hosts (the slower end): what the
+        last pages may use once qemu has stopped the VM and lifted its rate limit. Their
+        migration network if both have one, else management (as the storage model routes
+        the flow)."""
+        hosts = {h.name: h for h in self.m.sc.hosts}
+
+        def has(h: str, role: str) -> bool:
+            return any(role in n.networks for n in hosts[h].nics)
+
+        role = "migration" if has(src, "migration") and has(dst, "migration") else "management"
+        return min(max((n.gbps for n in hosts[h].nics if role in n.networks), default=0.0)
+                   for h in (src, dst)) * 125.0
+
     def _run(self, vm: str, src: str, dst: str) -> Proc:
         m, env = self.m, self.m.env
         try:
@@ -113,7 +127,14 @@ class Migrations:
                     a.flow = m.storage.open_migration_flow(vm, src, dst,
                                                            self.settings.max_bandwidth_mb_s)
                     a.pc = pc = PreCopy(self.memory(vm), self.settings, t0)
+                    limited = True
                     while pc.result is None:
+                        if pc.rate_limited != limited:  # the VM stopped: take the link
+                            limited = pc.rate_limited
+                            a.flow.close()
+                            a.flow = m.storage.open_migration_flow(
+                                vm, src, dst, self.settings.max_bandwidth_mb_s if limited
+                                else self.link_mb_s(src, dst))
                         a.rate = a.flow.rate_mb_s()
                         wait = max(0.0, pc.horizon(a.rate) - env.now)
                         yield env.timeout(wait) | a.flow.changed()

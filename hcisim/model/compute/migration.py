@@ -15,9 +15,9 @@ What decides a migration is what qemu puts on the wire (docs/compute.md cites th
 - **convergence** (``migration_iteration_run``): ``pending_size < threshold_size`` with
   threshold = bandwidth x ``downtime-limit`` (``migration_update_counters``, bandwidth as
   measured over the last 100 ms: the current rate here). Then ``migration_completion``
-  stops the VM (``vm_stop_force_state``: vCPUs paused, disks drained and flushed), syncs
-  once more and sends the rest and the device state: downtime = ``switchover_ms`` + sync +
-  pending / bandwidth.
+  stops the VM (``vm_stop_force_state``: vCPUs paused, disks drained and flushed), lifts
+  the rate limit, syncs once more and sends the rest and the device state at the link's
+  rate: downtime = ``switchover_ms`` + sync + pending / link rate.
 - **vdsm** (``lib/vdsm/virt/migration.py``): bandwidth cap ``migration_max_bandwidth``;
   ``DowntimeThread``: the initial limit is the first of ``exponential_downtime`` (101 ms of
   500 in 5 steps); once the monitor sees the first new iteration (remaining grew between
@@ -56,6 +56,7 @@ from hcisim.scenario.compute import Migration
 Outcome = Literal["converged", "post_copy", "aborted"]
 Phase = Literal["setup", "copy", "sync", "stop_sync", "stop_copy", "post_copy", "done"]
 DEAD_TIME: frozenset[Phase] = frozenset({"setup", "sync", "stop_sync"})  # nothing is sent
+STOPPED: frozenset[Phase] = frozenset({"stop_sync", "stop_copy"})  # the VM is paused
 _EPS = 1e-9
 PAGE = 4096
 PAGE_HEADER = 8  # save_page_header: be64 offset | flags (the block name only on a change)
@@ -150,6 +151,7 @@ class MigrationResult:
     allowed_downtime_s: float  # the limit in force when it converged (0 if it did not)
     reason: str
     syncs: int = 0  # dirty-bitmap syncs, the setup's included (qemu's dirty-sync-count)
+    downtime_mb: float = 0.0  # sent while the VM was stopped (qemu's ram downtime-bytes)
 
     @property
     def total_s(self) -> float:
@@ -223,7 +225,17 @@ class PreCopy:
         return self.result is not None
 
     def cap(self, rate: float) -> float:
+        """The rate qemu may use: capped while the VM runs, the whole link once it is
+        stopped (``migration_completion``: ``qemu_file_set_rate_limit(s->to_dst_file,
+        INT64_MAX)`` before ``qemu_savevm_state_complete_precopy``)."""
+        if self.phase in STOPPED:
+            return max(0.0, rate)
         return max(0.0, min(rate, self.s.max_bandwidth_mb_s))
+
+    @property
+    def rate_limited(self) -> bool:
+        """False while the VM is stopped for the last pages: the flow may take the link."""
+        return self.phase not in STOPPED
 
     def remaining_mb(self) -> float:
         """What vdsm's monitor reads as data remaining (RAM MB of dirty pages): the rest of
@@ -399,7 +411,8 @@ class PreCopy:
             downtime_s=self._downtime if outcome != "aborted" else 0.0,
             rounds=self.rounds, transferred_mb=self.transferred,
             allowed_downtime_s=self._allowed_s if outcome == "converged" else 0.0,
-            reason=reason, syncs=self.syncs)
+            reason=reason, syncs=self.syncs,
+            downtime_mb=self.round_sent if outcome == "converged" else 0.0)
 
 
 def migrate(memory: GuestMemory, settings: Migration, bandwidth: Bandwidth,
