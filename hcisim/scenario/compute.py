@@ -25,11 +25,17 @@ class AffinityGroup(Strict):
 class Fencing(Strict):
     vds_connection_timeout_s: PositiveFloat = 20.0
     vds_timeout_s: PositiveFloat = 180.0
+    vds_refresh_rate_s: PositiveFloat = Field(
+        3.0, description="VdsRefreshRate: how often the engine polls a host (the lab's engine)"
+    )
     soft_fencing_s: NonNegativeFloat = Field(30.0, description="ssh restart of vdsm attempt")
     reset_vds_timeout_s: PositiveFloat = Field(60.0, description="TimeoutToResetVdsInSeconds")
     per_vm_delay_s: NonNegativeFloat = 0.5
     spm_delay_s: NonNegativeFloat = 20.0
     lease_expiry_s: PositiveFloat = Field(80.0, description="sanlock: 8 x io_timeout 10 s")
+    lease_io_timeout_s: int = Field(
+        10, ge=1, le=60, description="sanlock io_timeout of the VM leases (the lab's sanlock)"
+    )
     kill_paused_s: PositiveFloat = Field(80.0, description="vdsm vm_kill_paused_time")
     disable_fence_at_startup_s: NonNegativeFloat = Field(
         300.0, description="engine DisableFenceAtStartupInSec: no fencing this long after start"
