@@ -34,9 +34,10 @@ def _cases(root: ET.Element) -> dict[str, str]:
 
 def test_claims_of_named_files_are_items(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text(LAB)
-    (tmp_path / "strict.yaml").write_text(LAB.replace("name: lab-power-loss", "name: strict")
-                                          + "  - {kind: zero_downtime, name: no stall at all, "
-                                            "max_stall_s: 0.001}\n")
+    (tmp_path / "strict.yaml").write_text(
+        LAB.replace("name: lab-power-loss", "name: strict")
+        .replace("\nclaims:\n", "\nclaims:\n  - {kind: zero_downtime, name: no stall at all, "
+                                "max_stall_s: 0.001}\n"))
     (tmp_path / "broken.yaml").write_text(LAB.replace("type: replica3", "type: raid6", 1))
     r, junit = _pytest(tmp_path, "--hcisim-target", "model", "good.yaml", "strict.yaml",
                        "broken.yaml")
