@@ -26,7 +26,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel, disk_cost, disk_iops_cost
 from hcisim.model.fluid import FlowNetwork
@@ -98,8 +98,7 @@ def path_usage(cluster: Cluster, vol: VolumeModel, plan: DiskPlan) -> dict[str, 
     return use
 
 
-@dataclass(frozen=True)
-class Latency:
+class Latency(NamedTuple):
     mean_ms: float
     p99_ms: float
 
@@ -113,17 +112,6 @@ LegSpec = tuple[float, tuple[tuple[str, float], ...]]
 PathSpec = tuple[LegSpec | None, float, tuple[LegSpec, ...], tuple[float, str, float] | None,
                  float]
 _IDLE: defaultdict[str, float] = defaultdict(float)  # every resource idle
-
-
-def _queue(crossed: tuple[tuple[str, float], ...], rho: Mapping[str, float]) -> float:
-    """Queueing ms of one leg: the M/M/1 sojourns of its disk, plus its two NIC directions
-    (the disk first, then the NICs' sum: the order the arithmetic always had)."""
-    res, service = crossed[0]
-    q = service / (1.0 - min(rho[res], RHO_MAX))
-    if len(crossed) == 3:
-        (r1, s1), (r2, s2) = crossed[1], crossed[2]
-        q += s1 / (1.0 - min(rho[r1], RHO_MAX)) + s2 / (1.0 - min(rho[r2], RHO_MAX))
-    return q
 
 
 class LatencyModel:
@@ -216,6 +204,11 @@ class LatencyModel:
         spec = self._specs[key] = (read, d.read_frac, writes, arbiter, d.write_frac)
         return spec
 
+    def loaded(self) -> dict[Shape, Latency]:
+        """The loaded latencies computed so far in this settle, by shape (a disk whose
+        shape is not in it asks :meth:`of`)."""
+        return self._of
+
     def of(self, vol: VolumeModel, plan: DiskPlan, loaded: bool = True) -> Latency:
         memo = self._of if loaded else self._of_idle
         key = plan.shape
@@ -233,31 +226,41 @@ class LatencyModel:
 
     def _latency(self, spec: PathSpec, rho: Mapping[str, float]) -> Latency:
         """Mean and p99 from a path spec and the utilisations ``rho`` (see module docstring;
-        the sojourn ``s / (1 - min(rho, RHO_MAX))`` is written out: this is the hot path)."""
+        the sojourn ``s / (1 - min(rho, RHO_MAX))`` is written out: this is the hot path).
+        A leg's queueing is its disk's sojourn plus the sum of its two NIC directions' (in
+        that order: the order the arithmetic always had)."""
         read, rf, writes, arbiter, wf = spec
-        paths: list[tuple[float, float, float]] = []  # (weight, mean, p99)
+        total = weighted = 0.0
+        p99 = -math.inf
         if read is not None:
             fixed, crossed = read
-            q = _queue(crossed, rho)
-            paths.append((rf, fixed + q, fixed + P99_FACTOR * q))
+            res, service = crossed[0]
+            q = service / (1.0 - min(rho[res], RHO_MAX))
+            if len(crossed) == 3:
+                (r1, s1), (r2, s2) = crossed[1], crossed[2]
+                q += s1 / (1.0 - min(rho[r1], RHO_MAX)) + s2 / (1.0 - min(rho[r2], RHO_MAX))
+            total += rf
+            weighted += rf * (fixed + q)
+            p99 = max(p99, fixed + P99_FACTOR * q)
         if writes:  # a write completes with its slowest replica
-            mean = p99 = -math.inf
+            mean = wp99 = -math.inf
             for fixed, crossed in writes:
-                q = _queue(crossed, rho)
-                mean, p99 = max(mean, fixed + q), max(p99, fixed + P99_FACTOR * q)
+                res, service = crossed[0]
+                q = service / (1.0 - min(rho[res], RHO_MAX))
+                if len(crossed) == 3:
+                    (r1, s1), (r2, s2) = crossed[1], crossed[2]
+                    q += (s1 / (1.0 - min(rho[r1], RHO_MAX))
+                          + s2 / (1.0 - min(rho[r2], RHO_MAX)))
+                mean, wp99 = max(mean, fixed + q), max(wp99, fixed + P99_FACTOR * q)
             if arbiter is not None:
                 fixed, res, service = arbiter
                 q = service / (1.0 - min(rho[res], RHO_MAX))
-                mean, p99 = max(mean, fixed + q), max(p99, fixed + P99_FACTOR * q)
-            paths.append((wf, mean, p99))
-        if not paths:
+                mean, wp99 = max(mean, fixed + q), max(wp99, fixed + P99_FACTOR * q)
+            total += wf
+            weighted += wf * mean
+            p99 = max(p99, wp99)
+        if read is None and not writes:
             return Latency(math.nan, math.nan)
-        total = weighted = 0.0
-        p99 = -math.inf
-        for w, m, p in paths:
-            total += w
-            weighted += w * m
-            p99 = max(p99, p)
         return Latency(self.overhead_ms + weighted / total, self.overhead_ms + p99)
 
     def queue_depth_cap(self, vol: VolumeModel, plan: DiskPlan) -> float:

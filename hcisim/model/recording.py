@@ -153,7 +153,7 @@ class RunRecords:
         if self.level == "intervals":
             return self._statuses(t, plans)
         errors: set[str] = set()
-        rate, of, log = net.rate, latency.of, self.vm_io
+        rate, of, log, known = net.rate, latency.of, self.vm_io, latency.loaded()
         for key, vol, disk_keys in self._disk_groups:
             demand = read = write = riops = wiops = lat_w = 0.0
             p99 = math.nan
@@ -175,7 +175,7 @@ class RunRecords:
                 riops += ios * rf
                 wiops += ios * wf
                 if ios > 0:
-                    lat = of(vol, p)
+                    lat = known.get(p.shape) or of(vol, p)
                     lat_w += lat.mean_ms * ios
                     p99 = lat.p99_ms if math.isnan(p99) else max(p99, lat.p99_ms)
             if rank == 3:
