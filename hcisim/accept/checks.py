@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hcisim.accept.remote import mount_answers
+from hcisim.accept.remote import mount_answers, own_addresses
 from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.ssh import Shell, gluster_of
 from hcisim.accept.storage import brick_rows, storage_mtu_rows
@@ -202,8 +202,7 @@ def mount_rows(view: ClusterView) -> list[CheckRow]:
     rows = []
     want = "FUSE mount that answers"
     for host, shell in view.shells.items():
-        own = [b.host for v in view.volumes.values() for b in v.bricks
-               if b.host_uuid == view.uuids.get(host)]
+        own = own_addresses(view.volumes, view.uuids.get(host))
         for vol in [v for v in view.sc.volumes if v.name in view.volumes]:  # else: missing
             point, wrong = mount_answers(shell, vol.name, own)
             rows.append(row("volume mounted", host, want,

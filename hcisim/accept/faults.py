@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hcisim.accept.remote import mount_answers
+from hcisim.accept.remote import mount_answers, own_addresses
 from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.safety import FaultPolicy, RollbackLedger
 from hcisim.accept.ssh import Shell, SshError, gluster_of
@@ -183,8 +183,7 @@ def storage_if_of(run: FaultRun, host: str) -> str | None:
     shell = run.shells[host]
     if shell.target.storage_if:
         return shell.target.storage_if
-    addrs = [b.host for v in run.volumes.values() for b in v.bricks
-             if b.host_uuid == run.uuids.get(host)]
+    addrs = own_addresses(run.volumes, run.uuids.get(host))
     return storage_interface(shell, addrs[0]) if addrs else None
 
 
@@ -216,8 +215,7 @@ def host_health(run: FaultRun, host: str) -> HostHealth:
         peers = sum(1 for p in gluster_of(shell).peers() if p.connected)
     except GlusterError:
         peers = 0
-    own = [b.host for v in run.volumes.values() for b in v.bricks
-           if b.host_uuid == run.uuids.get(host)]
+    own = own_addresses(run.volumes, run.uuids.get(host))
     mounts = frozenset(v.name for v in run.sc.volumes
                        if v.name in run.volumes and not mount_answers(shell, v.name, own)[1])
     return HostHealth(frozenset(online), link_is_up(shell, ifname) if ifname else None, peers,

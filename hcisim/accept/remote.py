@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hcisim.accept.ssh import Shell
+from hcisim.lab.gluster import VolumeInfo
 
 
 class RemoteError(Exception):
@@ -20,6 +23,12 @@ def parse_fuse_mounts(proc_mounts: str, volume: str) -> list[tuple[str, str]]:
         if vol.lstrip("/") == volume:
             out.append((server, parts[1].replace("\\040", " ")))
     return out
+
+
+def own_addresses(volumes: Mapping[str, VolumeInfo], uuid: str | None) -> list[str]:
+    """The brick addresses a server's own glusterd (``uuid``) serves: what tells its mounts
+    and its storage NIC apart on namespace nodes that share one machine."""
+    return [b.host for v in volumes.values() for b in v.bricks if b.host_uuid == uuid]
 
 
 def find_mount(shell: Shell, volume: str, own_addresses: list[str]) -> str | None:

@@ -21,7 +21,7 @@ from hcisim.accept.faults import FaultFailed, FaultRun, HostHealth, host_health
 from hcisim.accept.faults import inject as inject_fault
 from hcisim.accept.faults import restore_rows as restored
 from hcisim.accept.heal import sample, wait_for_heal
-from hcisim.accept.remote import RemoteError
+from hcisim.accept.remote import RemoteError, own_addresses
 from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.safety import DEFAULT_MAX_FAULT_S, FaultPolicy, RollbackLedger
 from hcisim.accept.ssh import Shell, SshError, SshOptions, connect, ssh_session
@@ -159,8 +159,7 @@ def _baseline(sc: Scenario, shells: dict[str, Shell], report: CheckReport, rec: 
     jobs = base.baseline_jobs(sc, list(shells))
     if not jobs or opts.baseline_s <= 0:
         return [], ["baseline skipped (no VM disk with an I/O profile, or --baseline-s 0)"]
-    own = {h: [b.host for v in report.view.volumes.values() for b in v.bricks
-               if b.host_uuid == report.view.uuids.get(h)] for h in shells}
+    own = {h: own_addresses(report.view.volumes, report.view.uuids.get(h)) for h in shells}
     start = time.time() - t0
     try:
         measured = base.measure(shells, jobs, own, run_id, opts.baseline_s, opts.baseline_mb)

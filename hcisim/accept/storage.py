@@ -14,6 +14,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from hcisim.accept.remote import own_addresses
 from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.ssh import Shell
 from hcisim.lab.gluster import GlusterError, VolumeInfo
@@ -193,8 +194,7 @@ def storage_mtu_rows(sc: Scenario, shells: dict[str, Shell], uuids: dict[str, st
     for host, shell in shells.items():
         ifname = shell.target.storage_if
         if ifname is None:
-            addrs = [b.host for v in volumes.values() for b in v.bricks
-                     if b.host_uuid == uuids.get(host)]
+            addrs = own_addresses(volumes, uuids.get(host))
             ifname = storage_interface(shell, addrs[0]) if addrs else None
         mtus[host] = (ifname, link_mtu(shell, ifname) if ifname else None)
     seen = {m for _, m in mtus.values() if m is not None}

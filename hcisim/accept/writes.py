@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hcisim.accept.faults import FaultRun
-from hcisim.accept.remote import RemoteError, find_mount
+from hcisim.accept.remote import RemoteError, find_mount, own_addresses
 from hcisim.accept.ssh import Shell
 from hcisim.lab import history_writer
 from hcisim.lab.history import CheckResult, History, bad_intervals, check, parse_history, per_second
@@ -53,11 +53,6 @@ def placements(run: FaultRun, skip_host: str | None) -> list[tuple[str, str, str
             and host in run.shells]
 
 
-def own_addresses(run: FaultRun, host: str) -> list[str]:
-    return [b.host for v in run.volumes.values() for b in v.bricks
-            if b.host_uuid == run.uuids.get(host)]
-
-
 def start_writers(run: FaultRun, tag: str, where: list[tuple[str, str, str]],
                   until_epoch: float) -> list[RemoteWriter]:
     script = Path(history_writer.__file__).read_bytes()
@@ -65,7 +60,7 @@ def start_writers(run: FaultRun, tag: str, where: list[tuple[str, str, str]],
     writers = []
     for vm, host, volume in where:
         shell = run.shells[host]
-        mount = find_mount(shell, volume, own_addresses(run, host))
+        mount = find_mount(shell, volume, own_addresses(run.volumes, run.uuids.get(host)))
         if mount is None:
             raise RemoteError(f"{shell.target.label}: volume {volume} is not mounted there "
                               "(the write history needs the host's FUSE mount)")

@@ -21,10 +21,11 @@ time read just before the command that makes it real (nothing the clients log pr
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.gluster import Gluster
@@ -224,3 +225,72 @@ class FaultInjector:
         if not res.ok:
             raise LabError(f"partition {f.target}", res.tail)
         return t
+
+
+class FaultBook:
+    """A lab's faults on now, for every backend: injected with the shared injector, kept in
+    the lab's state file (so `hcisim lab restore` in another process finds them), repaired
+    with heal started afterwards (in a thread, so the fault timeline keeps time; a one-shot
+    CLI command sets ``background_heal`` False and waits for glusterd to accept it)."""
+
+    faults: FaultInjector | None
+    state: Any  # the backend's LabState
+    scenario: Scenario
+    background_heal: bool
+    _active: list[Fault]
+    _lock: threading.Lock
+    _meta: dict[str, Any]
+
+    @property
+    def active_faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._active)
+
+    def _book(self, fault: Fault, on: bool) -> None:
+        with self._lock:
+            self._active = [*self._active, fault] if on else [
+                f for f in self._active if f != fault]
+            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
+
+    def inject(self, fault: Fault) -> float:
+        assert self.faults is not None
+        self._book(fault, True)  # booked first: observers avoid the host from now on
+        try:
+            return self.faults.inject(fault)
+        except BaseException:
+            self._book(fault, False)
+            raise
+
+    def restore(self, fault: Fault) -> float:
+        assert self.faults is not None
+        t = self.faults.restore(fault)
+        self.after_repair(fault)
+        self._book(fault, False)
+        if fault.heal_after_repair:
+            for v in self.faults.heal_volumes(fault):
+                args = (v, fault.traits.full_heal)
+                if self.background_heal:
+                    threading.Thread(target=self.trigger_heal, args=args, daemon=True).start()
+                else:
+                    self.trigger_heal(*args)
+        return t
+
+    def after_repair(self, fault: Fault) -> None:
+        """What the backend must note after a repair (the netns lab: new sockets)."""
+
+    def observer(self) -> str:
+        """A host no fault hits now (a slowed link still sees everything), to ask glusterd."""
+        with self._lock:
+            hit = {f.target for f in self._active if not f.traits.slows}
+        return next((h for h in self.scenario.host_names if h not in hit),
+                    self.scenario.host_names[0])
+
+    def trigger_heal(self, volume: str, full: bool = False) -> bool:
+        """``volume heal VOL [full]`` on a healthy host, retried while the self-heal daemons
+        reconnect; every attempt's outcome goes to the lab's facts."""
+        assert self.faults is not None
+        ok = self.faults.machine.gluster(self.observer()).start_heal(volume, full, 60.0, 1.0)
+        with self._lock:
+            self._meta.setdefault("heal_triggers", []).append(
+                {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
+        return ok

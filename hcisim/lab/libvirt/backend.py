@@ -24,7 +24,7 @@ from typing import Any, Self
 
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.errors import LabError
-from hcisim.lab.faults import FaultInjector
+from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.fio import job_file
 from hcisim.lab.libvirt import deploy, nodes
 from hcisim.lab.libvirt.faults import LibvirtMachine
@@ -44,7 +44,7 @@ NODE_DIR = "/opt/hcisim"
 NODE_RUN = "/var/lib/hcisim/run"
 
 
-class LibvirtBackend:
+class LibvirtBackend(FaultBook):
     """See :class:`hcisim.lab.backend.Backend`. Options beyond the common ones: ``uri``
     (default qemu:///system, or $HCISIM_LIBVIRT_URI), ``accel`` (auto|kvm|qemu, or
     $HCISIM_LIBVIRT_ACCEL), ``workdir``, ``image_cache``, ``boot_timeout_s``, ``node_checks``
@@ -98,11 +98,6 @@ class LibvirtBackend:
     def reclaim(name: str) -> list[str]:
         raise LabError("remove the lab", f"{name} is a libvirt lab: `hcisim lab libvirt down` "
                        "removes it")
-
-    @property
-    def active_faults(self) -> list[Fault]:
-        with self._lock:
-            return list(self._active)
 
     def detach(self) -> None:
         """Forget the lab without destroying it."""
@@ -307,46 +302,6 @@ class LibvirtBackend:
         with self._lock:
             return {f.target for f in self._active if f.traits.scope == "host" or (
                 f.traits.scope == "nic" and not f.traits.slows and "management" in f.networks)}
-
-    # --- faults ---------------------------------------------------------------------
-    def inject(self, fault: Fault) -> float:
-        assert self.faults is not None and self.state is not None
-        with self._lock:
-            self._active.append(fault)
-            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
-        return self.faults.inject(fault)
-
-    def restore(self, fault: Fault) -> float:
-        assert self.faults is not None and self.state is not None
-        t = self.faults.restore(fault)
-        with self._lock:
-            self._active = [f for f in self._active if f != fault]
-            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
-        if fault.heal_after_repair:
-            full = fault.traits.full_heal
-            for v in self.faults.heal_volumes(fault):
-                if self.background_heal:
-                    threading.Thread(target=self.trigger_heal, args=(v, full),
-                                     daemon=True).start()
-                else:
-                    self.trigger_heal(v, full)
-        return t
-
-    def _observer(self) -> str:
-        with self._lock:
-            bad = {f.target for f in self._active if not f.traits.slows}
-        return next((n.host for n in self.plan_.nodes if n.host not in bad),
-                    self.plan_.nodes[0].host)
-
-    def trigger_heal(self, volume: str, full: bool = False, timeout: float = 60.0) -> bool:
-        """``gluster volume heal VOL [full]`` on a healthy node, retried while the self-heal
-        daemons reconnect."""
-        assert self.faults is not None
-        ok = self.faults.machine.gluster(self._observer()).start_heal(volume, full, timeout, 2.0)
-        with self._lock:
-            self._meta.setdefault("heal_triggers", []).append(
-                {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
-        return ok
 
     # --- observe --------------------------------------------------------------------
     def brick_slots(self) -> list[BrickSlot]:

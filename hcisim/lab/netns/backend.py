@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.clientlog import ClientLogTail, ConnEvent
 from hcisim.lab.errors import LabError
-from hcisim.lab.faults import FaultInjector
+from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.fio import job_file
 from hcisim.lab.healinfo import BrickRef, Pending, parse_glfsheal, pending_by_brick
 from hcisim.lab.netns import bricks, gluster, network
@@ -61,7 +61,7 @@ def parallel(fn: Callable[[T], None], items: list[T]) -> None:
             f.result()
 
 
-class NetnsBackend:
+class NetnsBackend(FaultBook):
     """See :class:`hcisim.lab.backend.Backend`. ``name`` None: a unique name is chosen."""
 
     def __init__(self, scenario: Scenario, name: str | None = None,
@@ -129,11 +129,6 @@ class NetnsBackend:
     def detach(self) -> None:
         """Forget the lab without destroying it (it stays up for later commands)."""
         self.lab = None
-
-    @property
-    def active_faults(self) -> list[Fault]:
-        with self._lock:
-            return list(self._active)
 
     # --- context management: destroy always runs --------------------------------------
     def __enter__(self) -> Self:
@@ -296,46 +291,9 @@ class NetnsBackend:
         for p in self._procs:
             p.poll()
 
-    # --- faults ------------------------------------------------------------------------
-    def inject(self, fault: Fault) -> float:
-        assert self.faults is not None and self.state is not None
-        t = self.faults.inject(fault)
-        with self._lock:
-            self._active.append(fault)
-            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
-        return t
-
-    def restore(self, fault: Fault) -> float:
-        assert self.faults is not None and self.state is not None
-        t = self.faults.restore(fault)
+    # --- faults: FaultBook ----------------------------------------------------------
+    def after_repair(self, fault: Fault) -> None:
         self._record_sockets()  # restarted bricks and daemons have new sockets to reclaim
-        with self._lock:
-            self._active = [f for f in self._active if f != fault]
-            self.state.set("active_faults", [f.model_dump(mode="json") for f in self._active])
-        if fault.heal_after_repair:
-            full = fault.traits.full_heal
-            for v in self.faults.heal_volumes(fault):
-                if self.background_heal:
-                    threading.Thread(target=self.trigger_heal, args=(v, full), daemon=True).start()
-                else:
-                    self.trigger_heal(v, full)
-        return t
-
-    def trigger_heal(self, volume: str, full: bool = False) -> bool:
-        host = self._observer_host()
-        ok = gluster.client(host).start_heal(volume, full=full)
-        with self._lock:
-            self._meta.setdefault("heal_triggers", []).append(
-                {"t": time.time(), "volume": volume, "full": full, "accepted": ok})
-        return ok
-
-    def active_targets(self) -> set[str]:
-        with self._lock:
-            return {f.target for f in self._active if not f.traits.slows}
-
-    def _observer_host(self) -> HostLayout:
-        bad = self.active_targets()
-        return next((h for h in self.lab_.hosts if h.name not in bad), self.lab_.hosts[0])
 
     # --- observe -----------------------------------------------------------------------
     def observe(self) -> Sample:
@@ -344,7 +302,7 @@ class NetnsBackend:
             conn += [(client, e) for e in tail.poll()]
         pending: dict[str, dict[int, Pending]] = {}
         connected: dict[str, list[bool]] = {}
-        host = self._observer_host()
+        host = self.lab_.host(self.observer())
         with ThreadPoolExecutor(max_workers=len(self.scenario.volumes)) as pool:
             texts = list(pool.map(lambda v: gluster.client(host).heal_listing(v.name),
                                   self.scenario.volumes))
