@@ -165,7 +165,8 @@ class FlowNetwork:
         self._capacity: dict[str, float] = {}
         self._flows: dict[str, Flow] = {}
         self._rates: dict[str, float] = {}
-        self._used: dict[str, float] = {}
+        self._used: dict[str, float] | None = {}
+        self._solved: tuple[Array, Array, list[str]] = (np.zeros(0), np.zeros((0, 0)), [])
         self.solver_calls = 0
         # the last solved problem: rebuilt when a path changed, patched when a demand did
         self._structure_dirty = True  # flows added, removed or re-routed, a capacity changed
@@ -297,18 +298,27 @@ class FlowNetwork:
                 rate = _fill(self._coef, self._uses, self._pace, self._cap, self._full_at,
                              self._demand, self._weight)
                 rates = rate.tolist()
-            used = rate @ self._coef if names else np.zeros(len(self._capacity))
             self._rates = dict(zip(names, rates, strict=True))
-            self._used = dict(zip(self._capacity, used.tolist(), strict=True))
+            # resource use only when asked (latency; not at the intervals record level)
+            self._used = None
+            self._solved = (rate, self._coef, list(self._capacity))
             self._dirty = False
         return dict(self._rates)
+
+    def _resource_use(self) -> dict[str, float]:
+        """Use of every resource by the last solution (computed once per solution)."""
+        if self._used is None:
+            rate, coef, res = self._solved
+            used = rate @ coef if rate.size else np.zeros(len(res))
+            self._used = dict(zip(res, used.tolist(), strict=True))
+        return self._used
 
     def rate(self, name: str) -> float:
         return self._rates.get(name, 0.0)
 
     def utilisations(self) -> dict[str, float]:
         """:meth:`utilisation` of every resource (one dict, for callers that need many)."""
-        used = self._used
+        used = self._resource_use()
         return {r: (min(1.0, used.get(r, 0.0) / cap) if cap > 0
                     else 1.0 if used.get(r, 0.0) > 0 else 0.0)
                 for r, cap in self._capacity.items()}
@@ -316,7 +326,7 @@ class FlowNetwork:
     def utilisation(self, resource: str) -> float:
         """Used share of the resource's capacity (1.0 when a zero-capacity link is in use)."""
         cap = self._capacity[resource]
-        u = self._used.get(resource, 0.0)
+        u = self._resource_use().get(resource, 0.0)
         if cap <= 0:
             return 1.0 if u > 0 else 0.0
         return min(1.0, u / cap)

@@ -65,9 +65,11 @@ class BrickHeal:
     dirty: dict[str, float] = field(default_factory=dict)  # VM disk key -> shards
     episode: HealEpisode | None = None
     ready_at: float | None = None  # when the self-heal daemon will pick it up
-    # sum of ``dirty`` (None: to be summed again); every method that changes ``dirty``
-    # forgets it, so that it is summed once per change of the dirty counts, not per question
+    # sum of ``dirty`` (None: to be summed again) and a count of its changes: every method
+    # that changes ``dirty`` forgets the one and bumps the other, so that it is summed (and
+    # the stale map derived) once per change of the dirty counts, not per question
     _dirty_sum: float | None = field(default=None, repr=False, compare=False)
+    dirty_version: int = field(default=0, repr=False, compare=False)
 
     # --- what is missing --------------------------------------------------------------
     def _done_by_disk(self) -> dict[str, float]:
@@ -106,6 +108,7 @@ class BrickHeal:
                       random: bool) -> None:
         d = self.dirty.get(disk, 0.0)
         self._dirty_sum = None
+        self.dirty_version += 1
         if random:
             self.dirty[disk] = dirty_after_random(d, shards, writes)
         else:
@@ -116,12 +119,14 @@ class BrickHeal:
         self.episode = None
         self.dirty = {k: float(n) for k, n in disk_shards.items()}
         self._dirty_sum = None
+        self.dirty_version += 1
 
     # --- episodes -----------------------------------------------------------------------
     def begin(self, t: float, source: str) -> HealEpisode:
         self.dirty = {k: float(math.ceil(v - _EPS)) for k, v in self.dirty.items()
                       if v > _EPS}
         self._dirty_sum = None
+        self.dirty_version += 1
         plan = [(k, int(v)) for k, v in sorted(self.dirty.items())]
         self.episode = HealEpisode(t, source, plan)
         return self.episode
@@ -152,6 +157,7 @@ class BrickHeal:
                                                          + 1e-7)
         done = min(done, ep.shards)
         self._dirty_sum = None
+        self.dirty_version += 1
         left = done
         clean: list[str] = []
         for disk, n in ep.plan:

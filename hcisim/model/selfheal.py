@@ -55,6 +55,7 @@ class SelfHeal:
             for v in cluster.volumes.values() for b in v.data_bricks}
         self.last_repair: Repair | None = None
         self._stale: dict[str, dict[str, float]] = {}
+        self._stale_at: dict[str, tuple[int, float | None]] = {}  # (dirty version, healed)
         self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
         self.blamed_version = 0  # bumped when the blamed bricks of any VM disk changed
         self._back_at: dict[str, float] = {}
@@ -64,8 +65,18 @@ class SelfHeal:
 
     def snapshot(self) -> None:
         """Freeze which VM disks each brick misses, for the decisions of one settle (reads,
-        arbiter blame, unavailable data): one pass per brick instead of one per question."""
-        self._stale = {k: h.stale_map() for k, h in self.bricks.items()}
+        arbiter blame, unavailable data): one pass per brick instead of one per question,
+        and only for bricks whose dirty counts or heal progress moved since the last one."""
+        changed = False
+        for k, h in self.bricks.items():
+            ep = h.episode
+            key = (h.dirty_version, None if ep is None else ep.healed_bytes)
+            if self._stale_at.get(k) != key:
+                self._stale_at[k] = key
+                self._stale[k] = h.stale_map()
+                changed = True
+        if not changed:
+            return
         by_disk: dict[str, set[str]] = {}
         for k, stale in self._stale.items():
             host = self.bricks[k].brick.host
