@@ -78,6 +78,21 @@ class Vm(Strict):
     boot_s: PositiveFloat = 30.0
     disks: tuple[VmDisk, ...] = ()
 
+    @model_validator(mode="after")
+    def _memory(self) -> Vm:
+        """Touched RAM and working set are parts of RAM; the working set is written, so it is
+        part of the touched RAM (migration sends all touched pages first)."""
+        for name in ("touched_ram_gib", "working_set_gib"):
+            value = getattr(self, name)
+            if value is not None and value > self.ram_gib:
+                raise ValueError(f"{name}: {value:g} GiB is more than ram_gib {self.ram_gib:g}")
+        if self.touched_ram_gib is not None and self.working_set_gib is not None \
+                and self.working_set_gib > self.touched_ram_gib:
+            raise ValueError(f"working_set_gib: {self.working_set_gib:g} GiB is more than "
+                             f"touched_ram_gib {self.touched_ram_gib:g} "
+                             "(a written page is touched)")
+        return self
+
 
 class Phase(Strict):
     """From ``start_s`` on, demand of the selected VMs is multiplied by ``load``."""

@@ -208,3 +208,19 @@ def test_auto_converge_rescues_what_minimal_downtime_cannot() -> None:
     res = migrate(mem, Migration(policy="suspend_workload_if_needed", **base),  # type: ignore[arg-type]
                   ConstantBandwidth(100.0))
     assert res.outcome == "converged" and res.rounds > 3
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"touched_ram_gib": 9}, "touched_ram_gib: 9 GiB is more than ram_gib 8"),
+    ({"working_set_gib": 9}, "working_set_gib: 9 GiB is more than ram_gib 8"),
+    ({"touched_ram_gib": 1, "working_set_gib": 2},
+     "working_set_gib: 2 GiB is more than touched_ram_gib 1")])
+def test_scenario_refuses_memory_parts_larger_than_their_whole(fields: dict[str, float],
+                                                              message: str) -> None:
+    from pydantic import ValidationError
+
+    from tests.claims.cases import BASE, scenario
+
+    vms = [{**BASE["vms"][0], **fields}, *BASE["vms"][1:]]
+    with pytest.raises(ValidationError, match=message):
+        scenario(vms=vms)
