@@ -59,13 +59,20 @@ def test_password_refused_and_never_echoed() -> None:
 @settings(max_examples=50)
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789!#%", min_size=4, max_size=20))
 def test_password_never_in_any_error(pw: str) -> None:
-    """Whatever else is wrong with the string, the password is not in the message."""
-    for text in (f"ssh://root:{pw}@h1", f"ssh://root:{pw}@h1:0", f"ftp://root:{pw}@h1",
-                 f"ssh://root:{pw}@h1?x=1"):
+    """Whatever else is wrong with the string, the message does not carry the password
+    (it may contain the same letters only as words of its own, like 'pass' in 'passwords')."""
+    def message(secret: str, form: str) -> str:
         try:
-            parse_target(text)
+            parse_target(form.format(secret))
         except TargetError as exc:
-            assert pw not in str(exc)
+            return str(exc)
+        return ""
+
+    for form in ("ssh://root:{}@h1", "ssh://root:{}@h1:0", "ftp://root:{}@h1",
+                 "ssh://root:{}@h1?x=1"):
+        got = message(pw, form)
+        # the password is in the message only where the same words are there anyway
+        assert pw not in got or pw in message("Z" * len(pw), form), got
 
 
 def test_list_and_duplicates() -> None:
