@@ -10,6 +10,7 @@ time (SimPy):
 
 from hcisim.model.compute.migration import (
     ConstantBandwidth,
+    GuestMemory,
     MigrationResult,
     PiecewiseBandwidth,
     migrate,
@@ -28,7 +29,7 @@ from hcisim.placement.inventory import ClusterSpec, HostSpec, VmSpec, cluster_of
 from hcisim.placement.scheduler import choose_host, place, schedule_unplaced
 
 __all__ = [
-    "ClusterSpec", "ComputeModel", "ConstantBandwidth", "FailoverPair", "HostSpec",
+    "ClusterSpec", "ComputeModel", "ConstantBandwidth", "FailoverPair", "GuestMemory", "HostSpec",
     "MigrationFlow", "MigrationResult", "PiecewiseBandwidth", "ReservationReport",
     "SteadyStorage", "StoragePort", "VmSpec", "choose_host", "cluster_of", "failover_pairs",
     "failover_rows", "ha_reservation", "migrate", "place", "reservation_summary",
