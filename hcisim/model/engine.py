@@ -448,8 +448,12 @@ class StorageModel:
             first = ps[0]
             if t <= first.since:
                 continue
-            acked = {p.disk.key: p.acked_bytes for p in ps}
-            any_acked = sum(acked.values()) > 0  # bytes are never negative
+            if len(ps) == 1:  # most VMs have one disk on a volume
+                acked = {first.disk.key: first.acked_bytes}
+                any_acked = first.acked_bytes > 0
+            else:
+                acked = {p.disk.key: p.acked_bytes for p in ps}
+                any_acked = sum(acked.values()) > 0  # bytes are never negative
             ok = first.status == "ok" and any_acked
             accept(vm, vol, first.since, t, acked, len(first.write_bricks) if ok else 0,
                    first.quorum, _holders(first.write_bricks) if ok else _NO_HOLDERS,

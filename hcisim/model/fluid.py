@@ -168,6 +168,7 @@ class FlowNetwork:
         self._used: dict[str, float] | None = {}
         self._solved: tuple[Array, Array, list[str]] = (np.zeros(0), np.zeros((0, 0)), [])
         self.solver_calls = 0
+        self.capacity_version = 0  # bumped when a capacity changes
         # the last solved problem: rebuilt when a path changed, patched when a demand did
         self._structure_dirty = True  # flows added, removed or re-routed, a capacity changed
         self._dirty = True  # anything at all changed since the last solve
@@ -202,6 +203,7 @@ class FlowNetwork:
         if self._capacity[name] != float(capacity):
             self._capacity[name] = float(capacity)
             self._structure_dirty = self._dirty = True
+            self.capacity_version += 1
 
     def capacity(self, name: str) -> float:
         return self._capacity[name]

@@ -59,6 +59,8 @@ class SelfHeal:
         self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
         self.blamed_version = 0  # bumped when the blamed bricks of any VM disk changed
         self._back_at: dict[str, float] = {}
+        # heal paths by (source brick, target brick, capacity version): usage and limits
+        self._paths: dict[tuple[str, str, int], tuple[dict[str, float], tuple[float, ...]]] = {}
 
     def of(self, brick: BrickModel) -> BrickHeal:
         return self.bricks[brick.key]
@@ -202,16 +204,29 @@ class SelfHeal:
                 if h.episode is None:
                     self.net.remove_flow(self._flow(h))
                     continue
-                src = vol.brick(h.episode.source)
-                usage = {src.disk_resource: disk_cost(src.disk, HEAL_BLOCK),
-                         self.cluster.tx(src.host): 1.0, self.cluster.rx(target.host): 1.0}
-                usage[target.disk_resource] = (usage.get(target.disk_resource, 0.0)
-                                               + disk_cost(target.disk, HEAL_BLOCK))
+                usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
                 n = h.threads(threads)
                 demand = n * self.params.heal_thread_mb_s
-                for res, a in usage.items():
-                    demand = min(demand, self.params.heal_share * self.net.capacity(res) / a)
+                for limit in limits:
+                    demand = min(demand, limit)
                 self.net.add_flow(self._flow(h), demand, usage, weight=max(1, n))
+
+    def _heal_path(self, vol: VolumeModel, src: BrickModel,
+                   target: BrickModel) -> tuple[dict[str, float], tuple[float, ...]]:
+        """A heal flow's resource use per MB/s (source disk read, source NIC tx, target NIC
+        rx, target disk write) and the most MB/s ``heal_share`` of each resource allows, in
+        that order (memoised per capacity set; the usage mapping is shared, not copied)."""
+        key = (src.key, target.key, self.net.capacity_version)
+        hit = self._paths.get(key)
+        if hit is None:
+            usage = {src.disk_resource: disk_cost(src.disk, HEAL_BLOCK),
+                     self.cluster.tx(src.host): 1.0, self.cluster.rx(target.host): 1.0}
+            usage[target.disk_resource] = (usage.get(target.disk_resource, 0.0)
+                                           + disk_cost(target.disk, HEAL_BLOCK))
+            limits = tuple(self.params.heal_share * self.net.capacity(res) / a
+                           for res, a in usage.items())
+            hit = self._paths[key] = (usage, limits)
+        return hit
 
     def next_milestone(self) -> float:
         """Seconds until some heal's parallelism changes or it completes (inf: none)."""

@@ -7,11 +7,13 @@ may overlap, so every "broken" mark is a counter and a thing is broken while its
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from hcisim.model.elaborate import BrickModel, Cluster
 from hcisim.scenario.cluster import NetworkRole
 
 Cut = tuple[frozenset[str], NetworkRole]
+_CLEAN: frozenset[object] = frozenset()
 
 
 class World:
@@ -26,13 +28,16 @@ class World:
         self.disk_failed: Counter[tuple[str, str]] = Counter()  # (host, disk)
         self.maintenance: set[str] = set()  # hosts whose bricks were stopped cleanly
         self.sq_killed: set[str] = set()  # brick keys stopped by glusterd (no server quorum)
+        # every mark above, in order (they are changed in place, never replaced)
+        self._marks: tuple[Counter[Any] | set[str], ...] = tuple(
+            m for m in vars(self).values() if isinstance(m, Counter | set))
 
     def fingerprint(self) -> tuple[frozenset[object], ...]:
         """Everything broken right now, as one comparable value: the same fingerprint means
         the same world (the clients' views need not be reconciled again)."""
-        return tuple(frozenset(k for k, n in mark.items() if n) if isinstance(mark, Counter)
-                     else frozenset(mark)
-                     for mark in vars(self).values() if isinstance(mark, Counter | set))
+        return tuple(frozenset(mark) if isinstance(mark, set)
+                     else frozenset(k for k, n in mark.items() if n) if mark
+                     else _CLEAN for mark in self._marks)
 
     # --- hosts ------------------------------------------------------------------------
     def powered(self, host: str) -> bool:
