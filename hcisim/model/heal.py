@@ -48,12 +48,12 @@ def dirty_after_sequential(dirty: float, shards: int, written: float, shard_byte
 class HealEpisode:
     start_s: float
     source: str  # host of the good data brick the shards are read from
-    plan: list[tuple[str, int]]  # (VM disk key, whole shards) in heal order
+    plan: tuple[tuple[str, int], ...]  # (VM disk key, whole shards) in heal order
     healed_bytes: float = 0.0
+    shards: int = field(init=False)  # whole shards in the plan (asked at every change)
 
-    @property
-    def shards(self) -> int:
-        return sum(n for _, n in self.plan)
+    def __post_init__(self) -> None:
+        self.shards = sum(n for _, n in self.plan)
 
 
 @dataclass
@@ -127,7 +127,7 @@ class BrickHeal:
                       if v > _EPS}
         self._dirty_sum = None
         self.dirty_version += 1
-        plan = [(k, int(v)) for k, v in sorted(self.dirty.items())]
+        plan = tuple((k, int(v)) for k, v in sorted(self.dirty.items()))
         self.episode = HealEpisode(t, source, plan)
         return self.episode
 
