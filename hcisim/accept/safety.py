@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
+from hcisim.lab.faults import mechanism
 from hcisim.scenario import Fault
 
-SUPPORTED_FAULTS = ("brick_crash", "nic_loss", "node_power_loss")
+# The mechanisms existing servers survive unattended (hcisim.lab.faults), and their kinds.
+SUPPORTED = {"brick_kill": "brick_crash", "link": "nic_loss", "power": "node_power_loss"}
 DEFAULT_MAX_FAULT_S = 300.0
 
 
@@ -44,13 +46,14 @@ class FaultPolicy:
                     "(read-only checks and the baseline ran)")
         if fault.target not in self.hosts:
             return f"refused {what}: {fault.target} is not one of the hosts named in --hosts"
-        if fault.kind not in SUPPORTED_FAULTS:
+        how = mechanism(fault)
+        if how not in SUPPORTED:
             return (f"refused {what}: not supported on existing servers "
-                    f"(supported: {', '.join(SUPPORTED_FAULTS)})")
-        if fault.kind == "nic_loss" and fault.network != "storage":
+                    f"(supported: {', '.join(SUPPORTED.values())})")
+        if how == "link" and fault.networks != ("storage",):
             return (f"refused {what}: only the storage NIC is cut on real hosts (the "
                     "management network carries the controller's SSH)")
-        if fault.kind == "node_power_loss" and not (self.power_off_cmd and self.power_on_cmd):
+        if how == "power" and not (self.power_off_cmd and self.power_on_cmd):
             return (f"refused {what}: node power loss needs --power-cmd and --power-on-cmd "
                     "(the run must be able to power the host back on)")
         return None
