@@ -54,6 +54,8 @@ class RunRecords:
         self._disk_groups = [(key, cluster.volumes[key[1]], tuple(keys))
                              for key, keys in by_key.items()]
         self.exposure = IntervalLog(self._emit_exposure)
+        self._grouped_for: dict[str, DiskPlan] | None = None
+        self._grouped: list[tuple[tuple[str, str], VolumeModel, tuple[DiskPlan, ...]]] = []
 
     # --- emitters -----------------------------------------------------------------------
     def _emit_vm_io(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
@@ -154,15 +156,15 @@ class RunRecords:
             return self._statuses(t, plans)
         errors: set[str] = set()
         rate, of, log, known = net.rate, latency.of, self.vm_io, latency.loaded()
-        for key, vol, disk_keys in self._disk_groups:
+        rank_of = _STATUS_RANK
+        for key, vol, group in self._groups_of(plans):
             demand = read = write = riops = wiops = lat_w = 0.0
             p99 = math.nan
             status = "stopped"
             rank = 0
-            for k in disk_keys:
-                p = plans[k]
+            for p in group:
                 demand += p.demand
-                r_ = _STATUS_RANK[p.status]
+                r_ = rank_of[p.status]
                 if r_ > rank:
                     status, rank = p.status, r_
                 if r_ != 1:  # not ok
@@ -175,9 +177,9 @@ class RunRecords:
                 riops += ios * rf
                 wiops += ios * wf
                 if ios > 0:
-                    lat = known.get(p.shape) or of(vol, p)
+                    lat = known.get(p.shape_key or p.shape) or of(vol, p)
                     lat_w += lat.mean_ms * ios
-                    p99 = lat.p99_ms if math.isnan(p99) else max(p99, lat.p99_ms)
+                    p99 = lat.p99_ms if p99 != p99 else max(p99, lat.p99_ms)
             if rank == 3:
                 errors.add(key[0])
             total_ios = riops + wiops
@@ -193,13 +195,23 @@ class RunRecords:
             log.set(key, t, (demand, read, write, riops, wiops, mean, p99, status))
         return errors
 
+    def _groups_of(self, plans: dict[str, DiskPlan]) -> list[
+            tuple[tuple[str, str], VolumeModel, tuple[DiskPlan, ...]]]:
+        """The vm_io groups with their plans (looked up once per set of plans: a change
+        that keeps the plans keeps these too)."""
+        if plans is not self._grouped_for:
+            self._grouped_for = plans
+            self._grouped = [(key, vol, tuple(plans[k] for k in keys))
+                             for key, vol, keys in self._disk_groups]
+        return self._grouped
+
     def _statuses(self, t: float, plans: dict[str, DiskPlan]) -> set[str]:
         """:meth:`disks` at the "intervals" level: the status of each (VM, volume) only
         (the worst of its disks'), no rates or latency."""
         errors: set[str] = set()
         log = self.vm_io
-        for key, _vol, disk_keys in self._disk_groups:
-            rank = max(_STATUS_RANK[plans[k].status] for k in disk_keys)
+        for key, _vol, group in self._groups_of(plans):
+            rank = max(_STATUS_RANK[p.status] for p in group)
             if rank == 3:
                 errors.add(key[0])
             log.set(key, t, _STATUS_OF_RANK[rank])
