@@ -129,13 +129,13 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
         for i in active:
             for j, a in pace[i]:
                 load[j] += a
+        loaded = [j for j in range(m) if load[j] > 0]
         room = np.inf
-        for j in range(m):
-            if load[j] > 0:
-                r = remaining[j]
-                r = (r if r > 0.0 else 0.0) / load[j]
-                if r < room:
-                    room = r
+        for j in loaded:
+            r = remaining[j]
+            r = (r if r > 0.0 else 0.0) / load[j]
+            if r < room:
+                room = r
         to_demand = np.inf
         for i in active:
             x = (demand[i] - rate[i]) / w[i]
@@ -145,7 +145,8 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
         for i in active:
             rate[i] += step * w[i]
         full = set()
-        for j in range(m):
+        # an unloaded resource keeps its room (minus step x 0: itself, for a finite step)
+        for j in (loaded if step < np.inf else range(m)):
             remaining[j] -= step * load[j]
             if load[j] > 0 and remaining[j] <= full_at[j]:
                 full.add(j)
@@ -166,7 +167,8 @@ class FlowNetwork:
         self._flows: dict[str, Flow] = {}
         self._rates: dict[str, float] = {}
         self._used: dict[str, float] | None = {}
-        self._solved: tuple[Array, Array, list[str]] = (np.zeros(0), np.zeros((0, 0)), [])
+        self._solved: tuple[Array | list[float], Array, list[str]] = ([], np.zeros((0, 0)), [])
+        self._res_names: list[str] = []  # the resources in column order
         self.solver_calls = 0
         self.capacity_version = 0  # bumped when a capacity changes
         # the last solved problem: rebuilt when a path changed, patched when a demand did
@@ -260,6 +262,7 @@ class FlowNetwork:
                     f.row[index[r]] = a
             rows.append(f.row)
         self._names, self._pos = names, {n: i for i, n in enumerate(names)}
+        self._res_names = res
         self._coef = np.array(rows) if rows else np.zeros((0, len(res)))
         self._demand = np.array([f.demand for f in self._flows.values()], dtype=float)
         self._weight = np.array([f.weight for f in self._flows.values()], dtype=float)
@@ -295,7 +298,7 @@ class FlowNetwork:
                 rates = _fill_sparse(self._sparse_pace, self._sparse_uses, self._cap_list,
                                      self._full_at_list, self._demand.tolist(),
                                      self._weight.tolist())
-                rate = np.array(rates, dtype=float)
+                rate: Array | list[float] = rates
             else:
                 rate = _fill(self._coef, self._uses, self._pace, self._cap, self._full_at,
                              self._demand, self._weight)
@@ -303,7 +306,7 @@ class FlowNetwork:
             self._rates = dict(zip(names, rates, strict=True))
             # resource use only when asked (latency; not at the intervals record level)
             self._used = None
-            self._solved = (rate, self._coef, list(self._capacity))
+            self._solved = (rate, self._coef, self._res_names)
             self._dirty = False
         return dict(self._rates)
 
@@ -311,7 +314,8 @@ class FlowNetwork:
         """Use of every resource by the last solution (computed once per solution)."""
         if self._used is None:
             rate, coef, res = self._solved
-            used = rate @ coef if rate.size else np.zeros(len(res))
+            used = (np.asarray(rate, dtype=float) @ coef if len(rate)
+                    else np.zeros(len(res)))
             self._used = dict(zip(res, used.tolist(), strict=True))
         return self._used
 
