@@ -30,6 +30,7 @@ from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.guests.resume import AutoResume, ResumeBehavior, mount_writable
 from hcisim.lab.guests.vmstate import pause_windows, vm_state_rows
 from hcisim.lab.history import CheckResult
+from hcisim.lab.history_writer import record
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
 from hcisim.lab.run import placement
@@ -139,6 +140,9 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
             lab.inject(crash3)
             wait_for(lambda: guest.status() == "io-error", 30, "the guest paused on EIO")
             assert guest.running(), "qemu must pause the guest, not crash"
+            # what each brick holds while both are down (before any heal), for the finding
+            at_pause = {b.parent.parent.parent.name: (b / guest.spec.disk.name).read_bytes()
+                        for b in lab.data_brick_paths("data")}
             acked_frozen = guest.agent.acked
             time.sleep(2)
             assert guest.agent.acked == acked_frozen, "a paused guest acknowledged writes"
@@ -166,8 +170,12 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
         # from every brick, and glustershd logs a data heal with host3 as the only source.
         # Reported as XFAIL with the evidence, so the suite stays usable until it is fixed.
         pauses_at = [(round(a + t0, 3), round(b + t0, 3)) for a, b in pauses]
+        lost = [a.seq for a in result.acked if result.lost(a.seq)]
+        held = {host: sum(data[s * 64:s * 64 + 64] == record("vm1", s, 64) for s in lost)
+                for host, data in at_pause.items()}
         pytest.xfail(f"{result.lost_count} acknowledged records lost after quorum loss; "
-                     f"pauses {pauses_at}: " + lost_detail(lab, result, guest.spec.disk))
+                     f"held at the pause (before heal) by: {held}; pauses {pauses_at}: "
+                     + lost_detail(lab, result, guest.spec.disk))
     assert min(result.copies.values()) == 3, "a record missing on a brick after heal"
 
 
