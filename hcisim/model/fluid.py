@@ -228,9 +228,14 @@ class FlowNetwork:
             if old.weight != weight:
                 old.weight = weight
                 self._dirty = True
-                self._pace_dirty = True
-                if not self._structure_dirty:
-                    self._weight[self._pos[name]] = weight
+                if self._structure_dirty:
+                    return
+                i = self._pos[name]
+                self._weight[i] = weight
+                if self._small:  # one sparse row to re-weight (a heal's thread count)
+                    self._sparse_pace[i] = [(j, a * weight) for j, a in self._sparse[i]]
+                else:
+                    self._pace_dirty = True
             return
         for r in usage:
             if r not in self._capacity:

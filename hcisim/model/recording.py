@@ -45,6 +45,7 @@ class RunRecords:
         self._last_sample: dict[str, Values] = {}
         # volumes last recorded with nothing to heal: their bricks' up flags then
         self._quiet: dict[str, tuple[bool, ...]] = {}
+        self._quorum_of: dict[tuple[str, tuple[bool, ...]], bool] = {}  # by bricks up
         self._samples: dict[str, list[Values]] = {}
         self.vm_io = IntervalLog(self._emit_vm_io if level == "full" else self._emit_vm_status)
         # vm_io groups: the disks of one VM on one volume, in the order of cluster.disks
@@ -107,7 +108,9 @@ class RunRecords:
                 else:
                     self._quiet.pop(vol.name, None)
             ups = [b.host for b, u in zip(vol.bricks, up, strict=True) if u]
-            q = has_client_quorum(vol, ups, ())
+            q = self._quorum_of.get((vol.name, up))
+            if q is None:
+                q = self._quorum_of[(vol.name, up)] = has_client_quorum(vol, ups, ())
             if q != self.quorum[vol.name]:
                 self.quorum[vol.name] = q
                 self.rec.event(t, "quorum_regained" if q else "quorum_lost", vol.name,
