@@ -315,10 +315,14 @@ class StorageModel:
             self._disk_flows()
         self.net.resolve()
         self.latency.new_rates()
-        errors = self.records.disks(t, self.plans, self.net, self.latency)
+        if fresh or self.records.level == "full":
+            # with the plans kept, the statuses are too (the intervals level records
+            # nothing else) and so is what compute was told
+            errors = self.records.disks(t, self.plans, self.net, self.latency)
         self.port.resolved(self.net)
         self._schedule_milestone()
-        self._tell_storage(errors)
+        if fresh:
+            self._tell_storage(errors)
         self.compute.storage_changed()
         self._report_progress(t)
 

@@ -9,8 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hcisim.model.engine import SettleError, StorageModel
+from hcisim.model.recording import RECORD_LEVELS, RecordLevel
 from hcisim.scenario import Scenario
 
 from .cases import scenarios
@@ -93,10 +95,12 @@ class _AlwaysFreshPlans(StorageModel):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios(max_faults=4))
-def test_kept_plans_give_the_tables_of_fresh_plans(sc: Scenario) -> None:
+@given(scenarios(max_faults=4), st.sampled_from(RECORD_LEVELS))
+def test_kept_plans_give_the_tables_of_fresh_plans(sc: Scenario, level: RecordLevel) -> None:
     """Keeping the plans when nothing they depend on changed is exact: the same tables as
-    deriving them again at every change."""
-    kept, fresh = StorageModel(sc).run(), _AlwaysFreshPlans(sc).run()
+    deriving them again at every change, at every record level (the intervals level also
+    keeps the statuses it recorded)."""
+    kept = StorageModel(sc, record=level).run()
+    fresh = _AlwaysFreshPlans(sc, record=level).run()
     for name in kept.tables:
         pd.testing.assert_frame_equal(kept[name], fresh[name], check_exact=True)
