@@ -56,3 +56,4 @@ def test_reclaim_kills_only_our_daemons(tmp_path: Path) -> None:
     (tmp_path / "h" / "host1" / "pids" / "sanlock.pid").write_text("1\n")
     assert sl.reclaim_sanlock(tmp_path) == []
     assert not (tmp_path / "h" / "host1" / "pids" / "sanlock.pid").exists()
+

@@ -23,9 +23,11 @@ hosted engine was on the failed host), every clock here starts when it is back u
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hcisim.placement.ha_rules import fence_grace_s as fence_grace_s
+from hcisim.placement.ha_rules import iter_retry_times as iter_retry_times
 from hcisim.placement.inventory import VmSpec
 from hcisim.scenario.compute import Fencing, HaRestart
 from hcisim.scenario.faults import HostLoss as HostLoss
@@ -35,11 +37,6 @@ from hcisim.scenario.faults import loss_kills_vms
 # ``host_loss`` (``Fault.host_loss``); storage-side effects (bricks, quorum, a VM's disk
 # failing) reach compute through the storage model's per-VM notifications instead.
 vms_die = loss_kills_vms
-
-
-def fence_grace_s(f: Fencing, running_vms: int, spm: bool) -> float:
-    """TimeoutToResetVdsInSeconds + 0.5 s per running VM + 20 s if SPM."""
-    return f.reset_vds_timeout_s + f.per_vm_delay_s * running_vms + (f.spm_delay_s if spm else 0)
 
 
 @dataclass(frozen=True)
@@ -124,19 +121,6 @@ def restart_schedule(restarts: Sequence[tuple[VmSpec, str | None]], ready_s: flo
         higher_up = max(higher_up, tier_up)
     order = {vm.name: i for i, (vm, _) in enumerate(restarts)}
     return tuple(sorted(out, key=lambda r: order[r.vm]))
-
-
-def iter_retry_times(policy: HaRestart, first_try_s: float, until_s: float) -> Iterator[float]:
-    """When the engine retries an HA VM that failed to start (30 s x 10, then every 30 min),
-    lazily: a year holds 17,520 half-hours, and most restarts need none of them."""
-    t = first_try_s
-    n = 0
-    while True:
-        t += policy.retry_short_s if n < policy.retry_short_tries else policy.retry_long_s
-        n += 1
-        if t > until_s:
-            return
-        yield t
 
 
 def retry_times(policy: HaRestart, first_try_s: float, until_s: float) -> list[float]:

@@ -1,0 +1,64 @@
+"""A lab guest that holds its VM lease: qemu started through ``sanlock client command``.
+
+The guest itself is helper H's (:mod:`hcisim.lab.guests`); only its command line changes:
+the host's sanlock daemon acquires the VM's lease for the starting process, which then
+execs qemu, so sanlock kills exactly that qemu when the host loses the lease. A lease held
+elsewhere makes the start fail with sanlock's reason (in the guest's ``qemu.log``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hcisim.lab.errors import LabError
+from hcisim.lab.guests.image import GuestImage, ensure_image
+from hcisim.lab.guests.lab import DISK_BYTES, guest_spec
+from hcisim.lab.guests.qemu import Guest, GuestSpec, make_disk
+from hcisim.lab.guests.qmp import QmpEvent
+from hcisim.lab.plane.sanlock import LeaseStore, SanlockHost, holder_argv
+
+
+@dataclass(frozen=True)
+class LeasedGuestSpec(GuestSpec):
+    """A :class:`GuestSpec` whose qemu holds ``vm``'s lease of ``store`` via ``sanlock``."""
+
+    sanlock_host: SanlockHost | None = None
+    store: LeaseStore | None = None
+
+    def argv(self, image: GuestImage, accel: str = "tcg") -> list[str]:
+        base = super().argv(image, accel)
+        if self.sanlock_host is None or self.store is None:
+            return base
+        return holder_argv(self.sanlock_host, self.store, self.disk.parent, self.name, base)
+
+
+def launch_guest(be: Any, vm: str, host: str, volume: str, store: LeaseStore | None,
+                 image: GuestImage | None = None,
+                 on_event: Callable[[QmpEvent], None] | None = None, **options: Any) -> Guest:
+    """Launch ``vm`` on ``host`` (paused, QMP connected; :meth:`Guest.boot` next), its qemu
+    holding ``vm``'s lease of ``store`` (None: no lease), like
+    :func:`hcisim.lab.guests.lab.start_guest` otherwise.
+
+    Raises LabError (with sanlock's answer) when the lease is held by a live host.
+    """
+    h = be.lab_.host(host)
+    mount = be.mount_path(host, volume)
+    base = guest_spec(h, mount, vm, **options)
+    spec = LeasedGuestSpec(**{f.name: getattr(base, f.name) for f in fields(GuestSpec)},
+                           sanlock_host=SanlockHost(h.name, h.netns, h.dir) if store else None,
+                           store=store)
+    if not spec.disk.exists():
+        make_disk(spec.disk, DISK_BYTES)
+    guest = Guest(spec, image or ensure_image(), on_event)
+    try:
+        guest.launch()
+    except LabError as exc:
+        guest.stop()
+        raise LabError(f"start {vm} on {host}" + (" with its lease" if store else ""),
+                       exc.reason) from None
+    except BaseException:
+        guest.stop()
+        raise
+    return guest

@@ -1,0 +1,230 @@
+"""HA restarts by the lab's management plane, on real guests, beside the model's timeline.
+
+- ``lab-ha-power-loss``: host3 (power management) loses power; the engine marks it
+  non-responsive and fences it through the lab's power control; db1 (high) and then app1
+  (medium) run again on the survivors; scratch (not HA) stays down. The model runs the
+  same scenario; the lab's engine must act within the model's window.
+- ``lab-ha-storage-cut``: host3 (no power management) loses its storage link; db1 holds a
+  VM lease. host3's sanlock kills db1's qemu; the engine restarts it elsewhere only once
+  the lease is free (host3's delta lease dead), never while the old qemu lives, and no
+  acknowledged write of the new boot is lost. Then db1's new host loses its management
+  link: non-responsive, not fenced, and sanlock refuses every start of db1 elsewhere.
+Needs root, the netns lab's packages, sanlock, qemu and gcc.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hcisim.engines import observe
+from hcisim.lab.guests.image import ensure_image
+from hcisim.lab.guests.lab import check_guest, guest_spec
+from hcisim.lab.guests.qemu import Guest
+from hcisim.lab.guests.resume import mount_writable
+from hcisim.lab.netns.backend import NetnsBackend
+from hcisim.lab.netns.layout import unique_name
+from hcisim.lab.plane import sanlock as sl
+from hcisim.lab.plane.engine import Engine, EngineEvent
+from hcisim.lab.plane.run import Plane, management_plane
+from hcisim.lab.process import read_pid
+from hcisim.lab.run import placement
+from hcisim.placement.ha_rules import fence_grace_s
+from hcisim.scenario import Scenario, load_scenario
+from hcisim.scenario.faults import make_fault
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def model_events(sc: Scenario) -> pd.DataFrame:
+    ev: pd.DataFrame = observe("model", sc).tables["events"]
+    return ev
+
+
+def model_t(ev: pd.DataFrame, kind: str, target: str, after: float) -> float:
+    rows = ev[(ev.kind == kind) & (ev.target == target) & (ev.t_s > after)]
+    assert len(rows), f"the model has no {kind} of {target}"
+    return float(rows.t_s.iloc[0])
+
+
+def lab_t(events: list[EngineEvent], kind: str, target: str, after: float) -> float | None:
+    for e in events:
+        if e.kind == kind and e.target == target and e.t > after:
+            return e.t
+    return None
+
+
+def agent_t(plane: Plane, event: str, vm: str, after: float, host: str | None = None
+            ) -> dict[str, Any] | None:
+    for e in plane.agent_events():
+        if e["event"] == event and e["vm"] == vm and e["t"] > after and \
+                (host is None or e["host"] == host):
+            return e
+    return None
+
+
+def wait_started(engine: Engine, vms: set[str], after: float, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not vms <= {e.target for e in engine.events if e.kind == "vm_started" and e.t > after}:
+        assert time.monotonic() < deadline, f"{vms} not restarted within {timeout:.0f} s: " \
+            f"{[(round(e.t - after, 1), e.kind, e.target, e.detail) for e in engine.events]}"
+        time.sleep(0.5)
+
+
+def refused_since(plane: Plane, t: float) -> list[dict[str, Any]]:
+    return [e for e in plane.agent_events()
+            if e["event"] == "START_FAILED" and e["vm"] == "db1" and e["t"] > t]
+
+
+def wait_for(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def table(rows: Sequence[tuple[str, float, float | None]]) -> str:
+    lines = [f"{'step':34s} {'model s':>9s} {'lab s':>9s}"]
+    for step, m, lab in rows:
+        lines.append(f"{step:34s} {m:9.1f} {'-' if lab is None else f'{lab:9.1f}':>9s}")
+    return "\n".join(lines)
+
+
+def test_power_loss_with_power_management_restarts_ha_vms_by_priority() -> None:
+    sc = load_scenario(SCENARIOS / "lab-ha-power-loss.yaml")
+    f = sc.compute.fencing
+    fault = sc.faults[0]
+    mev = model_events(sc)
+    m_nr = model_t(mev, "host_non_responsive", "host3", fault.at_s) - fault.at_s
+    m_fence = model_t(mev, "host_fenced", "host3", fault.at_s) - fault.at_s
+    m_up = {vm: model_t(mev, "vm_started", vm, fault.at_s) - fault.at_s for vm in ("db1", "app1")}
+    boot = {vm: sc.vm(vm).boot_s for vm in m_up}
+    with NetnsBackend(sc, name=unique_name("ha-power")) as be:
+        be.build()
+        be.deploy()
+        with management_plane(be, sc) as plane:
+            engine = plane.engine
+            engine.start_vms(placement(sc))
+            engine.start()
+            time.sleep(2 * f.vds_refresh_rate_s)
+            t_fail = be.inject(fault)
+            wait_started(engine, {"db1", "app1"}, t_fail, 240)
+            time.sleep(2 * f.vds_refresh_rate_s)
+            events = list(engine.events)
+            print("\nengine:", [(round(t - t_fail, 1), h, s) for t, h, s in engine.transitions])
+            launched = {vm: agent_t(plane, "LAUNCHED", vm, t_fail) for vm in m_up}
+            up = {vm: agent_t(plane, "UP", vm, t_fail) for vm in m_up}
+    nr = lab_t(events, "host_non_responsive", "host3", t_fail)
+    fenced = lab_t(events, "host_fenced", "host3", t_fail)
+    started = {vm: lab_t(events, "vm_started", vm, t_fail) for vm in m_up}
+    assert nr is not None and fenced is not None and nr <= fenced
+    assert all(launched.values()) and all(up.values())
+    rows = [("host3 non-responsive", m_nr, nr - t_fail),
+            ("host3 fenced", m_fence, fenced - t_fail)]
+    for vm in m_up:
+        s, u = launched[vm], up[vm]
+        assert s is not None and u is not None and started[vm] is not None
+        rows += [(f"{vm} restart begins", m_up[vm] - boot[vm], s["t"] - t_fail),
+                 (f"{vm} up (model boot {boot[vm]:g} s)", m_up[vm], u["t"] - t_fail)]
+        assert s["host"] in ("host1", "host2")
+    print("\n" + table(rows))
+    # priority: app1 (medium) is started only once db1 (high) is up
+    assert launched["app1"]["t"] >= up["db1"]["t"]  # type: ignore[index]
+    # the non-HA VM stays down; no VM started twice
+    assert lab_t(events, "vm_started", "scratch", t_fail) is None
+    assert sorted(e.target for e in events if e.kind == "vm_started" and e.t > t_fail) == \
+        ["app1", "db1"]
+    # within the model's window: the engine's clock is the model's (same timeouts); the lab
+    # adds at most one poll interval and one connection timeout of detection delay
+    slack = f.vds_refresh_rate_s + f.vds_connection_timeout_s + 2.0
+    assert m_nr - 0.5 <= nr - t_fail <= m_nr + slack
+    assert m_fence - 0.5 <= fenced - t_fail <= m_fence + slack
+    db1_begin = launched["db1"]["t"] - t_fail  # type: ignore[index]
+    assert m_up["db1"] - boot["db1"] - 0.5 <= db1_begin <= m_up["db1"] - boot["db1"] + slack
+
+
+def test_storage_cut_without_power_management_restarts_only_after_lease_expiry() -> None:
+    sc = load_scenario(SCENARIOS / "lab-ha-storage-cut.yaml")
+    f = sc.compute.fencing
+    io = f.lease_io_timeout_s
+    fault = sc.faults[0]
+    mev = model_events(sc)
+    m_kill = model_t(mev, "vm_down", "db1", fault.at_s) - fault.at_s
+    m_up = model_t(mev, "vm_started", "db1", fault.at_s) - fault.at_s
+    with NetnsBackend(sc, name=unique_name("ha-lease")) as be:
+        be.build()
+        be.deploy()
+        with management_plane(be, sc) as plane:
+            engine = plane.engine
+            engine.start_vms(placement(sc))
+            engine.start()
+            time.sleep(2 * f.vds_refresh_rate_s)
+            t_cut = be.inject(fault)
+            wait_started(engine, {"db1"}, t_cut, sl.host_dead_s(io) + 180)
+            events = list(engine.events)
+            exit_ev = agent_t(plane, "PROCESS_EXIT", "db1", t_cut, host="host3")
+            new = next(e for e in reversed(plane.agent_events())
+                       if e["event"] == "UP" and e["vm"] == "db1")
+            launched = agent_t(plane, "LAUNCHED", "db1", t_cut, host=new["host"])
+            refusals = refused_since(plane, t_cut)
+            h: Any = be.lab_.host(new["host"])  # HostPaths (H's protocol) in substance
+            spec = guest_spec(h, be.mount_path(new["host"], "data"), "db1")
+            time.sleep(2)  # a few more acknowledged records of the new boot
+            result = check_guest(be, Guest(spec, ensure_image()), "data", new["host"])
+            h3: Any = be.lab_.host("host3")
+            sanlock3 = read_pid(sl.SanlockHost("host3", h3.netns, h3.dir).pidfile)
+            old_log = guest_spec(h3, be.mount_path("host3", "data"), "db1").qemu_log.read_text()
+            be.restore(fault)
+            # now db1's new host loses its MANAGEMENT link only: the engine cannot reach its
+            # agent and, without power management, tries db1 elsewhere; sanlock refuses the
+            # lease (its owner's host renews over the storage that still works), so db1 goes
+            # on where it is and never runs twice
+            mgmt = make_fault(at_s=1, kind="nic_loss", target=new["host"],
+                              network="management", duration_s=1)
+            t_mgmt = be.inject(mgmt)
+            wait_for(lambda: lab_t(engine.events, "host_non_responsive", new["host"], t_mgmt)
+                     is not None and len(refused_since(plane, t_mgmt)) >= 2,
+                     60, "the engine gave up on the host and tried db1 elsewhere twice")
+            mgmt_events = list(engine.events)
+            refused_mgmt = refused_since(plane, t_mgmt)
+            still = not any(e["event"] == "PROCESS_EXIT" and e["vm"] == "db1" and
+                            e["t"] > t_mgmt for e in plane.agent_events())
+            writable = mount_writable(be.mount_path(new["host"], "data"), new["host"])
+            be.restore(mgmt)
+    assert exit_ev is not None and launched is not None
+    # sanlock killed the lease holder: qemu says who sent the SIGTERM (the daemon's helper
+    # process, a child of host3's daemon, named sanlock)
+    assert "terminating on signal 15 from pid" in old_log and "(sanlock)" in old_log, old_log
+    assert sanlock3 is not None
+    t_kill, t_launch, t_up = exit_ev["t"] - t_cut, launched["t"] - t_cut, new["t"] - t_cut
+    print("\n" + table([("db1 killed on host3 (lab: sanlock)", m_kill, t_kill),
+                        ("db1 restart begins", m_up - sc.vm("db1").boot_s, t_launch),
+                        ("db1 up elsewhere", m_up, t_up)]))
+    print(f"lease: id_renewal_fail {sl.lease_expiry_s(io):g} s, host_dead "
+          f"{sl.host_dead_s(io):g} s after host3's last renewal; starts refused before: "
+          f"{[(round(e['t'] - t_cut, 1), e['host'], e['data']['error'][-60:]) for e in refusals]}")
+    # the old copy is gone before the new one starts: never two copies of db1
+    assert new["host"] != "host3" and t_kill < t_launch
+    # the host keeps answering the engine over its management link: no fencing at all
+    assert lab_t(events, "host_non_responsive", "host3", t_cut) is None
+    assert lab_t(events, "host_fenced", "host3", t_cut) is None
+    # sanlock's lease, not the engine, decides: the new copy got it only after host3's
+    # delta lease could be dead (its last renewal is at most 2 io_timeouts before the cut)
+    assert t_up >= sl.host_dead_s(io) - 2 * io
+    # every acknowledged record of the new boot is on the bricks and readable
+    assert result.acked and result.lost_count == 0
+    assert fence_grace_s(f, 1, False) > 0  # the scenario's fencing block is the model's
+    # management cut: non-responsive, not fenced (no power management), storage still works,
+    # starts of db1 elsewhere refused by sanlock (-243: the owner's host is alive)
+    print(f"management cut of {new['host']}: starts refused "
+          f"{[(round(e['t'] - t_mgmt, 1), e['host']) for e in refused_mgmt]}")
+    assert lab_t(mgmt_events, "host_fenced", new["host"], t_mgmt) is None
+    assert writable and still
+    assert any("-243" in e["data"]["error"] for e in refused_mgmt)
+    assert lab_t(mgmt_events, "vm_started", "db1", t_mgmt) is None
