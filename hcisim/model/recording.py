@@ -43,8 +43,10 @@ class RunRecords:
         self.quorum: dict[str, bool] = dict.fromkeys(cluster.volumes, True)
         self.unavailable: dict[str, float] = dict.fromkeys(cluster.volumes, 0.0)
         self._last_sample: dict[str, Values] = {}
-        # volumes last recorded with nothing to heal: their bricks' up flags then
-        self._quiet: dict[str, tuple[bool, ...]] = {}
+        # per volume, when last recorded: its bricks' up flags, and per data brick its
+        # dirty counts' version and heal progress
+        self._recorded: dict[str, tuple[tuple[bool, ...],
+                                        tuple[tuple[int, float | None], ...]]] = {}
         self._quorum_of: dict[tuple[str, tuple[bool, ...]], bool] = {}  # by bricks up
         self._samples: dict[str, list[Values]] = {}
         self.vm_io = IntervalLog(self._emit_vm_io if level == "full" else self._emit_vm_status)
@@ -96,17 +98,17 @@ class RunRecords:
         a periodic sample during heal (rows for healing volumes only; nothing else changed)."""
         for vol in self.cluster.volumes.values():
             up = tuple(self.up[b.key] for b in vol.bricks)
-            quiet = not any(h.dirty or h.episode is not None
-                            for h in (heal.of(b) for b in vol.data_bricks))
-            if quiet and self._quiet.get(vol.name) == up:
-                # recorded before with the same bricks up and nothing to heal: the same
-                # quorum, no pending bytes, the same exposure, so no row and no event
+            marks = tuple((h.dirty_version, None if h.episode is None
+                           else h.episode.healed_bytes)
+                          for h in (heal.of(b) for b in vol.data_bricks))
+            key = (up, marks)
+            if key == self._recorded.get(vol.name) and not (
+                    sample and any(m[1] is not None for m in marks)):
+                # recorded before with the same bricks up, dirty counts and heal progress:
+                # the same quorum, pending bytes and exposure, so no row and no event
                 continue
             if not sample:
-                if quiet:
-                    self._quiet[vol.name] = up
-                else:
-                    self._quiet.pop(vol.name, None)
+                self._recorded[vol.name] = key
             ups = [b.host for b, u in zip(vol.bricks, up, strict=True) if u]
             q = self._quorum_of.get((vol.name, up))
             if q is None:
@@ -222,7 +224,7 @@ class RunRecords:
 
     def close(self, t: float, heal: SelfHeal) -> None:
         self._last_sample.clear()  # a final row for every volume
-        self._quiet.clear()
+        self._recorded.clear()
         self.volumes(t, heal)
         for rows in self._samples.values():
             for row in rows:
