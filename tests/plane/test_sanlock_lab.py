@@ -5,7 +5,8 @@ lockspace on ``data`` through their own FUSE mounts with io_timeout 2 s. A holde
 on host1 owns ``vm1``'s lease: host2 is refused while host1 renews (-243, owner alive).
 host1's storage link is cut: sanlock kills the holder once host1 cannot renew
 (8 x io_timeout), and host2 gets the lease only after host1's delta lease is dead
-(8 x io_timeout + 60 s): never while the holder lived. ``lab down`` kills the daemons.
+(8 x io_timeout + 60 s): never while the holder lived. ``lab down`` finds the daemons,
+an agent and the engine's namespace; the plane's reclaim kills them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import pytest
 from hcisim.lab.errors import LabError
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
+from hcisim.lab.netns.reclaim import find_leftovers
 from hcisim.lab.plane import sanlock as sl
+from hcisim.lab.plane.hosts import (
+    PlaneConfig,
+    make_engine_netns,
+    reclaim_plane,
+    remove_engine_netns,
+    start_agent,
+)
 from hcisim.lab.process import alive, read_pid, spawn
 from hcisim.scenario.faults import make_fault
 from tests.lab.scenarios import small
@@ -110,13 +119,23 @@ def test_lease_expires_only_after_the_holders_host_is_dead(
         (h1.dir / "pids" / "holder-vm1.pid").unlink(missing_ok=True)
 
 
-def test_a_second_daemon_on_a_host_is_refused_and_reclaim_kills_ours(
+def test_lab_down_finds_the_planes_processes_and_reclaim_kills_ours(
         lab: tuple[NetnsBackend, dict[str, sl.SanlockHost], sl.LeaseStore]) -> None:
-    be, hosts, _ = lab
+    be, hosts, store = lab
     h3 = hosts["host3"]
     with pytest.raises(LabError, match="runs already"):
         sl.start_daemon(h3)
+    layout = be.lab_
+    cfg = PlaneConfig("data", store.vms, IO_TIMEOUT)
+    agent = start_agent(layout, layout.host("host1"), cfg)
+    ns = make_engine_netns(layout)
     pids = [read_pid(h.pidfile) for h in hosts.values()]
     assert all(p is not None and alive(p) for p in pids)
-    assert sl.reclaim_sanlock(be.lab_.dir) == []
-    assert not any(p is not None and alive(p) for p in pids)
+    # what `hcisim lab down` after a SIGKILLed harness finds: every daemon, the agent and
+    # the engine's namespace
+    left = find_leftovers(be.name, be.root)
+    assert {agent.pid, *pids} <= set(left.pids) and ns in left.netns
+    assert reclaim_plane(layout.dir) == []
+    assert not any(p is not None and alive(p) for p in [agent.pid, *pids])
+    agent.wait(5)
+    remove_engine_netns(layout)
