@@ -71,7 +71,7 @@ class WriteLedger:
 
     def __init__(self) -> None:
         self.rows: list[WriteRow] = []
-        self._open: dict[tuple[str, str], int] = {}
+        self._open: dict[tuple[str, str], tuple[int, WriteRow]] = {}  # (index, row)
         self._groups: dict[str, dict[frozenset[str], list[tuple[int, float]]]] = {}
 
     def accept(self, vm: str, volume: str, t0: float, t1: float, by_disk: dict[str, float],
@@ -80,17 +80,21 @@ class WriteLedger:
         ``holders`` (``by_disk``: bytes per VM disk; ``acked``: any of them > 0). Extends
         the open row if nothing but time changed."""
         key = (vm, volume)
-        i = self._open.get(key)
-        row = self.rows[i] if i is not None else None
+        open_ = self._open.get(key)
         # a row's acked bytes are positive iff it holds a disk (only positive bytes are kept)
-        if (i is None or row is None or row.copies != copies or row.quorum != quorum
-                or row.holders != holders or abs(row.t_end_s - t0) > 1e-9
-                or bool(row.by_disk) != acked):
+        if open_ is not None:
+            i, row = open_
+            if (row.copies != copies or row.quorum != quorum or row.holders != holders
+                    or abs(row.t_end_s - t0) > 1e-9 or bool(row.by_disk) != acked):
+                open_ = None
+        if open_ is None:
             row = WriteRow(vm, volume, t0, t1, copies, quorum, holders)
             self.rows.append(row)
             i = len(self.rows) - 1
-            self._open[key] = i
+            self._open[key] = (i, row)
         row.t_end_s = t1
+        if not acked:
+            return  # nothing positive to add
         for disk, b in by_disk.items():
             if b <= 0:
                 continue
