@@ -33,14 +33,15 @@ What decides a migration is what qemu puts on the wire (docs/compute.md cites th
   step); the rest is pulled by the destination.
 
 Units: MB (10^6 bytes) and MB/s; the bandwidth is capped at ``max_bandwidth_mb_s``.
-Left out: qemu's early sync (qemu 7.2 ``ram_save_pending``: ``if (remaining_size <
-max_size) { migration_bitmap_sync_precopy(rs); }``: a pass whose rest is below the
-threshold syncs before it ends, so completion can carry up to a threshold of pages). Taken
-literally it predicts 160-200 ms of downtime for the lab's guest, which measured 19-87 ms:
-qemu's bandwidth estimate (wire bytes per ms) drops while it scans zero pages, which
-lowers the threshold, and the order of pages decides what is left; neither is modelled, so
-passes run to their end. Also left out: compression, XBZRLE, multifd, the CPU cost of
-finding zero pages.
+- **early sync** (qemu 7.2 ``ram_save_pending``: ``if (remaining_size < max_size) {
+  migration_bitmap_sync_precopy(rs); }``): a pass ends as soon as its rest (pages, zero
+  pages counted whole) is below the threshold; the rest joins the next pass. qemu checks
+  between chunks of one 100 ms rate-limit window, so the rest is taken as half a chunk
+  below the threshold (the last pass of a converging migration carries it).
+
+Left out: qemu's bandwidth estimate falling while it scans zero pages (the model uses the
+rate), the order of pages, compression, XBZRLE, multifd, the CPU cost of finding zero
+pages.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ THROTTLE_INITIAL = 0.2
 THROTTLE_INCREMENT = 0.1
 THROTTLE_MAX = 0.99
 WAIT_STEP_LIMIT_S = 60.0  # vdsm DowntimeThread._WAIT_STEP_LIMIT
+BUFFER_DELAY_S = 0.1  # migration.c BUFFER_DELAY: the rate limit's window
 
 
 class Bandwidth(Protocol):
@@ -249,8 +251,17 @@ class PreCopy:
         return self.round_ram * max(0.0, self.round_total - self.round_sent) / self.round_total
 
     def _target(self, r: float) -> float:
-        """Wire MB of this pass to send before it ends: all of it (see "Left out")."""
-        return self.round_total
+        """Wire MB of this pass to send before it ends. A copy pass ends early, once its
+        remaining pages are below the threshold (``ram_save_pending``: ``remaining_size <
+        max_size`` syncs at once). qemu checks between chunks of one rate-limit window
+        (``BUFFER_DELAY``), so the rest lands up to a chunk below the threshold: half a
+        chunk below, here. Every other pass is sent whole."""
+        if self.phase != "copy" or self.round_ram <= 0 or self.round_total <= 0:
+            return self.round_total
+        per_wire = self.round_ram / self.round_total  # RAM MB per wire MB in this pass
+        threshold = r * self.allowed_ms(self.t) / 1000.0
+        land = max(0.0, threshold - 0.5 * r * BUFFER_DELAY_S * per_wire)
+        return max(0.0, self.round_total - land / per_wire)
 
     def allowed_ms(self, t: float) -> float:
         """The downtime limit in force at ``t`` (vdsm's DowntimeThread)."""
