@@ -129,11 +129,13 @@ class RunRecords:
                 rows.extend((t, vol.name, b.host, b.role, self.up[b.key], p, q)
                             for b, p in zip(vol.bricks, pending, strict=True))
             if not sample:
-                self._exposure(t, vol, heal)
+                self._exposure(t, vol, heal, pending)
 
-    def _exposure(self, t: float, vol: VolumeModel, heal: SelfHeal) -> None:
-        good = sum(1 for b in vol.data_bricks
-                   if self.up[b.key] and heal.of(b).pending_shards() <= 0)
+    def _exposure(self, t: float, vol: VolumeModel, heal: SelfHeal,
+                  pending: list[float]) -> None:
+        """``pending``: bytes to heal per brick of ``vol`` (none: in sync)."""
+        good = sum(1 for b, p in zip(vol.bricks, pending, strict=True)
+                   if b.role == "data" and self.up[b.key] and p <= 0)
         unavailable = self._unavailable(vol, heal)
         promised = len(vol.data_bricks)
         self.exposure.set(vol.name, t, (good, round(unavailable)) if good < promised else None)

@@ -69,16 +69,17 @@ class SelfHeal:
         """Freeze which VM disks each brick misses, for the decisions of one settle (reads,
         arbiter blame, unavailable data): one pass per brick instead of one per question,
         and only for bricks whose dirty counts or heal progress moved since the last one."""
-        changed = False
+        changed = False  # whether any brick now misses another set of disks
         for k, h in self.bricks.items():
             ep = h.episode
             key = (h.dirty_version, None if ep is None else ep.healed_bytes)
             if self._stale_at.get(k) != key:
                 self._stale_at[k] = key
-                self._stale[k] = h.stale_map()
-                changed = True
+                old = self._stale.get(k)
+                new = self._stale[k] = h.stale_map()
+                changed = changed or old is None or old.keys() != new.keys()
         if not changed:
-            return
+            return  # the same disks blamed on the same bricks
         by_disk: dict[str, set[str]] = {}
         for k, stale in self._stale.items():
             host = self.bricks[k].brick.host
