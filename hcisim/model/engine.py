@@ -298,7 +298,7 @@ class StorageModel:
             self._bricks_seen = seen
             for b in self.records.volume_bricks(t, self.views, self.world):
                 self.heal.brick_back(b, t)
-        self.heal.reconcile(t)
+        self.heal.reconcile(t, self._views_world)
         self.heal.snapshot()
         self.records.volumes(t, self.heal)
         self._fresh_mounts()

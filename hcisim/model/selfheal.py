@@ -15,7 +15,7 @@ most ``heal_share`` of any resource on its path. When may it start?
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel, disk_cost
@@ -59,6 +59,8 @@ class SelfHeal:
         self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
         self.blamed_version = 0  # bumped when the blamed bricks of any VM disk changed
         self._back_at: dict[str, float] = {}
+        self._world: Hashable = None  # the world fingerprint _copying holds for
+        self._copying: dict[tuple[str, str], bool] = {}  # (source, target) -> can copy
         # heal paths by (source brick, target brick, capacity version): usage and limits
         self._paths: dict[tuple[str, str, int], tuple[dict[str, float], tuple[float, ...]]] = {}
 
@@ -143,7 +145,12 @@ class SelfHeal:
             options.append(t + self.params.heal_noticed_s)
         return min(options)
 
-    def reconcile(self, t: float) -> None:
+    def reconcile(self, t: float, world: Hashable = None) -> None:
+        """Start, end or keep every brick's heal. ``world``: the world's fingerprint, if
+        the caller has it (then what depends only on the world is asked once per world)."""
+        if world is None or world != self._world:
+            self._copying.clear()
+            self._world = world
         for vol in self.cluster.volumes.values():
             for target in vol.data_bricks:
                 self._reconcile_brick(vol, target, t)
@@ -155,8 +162,7 @@ class SelfHeal:
             src = vol.brick(ep.source)
             if h.remaining_shards() <= 0:
                 self._end(vol, h, t, complete=True)
-            elif not (self.world.brick_serving(target) and self.world.brick_serving(src)
-                      and self.world.link(src.host, target.host)):
+            elif not self._can_copy(src, target):
                 self._end(vol, h, t, complete=False)
             else:
                 return
@@ -177,6 +183,16 @@ class SelfHeal:
             self.rec.event(t, "heal_start", target.key,
                            f"{ep.shards} shards ({ep.shards * h.shard_bytes / 1e9:.2f} GB) "
                            f"from {source.host}")
+
+    def _can_copy(self, src: BrickModel, target: BrickModel) -> bool:
+        """Both bricks serve and the link between them passes (memoised per world)."""
+        key = (src.key, target.key)
+        ok = self._copying.get(key)
+        if ok is None:
+            ok = self._copying[key] = (self.world.brick_serving(target)
+                                       and self.world.brick_serving(src)
+                                       and self.world.link(src.host, target.host))
+        return ok
 
     def _end(self, vol: VolumeModel, h: BrickHeal, t: float, complete: bool) -> None:
         ep, done, clean = h.finish(complete)
