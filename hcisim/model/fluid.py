@@ -44,6 +44,8 @@ class Flow:
     usage: Mapping[str, float]  # resource -> coefficient per unit of rate (all > 0)
     weight: float = 1.0  # share relative to other flows when a resource is contended
     row: Array | None = None  # usage over the resources in order (kept between rebuilds)
+    sparse: list[tuple[int, float]] | None = None  # (resource index, coefficient), the same
+    uses: frozenset[int] = frozenset()  # the resource indexes of ``sparse``
 
 
 def max_min_fair(coef: Array, capacity: Array, demand: Array,
@@ -167,7 +169,9 @@ class FlowNetwork:
         self._flows: dict[str, Flow] = {}
         self._rates: dict[str, float] = {}
         self._used: dict[str, float] | None = {}
-        self._solved: tuple[Array | list[float], Array, list[str]] = ([], np.zeros((0, 0)), [])
+        self._solved: tuple[Array | list[float], Array | None, list[Flow], list[str]] = (
+            [], None, [], [])
+        self._flow_list: list[Flow] = []  # the flows in row order
         self._res_names: list[str] = []  # the resources in column order
         self.solver_calls = 0
         self.capacity_version = 0  # bumped when a capacity changes
@@ -176,7 +180,7 @@ class FlowNetwork:
         self._dirty = True  # anything at all changed since the last solve
         self._names: list[str] = []
         self._pos: dict[str, int] = {}
-        self._coef: Array = np.zeros((0, 0))
+        self._coef: Array | None = np.zeros((0, 0))  # None: sparse (built when asked)
         self._demand: Array = np.zeros(0)
         self._weight: Array = np.zeros(0)
         self._cap: Array = np.zeros(0)
@@ -253,35 +257,47 @@ class FlowNetwork:
     # --- solution ---------------------------------------------------------------------
     def _rebuild(self) -> None:
         names = list(self._flows)
+        flows = list(self._flows.values())
         res = list(self._capacity)
         if self._rows_for != len(res):  # resources were added: every row is stale
-            for f in self._flows.values():
-                f.row = None
+            for f in flows:
+                f.row = f.sparse = None
             self._rows_for = len(res)
         index = {r: j for j, r in enumerate(res)}
+        self._names, self._pos = names, {n: i for i, n in enumerate(names)}
+        self._res_names = res
+        self._demand = np.array([f.demand for f in flows], dtype=float)
+        self._weight = np.array([f.weight for f in flows], dtype=float)
+        self._cap = np.array([self._capacity[r] for r in res], dtype=float)
+        self._full_at = _TOL * np.maximum(self._cap, 1.0)
+        self._small = len(names) <= SPARSE_MAX_FLOWS and len(res) >= 2
+        if self._small:  # the dense matrix only if resource use is asked (_resource_use)
+            for f in flows:
+                if f.sparse is None:
+                    f.sparse = [(index[r], a) for r, a in f.usage.items()]
+                    f.uses = frozenset(j for j, _ in f.sparse)
+            self._sparse = [f.sparse for f in flows if f.sparse is not None]
+            self._sparse_uses = [f.uses for f in flows]
+            self._cap_list, self._full_at_list = self._cap.tolist(), self._full_at.tolist()
+            self._coef = None
+        else:
+            self._coef = self._matrix(flows, index)
+            self._uses = self._coef > 0
+        self._flow_list = flows
+        self._structure_dirty = False
+        self._pace_dirty = True
+
+    @staticmethod
+    def _matrix(flows: list[Flow], index: dict[str, int]) -> Array:
+        """The coefficient matrix: a row per flow (kept on the flow between rebuilds)."""
         rows = []
-        for f in self._flows.values():
+        for f in flows:
             if f.row is None:
-                f.row = np.zeros(len(res))
+                f.row = np.zeros(len(index))
                 for r, a in f.usage.items():
                     f.row[index[r]] = a
             rows.append(f.row)
-        self._names, self._pos = names, {n: i for i, n in enumerate(names)}
-        self._res_names = res
-        self._coef = np.array(rows) if rows else np.zeros((0, len(res)))
-        self._demand = np.array([f.demand for f in self._flows.values()], dtype=float)
-        self._weight = np.array([f.weight for f in self._flows.values()], dtype=float)
-        self._cap = np.array([self._capacity[r] for r in res], dtype=float)
-        self._uses = self._coef > 0
-        self._full_at = _TOL * np.maximum(self._cap, 1.0)
-        self._small = len(names) <= SPARSE_MAX_FLOWS and len(res) >= 2
-        if self._small:
-            self._sparse = [[(index[r], a) for r, a in f.usage.items()]
-                            for f in self._flows.values()]
-            self._sparse_uses = [frozenset(j for j, _ in row) for row in self._sparse]
-            self._cap_list, self._full_at_list = self._cap.tolist(), self._full_at.tolist()
-        self._structure_dirty = False
-        self._pace_dirty = True
+        return np.array(rows) if rows else np.zeros((0, len(index)))
 
     def resolve(self) -> dict[str, float]:
         """Recompute every flow's rate (max-min fair) and every resource's use; with nothing
@@ -297,6 +313,7 @@ class FlowNetwork:
                     self._sparse_pace = [[(j, a * w) for j, a in row] for row, w in zip(
                         self._sparse, self._weight.tolist(), strict=True)]
                 else:
+                    assert self._coef is not None
                     self._pace = self._coef * self._weight[:, None]
                 self._pace_dirty = False
             if small:
@@ -305,20 +322,23 @@ class FlowNetwork:
                                      self._weight.tolist())
                 rate: Array | list[float] = rates
             else:
+                assert self._coef is not None
                 rate = _fill(self._coef, self._uses, self._pace, self._cap, self._full_at,
                              self._demand, self._weight)
                 rates = rate.tolist()
             self._rates = dict(zip(names, rates, strict=True))
             # resource use only when asked (latency; not at the intervals record level)
             self._used = None
-            self._solved = (rate, self._coef, self._res_names)
+            self._solved = (rate, self._coef, self._flow_list, self._res_names)
             self._dirty = False
         return dict(self._rates)
 
     def _resource_use(self) -> dict[str, float]:
         """Use of every resource by the last solution (computed once per solution)."""
         if self._used is None:
-            rate, coef, res = self._solved
+            rate, coef, flows, res = self._solved
+            if coef is None:  # a sparse solve: the matrix of the flows it solved
+                coef = self._matrix(flows, {r: j for j, r in enumerate(res)})
             used = (np.asarray(rate, dtype=float) @ coef if len(rate)
                     else np.zeros(len(res)))
             self._used = dict(zip(res, used.tolist(), strict=True))
