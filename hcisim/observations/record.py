@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import pandas_dtype
 
 from hcisim.observations.schema import (
     COLUMNS,
@@ -58,10 +60,16 @@ def _typed(name: str, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+@functools.cache
+def _dtype(name: str) -> Any:
+    """The pandas dtype a schema names (``string``: the default string storage)."""
+    return pandas_dtype(name)
+
+
 def _conforms(df: pd.DataFrame, cols: dict[str, str]) -> bool:
     """Exactly the schema's columns, in order, with its dtypes, on a default index."""
     return (list(df.columns) == list(cols)
-            and all(str(dt) == t for dt, t in zip(df.dtypes, cols.values(), strict=True))
+            and all(dt == _dtype(t) for dt, t in zip(df.dtypes, cols.values(), strict=True))
             and isinstance(df.index, pd.RangeIndex) and df.index.start == 0
             and df.index.step == 1)
 
