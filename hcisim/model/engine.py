@@ -101,6 +101,8 @@ class StorageModel:
         # key means the same plans (a heal milestone changes only the heal's flow)
         self._inputs_version = 0  # bumped by every change of placement, pause, load, capacity
         self._plans_key: Hashable = None
+        # what each disk's current plan was derived from (client, demand, route, paused)
+        self._plan_sources: dict[str, tuple[object, ...]] = {}
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
         # what each client mount sees (shared by its disks), while the views stay the same
@@ -364,25 +366,40 @@ class StorageModel:
 
     def _plans(self, t: float) -> dict[str, DiskPlan]:
         """Every VM disk's plan from now until the next change (this runs for every disk at
-        every change)."""
+        every change that can move a plan). A disk whose plan is derived from the same
+        client, demand, route and pause as before keeps its plan object: its interval's
+        writes were handed to the ledger at this change (``since`` is now, nothing is
+        acknowledged yet), so it is the plan a new one would be."""
         running = {h for h in self.cluster.hosts if self.world.running(h)}
         vm_host, load, paused = self.vm_host, self.load, self.paused
         route_for, volumes = self._route_for, self.cluster.volumes
+        old, sources = self.plans, self._plan_sources
         plans: dict[str, DiskPlan] = {}
         for d in self.cluster.disks:
             c = vm_host[d.vm]
             demand = d.demand_mb_s * load[d.vm]
             if c is None or c not in running:
+                source: tuple[object, ...] = (c, demand)
+                if sources.get(d.key) == source:
+                    plans[d.key] = old[d.key]
+                    continue
                 plans[d.key] = DiskPlan(d, c or "", "stopped", demand, since=t)
+                sources[d.key] = source
                 continue
-            status, quorum, read, write_bricks, arbiter, usage, shape = route_for(
-                d, volumes[d.volume], c, demand > 0)
-            if status != "error" and d.vm in paused:
+            route = route_for(d, volumes[d.volume], c, demand > 0)
+            status, quorum, read, write_bricks, arbiter, usage, shape = route
+            held = status != "error" and d.vm in paused
+            source = (c, demand, route, held)
+            if sources.get(d.key) == source:
+                plans[d.key] = old[d.key]
+                continue
+            if held:
                 # a paused guest issues no I/O; its disk still reports ENOTCONN while
                 # storage is unusable, which is how compute learns when to resume it
                 status, usage = "stopped", {}
             plans[d.key] = DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter,
                                     usage, since=t, shape_key=shape)
+            sources[d.key] = source
         return plans
 
     def _fresh_mounts(self) -> None:
