@@ -31,17 +31,17 @@ from typing import Any
 import numpy as np
 import simpy
 
-from hcisim.model.clients import ClientViews, Seen
+from hcisim.model.clients import ClientViews
 from hcisim.model.compute import ComputeModel
 from hcisim.model.compute.ha import HostLoss, vms_die
-from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel, elaborate
+from hcisim.model.elaborate import Cluster, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
-from hcisim.model.gluster import has_client_quorum, read_brick
 from hcisim.model.heal import BrickHeal
-from hcisim.model.io import DiskPlan, LatencyModel, Shape, Status
+from hcisim.model.io import DiskPlan, LatencyModel
 from hcisim.model.probes import WriteLedger
 from hcisim.model.recording import RecordLevel, RunRecords
+from hcisim.model.routes import Routes
 from hcisim.model.selfheal import Repair, SelfHeal
 from hcisim.model.storage_port import ModelStoragePort
 from hcisim.model.world import World
@@ -49,9 +49,6 @@ from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
-# status, client quorum, read brick, write bricks, arbiter, resource use per MB/s, shape
-Route = tuple[Status, bool, str | None, tuple[str, ...], str | None, dict[str, float],
-              Shape | None]
 SETTLE_ROUNDS = 8  # a server-quorum change can alter views once or twice, never more
 
 
@@ -89,6 +86,7 @@ class StorageModel:
         self.heal = SelfHeal(self.cluster, self.world, self.net, sc.model, self.rec,
                              self.ledger, self.schedule)
         self.latency = LatencyModel(self.cluster, self.net, sc.model.engine_overhead_ms)
+        self.routes = Routes(self.cluster, self.views, self.heal, self.latency)
         self.records = RunRecords(self.cluster, self.rec, record)
         # where each VM's disk I/O comes from (None: it runs nowhere); set by compute
         self.vm_host: dict[str, str | None] = {vm.name: None for vm in sc.vms}
@@ -105,11 +103,6 @@ class StorageModel:
         self._plan_sources: dict[str, tuple[object, ...]] = {}
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
-        # what each client mount sees (shared by its disks), while the views stay the same
-        self._mounts: dict[tuple[str, str], tuple[tuple[Seen, ...], tuple[str, ...]]] = {}
-        self._mounts_seen = -1  # the views version the mounts were read at
-        # routes by (disk, client, its view of the bricks, bricks blamed for it, busy)
-        self._routes: dict[tuple[str, str, tuple[Seen, ...], frozenset[str], bool], Route] = {}
         # until the next change: (plan, heal books of the bricks its writes miss, random?)
         # per writing disk, and the ledger's groups (VM, volume) -> plans
         self._writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
@@ -230,7 +223,7 @@ class StorageModel:
         if not self.world.running(host):
             return False
         t = self.now()
-        return all(self._path(d, host, 1.0, t).status != "error"
+        return all(self.routes.path(d, host, 1.0, t).status != "error"
                    for d in self.cluster.disks_of_vm(vm))
 
     def _lose_brick_data(self, brick_keys: list[str], t: float) -> None:
@@ -303,7 +296,7 @@ class StorageModel:
         self.heal.reconcile(t, self._views_world)
         self.heal.snapshot()
         self.records.volumes(t, self.heal)
-        self._fresh_mounts()
+        self.routes.fresh_mounts()
         plans_key = (self._views_world, self.views.version, self._inputs_version,
                      self.heal.blamed_version)
         fresh = plans_key != self._plans_key
@@ -372,7 +365,7 @@ class StorageModel:
         acknowledged yet), so it is the plan a new one would be."""
         running = {h for h in self.cluster.hosts if self.world.running(h)}
         vm_host, load, paused = self.vm_host, self.load, self.paused
-        route_for, volumes = self._route_for, self.cluster.volumes
+        route_for, volumes = self.routes.route, self.cluster.volumes
         old, sources = self.plans, self._plan_sources
         plans: dict[str, DiskPlan] = {}
         for d in self.cluster.disks:
@@ -401,66 +394,6 @@ class StorageModel:
                                     usage, since=t, shape_key=shape)
             sources[d.key] = source
         return plans
-
-    def _fresh_mounts(self) -> None:
-        """Forget the mounts if what the clients see has changed since they were read."""
-        if self._mounts_seen != self.views.version:
-            self._mounts.clear()
-            self._mounts_seen = self.views.version
-
-    def _mount(self, c: str, vol: VolumeModel) -> tuple[tuple[Seen, ...], tuple[str, ...]]:
-        """What client ``c`` sees of ``vol``'s bricks, and the bricks it believes up
-        (memoised until the views change)."""
-        states = tuple(self.views.state(c, vol.name, b.host) for b in vol.bricks)
-        mount = self._mounts[(c, vol.name)] = (
-            states, tuple(b.host for b, s in zip(vol.bricks, states, strict=True) if s != "down"))
-        return mount
-
-    def _path(self, d: VmDiskModel, c: str, demand: float, t: float) -> DiskPlan:
-        """Status and path of disk ``d`` used from client host ``c`` (running)."""
-        self._fresh_mounts()
-        status, quorum, read, write_bricks, arbiter, usage, shape = self._route_for(
-            d, self.cluster.volumes[d.volume], c, demand > 0)
-        return DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter, usage,
-                        since=t, shape_key=shape)
-
-    def _route_for(self, d: VmDiskModel, vol: VolumeModel, c: str, busy: bool) -> Route:
-        """:meth:`_route` of disk ``d`` from client ``c``, memoised by what it depends on:
-        the client's view of the bricks and the bricks blamed for the disk."""
-        mount = self._mounts.get((c, vol.name)) or self._mount(c, vol)
-        blamed = self.heal.blamed(d.key)
-        key = (d.key, c, mount[0], blamed, busy)
-        route = self._routes.get(key)
-        if route is None:
-            route = self._routes[key] = self._route(d, vol, c, mount[0], blamed, busy,
-                                                    mount[1])
-        return route
-
-    def _route(self, d: VmDiskModel, vol: VolumeModel, c: str, states: tuple[Seen, ...],
-               blamed: frozenset[str], busy: bool, believed: tuple[str, ...]) -> Route:
-        """The part of a disk's plan that depends only on what its client sees (memoised:
-        the same views give the same route)."""
-        seen = dict(zip((b.host for b in vol.bricks), states, strict=True))
-        quorum = has_client_quorum(vol, believed, blamed)
-        good = [b.host for b in vol.data_bricks if b.host in believed and b.host not in blamed]
-        read = read_brick(d.vm, vol.name, good)
-        status: Status = "ok"
-        if not busy:
-            return status, quorum, read, (), None, {}, None
-        if not quorum:
-            status = "error"  # ENOTCONN at once
-        elif ((d.write_frac > 0 and "lost" in states)
-              or (d.read_frac > 0 and read is not None and seen[read] == "lost")):
-            status = "stalled"  # waiting on a brick that does not answer
-        elif d.read_frac > 0 and read is None:
-            status = "error"  # no good copy reachable for this file
-        if status != "ok":
-            return status, quorum, read, (), None, {}, None
-        write_bricks = tuple(b.host for b in vol.data_bricks if seen[b.host] == "up")
-        arb = vol.arbiter
-        arbiter = arb.host if arb is not None and seen[arb.host] == "up" else None
-        p = DiskPlan(d, c, status, 0.0, quorum, read, write_bricks, arbiter)
-        return status, quorum, read, write_bricks, arbiter, self.latency.usage(vol, p), p.shape
 
     def _flush_writes(self, t: float) -> None:
         """Hand the writes of the ending interval to the ledger, one row per VM and volume."""
