@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from hcisim.claims import evaluate
 from hcisim.engines import observe
 from hcisim.lab.guests.image import ensure_image
 from hcisim.lab.guests.lab import check_guest, guest_spec
@@ -118,6 +119,8 @@ def test_power_loss_with_power_management_restarts_ha_vms_by_priority() -> None:
             time.sleep(2 * f.vds_refresh_rate_s)
             events = list(engine.events)
             print("\nengine:", [(round(t - t_fail, 1), h, s) for t, h, s in engine.transitions])
+            t0 = t_fail - fault.at_s  # run time as in the scenario: the fault at its at_s
+            obs = plane.observations(sc, t0, time.time(), [(t_fail, fault)])
             launched = {vm: agent_t(plane, "LAUNCHED", vm, t_fail) for vm in m_up}
             up = {vm: agent_t(plane, "UP", vm, t_fail) for vm in m_up}
     nr = lab_t(events, "host_non_responsive", "host3", t_fail)
@@ -145,6 +148,12 @@ def test_power_loss_with_power_management_restarts_ha_vms_by_priority() -> None:
     slack = f.vds_refresh_rate_s + f.vds_connection_timeout_s + 2.0
     assert m_nr - 0.5 <= nr - t_fail <= m_nr + slack
     assert m_fence - 0.5 <= fenced - t_fail <= m_fence + slack
+    # the scenario's claim, judged on the lab's own observations as on the model's
+    [verdict] = evaluate(sc, obs)
+    print(f"lab: {verdict.kind} {verdict.verdict} worst {verdict.measured} s; "
+          f"{verdict.evidence}")
+    last_up = max(float(u["t"]) for u in up.values() if u is not None) - t_fail
+    assert verdict.verdict == "pass" and verdict.measured == pytest.approx(last_up, abs=0.01)
     db1_begin = launched["db1"]["t"] - t_fail  # type: ignore[index]
     assert m_up["db1"] - boot["db1"] - 0.5 <= db1_begin <= m_up["db1"] - boot["db1"] + slack
 

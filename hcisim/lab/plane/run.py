@@ -11,10 +11,10 @@ namespace.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.guests.qemu import reclaim_guests
@@ -29,8 +29,10 @@ from hcisim.lab.plane.hosts import (
     reclaim_plane,
     remove_engine_netns,
 )
+from hcisim.observations import Observations, Recorder
+from hcisim.observations.schema import VmState
 from hcisim.placement import cluster_of
-from hcisim.scenario import Scenario
+from hcisim.scenario import Fault, Scenario
 
 __all__ = ["Plane", "lease_config", "management_plane"]
 
@@ -64,6 +66,53 @@ class Plane:
         for d in self.host_dirs().values():
             out += read_events(d)
         return sorted(out, key=lambda e: float(e["t"]))
+
+    def lifecycle_rows(self, t0: float, t_end: float, power_cuts: dict[str, float]
+                       ) -> list[StateRow]:
+        """Every VM's life from the agents' logs, in run seconds (``t0`` = run start):
+        restarting from launch to its agent's ready line, running until qemu exited or its
+        host lost power (``power_cuts``: host -> epoch; the agent died with the host), down
+        in between. A start that failed leaves no row."""
+        rows: list[StateRow] = []
+        by_vm: dict[str, list[dict[str, Any]]] = {}
+        for e in self.agent_events():
+            if e.get("vm"):
+                by_vm.setdefault(str(e["vm"]), []).append(e)
+        for vm, events in by_vm.items():
+            last_end: float | None = None
+            launch: dict[str, Any] | None = None
+            for e in events:
+                if e["event"] == "LAUNCHED":
+                    launch = e
+                elif e["event"] == "UP" and launch is not None:
+                    host, t_l, t_u = str(e["host"]), float(launch["t"]), float(e["t"])
+                    ends = [float(x["t"]) for x in events if x["event"] == "PROCESS_EXIT"
+                            and x["host"] == host and float(x["t"]) > t_u]
+                    cut = power_cuts.get(host)
+                    if cut is not None and cut > t_u:
+                        ends.append(cut)
+                    t_x = min([*ends, t_end])
+                    if last_end is not None and t_l > last_end:
+                        rows.append(StateRow(vm, "", last_end - t0, t_l - t0, "down", "lab"))
+                    rows.append(StateRow(vm, host, t_l - t0, t_u - t0, "restarting", "lab"))
+                    rows.append(StateRow(vm, host, t_u - t0, t_x - t0, "running", ""))
+                    last_end, launch = t_x, None
+            if last_end is not None and last_end < t_end:
+                rows.append(StateRow(vm, "", last_end - t0, t_end - t0, "down", "lab"))
+        return rows
+
+    def observations(self, sc: Scenario, t0: float, t_end: float,
+                     faults: Sequence[tuple[float, Fault]]) -> Observations:
+        """The run's compute observations (events, vm_state) for the claims: ``faults``
+        are (epoch, fault) as injected."""
+        rec = Recorder()
+        for t, fault in faults:
+            rec.fault_event(t - t0, True, fault)
+        self.engine.record(rec, t0)
+        cuts = {f.target: t for t, f in faults if f.kind == "node_power_loss"}
+        for r in self.lifecycle_rows(t0, t_end, cuts):
+            rec.vm_state(r.vm, r.host, r.t_start_s, r.t_end_s, cast(VmState, r.state), r.reason)
+        return rec.build("lab", sc.name, sc.seed, t_end - t0)
 
     def vm_state(self, vm: str, t0: float, t_end: float) -> list[StateRow]:
         """``vm``'s states on every host it ran on (QMP events the agents logged)."""
