@@ -82,6 +82,9 @@ class ClientViews:
         self.version = 0  # bumped whenever any view changes
         self._token: dict[ViewKey, int] = {}
         self.anchor: dict[ViewKey, float] = {}  # where each connection's ping chain started
+        # connections that (re)connected during the run: their chain's phase is known even
+        # when the scenario's phase is unknown (a cluster that was up before t = 0)
+        self.reanchored: set[ViewKey] = set()
         self.losses: list[Loss] = []
         self._pending: dict[ViewKey, Loss] = {}  # losses whose ping timer has not bailed out
         self._issuing: dict[tuple[str, str], set[str]] = {}  # (client, volume) -> disks
@@ -126,6 +129,7 @@ class ClientViews:
             new: Seen = "up"
             if st != "up" or fresh:
                 self.anchor[key] = t  # (re)connected: the ping chain starts again here
+                self.reanchored.add(key)
         elif fresh or self.world.refused(c, b):
             new = "down"  # a (re)started client connects or fails at once
         elif st == "up":
@@ -146,7 +150,9 @@ class ClientViews:
     def _start_ping_timer(self, t: float, key: ViewKey, token: int) -> None:
         """The connection's first unanswered ping, and its expiry T later."""
         timeout = self.cluster.volumes[key[1]].spec.options.ping_timeout_s
-        if self.detection.phase == "known":
+        phase = "known" if self.detection.phase == "known" or key in self.reanchored \
+            else "unknown"
+        if phase == "known":
             rtt = 0.0 if key[0] == key[2] else self.rtt_s
             anchor: float | None = self.anchor[key]
             assert anchor is not None
@@ -154,7 +160,7 @@ class ClientViews:
         else:
             anchor = None
             ping = draw_lost_ping_s(self.rng, t, timeout)
-        loss = Loss(key[0], key[1], key[2], t, ping, self.detection.phase, anchor)
+        loss = Loss(key[0], key[1], key[2], t, ping, phase, anchor)
         self.losses.append(loss)
         self._pending[key] = loss
         self.schedule(ping + timeout - t, lambda: self._ping_expired(key, token))

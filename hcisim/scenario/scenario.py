@@ -27,11 +27,14 @@ class Detection(Strict):
     and the brick is marked down T after it: a stall between T and 2T set by the chain's
     phase. ``known``: every chain started at ``anchor_s`` (run start, or when the mounts came
     up relative to it) and restarts when a client reconnects. ``unknown``: the phase is
-    uniform over one period (a cluster that has been up for a while).
+    uniform over one period (a cluster that has been up for a while) until a connection
+    reconnects during the run: from then on its chain starts there, a known phase.
     """
 
     phase: DetectionPhase = Field(
-        "known", description="known: from the ping chain's anchor; unknown: uniform phase")
+        "unknown", description="unknown (default: a cluster that was up before the run): the "
+        "phase is uniform over one period until a connection reconnects in the run; known: "
+        "every chain started at anchor_s (a lab whose mounts came up just before t = 0)")
     anchor_s: float = Field(
         0.0, description="when the clients' ping chains started, relative to t = 0 "
         "(negative: the mounts came up before the run)")

@@ -146,13 +146,13 @@ def test_a_vm_starting_io_after_the_cut_re_arms_the_check() -> None:
     vms = [vm("a", "host1", OLTP, 2.0), vm("b", "host1", OLTP, 2.0)]
     phases = [{"start_s": 0.0, "load": 0.0, "vms": ["b"]},
               {"start_s": 17.0, "load": 1.0, "vms": ["b"]}]
-    with_sends = simulate(_link_cut(5.0, 12.0, {"later_sends": True}, vms=vms,
+    with_sends = simulate(_link_cut(5.0, 12.0, {"phase": "known", "later_sends": True}, vms=vms,
                                     phases=phases))
     assert stalled_from(with_sends, "a", 12.0) == pytest.approx(13.0003, abs=1e-9)
     (x,) = [x for x in losses(with_sends)
             if (x["client"], x["brick"]) == ("host1", "host2")]
     assert x["rearmed"] == 1
-    without = simulate(_link_cut(5.0, 12.0, {"later_sends": False}, vms=vms, phases=phases))
+    without = simulate(_link_cut(5.0, 12.0, {"phase": "known", "later_sends": False}, vms=vms, phases=phases))
     assert stalled_from(without, "a", 12.0) == pytest.approx(8.0003, abs=1e-9)
 
 
@@ -170,6 +170,11 @@ def test_reconnect_re_anchors_the_chain() -> None:
     assert stalled_from(obs, "a", 230.0) == pytest.approx(7.0004, abs=1e-9)
     second = [x for x in losses(obs) if x["brick"] == "host2" and x["lost_s"] == 230.0]
     assert {x["anchor_s"] for x in second} == {212.0}
+    # the scenario leaves the phase unknown (the default): the first cut is drawn, the second
+    # is timed from the reconnect the run saw
+    first = [x for x in losses(obs) if x["brick"] == "host2" and x["lost_s"] == 12.0]
+    assert {x["phase"] for x in first} == {"unknown"}
+    assert {x["phase"] for x in second} == {"known"}
 
 
 def test_unknown_phase_spreads_over_one_period() -> None:
