@@ -152,7 +152,8 @@ def test_a_vm_starting_io_after_the_cut_re_arms_the_check() -> None:
     (x,) = [x for x in losses(with_sends)
             if (x["client"], x["brick"]) == ("host1", "host2")]
     assert x["rearmed"] == 1
-    without = simulate(_link_cut(5.0, 12.0, {"phase": "known", "later_sends": False}, vms=vms, phases=phases))
+    without = simulate(_link_cut(5.0, 12.0, {"phase": "known", "later_sends": False}, vms=vms,
+                                 phases=phases))
     assert stalled_from(without, "a", 12.0) == pytest.approx(8.0003, abs=1e-9)
 
 
