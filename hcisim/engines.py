@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
-import importlib.util
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -254,25 +253,8 @@ HOSTS_BACKEND = "hcisim.lab.hosts:run_hosts"  # run_hosts(scenario, hosts, Hosts
 
 def _observe_hosts(spec: EngineSpec, sc: Scenario, progress: Progress | None,
                    opts: HostsOptions) -> Observations:
-    """Existing servers: :data:`HOSTS_BACKEND` once the hosts lab backend exists; until then
-    the acceptance run over SSH (``hcisim.accept.observe_hosts``)."""
-    if importlib.util.find_spec(HOSTS_BACKEND.partition(":")[0]) is not None:
-        obs: Observations = _load(HOSTS_BACKEND)(sc, spec.hosts, opts, progress)
-        return obs
-    try:
-        accept = importlib.import_module("hcisim.accept")
-    except ImportError as exc:
-        raise EngineError(f"engine {spec.name}: no hosts backend ({HOSTS_BACKEND} is "
-                          f"missing, and hcisim.accept cannot load: {exc})") from None
-    ssh = accept.SshOptions(identity=opts.identity, known_hosts=opts.known_hosts,
-                            trust_new_hosts=opts.trust_new_hosts)
-    policy: dict[str, Any] = {"allow_destructive": opts.allow_destructive,
-                              "power_off_cmd": opts.power_off_cmd,
-                              "power_on_cmd": opts.power_on_cmd}
-    if opts.max_fault_s is not None:
-        policy["max_fault_s"] = opts.max_fault_s
-    targets = ",".join(f"ssh://{h}" for h in spec.hosts)
-    obs = accept.observe_hosts(sc, targets, ssh, accept.AcceptOptions(**policy))
+    """Existing servers: the hosts lab backend (:data:`HOSTS_BACKEND`)."""
+    obs: Observations = _load(HOSTS_BACKEND)(sc, spec.hosts, opts, progress)
     return obs
 
 
