@@ -1,4 +1,4 @@
-"""lab:libvirt: the deployed node VMs pass the testinfra checks (services running, volume
+"""lab:libvirt: the deployed node VMs pass the acceptance's read-only checks (glusterd, volume
 options as intended, brick filesystems, mounts, time in sync), as run right after deploy."""
 
 from __future__ import annotations

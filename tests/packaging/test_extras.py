@@ -33,13 +33,3 @@ def test_sweep_on_dask_names_the_dask_extra(tmp_path: Path) -> None:
                  "-o", str(tmp_path / "sweep"))
     assert r.returncode == 2, r.stderr
     assert "pip install 'hcisim[dask]'" in r.stderr.replace("\n", "")
-
-
-def test_node_checks_name_the_accept_extra(tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['testinfra'] = None\n"
-            "from hcisim.lab.libvirt.checks import LabTarget\n"
-            "try:\n    LabTarget.host(None, 'node1')  # type: ignore[arg-type]\n"
-            "except ImportError as exc:\n    print(exc)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       timeout=120)
-    assert "pip install 'hcisim[accept]'" in r.stdout, r.stderr

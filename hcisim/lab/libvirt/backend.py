@@ -48,7 +48,7 @@ class LibvirtBackend(FaultBook):
     """See :class:`hcisim.lab.backend.Backend`. Options beyond the common ones: ``uri``
     (default qemu:///system, or $HCISIM_LIBVIRT_URI), ``accel`` (auto|kvm|qemu, or
     $HCISIM_LIBVIRT_ACCEL), ``workdir``, ``image_cache``, ``boot_timeout_s``, ``node_checks``
-    (run checks.py's testinfra checks after deploy; results in meta["node_checks"])."""
+    (run the acceptance's read-only checks after deploy; results in meta["node_checks"])."""
 
     def __init__(self, scenario: Scenario, name: str | None = None,
                  scale: LabScale | None = None, volume_set: dict[str, str] | None = None,
@@ -223,13 +223,11 @@ class LibvirtBackend(FaultBook):
             self.timings["node_checks_s"] = round(time.monotonic() - t, 1)
 
     def _run_node_checks(self) -> dict[str, Any]:
-        """The testinfra checks of checks.py on every node: host -> check -> problems."""
+        """The acceptance's read-only checks on every node: host -> check -> problems."""
+        from hcisim.lab.libvirt.checks import check_lab
+
         try:
-            from hcisim.lab.libvirt.checks import LabTarget, check_lab
-        except ImportError as exc:
-            return {"skipped": f"testinfra not installed ({exc})"}
-        try:
-            return dict(check_lab(LabTarget.load(self.plan_.directory)))
+            return dict(check_lab(self.plan_.directory))
         except Exception as exc:  # a check that cannot run is a finding, not a crash
             return {"error": str(exc)}
 
