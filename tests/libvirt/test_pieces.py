@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hcisim.lab.errors import LabError
 from hcisim.lab.libvirt import image as image_mod
 from hcisim.lab.libvirt.faults import brick_disk_xml, interface_xml, nics_of
 from hcisim.lab.libvirt.hypervisor import boot_sector, is_local, probe_accel
@@ -134,3 +135,63 @@ def test_a_node_that_does_not_answer_makes_pending_unknown() -> None:
     pending, connected = pending_and_connected(answers, bricks)
     assert "v" not in pending
     assert connected["v"] == [True, True, False]
+
+
+class FakeDomain:
+    def __init__(self, name: str, calls: list[tuple[str, str]]) -> None:
+        self.name_, self.calls = name, calls
+
+    def destroy(self) -> None:
+        self.calls.append((self.name_, "destroy"))
+
+    def updateDeviceFlags(self, xml: str, flags: int) -> None:
+        link = ET.fromstring(xml).find("link")
+        assert link is not None and flags == 1
+        self.calls.append((self.name_, f"link {link.get('state')}"))
+
+
+class FakeConn:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def lookupByName(self, name: str) -> FakeDomain:
+        return FakeDomain(name, self.calls)
+
+    def close(self) -> None:
+        self.calls.append(("conn", "close"))
+
+
+def test_attach_a_lab_that_is_up_and_fault_it_by_hand(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hcisim lab fault/restore`` on a libvirt lab: attach finds the lab by its state and
+    scenario, the shared injector cuts and restores the link through libvirt, and the
+    active fault is in the state file for the next command."""
+    from hcisim.lab.libvirt import backend as backend_mod
+    from hcisim.lab.libvirt.backend import LibvirtBackend
+    from hcisim.lab.netns.state import LabState
+    from hcisim.scenario import make_fault, save_scenario
+
+    sc = load_scenario(None)
+    with pytest.raises(LabError, match="no libvirt lab named 'lab7'"):
+        LibvirtBackend.attach("lab7", tmp_path)
+    (tmp_path / "lab7").mkdir()
+    save_scenario(sc, tmp_path / "lab7" / "scenario.yaml")
+    LabState(tmp_path / "lab7" / "state.json").set("slot", 7)
+    conn = FakeConn()
+    monkeypatch.setattr(backend_mod, "connect", lambda uri: conn)
+    host = sc.host_names[1]
+    be = LibvirtBackend.attach("lab7", tmp_path)
+    assert be.plan is not None and str(be.plan.network("storage").subnet).split(".")[2] == "7"
+    cut = make_fault(at_s=0, kind="nic_loss", target=host, network="storage",
+                     duration_s=10)
+    be.inject(cut)
+    be.detach()
+    again = LibvirtBackend.attach("lab7", tmp_path)
+    assert again.active_faults == [cut]
+    again.background_heal = False
+    monkeypatch.setattr(again, "trigger_heal", lambda volume, full=False: True)
+    again.restore(cut)
+    assert again.active_faults == []
+    domain = f"hcisim-lab7-{host}"
+    assert [c for c in conn.calls if c[0] != "conn"] == [(domain, "link down"),
+                                                         (domain, "link up")]

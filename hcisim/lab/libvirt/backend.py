@@ -35,7 +35,7 @@ from hcisim.lab.libvirt.observe import BrickSlot, conn_events, pending_and_conne
 from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShells, make_key, ssh_config
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.scale import LabScale
-from hcisim.scenario import Fault, Scenario, save_scenario
+from hcisim.scenario import Fault, Scenario, load_scenario, make_fault, save_scenario
 
 HERE = Path(__file__).resolve().parent
 NODE_TOOLS = {"history_writer.py": HERE.parent / "history_writer.py",
@@ -90,9 +90,29 @@ class LibvirtBackend(FaultBook):
                       if (p / STATE_FILE).exists())
 
     @classmethod
-    def attach(cls, name: str) -> LibvirtBackend:
-        raise LabError("attach to the lab", f"{name} is a libvirt lab: faults by hand are not "
-                       "supported there yet; `hcisim lab libvirt status|down` manage it")
+    def attach(cls, name: str, workdir: Path | None = None) -> LibvirtBackend:
+        """The backend of a lab that is up (``hcisim lab status/fault/restore``): its plan
+        again from the lab's state (slot, URI) and scenario, faults through the same
+        injector, the active ones from the state file."""
+        directory = Path(workdir or DEFAULT_WORKDIR) / name
+        state = LabState(directory / nodes.STATE_FILE)
+        slot = state.data.get("slot")
+        if not isinstance(slot, int) or not (directory / "scenario.yaml").exists():
+            raise LabError("find the lab", f"no libvirt lab named {name!r} (no state in "
+                           f"{directory})")
+        be = cls(load_scenario(directory / "scenario.yaml"), name=name,
+                 uri=state.data.get("uri"), workdir=workdir)
+        try:
+            be.conn = connect(be.uri)
+        except (HypervisorError, RuntimeError) as exc:
+            raise LabError("attach to the lab", str(exc)) from None
+        be.plan = plan_lab(be.scenario, name, slot, "kvm", Machine.here(), be.workdir)
+        be.state = state
+        be.shell = NodeShells(directory / "ssh_config")
+        be.faults = FaultInjector(be.scenario, LibvirtMachine(
+            be.conn, be.plan, be.shell, be._node_back, be.set_clock))
+        be._active = [make_fault(**f) for f in state.get_list("active_faults")]
+        return be
 
     @staticmethod
     def reclaim(name: str) -> list[str]:
@@ -102,6 +122,10 @@ class LibvirtBackend(FaultBook):
     def detach(self) -> None:
         """Forget the lab without destroying it."""
         self.plan = None
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
 
     def __enter__(self) -> Self:
         return self
