@@ -6,12 +6,12 @@ on the server itself and always rolled back. The run yields the shared Observati
 (engine ``hosts``), so claims and the report work on it as on the model and the labs.
 """
 
-from hcisim.accept.run import Acceptance, AcceptOptions, accept, observe_hosts
+from hcisim.accept.run import Acceptance, AcceptOptions, accept
 from hcisim.accept.ssh import AuthenticationFailed, HostUnreachable, SshError, SshOptions
 from hcisim.accept.targets import HostTarget, TargetError, parse_target, parse_targets
 
 __all__ = [
     "AcceptOptions", "Acceptance", "AuthenticationFailed", "HostTarget", "HostUnreachable",
-    "SshError", "SshOptions", "TargetError", "accept", "observe_hosts", "parse_target",
+    "SshError", "SshOptions", "TargetError", "accept", "parse_target",
     "parse_targets",
 ]

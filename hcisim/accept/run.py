@@ -307,11 +307,3 @@ def finish_cycle(run: FaultRun, c: Cycle, opts: AcceptOptions, offsets: dict[str
         after = None
     return [*c.rows, *restored(host, c.before, after, c.ledger.failed)]
 
-
-def observe_hosts(sc: Scenario, hosts: str | list[HostTarget], ssh: SshOptions | None = None,
-                  opts: AcceptOptions = AcceptOptions()) -> Observations:
-    """Observations of ``sc`` on existing servers (``pytest validators --target hosts:...``)."""
-    from hcisim.accept.targets import parse_targets
-
-    targets = parse_targets(hosts) if isinstance(hosts, str) else hosts
-    return accept(sc, targets, ssh or SshOptions(), opts).observations

@@ -155,9 +155,9 @@ def run_hosts(sc: Scenario, hosts: tuple[str, ...], options: Any,
                               "power_on_cmd": options.power_on_cmd}
     if options.max_fault_s is not None:
         policy["max_fault_s"] = options.max_fault_s
-    obs: Observations = accept.observe_hosts(
-        sc, ",".join(f"ssh://{h}" for h in hosts),
-        accept.SshOptions(identity=options.identity, known_hosts=options.known_hosts,
-                          trust_new_hosts=options.trust_new_hosts),
-        accept.AcceptOptions(**policy))
+    ssh = accept.SshOptions(identity=options.identity, known_hosts=options.known_hosts,
+                            trust_new_hosts=options.trust_new_hosts)
+    targets = accept.parse_targets(",".join(f"ssh://{h}" for h in hosts))
+    run = accept.accept(sc, targets, ssh, accept.AcceptOptions(**policy))
+    obs: Observations = run.observations
     return obs

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -95,3 +98,26 @@ def test_bind_in_order_and_by_name() -> None:
         bind_targets(sc, parse_targets("ssh://a?name=host9,ssh://b,ssh://c"))
     with pytest.raises(TargetError, match="already"):
         bind_targets(sc, parse_targets("ssh://a?name=host1,ssh://b?name=host1,ssh://c"))
+
+
+def test_hosts_engine_runs_the_acceptance_on_its_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hosts+ssh://...`` in the engine registry is the acceptance run on those servers,
+    with the engine's SSH options and safety policy."""
+    import hcisim.accept as accept_mod
+    from hcisim.engines import HostsOptions, observe
+
+    seen: dict[str, Any] = {}
+    marker: Any = object()
+
+    def fake_accept(sc: Any, targets: Any, ssh: Any, opts: Any) -> Any:
+        seen.update(targets=targets, ssh=ssh, opts=opts)
+        return SimpleNamespace(observations=marker)
+
+    monkeypatch.setattr(accept_mod, "accept", fake_accept)
+    got = observe("hosts+ssh://root@h1,h2:2222,h3", load_scenario(None),
+                  options=HostsOptions(trust_new_hosts=True, max_fault_s=30.0))
+    assert got is marker
+    assert [(t.user, t.address, t.port) for t in seen["targets"]] == [
+        ("root", "h1", 22), (None, "h2", 2222), (None, "h3", 22)]
+    assert seen["ssh"].trust_new_hosts and not seen["opts"].allow_destructive
+    assert seen["opts"].max_fault_s == 30.0
