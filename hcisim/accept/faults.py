@@ -14,6 +14,7 @@ recovery is the same unwind that runs on errors and Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 from collections.abc import Callable
@@ -170,13 +171,19 @@ def _undo(run: FaultRun, fault: Fault, injector: FaultInjector, back: Callable[[
     return undo
 
 
+def own_bricks(run: FaultRun, host: str, vol: str) -> dict[str, bool]:
+    """Path -> online of the bricks of ``vol`` that ``host``'s own glusterd serves."""
+    procs = gluster_of(run.shells[host]).volume_status(vol)
+    return {p.path: p.online for p in procs
+            if p.kind == "brick" and p.peer_id == run.uuids.get(host)}
+
+
 def _bricks_online(run: FaultRun, host: str, vol: str) -> bool:
     try:
-        procs = gluster_of(run.shells[host]).volume_status(vol)
+        mine = own_bricks(run, host, vol)
     except (GlusterError, SshError):
         return False
-    mine = [p for p in procs if p.kind == "brick" and p.peer_id == run.uuids.get(host)]
-    return bool(mine) and all(p.online for p in mine)
+    return bool(mine) and all(mine.values())
 
 
 def storage_if_of(run: FaultRun, host: str) -> str | None:
@@ -204,12 +211,8 @@ def host_health(run: FaultRun, host: str) -> HostHealth:
     shell = run.shells[host]
     online: set[str] = set()
     for vol in run.volumes_on(host):
-        try:
-            for p in gluster_of(shell).volume_status(vol):
-                if p.kind == "brick" and p.peer_id == run.uuids.get(host) and p.online:
-                    online.add(f"{vol}:{p.path}")
-        except GlusterError:
-            pass
+        with contextlib.suppress(GlusterError):
+            online |= {f"{vol}:{path}" for path, up in own_bricks(run, host, vol).items() if up}
     ifname = storage_if_of(run, host)
     try:
         peers = sum(1 for p in gluster_of(shell).peers() if p.connected)
