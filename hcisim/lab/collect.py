@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hcisim.lab.backend import Sample, Workload
@@ -36,6 +37,9 @@ class LabRecord:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     stall_threshold_s: float = 0.5
     placement: dict[str, str] = field(default_factory=dict)  # VM -> host it runs on
+    # real guests (hcisim.lab.guests.run) write their own VM tables instead of the default
+    # vm_state rows: called with the recorder and each volume's timeline
+    compute: Callable[[Recorder, dict[str, list[VolumePoint]]], None] | None = None
 
 
 def demand_at(sc: Scenario, vm: str, base_mb_s: float, t: float) -> float:
@@ -158,6 +162,9 @@ def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
             rows = per_second(check, rec.t0, rec.duration_s, has_quorum)
             for a, b, acked, copies, lost, quorum in rows:
                 out.add("writes", w.vm, w.volume, a, b, acked, copies, quorum, lost)
+    if rec.compute is not None:
+        rec.compute(out, timelines)
+        return out.build(engine, sc.name, sc.seed, rec.duration_s, meta=dict(meta))
     for vm in sc.vms:
         host = rec.placement.get(vm.name, vm.host or "")
         if host in rec.killed:

@@ -146,7 +146,12 @@ def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = No
             be.build()
             be.deploy()
             up_s = time.monotonic() - t_up
-            obs = _run_on(sc, be, scale, work, opts, progress, backend)
+            if sc.lab.vms == "guests":
+                from hcisim.lab.guests.run import run_guests
+
+                obs = run_guests(sc, be, opts, progress, backend)
+            else:
+                obs = _run_on(sc, be, scale, work, opts, progress, backend)
             obs.meta["lab_up_s"] = round(up_s, 2)
         return obs
     finally:

@@ -74,6 +74,14 @@ class ModelParams(Strict):
     )
 
 
+class LabParams(Strict):
+    """How a lab realises the scenario's VMs (the model does not read it)."""
+
+    vms: Literal["fio", "guests"] = Field(
+        "fio", description="fio writers per VM disk, or one real qemu guest per VM "
+        "(hcisim.lab.guests; its vm_state, stalls, pauses and migrations are measured)")
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
@@ -90,6 +98,7 @@ class Scenario(Strict):
     compute: Compute = Compute()
     claims: tuple[ClaimSpec, ...] = ()
     model: ModelParams = ModelParams()
+    lab: LabParams = LabParams()
 
     # --- cross-references: every name points at something that exists -----------------
     @model_validator(mode="after")

@@ -1,0 +1,289 @@
+"""A scenario on the netns lab with a real qemu guest per VM (``lab: {vms: guests}``).
+
+The same run as the fio one (:func:`hcisim.lab.run.run_lab` builds and deploys the lab and
+calls this instead of its fio run): every VM boots as a guest on its host (booted one after
+the other before ``t = 0``), each under vdsm's auto-resume; the scenario's faults play on
+the lab's clock; its ``migrate`` operations are carried out with qemu's live migration over
+the lab's network. A power-lost host's guests are SIGKILLed with it. After the run the
+guests stop, the heal wait runs as in the fio run, and the observations get:
+
+- ``vm_state`` from qemu's QMP events (running, paused with qemu's reason, migrating, down);
+- ``vm_io`` from the agent's numbered, fsync-acknowledged records: a write slower than the
+  stall threshold is a stall the guest saw, a pause shows as a ``paused`` state;
+- ``writes`` from the history check on every data brick after heal (lost records);
+- ``migrations`` from qemu's ``query-migrate`` counters: rounds = dirty-sync-count - 1,
+  transferred_mb = ram.transferred / 1e6, downtime and total time as qemu counted them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from hcisim.engines import LabOptions
+from hcisim.lab.collect import LabRecord, build_observations, quorum_at
+from hcisim.lab.faults import mechanism
+from hcisim.lab.guests.fleet import Fleet, scenario_guests
+from hcisim.lab.guests.lab import check_guest, merged_history, start_destination
+from hcisim.lab.guests.migrate import MigrationPolicy, MigrationResult, migrate
+from hcisim.lab.guests.qemu import Guest
+from hcisim.lab.guests.resume import AutoResume, ResumeBehavior, mount_writable
+from hcisim.lab.guests.vmstate import StateRow, record_vm_state, vm_state_rows
+from hcisim.lab.heal import heal_settled
+from hcisim.lab.history import CheckResult, Interval, bad_intervals, parse_history, per_second
+from hcisim.lab.run import Poller, placement
+from hcisim.lab.schedule import play
+from hcisim.lab.timeline import VolumePoint
+from hcisim.lab.wait import wait_until
+from hcisim.observations import Observations, Recorder
+from hcisim.scenario import Fault, Scenario
+
+Progress = Callable[[float], None]
+GIB = 1 << 30
+
+
+@dataclass
+class Moved:
+    """One scenario migration as it ran: the qemus involved and qemu's counters."""
+
+    vm: str
+    src: str
+    dst: str
+    result: MigrationResult
+
+
+@dataclass
+class GuestRun:
+    """What the guests did during the run (filled by the run and the operations thread)."""
+
+    fleet: Fleet
+    qemus: dict[str, list[Guest]] = field(default_factory=dict)  # VM -> qemus in order
+    migrations: list[Moved] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    killed: dict[str, float] = field(default_factory=dict)  # host -> epoch of power loss
+
+    def current(self, vm: str) -> Guest:
+        return self.qemus[vm][-1]
+
+
+def downtime_steps(sc: Scenario, ram_gib: float) -> tuple[tuple[float, int], ...]:
+    """vdsm's exponential downtime schedule, (after s, limit ms): the same formula as the
+    model's (hcisim.model.compute.migration; the labs may not import the model)."""
+    m = sc.compute.migration
+    n, top = m.downtime_steps, m.downtime_ms
+    if n <= 1:
+        return ((0.0, int(top)),)
+    offset = top / n
+    base = (top - offset) ** (1.0 / (n - 1))
+    limits = [*(offset + base**i for i in range(n - 1)), top]
+    wait = min(m.downtime_delay_per_gib_s * ram_gib / n, 60.0)
+    return tuple((i * wait, max(1, int(v))) for i, v in enumerate(limits))
+
+
+def policy_for(sc: Scenario, vm: str, scale: float) -> MigrationPolicy:
+    """vdsm's policy for ``vm``'s guest; bandwidth scaled like its RAM (fleet.scale), so
+    the transfer takes as long as the scenario's full-size VM would."""
+    m = sc.compute.migration
+    ram_gib = next(v.ram_gib for v in sc.vms if v.name == vm)
+    max_time = m.max_time_per_gib_s * ram_gib if m.max_time_per_gib_s else 600.0
+    return MigrationPolicy(max_bandwidth_mib_s=m.max_bandwidth_mb_s * 1e6 * scale / (1 << 20),
+                           downtime_steps_ms=downtime_steps(sc, ram_gib),
+                           progress_timeout_s=m.progress_timeout_s, max_time_s=max_time)
+
+
+def migration_network(sc: Scenario, host: str) -> str:
+    """The lab network the stream crosses: the one sharing a NIC with ``migration``."""
+    for nic in sc.host(host).nics:
+        if "migration" in nic.networks:
+            return "storage" if "storage" in nic.networks else "management"
+    return "management"
+
+
+def run_operations(sc: Scenario, be: Any, gr: GuestRun, t0: float,
+                   stack: contextlib.ExitStack, resume: Callable[[Guest, str], None]) -> None:
+    """Carry out the scenario's ``migrate`` operations at their times (others: skipped)."""
+    for i, op in enumerate(sorted(sc.operations, key=lambda o: o.at_s)):
+        if op.kind != "migrate" or op.vm not in gr.qemus:
+            gr.errors.append(f"operations[{i}] {op.kind}: not carried out on the lab")
+            continue
+        time.sleep(max(0.0, t0 + op.at_s - time.time()))
+        src = gr.current(op.vm)
+        dst_host = op.host or next(h for h in sc.host_names if h != src.spec.host)
+        volume = gr.fleet.volumes[op.vm]
+        try:
+            dst, uri = start_destination(be, src, dst_host, volume, port=49152 + i,
+                                         network=migration_network(sc, src.spec.host))
+            stack.enter_context(dst)
+            result = migrate(src, dst, uri, policy_for(sc, op.vm, gr.fleet.scale[op.vm]))
+        except Exception as exc:  # a failed operation is recorded, never fatal to the run
+            gr.errors.append(f"operations[{i}] migrate {op.vm}: {exc}")
+            continue
+        gr.migrations.append(Moved(op.vm, src.spec.host, dst_host, result))
+        if result.outcome == "completed":
+            gr.qemus[op.vm].append(dst)
+            src.stop()
+            resume(dst, volume)
+        else:  # the VM runs on at the source
+            dst.stop()
+
+
+def migration_rows(gr: GuestRun, t0: float, out: Recorder) -> None:
+    for m in gr.migrations:
+        r = m.result
+        end = r.t_start + r.total_time_s if r.total_time_s else r.t_end
+        outcome = "converged" if r.outcome == "completed" else "aborted"
+        out.add("migrations", m.vm, m.src, m.dst, r.t_start - t0, end - t0,
+                r.downtime_s or 0.0, max((r.dirty_sync_count or 1) - 1, 0),
+                (r.ram_transferred_bytes or 0) / 1e6, outcome, "lab: qemu query-migrate")
+        out.event(r.t_start - t0, "migration_start", m.vm, f"{m.src} -> {m.dst}")
+        out.event(end - t0, "migration_end", m.vm, f"{r.outcome} {r.reason}".strip())
+
+
+def io_rows(sc: Scenario, gr: GuestRun, t0: float, stall_s: float, out: Recorder) -> None:
+    """Per-second ``vm_io`` of each guest's disk writer: rates from its acknowledged
+    records, cut where a record took longer than ``stall_s`` (stalled / error)."""
+    dur = sc.duration_s
+    for vm, qemus in gr.qemus.items():
+        spec = qemus[-1].spec
+        h = parse_history(merged_history(qemus), vm)
+        marks = [Interval(i.start - t0, i.end - t0, i.status)
+                 for i in bad_intervals(h, stall_s, t0 + dur)]
+        if spec.host in gr.killed:
+            t_kill = gr.killed[spec.host] - t0
+            marks = [Interval(m.start, min(m.end, t_kill), m.status) for m in marks
+                     if m.start < t_kill] + [Interval(t_kill, dur, "stopped")]
+        acked = sorted(a.t_end - t0 for a in h.attempts if a.ok and a.t_end is not None)
+        edges = sorted({0.0, dur, *range(1, math.ceil(dur)),
+                        *(e for m in marks for e in (m.start, m.end) if 0 < e < dur)})
+        j = 0
+        for a, b in itertools.pairwise(edges):
+            n = 0
+            while j < len(acked) and acked[j] < b:
+                n += acked[j] >= a
+                j += 1
+            mid = (a + b) / 2
+            status = next((m.status for m in marks if m.start <= mid < m.end), "ok")
+            iops = n / (b - a)
+            out.add("vm_io", vm, gr.fleet.volumes[vm], a, b, 0.0, 0.0,
+                    iops * spec.record_size / 1e6, 0.0, iops, float("nan"), float("nan"),
+                    status)
+
+
+def compute_tables(sc: Scenario, gr: GuestRun, t0: float, stall_s: float,
+                   checks: dict[str, CheckResult]
+                   ) -> Callable[[Recorder, dict[str, list[VolumePoint]]], None]:
+    """The recorder hook of :class:`LabRecord`: the guests' tables."""
+
+    def write(out: Recorder, timelines: dict[str, list[VolumePoint]]) -> None:
+        end = t0 + sc.duration_s
+        for vm, qemus in gr.qemus.items():
+            rows: list[StateRow] = []
+            for i, g in enumerate(qemus):
+                mine = vm_state_rows(vm, g.spec.host, g.qmp.events, t0, end)
+                if i < len(qemus) - 1:  # it moved on: not down, running at the destination
+                    mine = [r for r in mine if (r.state, r.reason) != ("down", "migrated")]
+                rows += mine
+            record_vm_state(out, [clip(r, sc.duration_s) for r in rows
+                                  if r.t_start_s < sc.duration_s])
+            pts = timelines[gr.fleet.volumes[vm]]
+            times = [p.t for p in pts]
+
+            def quorum(t: float, pts: list[VolumePoint] = pts,
+                       times: list[float] = times) -> bool:
+                return quorum_at(pts, times, t)
+
+            for a, b, n, copies, lost, q in per_second(checks[vm], t0, sc.duration_s, quorum):
+                out.add("writes", vm, gr.fleet.volumes[vm], a, b, n, copies, q, lost)
+        io_rows(sc, gr, t0, stall_s, out)
+        migration_rows(gr, t0, out)
+
+    return write
+
+
+def clip(r: StateRow, duration_s: float) -> StateRow:
+    """A row cut at the run's end (guests are stopped after it, before the heal wait)."""
+    return StateRow(r.vm, r.host, r.t_start_s, min(r.t_end_s, duration_s), r.state, r.reason)
+
+
+def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | None,
+               backend: str) -> Observations:
+    """Boot the guests, play faults and operations, stop the guests, wait for heal, judge."""
+    where = placement(sc)
+    with contextlib.ExitStack() as stack:
+        fleet = stack.enter_context(scenario_guests(be, sc, where))
+        gr = GuestRun(fleet, {vm: [g] for vm, g in fleet.guests.items()})
+
+        def resume(g: Guest, volume: str) -> None:
+            usable = functools.partial(mount_writable, be.mount_path(g.spec.host, volume),
+                                       g.spec.host)
+            stack.enter_context(AutoResume(g, ResumeBehavior.AUTO_RESUME, usable))
+
+        for vm, g in fleet.guests.items():
+            resume(g, fleet.volumes[vm])
+        t0 = time.time()
+
+        def inject(f: Fault) -> float:
+            t = cast(float, be.inject(f))
+            if mechanism(f) == "power":  # the host's qemus die with it
+                gr.killed[f.target] = t
+                for qemus in gr.qemus.values():
+                    if qemus[-1].spec.host == f.target:
+                        qemus[-1].kill()
+            return t
+
+        poller = Poller(be, opts.poll_s)
+        poller.start()
+        ops = threading.Thread(target=run_operations, args=(sc, be, gr, t0, stack, resume),
+                               daemon=True, name="lab-operations")
+        try:
+            ops.start()
+            windows = play(sc.faults, t0, sc.duration_s, inject, be.restore, progress=progress)
+            ops.join()
+            for qemus in gr.qemus.values():  # stop writing before the heal wait
+                qemus[-1].stop()
+            vols = [v.name for v in sc.volumes]
+            healed = all(w.end is not None for w in windows) and wait_until(
+                lambda: heal_settled(poller.samples, vols), opts.heal_wait_s, opts.poll_s / 2)
+        finally:
+            poller.stop()
+    unrepaired = {w.fault.target for w in windows if w.end is None}
+    reader = next((h for h in sc.host_names if h not in unrepaired), sc.host_names[0])
+    checks = {vm: check_guest(be, qemus, fleet.volumes[vm], reader)
+              for vm, qemus in gr.qemus.items()}
+    hook = compute_tables(sc, gr, t0, opts.stall_threshold_s, checks)
+    rec = LabRecord(t0=t0, duration_s=sc.duration_s, end=time.time(), workloads=[],
+                    samples=poller.samples, windows=windows, killed=gr.killed,
+                    stall_threshold_s=opts.stall_threshold_s, placement=where, compute=hook)
+    meta: dict[str, Any] = {
+        **be.meta(),
+        "vms": "guests",
+        "guest_boot_s": {vm: round(s, 2) for vm, s in fleet.boot_s.items()},
+        "guest_scale": {vm: round(s, 5) for vm, s in fleet.scale.items()},
+        "heal_settled_after_run": healed,
+        "poll_errors": poller.errors[:20],
+        "operation_errors": gr.errors,
+        "history": {vm: {"acked": len(c.acked), "lost": c.lost_count,
+                         "min_copies": min(c.copies.values(), default=None)}
+                    for vm, c in checks.items()},
+        "migrations": [{"vm": m.vm, "outcome": m.result.outcome, "reason": m.result.reason,
+                        "total_s": m.result.total_time_s, "downtime_s": m.result.downtime_s,
+                        "setup_s": m.result.setup_time_s,
+                        "transferred_mib": (m.result.ram_transferred_bytes or 0) / (1 << 20),
+                        "dirty_syncs": m.result.dirty_sync_count} for m in gr.migrations],
+        "method": {
+            "vm_state": "qemu QMP events (hcisim.lab.guests.vmstate)",
+            "stalls": f"guest agent records slower than {opts.stall_threshold_s} s",
+            "writes_copies": "data bricks holding each acknowledged guest record after heal",
+            "migrations": "qemu query-migrate: rounds = dirty-sync-count - 1",
+        },
+    }
+    if progress:
+        progress(1.0)
+    return build_observations(sc, rec, meta, engine=f"lab:{backend.split('://')[0]}")
