@@ -12,7 +12,10 @@ guests stop, the heal wait runs as in the fio run, and the observations get:
   stall threshold is a stall the guest saw, a pause shows as a ``paused`` state;
 - ``writes`` from the history check on every data brick after heal (lost records);
 - ``migrations`` from qemu's ``query-migrate`` counters: rounds = dirty-sync-count - 1,
-  transferred_mb = ram.transferred / 1e6, downtime and total time as qemu counted them.
+  downtime and total time as qemu counted them, transferred_mb = ram.transferred / 1e6
+  divided by the guest's scale (``fleet.scale``: guest RAM / scenario RAM), so it is in
+  the scenario VM's size like the model's (times need no such factor: the bandwidth cap
+  is scaled alike). qemu's raw bytes are in ``meta["migrations"]``.
 """
 
 from __future__ import annotations
@@ -141,7 +144,8 @@ def migration_rows(gr: GuestRun, t0: float, out: Recorder) -> None:
         outcome = "converged" if r.outcome == "completed" else "aborted"
         out.add("migrations", m.vm, m.src, m.dst, r.t_start - t0, end - t0,
                 r.downtime_s or 0.0, max((r.dirty_sync_count or 1) - 1, 0),
-                (r.ram_transferred_bytes or 0) / 1e6, outcome, "lab: qemu query-migrate")
+                (r.ram_transferred_bytes or 0) / 1e6 / gr.fleet.scale[m.vm], outcome,
+                "lab: qemu query-migrate")
         out.event(r.t_start - t0, "migration_start", m.vm, f"{m.src} -> {m.dst}")
         out.event(end - t0, "migration_end", m.vm, f"{r.outcome} {r.reason}".strip())
 
