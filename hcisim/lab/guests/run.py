@@ -49,7 +49,7 @@ from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
-GIB = 1 << 30
+OPERATIONS_JOIN_S = 60.0
 
 
 @dataclass
@@ -110,13 +110,16 @@ def migration_network(sc: Scenario, host: str) -> str:
 
 
 def run_operations(sc: Scenario, be: Any, gr: GuestRun, t0: float,
-                   stack: contextlib.ExitStack, resume: Callable[[Guest, str], None]) -> None:
-    """Carry out the scenario's ``migrate`` operations at their times (others: skipped)."""
+                   stack: contextlib.ExitStack, resume: Callable[[Guest, str], None],
+                   halt: threading.Event) -> None:
+    """Carry out the scenario's ``migrate`` operations at their times (others: skipped).
+    ``halt`` (the run is unwinding) stops it before the next operation."""
     for i, op in enumerate(sorted(sc.operations, key=lambda o: o.at_s)):
         if op.kind != "migrate" or op.vm not in gr.qemus:
             gr.errors.append(f"operations[{i}] {op.kind}: not carried out on the lab")
             continue
-        time.sleep(max(0.0, t0 + op.at_s - time.time()))
+        if halt.wait(max(0.0, t0 + op.at_s - time.time())):
+            return
         src = gr.current(op.vm)
         dst_host = op.host or next(h for h in sc.host_names if h != src.spec.host)
         volume = gr.fleet.volumes[op.vm]
@@ -244,7 +247,9 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
 
         poller = Poller(be, opts.poll_s)
         poller.start()
-        ops = threading.Thread(target=run_operations, args=(sc, be, gr, t0, stack, resume),
+        halt = threading.Event()
+        ops = threading.Thread(target=run_operations,
+                               args=(sc, be, gr, t0, stack, resume, halt),
                                daemon=True, name="lab-operations")
         try:
             ops.start()
@@ -256,6 +261,12 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
             healed = all(w.end is not None for w in windows) and wait_until(
                 lambda: heal_settled(poller.samples, vols), opts.heal_wait_s, opts.poll_s / 2)
         finally:
+            halt.set()  # on an exception: no new migration, the one under way is cancelled
+            if ops.is_alive():  # and ends, so its destination is on the stack to be stopped
+                for qemus in gr.qemus.values():
+                    with contextlib.suppress(Exception):  # qemu: a no-op when not migrating
+                        qemus[-1].qmp.execute("migrate_cancel")
+            ops.join(OPERATIONS_JOIN_S)
             poller.stop()
     unrepaired = {w.fault.target for w in windows if w.end is None}
     reader = next((h for h in sc.host_names if h not in unrepaired), sc.host_names[0])
