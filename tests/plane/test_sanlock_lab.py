@@ -31,6 +31,7 @@ from hcisim.lab.plane.hosts import (
     start_agent,
 )
 from hcisim.lab.process import alive, read_pid, spawn
+from hcisim.scenario import with_overrides
 from hcisim.scenario.faults import make_fault
 from tests.lab.scenarios import small
 
@@ -40,7 +41,14 @@ IO_TIMEOUT = 2
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[tuple[NetnsBackend, dict[str, sl.SanlockHost], sl.LeaseStore]]:
-    with NetnsBackend(small(600), name=unique_name("sanlock")) as be:
+    # Gluster's ping-timeout below sanlock's renewal period (2 x io_timeout): each renewal the
+    # survivors send to the cut brick is a new request, and a request sent within T of the
+    # ping check re-arms it (rpc-clnt-ping.c, hcisim/model/pingtimer.py). With T = 5 s and a
+    # renewal every 4 s the survivors' clients never marked host1's brick down, their own
+    # renewals stalled past id_renewal_fail (16 s) and host2 left the lockspace (-28).
+    sc = with_overrides(small(600), {"volumes[0].options.ping_timeout_s": 2,
+                                     "volumes[0].options.tcp_user_timeout_s": 2})
+    with NetnsBackend(sc, name=unique_name("sanlock")) as be:
         be.build()
         be.deploy()
         store = sl.LeaseStore(vms=("vm1", "vm2"), io_timeout_s=IO_TIMEOUT)
