@@ -195,3 +195,60 @@ def test_attach_a_lab_that_is_up_and_fault_it_by_hand(tmp_path: Path,
     domain = f"hcisim-lab7-{host}"
     assert [c for c in conn.calls if c[0] != "conn"] == [(domain, "link down"),
                                                          (domain, "link up")]
+
+
+class OrphanDomain:
+    """A domain of a lab whose harness was SIGKILLed: running, not persistent."""
+
+    def __init__(self, name: str, running: set[str]) -> None:
+        self.name_, self.running = name, running
+
+    def name(self) -> str:
+        return self.name_
+
+    def isActive(self) -> bool:
+        return self.name_ in self.running
+
+    def isPersistent(self) -> bool:
+        return False
+
+    def destroy(self) -> None:
+        self.running.discard(self.name_)
+
+
+class OrphanConn:
+    def __init__(self, running: set[str]) -> None:
+        self.running = running
+
+    def listAllDomains(self, flags: int) -> list[OrphanDomain]:
+        return [OrphanDomain(n, self.running) for n in sorted(self.running)]
+
+    def listAllNetworks(self, flags: int) -> list[Any]:
+        return []
+
+    def lookupByName(self, name: str) -> OrphanDomain:
+        if name not in self.running:
+            raise LookupError(name)
+        return OrphanDomain(name, self.running)
+
+    def close(self) -> None:
+        pass
+
+
+def test_lab_down_removes_a_libvirt_lab_whose_harness_died(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hcisim lab down`` reclaims a libvirt lab like a netns one: its running domains are
+    destroyed (also ones the state file does not list) and its directory removed; another
+    lab's domains are left alone."""
+    from hcisim.lab.libvirt import backend as backend_mod
+    from hcisim.lab.libvirt.backend import LibvirtBackend
+    from hcisim.lab.netns.state import LabState
+
+    (tmp_path / "lab7").mkdir()
+    LabState(tmp_path / "lab7" / "state.json").set("domains", ["hcisim-lab7-host1"])
+    running = {"hcisim-lab7-host1", "hcisim-lab7-host2", "hcisim-lab8-host1"}
+    monkeypatch.setattr(backend_mod, "connect", lambda uri: OrphanConn(running))
+    left = LibvirtBackend.reclaim("lab7", tmp_path)
+    assert left.empty, left.describe()
+    assert running == {"hcisim-lab8-host1"}
+    assert not (tmp_path / "lab7").exists()

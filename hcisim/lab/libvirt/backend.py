@@ -30,12 +30,26 @@ from hcisim.lab.libvirt import deploy, nodes
 from hcisim.lab.libvirt.faults import LibvirtMachine
 from hcisim.lab.libvirt.hypervisor import DomainType, HypervisorError, choose_domain_type, connect
 from hcisim.lab.libvirt.image import DEFAULT_CACHE, ImageRecipe, build_image, machine_apt_source
-from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, LabPlan, Machine, plan_lab
+from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, PREFIX, LabPlan, Machine, plan_lab
 from hcisim.lab.libvirt.observe import BrickSlot, conn_events, pending_and_connected
 from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShells, make_key, ssh_config
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.scale import LabScale
 from hcisim.scenario import Fault, Scenario, load_scenario, make_fault, save_scenario
+
+
+@dataclasses.dataclass
+class LibvirtLeftovers:
+    """What of a libvirt lab is still there after ``reclaim`` (normally nothing)."""
+
+    left: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not self.left
+
+    def describe(self) -> str:
+        return ", ".join(self.left) or "nothing"
 
 HERE = Path(__file__).resolve().parent
 NODE_TOOLS = {"history_writer.py": HERE.parent / "history_writer.py",
@@ -115,9 +129,26 @@ class LibvirtBackend(FaultBook):
         return be
 
     @staticmethod
-    def reclaim(name: str) -> list[str]:
-        raise LabError("remove the lab", f"{name} is a libvirt lab: `hcisim lab libvirt down` "
-                       "removes it")
+    def reclaim(name: str, workdir: Path | None = None) -> LibvirtLeftovers:
+        """Remove lab ``name`` (``hcisim lab down``, also after a SIGKILL of its harness):
+        its domains, networks, SSH masters and directory, through its own libvirt URI
+        (the daemons are started when they are not running, so orphaned domains are found)."""
+        directory = Path(workdir or DEFAULT_WORKDIR) / name
+        uri = LabState(directory / nodes.STATE_FILE).data.get("uri") or "qemu:///system"
+        try:
+            conn = connect(str(uri))
+        except (HypervisorError, RuntimeError) as exc:
+            raise LabError("remove the lab", f"cannot reach libvirt at {uri}: {exc}") from None
+        try:
+            nodes.teardown(conn, directory)
+            prefix = f"{PREFIX}{name}-"
+            left = [d.name() for d in conn.listAllDomains(0) if d.name().startswith(prefix)]
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if directory.exists():
+            left.append(str(directory))
+        return LibvirtLeftovers(left)
 
     def detach(self) -> None:
         """Forget the lab without destroying it."""
