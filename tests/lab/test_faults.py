@@ -187,7 +187,12 @@ def test_heal_reaches_zero(run: Run) -> None:
     assert run.obs.meta["heal_settled_after_run"] is True, run.obs.meta.get("heal_info_at_end")
     vs = run.obs["volume_state"]
     last = vs[vs["t_s"] == vs["t_s"].max()]
-    assert (last["pending_heal_bytes"] == 0).all() and last["up"].all()
+    # Every brick connected is already in heal_settled_after_run (the heal tool's fresh
+    # connections, two polls in a row). The FUSE clients' own views (volume_state `up`) may
+    # still miss a brick back from power loss: their reconnect timer retries every 3 s
+    # (rpc-clnt.c rpc_clnt_reconnect), so they are not asserted at the last sample (seen
+    # once: host3's vmstore brick, heal settled).
+    assert (last["pending_heal_bytes"] == 0).all()
     heal = run.obs["heal"]
     assert (heal["t_end_s"] > heal["t_start_s"]).all()
     assert heal[heal["volume"] == "data"]["bytes"].sum() > 0  # data written while away
