@@ -69,8 +69,13 @@ class Loss:
 class ClientViews:
     def __init__(self, cluster: Cluster, world: World, rng: np.random.Generator,
                  detection: Detection, rec: Recorder, schedule: Schedule,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], late_s: float = 0.0,
+                 reconnect_delay_s: float = 0.0) -> None:
         self.clock = clock
+        self.late_s = late_s  # model.ping_timer_late_s: each ping-timer callback this late
+        # model.reconnect_delay_s: a reachable brick is used this long after it came back
+        self.reconnect_delay_s = reconnect_delay_s
+        self._reconnecting: dict[ViewKey, float] = {}  # key -> when its clients use it
         self.cluster = cluster
         self.world = world
         self.rng = rng
@@ -125,8 +130,13 @@ class ClientViews:
     def _reconcile_one(self, t: float, c: str, b: BrickModel, fresh: bool) -> bool:
         key = (c, b.volume, b.host)
         st = self.seen[key]
-        if self.world.reachable(c, b):
-            new: Seen = "up"
+        reachable = self.world.reachable(c, b)
+        if not reachable and self._reconnecting:
+            self._reconnecting.pop(key, None)  # gone again before its clients reconnected
+        if reachable and (st != "up" or fresh) and self._reconnect_later(t, key):
+            new: Seen = "down" if fresh else st  # connects when _reconnect_due fires
+        elif reachable:
+            new = "up"
             if st != "up" or fresh:
                 self.anchor[key] = t  # (re)connected: the ping chain starts again here
                 self.reanchored.add(key)
@@ -147,6 +157,35 @@ class ClientViews:
         self.version += 1
         return True
 
+    def _reconnect_later(self, t: float, key: ViewKey) -> bool:
+        """True while a brick that is reachable again waits ``reconnect_delay_s`` before
+        its client uses it (the first call schedules :meth:`_reconnect_due`)."""
+        if self.reconnect_delay_s <= 0:
+            return False
+        if key not in self._reconnecting:
+            self._token[key] += 1  # a pending ping timer no longer applies
+            self._pending.pop(key, None)
+            token = self._token[key]
+            self._reconnecting[key] = token
+            self.schedule(self.reconnect_delay_s, lambda: self._reconnect_due(key, token))
+        return True
+
+    def _reconnect_due(self, key: ViewKey, token: int) -> None:
+        """The client connects to the returning brick (if it still can); the ping chain
+        starts here."""
+        if self._reconnecting.get(key) != token:
+            return  # gone again meanwhile, or a newer reconnect
+        del self._reconnecting[key]
+        c, volume, host = key
+        if not self.world.running(c) or not self.world.reachable(
+                c, self.cluster.volumes[volume].brick(host)):
+            return
+        self.anchor[key] = self.clock()
+        self.reanchored.add(key)
+        self._token[key] += 1
+        self.seen[key] = "up"
+        self.version += 1
+
     def _start_ping_timer(self, t: float, key: ViewKey, token: int) -> None:
         """The connection's first unanswered ping, and its expiry T later."""
         timeout = self.cluster.volumes[key[1]].spec.options.ping_timeout_s
@@ -156,14 +195,15 @@ class ClientViews:
             rtt = 0.0 if key[0] == key[2] else self.rtt_s
             anchor: float | None = self.anchor[key]
             assert anchor is not None
-            ping = first_lost_ping_s(t, anchor, timeout, rtt)
+            ping = first_lost_ping_s(t, anchor, timeout, rtt, self.late_s)
         else:
             anchor = None
-            ping = draw_lost_ping_s(self.rng, t, timeout)
+            ping = draw_lost_ping_s(self.rng, t, timeout, self.late_s)
         loss = Loss(key[0], key[1], key[2], t, ping, phase, anchor)
         self.losses.append(loss)
         self._pending[key] = loss
-        self.schedule(ping + timeout - t, lambda: self._ping_expired(key, token))
+        self.schedule(ping + timeout + self.late_s - t,
+                      lambda: self._ping_expired(key, token))
 
     def _ping_expired(self, key: ViewKey, token: int) -> None:
         """``rpc_clnt_ping_timer_expired``: bail out, or re-arm for another T if a request
@@ -176,7 +216,7 @@ class ClientViews:
         sent = max([loss.lost_ping_s, loss.lost_s, *[s for s in loss.sends_s if s <= t]])
         if not disconnects(t, loss.lost_s, sent, timeout):
             loss.rearmed += 1
-            self.schedule(timeout, lambda: self._ping_expired(key, token))
+            self.schedule(timeout + self.late_s, lambda: self._ping_expired(key, token))
             return
         loss.down_s = t
         del self._pending[key]

@@ -65,10 +65,12 @@ def next_ping_s(fault_s: float, anchor_s: float, ping_timeout_s: float,
 
 
 def first_lost_ping_s(fault_s: float, anchor_s: float, ping_timeout_s: float,
-                      ping_rtt_s: float = 0.0) -> float:
+                      ping_rtt_s: float = 0.0, late_s: float = 0.0) -> float:
     """The first ping whose reply does not come back: sent at ``p`` with ``p + rtt > fault``
-    (a ping in flight when the link goes is lost as well as the ones after it)."""
-    period = ping_timeout_s + ping_rtt_s
+    (a ping in flight when the link goes is lost as well as the ones after it). ``late_s``:
+    how late each ping-timer callback fires (``model.ping_timer_late_s``), added to every
+    cycle of the chain."""
+    period = ping_timeout_s + ping_rtt_s + late_s
     k = max(0, math.floor((fault_s - ping_rtt_s - anchor_s) / period) + 1)
     return anchor_s + k * period
 
@@ -117,10 +119,11 @@ def detect_known_phase(fault_s: float, anchor_s: float, ping_timeout_s: float,
     return detect_from_ping(fault_s, p, ping_timeout_s, later_sends_s, "known")
 
 
-def draw_lost_ping_s(rng: np.random.Generator, fault_s: float, ping_timeout_s: float) -> float:
+def draw_lost_ping_s(rng: np.random.Generator, fault_s: float, ping_timeout_s: float,
+                     late_s: float = 0.0) -> float:
     """The first unanswered ping when the chain's phase is not known: uniform over one
-    period after the fault."""
-    return fault_s + ping_timeout_s * float(rng.random())
+    period (T + ``late_s``) after the fault."""
+    return fault_s + (ping_timeout_s + late_s) * float(rng.random())
 
 
 def detect_unknown_phase(rng: np.random.Generator, fault_s: float, ping_timeout_s: float,

@@ -108,8 +108,15 @@ class SelfHeal:
         return any(h.episode is not None for h in self.bricks.values())
 
     def brick_back(self, brick: BrickModel, t: float) -> None:
-        """The clients see ``brick`` again at ``t`` (the daemon is woken too)."""
+        """The clients see ``brick`` again at ``t`` (the daemon is woken too). A reconnect
+        after the repair itself (``reconnect_delay_s``) judges the daemon's wake again."""
         self._back_at[brick.key] = t
+        rep = self.last_repair
+        if rep is not None and t > rep.t + 1e-9:
+            for b in self.cluster.volumes[brick.volume].data_bricks:
+                h = self.bricks[b.key]
+                if h.episode is None:
+                    h.ready_at = None
 
     # --- advance ------------------------------------------------------------------------
     def advance(self, dt: float) -> None:
@@ -141,7 +148,10 @@ class SelfHeal:
         repaired_now = rep is not None and abs(rep.t - t) < 1e-9
         if repaired_now and rep is not None and rep.operator_heal:
             options.append(t)
-        if just_back and not (repaired_now and rep is not None and rep.after_hang):
+        # the reconnects that follow a repair (at once, or reconnect_delay_s later)
+        after_repair = rep is not None and rep.t - 1e-9 <= t <= (
+            rep.t + self.params.reconnect_delay_s + 1e-9)
+        if just_back and not (after_repair and rep is not None and rep.after_hang):
             options.append(t + self.params.heal_noticed_s)
         return min(options)
 
@@ -223,10 +233,19 @@ class SelfHeal:
                     continue
                 usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
                 n = h.threads(threads)
-                demand = n * self.params.heal_thread_mb_s
+                demand = n * self.thread_mb_s(h.shard_bytes)
                 for limit in limits:
                     demand = min(demand, limit)
                 self.net.add_flow(self._flow(h), demand, usage, weight=max(1, n))
+
+    def thread_mb_s(self, shard_bytes: float) -> float:
+        """One heal thread's mean rate: ``heal_thread_mb_s`` inside a shard, less the fixed
+        ``heal_entry_s`` per shard (lookup, locks, xattrs, fsync)."""
+        rate = self.params.heal_thread_mb_s
+        entry = self.params.heal_entry_s
+        if entry <= 0:
+            return rate
+        return shard_bytes / 1e6 / (shard_bytes / 1e6 / rate + entry)
 
     def _heal_path(self, vol: VolumeModel, src: BrickModel,
                    target: BrickModel) -> tuple[dict[str, float], tuple[float, ...]]:

@@ -11,6 +11,7 @@ from hcisim.scenario.claims import ClaimSpec
 from hcisim.scenario.cluster import Host, Network, NetworkRole, Volume
 from hcisim.scenario.compute import Compute
 from hcisim.scenario.faults import Fault, Operation
+from hcisim.scenario.profile import DEFAULT_PROFILE, fill_model, load_profile
 from hcisim.scenario.workload import IoProfile, Phase, Vm
 
 DetectionPhase = Literal["known", "unknown"]
@@ -36,8 +37,10 @@ class Detection(Strict):
         "phase is uniform over one period until a connection reconnects in the run; known: "
         "every chain started at anchor_s (a lab whose mounts came up just before t = 0)")
     anchor_s: float = Field(
-        0.0, description="when the clients' ping chains started, relative to t = 0 "
-        "(negative: the mounts came up before the run)")
+        default_factory=lambda: _shipped("detection_anchor_s"),
+        description="when the clients' ping chains started, relative to t = 0 "
+        "(negative: the mounts came up before the run); default: the profile's "
+        "detection_anchor_s")
     later_sends: bool = Field(
         True, description="requests sent to a lost brick after the loss (a VM starting I/O "
         "there) re-arm the ping check for another T: the tail beyond 2T")
@@ -54,24 +57,51 @@ class Detection(Strict):
         return data
 
 
-class ModelParams(Strict):
-    """Knobs of the model itself (not facts about the cluster)."""
+def _shipped(key: str) -> float:
+    """A parameter of the shipped profile: the default of a key no profile filled (the
+    validator below fills them from the scenario's own profile first)."""
+    return float(getattr(load_profile(DEFAULT_PROFILE).parameters, key))
 
-    detection: Detection = Detection()
+
+class ModelParams(Strict):
+    """Knobs of the model itself (not facts about the cluster). Its timing values come from
+    a calibration profile (``profile``, docs/calibration.md) unless the scenario sets them."""
+
+    profile: str = Field(
+        DEFAULT_PROFILE, description="calibration profile the timing values come from: a "
+        "shipped name (hcisim/builtin/profiles) or a path to a profile file")
+    detection: Detection = Field(default_factory=Detection)
     sample_s: PositiveFloat = Field(10.0, description="volume-state sampling during heal")
     heal_noticed_s: float = Field(
-        3.0, ge=0, description="delay before shd starts healing a brick that reconnected"
-    )
+        default_factory=lambda: _shipped("heal_noticed_s"), ge=0,
+        description="delay before shd starts healing a brick that reconnected (profile)")
     heal_share: float = Field(
         0.5, gt=0, le=1, description="max share of a disk/NIC heal may take under VM load"
     )
     engine_overhead_ms: float = Field(
-        0.15, ge=0, description="fixed client+translator cost per request (FUSE, AFR)"
-    )
+        default_factory=lambda: _shipped("engine_overhead_ms"), ge=0,
+        description="fixed client+translator cost per request (FUSE, AFR) (profile)")
     heal_thread_mb_s: PositiveFloat = Field(
-        20.0, description="copy rate of one self-heal thread (one shard at a time), MB/s; "
-        "lab: 512 MB sharded healed in 10.7 s and 704 MB in 9.4 s with 8 threads"
-    )
+        default_factory=lambda: _shipped("heal_thread_mb_s"),
+        description="copy rate of one self-heal thread (one shard at a time), MB/s "
+        "(profile; the shipped one: lab heals of 512 MB sharded in 10.7 s and 704 MB in "
+        "9.4 s with 8 threads)")
+    heal_entry_s: float = Field(
+        default_factory=lambda: _shipped("heal_entry_s"), ge=0,
+        description="fixed cost per healed shard and thread (lookup, locks, xattrs, fsync) "
+        "(profile)")
+    ping_timer_late_s: float = Field(
+        default_factory=lambda: _shipped("ping_timer_late_s"), ge=0,
+        description="how late each ping-timer callback fires: pings every T + rtt + late, "
+        "bail-out T + late after the lost ping (profile)")
+    reconnect_delay_s: float = Field(
+        default_factory=lambda: _shipped("reconnect_delay_s"), ge=0,
+        description="from a brick being reachable again until its clients use it (profile)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_profile(cls, data: Any) -> Any:
+        return fill_model(data) if isinstance(data, dict) else data
 
 
 class LabParams(Strict):
@@ -97,7 +127,7 @@ class Scenario(Strict):
     operations: tuple[Operation, ...] = ()
     compute: Compute = Compute()
     claims: tuple[ClaimSpec, ...] = ()
-    model: ModelParams = ModelParams()
+    model: ModelParams = Field(default_factory=ModelParams)
     lab: LabParams = LabParams()
 
     # --- cross-references: every name points at something that exists -----------------

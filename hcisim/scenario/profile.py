@@ -1,0 +1,201 @@
+"""Calibration profiles: the model's timing parameters as measured on a cluster, with the
+measurements they came from.
+
+A profile is a YAML file (``hcisim calibrate`` writes one, docs/calibration.md): the fitted
+``parameters``, the ``machine`` it was measured on (kernel, CPUs, Gluster version, load,
+date), every raw ``measurements`` row with the model's prediction and residual, and per
+parameter how it was fitted (``fits``). A scenario names its profile in ``model.profile``
+(a name from ``hcisim/builtin/profiles/`` or a path); the parameters fill every timing knob
+of ``model`` the scenario does not set itself. The shipped profile holds the values the
+model had before profiles existed, so a scenario without ``profile`` runs as it did.
+
+It lives beside the scenario because it is read while a scenario is validated (the scenario
+layer imports nothing else of hcisim); the experiments that write profiles are
+:mod:`hcisim.calibration`.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, NonNegativeFloat, PositiveFloat, ValidationError
+
+from hcisim.scenario.base import Strict
+
+DEFAULT_PROFILE = "netns-gluster10"
+PROFILE_DIR = "profiles"
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used: ``problems`` are ``field: message`` lines."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid calibration profile: " + "; ".join(problems))
+
+
+class ProfileParameters(Strict):
+    """The model's timing parameters (docs/model.md says where each one acts)."""
+
+    detection_anchor_s: float = Field(
+        description="when the clients' ping chains started relative to t = 0, for a known "
+        "phase (model.detection.anchor_s; negative: the mounts came up before the run)")
+    ping_timer_late_s: NonNegativeFloat = Field(
+        description="how late each ping-timer callback fires (timer thread, scheduling): a "
+        "busy connection pings every T + rtt + late, and bails out T + late after the lost "
+        "ping")
+    reconnect_delay_s: NonNegativeFloat = Field(
+        description="from a brick being reachable again (repair) until its clients use it: "
+        "brick restart by glusterd and the client's reconnect timer")
+    heal_noticed_s: NonNegativeFloat = Field(
+        description="from a brick's reconnect until the self-heal daemon starts healing it")
+    heal_thread_mb_s: PositiveFloat = Field(
+        description="copy rate of one self-heal thread inside a shard (per-byte cost = "
+        "1 / rate), MB/s")
+    heal_entry_s: NonNegativeFloat = Field(
+        description="fixed cost per healed entry (shard) and thread: lookup, locks, "
+        "xattrs, fsync")
+    engine_overhead_ms: NonNegativeFloat = Field(
+        description="fixed client + translator cost per request (FUSE, AFR), ms")
+
+
+# ModelParams fields (and the detection key) each parameter fills.
+MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "heal_noticed_s", "heal_thread_mb_s",
+              "heal_entry_s", "engine_overhead_ms")
+DETECTION_KEYS = {"detection_anchor_s": "anchor_s"}
+
+
+class MachineFacts(Strict):
+    """Where the measurements were taken."""
+
+    kernel: str = ""
+    cpus: int | None = None
+    glusterfs: str = ""
+    python: str = ""
+    load_avg_1m: tuple[float, ...] = Field(
+        (), description="1-minute load average before each experiment (quiet: < 0.5)")
+    date: str = Field("", description="ISO 8601, when the campaign started")
+
+
+class Measurement(Strict):
+    """One trial of one experiment: what was measured, what the model predicts for it."""
+
+    experiment: str
+    quantity: str
+    unit: str
+    trial: int = Field(ge=0)
+    inputs: dict[str, float | str] = Field(default_factory=dict)
+    measured: float
+    predicted: float | None = None
+    residual: float | None = Field(None, description="measured - predicted")
+
+
+class FitNote(Strict):
+    """How one parameter got its value."""
+
+    method: str
+    experiments: tuple[str, ...] = ()
+    n: int = Field(0, ge=0)
+    rms_residual: float | None = None
+
+
+class CalibrationProfile(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    gluster_version: str = ""
+    engine: str = Field("", description="where it was measured (an engine name)")
+    machine: MachineFacts = MachineFacts()
+    parameters: ProfileParameters
+    fits: dict[str, FitNote] = Field(default_factory=dict)
+    measurements: tuple[Measurement, ...] = ()
+    to_measure: tuple[str, ...] = Field(
+        (), description="experiments still to be run on a quiet machine")
+
+    def model_values(self) -> dict[str, float]:
+        """The ``model`` keys this profile fills (detection's anchor not included)."""
+        return {k: float(getattr(self.parameters, k)) for k in MODEL_KEYS}
+
+
+def builtin_profile_path(name: str) -> Path:
+    return Path(str(resources.files("hcisim") / "builtin" / PROFILE_DIR / f"{name}.yaml"))
+
+
+def builtin_profiles() -> list[str]:
+    folder = Path(str(resources.files("hcisim") / "builtin" / PROFILE_DIR))
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def profile_path(ref: str | Path) -> Path:
+    """A profile's file: a shipped name, or a path (anything with a '/' or ending .yaml)."""
+    text = str(ref)
+    if isinstance(ref, Path) or "/" in text or text.endswith((".yaml", ".yml")):
+        return Path(text)
+    path = builtin_profile_path(text)
+    if not path.exists():
+        raise ProfileError(text, [f"no shipped profile of that name (shipped: "
+                                  f"{', '.join(builtin_profiles())}; or give a path)"])
+    return path
+
+
+def load_profile(ref: str | Path = DEFAULT_PROFILE) -> CalibrationProfile:
+    """The profile ``ref`` names (read once per file and modification time)."""
+    path = profile_path(ref)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise ProfileError(str(path), [f"cannot read file: {exc.strerror}"]) from None
+    return _load(str(path.resolve()), stamp)
+
+
+@functools.cache
+def _load(path: str, stamp: int) -> CalibrationProfile:
+    from hcisim.scenario.load import validation_problems, yaml_mapping
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ProfileError(path, [f"cannot read file: {exc.strerror}"]) from None
+    data, why = yaml_mapping(text)
+    if data is None:
+        raise ProfileError(path, [why or "not a mapping"])
+    try:
+        return CalibrationProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(path, [str(p) for p in validation_problems(exc, text)]) from None
+
+
+def dump_profile(profile: CalibrationProfile) -> str:
+    data: dict[str, Any] = profile.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, width=100)
+
+
+def save_profile(profile: CalibrationProfile, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# hcisim calibration profile (docs/calibration.md)\n"
+                    + dump_profile(profile))
+
+
+def fill_model(data: dict[str, Any]) -> dict[str, Any]:
+    """A scenario's ``model`` mapping with every timing key it leaves out taken from its
+    profile (``profile``, default :data:`DEFAULT_PROFILE`). Raises ValueError naming
+    ``profile`` when the profile cannot be used."""
+    ref = data.get("profile", DEFAULT_PROFILE)
+    if not isinstance(ref, str):
+        return data  # the field's own validation reports the type
+    try:
+        prof = load_profile(ref)
+    except ProfileError as exc:
+        raise ValueError(f"profile: {exc}") from None
+    out = {**prof.model_values(), **data}
+    det = out.get("detection", {})
+    if isinstance(det, dict):
+        det = dict(det)
+        for key, field in DETECTION_KEYS.items():
+            det.setdefault(field, float(getattr(prof.parameters, key)))
+        out["detection"] = det
+    return out
