@@ -10,6 +10,11 @@
  *      stamps them with its own clock (the guest's clock stops while it is paused).
  *   3. memory writer: a working set of mem_mib MiB, every page non-zero, dirtied at
  *      dirty_pages_s pages per second (what live migration has to chase).
+ *   4. RAM check, before each record: HOT_PAGES pages must still hold the count stored
+ *      the time before, then get the next. Pages stored to over and over are the ones a
+ *      migration that loses dirty pages gets wrong (qemu 7.2 under TCG:
+ *      hcisim/lab/guests/qemu.py, tcg_ram_kib); a page that went back in time is
+ *      reported, so a guest whose RAM the migration lost says so itself.
  *
  * Lines sent (one write() each, under a lock):
  *   R name size per_file             ready: the agent runs (boot time ends here)
@@ -18,6 +23,7 @@
  *   E seq errno                      the attempt failed (retried)
  *   H acked last_latency_us inflight_us dirtied_pages    every hb_ms
  *   F seq                            the disk is full, writing stopped
+ *   C page expected found            RAM check: a hot page lost a store
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -125,6 +131,29 @@ static int open_port(void) {
     return -1;
 }
 
+#define HOT_PAGES 16
+
+/* The RAM check, once per record: each hot page must hold the count stored last time. */
+static void check_ram(void) {
+    static unsigned char *hot;
+    static long page;
+    static uint64_t round;
+    if (!hot) {
+        page = sysconf(_SC_PAGESIZE);
+        hot = mmap(NULL, HOT_PAGES * (size_t)page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (hot == MAP_FAILED) { hot = NULL; return; }
+    }
+    for (int i = 0; i < HOT_PAGES; i++) {
+        volatile uint64_t *slot = (volatile uint64_t *)(hot + (size_t)i * (size_t)page);
+        uint64_t found = *slot;
+        if (found != round) send_line("C %d %llu %llu\n", i, (unsigned long long)round,
+                                      (unsigned long long)found);
+        *slot = round + 1;
+    }
+    round++;
+}
+
 static void *heartbeat(void *arg) {
     (void)arg;
     for (;;) {
@@ -188,6 +217,7 @@ int main(void) {
     send_line("R %s %ld %ld\n", name, rec_size, per_file);
     for (long seq = 0;;) {
         if (seq >= per_file) { send_line("F %ld\n", seq); for (;;) sleep_us(1000000); }
+        check_ram();
         int64_t t_issue = now_us();
         long off = (seq % per_file) * rec_size;
         long sec = off - off % SECTOR;

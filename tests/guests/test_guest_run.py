@@ -69,12 +69,10 @@ def test_scenario_migration_runs_on_the_guests_and_compares_with_the_model() -> 
     print(table.to_string())
     moved = table[(table["metric"] == "migration_moved") & (table["subject"] == "vm1:1")]
     assert moved[["model", "lab"]].to_numpy().tolist() == [[1.0, 1.0]]
+    # nothing acknowledged is lost, the migrated guest included: this failed in 2 of 2 runs
+    # (2 and 5 of ~1,550 records) while qemu 7.2's TCG migration lost guest RAM writes
+    # (its dirty-bitmap fast path, see hcisim.lab.guests.qemu.tcg_ram_kib)
     history = lab.meta["history"]
-    assert all(h["acked"] > 100 for h in history.values()), history
-    if any(h["lost"] for h in history.values()):
-        # Seen once in the final run of session 2 (vm1, the migrated guest: 2 of 1,543
-        # acknowledged records on no brick after heal, no fault played): the same open
-        # finding as the quorum-loss test (test_guest_lab.py, docs/guests.md), acknowledged
-        # guest writes that Gluster loses. Kept visible with its evidence, not hidden.
-        pytest.xfail(f"acknowledged records lost after a live migration: {history}; "
-                     f"migration {lab.meta['migrations']}")
+    assert all(h["acked"] > 100 and h["lost"] == 0 and h["min_copies"] == 3
+               for h in history.values()), (history, lab.meta["migrations"])
+    assert lab.meta["ram_errors"] == {"vm1": 0, "vm2": 0}  # the guests' RAM came along whole

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from hcisim.lab.errors import LabError
 from hcisim.lab.guests.agentlink import (
     AgentLink,
     Heartbeat,
@@ -16,7 +15,7 @@ from hcisim.lab.guests.agentlink import (
     longest_write_wait,
 )
 from hcisim.lab.guests.image import GuestImage
-from hcisim.lab.guests.qemu import GuestSpec
+from hcisim.lab.guests.qemu import GuestSpec, tcg_ram_kib
 from hcisim.lab.guests.qmp import QmpEvent, event_time
 from hcisim.lab.guests.vmstate import pause_windows, record_vm_state, vm_state_rows
 from hcisim.lab.history import parse_history
@@ -104,14 +103,26 @@ def test_stall_measures() -> None:
     assert longest_write_wait(hbs, 0.9, 4.2) == pytest.approx(0.05)
 
 
-def test_spec_refuses_the_tcg_migration_ram_trap(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mem_mib", [128, 159.99, 160, 200.5, 255.99, 256, 512, 1024])
+def test_tcg_guest_ram_is_off_the_dirty_bitmap_word_grid(mem_mib: float) -> None:
+    """qemu 7.2 loses guest writes in migration under TCG when the RAM block is a whole
+    number of dirty-bitmap words (256 KiB: the fast path skips the TLB reset, see
+    tcg_ram_kib): every TCG guest's -m must be off that grid, on qemu's 8 KiB grid, and
+    at most 8 KiB short of what was asked (seen: 2-5 acknowledged records lost per
+    migration at 160 MiB = 640 words)."""
+    kib = tcg_ram_kib(mem_mib)
+    assert kib % 256 != 0 and kib % 8 == 0
+    assert 0 <= mem_mib * 1024 - kib < 16
+
+
+def test_spec_gives_qemu_ovirts_disk_settings_and_a_safe_ram_size(tmp_path: Path) -> None:
     disk = tmp_path / "d.0"
     disk.write_bytes(b"\0" * 8192)
-    with pytest.raises(LabError, match="256 MiB"):
-        GuestSpec("vm1", "ns", "host1", disk, tmp_path, tmp_path / "p.pid", mem_mib=256)
-    spec = GuestSpec("vm1", "ns", "host1", disk, tmp_path, tmp_path / "p.pid", mem_mib=255.99)
+    spec = GuestSpec("vm1", "ns", "host1", disk, tmp_path, tmp_path / "p.pid", mem_mib=160)
     argv = " ".join(spec.argv(GuestImage(tmp_path / "img", {})))
-    assert "-m 262133k" in argv
+    assert "-m 163832k" in argv  # 160 MiB less 8 KiB: off qemu 7.2's fast path
+    assert "accel=tcg" in argv
+    assert "-m 163840k" in " ".join(spec.argv(GuestImage(tmp_path / "img", {}), accel="kvm"))
     assert "cache=none" in argv and "werror=stop,rerror=stop" in argv
     assert "hcisim.per_file=128" in argv
 
@@ -132,6 +143,6 @@ def test_scenario_vm_sizing_keeps_the_migration_ratios() -> None:
     assert s.ram_mib == 160 and s.scale == pytest.approx(160 / 4096)
     assert s.dirty_mib == 40  # 1 GiB of 4 GiB -> a quarter of 160 MiB
     assert s.dirty_pages_s == int(40e6 * s.scale / 4096)
-    assert sizing(4, None, 20, ram_mib=512).ram_mib == 255.99  # never the 256/512 trap
+    assert sizing(4, None, 20, ram_mib=512).ram_mib == 255.99  # clamped to the lab guest range
     big = sizing(4, None, 20)
     assert big.dirty_mib == 160 - 96  # room left for the kernel and the initramfs

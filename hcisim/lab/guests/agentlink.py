@@ -44,6 +44,9 @@ class AgentLink(threading.Thread):
         self.heartbeats: list[Heartbeat] = []
         self.full = False
         self.acked = 0
+        # the agent's RAM check: (host time, page, expected count, found count) per hot
+        # page that lost a store (a migration that dropped dirty pages)
+        self.ram_errors: list[tuple[float, int, int, int]] = []
         self._open: dict[int, float] = {}
         self._sock: socket.socket | None = None
         self._halt = threading.Event()
@@ -122,6 +125,8 @@ class AgentLink(threading.Thread):
                 self._ready.set()
             elif kind == "F":
                 self.full = True
+            elif kind == "C" and len(args) == 3:
+                self.ram_errors.append((t, int(args[0]), int(args[1]), int(args[2])))
         except ValueError:
             return  # a garbled line (the guest was killed mid-write): ignore it
 

@@ -29,7 +29,7 @@ from hcisim.scenario import Scenario
 
 PAGE = 4096
 RAM_MIB = 160.0
-RAM_RANGE_MIB = (128.0, 255.99)  # below 256: the TCG migration trap (lab-notes.md)
+RAM_RANGE_MIB = (128.0, 255.99)  # small: two shared cores emulate them (TCG)
 
 
 @dataclass(frozen=True)

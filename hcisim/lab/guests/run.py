@@ -287,6 +287,9 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
         "history": {vm: {"acked": len(c.acked), "lost": c.lost_count,
                          "min_copies": min(c.copies.values(), default=None)}
                     for vm, c in checks.items()},
+        # the agents' RAM check: hot pages that lost a store (a migration losing RAM)
+        "ram_errors": {vm: sum(len(g.agent.ram_errors) for g in qemus)
+                       for vm, qemus in gr.qemus.items()},
         "migrations": [{"vm": m.vm, "outcome": m.result.outcome, "reason": m.result.reason,
                         "total_s": m.result.total_time_s, "downtime_s": m.result.downtime_s,
                         "setup_s": m.result.setup_time_s,
