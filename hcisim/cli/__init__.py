@@ -63,7 +63,8 @@ out = Console(width=_width())
 
 FEATURES = ("hcisim.cli.core", "hcisim.cli.capacity", "hcisim.cli.sweep", "hcisim.cli.report",
             "hcisim.cli.accept", "hcisim.cli.failover", "hcisim.cli.lab", "hcisim.cli.compare",
-            "hcisim.cli.labimage", "hcisim.cli.importer", "hcisim.cli.availability")
+            "hcisim.cli.labimage", "hcisim.cli.importer", "hcisim.cli.availability",
+            "hcisim.cli.calibrate")
 
 BACKENDS = ("netns", "libvirt")
 
@@ -141,8 +142,9 @@ def internal_error(exc: BaseException) -> str:
 def _usage_errors() -> tuple[type[Exception], ...]:
     from hcisim.engines import EngineNameError
     from hcisim.results import ResultFolderError
+    from hcisim.scenario.profile import ProfileError
 
-    return (UserError, SchemaError, ResultFolderError, EngineNameError)
+    return (UserError, SchemaError, ResultFolderError, EngineNameError, ProfileError)
 
 
 def _engine_errors() -> tuple[type[Exception], ...]:

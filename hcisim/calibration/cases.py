@@ -1,0 +1,86 @@
+"""Lab-sized scenarios for calibration and validation: one case is one scenario to run.
+
+Every case is a three-host cluster the netns lab can build on a small machine (2 GB brick
+disks, 10 Gb/s NICs, light closed-loop writers) with one fault on host2; what varies is the
+fault, network.ping-timeout, the shard size, the heal threads, the volume type and the load.
+The writers on host1 and host3 see host2's loss through their clients' ping timers; host2
+itself is the fault's target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hcisim.scenario import Scenario
+
+SURVIVORS = ("vm1", "vm3")  # VMs on the hosts the fault does not hit
+TARGET = "host2"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One scenario run of an experiment or a validation case; ``inputs`` are what the
+    case varies (and what a fit or a table needs to know about it)."""
+
+    experiment: str
+    label: str
+    scenario: Scenario
+    inputs: dict[str, float | str] = field(default_factory=dict)
+
+
+_HOST = {"cores": 2, "ram_gib": 8,
+         "disks": [{"name": "brick0", "capacity_gb": 2, "bandwidth_mb_s": 200,
+                    "iops": 20000, "latency_ms": 0.2}],
+         "nics": [{"name": "mgmt0", "gbps": 10, "networks": ["management"]},
+                  {"name": "sto0", "gbps": 10, "networks": ["storage", "migration"]}]}
+
+
+def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
+                 ping_timeout_s: float = 5.0, shard_mib: int = 4, shd_threads: int = 8,
+                 volume_type: str = "replica3", iops: float = 60.0, block_kib: int = 8,
+                 profile: str | None = None, description: str = "") -> Scenario:
+    """A lab-sized cluster (like scenarios/lab-power-loss.yaml, one volume ``data``) with
+    ``faults``; the clients' ping chains have a known phase (the lab mounts just before
+    t = 0: the anchor is the profile's ``detection_anchor_s``)."""
+    model: dict[str, Any] = {"detection": {"phase": "known"}}
+    if profile is not None:
+        model["profile"] = profile
+    data: dict[str, Any] = {
+        "name": name,
+        "description": description or f"calibration case {name}",
+        "seed": 7,
+        "duration_s": duration_s,
+        "hosts": [{**_HOST, "name": h} for h in ("host1", "host2", "host3")],
+        "networks": [{"role": "management", "rtt_ms": 0.05},
+                     {"role": "storage", "rtt_ms": 0.05}],
+        "volumes": [{"name": "data", "type": volume_type, "size_gb": 1, "files": 200,
+                     "bricks": [{"host": "host1"}, {"host": "host2"}, {"host": "host3"}],
+                     "options": {"ping_timeout_s": ping_timeout_s,
+                                 "tcp_user_timeout_s": ping_timeout_s,
+                                 "shard_block_size_mib": shard_mib,
+                                 "shd_max_threads": shd_threads}}],
+        "io_profiles": {"writer": {"read_pct": 30, "block_kib": block_kib, "iops": iops,
+                                   "queue_depth": 4}},
+        "vms": [{"name": vm, "host": host,
+                 "disks": [{"volume": "data", "size_gb": 0.064, "io": "writer"}]}
+                for vm, host in (("vm1", "host1"), ("vm2", "host2"), ("vm3", "host3"))],
+        "faults": faults,
+        "model": model,
+    }
+    return Scenario.model_validate(data)
+
+
+def fault(kind: str, at_s: float, duration_s: float, **extra: Any) -> dict[str, Any]:
+    """A fault on host2 (brick faults: on volume ``data``)."""
+    f: dict[str, Any] = {"at_s": round(at_s, 3), "kind": kind, "target": TARGET,
+                         "duration_s": round(duration_s, 3), **extra}
+    if kind in ("brick_hang", "brick_crash"):
+        f.setdefault("volume", "data")
+    return f
+
+
+def offset_s(trial: int, period_s: float, spread: int = 10) -> float:
+    """Where trial ``trial`` puts its fault within one ping period (spread over ``spread``
+    trials), so that n trials sample the phase of the ping chain."""
+    return (trial % spread) * period_s / spread

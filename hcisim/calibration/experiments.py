@@ -1,0 +1,201 @@
+"""The calibration experiments: which cases each runs, and what each trial measured.
+
+An experiment is a set of cases (lab-sized scenarios with one fault on host2,
+:mod:`hcisim.calibration.cases`) and a reader that turns one run's observations into
+measurement rows. Every reader works on the shared observation schema, so the same code
+reads a lab run and a model run.
+
+=================  ===============================================================  ========
+experiment         cases (one trial each per repeat; fault offsets spread over the  fits
+                   ping period by the trial number)
+=================  ===============================================================  ========
+detection          nic_loss, node_hang, brick_hang x ping-timeout 3, 5, 10, 15, 20,  anchor,
+                   42 s: the survivors' longest stall                                lateness
+detection-quick    nic_loss at ping-timeout 3 s                                      same
+reconnect          brick_crash, nic_loss, node_power_loss (6 s): repair until the    reconnect
+                   clients use host2's brick again                                   delay
+reconnect-quick    brick_crash                                                       same
+heal               power loss 10, 30 s x shard 4 and 64 MiB x 1 and 8 shd threads:  heal
+                   from the reconnect to heal done (the daemon wakes on its own)     costs
+=================  ===============================================================  ========
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from hcisim.calibration.cases import SURVIVORS, TARGET, Case, fault, lab_scenario, offset_s
+from hcisim.observations import Observations, summarize
+from hcisim.scenario import Scenario
+
+DETECTION_TIMEOUTS = (3.0, 5.0, 10.0, 15.0, 20.0, 42.0)
+SILENT_KINDS = ("nic_loss", "node_hang", "brick_hang")
+RECONNECT_KINDS = ("brick_crash", "nic_loss", "node_power_loss")
+FAULT_AT_S = 8.0  # the first fault of a case (the lab's writers run from t = 0)
+QUICK_AT_S = 5.0  # the CI smoke's
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One measured value of one trial (before any prediction)."""
+
+    quantity: str
+    unit: str
+    value: float
+    subject: str = ""
+    extra: tuple[tuple[str, float | str], ...] = ()
+
+
+Reader = Callable[[Case, Observations], list[Reading]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    fits: tuple[str, ...]  # profile parameters it informs
+    what: str
+    cases: Callable[[int, str | None], list[Case]]  # (trial, model profile) -> cases
+    read: Reader
+
+
+# --- detection -------------------------------------------------------------------------------
+def _detection_case(kind: str, timeout: float, trial: int, exp: str,
+                    profile: str | None, quick: bool = False) -> Case:
+    at = (QUICK_AT_S if quick else FAULT_AT_S) + offset_s(trial, timeout)
+    # long enough for a re-armed check as well (quick: for 2T + a margin only)
+    hold = 2 * timeout + 3 if quick else 3 * timeout + 4
+    sc = lab_scenario(f"cal-{exp}-{kind}-t{timeout:g}-{trial}",
+                      [fault(kind, at, hold)], duration_s=at + hold + (3 if quick else 6),
+                      ping_timeout_s=timeout, profile=profile)
+    return Case(exp, f"{kind} T={timeout:g}", sc,
+                {"kind": kind, "ping_timeout_s": timeout, "fault_s": at})
+
+
+def read_stalls(case: Case, obs: Observations) -> list[Reading]:
+    """The longest I/O stall of each VM on a host the fault did not hit."""
+    s = summarize(obs, list(SURVIVORS), [])
+    return [Reading("stall", "s", float(s["vms"][vm]["max_io_stall_s"]), vm)
+            for vm in SURVIVORS]
+
+
+def _detection(kinds: Iterable[str], timeouts: Iterable[float], exp: str, quick: bool = False
+               ) -> Callable[[int, str | None], list[Case]]:
+    kinds, timeouts = tuple(kinds), tuple(timeouts)
+    return lambda trial, profile: [_detection_case(k, t, trial, exp, profile, quick)
+                                   for k in kinds for t in timeouts]
+
+
+# --- reconnect -------------------------------------------------------------------------------
+def _reconnect_case(kind: str, trial: int, exp: str, profile: str | None,
+                    quick: bool = False) -> Case:
+    timeout = 3.0
+    hold = 4.0 if kind == "brick_crash" else 3 * timeout + 3  # silent: detected first
+    at = (QUICK_AT_S if quick else FAULT_AT_S) + offset_s(trial, timeout)
+    # after the repair: the client's reconnect timer (3 s) and its log line
+    sc = lab_scenario(f"cal-{exp}-{kind}-{trial}", [fault(kind, at, hold)],
+                      duration_s=at + hold + (7 if quick else 10), ping_timeout_s=timeout,
+                      profile=profile)
+    return Case(exp, kind, sc, {"kind": kind, "fault_s": at, "repair_s": at + hold})
+
+
+def reconnect_s(obs: Observations, volume: str, brick: str, repair_s: float) -> float | None:
+    """When the clients use ``brick`` again after ``repair_s``: the first ``up`` row after a
+    ``down`` one that ends the fault's outage (None: the clients never saw it down)."""
+    vs = obs["volume_state"]
+    rows = vs[(vs["volume"] == volume) & (vs["brick"] == brick)].sort_values("t_s")
+    was_down = False
+    for t, up in zip(rows["t_s"], rows["up"], strict=True):
+        if not up and t <= repair_s + 1e-9:
+            was_down = True
+        if up and t >= repair_s - 1e-9 and was_down:
+            return float(t)
+        if up and t < repair_s - 1e-9:
+            was_down = False
+    return None
+
+
+def read_reconnect(case: Case, obs: Observations) -> list[Reading]:
+    repair = float(case.inputs["repair_s"])
+    back = reconnect_s(obs, "data", TARGET, repair)
+    return [] if back is None else [Reading("reconnect", "s", back - repair, f"data/{TARGET}")]
+
+
+# --- heal ------------------------------------------------------------------------------------
+def _heal_case(outage: float, shard_mib: int, threads: int, trial: int, exp: str,
+               profile: str | None) -> Case:
+    timeout = 5.0
+    at = FAULT_AT_S + offset_s(trial, timeout)
+    sc = lab_scenario(f"cal-{exp}-o{outage:g}-s{shard_mib}-k{threads}-{trial}",
+                      [fault("node_power_loss", at, outage, heal_after_repair=False)],
+                      duration_s=at + outage + 60, ping_timeout_s=timeout,
+                      shard_mib=shard_mib, shd_threads=threads, iops=200, block_kib=64,
+                      profile=profile)
+    return Case(exp, f"outage {outage:g}s shard {shard_mib}MiB threads {threads}", sc,
+                {"outage_s": outage, "shard_mib": shard_mib, "shd_threads": threads,
+                 "fault_s": at, "repair_s": at + outage})
+
+
+def heal_cap_mb_s(sc: Scenario) -> float:
+    """The most MB/s heal may take on its path: the heal share of the slowest of the
+    target's disk and storage NIC (what :mod:`hcisim.model.selfheal` caps a heal flow at,
+    without VM load)."""
+    host = sc.host(TARGET)
+    disk = min(d.bandwidth_mb_s for d in host.disks)
+    nic = min(n.gbps * 125.0 for n in host.nics if "storage" in n.networks)
+    return sc.model.heal_share * min(disk, nic)
+
+
+def read_heal(case: Case, obs: Observations) -> list[Reading]:
+    repair = float(case.inputs["repair_s"])
+    heal = obs["heal"]
+    rows = heal[(heal["volume"] == "data") & (heal["brick"] == TARGET)
+                & (heal["t_end_s"] >= repair - 1e-9)]
+    if rows.empty:
+        return []
+    back = reconnect_s(obs, "data", TARGET, repair) or repair
+    vol = case.scenario.volume("data")
+    shard = vol.options.shard_block_size_mib * 1024 * 1024
+    shards = max(int(rows["shards"].sum()), math.ceil(float(rows["bytes"].sum()) / shard))
+    done = float(rows["t_end_s"].max())
+    return [Reading("heal_after_reconnect", "s", done - back, f"data/{TARGET}",
+                    (("shards", float(shards)), ("shard_bytes", float(shard)),
+                     ("cap_mb_s", heal_cap_mb_s(case.scenario)),
+                     ("bytes", float(rows["bytes"].sum()))))]
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("detection", ("detection_anchor_s", "ping_timer_late_s"),
+               "silent loss: survivors' stall per fault kind and ping-timeout",
+               _detection(SILENT_KINDS, DETECTION_TIMEOUTS, "detection"), read_stalls),
+    Experiment("detection-quick", ("detection_anchor_s", "ping_timer_late_s"),
+               "silent loss: nic_loss at ping-timeout 3 s (CI smoke)",
+               _detection(("nic_loss",), (3.0,), "detection-quick", quick=True), read_stalls),
+    Experiment("reconnect", ("reconnect_delay_s",),
+               "repair until the clients use the brick, per fault kind",
+               lambda trial, prof: [_reconnect_case(k, trial, "reconnect", prof)
+                                    for k in RECONNECT_KINDS],
+               read_reconnect),
+    Experiment("reconnect-quick", ("reconnect_delay_s",),
+               "brick restart until the clients use it (CI smoke)",
+               lambda trial, prof: [_reconnect_case("brick_crash", trial, "reconnect-quick",
+                                                    prof, quick=True)],
+               read_reconnect),
+    Experiment("heal", ("heal_noticed_s", "heal_entry_s", "heal_thread_mb_s"),
+               "reconnect until heal done, per outage, shard size and shd threads",
+               lambda trial, prof: [_heal_case(o, s, k, trial, "heal", prof)
+                                    for o in (10.0, 30.0) for s in (4, 64) for k in (1, 8)],
+               read_heal),
+)}
+DEFAULT_EXPERIMENTS = ("detection", "reconnect", "heal")
+
+
+def experiments_named(names: Iterable[str]) -> list[Experiment]:
+    """The experiments ``names`` name (ValueError listing the valid ones otherwise)."""
+    out = []
+    for n in names:
+        if n not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {n!r}; known: {', '.join(EXPERIMENTS)}")
+        out.append(EXPERIMENTS[n])
+    return out

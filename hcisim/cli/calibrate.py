@@ -1,0 +1,151 @@
+"""``hcisim calibrate`` and ``hcisim validate``: fit the model's timing to a lab, and check
+it on cases the fit never saw (docs/calibration.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hcisim.cli import EXIT_CLAIM_FAILED, EXIT_ENGINE, UserError, err, error, friendly, out
+
+LAB_OPTIONS: dict[str, Any] = {"size_scale": 1.0, "io_scale": 1.0, "heal_wait_s": 90.0}
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def _engine(name: str) -> tuple[str, dict[str, Any] | None]:
+    """The engine's canonical name and the options its runs get (lab-sized cases are run
+    as they are: scale 1 on both sides)."""
+    from hcisim.engines import parse_engine
+
+    spec = parse_engine(name)
+    return spec.name, (dict(LAB_OPTIONS) if spec.kind == "lab" else None)
+
+
+def _say(text: str) -> None:
+    err.print(f"[dim]{text}[/dim]", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly
+    def calibrate(
+        output: Annotated[Path, typer.Option(
+            "-o", "--output", help="the profile file to write (YAML)")],
+        engine: Annotated[str, typer.Option(
+            help="where to measure: lab+netns, lab+libvirt, or model (checks the fits "
+            "recover the profile the model ran with)")] = "lab+netns",
+        experiments: Annotated[str | None, typer.Option(
+            help="comma-separated experiments (default: detection,reconnect,heal; "
+            "detection-quick and reconnect-quick are the CI smoke)")] = None,
+        repeat: Annotated[int, typer.Option(
+            min=1, help="trials per case (>= 10 on a quiet machine for random values)")] = 1,
+        base: Annotated[str, typer.Option(
+            help="profile whose values the experiments run do not fit are carried over")
+        ] = "netns-gluster10",
+        name: Annotated[str | None, typer.Option(
+            help="the new profile's name (default: the output file's stem)")] = None,
+        model_profile: Annotated[str | None, typer.Option(
+            help="profile the cases' scenarios name (what --engine model runs with)")
+        ] = None,
+        force: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
+    ) -> None:
+        """Run the calibration experiments, fit the model's timing parameters by their
+        mechanisms, write a profile with the raw measurements and residuals."""
+        from hcisim.calibration.campaign import run_calibration
+        from hcisim.calibration.experiments import DEFAULT_EXPERIMENTS, experiments_named
+        from hcisim.scenario.profile import load_profile, save_profile
+
+        if output.exists() and not force:
+            raise UserError(f"{output}: exists (use --force to replace it)")
+        names = _names(experiments) or list(DEFAULT_EXPERIMENTS)
+        try:
+            experiments_named(names)
+        except ValueError as exc:
+            raise UserError(f"--experiments: {exc}") from None
+        base_profile = load_profile(base)
+        if model_profile is not None:
+            load_profile(model_profile)  # a bad one fails before any run
+        engine_name, options = _engine(engine)
+        profile = run_calibration(engine_name, base_profile, name or output.stem, names,
+                                  repeat, options, model_profile, say=_say)
+        save_profile(profile, output)
+        t = Table("parameter", "value", "from", "n", "rms residual", title_justify="left",
+                  title=f"profile {profile.name} ({engine_name}, {repeat} trial(s) per case)")
+        for key, value in profile.parameters.model_dump().items():
+            note = profile.fits.get(key)
+            t.add_row(key, f"{value:g}", ", ".join(note.experiments) if note else "",
+                      str(note.n) if note and note.n else "",
+                      f"{note.rms_residual:.3g}" if note and note.rms_residual is not None
+                      else "")
+        out.print(t)
+        for line in profile.to_measure:
+            out.print(f"still to measure: {line}", markup=False, highlight=False)
+        out.print(f"written: {output}", markup=False, highlight=False)
+
+    @app.command()
+    @friendly
+    def validate(
+        engine: Annotated[str, typer.Option(help="the lab to compare the model with")
+                          ] = "lab+netns",
+        repeat: Annotated[int, typer.Option(min=1, help="runs per case on each side")] = 3,
+        cases: Annotated[str | None, typer.Option(
+            help="comma-separated case names (default: the whole matrix)")] = None,
+        profile: Annotated[str, typer.Option(
+            help="the profile under test (a shipped name or a path)")] = "netns-gluster10",
+        output: Annotated[Path | None, typer.Option(
+            "-o", "--output", help="result folder, must be empty (default: a new one in "
+            "runs/)")] = None,
+        force: Annotated[bool, typer.Option(
+            help="let -o replace an earlier result in that folder")] = False,
+        list_cases: Annotated[bool, typer.Option(
+            "--list", help="list the matrix's cases and exit")] = False,
+    ) -> None:
+        """Run the validation matrix (not the calibration set) on the model and a lab; per
+        case and metric: medians, bands, relative error (CSV, JSON, HTML). Exit 1 when a
+        metric misses its target."""
+        from hcisim.calibration.validate import (
+            matrix,
+            run_matrix,
+            select,
+            write_validation,
+        )
+        from hcisim.results import result_folder
+        from hcisim.scenario.profile import load_profile
+
+        if list_cases:
+            for c in matrix():
+                out.print(f"{c.label}: {c.scenario.description}", markup=False)
+            return
+        load_profile(profile)
+        try:
+            chosen = select(matrix(profile), _names(cases))
+        except ValueError as exc:
+            raise UserError(f"--cases: {exc}") from None
+        engine_name, options = _engine(engine)
+        dest = result_folder(output, "validate", force)
+        runs = run_matrix(chosen, engine_name, repeat, options, say=_say)
+        files = write_validation(runs, dest, engine_name, profile, repeat)
+        from hcisim.calibration.validate import summary, table
+
+        df = table(runs)
+        t = Table("metric", "rows", "within target", "lab in model band", title_justify="left",
+                  title=f"model ({profile}) vs {engine_name}")
+        for s in summary(df):
+            t.add_row(str(s["metric"]), str(s["rows"]), f"{s['within']} of {s['judged']}",
+                      f"{s['in_band']} of {s['band_judged']}")
+        out.print(t)
+        out.print("written: " + ", ".join(str(f) for f in files), markup=False,
+                  highlight=False, soft_wrap=True)
+        failed = [r for r in runs if r.error]
+        for r in failed:
+            error(f"{r.case.label}: lab run failed: {r.error}")
+        if failed:
+            raise typer.Exit(EXIT_ENGINE)
+        if (df["within_target"] == False).any():  # noqa: E712 (None: not judged)
+            raise typer.Exit(EXIT_CLAIM_FAILED)

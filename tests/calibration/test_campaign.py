@@ -1,0 +1,86 @@
+"""``hcisim calibrate`` on the model engine: the fits recover the profile the model ran with,
+the written profile loads and carries its measurements; bad input exits 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from hcisim.calibration.campaign import run_calibration
+from hcisim.calibration.experiments import EXPERIMENTS
+from hcisim.cli import calibrate as calibrate_cli
+from hcisim.scenario.profile import CalibrationProfile, load_profile, save_profile
+
+
+def _truth(tmp_path: Path) -> Path:
+    d = load_profile().model_dump(mode="json")
+    d["name"] = "truth"
+    d["parameters"].update(detection_anchor_s=-1.3, ping_timer_late_s=0.2,
+                           reconnect_delay_s=1.7)
+    path = tmp_path / "truth.yaml"
+    save_profile(CalibrationProfile.model_validate(d), path)
+    return path
+
+
+def test_fits_recover_the_profile_the_model_ran_with(tmp_path: Path) -> None:
+    truth = _truth(tmp_path)
+    p = run_calibration("model", load_profile(), "fitted",
+                        ["detection-quick", "reconnect-quick"], repeat=3, profile=str(truth))
+    assert p.parameters.detection_anchor_s == pytest.approx(-1.3, abs=0.011)
+    assert p.parameters.ping_timer_late_s == pytest.approx(0.2, abs=0.006)
+    assert p.parameters.reconnect_delay_s == pytest.approx(1.7, abs=1e-3)
+    # not informed by these experiments: the base profile's, and it says so
+    assert p.parameters.heal_thread_mb_s == load_profile().parameters.heal_thread_mb_s
+    assert p.fits["heal_thread_mb_s"].method.startswith("carried over")
+    stalls = [m for m in p.measurements if m.quantity == "stall"]
+    assert len(stalls) == 3 * 2  # three trials, two surviving VMs
+    assert len({m.inputs["fault_s"] for m in stalls}) == 3  # offsets over the ping period
+    assert all(m.residual is not None and abs(m.residual) < 0.05 for m in p.measurements)
+    assert p.fits["reconnect_delay_s"].n == 3
+    assert any("detection" in x for x in p.to_measure)
+
+
+app = typer.Typer()
+app.callback()(lambda: None)  # a command group, as `hcisim` is
+calibrate_cli.register(app)
+
+
+def hcisim(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_writes_a_loadable_profile(tmp_path: Path) -> None:
+    out = tmp_path / "p.yaml"
+    r = hcisim("calibrate", "--engine", "model", "--experiments", "reconnect-quick",
+                "--model-profile", str(_truth(tmp_path)), "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    p = load_profile(out)
+    assert p.name == "p" and p.engine == "model"
+    assert p.parameters.reconnect_delay_s == pytest.approx(1.7, abs=1e-3)
+    assert p.machine.cpus and p.machine.date
+    r = hcisim("calibrate", "--engine", "model", "--experiments", "reconnect-quick",
+                "-o", str(out))
+    assert r.exit_code == 2 and "exists" in r.stderr
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--experiments", "detectoin"], "unknown experiment 'detectoin'"),
+    (["--base", "no-such"], "no shipped profile"),
+    (["--engine", "lab+nope"], "unknown engine"),
+])
+def test_cli_bad_input_exits_2(tmp_path: Path, args: list[str], words: str) -> None:
+    r = hcisim("calibrate", *args, "-o", str(tmp_path / "x.yaml"))
+    assert r.exit_code == 2, r.stderr
+    assert words in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_every_experiment_has_cases_on_the_lab_sized_cluster() -> None:
+    for exp in EXPERIMENTS.values():
+        cases = exp.cases(0, None)
+        assert cases
+        assert {c.scenario.hosts[0].disks[0].capacity_gb for c in cases} == {2}
+        assert len({c.scenario.name for c in cases}) == len(cases)

@@ -1,0 +1,62 @@
+"""``hcisim validate``: the matrix is not the calibration set, and one case run model
+against model gives a table with zero error and its CSV, JSON and HTML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hcisim.calibration.experiments import EXPERIMENTS
+from hcisim.calibration.validate import COLUMNS, matrix, run_matrix, select, table
+
+from .test_campaign import hcisim
+
+
+def test_the_matrix_is_not_the_calibration_set() -> None:
+    cal = {(f["kind"], c.scenario.volumes[0].options.ping_timeout_s, f["at_s"])
+           for e in EXPERIMENTS.values() for trial in range(10) for c in e.cases(trial, None)
+           for f in [c.scenario.faults[0].model_dump()]}
+    val = matrix()
+    assert len({c.label for c in val}) == len(val)
+    for c in val:
+        f = c.scenario.faults[0]
+        assert (f.kind, c.scenario.volumes[0].options.ping_timeout_s, f.at_s) not in cal
+    kinds = {c.scenario.faults[0].kind for c in val}
+    assert {"node_power_loss", "nic_loss", "node_hang", "brick_hang", "brick_crash",
+            "partition", "link_slowdown", "disk_failure"} <= kinds
+    assert {c.scenario.volumes[0].type for c in val} == {"replica3", "arbiter"}
+
+
+def test_unknown_case_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown validation case"):
+        select(matrix(), ["power-loss-r9"])
+
+
+def test_one_case_model_against_model_has_no_error() -> None:
+    runs = run_matrix(select(matrix(), ["brick-crash-r3"]), "model", repeat=2)
+    df = table(runs)
+    assert list(df.columns) == COLUMNS
+    assert set(df["metric"]) >= {"max_stall", "throughput", "heal_time", "bytes_healed"}
+    judged = df.dropna(subset=["rel_error"])
+    assert not judged.empty
+    assert (judged["rel_error"].abs() < 1e-9).all()
+    assert df["lab_in_model_band"].dropna().all()
+    assert (df["n_model"] == 2).all() and (df["n_lab"] == 2).all()
+
+
+def test_cli_validate_writes_csv_json_html(tmp_path: Path) -> None:
+    out = tmp_path / "v"
+    r = hcisim("validate", "--engine", "model", "--cases", "brick-crash-r3", "--repeat", "1",
+               "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    df = pd.read_csv(out / "validate.csv")
+    assert set(df["case"]) == {"brick-crash-r3"}
+    js = json.loads((out / "validate.json").read_text())
+    assert js["engine"] == "model" and js["rows"]
+    html = (out / "validate.html").read_text()
+    assert "brick-crash-r3" in html and "max_stall" in html
+    bad = hcisim("validate", "--engine", "model", "--cases", "nope", "-o", str(tmp_path / "w"))
+    assert bad.exit_code == 2 and "unknown validation case" in bad.stderr
