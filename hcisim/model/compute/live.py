@@ -16,6 +16,7 @@ cannot leave (no host fits, migration aborted, paused) keeps the host preparing.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,74 @@ class _Active:
     pc: PreCopy | None = None
     flow: MigrationFlow | None = None
     rate: float = 0.0
+    # the pre-copy state before it was run ahead, and the times of the steps run ahead
+    mark: PreCopy | None = None
+    steps: tuple[float, ...] = ()
+
+
+def _run_ahead(a: _Active, now: float) -> tuple[float, float]:
+    """Advance ``a.pc`` at ``a.rate`` through every step (end of a phase, a monitor tick)
+    up to the first that anyone else sees: the migration ends, or the VM stops and the flow
+    must take the whole link. Returns its time: the process sleeps until then instead of
+    waking at every step (a migration takes some sixty steps, of which two are seen).
+
+    The steps are those the process would take waking at each: the next at ``t +
+    max(0, horizon - t)`` (what SimPy makes of ``timeout(horizon - t)``), and a step is run
+    ahead only if a timeout set at ``now`` lands exactly on it (``now + (t - now) == t``),
+    else the run ahead stops before it and the process wakes there. The state before is
+    kept (``a.mark``): if the rate changes first, :func:`_catch_up` replays the steps
+    before that instant and advances to it, as a process woken by the change would.
+    Returns (time of the last step, the timeout's delay from ``now``)."""
+    pc, rate = a.pc, a.rate
+    assert pc is not None
+    a.mark = copy.copy(pc)
+    limited = pc.rate_limited
+    steps: list[float] = []
+    t = now
+    first_wait = max(0.0, pc.horizon(rate) - now)
+    while True:
+        t_next = t + max(0.0, pc.horizon(rate) - t)
+        if steps and now + (t_next - now) != t_next:
+            break  # a timeout set now would not land on it: wake before it
+        pc.advance(t_next, rate)
+        steps.append(t_next)
+        t = t_next
+        if pc.result is not None or pc.rate_limited != limited:
+            break
+    a.steps = tuple(steps)
+    return t, (first_wait if len(steps) == 1 else t - now)
+
+
+def _catch_up(a: _Active, now: float) -> None:
+    """The pre-copy state at ``now`` (before the last step run ahead): replay the steps run
+    ahead that fall before ``now``, then advance to ``now`` at the rate of the time."""
+    pc, mark = a.pc, a.mark
+    assert pc is not None
+    if mark is not None:
+        vars(pc).update(vars(mark))
+        for t in a.steps:
+            if t >= now:
+                break
+            pc.advance(t, a.rate)
+        a.mark, a.steps = None, ()
+    pc.advance(now, a.rate)
+
+
+def _first_of(env: simpy.Environment, *events: simpy.Event) -> simpy.Event:
+    """An event that fires when the first of ``events`` is processed (what ``a | b`` does,
+    without a Condition's bookkeeping); the others forget it."""
+    wake = env.event()
+
+    def fire(_ev: simpy.Event) -> None:
+        if not wake.triggered:
+            wake.succeed()
+            for ev in events:
+                if ev.callbacks is not None and fire in ev.callbacks:
+                    ev.callbacks.remove(fire)
+
+    for ev in events:
+        ev.callbacks.append(fire)
+    return wake
 
 
 class Migrations:
@@ -72,7 +141,7 @@ class Migrations:
         if a is None:
             return
         if a.pc is not None:
-            a.pc.advance(self.m.env.now, a.rate)
+            _catch_up(a, self.m.env.now)
             a.pc.abort(reason)
             self._record(a)
             if not vm_lost:
@@ -136,9 +205,11 @@ class Migrations:
                                 vm, src, dst, self.settings.max_bandwidth_mb_s if limited
                                 else self.link_mb_s(src, dst))
                         a.rate = a.flow.rate_mb_s()
-                        wait = max(0.0, pc.horizon(a.rate) - env.now)
-                        yield env.timeout(wait) | a.flow.changed()
-                        pc.advance(env.now, a.rate)
+                        t_end, delay = _run_ahead(a, env.now)
+                        changed = a.flow.changed()
+                        yield _first_of(env, env.timeout(delay), changed)
+                        if env.now < t_end:  # the rate changed before: replay up to now
+                            _catch_up(a, env.now)
         except simpy.Interrupt:
             return  # abort() did the bookkeeping
         a = self.active.pop(vm)
