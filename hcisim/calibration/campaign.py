@@ -103,112 +103,130 @@ def run_trials(engine: str, experiments: Sequence[Experiment], repeat: int,
     return out
 
 
-def _stall_trials(trials: Sequence[Trial]) -> list[tuple[Trial, Reading, StallTrial]]:
-    rows = []
+def raw_measurements(trials: Sequence[Trial]) -> list[Measurement]:
+    """Every reading as a profile row with the inputs a fit needs (no prediction yet)."""
+    out = []
     for t in trials:
         rtt = t.case.scenario.network("storage").rtt_ms / 1000.0
         for r in t.readings:
-            if r.quantity == "stall":
-                rows.append((t, r, StallTrial(float(t.case.inputs["fault_s"]),
-                                              float(t.case.inputs["ping_timeout_s"]), rtt,
-                                              r.value)))
-    return rows
+            inputs: dict[str, float | str] = {**t.case.inputs, **dict(r.extra), "rtt_s": rtt}
+            if r.subject:
+                inputs["subject"] = r.subject
+            out.append(Measurement(experiment=t.experiment.name, quantity=r.quantity,
+                                   unit=r.unit, trial=t.trial, inputs=inputs,
+                                   measured=round(r.value, 4)))
+    return out
 
 
-def _heal_trials(trials: Sequence[Trial]) -> list[tuple[Trial, Reading, HealTrial]]:
-    rows = []
-    for t in trials:
-        for r in t.readings:
-            if r.quantity == "heal_after_reconnect":
-                x = dict(r.extra)
-                rows.append((t, r, HealTrial(int(x["shards"]), float(x["shard_bytes"]),
-                                             int(t.case.inputs["shd_threads"]),
-                                             float(x["cap_mb_s"]), r.value)))
-    return rows
+def _num(m: Measurement, key: str) -> float:
+    return float(m.inputs[key])
 
 
-def _measurement(t: Trial, r: Reading, predicted: float | None) -> Measurement:
-    inputs: dict[str, float | str] = {**t.case.inputs, **dict(r.extra)}
-    if r.subject:
-        inputs["subject"] = r.subject
-    return Measurement(experiment=t.experiment.name, quantity=r.quantity, unit=r.unit,
-                       trial=t.trial, inputs=inputs, measured=round(r.value, 4),
-                       predicted=None if predicted is None else round(predicted, 4),
-                       residual=None if predicted is None else round(r.value - predicted, 4))
+def _predicted(rows: Sequence[Measurement], fitted: Fitted) -> list[Measurement]:
+    return [m.model_copy(update={"predicted": round(p, 4),
+                                 "residual": round(m.measured - p, 4)})
+            for m, p in zip(rows, fitted.predicted, strict=True)]
 
 
-def _note(method: str, trials: Sequence[Trial], fitted: Fitted, measured: Sequence[float]
-          ) -> FitNote:
-    names = tuple(dict.fromkeys(t.experiment.name for t in trials))
-    rms = fitted.rms(measured)
-    return FitNote(method=method, experiments=names, n=len(measured),
-                   rms_residual=None if rms is None else round(rms, 4))
+def _note(method: str, rows: Sequence[Measurement], fitted: Fitted) -> FitNote:
+    rms = fitted.rms([m.measured for m in rows])
+    return FitNote(method=method, experiments=tuple(dict.fromkeys(m.experiment for m in rows)),
+                   n=len(rows), rms_residual=None if rms is None else round(rms, 4))
 
 
-def fit_profile(trials: Sequence[Trial], base: CalibrationProfile, name: str, engine: str,
-                repeat: int) -> CalibrationProfile:
-    """Fit every parameter some trial informs; carry the others over from ``base``."""
+def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile
+                     ) -> tuple[dict[str, float], dict[str, FitNote], list[Measurement]]:
+    """Fit every parameter some row informs (each over all its rows); carry the others over
+    from ``base``. Returns the parameters, how each got its value, and the rows with their
+    predictions and residuals."""
     params = base.parameters.model_dump()
     fits: dict[str, FitNote] = {k: FitNote(method=f"carried over from profile {base.name}")
                                 for k in params}
-    measurements: list[Measurement] = []
-    stalls = _stall_trials(trials)
+    done: list[Measurement] = []
+    stalls = [m for m in rows if m.quantity == "stall"]
     if stalls:
-        f = fit_detection([s for _, _, s in stalls], params["detection_anchor_s"],
-                          params["ping_timer_late_s"])
+        f = fit_detection([StallTrial(_num(m, "fault_s"), _num(m, "ping_timeout_s"),
+                                      _num(m, "rtt_s"), m.measured) for m in stalls],
+                          params["detection_anchor_s"], params["ping_timer_late_s"])
         params.update(f.values)
         note = _note("least squares over every trial of the ping-timer mechanism "
-                     "(stall = T + late + first lost ping - fault)", [t for t, _, _ in stalls],
-                     f, [s.stall_s for _, _, s in stalls])
+                     "(stall = T + late + first lost ping - fault)", stalls, f)
         fits.update(dict.fromkeys(f.values, note))
-        measurements += [_measurement(t, r, p)
-                         for (t, r, _), p in zip(stalls, f.predicted, strict=True)]
-    recon = [(t, r) for t in trials for r in t.readings if r.quantity == "reconnect"]
+        done += _predicted(stalls, f)
+    recon = [m for m in rows if m.quantity == "reconnect"]
     if recon:
-        f = fit_reconnect([r.value for _, r in recon])
+        f = fit_reconnect([m.measured for m in recon])
         params.update(f.values)
         fits["reconnect_delay_s"] = _note("mean delay from the repair to the clients' "
-                                          "reconnect", [t for t, _ in recon], f,
-                                          [r.value for _, r in recon])
-        measurements += [_measurement(t, r, p)
-                         for (t, r), p in zip(recon, f.predicted, strict=True)]
-    heals = _heal_trials(trials)
+                                          "reconnect", recon, f)
+        done += _predicted(recon, f)
+    heals = [m for m in rows if m.quantity == "heal_after_reconnect"]
     if heals:
-        f = fit_heal([h for _, _, h in heals], params["heal_noticed_s"],
-                     params["heal_entry_s"], params["heal_thread_mb_s"])
+        trials = [HealTrial(int(_num(m, "shards")), _num(m, "shard_bytes"),
+                            int(_num(m, "shd_threads")), _num(m, "cap_mb_s"), m.measured)
+                  for m in heals]
+        f = fit_heal(trials, params["heal_noticed_s"], params["heal_entry_s"],
+                     params["heal_thread_mb_s"])
         params.update(f.values)
-        one_size = len({h.shard_bytes for _, _, h in heals}) < 2
+        one_size = len({t.shard_bytes for t in trials}) < 2
         note = _note("least squares of the fluid heal drain over every episode"
                      + (" (one shard size: rate kept, entry cost fitted)" if one_size else ""),
-                     [t for t, _, _ in heals], f, [h.duration_s for _, _, h in heals])
+                     heals, f)
         fits.update(dict.fromkeys(f.values, note))
-        measurements += [_measurement(t, r, p)
-                         for (t, r, _), p in zip(heals, f.predicted, strict=True)]
+        done += _predicted(heals, f)
+    return params, fits, done
+
+
+def fit_profile(trials: Sequence[Trial], base: CalibrationProfile, name: str, engine: str,
+                repeat: int, merge: bool = False) -> CalibrationProfile:
+    """The new profile: fits over this run's trials (``merge``: and over the base
+    profile's own calibration measurements, so a campaign can be run in parts)."""
+    rows = raw_measurements(trials)
+    if merge:
+        earlier_rows = [m.model_copy(update={"predicted": None, "residual": None})
+                        for m in base.measurements if m.experiment in EXPERIMENTS]
+        after: dict[str, int] = {}  # this run's trials are numbered after the base's
+        for m in earlier_rows:
+            after[m.experiment] = max(after.get(m.experiment, 0), m.trial + 1)
+        rows = earlier_rows + [m.model_copy(update={"trial": m.trial + after.get(m.experiment, 0)})
+                               for m in rows]
+    params, fits, measurements = fit_measurements(rows, base)
     loads = [t.load_1m for t in trials]
     gluster_version = next((t.gluster_version for t in trials if t.gluster_version),
                            "" if engine == "model" else base.gluster_version)
+    earlier = base.machine.load_avg_1m if merge else ()
     return CalibrationProfile(
-        name=name, description=f"hcisim calibrate on {engine}, {repeat} trial(s) per case",
+        name=name, description=f"hcisim calibrate on {engine}, {repeat} trial(s) per case"
+        + (f", with the measurements of {base.name}" if merge else ""),
         gluster_version=gluster_version, engine=engine,
-        machine=machine_facts(loads), parameters=ProfileParameters(**params), fits=fits,
-        measurements=tuple(measurements),
-        to_measure=still_to_measure(trials, repeat, loads))
+        machine=machine_facts([*earlier, *loads]), parameters=ProfileParameters(**params),
+        fits=fits, measurements=tuple(measurements),
+        to_measure=still_to_measure(rows, [*earlier, *loads]))
 
 
-def still_to_measure(trials: Sequence[Trial], repeat: int, loads: Sequence[float]
+def still_to_measure(rows: Sequence[Measurement], loads: Sequence[float]
                      ) -> tuple[str, ...]:
-    """Which of the full campaign's experiments this run leaves for a quiet machine."""
-    ran = {t.experiment.name for t in trials}
+    """Which of the full campaign's experiments these measurements leave for a quiet
+    machine: not run (or only a part, or only its CI subset), fewer than MIN_TRIALS trials
+    of a case, or measured on a loaded machine."""
+    trials: dict[str, set[int]] = {}
+    for m in rows:
+        trials.setdefault(m.experiment, set()).add(m.trial)
     quiet = bool(loads) and max(loads) < QUIET_LOAD
     out = []
     for name in DEFAULT_EXPERIMENTS:
+        parts = [e.name for e in EXPERIMENTS.values() if e.part_of == name]
+        ran = [x for x in (name, *parts) if x in trials]
         why = []
-        if name not in ran:
+        if not ran:
             quick = f"{name}-quick"
-            why.append(f"only its CI subset {quick}" if quick in ran else "not run")
+            why.append(f"only its CI subset {quick}" if quick in trials else "not run")
         else:
-            if repeat < MIN_TRIALS:
-                why.append(f"n = {repeat} < {MIN_TRIALS}")
+            if name not in trials and len(ran) < len(parts):
+                why.append(f"only {', '.join(ran)}")
+            n = min(len(trials[x]) for x in ran)
+            if n < MIN_TRIALS:
+                why.append(f"n = {n} < {MIN_TRIALS}")
             if not quiet:
                 why.append(f"load up to {max(loads):.1f} (quiet: < {QUIET_LOAD})")
         if why:
@@ -219,10 +237,10 @@ def still_to_measure(trials: Sequence[Trial], repeat: int, loads: Sequence[float
 def run_calibration(engine: str, base: CalibrationProfile, name: str,
                     experiments: Sequence[str] = DEFAULT_EXPERIMENTS, repeat: int = 1,
                     options: Mapping[str, Any] | None = None, profile: str | None = None,
-                    observe_fn: Observe = _observe, say: Say | None = None
-                    ) -> CalibrationProfile:
+                    observe_fn: Observe = _observe, say: Say | None = None,
+                    merge: bool = False) -> CalibrationProfile:
     """Run, fit, and return the new profile (``profile``: the model profile of the cases'
     scenarios, what a model engine runs with)."""
     exps = experiments_named(experiments)
     trials = run_trials(engine, exps, repeat, options, profile, observe_fn, say)
-    return fit_profile(trials, base, name, engine, repeat)
+    return fit_profile(trials, base, name, engine, repeat, merge)

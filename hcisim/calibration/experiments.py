@@ -11,6 +11,8 @@ experiment         cases (one trial each per repeat; fault offsets spread over t
 =================  ===============================================================  ========
 detection          nic_loss, node_hang, brick_hang x ping-timeout 3, 5, 10, 15, 20,  anchor,
                    42 s: the survivors' longest stall                                lateness
+detection-short    the same at ping-timeout 3, 5, 10 s (a part: run with --merge)    same
+detection-long     the same at ping-timeout 15, 20, 42 s (the other part)            same
 detection-quick    nic_loss at ping-timeout 3 s                                      same
 reconnect          brick_crash, nic_loss, node_power_loss (6 s): repair until the    reconnect
                    clients use host2's brick again                                   delay
@@ -58,6 +60,7 @@ class Experiment:
     what: str
     cases: Callable[[int, str | None], list[Case]]  # (trial, model profile) -> cases
     read: Reader
+    part_of: str | None = None  # the full experiment this one is a part of (its cases)
 
 
 # --- detection -------------------------------------------------------------------------------
@@ -169,6 +172,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("detection", ("detection_anchor_s", "ping_timer_late_s"),
                "silent loss: survivors' stall per fault kind and ping-timeout",
                _detection(SILENT_KINDS, DETECTION_TIMEOUTS, "detection"), read_stalls),
+    Experiment("detection-short", ("detection_anchor_s", "ping_timer_late_s"),
+               "silent loss at ping-timeout 3, 5, 10 s (a part of detection)",
+               _detection(SILENT_KINDS, DETECTION_TIMEOUTS[:3], "detection-short"),
+               read_stalls, part_of="detection"),
+    Experiment("detection-long", ("detection_anchor_s", "ping_timer_late_s"),
+               "silent loss at ping-timeout 15, 20, 42 s (a part of detection)",
+               _detection(SILENT_KINDS, DETECTION_TIMEOUTS[3:], "detection-long"),
+               read_stalls, part_of="detection"),
     Experiment("detection-quick", ("detection_anchor_s", "ping_timer_late_s"),
                "silent loss: nic_loss at ping-timeout 3 s (CI smoke)",
                _detection(("nic_loss",), (3.0,), "detection-quick", quick=True), read_stalls),

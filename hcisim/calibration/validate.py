@@ -44,7 +44,12 @@ def _observe(engine: str, sc: Scenario, options: Mapping[str, Any] | None) -> Ob
 
 def _case(name: str, faults: list[dict[str, Any]], duration_s: float, profile: str | None,
           **kw: Any) -> Case:
-    sc = lab_scenario(f"val-{name}", faults, duration_s, profile=profile, **kw)
+    f = faults[0]
+    knobs = ", ".join(f"{k} {v}" for k, v in kw.items())
+    what = (f"validation case: {f['kind']} of host2 at {f['at_s']:g} s for "
+            f"{f['duration_s']:g} s" + (f"; {knobs}" if knobs else ""))
+    sc = lab_scenario(f"val-{name}", faults, duration_s, profile=profile, description=what,
+                      **kw)
     return Case("validate", name, sc, {k: v for k, v in kw.items()
                                         if isinstance(v, (int, float, str))})
 

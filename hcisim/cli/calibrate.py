@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         model_profile: Annotated[str | None, typer.Option(
             help="profile the cases' scenarios name (what --engine model runs with)")
         ] = None,
+        merge: Annotated[bool, typer.Option(
+            help="fit over the base profile's calibration measurements too (a campaign "
+            "run in parts: --base the earlier part's profile)")] = False,
         force: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
     ) -> None:
         """Run the calibration experiments, fit the model's timing parameters by their
@@ -73,7 +76,7 @@ def register(app: typer.Typer) -> None:
             load_profile(model_profile)  # a bad one fails before any run
         engine_name, options = _engine(engine)
         profile = run_calibration(engine_name, base_profile, name or output.stem, names,
-                                  repeat, options, model_profile, say=_say)
+                                  repeat, options, model_profile, say=_say, merge=merge)
         save_profile(profile, output)
         t = Table("parameter", "value", "from", "n", "rms residual", title_justify="left",
                   title=f"profile {profile.name} ({engine_name}, {repeat} trial(s) per case)")

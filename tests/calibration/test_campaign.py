@@ -9,10 +9,15 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from hcisim.calibration.campaign import run_calibration
+from hcisim.calibration.campaign import run_calibration, still_to_measure
 from hcisim.calibration.experiments import EXPERIMENTS
 from hcisim.cli import calibrate as calibrate_cli
-from hcisim.scenario.profile import CalibrationProfile, load_profile, save_profile
+from hcisim.scenario.profile import (
+    CalibrationProfile,
+    Measurement,
+    load_profile,
+    save_profile,
+)
 
 
 def _truth(tmp_path: Path) -> Path:
@@ -46,6 +51,22 @@ def test_fits_recover_the_profile_the_model_ran_with(tmp_path: Path) -> None:
 app = typer.Typer()
 app.callback()(lambda: None)  # a command group, as `hcisim` is
 calibrate_cli.register(app)
+
+
+def test_a_campaign_in_parts_fits_over_both(tmp_path: Path) -> None:
+    truth = str(_truth(tmp_path))
+    first = run_calibration("model", load_profile(), "part1", ["reconnect-quick"], repeat=2,
+                            profile=truth)
+    part1 = tmp_path / "part1.yaml"
+    save_profile(first, part1)
+    both = run_calibration("model", load_profile(part1), "part2", ["reconnect-quick"],
+                           repeat=1, profile=truth, merge=True)
+    rows = [m for m in both.measurements if m.experiment == "reconnect-quick"]
+    assert sorted(m.trial for m in rows) == [0, 1, 2]
+    assert both.fits["reconnect_delay_s"].n == 3
+    alone = run_calibration("model", load_profile(part1), "alone", ["reconnect-quick"],
+                            repeat=1, profile=truth)
+    assert alone.fits["reconnect_delay_s"].n == 1
 
 
 def hcisim(*args: str) -> Result:
@@ -84,3 +105,20 @@ def test_every_experiment_has_cases_on_the_lab_sized_cluster() -> None:
         assert cases
         assert {c.scenario.hosts[0].disks[0].capacity_gb for c in cases} == {2}
         assert len({c.scenario.name for c in cases}) == len(cases)
+
+
+def _rows(experiment: str, n: int) -> list[Measurement]:
+    return [Measurement(experiment=experiment, quantity="stall", unit="s", trial=i,
+                        measured=5.0) for i in range(n)]
+
+
+def test_still_to_measure_names_parts_small_n_and_load() -> None:
+    quiet = [0.2]
+    left = still_to_measure(_rows("detection-short", 10), quiet)
+    assert any(x.startswith("detection:") and "only detection-short" in x for x in left)
+    both = _rows("detection-short", 10) + _rows("detection-long", 10)
+    assert not any(x.startswith("detection:") for x in still_to_measure(both, quiet))
+    assert any("n = 3 < 10" in x for x in still_to_measure(_rows("reconnect", 3), quiet))
+    assert any("load up to 4.0" in x
+               for x in still_to_measure(_rows("reconnect", 10), [0.2, 4.0]))
+    assert any(x.startswith("heal:") and "not run" in x for x in still_to_measure([], quiet))
