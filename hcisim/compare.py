@@ -13,7 +13,11 @@ taken from the shared summary so they mean the same thing on both sides:
 - per VM that paused on either side: longest pause (s), total paused (s), pauses, and the
   guest-visible stall (s: I/O stalled or paused, back to back; :mod:`hcisim.claims.compute`,
   the same function ``zero_downtime`` judges). A VM that did not pause on one side counts 0
-  there, not "unknown".
+  there, not "unknown";
+- the HA timeline after the run's first fault (s after it starts): per host when the
+  engine marked it non-responsive, fenced it or skipped the fence (its policy), when its
+  sanlock lost its lease; per VM when a start acquired its VM lease and when it ran again
+  after going down (``ha_restart``). Only what happened on a side is on that side.
 
 Relative error is (model - lab) / lab; where the lab measured 0 it is left empty (and the
 absolute difference still shows).
@@ -98,6 +102,32 @@ def pause_metrics(sc: Scenario, obs: Observations) -> dict[tuple[str, str, str],
     return out
 
 
+HA_EVENTS = ("host_non_responsive", "host_fenced", "fence_skipped", "lease_lost",
+             "lease_acquired")
+
+
+def ha_metrics(obs: Observations) -> dict[tuple[str, str, str], float]:
+    """The HA timeline, in s after the first fault starts: the first of each HA event per
+    target, and per VM that went down the first ``vm_started`` after it (``ha_restart``)."""
+    ev = obs["events"]
+    faults = ev[ev["kind"] == "fault_start"]
+    if faults.empty:
+        return {}
+    t0 = float(faults["t_s"].min())
+    after = ev[ev["t_s"] >= t0].sort_values("t_s", kind="stable")
+    out: dict[tuple[str, str, str], float] = {}
+    down: dict[str, float] = {}
+    for t, kind, target in zip(after["t_s"], after["kind"], after["target"], strict=True):
+        key = (str(kind), str(target), "s")
+        if kind in HA_EVENTS and key not in out:
+            out[key] = float(t) - t0
+        elif kind == "vm_down":
+            down.setdefault(str(target), float(t))
+        elif kind == "vm_started" and str(target) in down:
+            out.setdefault(("ha_restart", str(target), "s"), float(t) - t0)
+    return out
+
+
 def _zero_filled(sc: Scenario, model: Observations, lab: Observations,
                  ) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, str, str], float]]:
     """Pause metrics of both sides over the VMs either paused: no pause measures 0."""
@@ -114,8 +144,8 @@ def _zero_filled(sc: Scenario, model: Observations, lab: Observations,
 
 def compare_observations(sc: Scenario, model: Observations, lab: Observations) -> pd.DataFrame:
     pm, plb = _zero_filled(sc, model, lab)
-    m = {**metrics(sc, model), **migration_metrics(model), **pm}
-    lb = {**metrics(sc, lab), **migration_metrics(lab), **plb}
+    m = {**metrics(sc, model), **migration_metrics(model), **pm, **ha_metrics(model)}
+    lb = {**metrics(sc, lab), **migration_metrics(lab), **plb, **ha_metrics(lab)}
     rows = []
     for key in sorted(set(m) | set(lb)):
         mv, lv = m.get(key, math.nan), lb.get(key, math.nan)

@@ -119,6 +119,15 @@ class ModelStoragePort:
     def host_maintenance(self, host: str, entering: bool) -> None:
         self._change(lambda: self.model.maintenance(host, entering))
 
+    def gluster_bricks(self) -> dict[str, list[tuple[str, bool]]]:
+        """Bricks as a peer's ``gluster volume status`` shows them: ONLINE when the brick
+        serves and some other running host reaches its host on the storage network."""
+        cluster, world = self.model.cluster, self.model.world
+        return {v.name: [(b.host, world.brick_serving(b) and any(
+                    world.link(p, b.host) for p in cluster.hosts if p != b.host))
+                         for b in v.bricks]
+                for v in cluster.volumes.values()}
+
     # --- settle hooks --------------------------------------------------------------------
     def set_flows(self, net: FlowNetwork) -> None:
         """Put every open migration on the network: tx of the source's and rx of the

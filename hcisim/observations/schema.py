@@ -121,7 +121,7 @@ EventKind = Literal[
     "quorum_regained", "server_quorum_lost", "server_quorum_regained", "heal_start",
     "heal_done", "data_unavailable", "vm_paused", "vm_resumed", "vm_down", "vm_started",
     "migration_start", "migration_end", "engine_down", "engine_up", "host_non_responsive",
-    "host_fenced",
+    "host_fenced", "fence_skipped", "lease_lost", "lease_expired", "lease_acquired",
 ]
 VM_IO_STATUSES: Final[tuple[VmIoStatus, ...]] = get_args(VmIoStatus)
 VM_STATES: Final[tuple[VmState, ...]] = get_args(VmState)
@@ -143,6 +143,9 @@ _EVENT_KIND_NOTES: Final = (
     "migration_start", "migration_end",  # target VM
     "engine_down", "engine_up",  # hosted engine
     "host_non_responsive", "host_fenced",  # target host (compute model: engine's view)
+    "fence_skipped",  # target host, detail: the fencing policy's reason (HCI: Gluster)
+    "lease_lost",  # target host: no delta-lease renewal for 8 x io_timeout, holders killed
+    "lease_expired", "lease_acquired",  # target VM: its VM lease free for others / taken
 )
 EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
 assert set(EVENT_KINDS) == set(_EVENT_KIND_NOTES)

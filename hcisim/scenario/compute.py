@@ -32,13 +32,22 @@ class Fencing(Strict):
     reset_vds_timeout_s: PositiveFloat = Field(60.0, description="TimeoutToResetVdsInSeconds")
     per_vm_delay_s: NonNegativeFloat = 0.5
     spm_delay_s: NonNegativeFloat = 20.0
-    lease_expiry_s: PositiveFloat = Field(80.0, description="sanlock: 8 x io_timeout 10 s")
     lease_io_timeout_s: int = Field(
-        10, ge=1, le=60, description="sanlock io_timeout of the VM leases (the lab's sanlock)"
+        10, ge=1, le=60, description="sanlock io_timeout of the VM leases (lockspace -o): "
+        "holders killed 8 x it after the last renewal, lease free 8 x it + 60 s after "
+        "(hcisim.placement.ha_rules.lease_timeline; model and lab)"
     )
     kill_paused_s: PositiveFloat = Field(80.0, description="vdsm vm_kill_paused_time")
     disable_fence_at_startup_s: NonNegativeFloat = Field(
         300.0, description="engine DisableFenceAtStartupInSec: no fencing this long after start"
+    )
+    skip_fencing_if_gluster_bricks_up: bool = Field(
+        False, description="cluster fencing policy (off in oVirt, required by RHHI): no fence "
+        "while a brick of the host is ONLINE"
+    )
+    skip_fencing_if_gluster_quorum_not_met: bool = Field(
+        False, description="cluster fencing policy (off in oVirt, required by RHHI): no fence "
+        "when taking the host's ONLINE bricks down would lose a replica set's quorum"
     )
 
 

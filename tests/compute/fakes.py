@@ -58,3 +58,6 @@ class ScriptedStorage:
 
     def host_maintenance(self, host: str, entering: bool) -> None:
         self.calls.append((self.env.now, "host_maintenance", (host, entering)))
+
+    def gluster_bricks(self) -> dict[str, list[tuple[str, bool]]]:
+        return {}

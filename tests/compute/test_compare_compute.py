@@ -107,3 +107,34 @@ def test_a_migration_only_one_side_made_has_no_error() -> None:
     row = rows[("migration_total", "a:1")]
     assert row["model"] > 0 and math.isnan(row["lab"]) and math.isnan(row["rel_error"])
 
+
+
+def test_compare_puts_the_ha_timeline_beside_the_labs() -> None:
+    """The model's lease timeline of lab-ha-storage-cut beside lab-like observations (the
+    events the lab's plane records): per host and VM, s after the fault."""
+    from pathlib import Path
+
+    from hcisim.model import StorageModel
+    from hcisim.placement.ha_rules import lease_timeline
+    from hcisim.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" /
+                       "lab-ha-storage-cut.yaml")
+    model = StorageModel(sc).run()
+    rec = Recorder()
+    rec.fault_event(60.0, True, sc.faults[0])
+    rec.event(5.0, "vm_started", "db1", "on host3: initial")  # before the fault: not HA
+    rec.event(75.0, "lease_lost", "host3", "sanlock: check_our_lease failed")
+    rec.event(75.5, "vm_down", "db1", "on host3: exited")
+    rec.event(144.0, "lease_acquired", "db1", "on host1")
+    rec.event(150.0, "vm_started", "db1", "on host1: db1 went down on host3")
+    lab = rec.build("lab", sc.name, sc.seed, 300.0)
+    table = compare_observations(sc, model, lab)
+    ha = table[table["metric"].isin(["lease_lost", "lease_acquired", "ha_restart"])]
+    got = {(m, s): (mv, lv) for m, s, mv, lv in
+           zip(ha["metric"], ha["subject"], ha["model"], ha["lab"], strict=True)}
+    tl = lease_timeline(sc.compute.fencing.lease_io_timeout_s, 0.0)
+    boot = sc.vm("db1").boot_s
+    assert got == {("lease_lost", "host3"): (pytest.approx(tl.holders_killed_s), 15.0),
+                   ("lease_acquired", "db1"): (pytest.approx(tl.free_s), 84.0),
+                   ("ha_restart", "db1"): (pytest.approx(tl.free_s + boot), 90.0)}

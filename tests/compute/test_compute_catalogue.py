@@ -9,6 +9,7 @@ import pytest
 from hcisim.model.compute.outage import plan_host_loss
 from hcisim.observations import conform
 from hcisim.placement.failover import ha_reservation
+from hcisim.placement.ha_rules import lease_timeline
 from hcisim.placement.inventory import cluster_of
 from hcisim.scenario import Scenario, load_scenario
 from tests.compute.test_compute_process import restart_starts, run, states
@@ -24,8 +25,18 @@ def test_no_power_management_restarts_through_leases() -> None:
     sc = load("compute-host-failure-no-pm")
     rec, _, _ = run(sc)
     starts = restart_starts(rec)
-    # non-responsive at 300 + 20 + 60 + 4 x 0.5 + 30 = 412 s, after the lease (380 s)
-    assert starts["db1"] == 412.0 and starts["app1"] == 442.0  # medium waits for high up
+    # non-responsive at 300 + 20 + 60 + 4 x 0.5 + 30 = 412 s; the leases are free for
+    # another host only at 300 + host_dead (8 x 10 + 60 s) + 1 s = 441 s (sanlock, the dead
+    # host's last renewal half a renewal interval before the failure, seen as much later)
+    io = sc.compute.fencing.lease_io_timeout_s
+    assert lease_timeline(io, 300.0).free_s == 441.0
+    assert starts["db1"] == 441.0 and starts["app1"] == 471.0  # medium waits for high up
+    ev = rec.frame("events")
+    expired = ev[ev["kind"] == "lease_expired"]
+    acquired = ev[ev["kind"] == "lease_acquired"]
+    assert sorted(expired["target"]) == ["app1", "db1"] and set(expired["t_s"]) == {441.0}
+    assert dict(zip(acquired["target"], acquired["t_s"], strict=True)) == \
+        {"db1": 441.0, "app1": 471.0}
     st_ = states(rec)
     last = st_.sort_values("t_start_s").groupby("vm").last()
     assert last.loc["legacy", "state"] == "down" and last.loc["scratch", "state"] == "down"
@@ -37,7 +48,8 @@ def test_engine_host_failure_engine_first() -> None:
     rec, cm, _ = run(sc)
     ev = rec.frame("events")
     up = float(ev[ev["kind"] == "engine_up"]["t_s"].iloc[0])
-    assert up == 600 + 80 + 300  # lease expiry, then boot_s
+    # the engine VM's lease is free at 600 + 141 s, the agents' next 10 s tick, then boot_s
+    assert up == 750 + 300
     starts = restart_starts(rec)
     assert min(t for vm, t in starts.items() if vm != "engine") >= up
     assert starts["db1"] == up + 300  # DisableFenceAtStartupInSec

@@ -13,6 +13,7 @@ from hcisim.model.compute.ha import (
     restart_schedule,
     retry_times,
 )
+from hcisim.placement.ha_rules import lease_host_dead_s
 from hcisim.placement.hosted_engine import (
     HostHealth,
     agent_score,
@@ -48,9 +49,11 @@ def test_lease_path_without_power_management() -> None:
     tl = host_failure_timeline(F, "h", "power_loss", 0.0, power_management=False,
                                running_vms=0, spm=False)
     assert tl.fenced_at_s is None
-    assert tl.lease_expired_at_s == 80.0
-    # non-responsive at 20 + 60 + 30 = 110 s, after the lease expired: that decides
-    assert tl.restart_ready_s(VmSpec("v", ha=True, lease=True)) == 110.0
+    # sanlock: the dead host's last renewal ~10 s before (half of 2 x io_timeout), the others
+    # saw it ~10 s later and wait host_dead (8 x 10 + 60 s) past that, in whole seconds
+    assert tl.lease_expired_at_s == 141.0
+    # non-responsive at 20 + 60 + 30 = 110 s, before the lease is free: the lease decides
+    assert tl.restart_ready_s(VmSpec("v", ha=True, lease=True)) == 141.0
     assert tl.restart_ready_s(VmSpec("nolease", ha=True, lease=False)) is None
 
 
@@ -93,8 +96,8 @@ def test_restart_never_before_detection_and_fencing_or_lease(
     detected = max(t, engine_from) + (F.vds_timeout_s if loss == "hang"
                                       else F.vds_connection_timeout_s)
     assert ready >= detected + fence_grace_s(F, n, spm) + F.soft_fencing_s
-    if not pm:
-        assert ready >= t + F.lease_expiry_s
+    if not pm:  # never before another host's sanlock may take the lease
+        assert ready >= t + lease_host_dead_s(F.lease_io_timeout_s)
 
 
 def test_priority_tiers_wait_for_higher_ones_up_bounded() -> None:

@@ -19,6 +19,7 @@ from hcisim.model import StorageModel
 from hcisim.model.compute.outage import plan_host_loss
 from hcisim.model.elaborate import nic_mb_s
 from hcisim.observations import Observations, summarize
+from hcisim.placement.ha_rules import lease_timeline
 from hcisim.placement.inventory import GIB_MB, cluster_of
 from hcisim.runner import run_scenario
 from hcisim.scenario import Scenario, load_scenario, with_overrides
@@ -133,10 +134,10 @@ def test_lease_expiry_without_power_management() -> None:
     obs = r.observations
     starts = restart_starts(obs)
     f = sc.compute.fencing
-    lease = 300 + f.lease_expiry_s
-    # non-responsive at 300 + 20 + 60 + 4 x 0.5 + 30 = 412 s (after the lease, 380 s);
-    # app1 (medium) waits for db1 (high) to be up
-    assert starts == {"db1": 412.0, "app1": 442.0} and min(starts.values()) >= lease
+    lease = lease_timeline(f.lease_io_timeout_s, 300.0).free_s
+    # non-responsive at 300 + 20 + 60 + 4 x 0.5 + 30 = 412 s, before the leases are free
+    # for another host (441 s); app1 (medium) waits for db1 (high) to be up
+    assert starts == {"db1": 441.0, "app1": 471.0} and min(starts.values()) >= lease
     for vm in ("db1", "app1"):
         state, host, *_ = intervals(obs, vm)[-1]
         assert state == "running" and host in ("host1", "host2")
@@ -154,16 +155,19 @@ def test_storage_loss_pauses_then_kills_a_leased_ha_vm_and_restarts_it() -> None
     ping = sc.volumes[0].options.ping_timeout_s
     app3 = intervals(obs, "app3")
     states = [s for s, *_ in app3]
-    # killed and restarted in the same instant: the down interval has no length
-    assert states == ["running", "paused", "restarting", "running"]
-    paused_at, boot_at = app3[1][2], app3[2][2]
+    # killed by host3's sanlock, then down until another host can acquire its lease
+    assert states == ["running", "paused", "down", "restarting", "running"]
+    paused_at, boot_at = app3[1][2], app3[3][2]
     assert t_fault + ping - EPS <= paused_at <= t_fault + 4 * ping + EPS  # quorum lost
     kills = events(obs, "vm_down")
     kills = kills[kills["target"] == "app3"]
-    assert list(kills["t_s"]) == [pytest.approx(paused_at + sc.compute.fencing.kill_paused_s)]
+    lease = lease_timeline(sc.compute.fencing.lease_io_timeout_s, t_fault)
+    # sanlock's kill (8 x io_timeout after host3's last renewal) comes before vdsm's
+    assert lease.holders_killed_s < paused_at + sc.compute.fencing.kill_paused_s
+    assert list(kills["t_s"]) == [pytest.approx(lease.holders_killed_s)]
     assert "lease" in str(kills["detail"].iloc[0])
-    # rerun on a host whose storage works (host3's does not), at once
-    assert boot_at == pytest.approx(float(kills["t_s"].iloc[0])) and app3[2][1] != "host3"
+    # rerun on a host whose storage works (host3's does not), once the lease is free
+    assert boot_at == pytest.approx(lease.free_s) and app3[3][1] != "host3"
     log3 = intervals(obs, "log3")  # not HA: paused until the storage comes back
     assert [s for s, *_ in log3] == ["running", "paused", "running"]
     assert log3[1][2] <= t_back and log3[2][2] == pytest.approx(t_back)

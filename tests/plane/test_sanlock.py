@@ -34,10 +34,10 @@ def test_sanlock_timeouts() -> None:
 
 
 def test_result_codes_are_explained() -> None:
-    assert sl._done("acquire fd 3\nacquire done -243\n") == -243
-    assert sl._done("nothing") is None
-    assert "alive" in sl._explain(-243)
-    assert "No such file" in sl._explain(-2)
+    assert sl.done_code("acquire fd 3\nacquire done -243\n") == -243
+    assert sl.done_code("nothing") is None
+    assert "alive" in sl.explain(-243)
+    assert "No such file" in sl.explain(-2)
 
 
 def test_holder_argv_execs_the_program_under_its_lease(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def lab() -> Iterator[tuple[NetnsBackend, dict[str, sl.SanlockHost], sl.LeaseSto
 def try_acquire(be: NetnsBackend, h: sl.SanlockHost, store: sl.LeaseStore) -> str:
     argv = sl.holder_argv(h, store, be.mount_path(h.name, "data"), "vm1", ["true"])
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    rv = sl._done(proc.stdout)
+    rv = sl.done_code(proc.stdout)
     return "ok" if proc.returncode == 0 else str(rv if rv is not None else proc.returncode)
 
 

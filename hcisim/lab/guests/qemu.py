@@ -36,6 +36,7 @@ from hcisim.lab.guests.agentlink import AgentLink
 from hcisim.lab.guests.image import GuestImage
 from hcisim.lab.guests.qmp import QmpEvent, QmpSession
 from hcisim.lab.process import alive, kill_and_wait, read_pid, spawn
+from hcisim.lab.wait import wait_until
 
 QEMU = "qemu-system-x86_64"
 SECTOR = 512
@@ -112,6 +113,12 @@ class GuestSpec:
     @property
     def qmp_sock(self) -> Path:
         return self.run_dir / "qmp.sock"
+
+    @property
+    def launch_wait_s(self) -> float:
+        """How long qemu may take to open its QMP socket (a wrapper that acquires a lease
+        first, hcisim.lab.plane.leased, waits longer)."""
+        return 15.0
 
     @property
     def agent_sock(self) -> Path:
@@ -239,6 +246,10 @@ class Guest:
         # qemu writes -pidfile itself; write it now too, so a harness killed in the next
         # millisecond still leaves the PID for `lab down` (nsenter execs: same PID)
         s.pidfile.write_text(f"{self.proc.pid}\n")
+        proc = self.proc  # the socket appears once qemu runs (a lease wrapper first waits)
+        wait_until(lambda: s.qmp_sock.exists() or proc.poll() is not None, s.launch_wait_s)
+        if proc.poll() is not None:
+            raise LabError(f"start guest {s.name}", self._why_dead())
         try:
             self.qmp.connect(s.qmp_sock)
         except LabError:

@@ -149,7 +149,9 @@ class HostAgent:
             self.emit(time.time(), vm, "START_FAILED", {"error": exc.reason})
             return {"ok": False, "error": exc.reason}
         self.vms[vm] = VmRecord(volume, guest, guest.pid)
-        self.emit(t, vm, "LAUNCHED", {"pid": guest.pid, "lease": lease})
+        # launched = qemu runs: for a leased guest, after sanlock granted the lease
+        self.emit(time.time(), vm, "LAUNCHED", {"pid": guest.pid, "lease": lease,
+                                                "requested_at": t})
         try:
             boot_s = guest.boot()
         except LabError as exc:

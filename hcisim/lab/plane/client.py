@@ -14,7 +14,7 @@ import ctypes
 import json
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Any
 
 from hcisim.lab.errors import LabError
@@ -84,8 +84,14 @@ class EngineNet:
 
     def call(self, addr: str, port: int, request: dict[str, Any], connect_timeout_s: float,
              timeout_s: float) -> dict[str, Any]:
-        fut = self.pool.submit(call, addr, port, request, connect_timeout_s, timeout_s)
-        return fut.result()
+        try:
+            fut = self.pool.submit(call, addr, port, request, connect_timeout_s, timeout_s)
+        except RuntimeError:  # closed: the engine is stopping, its threads end on this
+            raise AgentUnreachable("call", "the engine's network is closed") from None
+        try:
+            return fut.result()
+        except CancelledError:
+            raise AgentUnreachable("call", "the engine's network is closed") from None
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hcisim.lab.errors import LabError
+from hcisim.lab.gluster import GlusterError
 from hcisim.lab.guests.fleet import sizing
 from hcisim.lab.plane.agent import PORT
 from hcisim.lab.plane.client import AgentUnreachable, EngineNet
@@ -42,7 +43,7 @@ from hcisim.lab.plane.hosts import PlaneConfig, start_agent
 from hcisim.observations import Recorder
 from hcisim.observations.schema import EventKind
 from hcisim.placement import VmSpec, choose_host, cluster_of
-from hcisim.placement.ha_rules import fence_grace_s, iter_retry_times
+from hcisim.placement.ha_rules import fence_grace_s, gluster_fence_veto, iter_retry_times
 from hcisim.placement.inventory import priority_order
 from hcisim.scenario import Scenario
 
@@ -268,6 +269,10 @@ class Engine:
             fence_at = self.started_at + self.f.disable_fence_at_startup_s
             if not self._sleep(fence_at - time.time()):
                 return
+            veto = self.fence_veto(host)
+            if veto is not None:  # the HCI fencing policy: the host stays non-responsive
+                self.emit("fence_skipped", host, f"fencing policy: {veto}")
+                return
             self.be.faults.machine.power(host, False)
             self._set_state(host, "fenced")
             self.emit("host_fenced", host, "power management")
@@ -284,6 +289,28 @@ class Engine:
         for v in leased:
             self.placement.pop(v.name, None)
         self.restart(leased, f"VM leases on {host}")
+
+    def fence_veto(self, host: str) -> str | None:
+        """The fencing policy's answer, as vdsm's ``can_fence_host`` on a proxy host (one
+        the engine sees up, not ``host``) gives it from ``gluster volume status``: a volume
+        whose status the proxy cannot read forbids the fence, like in vdsm."""
+        if not (self.f.skip_fencing_if_gluster_bricks_up
+                or self.f.skip_fencing_if_gluster_quorum_not_met):
+            return None
+        proxies = [h for h, s in self.hosts.items() if s.state == "up" and h != host]
+        if not proxies:
+            return "no proxy host to read the Gluster volume status"
+        names = {h.storage_addr: h.name for h in self.be.lab_.hosts}
+        names |= {h.name: h.name for h in self.be.lab_.hosts}
+        bricks: dict[str, list[tuple[str, bool]]] = {}
+        for vol in self.sc.volumes:
+            try:
+                status = self.be.faults.machine.gluster(proxies[0]).volume_status(vol.name)
+            except (LabError, GlusterError) as exc:
+                return f"failed to get the volume status of {vol.name} on {proxies[0]}: {exc}"
+            online = {names.get(p.host, p.host): p.online for p in status if p.kind == "brick"}
+            bricks[vol.name] = [(b.host, online.get(b.host, False)) for b in vol.bricks]
+        return gluster_fence_veto(self.f, host, bricks)
 
     def _soft_fence(self, host: str) -> bool:
         """Restart the agent if the host's management address answers at all."""

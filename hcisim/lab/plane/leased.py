@@ -17,7 +17,7 @@ from hcisim.lab.guests.image import GuestImage, ensure_image
 from hcisim.lab.guests.lab import DISK_BYTES, guest_spec
 from hcisim.lab.guests.qemu import Guest, GuestSpec, make_disk
 from hcisim.lab.guests.qmp import QmpEvent
-from hcisim.lab.plane.sanlock import LeaseStore, SanlockHost, holder_argv
+from hcisim.lab.plane.sanlock import LeaseStore, SanlockHost, holder_argv, host_dead_s
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,19 @@ class LeasedGuestSpec(GuestSpec):
 
     sanlock_host: SanlockHost | None = None
     store: LeaseStore | None = None
+
+    @property
+    def launch_wait_s(self) -> float:
+        """sanlock's acquire blocks while the lease's old host may still be alive, at most
+        paxos_acquire_held_max = host_dead + 7 x io_timeout (timeouts.c ``log_timeouts``);
+        qemu opens its QMP socket only after. Giving up earlier (qemu's 15 s) abandons a
+        paxos ballot, and the next acquire meets it (-16, EBUSY). Acquiring first for a
+        process that exits and then again for qemu fails too: the first is still being
+        released (-11, EAGAIN; seen here)."""
+        base = super().launch_wait_s
+        if self.store is None:
+            return base
+        return base + host_dead_s(self.store.io_timeout_s) + 7 * self.store.io_timeout_s
 
     def argv(self, image: GuestImage, accel: str = "tcg") -> list[str]:
         base = super().argv(image, accel)
@@ -46,9 +59,9 @@ def launch_guest(be: Any, vm: str, host: str, volume: str, store: LeaseStore | N
     h = be.lab_.host(host)
     mount = be.mount_path(host, volume)
     base = guest_spec(h, mount, vm, **options)
+    sh = SanlockHost(h.name, h.netns, h.dir)
     spec = LeasedGuestSpec(**{f.name: getattr(base, f.name) for f in fields(GuestSpec)},
-                           sanlock_host=SanlockHost(h.name, h.netns, h.dir) if store else None,
-                           store=store)
+                           sanlock_host=sh if store else None, store=store)
     if not spec.disk.exists():
         make_disk(spec.disk, DISK_BYTES)
     guest = Guest(spec, image or ensure_image(), on_event)

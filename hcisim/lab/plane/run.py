@@ -19,6 +19,7 @@ from typing import Any, cast
 from hcisim.lab.errors import LabError
 from hcisim.lab.guests.qemu import reclaim_guests
 from hcisim.lab.guests.vmstate import StateRow, vm_state_rows
+from hcisim.lab.plane import sanlock as sl
 from hcisim.lab.plane.agent import qmp_events, read_events
 from hcisim.lab.plane.client import EngineNet
 from hcisim.lab.plane.engine import Engine
@@ -28,9 +29,10 @@ from hcisim.lab.plane.hosts import (
     make_engine_netns,
     reclaim_plane,
     remove_engine_netns,
+    sanlock_host,
 )
 from hcisim.observations import Observations, Recorder
-from hcisim.observations.schema import VmState
+from hcisim.observations.schema import EventKind, VmState
 from hcisim.placement import cluster_of
 from hcisim.scenario import Fault, Scenario
 
@@ -109,10 +111,29 @@ class Plane:
         for t, fault in faults:
             rec.fault_event(t - t0, True, fault)
         self.engine.record(rec, t0)
+        for t, kind, target, detail in self.lease_events(t0):
+            rec.event(t - t0, kind, target, detail)
         cuts = {f.target: t for t, f in faults if f.kind == "node_power_loss"}
         for r in self.lifecycle_rows(t0, t_end, cuts):
             rec.vm_state(r.vm, r.host, r.t_start_s, r.t_end_s, cast(VmState, r.state), r.reason)
         return rec.build("lab", sc.name, sc.seed, t_end - t0)
+
+    def lease_events(self, t0: float) -> list[tuple[float, EventKind, str, str]]:
+        """The lease timeline from ``t0`` on (epoch, kind, target, detail): a host's sanlock
+        giving up its delta lease and killing the holders (its log, to the second), a VM's
+        lease acquired by a start (the agent launches qemu once sanlock granted it). When
+        the old host's delta lease became dead is in the acquiring daemon's debug log only
+        (no ``lease_expired`` here)."""
+        out: list[tuple[float, EventKind, str, str]] = []
+        for h in self.be.lab_.hosts:
+            for t in sl.lease_lost_times(sanlock_host(h)):
+                if t >= t0:
+                    out.append((t, "lease_lost", h.name, "sanlock: check_our_lease failed"))
+        for e in self.agent_events():
+            if e["event"] == "LAUNCHED" and (e.get("data") or {}).get("lease") \
+                    and float(e["t"]) >= t0:
+                out.append((float(e["t"]), "lease_acquired", str(e["vm"]), f"on {e['host']}"))
+        return sorted(out)
 
     def vm_state(self, vm: str, t0: float, t_end: float) -> list[StateRow]:
         """``vm``'s states on every host it ran on (QMP events the agents logged)."""

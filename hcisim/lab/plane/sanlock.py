@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +36,14 @@ from pathlib import Path
 from hcisim.lab.errors import LabError
 from hcisim.lab.process import alive, kill_and_wait, read_pid, spawn
 from hcisim.lab.wait import wait_until
+from hcisim.placement.ha_rules import (
+    WATCHDOG_FIRE_TIMEOUT_S as WATCHDOG_FIRE_TIMEOUT_S,
+)
+from hcisim.placement.ha_rules import lease_host_dead_s, lease_renewal_fail_s
 
 SANLOCK = "sanlock"
 ALIGN = 1 << 20  # 512-byte sectors, 1 MiB per lease (sanlock's default 512/1M)
 MAX_NAME = 48  # sanlock's limit for lockspace and resource names
-WATCHDOG_FIRE_TIMEOUT_S = 60  # sanlock 3.8.5: a constant (not configurable before 3.8.x)
 LOCKSPACE = "hcisim"
 
 # sanlock_rv.h: what an acquire or add_lockspace answers, for error messages
@@ -57,14 +61,9 @@ def preflight() -> None:
         raise LabError("start sanlock", "the sanlock binary is missing: apt-get install sanlock")
 
 
-def lease_expiry_s(io_timeout_s: int) -> float:
-    """When the holder's host kills its lease holders: sanlock's id_renewal_fail_seconds."""
-    return 8.0 * io_timeout_s
-
-
-def host_dead_s(io_timeout_s: int) -> float:
-    """When another host may take over a lease of a silent host: host_dead_seconds."""
-    return 8.0 * io_timeout_s + WATCHDOG_FIRE_TIMEOUT_S
+# sanlock's timing rules, shared with the model (hcisim.placement.ha_rules)
+lease_expiry_s = lease_renewal_fail_s  # the holder's host kills its lease holders
+host_dead_s = lease_host_dead_s  # another host may take over a lease of a silent host
 
 
 def check_name(what: str, name: str) -> None:
@@ -136,13 +135,13 @@ class LeaseStore:
         return f"{self.lockspace}:{vm}:{self.xleases(mount)}:{self.offset(vm)}"
 
 
-def _done(out: str) -> int | None:
+def done_code(out: str) -> int | None:
     """The result code of a sanlock command (``... done <rv>``), None if it printed none."""
     codes = re.findall(r"done (-?\d+)", out)
     return int(codes[-1]) if codes else None
 
 
-def _explain(rv: int) -> str:
+def explain(rv: int) -> str:
     if rv in ERRORS:
         return f"{rv} ({ERRORS[rv]})"
     if -200 < rv < 0:
@@ -160,9 +159,9 @@ def sanlock(step: str, args: Sequence[str], env: dict[str, str] | None = None,
         raise LabError(step, f"sanlock {' '.join(args[:2])} did not answer within "
                        f"{timeout:.0f} s") from None
     out = proc.stdout + proc.stderr
-    rv = _done(out)
+    rv = done_code(out)
     if proc.returncode != 0 or (rv is not None and rv < 0):
-        detail = _explain(rv) if rv is not None else f"exit {proc.returncode}"
+        detail = explain(rv) if rv is not None else f"exit {proc.returncode}"
         raise LabError(step, f"sanlock {' '.join(args[:2])}: {detail}; {out.strip()[-300:]}")
     return out
 
@@ -259,6 +258,23 @@ def stop_daemon(h: SanlockHost) -> None:
 
 def host_dirs(lab_dir: Path) -> Iterable[Path]:
     return sorted(p for p in (lab_dir / "h").glob("*") if p.is_dir())
+
+
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \d+ \[\d+\]: (.*)$")
+
+
+def lease_lost_times(h: SanlockHost) -> list[float]:
+    """Epoch times (whole seconds: sanlock logs local time to the second) at which ``h``'s
+    daemon found its delta lease unrenewed for id_renewal_fail and started killing its
+    lease holders (``check_our_lease failed``, logged once per failure)."""
+    if not h.log.exists():
+        return []
+    out = []
+    for line in h.log.read_text(errors="replace").splitlines():
+        m = _LOG_LINE.match(line)
+        if m and "check_our_lease failed" in m.group(2):
+            out.append(time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")))
+    return out
 
 
 def reclaim_sanlock(lab_dir: Path) -> list[int]:

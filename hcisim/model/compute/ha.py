@@ -9,8 +9,12 @@ Sources checked (ovirt-site):
   is fenced (power cycled). Soft fencing also runs without power management.
 - The same page: no fencing during DisableFenceAtStartupInSec (300 s) after the engine starts.
 - vm-leases.md: without fencing, an HA VM with a VM lease can be started elsewhere once the
-  sanlock lease of the dead host has expired (8 x io_timeout 10 s = 80 s); an HA VM without a
-  lease on an unfenced host cannot be restarted (the engine cannot know it is dead).
+  sanlock lease of the dead host has expired; an HA VM without a lease on an unfenced host
+  cannot be restarted (the engine cannot know it is dead). When another host can acquire the
+  lease is sanlock's rule (:func:`hcisim.placement.ha_rules.lease_timeline`: host_dead =
+  8 x io_timeout + 60 s after the dead host's last renewal, 141 s after the failure on
+  average with io_timeout 10 s), not the 80 s at which the dead host's own sanlock would
+  have killed its holders.
 - oVirt 4.4 release notes (MaxTimeAutoStartBlockedOnPriority): HA VMs restart in priority
   order, a lower priority waiting until the higher ones are Up, for at most 600 s.
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 
 from hcisim.placement.ha_rules import fence_grace_s as fence_grace_s
 from hcisim.placement.ha_rules import iter_retry_times as iter_retry_times
+from hcisim.placement.ha_rules import lease_timeline
 from hcisim.placement.inventory import VmSpec
 from hcisim.scenario.compute import Fencing, HaRestart
 from hcisim.scenario.faults import HostLoss as HostLoss
@@ -81,7 +86,8 @@ def host_failure_timeline(f: Fencing, host: str, loss: HostLoss, failed_at_s: fl
     fenced = None
     if power_management:
         fenced = max(non_responsive, engine_started_at_s + f.disable_fence_at_startup_s)
-    lease = failed_at_s + f.lease_expiry_s if vms_die(loss) else math.inf
+    lease = lease_timeline(f.lease_io_timeout_s, failed_at_s).free_s if vms_die(loss) \
+        else math.inf
     return HostFailureTimeline(host, loss, failed_at_s, connecting, non_responsive, fenced, lease)
 
 

@@ -19,6 +19,7 @@ from hcisim.model.compute.ha import (
     restart_schedule,
 )
 from hcisim.placement.failover import failover_restarts
+from hcisim.placement.ha_rules import lease_timeline
 from hcisim.placement.hosted_engine import (
     EngineRestart,
     HostHealth,
@@ -71,7 +72,7 @@ def plan_host_loss(compute: Compute, cluster: ClusterSpec, placement: Placement,
     if engine_vm is not None and placement.get(engine_vm.name) == failed:
         rest = {v: h for v, h in placement.items() if h != failed}
         engine = engine_restart(compute.hosted_engine, t_fail, host_died=True,
-                                lease_expiry_s=f.lease_expiry_s,
+                                lease_expiry_s=lease_timeline(f.lease_io_timeout_s, 0.0).free_s,
                                 scores=agent_scores(cluster, rest, survivors, compute),
                                 order=survivors)
         engine = EngineRestart(engine.down_at_s, engine.noticed_at_s, engine.start_at_s,

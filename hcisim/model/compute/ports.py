@@ -16,6 +16,10 @@ The compute model never looks inside the storage model; it needs only this:
 - ``host_maintenance(host, entering)``: the host entered maintenance (every VM left it; stop
   its bricks cleanly: FIN/RST, no ping-timeout stall) or was activated (start its bricks;
   heal what they missed).
+- ``gluster_bricks()``: every volume's bricks in order, (host, ONLINE) as ``gluster volume
+  status`` on a peer shows them: the brick process serves and a running peer reaches its
+  host on the storage network. The engine's fencing policy reads it before a fence
+  (:func:`hcisim.placement.ha_rules.gluster_fence_veto`).
 
 ``MigrationFlow`` (returned by ``open_migration_flow``):
 - ``rate_mb_s()``: the flow's current rate; ``changed()``: a SimPy event that fires the next
@@ -61,6 +65,8 @@ class StoragePort(Protocol):
 
     def host_maintenance(self, host: str, entering: bool) -> None: ...
 
+    def gluster_bricks(self) -> dict[str, list[tuple[str, bool]]]: ...
+
 
 class FixedRateFlow:
     """A migration flow whose rate never changes."""
@@ -104,3 +110,6 @@ class SteadyStorage:
 
     def host_maintenance(self, host: str, entering: bool) -> None:
         pass
+
+    def gluster_bricks(self) -> dict[str, list[tuple[str, bool]]]:
+        return {}  # no Gluster here: the fencing policy's Gluster checks pass

@@ -22,6 +22,7 @@ from hcisim.model.compute.ha import (
     iter_retry_times,
     vms_die,
 )
+from hcisim.model.compute.leases import Leases
 from hcisim.model.compute.live import Migrations
 from hcisim.model.compute.ports import StoragePort
 from hcisim.model.compute.vmstate import VmStateLog
@@ -33,6 +34,7 @@ from hcisim.placement.failover import (
     ha_reservation,
     reservation_summary,
 )
+from hcisim.placement.ha_rules import gluster_fence_veto, lease_timeline
 from hcisim.placement.hosted_engine import (
     HostHealth,
     agent_score,
@@ -87,6 +89,7 @@ class ComputeModel:
         self._restarting: set[str] = set()
         self.initial_placement: dict[str, str] = {}
         self.migrations = Migrations(self)
+        self.leases = Leases(self)
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -107,6 +110,7 @@ class ComputeModel:
             self.rec.add("failover_pairs", *row)
         for op in self.sc.operations:
             self.env.process(self._operation_at(op.at_s, op.kind, op.host, op.vm))
+        self.leases.start()
         if drive_faults:
             for f in self.sc.faults:
                 loss = f.host_loss
@@ -213,6 +217,10 @@ class ComputeModel:
     def kill(self, vm: str, reason: str) -> None:
         """``vm`` stops now (host lost, fenced, killed while paused)."""
         now = self.env.now
+        host = self.placement.get(vm)
+        if host is not None and self.cluster.vm(vm).holds_lease and \
+                self.log.state(vm) in ("running", "paused", "migrating"):
+            self.leases.book.released(vm, host, now, self.host_state.get(host) == "down")
         self.migrations.abort(vm, reason, vm_lost=True)
         proc = self._pause_procs.pop(vm, None)
         if proc is not None and proc.is_alive and proc is not self.env.active_process:
@@ -295,17 +303,12 @@ class ComputeModel:
             yield env.timeout(max(0.0, tl.fenced_at_s - env.now)) | repaired
             if repaired.triggered and not vms_die(loss):
                 return
-            self.rec.event(env.now, "host_fenced", host, "power management")
-            if not vms_die(loss):
-                self.host_state[host] = "down"
-                for vm in victims:
-                    if vm.name in self.placement:
-                        self.kill(vm.name, f"host {host} fenced")
-                if any(v.hosted_engine for v in victims):
-                    env.process(self._engine_recovery(env.now, host_died=True))
-            self._restart_all([v for v in victims if v.ha and not v.hosted_engine],
-                              f"host {host} fenced")
-            return
+            veto = gluster_fence_veto(self.fencing, host, self.storage.gluster_bricks())
+            if veto is None:
+                self._fence(host, loss, victims)
+                return
+            # the HCI fencing policy: no fence; the host stays non-responsive
+            self.rec.event(env.now, "fence_skipped", host, f"fencing policy: {veto}")
         if not vms_die(loss):
             return  # no power management: its VMs keep running, holding their leases
         leased = [v for v in victims if v.holds_lease and not v.hosted_engine]
@@ -317,6 +320,21 @@ class ComputeModel:
             ready = max(tl.lease_expired_at_s, env.now)
             yield env.timeout(ready - env.now) | repaired
             self._restart_all(leased, f"VM leases on {host} expired")
+
+    def _fence(self, host: str, loss: HostLoss, victims: list[VmSpec]) -> None:
+        """Power-management fence of ``host``: its VMs stop, the HA ones restart elsewhere."""
+        env = self.env
+        self.rec.event(env.now, "host_fenced", host, "power management")
+        if not vms_die(loss):
+            self.host_state[host] = "down"
+            for vm in victims:
+                if vm.name in self.placement:
+                    self.kill(vm.name, f"host {host} fenced")
+            if any(v.hosted_engine for v in victims):
+                env.process(self._engine_recovery(env.now, host_died=True))
+        self.leases.book.fenced(host)
+        self._restart_all([v for v in victims if v.ha and not v.hosted_engine],
+                          f"host {host} fenced")
 
     def _restart_all(self, vms: list[VmSpec], why: str) -> None:
         self.env.process(self._restart_tiers([v for v in vms if v.name not in self.placement],
@@ -383,6 +401,12 @@ class ComputeModel:
         env = self.env
         self.placement[vm.name] = host
         self._restarting.add(vm.name)
+        if vm.holds_lease:  # sanlock's acquire blocks while the old host's lease is stuck
+            if self.leases.book.free_at(vm.name) > env.now:
+                self.log.set(env.now, vm.name, "down", None, "start waits for its VM lease")
+            yield from self.leases.wait_for(vm.name, host)
+            if vm.name not in self._restarting or self.placement.get(vm.name) != host:
+                return  # given up meanwhile
         self.log.set(env.now, vm.name, "restarting", host, why)
         yield env.timeout(boot_s)
         if vm.name not in self._restarting or self.placement.get(vm.name) != host:
@@ -421,7 +445,8 @@ class ComputeModel:
         env, he, vm = self.env, self.he, self.engine_vm
         assert vm is not None
         _, start = engine_start_time(he, down_at, host_died=host_died,
-                                     lease_expiry_s=self.fencing.lease_expiry_s)
+                                     lease_expiry_s=lease_timeline(
+                                         self.fencing.lease_io_timeout_s, 0.0).free_s)
         yield env.timeout(max(0.0, start - env.now))
         while True:
             if vm.name in self.placement:
