@@ -47,6 +47,7 @@ from hcisim.model.storage_port import ModelStoragePort
 from hcisim.model.world import World
 from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Fault, Scenario
+from hcisim.scenario.profile import MODEL_KEYS
 
 Progress = Callable[[float], None]
 SETTLE_ROUNDS = 8  # a server-quorum change can alter views once or twice, never more
@@ -117,6 +118,13 @@ class StorageModel:
         self.sim_events = 0
         self.port = ModelStoragePort(self)
         self.compute = ComputeModel(self.env, sc, self.rec, self.port)
+
+    def _profile_meta(self) -> dict[str, Any]:
+        """The calibration profile the run named and the timing values it ran with (the
+        profile's, or the scenario's own where it set them)."""
+        m = self.sc.model
+        return {"name": m.profile, "detection_anchor_s": m.detection.anchor_s,
+                **{k: getattr(m, k) for k in MODEL_KEYS}}
 
     # --- time -----------------------------------------------------------------------------
     def now(self) -> float:
@@ -460,6 +468,7 @@ class StorageModel:
         meta: dict[str, Any] = {**self.compute.meta(), "sim_events": self.sim_events,
                                 "solver_calls": self.net.solver_calls,
                                 "detection": self.views.meta(),
+                                "profile": self._profile_meta(),
                                 "wall_s": round(time.perf_counter() - start, 4)}
         return self.rec.build("model", self.sc.name, self.sc.seed, self.sc.duration_s, meta)
 

@@ -151,3 +151,12 @@ def test_heal_entry_cost_adds_per_shard_and_thread(tmp_path: Path) -> None:
         s = slow["heal"][slow["heal"]["volume"] == vol]
         assert list(b["bytes"]) == list(s["bytes"])  # the same shards are healed
         assert (s["t_end_s"] - s["t_start_s"]).sum() > (b["t_end_s"] - b["t_start_s"]).sum()
+
+
+def test_a_run_says_which_profile_and_values_it_ran_with(tmp_path: Path) -> None:
+    obs = _run(tmp_path, {"params": {"heal_entry_s": 0.4}, "heal_noticed_s": 6.0}, [dict(CUT)])
+    meta = obs.meta["profile"]
+    assert meta["name"].endswith("test-profile.yaml")
+    assert meta["heal_entry_s"] == 0.4  # the profile's
+    assert meta["heal_noticed_s"] == 6.0  # the scenario's own
+    assert meta["detection_anchor_s"] == load_profile().parameters.detection_anchor_s
