@@ -166,7 +166,8 @@ def _load(path: str, stamp: int) -> CalibrationProfile:
     try:
         return CalibrationProfile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(path, [str(p) for p in validation_problems(exc, text)]) from None
+        raise ProfileError(path, [str(p) for p in validation_problems(
+            exc, text, CalibrationProfile)]) from None
 
 
 def dump_profile(profile: CalibrationProfile) -> str:
