@@ -85,9 +85,11 @@ def machine_facts(loads: Sequence[float]) -> MachineFacts:
 
 def run_trials(engine: str, experiments: Sequence[Experiment], repeat: int,
                options: Mapping[str, Any] | None = None, profile: str | None = None,
-               observe_fn: Observe = _observe, say: Say | None = None) -> list[Trial]:
+               observe_fn: Observe = _observe, say: Say | None = None,
+               each: Callable[[list[Trial]], None] | None = None) -> list[Trial]:
     """Every case of every experiment, ``repeat`` times (trial-major, so an interrupted
-    campaign has whole trials of every experiment)."""
+    campaign has whole trials of every experiment); ``each`` gets the trials so far after
+    every run."""
     out: list[Trial] = []
     for trial in range(repeat):
         for exp in experiments:
@@ -100,6 +102,8 @@ def run_trials(engine: str, experiments: Sequence[Experiment], repeat: int,
                 version = str(obs.meta.get("gluster_version") or "")
                 out.append(Trial(exp, case, trial, tuple(exp.read(case, obs)), load,
                                  version.removeprefix("glusterfs ").strip()))
+                if each is not None:
+                    each(out)
     return out
 
 
@@ -238,9 +242,18 @@ def run_calibration(engine: str, base: CalibrationProfile, name: str,
                     experiments: Sequence[str] = DEFAULT_EXPERIMENTS, repeat: int = 1,
                     options: Mapping[str, Any] | None = None, profile: str | None = None,
                     observe_fn: Observe = _observe, say: Say | None = None,
-                    merge: bool = False) -> CalibrationProfile:
+                    merge: bool = False,
+                    partial: Callable[[CalibrationProfile], None] | None = None
+                    ) -> CalibrationProfile:
     """Run, fit, and return the new profile (``profile``: the model profile of the cases'
-    scenarios, what a model engine runs with)."""
+    scenarios, what a model engine runs with). ``partial`` gets the profile fitted to the
+    trials so far after every run (a campaign of hours keeps what it measured if it is
+    interrupted)."""
     exps = experiments_named(experiments)
-    trials = run_trials(engine, exps, repeat, options, profile, observe_fn, say)
+
+    def each(trials: list[Trial]) -> None:
+        if partial is not None:
+            partial(fit_profile(trials, base, name, engine, repeat, merge))
+
+    trials = run_trials(engine, exps, repeat, options, profile, observe_fn, say, each)
     return fit_profile(trials, base, name, engine, repeat, merge)

@@ -75,8 +75,10 @@ def register(app: typer.Typer) -> None:
         if model_profile is not None:
             load_profile(model_profile)  # a bad one fails before any run
         engine_name, options = _engine(engine)
+        # after every run: the profile of the trials so far (kept if interrupted)
         profile = run_calibration(engine_name, base_profile, name or output.stem, names,
-                                  repeat, options, model_profile, say=_say, merge=merge)
+                                  repeat, options, model_profile, say=_say, merge=merge,
+                                  partial=lambda p: save_profile(p, output))
         save_profile(profile, output)
         t = Table("parameter", "value", "from", "n", "rms residual", title_justify="left",
                   title=f"profile {profile.name} ({engine_name}, {repeat} trial(s) per case)")

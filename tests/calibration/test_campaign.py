@@ -3,7 +3,9 @@ the written profile loads and carries its measurements; bad input exits 2."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -12,6 +14,9 @@ from typer.testing import CliRunner, Result
 from hcisim.calibration.campaign import run_calibration, still_to_measure
 from hcisim.calibration.experiments import EXPERIMENTS
 from hcisim.cli import calibrate as calibrate_cli
+from hcisim.engines import observe
+from hcisim.observations import Observations
+from hcisim.scenario import Scenario
 from hcisim.scenario.profile import (
     CalibrationProfile,
     Measurement,
@@ -51,6 +56,28 @@ def test_fits_recover_the_profile_the_model_ran_with(tmp_path: Path) -> None:
 app = typer.Typer()
 app.callback()(lambda: None)  # a command group, as `hcisim` is
 calibrate_cli.register(app)
+
+
+def test_an_interrupted_campaign_keeps_its_finished_trials(tmp_path: Path) -> None:
+    seen: list[CalibrationProfile] = []
+    runs = 0
+
+    def observe_twice(engine: str, sc: Scenario, options: Mapping[str, Any] | None
+                      ) -> Observations:
+        nonlocal runs
+        runs += 1
+        if runs > 2:
+            raise KeyboardInterrupt
+        return observe(engine, sc, options=options)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_calibration("model", load_profile(), "cut", ["reconnect-quick"], repeat=5,
+                        profile=str(_truth(tmp_path)), observe_fn=observe_twice,
+                        partial=seen.append)
+    assert [len(p.measurements) for p in seen] == [1, 2]
+    assert seen[-1].parameters.reconnect_delay_s == pytest.approx(1.7, abs=1e-3)
+    assert [m.trial for m in seen[-1].measurements] == [0, 1]
+    assert any("only its CI subset reconnect-quick" in x for x in seen[-1].to_measure)
 
 
 def test_a_campaign_in_parts_fits_over_both(tmp_path: Path) -> None:
