@@ -70,14 +70,20 @@ def test_chain_faster_repair_never_worse(mu_slow: float, speedup: float, lam: fl
 
 
 def _volume(sc_faults: list[dict[str, object]], layout: str, vm: bool) -> dict[str, float]:
-    sc = with_overrides(replica_set_scenario(layout, vm=vm), {"duration_s": 3 * 86400.0,
-                                                             "faults": sc_faults})
+    """The replica set's volume row with ``sc_faults``. Detection with the ping chain's
+    phase known: with it unknown, each loss draws its first lost ping from one random stream
+    shared by all losses, so a repair that ends sooner shifts the draws of every later loss
+    and two runs no longer compare the same failures (hypothesis found quorum_lost_s 0.04 s
+    longer with every repair 0.99999 as long: seed 278039129)."""
+    sc = with_overrides(replica_set_scenario(layout, vm=vm), {
+        "duration_s": 3 * 86400.0, "faults": sc_faults, "model.detection.phase": "known"})
     return volume_rows(sc, simulate(sc))[0]
 
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), factor=st.floats(0.05, 1.0))
 @example(seed=1436, factor=0.5)  # a stale brick back early: no-copy time becomes one-copy
+@example(seed=278039129, factor=0.99999)  # detection draws shifted (see _volume)
 def test_model_faster_repair_never_worse(seed: int, factor: float) -> None:
     """The same failures, each repaired sooner (every outage a sub-interval of the old
     one): the model's time without quorum, with fewer copies than promised, on at most one
