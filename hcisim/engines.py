@@ -248,12 +248,14 @@ def _observe_lab(spec: EngineSpec, sc: Scenario, progress: Progress | None,
     return obs
 
 
-HOSTS_BACKEND = "hcisim.lab.hosts:run_hosts"  # run_hosts(scenario, hosts, HostsOptions, progress)
+# run_hosts(scenario, hosts, HostsOptions, progress): the acceptance policy around the hosts
+# lab backend (hcisim.lab.hosts.HostsBackend)
+HOSTS_BACKEND = "hcisim.accept.run:run_hosts"
 
 
 def _observe_hosts(spec: EngineSpec, sc: Scenario, progress: Progress | None,
                    opts: HostsOptions) -> Observations:
-    """Existing servers: the hosts lab backend (:data:`HOSTS_BACKEND`)."""
+    """Existing servers: the acceptance run on the hosts lab backend (:data:`HOSTS_BACKEND`)."""
     obs: Observations = _load(HOSTS_BACKEND)(sc, spec.hosts, opts, progress)
     return obs
 

@@ -7,8 +7,9 @@ on the server itself and always rolled back. The run yields the shared Observati
 """
 
 from hcisim.accept.run import Acceptance, AcceptOptions, accept
-from hcisim.accept.ssh import AuthenticationFailed, HostUnreachable, SshError, SshOptions
+from hcisim.accept.ssh import SshOptions
 from hcisim.accept.targets import HostTarget, TargetError, parse_target, parse_targets
+from hcisim.lab.node import AuthenticationFailed, HostUnreachable, SshError
 
 __all__ = [
     "AcceptOptions", "Acceptance", "AuthenticationFailed", "HostTarget", "HostUnreachable",

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hcisim.accept.remote import RemoteError, find_mount
+from hcisim.accept.remote import RemoteError
 from hcisim.accept.ssh import Shell
 from hcisim.lab.fio import rate_iops
+from hcisim.lab.hosts import find_mount
 from hcisim.lab.node import put_file, sh
 from hcisim.placement import initial_placement
 from hcisim.scenario import IoProfile, Scenario, with_overrides

@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hcisim.accept.remote import mount_answers, own_addresses
+from hcisim.accept.remote import mount_answers
 from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.ssh import Shell, gluster_of
 from hcisim.accept.storage import brick_rows, storage_mtu_rows
 from hcisim.accept.virt import expected_options, same_value
 from hcisim.lab.gluster import GlusterError, VolumeInfo, parse_group_file
+from hcisim.lab.hosts import own_addresses
 from hcisim.scenario import Scenario, Volume
 
 
@@ -256,10 +257,6 @@ class CheckReport:
 
     rows: list[CheckRow]
     view: ClusterView
-    offsets: dict[str, tuple[float, float] | str]
-
-    def offset_s(self) -> dict[str, float]:
-        return {h: o[0] for h, o in self.offsets.items() if not isinstance(o, str)}
 
 
 def run_checks(sc: Scenario, shells: dict[str, Shell], clock_tolerance_s: float = 0.5,
@@ -278,4 +275,4 @@ def run_checks(sc: Scenario, shells: dict[str, Shell], clock_tolerance_s: float 
     rows += storage_mtu_rows(sc, shells, view.uuids, view.volumes)
     offsets = clock_offsets(shells, clock)
     rows += clock_rows(offsets, clock_tolerance_s)
-    return CheckReport(rows, view, offsets)
+    return CheckReport(rows, view)

@@ -1,6 +1,10 @@
 """One acceptance run: read-only checks, a measured baseline, then (only when allowed) the
-scenario's faults with the write history, recovery, heal and a restore check per host.
+scenario's faults played on the hosts lab backend, and a restore check per host.
 
+The faults run as on every lab (:func:`hcisim.lab.run.run_on` on
+:class:`hcisim.lab.hosts.HostsBackend`): the same timeline player, injector, load and write
+history, polls and heal wait. What the acceptance adds is its policy: refusal without
+--allow-destructive, each fault capped at the hard bound, and the rows that judge the run.
 The result is the shared Observations (engine ``hosts``), so the claims and the report
 work on it unchanged; the checks, the baseline table, refusals and restore rows ride in
 ``meta`` and in their own files beside it.
@@ -9,39 +13,33 @@ work on it unchanged; the checks, the baseline table, refusals and restore rows 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hcisim.accept import baseline as base
 from hcisim.accept.checks import CheckReport, run_checks
-from hcisim.accept.faults import FaultFailed, FaultRun, HostHealth, host_health
-from hcisim.accept.faults import inject as inject_fault
-from hcisim.accept.faults import restore_rows as restored
-from hcisim.accept.heal import sample, wait_for_heal
-from hcisim.accept.remote import RemoteError, own_addresses
+from hcisim.accept.remote import RemoteError
+from hcisim.accept.restored import HostHealth, host_health, restore_rows, storage_if_of
 from hcisim.accept.rows import CheckRow, row
-from hcisim.accept.safety import DEFAULT_MAX_FAULT_S, FaultPolicy, RollbackLedger
-from hcisim.accept.ssh import Shell, SshError, SshOptions, connect, ssh_session
-from hcisim.accept.targets import HostTarget, bind_targets
-from hcisim.accept.writes import (
-    RemoteWriter,
-    cleanup,
-    collect,
-    placements,
-    start_writers,
-    stop_writers,
-)
+from hcisim.accept.safety import DEFAULT_MAX_FAULT_S, FaultPolicy
+from hcisim.accept.ssh import Shell, SshOptions, ssh_session
+from hcisim.accept.targets import HostTarget, bind_targets, parse_targets
+from hcisim.engines import HostsOptions, LabOptions
 from hcisim.lab.errors import LabError
-from hcisim.lab.faults import mechanism
-from hcisim.lab.schedule import play
+from hcisim.lab.gluster import VolumeInfo
+from hcisim.lab.hosts import HostsBackend, own_addresses
+from hcisim.lab.node import SshError, SshShell, connect
+from hcisim.lab.run import run_on
+from hcisim.lab.scale import LabScale
 from hcisim.observations import Observations, Recorder
-from hcisim.scenario import Fault, Scenario
+from hcisim.scenario import Scenario
 
 ENGINE = "hosts"
-SAMPLE_MARGIN_S = 5.0  # no volume sample is started this close to a fault's end
 
 
 @dataclass(frozen=True)
@@ -77,10 +75,6 @@ class Acceptance:
         return [*self.checks, *self.faults]
 
     @property
-    def passed(self) -> bool:
-        return not self.interrupted and all(r.verdict != "fail" for r in self.rows)
-
-    @property
     def unrestored(self) -> list[CheckRow]:
         return [r for r in self.faults if r.check == "host restored" and r.verdict == "fail"]
 
@@ -92,21 +86,15 @@ def _quiet(msg: str) -> None:
     pass
 
 
-@contextmanager
-def open_shells(targets: dict[str, HostTarget], ssh: SshOptions) -> Iterator[dict[str, Shell]]:
-    """One shell per scenario host; each proven to answer (else a SshError naming it)."""
-    with ssh_session(ssh) as session:
-        shells: dict[str, Shell] = {h: session.shell(t) for h, t in targets.items()}
-        for shell in shells.values():
-            connect(shell)
-        yield shells
-
-
 def accept(sc: Scenario, targets: list[HostTarget], ssh: SshOptions,
            opts: AcceptOptions = AcceptOptions(), progress: Progress = _quiet) -> Acceptance:
-    """The whole acceptance of ``sc`` on ``targets`` (raises SshError on a bad host)."""
+    """The whole acceptance of ``sc`` on ``targets``: one shell per scenario host, each
+    proven to answer first (else a SshError naming it)."""
     bound = bind_targets(sc, targets)
-    with open_shells(bound, ssh) as shells:
+    with ssh_session(ssh) as session:
+        shells: dict[str, Shell] = {h: session.shell(t) for h, t in bound.items()}
+        for shell in shells.values():
+            connect(shell)
         return accept_on(sc, bound, shells, opts, progress, ssh.describe())
 
 
@@ -122,24 +110,18 @@ def accept_on(sc: Scenario, bound: dict[str, HostTarget], shells: dict[str, Shel
     table, notes = _baseline(sc, shells, report, rec, run_id, opts, t0)
     policy = FaultPolicy(opts.allow_destructive, frozenset(bound), opts.max_fault_s,
                          opts.power_off_cmd, opts.power_on_cmd)
-    run = FaultRun(sc, shells, report.view.uuids, report.view.volumes, policy, run_id, rec, t0,
-                   power_boot_s=opts.power_boot_s)
-    refusals: list[str] = []
+    refusals = [why for f in sc.faults if (why := policy.refusal(f)) is not None]
+    for why in refusals:
+        progress(why)
     fault_rows: list[CheckRow] = []
-    interrupted = False
-    allowed = []
-    for fault in sc.faults:
-        why = policy.refusal(fault)
-        if why is None:
-            allowed.append(fault)
-        else:
-            refusals.append(why)
-            progress(why)
-    if allowed:
-        fault_rows, interrupted = play_faults(run, allowed, opts, report.offset_s(), progress)
+    interrupted, played = False, None
+    if len(refusals) < len(sc.faults):
+        progress("faults")
+        played, fault_rows, interrupted = play_faults(sc, shells, report.view.uuids,
+                                                      report.view.volumes, policy, opts)
     if interrupted:
         notes.append("interrupted (Ctrl-C) during a fault: hosts were restored first")
-    obs = rec.build(ENGINE, sc.name, sc.seed, time.time() - t0, meta={
+    meta = {
         "targets": {h: t.url for h, t in bound.items()},
         "access": access or {},
         "checks": [r.to_dict() for r in report.rows],
@@ -148,7 +130,12 @@ def accept_on(sc: Scenario, bound: dict[str, HostTarget], shells: dict[str, Shel
         "faults": [r.to_dict() for r in fault_rows],
         "interrupted": interrupted,
         "notes": notes,
-    })
+    }
+    if played is not None:  # the fault phase's own tables, on its own clock
+        played.meta.update(meta, lab=dict(played.meta))
+        obs = played
+    else:
+        obs = rec.build(ENGINE, sc.name, sc.seed, time.time() - t0, meta=meta)
     return Acceptance(sc, bound, report.rows, table, refusals, fault_rows, obs, interrupted,
                       notes)
 
@@ -178,132 +165,69 @@ def _baseline(sc: Scenario, shells: dict[str, Shell], report: CheckReport, rec: 
     return base.compare(jobs, measured, base.model_prediction(sc, opts.baseline_s)), note
 
 
-@dataclass
-class Cycle:
-    """One fault on the servers, from its writers and injection to its judged recovery."""
-
-    fault: Fault
-    index: int
-    before: HostHealth
-    writers: list[RemoteWriter]
-    ledger: RollbackLedger = field(default_factory=RollbackLedger)
-    rows: list[CheckRow] = field(default_factory=list)
-    injected: bool = False
-    t_end: float = 0.0  # when its bound is up (the run's clock)
-
-
-def play_faults(run: FaultRun, faults: list[Fault], opts: AcceptOptions,
-                offsets: dict[str, float], progress: Progress = _quiet
-                ) -> tuple[list[CheckRow], bool]:
-    """The allowed faults on the shared timeline player (each at its ``at_s`` from now,
-    held for its bound), sampling the volumes while one is on. The undo steps of every
-    fault run whatever happens, Ctrl-C included; returns the rows and whether the user
-    interrupted."""
-    cycles: dict[int, Cycle] = {}
-    index = {id(f): i for i, f in enumerate(faults)}
-    rows: list[CheckRow] = []
-
-    def inject(f: Fault) -> float:
-        progress(f"fault {f.kind} on {f.target}")
-        what = f"{f.kind} for {run.policy.bound_s(f):g} s"
-        try:
-            c = cycles[index[id(f)]] = start_cycle(run, f, index[id(f)], opts)
-        except (LabError, RemoteError) as exc:  # no writers: the host was not touched
-            rows.append(row("fault injected", f.target, what, str(exc), False, _volume(f)))
-            return run.clock()
-        t = run.clock()
-        try:
-            c.t_end = t + inject_fault(run, f, c.index, c.ledger)
-            c.injected = True
-            c.rows.append(row("fault injected", f.target, what, "injected", True, _volume(f)))
-        except (FaultFailed, LabError, RemoteError) as exc:
-            c.rows.append(row("fault injected", f.target, what, str(exc), False, _volume(f)))
-        return t
-
-    def restore(f: Fault) -> float:
-        c = cycles.get(index[id(f)])
-        if c is not None and c.injected:  # held for its whole bound from its real start
-            while (left := c.t_end - run.clock()) > 0:
-                hold(min(left, 1.0))
-        t = run.clock()
-        if (c := cycles.pop(index[id(f)], None)) is not None:
-            rows.extend(finish_cycle(run, c, opts, offsets))
-        return t
-
-    last_sample = [float("-inf")]
-
-    def hold(seconds: float) -> None:
-        """Sleep, sampling the faulted volumes from another host every 2 s while a fault
-        is on (never close to the fault's end: it must not outlast its bound)."""
-        now = run.clock()
-        if now - last_sample[0] >= 2.0:
-            last_sample[0] = now
-            for c in [c for c in cycles.values() if c.injected and c.t_end - now > SAMPLE_MARGIN_S]:
-                _, watch = run.survivor(c.fault.target)
-                for vol in fault_volumes(run, c.fault):
-                    sample(run, watch, vol, c.fault.target)
-        run.sleep(max(0.0, seconds - (run.clock() - now)))
-
-    t0 = run.clock() + opts.settle_s
-    duration = max(f.at_s + run.policy.bound_s(f) for f in faults) + 1.0
-    interrupted = False
+def play_faults(sc: Scenario, shells: dict[str, Shell], uuids: dict[str, str],
+                volumes: dict[str, VolumeInfo], policy: FaultPolicy, opts: AcceptOptions
+                ) -> tuple[Observations | None, list[CheckRow], bool]:
+    """The allowed faults, each capped at the hard bound, played on the hosts backend (a
+    lab run of the scenario); the backend repairs whatever is still broken when it closes,
+    Ctrl-C included. Returns the run's observations (None: it did not finish), the rows
+    that judge it, and whether the user interrupted."""
+    faults = [f.model_copy(update={"duration_s": policy.bound_s(f)})
+              for f in sc.faults if policy.refusal(f) is None]
+    end = max(f.at_s + policy.bound_s(f) for f in faults) + opts.settle_s
+    run_sc = sc.model_copy(update={"faults": faults, "duration_s": max(sc.duration_s, end)})
+    hit = sorted({f.target for f in faults})
+    before = {h: host_health(sc, shells[h], volumes, uuids.get(h)) for h in hit}
+    lab = LabOptions(heal_wait_s=opts.heal_timeout_s)
+    ssh = {h: s for h, s in shells.items() if isinstance(s, SshShell)}
+    assert len(ssh) == len(shells), "faults are played over SSH only"
+    be = HostsBackend(run_sc, ssh, {h: s.target.glusterd_sock for h, s in shells.items()},
+                      {h: storage_if_of(s, volumes, uuids.get(h)) for h, s in shells.items()},
+                      policy.power_off_cmd, policy.power_on_cmd,
+                      {h: s.target.address for h, s in shells.items()}, opts.power_boot_s)
+    obs, rows, interrupted = None, [], False
+    work = Path(tempfile.mkdtemp(prefix="hcisim-accept-"))
     try:
-        play(faults, t0, duration, inject, restore, bound=run.policy.bound_s, clock=run.clock,
-             sleep=hold)
+        with be:
+            be.build()
+            be.deploy()
+            obs = run_on(run_sc, be, LabScale.fit(run_sc), work, lab, None, ENGINE)
     except KeyboardInterrupt:
         interrupted = True
+    except (LabError, RemoteError) as exc:
+        rows.append(row("faults played", "cluster", "every allowed fault injected and "
+                        "repaired", str(exc), False))
     finally:
-        for c in list(cycles.values()):  # still on (interrupted, or a step failed)
-            rows.extend(finish_cycle(run, c, opts, offsets, interrupted=True))
-    return rows, interrupted
-
-
-def _volume(f: Fault) -> str:
-    return getattr(f, "volume", None) or ""
-
-
-def fault_volumes(run: FaultRun, f: Fault) -> list[str]:
-    return run.volumes_on(f.target, getattr(f, "volume", None)) or [
-        v.name for v in run.sc.volumes]
-
-
-def start_cycle(run: FaultRun, fault: Fault, index: int, opts: AcceptOptions) -> Cycle:
-    """Health read before, the write history started on every VM's host (not on a host
-    about to lose power) and given time to settle."""
-    host = fault.target
-    bound = run.policy.bound_s(fault)
-    settled = run.clock() + opts.settle_s  # the same lead for every fault: at_s stays exact
-    where = placements(run, host if mechanism(fault) == "power" else None)
-    until = time.time() + opts.settle_s + bound + opts.heal_timeout_s + 120
-    c = Cycle(fault, index, host_health(run, host),
-              start_writers(run, f"f{index}", where, until))
-    run.sleep(max(0.0, settled - run.clock()))
-    return c
-
-
-def finish_cycle(run: FaultRun, c: Cycle, opts: AcceptOptions, offsets: dict[str, float],
-                 interrupted: bool = False) -> list[CheckRow]:
-    """Undo (always), heal, stop the writers and judge them, and say whether the host is
-    back as it was."""
-    host, fault = c.fault.target, c.fault
-    try:
-        c.ledger.unwind()
-    finally:
-        run.recorder.fault_event(run.now(), False, fault)
+        shutil.rmtree(work, ignore_errors=True)
+    if obs is not None:
+        events = obs["events"]
+        for f in faults:
+            on = events[(events["kind"] == "fault_start") & (events["target"] == f.target)]
+            rows.append(row("fault injected", f.target, f"{f.kind} for {f.duration_s:g} s",
+                            "injected" if len(on) else "not injected", bool(len(on)),
+                            getattr(f, "volume", None) or ""))
+        history = obs.meta.get("history", {})
+        lost = sum(h["lost"] for h in history.values())
+        acked = sum(h["acked"] for h in history.values())
+        rows.append(row("acknowledged writes kept", "cluster", "0 lost",
+                        f"{lost} lost of {acked} acknowledged", lost == 0 and acked > 0))
+    for h in hit:
         try:
-            wait_for_heal(run, fault_volumes(run, fault), host,
-                          30.0 if interrupted else opts.heal_timeout_s)
-        finally:
-            stop_writers(run, c.writers)
-    results = collect(run, c.writers, offsets)
-    lost = sum(r.lost_count for r in results)
-    acked = sum(len(r.acked) for r in results)
-    c.rows.append(row("acknowledged writes kept", "cluster", "0 lost",
-                      f"{lost} lost of {acked} acknowledged", lost == 0 and acked > 0))
-    cleanup(run, c.writers)
-    try:
-        after: HostHealth | None = host_health(run, host)
-    except SshError:
-        after = None
-    return [*c.rows, *restored(host, c.before, after, c.ledger.failed)]
+            after: HostHealth | None = host_health(sc, shells[h], volumes, uuids.get(h))
+        except SshError:
+            after = None
+        failed = [f for f in be.rollback_failed if f.endswith(f" on {h}") or f" on {h}:" in f]
+        rows += restore_rows(h, before[h], after, failed)
+    return obs, rows, interrupted
 
+
+def run_hosts(sc: Scenario, hosts: tuple[str, ...], options: HostsOptions,
+              progress: Callable[[float], None] | None = None) -> Observations:
+    """``hosts+ssh://h1,h2,h3``: the acceptance run on existing servers (checks, baseline,
+    and, when ``options.allow_destructive``, the scenario's faults on the timeline)."""
+    ssh = SshOptions(identity=options.identity, known_hosts=options.known_hosts,
+                     trust_new_hosts=options.trust_new_hosts)
+    targets = parse_targets(",".join(f"ssh://{h}" for h in hosts))
+    opts = AcceptOptions(options.allow_destructive, options.power_off_cmd, options.power_on_cmd,
+                         options.max_fault_s or DEFAULT_MAX_FAULT_S)
+    return accept(sc, targets, ssh, opts).observations

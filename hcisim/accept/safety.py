@@ -7,18 +7,14 @@ and rollbacks that always run.
   by a dead man's switch armed before (or as) the fault: a detached shell on the server
   that undoes the fault after the bound, even if the controller dies or loses its SSH
   connection because of the very fault it injected.
-- Rollback: each undo step is pushed on a ledger as soon as its fault step is armed, and the
-  ledger unwinds (last in, first out) whatever happens, including Ctrl-C, which is held
-  back while hosts are being restored.
+- Rollback: the hosts backend (:class:`hcisim.lab.hosts.HostsBackend`) repairs every fault
+  still on when it is closed, whatever happened, including Ctrl-C, which is held back
+  while hosts are being restored.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from types import FrameType
+from dataclasses import dataclass
 
 from hcisim.lab.faults import mechanism
 from hcisim.scenario import Fault
@@ -62,53 +58,3 @@ class FaultPolicy:
         """The fault's duration, never more than the hard upper bound."""
         want = fault.duration_s if fault.duration_s is not None else self.max_fault_s
         return min(want, self.max_fault_s)
-
-
-@dataclass
-class RollbackLedger:
-    """Undo steps, run last-in first-out by :meth:`unwind`, each one whatever the others do."""
-
-    steps: list[tuple[str, Callable[[], bool]]] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-    def push(self, what: str, undo: Callable[[], bool]) -> None:
-        self.steps.append((what, undo))
-
-    def unwind(self) -> list[str]:
-        """Run every pending undo; returns the ones that failed (also kept in ``failed``)."""
-        failures: list[str] = []
-        with hold_interrupts():
-            while self.steps:
-                what, undo = self.steps.pop()
-                try:
-                    ok = undo()
-                except Exception as exc:  # a rollback must try every step: report, go on
-                    ok = False
-                    what = f"{what} ({type(exc).__name__}: {exc})"
-                (self.done if ok else failures).append(what)
-        self.failed += failures
-        return failures
-
-
-@contextlib.contextmanager
-def hold_interrupts() -> Iterator[list[int]]:
-    """Hold SIGINT while hosts are restored; a held Ctrl-C is raised once restore is done."""
-    held: list[int] = []
-    try:
-        previous = signal.getsignal(signal.SIGINT)
-        installed = True
-
-        def note(signum: int, frame: FrameType | None) -> None:
-            held.append(signum)
-
-        signal.signal(signal.SIGINT, note)
-    except ValueError:  # not the main thread: signals cannot be handled here anyway
-        installed = False
-    try:
-        yield held
-    finally:
-        if installed:
-            signal.signal(signal.SIGINT, previous)
-    if held:
-        raise KeyboardInterrupt

@@ -21,21 +21,8 @@ from typing import Any, Protocol
 
 from hcisim.accept.targets import HostTarget
 from hcisim.lab.gluster import Gluster
-from hcisim.lab.node import (
-    AuthenticationFailed,
-    Completed,
-    HostKeyRejected,
-    HostUnreachable,
-    NodeShell,
-    SshError,
-    SshShell,
-    classify,
-    connect,
-)
-
-__all__ = ["AuthenticationFailed", "Completed", "HostKeyRejected", "HostShell",
-           "HostUnreachable", "Shell", "SshError", "SshOptions", "classify", "connect",
-           "gluster_of", "ssh_session"]
+from hcisim.lab.node import NodeShell, SshShell
+from hcisim.lab.node import ssh_config_text as node_ssh_config
 
 
 class Shell(NodeShell, Protocol):
@@ -76,31 +63,12 @@ class SshOptions:
 
 
 def ssh_config_text(opts: SshOptions, control_dir: Path) -> str:
-    """The ssh_config every connection of the run uses (first value wins in ssh_config)."""
-    lines = [
-        "Host *",
-        "  BatchMode yes",
-        "  PasswordAuthentication no",
-        "  KbdInteractiveAuthentication no",
-        "  PubkeyAuthentication yes",
-        "  GSSAPIAuthentication no",
-        f"  StrictHostKeyChecking {'accept-new' if opts.trust_new_hosts else 'yes'}",
-        f"  ConnectTimeout {opts.connect_timeout_s}",
-        f"  ServerAliveInterval {opts.keepalive_s}",
-        "  ServerAliveCountMax 3",
-        "  ControlMaster auto",
-        "  ControlPersist 60",
-        f"  ControlPath {control_dir}/%C",
-        "  LogLevel ERROR",
-        "  ForwardAgent no",
-    ]
-    if opts.identity is not None:
-        lines += [f"  IdentityFile {opts.identity}", "  IdentitiesOnly yes"]
-    if opts.known_hosts is not None:
-        lines.append(f"  UserKnownHostsFile {opts.known_hosts}")
-    if opts.user_config is not None:
-        lines.append(f"Include {opts.user_config}")
-    return "\n".join(lines) + "\n"
+    """The ssh_config every connection of the run uses."""
+    return node_ssh_config(f"{control_dir}/%C", identity=opts.identity,
+                           known_hosts=opts.known_hosts,
+                           host_keys="accept-new" if opts.trust_new_hosts else "yes",
+                           connect_timeout_s=opts.connect_timeout_s,
+                           keepalive_s=opts.keepalive_s, include=opts.user_config)
 
 
 class SshSession:

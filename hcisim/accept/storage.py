@@ -14,10 +14,10 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from hcisim.accept.remote import own_addresses
 from hcisim.accept.rows import CheckRow, row
 from hcisim.accept.ssh import Shell
 from hcisim.lab.gluster import GlusterError, VolumeInfo
+from hcisim.lab.hosts import own_addresses
 from hcisim.lab.node import sh
 from hcisim.scenario import Scenario
 

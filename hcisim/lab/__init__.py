@@ -12,7 +12,6 @@ from hcisim.lab.backend import (
     Workload,
     backend_names,
     open_backend,
-    register_backend,
 )
 from hcisim.lab.errors import LabError
 from hcisim.lab.run import run_lab
@@ -20,5 +19,5 @@ from hcisim.lab.scale import LabScale, as_built
 
 __all__ = [
     "Backend", "LabError", "LabOptions", "LabScale", "Sample", "Workload", "as_built",
-    "backend_names", "open_backend", "register_backend", "run_lab",
+    "backend_names", "open_backend", "run_lab",
 ]

@@ -112,18 +112,13 @@ class Backend(Protocol):
 # name -> "module:attribute" of a backend class: ``cls(scenario, **options)`` makes a lab;
 # ``cls.lab_names()``, ``cls.attach(name)`` and ``cls.reclaim(name)`` find, reopen and remove
 # labs that are up (``hcisim lab status/fault/restore/down``). ``hosts`` are existing servers:
-# nothing to build or reclaim; the acceptance run drives them (hcisim.lab.hosts).
+# nothing to build or reclaim; the acceptance run (hcisim.accept) plays faults on them.
 _REGISTRY: dict[str, str] = {
     "netns": "hcisim.lab.netns.backend:NetnsBackend",
     "libvirt": "hcisim.lab.libvirt:LibvirtBackend",
-    "hosts": "hcisim.lab.hosts:HostsMachine",
+    "hosts": "hcisim.lab.hosts:HostsBackend",
 }
 _BUILDABLE = ("netns", "libvirt")
-
-
-def register_backend(name: str, target: str) -> None:
-    """Register ``module:attribute`` under ``name`` (also ``name://...`` URLs)."""
-    _REGISTRY[name] = target
 
 
 def backend_names() -> list[str]:

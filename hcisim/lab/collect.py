@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -176,7 +175,3 @@ def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
         else:
             out.add("vm_state", vm.name, host, 0.0, rec.duration_s, "running", "")
     return out.build(engine, sc.name, sc.seed, rec.duration_s, meta=dict(meta))
-
-
-def finite(x: float) -> float | None:
-    return None if math.isnan(x) else x

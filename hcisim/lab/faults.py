@@ -25,7 +25,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.gluster import Gluster
@@ -228,7 +229,8 @@ class FaultInjector:
 
 
 class FaultBook:
-    """A lab's faults on now, for every backend: injected with the shared injector, kept in
+    """The base of every backend: a context manager whose exit destroys the lab, and the
+    lab's faults on now: injected with the shared injector, kept in
     the lab's state file (so `hcisim lab restore` in another process finds them), repaired
     with heal started afterwards (in a thread, so the fault timeline keeps time; a one-shot
     CLI command sets ``background_heal`` False and waits for glusterd to accept it)."""
@@ -240,6 +242,15 @@ class FaultBook:
     _active: list[Fault]
     _lock: threading.Lock
     _meta: dict[str, Any]
+
+    def destroy(self) -> Any: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.destroy()  # whatever happened: exception, Ctrl-C
 
     @property
     def active_faults(self) -> list[Fault]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,34 +125,38 @@ def pending_by_brick(listing: list[BrickListing], bricks: list[BrickRef],
                      volume: str) -> dict[int, Pending]:
     """Bytes and entries each brick of ``volume`` must still receive (see module doc)."""
     by_name = {b.name: b for b in bricks}
-    result = {b.index: Pending() for b in bricks}
-    # entry -> sink index -> bytes (max over sources: each entry is healed once per sink)
-    work: dict[str, dict[int, float]] = {}
+    listed = [(by_name[bl.name], bl.entries) for bl in listing
+              if bl.name in by_name and bl.connected]
     listed_on: dict[str, set[int]] = {}
-    for bl in listing:
-        src = by_name.get(bl.name)
-        if src is None or not bl.connected:
-            continue
-        for entry in bl.entries:
+    for src, names in listed:
+        for entry in names:
             listed_on.setdefault(entry, set()).add(src.index)
-    for bl in listing:
-        src = by_name.get(bl.name)
-        if src is None or not bl.connected:
-            continue
-        for entry in bl.entries:
+    entries = []
+    for src, names in listed:
+        for entry in names:
             path = entry_path(src.path, entry)
-            size = data_bytes(path)
             blame = blamed(path, volume, len(bricks))
             if blame is None:  # changelog unreadable: the bricks that did not list it
                 blame = {b.index: True for b in bricks if b.index not in listed_on[entry]}
-            # an empty blame is a write in flight (only the dirty counter is set): no sink
-            sinks = work.setdefault(entry, {})
-            for idx, data_pending in blame.items():
-                if idx == src.index or idx not in result:
-                    continue
-                sink = next(b for b in bricks if b.index == idx)
-                nbytes = size if data_pending and not sink.arbiter and not src.arbiter else 0.0
-                sinks[idx] = max(sinks.get(idx, 0.0), nbytes)
+            entries.append((src.index, entry, data_bytes(path), blame))
+    return owed({b.index: b.arbiter for b in bricks}, entries)
+
+
+def owed(arbiter: dict[int, bool],
+         entries: Iterable[tuple[int, str, float, dict[int, bool]]]) -> dict[int, Pending]:
+    """Per brick index: what it must still receive, from (source index, entry, allocated
+    bytes, blame) of each heal index entry. Each brick the blame names is a sink of the
+    entry's bytes (an arbiter of none), once per sink (max over sources); an empty blame is
+    a write in flight (only the dirty counter is set): no sink."""
+    work: dict[str, dict[int, float]] = {}
+    for src, entry, size, blame in entries:
+        sinks = work.setdefault(entry, {})
+        for idx, data_pending in blame.items():
+            if idx == src or idx not in arbiter:
+                continue
+            nbytes = size if data_pending and not arbiter[idx] and not arbiter[src] else 0.0
+            sinks[idx] = max(sinks.get(idx, 0.0), nbytes)
+    result = {i: Pending() for i in arbiter}
     for sinks in work.values():
         for idx, nbytes in sinks.items():
             result[idx].bytes += nbytes

@@ -80,12 +80,6 @@ def put_file(shell: NodeShell, path: str, data: bytes, mode: str = "0644") -> No
             f"copy {path} to {shell.label}", input=data)
 
 
-def fetch_file(shell: NodeShell, path: str, timeout_s: float = 120.0) -> bytes | None:
-    """The file's bytes, or None when it does not exist or cannot be read."""
-    res = shell.run(["cat", "--", path], timeout_s)
-    return res.data if res.ok else None
-
-
 def _local(argv: Sequence[str], timeout_s: float, input: bytes | None) -> Completed:
     try:
         proc = subprocess.run(list(argv), capture_output=True, timeout=timeout_s, input=input,
@@ -201,6 +195,32 @@ class SshShell:
     def close(self) -> None:
         """Stop this node's multiplexing master (a process of ours), if one runs."""
         _local(self.ssh_argv("-O", "exit"), 10, None)
+
+
+def ssh_config_text(control_path: str, *, hosts: dict[str, str] | None = None,
+                    user: str | None = None, identity: Path | None = None,
+                    known_hosts: Path | None = None, host_keys: str = "yes",
+                    connect_timeout_s: int = 10, keepalive_s: int = 3, persist_s: int = 60,
+                    include: Path | None = None) -> str:
+    """The ssh_config of every SSH connection hcisim makes (first value wins): keys only,
+    batch mode (ssh fails instead of asking), keep-alives, one shared connection per node.
+    ``hosts``: alias -> address; ``host_keys``: StrictHostKeyChecking (yes, accept-new, no)."""
+    lines = [line for alias, address in (hosts or {}).items()
+             for line in (f"Host {alias}", f"  HostName {address}", "")]
+    lines += ["Host *", *([f"  User {user}"] if user else []), "  BatchMode yes",
+              "  PasswordAuthentication no", "  KbdInteractiveAuthentication no",
+              "  PubkeyAuthentication yes", "  GSSAPIAuthentication no", "  ForwardAgent no",
+              f"  StrictHostKeyChecking {host_keys}", f"  ConnectTimeout {connect_timeout_s}",
+              f"  ServerAliveInterval {keepalive_s}", "  ServerAliveCountMax 3",
+              "  ControlMaster auto", f"  ControlPersist {persist_s}",
+              f"  ControlPath {control_path}", "  LogLevel ERROR"]
+    if identity is not None:
+        lines += [f"  IdentityFile {identity}", "  IdentitiesOnly yes"]
+    if known_hosts is not None:
+        lines.append(f"  UserKnownHostsFile {known_hosts}")
+    if include is not None:
+        lines.append(f"Include {include}")
+    return "\n".join(lines) + "\n"
 
 
 def connect(shell: NodeShell) -> None:

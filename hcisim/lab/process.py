@@ -9,10 +9,11 @@ lab's namespaces before a signal is sent, so a recycled PID of someone else is n
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -20,6 +21,19 @@ import psutil
 from hcisim.lab.errors import LabError
 from hcisim.lab.node import NETNS_DIR, Completed, NsenterShell, ns_argv
 from hcisim.lab.wait import wait_until
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (made if missing): one lab at a time allocates
+    names and subnets, one build at a time fills an image cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def run(step: str, argv: Sequence[str], netns: str | None = None, timeout: float = 60.0,

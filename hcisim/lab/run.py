@@ -30,6 +30,7 @@ from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
 RECORD_SIZE = 64
+WRITER_LEAD_S = 30.0
 
 
 def placement(sc: Scenario) -> dict[str, str]:
@@ -151,7 +152,8 @@ def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = No
 
                 obs = run_guests(sc, be, opts, progress, backend)
             else:
-                obs = _run_on(sc, be, scale, work, opts, progress, backend)
+                obs = run_on(sc, be, scale, work, opts, progress,
+                             f"lab:{backend.split('://')[0]}")
             obs.meta["lab_up_s"] = round(up_s, 2)
         return obs
     finally:
@@ -160,10 +162,13 @@ def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = No
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOptions,
-            progress: Progress | None, backend: str) -> Observations:
+def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOptions,
+           progress: Progress | None, engine: str) -> Observations:
+    """Load, the faults on the timeline, the heal wait and the history check on a lab that
+    is up (every backend: netns, libvirt, existing servers); ``engine`` names the result."""
     t0 = time.time()
-    workloads = make_workloads(sc, be, scale, work, t0 + sc.duration_s, opts)
+    # a writer the harness cannot stop (its host is cut off) stops by itself soon after
+    workloads = make_workloads(sc, be, scale, work, t0 + sc.duration_s + WRITER_LEAD_S, opts)
     rec = LabRecord(t0=t0, duration_s=sc.duration_s, end=t0, workloads=workloads,
                     stall_threshold_s=opts.stall_threshold_s, placement=placement(sc))
 
@@ -177,7 +182,8 @@ def _run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpt
     poller.start()
     try:
         be.start_workloads(workloads)
-        rec.windows = play(sc.faults, t0, sc.duration_s, inject, be.restore, progress=progress)
+        rec.t0 = time.time()  # t = 0 once the load runs (starting it over SSH takes seconds)
+        rec.windows = play(sc.faults, rec.t0, sc.duration_s, inject, be.restore, progress=progress)
         be.stop_workloads()
         vols = [v.name for v in sc.volumes]
         healed = all(w.end is not None for w in rec.windows) and wait_until(
@@ -216,4 +222,4 @@ def _run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpt
     }
     if progress:
         progress(1.0)
-    return build_observations(sc, rec, meta, engine=f"lab:{backend.split('://')[0]}")
+    return build_observations(sc, rec, meta, engine=engine)

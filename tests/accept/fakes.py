@@ -11,8 +11,8 @@ import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hcisim.accept.ssh import Completed
 from hcisim.accept.targets import HostTarget
+from hcisim.lab.node import Completed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UUIDS = {"host1": "2512c6a1-6a18-4d2f-a6e8-a620c2e67370",

@@ -6,7 +6,8 @@ import re
 
 from hcisim.accept.checks import run_checks
 from hcisim.accept.rows import CheckRow, failed
-from hcisim.accept.ssh import Completed, Shell
+from hcisim.accept.ssh import Shell
+from hcisim.lab.node import Completed
 from tests.accept.fakes import cluster, fixture, ok
 from tests.accept.scenarios import small
 

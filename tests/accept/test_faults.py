@@ -1,31 +1,35 @@
-"""Fault injection on a fake server that keeps state: what a fault did, and what the
-rollback ledger put back."""
+"""Faults on existing servers through the hosts backend, on fake servers that keep state:
+what a fault did, what the switch on the server would do, and what the rollback put back.
+Tests judge the servers' state, not the commands' text."""
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from hcisim.accept.faults import FaultFailed, FaultRun, HostHealth, inject, restore_rows
-from hcisim.accept.safety import FaultPolicy, RollbackLedger
-from hcisim.accept.ssh import Completed, Shell
-from hcisim.lab.gluster import parse_volume_info
-from hcisim.observations import Recorder
+from hcisim.accept.restored import HostHealth, restore_rows
+from hcisim.lab.errors import LabError
+from hcisim.lab.hosts import HostsBackend, NodeFacts
+from hcisim.lab.node import Completed, SshShell
 from hcisim.scenario import make_fault
 from tests.accept.fakes import UUIDS, Answer, FakeShell, cluster, fixture, ok
 from tests.accept.scenarios import small
 
 
 class Server:
-    """A fake server that keeps the state a fault changes: host3's data brick (pid 19958),
-    the storage link, a dead man's switch armed or not. Tests judge this state and the
-    rollback ledger, not the commands' text."""
+    """host3 of the fixture cluster: its data brick (pid 19958), its storage link, a dead
+    man's switch armed or not."""
 
-    def __init__(self, kill_works: bool = True) -> None:
-        self.brick_up, self.link_up, self.armed = True, True, False
+    def __init__(self, kill_works: bool = True, start_works: bool = True) -> None:
+        self.brick_up, self.link_up = True, True
+        self.switches: set[str] = set()  # pid files of the armed switches
         self.armed_when_hit: bool | None = None
-        self.kill_works = kill_works
+        self.kill_works, self.start_works = kill_works, start_works
         self.switch_bound: float | None = None
 
     def rules(self) -> list[tuple[str, Answer]]:
@@ -47,18 +51,22 @@ class Server:
         return ok()
 
     def start(self, cmd: str) -> Completed:
-        self.brick_up = True
-        return ok("volume start: data: success")
+        self.brick_up = self.brick_up or self.start_works
+        return ok("volume start: data: success") if self.start_works else Completed(1, "", "no")
+
+    @property
+    def armed(self) -> bool:
+        return bool(self.switches)
 
     def arm(self, cmd: str) -> Completed:
-        self.armed = True
+        self.switches.add(cmd.split("echo $$ > ")[1].split(";")[0])
         self.switch_bound = float(cmd.split("sleep ")[1].split(";")[0])
         if "ip link set sto0 down" in cmd:  # the switch is the fault
             self.link_up, self.armed_when_hit = False, True
         return ok()
 
     def disarm(self, cmd: str) -> Completed:
-        self.armed = False
+        self.switches.discard(cmd.split("if [ -s ")[1].split(" ]")[0])
         return ok()
 
     def up(self, cmd: str) -> Completed:
@@ -70,88 +78,121 @@ class Server:
         return ok(f"5: sto0@if9: <{flags}> mtu 9000 qdisc noqueue state UP\n")
 
 
-def _run(shells: dict[str, FakeShell], **policy: object) -> FaultRun:
-    sc = small()
-    vols = {v.name: parse_volume_info(fixture(f"volume_info_{v.name}.xml"))[0]
-            for v in sc.volumes}
-    pol = FaultPolicy(True, frozenset(shells), **policy)  # type: ignore[arg-type]
-    plain: dict[str, Shell] = dict(shells)
-    now = [100.0]
-
-    def sleep(s: float) -> None:  # time passes only when the code under test waits
-        now[0] += s
-
-    return FaultRun(sc, plain, dict(UUIDS), vols, pol, "t1", Recorder(), 0.0,
-                    sleep=sleep, clock=lambda: now[0])
+@pytest.fixture
+def server() -> Server:
+    return Server()
 
 
-def _cluster(server: Server, on: str = "host3") -> dict[str, FakeShell]:
-    return cluster({on: server.rules()})
+def _backend(server: Server, **kw: Any) -> HostsBackend:
+    heal: list[tuple[str, Answer]] = [(r"volume heal", ok("Launching heal: success"))]
+    shells: dict[str, FakeShell] = cluster({"host3": [*heal, *server.rules()],
+                                            "host1": heal, "host2": heal})
+    be = HostsBackend(small(), cast(dict[str, SshShell], shells),
+                      {h: s.target.glusterd_sock for h, s in shells.items()},
+                      {h: "sto0" for h in shells}, run_id="t1", **kw)
+    be.facts = {h: NodeFacts(UUIDS[h], {}, {}, {}, {}) for h in shells}
+    be.background_heal = False
+    return be
 
 
-def test_brick_crash_kills_the_brick_with_the_switch_armed_and_the_ledger_restores() -> None:
-    server = Server()
-    run, ledger = _run(_cluster(server)), RollbackLedger()
-    bound = inject(run, make_fault(at_s=0, kind="brick_crash", target="host3", volume="data",
-                                   duration_s=5), 0, ledger)
-    assert bound == 5 and not server.brick_up and server.armed_when_hit is True
+@pytest.fixture
+def backend(server: Server) -> Iterator[HostsBackend]:
+    be = _backend(server)
+    yield be
+    be.destroy()
+
+
+BRICK = make_fault(at_s=0, kind="brick_crash", target="host3", volume="data", duration_s=5)
+
+
+def test_brick_crash_with_the_switch_armed_first_and_the_repair_disarms(
+        server: Server, backend: HostsBackend) -> None:
+    backend.inject(BRICK)
+    assert not server.brick_up and server.armed_when_hit is True
     assert server.switch_bound == 15  # the bound plus the switch's grace
-    assert ledger.unwind() == [] and server.brick_up and not server.armed
-    ev = run.recorder.frame("events")
-    assert list(ev["kind"]) == ["fault_start", "brick_down", "brick_up"]
+    assert backend.active_faults == [BRICK]
+    backend.restore(BRICK)
+    assert server.brick_up and not server.armed and backend.active_faults == []
 
 
-def test_brick_crash_refused_when_the_brick_is_already_down() -> None:
-    server = Server()
+def test_brick_crash_refused_when_the_brick_is_already_down(
+        server: Server, backend: HostsBackend) -> None:
     server.brick_up = False
-    run, ledger = _run(_cluster(server)), RollbackLedger()
-    with pytest.raises(FaultFailed, match="not running before the fault"):
-        inject(run, make_fault(at_s=0, kind="brick_crash", target="host3", volume="data"), 0,
-               ledger)
-    assert ledger.steps == [] and not server.armed and server.armed_when_hit is None
+    with pytest.raises(LabError, match="not running before the fault"):
+        backend.inject(BRICK)
+    assert not server.armed and server.armed_when_hit is None and backend.active_faults == []
 
 
-def test_failed_kill_leaves_the_undo_on_the_ledger() -> None:
+def test_failed_kill_leaves_the_brick_up_and_the_switch_armed(backend: HostsBackend) -> None:
     server = Server(kill_works=False)
-    run, ledger = _run(_cluster(server)), RollbackLedger()
-    with pytest.raises(FaultFailed, match="kill -KILL failed"):
-        inject(run, make_fault(at_s=0, kind="brick_crash", target="host3", volume="data"), 0,
-               ledger)
-    assert server.brick_up and server.armed
-    assert ledger.unwind() == [] and not server.armed
+    be = _backend(server)
+    with pytest.raises(LabError, match="kill -KILL failed"):
+        be.inject(BRICK)
+    # nothing is booked as broken; the switch on the server stays as a safety net
+    assert server.brick_up and server.armed and be.active_faults == []
+    be.destroy()
 
 
-def test_nic_loss_is_the_switch_itself_and_capped_by_the_hard_bound() -> None:
-    server = Server()
-    run, ledger = _run(_cluster(server), max_fault_s=30.0), RollbackLedger()
-    bound = inject(run, make_fault(at_s=0, kind="nic_loss", target="host3", duration_s=600),
-                   1, ledger)
-    assert bound == 30.0 and server.switch_bound == 30.0
-    assert not server.link_up and server.armed_when_hit
-    assert ledger.unwind() == [] and server.link_up and not server.armed
+def test_nic_loss_is_the_switch_itself(server: Server, backend: HostsBackend) -> None:
+    nic = make_fault(at_s=0, kind="nic_loss", target="host3", network="storage",
+                     duration_s=30)
+    backend.inject(nic)
+    assert server.switch_bound == 30.0 and not server.link_up and server.armed_when_hit
+    backend.restore(nic)
+    assert server.link_up and not server.armed
 
 
-def test_nic_loss_refused_when_the_link_is_already_down() -> None:
-    server = Server()
+def test_nic_loss_refused_when_the_link_is_already_down(
+        server: Server, backend: HostsBackend) -> None:
     server.link_up = False
-    ledger = RollbackLedger()
-    with pytest.raises(FaultFailed, match="already down"):
-        inject(_run(_cluster(server)), make_fault(at_s=0, kind="nic_loss", target="host3"), 0,
-               ledger)
-    assert ledger.steps == [] and not server.armed
+    with pytest.raises(LabError, match="not up before the fault"):
+        backend.inject(make_fault(at_s=0, kind="nic_loss", target="host3", network="storage"))
+    assert not server.armed and backend.active_faults == []
 
 
-def test_power_commands_run_locally_and_are_never_recorded(tmp_path: Path) -> None:
+def test_power_commands_run_locally_and_are_never_recorded(server: Server,
+                                                           tmp_path: Path) -> None:
     log = tmp_path / "bmc.log"
-    off = f"echo off {{host}} {{address}} -P hunter2 >> {log}"
-    on = f"echo on {{host}} >> {log}"
-    server = Server()
-    run, ledger = _run(_cluster(server), power_off_cmd=off, power_on_cmd=on), RollbackLedger()
-    inject(run, make_fault(at_s=0, kind="node_power_loss", target="host3"), 0, ledger)
+    be = _backend(server, power_off_cmd=f"echo off {{host}} {{address}} -P hunter2 >> {log}",
+                  power_on_cmd=f"echo on {{host}} >> {log}", addresses={"host3": "10.0.0.3"})
+    power = make_fault(at_s=0, kind="node_power_loss", target="host3")
+    be.inject(power)
     assert log.read_text() == "off host3 10.0.0.3 -P hunter2\n"
-    assert ledger.unwind() == []
-    assert log.read_text().endswith("on host3\n")
-    assert "hunter2" not in run.recorder.frame("events").to_csv()
+    assert "hunter2" not in be.state.path.read_text()
+    be.destroy()  # the rollback powers it on
+    assert log.read_text().endswith("on host3\n") and be.rollback_failed == []
+
+
+def test_destroy_repairs_every_fault_still_on_and_reports_what_failed() -> None:
+    server = Server(start_works=False)
+    be = _backend(server)
+    nic = make_fault(at_s=0, kind="nic_loss", target="host3", network="storage",
+                     duration_s=2)
+    be.inject(BRICK)
+    be.inject(nic)
+    be.destroy()
+    assert server.link_up  # the other repair still ran
+    assert len(be.rollback_failed) == 1 and "brick_crash on host3" in be.rollback_failed[0]
+    # the brick's switch stays armed (it will start the brick itself), the link's is gone
+    assert len(server.switches) == 1 and "switch-host3-0" in next(iter(server.switches))
+
+
+def test_ctrl_c_during_the_rollback_is_held_until_it_is_done(server: Server) -> None:
+    be = _backend(server)
+    be.inject(BRICK)
+    repaired: list[bool] = []
+    real = be.faults.restore  # type: ignore[union-attr]
+
+    def restore(f: Any) -> float:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of restoring
+        t = real(f)
+        repaired.append(server.brick_up)
+        return t
+
+    be.faults.restore = restore  # type: ignore[union-attr,method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        be.destroy()
+    assert repaired == [True] and not server.armed
 
 
 def test_restore_rows_say_what_is_not_back() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from hcisim.accept.baseline import parse_fio_json
-from hcisim.accept.remote import parse_fuse_mounts
 from hcisim.accept.storage import parse_df, parse_findmnt, parse_xfs_info
 from hcisim.accept.virt import (
     VIRT_GROUP_10_3,
@@ -24,6 +23,7 @@ from hcisim.lab.gluster import (
     parse_volume_info,
     parse_volume_status,
 )
+from hcisim.lab.hosts import gluster_args, option, parse_fuse_mounts
 from hcisim.scenario import Volume, VolumeOptions
 from tests.accept.fakes import UUIDS, fixture
 
@@ -151,3 +151,27 @@ def test_fio_json() -> None:
     assert stats["write_iops"] == pytest.approx(30, rel=0.1)
     assert stats["read_mb_s"] == pytest.approx(70 * 8192 / 1e6, rel=0.05)
     assert 0 < stats["latency_ms"] <= stats["p99_ms"]
+
+
+def test_where_a_server_keeps_its_client_log_and_brick_pid_file() -> None:
+    """The hosts backend reads both from the processes' command lines (netns nodes share
+    one process table: each node's own mount point and brick path pick its own)."""
+    ps = ("/usr/sbin/glusterfsd -s 10.0.0.3 --volfile-id data.host3.srv-lab-n3-brick-data "
+          "-p /srv/lab/n3/run/vols/data/host3-srv-lab-n3-brick-data.pid -S /x.socket "
+          "--brick-name /srv/lab/n3/brick/data -l /srv/lab/n3/log/bricks/data.log\n"
+          "glusterfs --process-name fuse --volfile-server=10.0.0.3 --volfile-id=data "
+          "--pid-file=/srv/lab/n3/pids/fuse-data.pid -l /srv/lab/n3/log/data.log "
+          "/srv/lab/n3/mnt/data\n"
+          "/usr/sbin/glusterfs --process-name fuse --volfile-server=gl1 --volfile-id=/engine "
+          "/rhev/data-center/mnt/glusterSD/gl1:_engine\n"
+          "sshd: root@notty\n")
+    procs = gluster_args(ps)
+    assert len(procs) == 3
+    brick = next(a for a in procs if option(a, "--brick-name") == "/srv/lab/n3/brick/data")
+    assert option(brick, "-p", "--pid-file") == \
+        "/srv/lab/n3/run/vols/data/host3-srv-lab-n3-brick-data.pid"
+    client = next(a for a in procs if a[-1] == "/srv/lab/n3/mnt/data")
+    assert option(client, "-l", "--log-file") == "/srv/lab/n3/log/data.log"
+    assert option(client, "--volfile-id") == "data"
+    engine = next(a for a in procs if a[-1].endswith("_engine"))
+    assert option(engine, "-l", "--log-file") is None  # mount.glusterfs's default name then

@@ -1,19 +1,17 @@
-"""The safety of destructive faults: permission, bounds, the dead man's switch, rollback."""
+"""The safety of destructive faults: permission, bounds, the dead man's switch (the
+rollbacks of the hosts backend: tests/accept/test_faults.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcisim.accept.safety import FaultPolicy, RollbackLedger, hold_interrupts
-from hcisim.lab.hosts import deadman_command, disarm_command
+from hcisim.accept.safety import FaultPolicy
+from hcisim.lab.hosts import deadman_command, disarm_command, hold_interrupts
 from hcisim.scenario import Fault, make_fault
 
 HOSTS = frozenset({"host1", "host2", "host3"})
@@ -81,46 +79,6 @@ def test_disarmed_switch_does_not_fire(tmp_path: Path) -> None:
     assert not undone.exists()
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert _sh(disarm_command(pidfile)) == 0  # disarming twice is harmless
-
-
-def test_ledger_unwinds_last_in_first_out_and_survives_failures() -> None:
-    ledger, order = RollbackLedger(), []
-
-    def step(name: str, result: bool | Exception) -> None:
-        def undo() -> bool:
-            order.append(name)
-            if isinstance(result, Exception):
-                raise result
-            return result
-        ledger.push(name, undo)
-
-    step("link up", True)
-    step("brick start", RuntimeError("ssh died"))
-    step("disarm", False)
-    failures = ledger.unwind()
-    assert order == ["disarm", "brick start", "link up"]
-    assert failures == ["disarm", "brick start (RuntimeError: ssh died)"]
-    assert ledger.done == ["link up"] and ledger.steps == []
-    assert ledger.unwind() == []  # nothing runs twice
-
-
-def test_ctrl_c_during_rollback_is_held_until_it_is_done() -> None:
-    ledger, ran = RollbackLedger(), []
-
-    def second() -> bool:
-        ran.append("second")
-        return True
-
-    def first() -> bool:
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of restoring
-        ran.append("first")
-        return True
-
-    ledger.push("second", second)
-    ledger.push("first", first)
-    with pytest.raises(KeyboardInterrupt):
-        ledger.unwind()
-    assert ran == ["first", "second"]
 
 
 def test_hold_interrupts_without_signal_passes_through() -> None:

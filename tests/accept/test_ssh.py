@@ -7,16 +7,15 @@ from typing import Any
 
 from hcisim.accept.junit import junit_xml
 from hcisim.accept.rows import row
-from hcisim.accept.ssh import (
+from hcisim.accept.ssh import SshOptions, ssh_config_text
+from hcisim.accept.targets import parse_target
+from hcisim.lab.node import (
     AuthenticationFailed,
     HostKeyRejected,
     HostUnreachable,
     SshError,
-    SshOptions,
     classify,
-    ssh_config_text,
 )
-from hcisim.accept.targets import parse_target
 
 T = parse_target("ssh://root@10.0.0.2:2222?name=host2")
 

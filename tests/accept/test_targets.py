@@ -103,7 +103,7 @@ def test_bind_in_order_and_by_name() -> None:
 def test_hosts_engine_runs_the_acceptance_on_its_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     """``hosts+ssh://...`` in the engine registry is the acceptance run on those servers,
     with the engine's SSH options and safety policy."""
-    import hcisim.accept as accept_mod
+    import hcisim.accept.run as accept_mod
     from hcisim.engines import HostsOptions, observe
 
     seen: dict[str, Any] = {}

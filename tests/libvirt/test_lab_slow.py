@@ -1,6 +1,7 @@
 """Slow tier: three node VMs really boot here (software emulation), a replica-3 volume is
 deployed in them, one node loses power (domain destroyed), and the history checker, the
-claims and the acceptance's read-only node checks judge the result. Then everything is torn down.
+claims and the acceptance's read-only node checks judge the result, and the run is held to
+every engine's conformance (tests/engines/conformance.py). Then everything is torn down.
 
 Debian packages this tier needs (tests/run.sh installs them):
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
@@ -105,6 +106,7 @@ def test_three_nodes_power_loss_history_and_claims(own_daemons: None) -> None:
     from hcisim.claims import evaluate
     from hcisim.lab import run_lab
     from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR
+    from tests.engines.conformance import assert_conforms
 
     sc = parse_scenario(SCENARIO)
     name = "t" + uuid.uuid4().hex[:6]
@@ -136,3 +138,5 @@ def test_three_nodes_power_loss_history_and_claims(own_daemons: None) -> None:
     # the scenario's claims on the lab's observations
     verdicts = {v.name: v.verdict for v in evaluate(sc, obs)}
     assert verdicts["replicas"] == "pass" and verdicts["no_split_brain"] == "pass"
+    # every row in the vocabulary, and the model's fault and host-failure windows
+    assert_conforms(sc, obs)

@@ -15,7 +15,7 @@ from hcisim.lab.libvirt.faults import brick_disk_xml, interface_xml, nics_of
 from hcisim.lab.libvirt.hypervisor import boot_sector, is_local, probe_accel
 from hcisim.lab.libvirt.image import AptSource, ImageError, ImageRecipe, parse_apt_sources
 from hcisim.lab.libvirt.layout import Machine, plan_lab
-from hcisim.lab.libvirt.observe import BrickSlot, pending_and_connected
+from hcisim.lab.probe import BrickSlot, pending_and_connected
 from hcisim.scenario import load_scenario
 
 DEB822 = """Types: deb

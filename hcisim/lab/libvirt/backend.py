@@ -13,27 +13,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shlex
-import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.errors import LabError
 from hcisim.lab.faults import FaultBook, FaultInjector
-from hcisim.lab.fio import job_file
 from hcisim.lab.libvirt import deploy, nodes
 from hcisim.lab.libvirt.faults import LibvirtMachine
-from hcisim.lab.libvirt.hypervisor import DomainType, HypervisorError, choose_domain_type, connect
+from hcisim.lab.libvirt.hypervisor import (
+    DAEMON_DIR,
+    DomainType,
+    HypervisorError,
+    choose_domain_type,
+    connect,
+)
 from hcisim.lab.libvirt.image import DEFAULT_CACHE, ImageRecipe, build_image, machine_apt_source
 from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, PREFIX, LabPlan, Machine, plan_lab
-from hcisim.lab.libvirt.observe import BrickSlot, conn_events, pending_and_connected
 from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShells, make_key, ssh_config
 from hcisim.lab.netns.state import LabState
+from hcisim.lab.node import SshShell
+from hcisim.lab.process import file_lock
+from hcisim.lab.remote import RemoteNodes, parallel
 from hcisim.lab.scale import LabScale
 from hcisim.scenario import Fault, Scenario, load_scenario, make_fault, save_scenario
 
@@ -51,14 +53,11 @@ class LibvirtLeftovers:
     def describe(self) -> str:
         return ", ".join(self.left) or "nothing"
 
-HERE = Path(__file__).resolve().parent
-NODE_TOOLS = {"history_writer.py": HERE.parent / "history_writer.py",
-              "healinfo.py": HERE.parent / "healinfo.py", "node_probe.py": HERE / "node_probe.py"}
 NODE_DIR = "/opt/hcisim"
 NODE_RUN = "/var/lib/hcisim/run"
 
 
-class LibvirtBackend(FaultBook):
+class LibvirtBackend(FaultBook, RemoteNodes):
     """See :class:`hcisim.lab.backend.Backend`. Options beyond the common ones: ``uri``
     (default qemu:///system, or $HCISIM_LIBVIRT_URI), ``accel`` (auto|kvm|qemu, or
     $HCISIM_LIBVIRT_ACCEL), ``workdir``, ``image_cache``, ``boot_timeout_s``, ``node_checks``
@@ -87,12 +86,10 @@ class LibvirtBackend(FaultBook):
         self.domain_type: DomainType | None = None
         self.timings: dict[str, float] = {}
         self._meta: dict[str, Any] = {}
-        self._streams: list[subprocess.Popen[bytes]] = []
-        self._workloads: list[Workload] = []
         self._active: list[Fault] = []
-        self._fetched: set[str] = set()
         self._lock = threading.Lock()
-        self._clock_offsets: dict[str, float] = {}
+        self._remote_init()
+        self.node_dir, self.node_run = NODE_DIR, NODE_RUN
         self.background_heal = True
 
     # --- labs that are up: listed here; poked by hand with `hcisim lab libvirt ...` ---------
@@ -158,13 +155,6 @@ class LibvirtBackend(FaultBook):
                 self.conn.close()
             self.conn = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.destroy()
-
     @property
     def plan_(self) -> LabPlan:
         if self.plan is None:
@@ -193,7 +183,7 @@ class LibvirtBackend(FaultBook):
                         for h in self.scenario.hosts for d in h.disks) / 2**30
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
-        with nodes.slot_lock():
+        with file_lock(DAEMON_DIR / "slots.lock"):  # labs started at once
             free = sorted(set(range(256)) - nodes.used_slots(self.conn, self.workdir))
             if not free:
                 raise LabError("allocate lab subnets", "all 256 lab slots are in use")
@@ -217,7 +207,7 @@ class LibvirtBackend(FaultBook):
         for n in plan.nodes:
             nodes.start_domain(self.conn, plan, n, image, self.state)
         t_boot = time.monotonic()
-        self._parallel(self._node_ready, [n.host for n in plan.nodes])
+        parallel(self._node_ready, [n.host for n in plan.nodes])
         self.timings["boot_s"] = round(time.monotonic() - t_boot, 1)
         self.faults = FaultInjector(self.scenario, LibvirtMachine(
             self.conn, plan, self.shell, self._node_back, self.set_clock))
@@ -226,15 +216,10 @@ class LibvirtBackend(FaultBook):
                            "domain_type_reason": self.domain_type.reason})
         self.timings["build_s"] = round(time.monotonic() - t, 1)
 
-    def _parallel(self, fn: Any, items: list[Any]) -> list[Any]:
-        with ThreadPoolExecutor(max(1, len(items))) as pool:
-            return [f.result() for f in [pool.submit(fn, i) for i in items]]
-
     def _node_ready(self, host: str) -> None:
         """sshd answers; the node tools are in place and its clock is the harness's."""
         self.shell_.wait_ready(host, self.boot_timeout_s)
-        for name, src in NODE_TOOLS.items():
-            self.shell_.put(host, src.read_bytes(), f"{NODE_DIR}/{name}")
+        self.put_tools(host)
         self.set_clock(host)
 
     def set_clock(self, host: str) -> None:
@@ -286,167 +271,41 @@ class LibvirtBackend(FaultBook):
         except Exception as exc:  # a check that cannot run is a finding, not a crash
             return {"error": str(exc)}
 
-    # --- workloads ------------------------------------------------------------------
-    def _node_path(self, w: Workload, local: Path) -> str:
-        """A path under mount_path(host, vol) as the node sees it (/mnt/VOL/...)."""
-        rel = local.relative_to(self.mount_path(w.host, w.volume))
-        return f"{deploy.mount_point(w.volume)}/{rel}"
+    # --- where things are on the nodes (hcisim.lab.remote does the rest) --------------
+    def node(self, host: str) -> SshShell:
+        return self.shell_.node(host)
 
-    def start_workloads(self, workloads: list[Workload]) -> None:
-        self._workloads = list(workloads)
-        self._fetched.clear()
-        for w in workloads:
-            run = f"{NODE_RUN}/{w.key}"
-            script = [f"mkdir -p {run}"]
-            if w.fio.phases:
-                node_fio = dataclasses.replace(w.fio, path=Path(self._node_path(w, w.fio.path)),
-                                               log_dir=Path(run))
-                self.shell_.put(w.host, job_file(node_fio).encode(), f"{run}/job.fio")
-                script += [f"truncate -s {w.fio.size_bytes} {node_fio.path}",
-                           f"setsid nohup fio --output-format=json --output={run}/fio.json "
-                           f"{run}/job.fio > {run}/fio.out 2>&1 < /dev/null & "
-                           f"echo $! > {run}/fio.pid"]
-            stem = f"{deploy.mount_point(w.volume)}/{w.history_relname}"
-            writer = (f"echo $$ > {run}/writer.pid; exec python3 {NODE_DIR}/history_writer.py "
-                      f"--stem {stem} --name {w.key} --log {run}/history.log --interval "
-                      f"{w.interval_s} --size {w.record_size} --per-file {w.per_file} "
-                      f"--until {w.until:.3f}")
-            script.append(f"setsid nohup sh -c {shlex.quote(writer)} > {run}/writer.out 2>&1 "
-                          "< /dev/null &")
-            self.shell_.script(w.host, "\n".join(script) + "\n", f"start workload {w.key}")
-            # Stream the writer's log back as it grows: a node that loses power loses the
-            # lines still in its page cache, the harness keeps them. Best effort: the node's
-            # own copy is fetched at the end and the longer of the two wins.
-            w.history_log.parent.mkdir(parents=True, exist_ok=True)
-            with open(w.history_log, "ab") as out:
-                self._streams.append(subprocess.Popen(
-                    self.shell_.argv(w.host, f"tail -n +1 -F {run}/history.log 2>/dev/null"),
-                    stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                    start_new_session=True))
+    def node_hosts(self) -> list[str]:
+        return [n.host for n in self.plan_.nodes]
 
-    def stop_workloads(self, grace_s: float = 15.0) -> None:
-        """TERM fio and the writers in the nodes, then fetch fio logs and complete histories."""
-        def stop(host: str) -> None:
-            keys = [w.key for w in self._workloads if w.host == host]
-            pids = " ".join(f"{NODE_RUN}/{k}/fio.pid {NODE_RUN}/{k}/writer.pid" for k in keys)
-            self.shell_.run(host, f"for f in {pids}; do [ -s $f ] && kill -TERM $(cat $f) "
-                            f"2>/dev/null; done; sleep 2; for f in {pids}; do [ -s $f ] && "
-                            f"kill -KILL $(cat $f) 2>/dev/null; done; true",
-                            f"stop workloads on {host}", timeout=60, check=False)
-        hosts = sorted({w.host for w in self._workloads} - self._unreachable())
-        with contextlib.suppress(LabError):
-            self._parallel(stop, hosts)
-        time.sleep(min(grace_s, 2.0))  # the streams deliver the writers' last lines
-        for p in self._streams:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        self._streams.clear()
-        for w in self._workloads:
-            if w.host in self._unreachable():
-                continue
-            self.shell_.fetch_tar(w.host, f"{NODE_RUN}/{w.key}", ["*"], w.fio.log_dir)
-            node_log = w.fio.log_dir / "history.log"
-            if node_log.exists() and node_log.stat().st_size > w.history_log.stat().st_size:
-                w.history_log.write_bytes(node_log.read_bytes())  # the stream was cut
+    def node_mount(self, host: str, volume: str) -> str:
+        return deploy.mount_point(volume)
 
-    def _unreachable(self) -> set[str]:
-        """Hosts the harness cannot reach over SSH now (a fault holds them)."""
-        with self._lock:
-            return {f.target for f in self._active if f.traits.scope == "host" or (
-                f.traits.scope == "nic" and not f.traits.slows and "management" in f.networks)}
-
-    # --- observe --------------------------------------------------------------------
-    def brick_slots(self) -> list[BrickSlot]:
-        return [BrickSlot(v.name, i, b.host, v.is_arbiter(b.host))
-                for v in self.scenario.volumes for i, b in enumerate(v.bricks)]
-
-    def _probe_argv(self, host: str) -> str:
-        logs = [f"{v.name}={deploy.client_log(v.name)}" for v in self.scenario.volumes]
-        bricks = []
-        for v in self.scenario.volumes:
-            for i, b in enumerate(v.bricks):
-                if b.host != host:
-                    continue
-                path = deploy.brick_path(v, self.scenario.host(host).disk(b.disk).name)
-                pid = f"/var/run/gluster/vols/{v.name}/{host}-{path.strip('/').replace('/', '-')}"
-                bricks.append(f"{v.name}:{i}:{len(v.bricks)}:{path}:{pid}.pid")
-        return (f"python3 {NODE_DIR}/node_probe.py /run/hcisim-probe.json "
-                f"{' '.join(logs)} -- {' '.join(bricks)}")
-
-    def _probe(self, host: str) -> tuple[str, dict[str, Any] | None]:
-        import json
-
-        t_send = time.time()
-        try:
-            proc = self.shell_.run(host, self._probe_argv(host), "observe", check=False,
-                                   timeout=15)
-            ans = json.loads(proc.stdout) if proc.ok else None
-        except (LabError, ValueError):
-            return host, None
-        if ans is not None:
-            # A synced clock reads between send and receive; only time outside that window
-            # is clock error (emulated Python start-up makes the window wide, not biased).
-            node_t, t_recv = float(ans["t"]), time.time()
-            excess = max(0.0, t_send - node_t, node_t - t_recv)
-            with self._lock:
-                self._clock_offsets[host] = max(self._clock_offsets.get(host, 0.0), excess)
-        return host, ans
-
-    def observe(self) -> Sample:
-        hosts = [n.host for n in self.plan_.nodes if n.host not in self._unreachable()]
-        answers = {h: a for h, a in self._parallel(self._probe, hosts) if a is not None}
-        pending, connected = pending_and_connected(answers, self.brick_slots())
-        return Sample(time.time(), conn_events(answers), pending, connected)
-
-    # --- what the checker reads -----------------------------------------------------
-    def mount_path(self, host: str, volume: str) -> Path:
-        return self.plan_.directory / "view" / "mounts" / host / volume
-
-    def _brick_view(self, host: str, volume: str) -> Path:
-        return self.plan_.directory / "view" / "bricks" / host / volume
-
-    def _fetch_volume(self, volume: str) -> None:
-        """Copy the history segments of ``volume`` from every brick and every client mount
-        that answers into the local views (once per run)."""
-        if volume in self._fetched:
-            return
-        names = [f"{w.history_relname}.*" for w in self._workloads if w.volume == volume]
-        if not names:
-            return
+    def node_brick(self, host: str, volume: str) -> str:
         v = self.scenario.volume(volume)
-        down = self._unreachable()
-        for b in v.bricks:
-            if b.host in down:
-                continue
-            disk = self.scenario.host(b.host).disk(b.disk).name
-            self.shell_.fetch_tar(b.host, deploy.brick_path(v, disk), names,
-                                  self._brick_view(b.host, volume))
-        for n in self.plan_.nodes:
-            if n.host not in down:
-                self.shell_.fetch_tar(n.host, deploy.mount_point(volume), names,
-                                      self.mount_path(n.host, volume))
-        self._fetched.add(volume)
+        brick = v.brick_on(host)
+        assert brick is not None
+        return deploy.brick_path(v, self.scenario.host(host).disk(brick.disk).name)
 
-    def data_brick_paths(self, volume: str) -> list[Path]:
-        self._fetch_volume(volume)
-        v = self.scenario.volume(volume)
-        return [self._brick_view(b.host, volume) for b in v.data_bricks]
+    def node_client_log(self, host: str, volume: str) -> str:
+        return deploy.client_log(volume)
+
+    def node_brick_pidfile(self, host: str, volume: str) -> str:
+        path = self.node_brick(host, volume)
+        return f"/var/run/gluster/vols/{volume}/{host}-{path.strip('/').replace('/', '-')}.pid"
+
+    @property
+    def view_dir(self) -> Path:
+        return self.plan_.directory / "view"
 
     def meta(self) -> dict[str, Any]:
-        with self._lock:
-            offsets = dict(self._clock_offsets)
         return {**self._meta, "timings_s": dict(self.timings),
-                "node_clock_error_max_s": {h: round(o, 4) for h, o in offsets.items()}}
+                "node_clock_error_max_s": self.clock_errors()}
 
     # --- destroy --------------------------------------------------------------------
     def destroy(self) -> list[str]:
         """Domains, networks, overlays, seeds and ssh masters of this lab; safe twice."""
-        for p in self._streams:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        self._streams.clear()
+        self._stop_streams()
         if self.plan is None:
             return []
         removed = nodes.teardown(self.conn, self.plan.directory)

@@ -9,7 +9,6 @@ libvirt boots directly: no bootloader or BIOS disk probing to emulate.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -17,10 +16,11 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from hcisim.lab.process import file_lock
 
 SUITE = "bookworm"
 DEFAULT_CACHE = Path("/var/cache/hcisim/images")
@@ -160,18 +160,6 @@ def cached_image(recipe: ImageRecipe, cache: Path = DEFAULT_CACHE) -> NodeImage 
     return img if ok else None
 
 
-@contextmanager
-def _build_lock(cache: Path) -> Iterator[None]:
-    """One build at a time per cache (parallel test workers wait for the first build)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _run(step: str, cmd: list[str], env: dict[str, str] | None = None,
          log: Path | None = None) -> None:
     try:
@@ -208,7 +196,7 @@ def build_image(recipe: ImageRecipe, cache: Path = DEFAULT_CACHE, force: bool = 
     say = report or (lambda _m: None)
     if os.geteuid() != 0:
         raise ImageError("building the node image needs root (debootstrap, chroot)")
-    with _build_lock(cache):
+    with file_lock(cache / ".lock"):  # parallel test workers wait for the first build
         found = cached_image(recipe, cache)
         if found and not force:
             say(f"image {found.digest} is cached: {found.directory}")

@@ -9,19 +9,17 @@ start it again is kept in the lab directory.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hcisim.lab.errors import LabError
-from hcisim.lab.libvirt.hypervisor import DAEMON_DIR, started_daemons, stop_started_daemons
+from hcisim.lab.libvirt.hypervisor import started_daemons, stop_started_daemons
 from hcisim.lab.libvirt.image import NodeImage
 from hcisim.lab.libvirt.layout import MGMT_BASE, PREFIX, STORAGE_BASE, LabPlan, NodePlan
 from hcisim.lab.libvirt.render import domain_xml, network_xml, seed_files, write_seed
@@ -32,18 +30,6 @@ STATE_FILE = "state.json"
 
 def new_lab_name() -> str:
     return uuid.uuid4().hex[:6]
-
-
-@contextlib.contextmanager
-def slot_lock() -> Iterator[None]:
-    """Serialises subnet-slot allocation between labs started at the same time (xdist)."""
-    DAEMON_DIR.mkdir(parents=True, exist_ok=True)
-    with open(DAEMON_DIR / "slots.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def used_slots(conn: Any, workdir: Path) -> set[int]:

@@ -8,19 +8,16 @@ software emulation each new SSH handshake costs about a second of the node's CPU
 
 from __future__ import annotations
 
-import re
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.libvirt.layout import LabPlan
-from hcisim.lab.node import Completed, SshError, SshShell, checked, put_file, sh
+from hcisim.lab.node import Completed, SshError, SshShell, checked, sh, ssh_config_text
 from hcisim.lab.wait import wait_until
 
 CONTROL_DIR = Path("/run/hcisim/ssh")
-_GLOB = re.compile(r"^[A-Za-z0-9._*-]+$")
 
 
 def make_key(directory: Path) -> tuple[Path, str]:
@@ -33,26 +30,13 @@ def make_key(directory: Path) -> tuple[Path, str]:
 
 
 def ssh_config(plan: LabPlan, key: Path) -> str:
-    lines = []
-    for n in plan.nodes:
-        lines += [f"Host {n.host}", f"  HostName {n.mgmt_address}", ""]
-    lines += [
-        "Host *",
-        "  User root",
-        f"  IdentityFile {key}",
-        "  IdentitiesOnly yes",
-        "  BatchMode yes",
-        "  StrictHostKeyChecking no",
-        "  UserKnownHostsFile /dev/null",
-        "  LogLevel ERROR",
-        "  ConnectTimeout 30",
-        "  ServerAliveInterval 5",
-        "  ServerAliveCountMax 4",
-        "  ControlMaster auto",
-        f"  ControlPath {CONTROL_DIR}/%C",
-        "  ControlPersist 120",
-    ]
-    return "\n".join(lines) + "\n"
+    """Root on every node with the lab's key; host keys are not kept (each lab's nodes are
+    new machines on reused addresses)."""
+    return ssh_config_text(f"{CONTROL_DIR}/%C", hosts={n.host: n.mgmt_address
+                                                        for n in plan.nodes},
+                           user="root", identity=key, known_hosts=Path("/dev/null"),
+                           host_keys="no", connect_timeout_s=30, keepalive_s=5,
+                           persist_s=120)
 
 
 class NodeShells:
@@ -64,9 +48,6 @@ class NodeShells:
 
     def node(self, host: str) -> SshShell:
         return SshShell(self.config, host)
-
-    def argv(self, host: str, command: str) -> list[str]:
-        return [*self.node(host).ssh_argv(), command]
 
     def run(self, host: str, command: str, step: str, timeout: float = 120.0,
             check: bool = True, input_text: str | None = None) -> Completed:
@@ -81,22 +62,6 @@ class NodeShells:
         """Run a POSIX shell script (``set -e``) on ``host``."""
         return self.run(host, "sh -se", step, timeout=timeout, check=check,
                         input_text="set -e\n" + text)
-
-    def put(self, host: str, data: bytes, remote: str, mode: str = "0644") -> None:
-        put_file(self.node(host), remote, data, mode)
-
-    def fetch_tar(self, host: str, directory: str, names: list[str], dest: Path,
-                  timeout: float = 120.0) -> None:
-        """Copy files ``names`` (globs) under ``directory`` on ``host`` into ``dest``."""
-        dest.mkdir(parents=True, exist_ok=True)
-        bad = [n for n in names if not _GLOB.match(n)]
-        if bad:
-            raise ValueError(f"unsafe file patterns {bad}")
-        res = self.node(host).run(sh(
-            f"cd {shlex.quote(directory)} 2>/dev/null && "
-            f"tar cf - $(ls -d {' '.join(names)} 2>/dev/null) 2>/dev/null || true"), timeout)
-        subprocess.run(["tar", "xf", "-", "-C", str(dest)], input=res.data,
-                       capture_output=True, timeout=timeout, check=False)
 
     def wait_ready(self, host: str, timeout: float) -> float:
         """Wait until sshd on ``host`` runs commands; returns the seconds it took."""

@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.clientlog import ClientLogTail, ConnEvent
@@ -129,14 +128,6 @@ class NetnsBackend(FaultBook):
     def detach(self) -> None:
         """Forget the lab without destroying it (it stays up for later commands)."""
         self.lab = None
-
-    # --- context management: destroy always runs --------------------------------------
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.destroy()
 
     # --- build -------------------------------------------------------------------------
     def build(self) -> None:

@@ -11,16 +11,15 @@ namespaces, never on the machine's own interfaces.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hcisim.lab.errors import LabError
+from hcisim.lab.process import file_lock
 
 LAB_ROOT = Path(os.environ.get("HCISIM_LAB_ROOT", "/var/tmp/hcisim-lab"))
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
@@ -144,17 +143,6 @@ def check_name(name: str) -> None:
                        "(it becomes part of namespace and socket names)")
 
 
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def lab_dirs(root: Path | None = None) -> list[Path]:
     base = root or LAB_ROOT
     if not base.is_dir():
@@ -178,7 +166,7 @@ def allocate(name: str, host_names: Sequence[str], root: Path | None = None) -> 
     """
     check_name(name)
     base = root or LAB_ROOT
-    with _locked(base):
+    with file_lock(base / ".lock"):
         if (base / name).exists():
             raise LabError("reserve the lab name",
                            f"a lab named {name!r} exists ({base / name}); "

@@ -1,4 +1,4 @@
-"""Runs inside a node VM (copied there with healinfo.py, standard library only): one poll.
+"""Runs on a node over SSH (copied there with healinfo.py, standard library only): one poll.
 
 Prints one JSON document: the node's clock, new lines of its FUSE client logs since the last
 poll, and for each local brick the entries in its heal index (the same index that glfsheal

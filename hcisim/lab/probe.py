@@ -1,8 +1,6 @@
 """Turn node probe answers (see node_probe.py) into the lab's Sample.
 
-The rule for pending bytes is healinfo.pending_by_brick's: for each entry in a source
-brick's heal index, each brick its AFR changelog blames for data is a sink that must receive
-the entry's allocated size, never an arbiter, once per sink (max over sources). Only the
+The rule for pending bytes is the netns lab's (:func:`hcisim.lab.healinfo.owed`); only the
 facts are read on the nodes, since the bricks live inside them.
 """
 
@@ -12,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hcisim.lab.clientlog import ConnEvent, parse_line
-from hcisim.lab.healinfo import Pending
+from hcisim.lab.healinfo import Pending, owed
 
 
 @dataclass(frozen=True)
@@ -61,21 +59,7 @@ def pending_and_connected(answers: dict[str, dict[str, Any]], bricks: list[Brick
         connected[vol] = [bool(facts.get(b.index, {}).get("online")) for b in slots]
         if len(facts) < len(slots):
             continue
-        work: dict[str, dict[int, float]] = {}
-        for src, rec in facts.items():
-            for entry, size, blame in rec.get("entries", []):
-                sinks = work.setdefault(str(entry), {})
-                for key, data_pending in dict(blame).items():
-                    sink = int(key)
-                    if sink == src or sink not in arbiter:
-                        continue
-                    nbytes = float(size) if data_pending and not arbiter[sink] \
-                        and not arbiter[src] else 0.0
-                    sinks[sink] = max(sinks.get(sink, 0.0), nbytes)
-        result = {b.index: Pending() for b in slots}
-        for sinks in work.values():
-            for sink, nbytes in sinks.items():
-                result[sink].bytes += nbytes
-                result[sink].entries += 1
-        pending[vol] = result
+        pending[vol] = owed(arbiter, [
+            (src, str(entry), float(size), {int(k): bool(v) for k, v in dict(blame).items()})
+            for src, rec in facts.items() for entry, size, blame in rec.get("entries", [])])
     return pending, connected
