@@ -63,7 +63,8 @@ def test_switch_undoes_the_fault_after_the_bound_with_nobody_watching(tmp_path: 
     assert _sh(cmd) == 0  # the arming shell has exited here
     assert fault.exists() and Path(pidfile).exists()
     deadline = time.time() + 10
-    while fault.exists() and time.time() < deadline:
+    # the switch removes its pid file just after the undo: wait for both (a loaded machine)
+    while (fault.exists() or Path(pidfile).exists()) and time.time() < deadline:
         time.sleep(0.1)
     assert not fault.exists(), "the switch did not undo the fault"
     assert not Path(pidfile).exists()
