@@ -193,6 +193,7 @@ def test_ctrl_c_during_the_rollback_is_held_until_it_is_done(server: Server) -> 
     with pytest.raises(KeyboardInterrupt):
         be.destroy()
     assert repaired == [True] and not server.armed
+    assert not be.state.path.parent.exists()  # its local files went before the Ctrl-C
 
 
 def test_restore_rows_say_what_is_not_back() -> None:
