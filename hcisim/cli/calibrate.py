@@ -41,8 +41,9 @@ def register(app: typer.Typer) -> None:
             help="where to measure: lab+netns, lab+libvirt, or model (checks the fits "
             "recover the profile the model ran with)")] = "lab+netns",
         experiments: Annotated[str | None, typer.Option(
-            help="comma-separated experiments (default: detection,reconnect,heal; "
-            "detection-quick and reconnect-quick are the CI smoke)")] = None,
+            help="comma-separated experiments (default: detection,reconnect,heal; the "
+            "halves of detection: detection-short, detection-long; the CI smoke: "
+            "detection-quick, reconnect-quick)")] = None,
         repeat: Annotated[int, typer.Option(
             min=1, help="trials per case (>= 10 on a quiet machine for random values)")] = 1,
         base: Annotated[str, typer.Option(
