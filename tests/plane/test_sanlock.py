@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,18 @@ def test_reclaim_kills_only_our_daemons(tmp_path: Path) -> None:
     assert sl.reclaim_sanlock(tmp_path) == []
     assert not (tmp_path / "h" / "host1" / "pids" / "sanlock.pid").exists()
 
+
+
+def test_lease_timeline_from_the_daemon_log(tmp_path: Path) -> None:
+    h = sl.SanlockHost("host1", "ns", tmp_path)
+    h.log.parent.mkdir(parents=True)
+    h.log.write_text(
+        "2026-11-29 12:33:54 12726 [3552]: s1 check_our_lease failed 16\n"
+        "2026-11-29 12:34:12 12743 [3561]: cmd_acquire 2,9,16649 ci_in 2 fd 9 count 1 flags 0\n"
+        "2026-11-29 12:35:24 12815 [3561]: cmd_acquire 2,9,16649 result 0 pid_dead 0\n"
+        "2026-11-29 12:35:30 12821 [3561]: cmd_acquire 2,9,16700 result -243 pid_dead 0\n"
+        "not a log line\n")
+    t = time.mktime(time.strptime("2026-11-29 12:33:54", "%Y-%m-%d %H:%M:%S"))
+    assert sl.lease_lost_times(h) == [t]
+    assert sl.acquired_times(h) == [(t + 90.0, 16649)]  # the refused one is not a grant
+    assert sl.acquired_times(sl.SanlockHost("h2", "ns", tmp_path / "none")) == []

@@ -149,9 +149,10 @@ class HostAgent:
             self.emit(time.time(), vm, "START_FAILED", {"error": exc.reason})
             return {"ok": False, "error": exc.reason}
         self.vms[vm] = VmRecord(volume, guest, guest.pid)
-        # launched = qemu runs: for a leased guest, after sanlock granted the lease
-        self.emit(time.time(), vm, "LAUNCHED", {"pid": guest.pid, "lease": lease,
-                                                "requested_at": t})
+        # t: the engine's request; qemu runs from running_at (a leased guest's launch first
+        # waits for sanlock to grant the lease)
+        self.emit(t, vm, "LAUNCHED", {"pid": guest.pid, "lease": lease,
+                                      "running_at": time.time()})
         try:
             boot_s = guest.boot()
         except LabError as exc:

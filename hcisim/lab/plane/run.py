@@ -87,7 +87,12 @@ class Plane:
                 if e["event"] == "LAUNCHED":
                     launch = e
                 elif e["event"] == "UP" and launch is not None:
-                    host, t_l, t_u = str(e["host"]), float(launch["t"]), float(e["t"])
+                    # restarting from the request; a leased start from when qemu runs (it
+                    # waited for sanlock's lease before: down, as in the model)
+                    data = launch.get("data") or {}
+                    t_l = float(data.get("running_at", launch["t"]) if data.get("lease")
+                                else launch["t"])
+                    host, t_u = str(e["host"]), float(e["t"])
                     ends = [float(x["t"]) for x in events if x["event"] == "PROCESS_EXIT"
                             and x["host"] == host and float(x["t"]) > t_u]
                     cut = power_cuts.get(host)
@@ -119,20 +124,24 @@ class Plane:
         return rec.build("lab", sc.name, sc.seed, t_end - t0)
 
     def lease_events(self, t0: float) -> list[tuple[float, EventKind, str, str]]:
-        """The lease timeline from ``t0`` on (epoch, kind, target, detail): a host's sanlock
-        giving up its delta lease and killing the holders (its log, to the second), a VM's
-        lease acquired by a start (the agent launches qemu once sanlock granted it). When
-        the old host's delta lease became dead is in the acquiring daemon's debug log only
-        (no ``lease_expired`` here)."""
+        """The lease timeline from ``t0`` on (epoch, kind, target, detail), from each host's
+        sanlock log (to the second): the daemon giving up its delta lease and killing the
+        holders, a VM's lease granted to a start (the holder's PID is the qemu the agent
+        launched). When the old host's delta lease became dead is in the acquiring
+        daemon's debug log only (no ``lease_expired`` here)."""
         out: list[tuple[float, EventKind, str, str]] = []
+        pids = {(str(e["host"]), int(e["data"]["pid"])): str(e["vm"])
+                for e in self.agent_events()
+                if e["event"] == "LAUNCHED" and (e.get("data") or {}).get("pid")}
         for h in self.be.lab_.hosts:
-            for t in sl.lease_lost_times(sanlock_host(h)):
+            sh = sanlock_host(h)
+            for t in sl.lease_lost_times(sh):
                 if t >= t0:
                     out.append((t, "lease_lost", h.name, "sanlock: check_our_lease failed"))
-        for e in self.agent_events():
-            if e["event"] == "LAUNCHED" and (e.get("data") or {}).get("lease") \
-                    and float(e["t"]) >= t0:
-                out.append((float(e["t"]), "lease_acquired", str(e["vm"]), f"on {e['host']}"))
+            for t, pid in sl.acquired_times(sh):
+                vm = pids.get((h.name, pid))
+                if vm is not None and t >= t0:
+                    out.append((t, "lease_acquired", vm, f"on {h.name}"))
         return sorted(out)
 
     def vm_state(self, vm: str, t0: float, t_end: float) -> list[StateRow]:

@@ -263,18 +263,34 @@ def host_dirs(lab_dir: Path) -> Iterable[Path]:
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \d+ \[\d+\]: (.*)$")
 
 
-def lease_lost_times(h: SanlockHost) -> list[float]:
-    """Epoch times (whole seconds: sanlock logs local time to the second) at which ``h``'s
-    daemon found its delta lease unrenewed for id_renewal_fail and started killing its
-    lease holders (``check_our_lease failed``, logged once per failure)."""
+def log_lines(h: SanlockHost) -> list[tuple[float, str]]:
+    """(epoch, message) of every line of ``h``'s daemon log; whole seconds: sanlock logs
+    local time to the second."""
     if not h.log.exists():
         return []
     out = []
     for line in h.log.read_text(errors="replace").splitlines():
         m = _LOG_LINE.match(line)
-        if m and "check_our_lease failed" in m.group(2):
-            out.append(time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")))
+        if m:
+            out.append((time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")),
+                        m.group(2)))
     return out
+
+
+def lease_lost_times(h: SanlockHost) -> list[float]:
+    """When ``h``'s daemon found its delta lease unrenewed for id_renewal_fail and started
+    killing its lease holders (``check_our_lease failed``, once per failure)."""
+    return [t for t, msg in log_lines(h) if "check_our_lease failed" in msg]
+
+
+_ACQUIRED = re.compile(r"^cmd_acquire \d+,\d+,(\d+) result 0 ")
+
+
+def acquired_times(h: SanlockHost) -> list[tuple[float, int]]:
+    """(epoch, PID) of every lease ``h``'s daemon granted (``cmd_acquire ... result 0``):
+    the PID is the holder, which execs qemu."""
+    return [(t, int(m.group(1))) for t, msg in log_lines(h)
+            if (m := _ACQUIRED.match(msg)) is not None]
 
 
 def reclaim_sanlock(lab_dir: Path) -> list[int]:
