@@ -36,7 +36,7 @@ from hcisim.lab.plane.run import Plane, management_plane
 from hcisim.lab.process import read_pid
 from hcisim.lab.run import placement
 from hcisim.placement.ha_rules import fence_grace_s, lease_timeline
-from hcisim.scenario import Scenario, load_scenario
+from hcisim.scenario import Scenario, load_scenario, with_overrides
 from hcisim.scenario.faults import make_fault
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -315,3 +315,40 @@ def test_management_cut_with_the_hci_fencing_policy_is_not_fenced() -> None:
     assert lab_t(events, "vm_started", "db1", t_cut) is None
     slack = f.vds_refresh_rate_s + f.vds_connection_timeout_s + 2.0
     assert m_skip - 0.5 <= skip - t_cut <= m_skip + slack
+
+
+def test_management_cut_with_ovirts_default_policy_is_fenced() -> None:
+    """The same cut with oVirt's default fencing policy (both Gluster checks off): the model
+    predicts host3 fenced at non-responsive and db1 then app1 restarted on the survivors,
+    as after a power loss; the lab's engine powers host3 off through the lab's power
+    control (the brick goes with it) and restarts them."""
+    sc = with_overrides(load_scenario(SCENARIOS / "lab-ha-mgmt-cut.yaml"), {
+        "compute.fencing.skip_fencing_if_gluster_bricks_up": False,
+        "compute.fencing.skip_fencing_if_gluster_quorum_not_met": False})
+    f = sc.compute.fencing
+    fault = sc.faults[0]
+    mev = model_events(sc)
+    m_fence = model_t(mev, "host_fenced", "host3", fault.at_s) - fault.at_s
+    m_up = {vm: model_t(mev, "vm_started", vm, fault.at_s) - fault.at_s for vm in ("db1", "app1")}
+    assert "fence_skipped" not in set(mev.kind)
+    with NetnsBackend(sc, name=unique_name("ha-mgmt-def")) as be:
+        be.build()
+        be.deploy()
+        with management_plane(be, sc) as plane:
+            engine = plane.engine
+            engine.start_vms(placement(sc))
+            engine.start()
+            time.sleep(2 * f.vds_refresh_rate_s)
+            t_cut = be.inject(fault)
+            wait_started(engine, {"db1", "app1"}, t_cut, 240)
+            events = list(engine.events)
+    fenced = lab_t(events, "host_fenced", "host3", t_cut)
+    up = {vm: lab_t(events, "vm_started", vm, t_cut) for vm in m_up}
+    print("\n" + table([("host3 fenced", m_fence, None if fenced is None else fenced - t_cut),
+                        *[(f"{vm} up", m_up[vm], None if t is None else t - t_cut)
+                          for vm, t in up.items()]]))
+    assert fenced is not None and lab_t(events, "fence_skipped", "host3", t_cut) is None
+    slack = f.vds_refresh_rate_s + f.vds_connection_timeout_s + 2.0
+    assert m_fence - 0.5 <= fenced - t_cut <= m_fence + slack
+    assert lab_t(events, "vm_started", "scratch", t_cut) is None  # not HA: lost with host3
+    assert up["db1"] is not None and up["app1"] is not None and up["app1"] >= up["db1"]
