@@ -11,7 +11,8 @@ Two runs, each with the target issue 16 set for it (the kernel ten times faster)
   every kind, about what a year of failures looks like (the availability command's failure
   table draws about as many); target under 0.1 s.
 
-Before and after, and why the targets are not met yet: docs/model.md (Speed) and
+Before and after, and why the targets are not met yet: docs/model.md (Speed),
+docs/availability.md (Speed) and
 docs/validation.md.
 
 Off by default; run with ``.venv/bin/pytest tests/benchmarks/test_bench_model.py -m benchmark
