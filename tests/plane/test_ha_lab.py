@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from hcisim.claims import evaluate
+from hcisim.compare import compare_observations
 from hcisim.engines import observe
 from hcisim.lab.guests.image import ensure_image
 from hcisim.lab.guests.lab import check_guest, guest_spec
@@ -150,6 +151,18 @@ def test_power_loss_with_power_management_restarts_ha_vms_by_priority() -> None:
     assert m_nr - 0.5 <= nr - t_fail <= m_nr + slack
     assert m_fence - 0.5 <= fenced - t_fail <= m_fence + slack
     # the scenario's claim, judged on the lab's own observations as on the model's
+    # hcisim compare's HA rows: the model's timeline beside the lab's, s after the fault
+    cmp = compare_observations(sc, observe("model", sc), obs)
+    ha = cmp[cmp["metric"].isin(["host_non_responsive", "host_fenced", "ha_restart"])]
+    print(ha[["metric", "subject", "model", "lab", "abs_error"]].to_string(index=False))
+    ha_rows = {(m, x): (mv, lv) for m, x, mv, lv in
+               zip(ha["metric"], ha["subject"], ha["model"], ha["lab"], strict=True)}
+    for vm in m_up:
+        t_started = started[vm]
+        assert t_started is not None
+        assert ha_rows[("ha_restart", vm)] == (pytest.approx(m_up[vm]),
+                                               pytest.approx(t_started - t_fail, abs=0.01))
+    assert ha_rows[("host_fenced", "host3")][1] == pytest.approx(fenced - t_fail, abs=0.01)
     [verdict] = evaluate(sc, obs)
     print(f"lab: {verdict.kind} {verdict.verdict} worst {verdict.measured} s; "
           f"{verdict.evidence}")
