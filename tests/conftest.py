@@ -8,6 +8,9 @@ reconnect). ``--dist loadgroup`` keeps an xdist group on one worker, so every it
 ``lab`` joins the single group ``real-lab``: the other worker runs the unit, property and
 model tests beside it. The groups the lab modules declared for themselves (one lab per
 module) are replaced, because xdist joins all of an item's group names into one.
+Needs pytest < 9 (pyproject's test extra): under pytest 9.2 xdist 3.8 sets the group on an
+attribute pytest no longer reads, and no group held at all (session 3 found the labs of every
+earlier full run side by side).
 """
 
 from __future__ import annotations
