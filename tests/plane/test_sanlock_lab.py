@@ -36,7 +36,11 @@ from hcisim.scenario.faults import make_fault
 from tests.lab.scenarios import small
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-IO_TIMEOUT = 2
+# sanlock's io_timeout: 5 s, not 2 (oVirt: 10). At 2 s a survivor's renewal write to the cut
+# volume blocked 12 s ("delta_renew long write time 12 sec") and, 5 s after its last
+# renewal, passed id_renewal_fail (16 s): host2 dropped the lockspace (-28 on acquire), on a
+# quiet machine (1 of 2 runs, 13:45) and in CI. At 5 s the survivors have 40 s.
+IO_TIMEOUT = 5
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +82,12 @@ def test_one_daemon_per_host_joins_the_lockspace(
     be, hosts, store = lab
     for i, (name, h) in enumerate(hosts.items()):
         assert sl.lockspaces(h) == [store.lockspace_arg(be.mount_path(name, "data"), i + 1)]
+        # the slots were formatted with the hosts' own io_timeout: a join waits 2 x 2 s, not
+        # 2 x sanlock's default 10 s (longer than id_renewal_fail, 16 s: the lockspace could be
+        # dropped right after the join)
+        log = h.log.read_text(errors="replace")
+        assert "delta_acquire other_io_timeout" not in log, log
+        assert f"delta_short_delay {2 * IO_TIMEOUT}" in log, log
 
 
 def test_lease_expires_only_after_the_holders_host_is_dead(

@@ -167,15 +167,23 @@ def sanlock(step: str, args: Sequence[str], env: dict[str, str] | None = None,
 
 
 def format_store(store: LeaseStore, mount: Path) -> None:
-    """Create and initialise the lockspace and every VM lease (``sanlock direct init``)."""
+    """Create and initialise the lockspace and every VM lease (``sanlock direct init``).
+
+    Formatted with the hosts' io_timeout (``-o``): each host-id slot records it, and a host
+    joining a free slot waits 2 x that recorded value before its first renewal
+    (``delta_acquire``'s delta_short_delay in sanlock ``delta_lease.c``). Formatted with the
+    default 10 s while the hosts ran with 2 s, a join waited 20 s, longer than the hosts' own
+    id_renewal_fail (16 s): the daemon's first lease check could find its lease 21 s old and
+    drop the lockspace it had just joined ("check_our_lease failed 21", CI, 1 of 4 runs)."""
     for path, size in ((store.ids(mount), ALIGN), (store.xleases(mount), ALIGN * len(store.vms))):
         with path.open("wb") as f:
             os.posix_fallocate(f.fileno(), 0, max(size, ALIGN))
+    timeout = ["-o", str(store.io_timeout_s)]
     sanlock("initialise the lockspace",
-            ["direct", "init", "-s", f"{store.lockspace}:0:{store.ids(mount)}:0"])
+            ["direct", "init", *timeout, "-s", f"{store.lockspace}:0:{store.ids(mount)}:0"])
     for vm in store.vms:
         sanlock(f"initialise the lease of {vm}",
-                ["direct", "init", "-r", store.resource_arg(mount, vm)])
+                ["direct", "init", *timeout, "-r", store.resource_arg(mount, vm)])
 
 
 def start_daemon(h: SanlockHost) -> subprocess.Popen[bytes]:
