@@ -237,12 +237,22 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
         t0 = time.time()
 
         def inject(f: Fault) -> float:
-            t = cast(float, be.inject(f))
-            if mechanism(f) == "power":  # the host's qemus die with it
+            # the host's qemus die with it: frozen before the cut, so that none of them sees
+            # its storage vanish (and pauses) before the host is gone, killed after it
+            dying = [qemus[-1] for qemus in gr.qemus.values()
+                     if mechanism(f) == "power" and qemus[-1].spec.host == f.target]
+            for q in dying:
+                q.freeze()
+            try:
+                t = cast(float, be.inject(f))
+            except BaseException:
+                for q in dying:
+                    q.thaw()
+                raise
+            if mechanism(f) == "power":
                 gr.killed[f.target] = t
-                for qemus in gr.qemus.values():
-                    if qemus[-1].spec.host == f.target:
-                        qemus[-1].kill()
+                for q in dying:
+                    q.kill()
             return t
 
         poller = Poller(be, opts.poll_s)
