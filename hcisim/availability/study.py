@@ -12,7 +12,6 @@ comparison, not two noisy ones).
 from __future__ import annotations
 
 import functools
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,15 +72,9 @@ def run_replication(base: Scenario, run: SweepRun, keep: str | None = None, *,
     try:
         sc = replication_scenario(base, run, table)
         row["faults"], row["operations"] = len(sc.faults), len(sc.operations)
-        # vm_io only as status intervals: the metrics read status and times, not rates.
-        # The objects that exist before the run (modules, the scenario) are frozen out of
-        # the cyclic GC meanwhile: its full collections then scan only the run's objects
-        # (a year's run otherwise pays a full collection now and then, up to 2x its time)
-        gc.freeze()
-        try:
-            obs = simulate(sc, record="intervals")
-        finally:
-            gc.unfreeze()
+        # vm_io only as status intervals: the metrics read status and times, not rates
+        # (simulate keeps the objects older than the run out of the cyclic GC meanwhile)
+        obs = simulate(sc, record="intervals")
         row["sim_events"] = int(obs.meta.get("sim_events", 0))
         row["vms"], row["volumes"] = vm_rows(sc, obs), volume_rows(sc, obs)
         if keep is not None:

@@ -21,11 +21,13 @@ SimPy environment and talks to this one only through the port
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Hashable
+from collections.abc import Callable, Generator, Hashable, Iterator
 from typing import Any
 
 import numpy as np
@@ -479,4 +481,21 @@ def simulate(sc: Scenario, progress: Progress | None = None, *,
     it (engine ``model``). ``record="intervals"``: vm_io keeps only each VM's status
     intervals (NaN rates and latency), for availability studies; every other table and every
     behaviour is the same as with ``"full"``."""
-    return StorageModel(sc, progress, record).run()
+    with _older_objects_frozen():
+        return StorageModel(sc, progress, record).run()
+
+
+@contextlib.contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist before a run (modules, pandas, the scenario) out of the
+    cyclic GC while it runs (``gc.freeze``): a run allocates enough to set off full
+    collections, which would otherwise scan all of them each time (~10 % of a simulated
+    year's CPU). No effect on results. Left to the caller if it froze objects already."""
+    if gc.get_freeze_count() > 0:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

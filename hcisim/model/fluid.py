@@ -46,6 +46,7 @@ class Flow:
     row: Array | None = None  # usage over the resources in order (kept between rebuilds)
     sparse: list[tuple[int, float]] | None = None  # (resource index, coefficient), the same
     uses: frozenset[int] = frozenset()  # the resource indexes of ``sparse``
+    pace: list[tuple[int, float]] | None = None  # ``sparse`` times the weight
 
 
 def max_min_fair(coef: Array, capacity: Array, demand: Array,
@@ -124,6 +125,8 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
     active = [i for i in range(n) if demand[i] > 0 and w[i] > 0]
     met_at = [_TOL * (d if d > 1.0 else 1.0) for d in demand]
     bound = n + m + 1
+    # the resources an active flow crosses, in order: no other resource is ever loaded
+    crossed = sorted(set().union(*[uses[i] for i in active]))
     for _ in range(bound):
         if not active:
             break
@@ -131,13 +134,16 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
         for i in active:
             for j, a in pace[i]:
                 load[j] += a
-        loaded = [j for j in range(m) if load[j] > 0]
         room = np.inf
-        for j in loaded:
-            r = remaining[j]
-            r = (r if r > 0.0 else 0.0) / load[j]
-            if r < room:
-                room = r
+        loaded = []
+        for j in crossed:
+            x = load[j]
+            if x > 0:
+                loaded.append(j)
+                r = remaining[j]
+                r = (r if r > 0.0 else 0.0) / x
+                if r < room:
+                    room = r
         to_demand = np.inf
         for i in active:
             x = (demand[i] - rate[i]) / w[i]
@@ -147,13 +153,22 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
         for i in active:
             rate[i] += step * w[i]
         full = set()
-        # an unloaded resource keeps its room (minus step x 0: itself, for a finite step)
-        for j in (loaded if step < np.inf else range(m)):
-            remaining[j] -= step * load[j]
-            if load[j] > 0 and remaining[j] <= full_at[j]:
-                full.add(j)
-        active = [i for i in active if demand[i] - rate[i] > met_at[i]
-                  and (not full or full.isdisjoint(uses[i]))]
+        if step < np.inf:  # an unloaded resource keeps its room (minus step x 0: itself)
+            for j in loaded:
+                x = remaining[j] - step * load[j]
+                remaining[j] = x
+                if x <= full_at[j]:
+                    full.add(j)
+        else:
+            for j in range(m):
+                remaining[j] -= step * load[j]
+                if load[j] > 0 and remaining[j] <= full_at[j]:
+                    full.add(j)
+        if full:
+            active = [i for i in active if demand[i] - rate[i] > met_at[i]
+                      and full.isdisjoint(uses[i])]
+        else:
+            active = [i for i in active if demand[i] - rate[i] > met_at[i]]
     else:
         if active:
             raise SolverError(f"max-min fairness: {len(active)} of {n} flows still growing "
@@ -177,9 +192,11 @@ class FlowNetwork:
         self.capacity_version = 0  # bumped when a capacity changes
         # the last solved problem: rebuilt when a path changed, patched when a demand did
         self._structure_dirty = True  # flows added, removed or re-routed, a capacity changed
+        self._resources_dirty = True  # a resource added or a capacity changed
         self._dirty = True  # anything at all changed since the last solve
         self._names: list[str] = []
         self._pos: dict[str, int] = {}
+        self._index: dict[str, int] = {}  # resource -> column
         self._coef: Array | None = np.zeros((0, 0))  # None: sparse (built when asked)
         self._demand: Array = np.zeros(0)
         self._weight: Array = np.zeros(0)
@@ -189,10 +206,12 @@ class FlowNetwork:
         self._full_at: Array = np.zeros(0)
         self._pace: Array = np.zeros((0, 0))
         self._pace_dirty = True
-        # the same, sparse, for small problems (:func:`_fill_sparse`)
-        self._sparse: list[list[tuple[int, float]]] = []
+        # the same, sparse and in plain lists, for small problems (:func:`_fill_sparse`);
+        # every flow keeps its sparse row and paced row between rebuilds
         self._sparse_uses: list[frozenset[int]] = []
         self._sparse_pace: list[list[tuple[int, float]]] = []
+        self._demand_list: list[float] = []
+        self._weight_list: list[float] = []
         self._small = False  # solved by _fill_sparse
         self._cap_list: list[float] = []
         self._full_at_list: list[float] = []
@@ -201,14 +220,14 @@ class FlowNetwork:
     # --- resources --------------------------------------------------------------------
     def add_resource(self, name: str, capacity: float) -> None:
         self._capacity[name] = float(capacity)
-        self._structure_dirty = self._dirty = True
+        self._structure_dirty = self._resources_dirty = self._dirty = True
 
     def set_capacity(self, name: str, capacity: float) -> None:
         if name not in self._capacity:
             raise KeyError(name)
         if self._capacity[name] != float(capacity):
             self._capacity[name] = float(capacity)
-            self._structure_dirty = self._dirty = True
+            self._structure_dirty = self._resources_dirty = self._dirty = True
             self.capacity_version += 1
 
     def capacity(self, name: str) -> float:
@@ -228,17 +247,22 @@ class FlowNetwork:
                 old.demand = demand
                 self._dirty = True
                 if not self._structure_dirty:
-                    self._demand[self._pos[name]] = demand
+                    if self._small:
+                        self._demand_list[self._pos[name]] = demand
+                    else:
+                        self._demand[self._pos[name]] = demand
             if old.weight != weight:
                 old.weight = weight
+                old.pace = None
                 self._dirty = True
                 if self._structure_dirty:
                     return
                 i = self._pos[name]
-                self._weight[i] = weight
                 if self._small:  # one sparse row to re-weight (a heal's thread count)
-                    self._sparse_pace[i] = [(j, a * weight) for j, a in self._sparse[i]]
+                    self._weight_list[i] = weight
+                    self._sparse_pace[i] = self._paced(old)
                 else:
+                    self._weight[i] = weight
                     self._pace_dirty = True
             return
         for r in usage:
@@ -256,36 +280,52 @@ class FlowNetwork:
 
     # --- solution ---------------------------------------------------------------------
     def _rebuild(self) -> None:
+        """The problem in row order after flows were added, removed or re-routed or a
+        capacity changed. Small problems (:data:`SPARSE_MAX_FLOWS`) are kept in plain lists
+        of the rows each flow keeps between rebuilds: a rebuild then costs a few list
+        copies, not numpy arrays (an availability year has ~300 rebuilds)."""
+        if self._resources_dirty:
+            res = list(self._capacity)
+            if self._rows_for != len(res):  # resources were added: every row is stale
+                for f in self._flows.values():
+                    f.row = f.sparse = f.pace = None
+                self._rows_for = len(res)
+            self._index = {r: j for j, r in enumerate(res)}
+            self._res_names = res
+            self._cap = np.array([self._capacity[r] for r in res], dtype=float)
+            self._full_at = _TOL * np.maximum(self._cap, 1.0)
+            self._cap_list, self._full_at_list = self._cap.tolist(), self._full_at.tolist()
+            self._resources_dirty = False
         names = list(self._flows)
         flows = list(self._flows.values())
-        res = list(self._capacity)
-        if self._rows_for != len(res):  # resources were added: every row is stale
-            for f in flows:
-                f.row = f.sparse = None
-            self._rows_for = len(res)
-        index = {r: j for j, r in enumerate(res)}
         self._names, self._pos = names, {n: i for i, n in enumerate(names)}
-        self._res_names = res
-        self._demand = np.array([f.demand for f in flows], dtype=float)
-        self._weight = np.array([f.weight for f in flows], dtype=float)
-        self._cap = np.array([self._capacity[r] for r in res], dtype=float)
-        self._full_at = _TOL * np.maximum(self._cap, 1.0)
-        self._small = len(names) <= SPARSE_MAX_FLOWS and len(res) >= 2
+        self._small = len(names) <= SPARSE_MAX_FLOWS and len(self._res_names) >= 2
         if self._small:  # the dense matrix only if resource use is asked (_resource_use)
-            for f in flows:
-                if f.sparse is None:
-                    f.sparse = [(index[r], a) for r, a in f.usage.items()]
-                    f.uses = frozenset(j for j, _ in f.sparse)
-            self._sparse = [f.sparse for f in flows if f.sparse is not None]
+            paced = self._paced
+            self._sparse_pace = [f.pace if f.pace is not None else paced(f) for f in flows]
             self._sparse_uses = [f.uses for f in flows]
-            self._cap_list, self._full_at_list = self._cap.tolist(), self._full_at.tolist()
+            self._demand_list = [f.demand for f in flows]
+            self._weight_list = [f.weight for f in flows]
             self._coef = None
         else:
-            self._coef = self._matrix(flows, index)
+            self._demand = np.array([f.demand for f in flows], dtype=float)
+            self._weight = np.array([f.weight for f in flows], dtype=float)
+            self._coef = self._matrix(flows, self._index)
             self._uses = self._coef > 0
+            self._pace_dirty = True
         self._flow_list = flows
         self._structure_dirty = False
-        self._pace_dirty = True
+
+    def _paced(self, f: Flow) -> list[tuple[int, float]]:
+        """``f``'s sparse row times its weight (kept on the flow until its weight or path
+        changes): the same products the dense ``coef * weight`` holds."""
+        if f.sparse is None:
+            index = self._index
+            f.sparse = [(index[r], a) for r, a in f.usage.items()]
+            f.uses = frozenset(j for j, _ in f.sparse)
+        w = f.weight
+        f.pace = [(j, a * w) for j, a in f.sparse]
+        return f.pace
 
     @staticmethod
     def _matrix(flows: list[Flow], index: dict[str, int]) -> Array:
@@ -306,27 +346,20 @@ class FlowNetwork:
             if self._structure_dirty:
                 self._rebuild()
             self.solver_calls += 1
-            names = self._names
-            small = self._small
-            if self._pace_dirty:
-                if small:
-                    self._sparse_pace = [[(j, a * w) for j, a in row] for row, w in zip(
-                        self._sparse, self._weight.tolist(), strict=True)]
-                else:
-                    assert self._coef is not None
-                    self._pace = self._coef * self._weight[:, None]
-                self._pace_dirty = False
-            if small:
+            if self._small:
                 rates = _fill_sparse(self._sparse_pace, self._sparse_uses, self._cap_list,
-                                     self._full_at_list, self._demand.tolist(),
-                                     self._weight.tolist())
+                                     self._full_at_list, self._demand_list,
+                                     self._weight_list)
                 rate: Array | list[float] = rates
             else:
                 assert self._coef is not None
+                if self._pace_dirty:
+                    self._pace = self._coef * self._weight[:, None]
+                    self._pace_dirty = False
                 rate = _fill(self._coef, self._uses, self._pace, self._cap, self._full_at,
                              self._demand, self._weight)
                 rates = rate.tolist()
-            self._rates = dict(zip(names, rates, strict=True))
+            self._rates = dict(zip(self._names, rates, strict=True))
             # resource use only when asked (latency; not at the intervals record level)
             self._used = None
             self._solved = (rate, self._coef, self._flow_list, self._res_names)

@@ -95,12 +95,18 @@ class WriteLedger:
         row.t_end_s = t1
         if not acked:
             return  # nothing positive to add
+        got, groups = row.by_disk, self._groups
         for disk, b in by_disk.items():
             if b <= 0:
                 continue
-            row.by_disk[disk] = row.by_disk.get(disk, 0.0) + b
-            entries = self._groups.setdefault(disk, {}).setdefault(holders, [])
-            if entries and entries[-1][0] == i:
+            got[disk] = got.get(disk, 0.0) + b
+            of_disk = groups.get(disk)
+            if of_disk is None:
+                of_disk = groups[disk] = {}
+            entries = of_disk.get(holders)
+            if entries is None:
+                of_disk[holders] = [(i, b)]
+            elif entries and entries[-1][0] == i:
                 entries[-1] = (i, entries[-1][1] + b)
             else:
                 entries.append((i, b))

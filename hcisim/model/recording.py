@@ -12,6 +12,7 @@ from hcisim.model.clients import ClientViews
 from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.gluster import has_client_quorum
+from hcisim.model.heal import BrickHeal
 from hcisim.model.io import DiskPlan, LatencyModel
 from hcisim.model.probes import IntervalLog, Values
 from hcisim.model.selfheal import SelfHeal
@@ -59,6 +60,9 @@ class RunRecords:
         self.exposure = IntervalLog(self._emit_exposure)
         self._grouped_for: dict[str, DiskPlan] | None = None
         self._grouped: list[tuple[tuple[str, str], VolumeModel, tuple[DiskPlan, ...]]] = []
+        self._heals_of: SelfHeal | None = None  # the heal _volume_books holds books of
+        self._volume_books: list[tuple[VolumeModel, str, tuple[str, ...],
+                                       tuple[BrickHeal, ...]]] = []
 
     # --- emitters -----------------------------------------------------------------------
     def _emit_vm_io(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
@@ -96,37 +100,42 @@ class RunRecords:
         """Volume quorum (brick count rules; the arbiter's per-file blame is judged per VM
         disk), volume_state rows when something changed, and exposure windows. ``sample``:
         a periodic sample during heal (rows for healing volumes only; nothing else changed)."""
-        for vol in self.cluster.volumes.values():
-            up = tuple(self.up[b.key] for b in vol.bricks)
-            marks = tuple((h.dirty_version, None if h.episode is None
-                           else h.episode.healed_bytes)
-                          for h in (heal.of(b) for b in vol.data_bricks))
+        if self._heals_of is not heal:  # per volume: its brick keys, its heal books
+            self._heals_of = heal
+            self._volume_books = [(vol, vol.name, tuple(b.key for b in vol.bricks),
+                                   tuple(heal.of(b) for b in vol.data_bricks))
+                                  for vol in self.cluster.volumes.values()]
+        is_up = self.up
+        for vol, name, keys, books in self._volume_books:
+            up = tuple([is_up[k] for k in keys])
+            marks = tuple([(h.dirty_version, None if h.episode is None
+                            else h.episode.healed_bytes) for h in books])
             key = (up, marks)
-            if key == self._recorded.get(vol.name) and not (
+            if key == self._recorded.get(name) and not (
                     sample and any(m[1] is not None for m in marks)):
                 # recorded before with the same bricks up, dirty counts and heal progress:
                 # the same quorum, pending bytes and exposure, so no row and no event
                 continue
             if not sample:
-                self._recorded[vol.name] = key
+                self._recorded[name] = key
             ups = [b.host for b, u in zip(vol.bricks, up, strict=True) if u]
-            q = self._quorum_of.get((vol.name, up))
+            q = self._quorum_of.get((name, up))
             if q is None:
-                q = self._quorum_of[(vol.name, up)] = has_client_quorum(vol, ups, ())
-            if q != self.quorum[vol.name]:
-                self.quorum[vol.name] = q
-                self.rec.event(t, "quorum_regained" if q else "quorum_lost", vol.name,
+                q = self._quorum_of[(name, up)] = has_client_quorum(vol, ups, ())
+            if q != self.quorum[name]:
+                self.quorum[name] = q
+                self.rec.event(t, "quorum_regained" if q else "quorum_lost", name,
                                "bricks up: " + ", ".join(ups))
             if sample and not any(heal.of(b).episode for b in vol.data_bricks):
                 continue
             pending = [heal.pending_bytes(b) for b in vol.bricks]
             state: Values = (up, q, tuple(round(p) for p in pending))
-            if sample or state != self._last_sample.get(vol.name):
-                self._last_sample[vol.name] = state
-                rows = self._samples.setdefault(vol.name, [])
+            if sample or state != self._last_sample.get(name):
+                self._last_sample[name] = state
+                rows = self._samples.setdefault(name, [])
                 while rows and rows[-1][0] == t:  # one sample per instant: the last word
                     rows.pop()
-                rows.extend((t, vol.name, b.host, b.role, self.up[b.key], p, q)
+                rows.extend((t, name, b.host, b.role, self.up[b.key], p, q)
                             for b, p in zip(vol.bricks, pending, strict=True))
             if not sample:
                 self._exposure(t, vol, heal, pending)
@@ -208,7 +217,7 @@ class RunRecords:
         that keeps the plans keeps these too)."""
         if plans is not self._grouped_for:
             self._grouped_for = plans
-            self._grouped = [(key, vol, tuple(plans[k] for k in keys))
+            self._grouped = [(key, vol, tuple([plans[k] for k in keys]))
                              for key, vol, keys in self._disk_groups]
         return self._grouped
 
@@ -216,9 +225,10 @@ class RunRecords:
         """:meth:`disks` at the "intervals" level: the status of each (VM, volume) only
         (the worst of its disks'), no rates or latency."""
         errors: set[str] = set()
-        log = self.vm_io
+        log, rank_of = self.vm_io, _STATUS_RANK
         for key, _vol, group in self._groups_of(plans):
-            rank = max(_STATUS_RANK[p.status] for p in group)
+            rank = (rank_of[group[0].status] if len(group) == 1
+                    else max([rank_of[p.status] for p in group]))
             if rank == 3:
                 errors.add(key[0])
             log.set(key, t, _STATUS_OF_RANK[rank])

@@ -53,6 +53,7 @@ class SelfHeal:
         self.bricks: dict[str, BrickHeal] = {
             b.key: BrickHeal(b, float(v.shard_bytes))
             for v in cluster.volumes.values() for b in v.data_bricks}
+        self._flow_names = {k: f"heal:{k}" for k in self.bricks}
         self.last_repair: Repair | None = None
         self._stale: dict[str, dict[str, float]] = {}
         self._stale_at: dict[str, tuple[int, float | None]] = {}  # (dirty version, healed)
@@ -127,9 +128,9 @@ class SelfHeal:
                 h.episode.healed_bytes = min(total, h.episode.healed_bytes + got)
 
     # --- start / stop -------------------------------------------------------------------
-    @staticmethod
-    def _flow(h: BrickHeal) -> str:
-        return f"heal:{h.brick.key}"
+    def _flow(self, h: BrickHeal) -> str:
+        """The name of ``h``'s heal flow on the network (formatted once per brick)."""
+        return self._flow_names[h.brick.key]
 
     def _source(self, vol: VolumeModel, target: BrickModel) -> BrickModel | None:
         for b in vol.data_bricks:
@@ -168,6 +169,9 @@ class SelfHeal:
     def _reconcile_brick(self, vol: VolumeModel, target: BrickModel, t: float) -> None:
         h = self.bricks[target.key]
         ep = h.episode
+        if ep is None and not h.dirty:  # in sync (most bricks at most changes)
+            h.ready_at = None
+            return
         if ep is not None:
             src = vol.brick(ep.source)
             if h.remaining_shards() <= 0:

@@ -145,35 +145,57 @@ def test_resolve_without_a_change_reuses_the_solution() -> None:
     assert net.solver_calls == 2
 
 
-Step = tuple[str, str, float, int]  # (add|remove, flow, demand, path)
+def test_a_flow_reweighted_in_place_is_solved_with_its_new_weight() -> None:
+    """A heal's thread count changes its weight on the same path: the solved problem is
+    patched, not rebuilt, and must give what a fresh network gives."""
+    net = FlowNetwork()
+    net.add_resource("link", 100.0)
+    net.add_resource("disk", 1000.0)
+    use = {"link": 1.0, "disk": 0.5}
+    net.add_flow("a", 100.0, use)
+    net.add_flow("b", 100.0, use)
+    assert net.resolve() == {"a": 50.0, "b": 50.0}
+    net.add_flow("a", 100.0, dict(use), weight=3.0)
+    assert net.resolve() == {"a": 75.0, "b": 25.0}
+    assert net.solver_calls == 2
+
+
+Step = tuple[str, str, float, int, float]  # (op, flow, demand or capacity, path, weight)
 PATHS = ({"x": 1.0}, {"x": 0.5, "y": 2.0}, {"y": 1.0, "z": 1.0}, {"z": 3.0})
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["add", "add", "remove", "resolve"]),
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "add", "remove", "capacity", "resolve"]),
                           st.sampled_from(["f0", "f1", "f2", "f3"]),
                           st.sampled_from([0.0, 5.0, 40.0, 500.0]),
-                          st.integers(0, len(PATHS) - 1)), max_size=25))
+                          st.integers(0, len(PATHS) - 1),
+                          st.sampled_from([1.0, 2.0, 4.0])), max_size=25))
 def test_incremental_resolve_equals_a_fresh_network(steps: list[Step]) -> None:
-    """However flows were added, re-routed, re-weighted, removed and solved in between, the
-    next resolve gives exactly what a network built from scratch in the same order gives."""
+    """However flows were added, re-routed, re-weighted (in place, on a path equal to the
+    old one), removed, capacities changed and solved in between, the next resolve gives
+    exactly what a network built from scratch in the same order gives."""
     net = FlowNetwork()
-    for r in "xyz":
-        net.add_resource(r, 100.0)
+    caps = {r: 100.0 for r in "xyz"}
+    for r, c in caps.items():
+        net.add_resource(r, c)
     live: dict[str, tuple[float, dict[str, float], float]] = {}
-    for op, name, demand, path in steps:
+    for op, name, demand, path, weight in steps:
         if op == "add":
-            usage, weight = PATHS[path], 1.0 + path % 2
+            usage = dict(PATHS[path])  # an equal mapping, not the same object
             net.add_flow(name, demand, usage, weight)
             live[name] = (demand, usage, weight)
         elif op == "remove":
             net.remove_flow(name)
             live.pop(name, None)
+        elif op == "capacity":
+            r = "xyz"[path % 3]
+            caps[r] = demand
+            net.set_capacity(r, demand)
         else:
             net.resolve()
     fresh = FlowNetwork()
-    for r in "xyz":
-        fresh.add_resource(r, 100.0)
+    for r, c in caps.items():
+        fresh.add_resource(r, c)
     for name, (demand, usage, weight) in live.items():
         fresh.add_flow(name, demand, usage, weight)
     assert net.resolve() == fresh.resolve()

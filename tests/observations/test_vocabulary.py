@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hcisim.model import simulate
 from hcisim.observations import (
@@ -15,6 +17,7 @@ from hcisim.observations import (
     check_vocabulary,
     vocabulary_problems,
 )
+from hcisim.observations.vocabulary import rows_conform
 from hcisim.scenario import load_scenario, make_fault
 
 CATALOGUE = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
@@ -80,3 +83,34 @@ def test_the_model_conforms_on_every_catalogue_scenario(path: Path) -> None:
     starts = obs["events"][obs["events"]["kind"] == "fault_start"]
     assert sorted(starts["fault_kind"]) == sorted(f.kind for f in sc.faults
                                                   if f.at_s < sc.duration_s)
+
+
+_EVENT_ROWS = st.tuples(
+    st.just(1.0), st.sampled_from(["vm_down", "brick_down", "fault_start", "fault_end",
+                                   "brick_gone"]),
+    st.just("h1"), st.just(""), st.sampled_from(["engine", "scenario", "operator?"]),
+    st.sampled_from(["", "nic_loss", "meteor"]), st.sampled_from(["", "", "storage"]),
+    st.sampled_from(["", "", "data"]), st.sampled_from(["", "", "h2"]))
+_STATE_ROWS = st.tuples(st.just("vm1"), st.just("h1"), st.just(0.0), st.just(1.0),
+                        st.sampled_from(["running", "paused", "zombie"]), st.just(""))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_EVENT_ROWS, max_size=6), st.lists(_STATE_ROWS, max_size=3))
+def test_rows_conform_exactly_when_their_tables_do(
+        events: list[tuple[object, ...]], states: list[tuple[object, ...]]) -> None:
+    """Recorder.build checks the rows as recorded (rows_conform) and the built tables only
+    to name a problem: rows pass exactly when their tables have no vocabulary problem
+    (unknown kinds, sources, fault kinds, VM states; a fault event without its kind; a
+    fault column on another event)."""
+    rec = Recorder()
+    for row in events:
+        rec.add("events", *row)
+    for row in states:
+        rec.add("vm_state", *row)
+    rows = {"events": events, "vm_state": states}
+    obs = Observations("model", "t", 1, 10.0, tables={t: rec.frame(t) for t in rows})
+    assert rows_conform(rows) == (vocabulary_problems(obs) == [])
+    if not rows_conform(rows):
+        with pytest.raises(VocabularyError, match=r"not in the vocabulary|fault"):
+            rec.build("model", "t", 1, 10.0)
