@@ -4,6 +4,7 @@ monotonicity properties (faster repair never hurts; arbiter never holds more cop
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,6 +95,10 @@ def test_model_faster_repair_never_worse(seed: int, factor: float) -> None:
         "repair": {"dist": "exponential", "mean_h": 2.0}}})
     faults, _ = draw_schedule(sc, table, 3 * 86400.0, seed)
     assume(len(faults) >= 2)
+    _faster_repair_never_worse(faults, factor)
+
+
+def _faster_repair_never_worse(faults: list[dict[str, Any]], factor: float) -> None:
     slow = _volume(faults, "replica3", vm=True)
     assert slow["fewer_copies_s"] > 0  # failures really reduced the copies
     fast = _volume(shorten_repairs(faults, factor), "replica3", vm=True)
@@ -103,6 +108,24 @@ def test_model_faster_repair_never_worse(seed: int, factor: float) -> None:
     # time on no copy into time on one (a stale brick back early, healing; found by hypothesis)
     at_most_one = {k: v["one_copy_s"] + v["no_copy_s"] for k, v in (("s", slow), ("f", fast))}
     assert at_most_one["f"] <= at_most_one["s"] + 1e-6
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="open: hypothesis found repairs 0.75 as long giving "
+                   "15.4 s MORE time without quorum (4659.3 -> 4674.7 s, seed 1130252); not "
+                   "yet explained (a model bug, or a real non-monotonicity of heal timing)")
+def test_faster_repair_counterexample_found_in_ci() -> None:
+    """Kept visible: the property above failed on this draw in a full run (session 3). The
+    suite runs hypothesis derandomized (tests/conftest.py), so the random search does not
+    find it anew each run; this case fails until the mechanism is found."""
+    sc = replica_set_scenario("replica3", vm=True)
+    table = brick_table(200.0, 12.0, {"power": {
+        "fault": "node_power_loss", "rate_per_year": 60.0,
+        "repair": {"dist": "exponential", "mean_h": 2.0}}})
+    faults, _ = draw_schedule(sc, table, 3 * 86400.0, 1130252)
+    if len(faults) < 2:
+        pytest.fail("the case no longer draws two failures")
+    _faster_repair_never_worse(faults, 0.75)
 
 
 @settings(max_examples=12, deadline=None)
