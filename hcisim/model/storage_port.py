@@ -16,6 +16,7 @@ failure costs one settle however many VMs it had.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +128,21 @@ class ModelStoragePort:
                     world.link(p, b.host) for p in cluster.hosts if p != b.host))
                          for b in v.bricks]
                 for v in cluster.volumes.values()}
+
+    def unsynced_entries(self) -> dict[str, list[tuple[str, int]]]:
+        """Entries ``gluster volume heal info`` lists per brick: a serving brick indexes
+        every shard another brick of its volume misses (AFR's pending xattrs live on the
+        bricks that took the writes); a brick that is down lists nothing."""
+        cluster, heal = self.model.cluster, self.model.heal
+        online = self.gluster_bricks()
+        out: dict[str, list[tuple[str, int]]] = {}
+        for v in cluster.volumes.values():
+            missing = {b.host: heal.of(b).pending_shards() for b in v.data_bricks}
+            up = dict(online.get(v.name, []))
+            out[v.name] = [(b.host, math.ceil(sum(n for h, n in missing.items()
+                                                  if h != b.host) - 1e-9)
+                            if up.get(b.host) else 0) for b in v.bricks]
+        return out
 
     # --- settle hooks --------------------------------------------------------------------
     def set_flows(self, net: FlowNetwork) -> None:

@@ -242,19 +242,27 @@ def make_fault(**fields: Any) -> Fault:
     return _FAULT_ADAPTER.validate_python(fields)
 
 
-OperationKind = Literal["maintenance", "activate", "migrate"]
+OperationKind = Literal["maintenance", "activate", "migrate", "rolling_maintenance"]
 
 
 class Operation(Strict):
-    """A planned action: host maintenance / activate, or migrate ``vm`` to ``host``."""
+    """A planned action: host maintenance / activate, migrate ``vm`` to ``host``, or a
+    rolling maintenance of every host in turn (waiting for heal between hosts)."""
 
     at_s: NonNegativeFloat
     kind: OperationKind
     host: str | None = None
     vm: str | None = None
+    hold_s: PositiveFloat | None = Field(
+        None, description="rolling_maintenance: how long each host stays in maintenance "
+        "(the upgrade and reboot; default 60 s)")
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Operation:
+        if self.kind == "rolling_maintenance" and (self.host or self.vm):
+            raise ValueError("rolling_maintenance: takes every host in turn (no host, no vm)")
+        if self.hold_s is not None and self.kind != "rolling_maintenance":
+            raise ValueError(f"{self.kind}: hold_s is for rolling_maintenance only")
         if self.kind in ("maintenance", "activate") and (self.host is None or self.vm):
             raise ValueError(f"{self.kind}: needs host (and no vm)")
         if self.kind == "migrate" and self.vm is None:

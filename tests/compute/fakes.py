@@ -40,6 +40,8 @@ class ScriptedStorage:
         self.broken: dict[str, float] = {}  # vm -> storage unusable until this time
         self.calls: list[tuple[float, str, tuple[Any, ...]]] = []
         self.flows: list[ScriptedFlow] = []
+        self.bricks: dict[str, list[tuple[str, bool]]] = {}  # as gluster_bricks() answers
+        self.unsynced: dict[str, list[tuple[str, int]]] = {}  # as unsynced_entries() answers
 
     def vm_storage_ok(self, vm: str, host: str) -> bool:
         return self.env.now >= self.broken.get(vm, -1.0)
@@ -60,4 +62,7 @@ class ScriptedStorage:
         self.calls.append((self.env.now, "host_maintenance", (host, entering)))
 
     def gluster_bricks(self) -> dict[str, list[tuple[str, bool]]]:
-        return {}
+        return self.bricks
+
+    def unsynced_entries(self) -> dict[str, list[tuple[str, int]]]:
+        return self.unsynced

@@ -8,7 +8,8 @@ pre-copy state to now and asks again when the next milestone falls. The target's
 are reserved from the moment the migration is decided (the engine's pending resources), so
 the scheduler never promises them twice.
 
-Maintenance (ovirt-site admin guide, "Moving a host to maintenance mode"): the host stops
+Maintenance (ovirt-site admin guide, "Moving a host to maintenance mode"): refused for
+Gluster reasons first (:mod:`~hcisim.model.compute.maintenance`); else the host stops
 taking VMs (PreparingForMaintenance), every VM on it is migrated away in priority order; when
 none is left it is in Maintenance and the storage model stops its bricks cleanly. A VM that
 cannot leave (no host fits, migration aborted, paused) keeps the host preparing.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from hcisim.model.compute.maintenance import refusal
 from hcisim.model.compute.migration import GuestMemory, PreCopy
 from hcisim.model.compute.ports import MigrationFlow
 from hcisim.placement.inventory import loads, priority_order, vms_on
@@ -271,8 +273,15 @@ class Migrations:
         self.start(vm, src, dst)
 
     def maintenance(self, host: str) -> Proc:
+        """Evacuate ``host`` and stop its bricks, unless the engine refuses for Gluster
+        (quorum, heal pending: :mod:`hcisim.model.compute.maintenance`)."""
         m, env = self.m, self.m.env
         if m.host_state[host] != "up":
+            return
+        why = refusal(m, host)
+        if why is not None:
+            m.rec.event(env.now, "operation", host, f"maintenance refused: {why}",
+                        source="engine")
             return
         m.host_state[host] = "preparing"
         procs = []

@@ -20,6 +20,10 @@ The compute model never looks inside the storage model; it needs only this:
   status`` on a peer shows them: the brick process serves and a running peer reaches its
   host on the storage network. The engine's fencing policy reads it before a fence
   (:func:`hcisim.placement.ha_rules.gluster_fence_veto`).
+- ``unsynced_entries()``: every volume's bricks in order, (host, entries) as ``gluster
+  volume heal info`` counts them on each brick: what it indexes for a copy elsewhere that
+  missed writes. The engine reads both before maintenance
+  (:func:`hcisim.placement.maintenance_rules.maintenance_refusal`).
 
 ``MigrationFlow`` (returned by ``open_migration_flow``):
 - ``rate_mb_s()``: the flow's current rate; ``changed()``: a SimPy event that fires the next
@@ -67,6 +71,8 @@ class StoragePort(Protocol):
 
     def gluster_bricks(self) -> dict[str, list[tuple[str, bool]]]: ...
 
+    def unsynced_entries(self) -> dict[str, list[tuple[str, int]]]: ...
+
 
 class FixedRateFlow:
     """A migration flow whose rate never changes."""
@@ -113,3 +119,6 @@ class SteadyStorage:
 
     def gluster_bricks(self) -> dict[str, list[tuple[str, bool]]]:
         return {}  # no Gluster here: the fencing policy's Gluster checks pass
+
+    def unsynced_entries(self) -> dict[str, list[tuple[str, int]]]:
+        return {}  # nothing to heal: maintenance is never refused for Gluster

@@ -24,6 +24,7 @@ from hcisim.model.compute.ha import (
 )
 from hcisim.model.compute.leases import Leases
 from hcisim.model.compute.live import Migrations
+from hcisim.model.compute.maintenance import rolling
 from hcisim.model.compute.ports import StoragePort
 from hcisim.model.compute.vmstate import VmStateLog
 from hcisim.observations import Recorder
@@ -109,7 +110,7 @@ class ComputeModel:
         for row in failover_rows(failover_pairs(self.cluster, self.placement)):
             self.rec.add("failover_pairs", *row)
         for op in self.sc.operations:
-            self.env.process(self._operation_at(op.at_s, op.kind, op.host, op.vm))
+            self.env.process(self._operation_at(op.at_s, op.kind, op.host, op.vm, op.hold_s))
         self.leases.start()
         if drive_faults:
             for f in self.sc.faults:
@@ -258,10 +259,13 @@ class ComputeModel:
             yield self.env.timeout(end - at)
             self.host_repaired(host)
 
-    def _operation_at(self, at: float, kind: str, host: str | None, vm: str | None) -> Proc:
+    def _operation_at(self, at: float, kind: str, host: str | None, vm: str | None,
+                      hold_s: float | None = None) -> Proc:
         yield self.env.timeout(at)
         self.rec.event(self.env.now, "operation", host or vm or "", kind, source="scenario")
-        if kind == "maintenance" and host is not None:
+        if kind == "rolling_maintenance":
+            self.env.process(rolling(self, hold_s))
+        elif kind == "maintenance" and host is not None:
             self.env.process(self.migrations.maintenance(host))
         elif kind == "activate" and host is not None:
             self.migrations.activate(host)
@@ -274,8 +278,8 @@ class ComputeModel:
         self.host_state[host] = "down" if vms_die(loss) else "non_responsive"
         repaired = self._repaired[host] = env.event()
         victims = [self.cluster.vm(v) for v in vms_on(self.placement, host)]
-        self.migrations.host_lost(host)
-        if vms_die(loss):
+        if vms_die(loss):  # a cut NIC only stalls streams on it: the progress rule decides
+            self.migrations.host_lost(host)
             for vm in victims:
                 self.kill(vm.name, f"host {host}: {loss}")
         else:
@@ -327,6 +331,7 @@ class ComputeModel:
         self.rec.event(env.now, "host_fenced", host, "power management")
         if not vms_die(loss):
             self.host_state[host] = "down"
+            self.migrations.host_lost(host)
             for vm in victims:
                 if vm.name in self.placement:
                     self.kill(vm.name, f"host {host} fenced")
