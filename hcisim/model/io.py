@@ -18,6 +18,12 @@ Latency (mean): fixed client cost + for each resource on the path an M/M/1 sojou
 p99: the queueing part of a path is taken as exponential, whose 99th percentile is
 ``ln(100) = 4.6`` times its mean; fixed parts are added as they are. Summing per-resource
 tails this way over-estimates the p99 of a sum, so it is a conservative tail.
+
+Closed loop (:func:`closed_loop_latency`): a guest keeps at most ``queue_depth`` requests
+outstanding, so Little's law bounds its mean latency by ``queue_depth / IOPS``; when it gets
+less than it asks for (its path is saturated, or its queue depth caps it) all its slots are
+busy and the bound is its latency. The open M/M/1 sojourn at 0.99 utilisation would report
+seconds for a saturated 1 MiB writer that in fact sees ``queue_depth / IOPS``.
 """
 
 from __future__ import annotations
@@ -101,6 +107,24 @@ def path_usage(cluster: Cluster, vol: VolumeModel, plan: DiskPlan) -> dict[str, 
 class Latency(NamedTuple):
     mean_ms: float
     p99_ms: float
+
+
+def closed_loop_latency(lat: Latency, plan: DiskPlan, rate_mb_s: float) -> Latency:
+    """The latency of a queue-depth-bound guest (Little's law, ``N = X L``): at most
+    ``queue_depth`` requests are in flight, so the mean is at most ``queue_depth / IOPS``;
+    when the disk gets less than it demands (``rate_mb_s`` below ``plan.demand``: its path
+    is saturated, or its queue depth caps it) every slot is busy and the mean IS
+    ``queue_depth / IOPS``. Otherwise the open path latency ``lat`` stands. The p99 keeps
+    its ratio to the mean (the tail assumption of the path, scaled)."""
+    prof = plan.disk.profile
+    if prof is None or not rate_mb_s > 0:
+        return lat
+    little_ms = prof.queue_depth * plan.disk.block_bytes / (rate_mb_s * 1e6) * 1000.0
+    if not little_ms < math.inf:  # a rate too small for floats to tell: no bound
+        return lat
+    if rate_mb_s < plan.demand * (1.0 - 1e-9) or lat.mean_ms > little_ms:
+        return Latency(little_ms, lat.p99_ms * (little_ms / lat.mean_ms))
+    return lat
 
 
 LegKey = tuple[str, str, str, float, bool]  # volume, brick host, client, block, read?

@@ -13,7 +13,7 @@ from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.gluster import has_client_quorum
 from hcisim.model.heal import BrickHeal
-from hcisim.model.io import DiskPlan, LatencyModel
+from hcisim.model.io import DiskPlan, LatencyModel, closed_loop_latency
 from hcisim.model.probes import IntervalLog, Values
 from hcisim.model.selfheal import SelfHeal
 from hcisim.model.world import World
@@ -172,7 +172,7 @@ class RunRecords:
             return self._statuses(t, plans)
         errors: set[str] = set()
         rate, of, log, known = net.rate, latency.of, self.vm_io, latency.loaded()
-        rank_of = _STATUS_RANK
+        rank_of, closed_loop = _STATUS_RANK, closed_loop_latency
         for key, vol, group in self._groups_of(plans):
             demand = read = write = riops = wiops = lat_w = 0.0
             p99 = math.nan
@@ -193,7 +193,7 @@ class RunRecords:
                 riops += ios * rf
                 wiops += ios * wf
                 if ios > 0:
-                    lat = known.get(p.shape_key or p.shape) or of(vol, p)
+                    lat = closed_loop(known.get(p.shape_key or p.shape) or of(vol, p), p, x)
                     lat_w += lat.mean_ms * ios
                     p99 = lat.p99_ms if p99 != p99 else max(p99, lat.p99_ms)
             if rank == 3:
