@@ -240,6 +240,10 @@ def _libvirt_uri(uri: str | None) -> Iterator[None]:
 
 def _observe_lab(spec: EngineSpec, sc: Scenario, progress: Progress | None,
                  opts: LabOptions) -> Observations:
+    if len(sc.hosts) != 3:  # compute-only hosts (issue 12) exist in the model only so far
+        extra = ", ".join(h.name for h in sc.hosts if h.compute_only) or "more than three"
+        raise EngineError(f"scenario {sc.name!r}: the labs build three storage nodes; "
+                          f"compute-only hosts ({extra}) run on the model only")
     kwargs = {f.name: getattr(opts, f.name) for f in fields(opts)}
     kwargs["volume_set"] = dict(opts.volume_set)
     run_lab = _load("hcisim.lab:run_lab")

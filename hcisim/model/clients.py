@@ -101,12 +101,16 @@ class ClientViews:
                     self.seen[(c, v.name, b.host)] = "up"
                     self._token[(c, v.name, b.host)] = 0
                     self.anchor[(c, v.name, b.host)] = detection.anchor_s
-        # glusterd: which peers each host is connected to, and the pending keepalive timers
+        # glusterd: which peers each host of the trusted pool (the hosts with bricks; a
+        # compute-only host only mounts the volumes) is connected to, and the pending
+        # keepalive timers
+        self.pool = tuple(h for h in cluster.hosts
+                          if any(b.host == h for v in cluster.volumes.values() for b in v.bricks))
         self.peer_up: dict[tuple[str, str], bool] = {
-            (h, p): True for h in cluster.hosts for p in cluster.hosts if p != h}
+            (h, p): True for h in self.pool for p in self.pool if p != h}
         self._peer_token: dict[tuple[str, str], int] = dict.fromkeys(self.peer_up, 0)
         self._peer_pending: dict[tuple[str, str], bool] = dict.fromkeys(self.peer_up, False)
-        self.sq_lost: dict[str, bool] = {h: False for h in cluster.hosts}
+        self.sq_lost: dict[str, bool] = {h: False for h in self.pool}
 
     def state(self, client: str, volume: str, brick: str) -> Seen:
         return self.seen[(client, volume, brick)]
@@ -266,12 +270,11 @@ class ClientViews:
     # --- server quorum ------------------------------------------------------------------
     def _sq_bricks(self, host: str) -> list[BrickModel]:
         return [v.brick(host) for v in self.cluster.volumes.values()
-                if v.spec.options.server_quorum_type == "server"]
+                if v.spec.options.server_quorum_type == "server" and host in v.hosts]
 
     def _sq_met(self, host: str) -> bool:
-        active = 1 + sum(1 for p in self.cluster.hosts
-                         if p != host and self.peer_up[(host, p)])
-        return all(server_quorum_met(active, len(self.cluster.hosts),
+        active = 1 + sum(1 for p in self.pool if p != host and self.peer_up[(host, p)])
+        return all(server_quorum_met(active, len(self.pool),
                                      self.cluster.volumes[b.volume].spec.options
                                      .server_quorum_ratio_pct)
                    for b in self._sq_bricks(host))
@@ -279,7 +282,7 @@ class ClientViews:
     def _reconcile_peers(self, t: float, host: str) -> None:
         """glusterd's peer connections from ``host``: a peer it can reach is connected at
         once; a cut one is noticed by TCP keepalive (a timer per connection)."""
-        for p in self.cluster.hosts:
+        for p in self.pool:
             if p == host:
                 continue
             pair = (host, p)
@@ -330,7 +333,7 @@ class ClientViews:
 
     def reconcile_server_quorum(self, t: float) -> bool:
         changed = False
-        for h in self.cluster.hosts:
+        for h in self.pool:
             if not self._sq_bricks(h):
                 continue
             self._reconcile_peers(t, h)

@@ -79,6 +79,11 @@ class VolumeModel:
     def _by_host(self) -> dict[str, BrickModel]:
         return {b.host: b for b in self.bricks}
 
+    @cached_property
+    def hosts(self) -> frozenset[str]:
+        """Hosts holding a brick of the volume (a compute-only host holds none)."""
+        return frozenset(self._by_host)
+
     def brick(self, host: str) -> BrickModel:
         return self._by_host[host]
 

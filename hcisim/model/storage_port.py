@@ -125,7 +125,7 @@ class ModelStoragePort:
         serves and some other running host reaches its host on the storage network."""
         cluster, world = self.model.cluster, self.model.world
         return {v.name: [(b.host, world.brick_serving(b) and any(
-                    world.link(p, b.host) for p in cluster.hosts if p != b.host))
+                    world.link(p, b.host) for p in self.model.views.pool if p != b.host))
                          for b in v.bricks]
                 for v in cluster.volumes.values()}
 

@@ -36,7 +36,9 @@ class Host(Strict):
                       pattern=r"^[a-z][a-z0-9-]{0,62}(\.[a-z0-9][a-z0-9-]{0,62})*$")
     cores: PositiveInt = 32
     ram_gib: PositiveFloat = 256.0
-    disks: tuple[Disk, ...] = Field(default=(Disk(),), min_length=1)
+    disks: tuple[Disk, ...] = Field(
+        default=(Disk(),), description="brick disks; none ([]): a compute-only host (no "
+        "bricks, not in the Gluster pool; its VMs write every copy over its own NIC)")
     nics: tuple[Nic, ...] = Field(min_length=1)
     power_management: bool = Field(
         True, description="the engine can fence this host (IPMI etc.)"
@@ -51,8 +53,15 @@ class Host(Strict):
                 raise ValueError(f"{what}: duplicate name {sorted(dup)[0]!r}")
         return self
 
+    @property
+    def compute_only(self) -> bool:
+        """No brick disks: the host runs VMs and mounts the volumes, nothing more."""
+        return not self.disks
+
     def disk(self, name: str | None) -> Disk:
         if name is None:
+            if not self.disks:
+                raise KeyError("(no disks)")
             return self.disks[0]
         for d in self.disks:
             if d.name == name:

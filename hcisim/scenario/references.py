@@ -42,6 +42,10 @@ def check_references(sc: Scenario) -> None:
         for j, b in enumerate(vol.bricks):
             if b.host not in hosts:
                 raise ReferenceError_(f"volumes[{i}].bricks[{j}].host", f"unknown host {b.host!r}")
+            if hosts[b.host].compute_only:
+                raise ReferenceError_(f"volumes[{i}].bricks[{j}].host",
+                                      f"host {b.host!r} has no disks (compute-only): it "
+                                      "cannot hold a brick")
             if b.disk is not None and b.disk not in {d.name for d in hosts[b.host].disks}:
                 raise ReferenceError_(
                     f"volumes[{i}].bricks[{j}].disk", f"host {b.host!r} has no disk {b.disk!r}"
@@ -75,6 +79,10 @@ def check_references(sc: Scenario) -> None:
             raise ReferenceError_(f"{path}.target", f"unknown host {f.target!r}")
         if f.at_s >= sc.duration_s:
             raise ReferenceError_(f"{path}.at_s", f"{f.at_s} is not before duration_s")
+        if f.traits.scope in ("brick", "disk") and not any(
+                v.brick_on(f.target) is not None for v in sc.volumes):
+            raise ReferenceError_(f"{path}.target",
+                                  f"{f.kind} on {f.target!r}: the host holds no brick")
         volume: str | None = getattr(f, "volume", None)
         if volume is not None:
             if volume not in vol_names:

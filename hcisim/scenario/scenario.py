@@ -117,7 +117,9 @@ class Scenario(Strict):
     description: str = ""
     seed: NonNegativeInt = 1
     duration_s: PositiveFloat = 3600.0
-    hosts: tuple[Host, ...] = Field(min_length=3, max_length=3)
+    hosts: tuple[Host, ...] = Field(
+        min_length=3, max_length=64, description="three hosts with bricks (the volumes' "
+        "replica sets), and any compute-only hosts (disks: [])")
     networks: tuple[Network, ...] = (Network(role="management"), Network(role="storage"))
     volumes: tuple[Volume, ...] = Field(min_length=1)
     io_profiles: dict[str, IoProfile] = Field(default_factory=dict)

@@ -44,7 +44,7 @@ def _problem(text: str, path: str | None = None) -> tuple[str, int | None, int |
     (MINIMAL.replace("name: h1", "name: Host_1"),
      "hosts[0].name: 'Host_1' is not a valid host name: lower-case letters", 3, "name: Host_1"),
     (MINIMAL.replace(THREE_HOSTS, THREE_HOSTS.rsplit("\n", 1)[0]),
-     "hosts: needs exactly 3 hosts, got 2", 2, "hosts:"),
+     "hosts: needs at least 3 hosts, got 2", 2, "hosts:"),
     (MINIMAL + "hots: 3\n", "hots: unknown key; did you mean 'hosts'?", 8, "hots: 3"),
     (MINIMAL.replace("gbps: 10", "gpbs: 10", 1),
      "hosts[0].nics[0].gpbs: unknown key; did you mean 'gbps'?", 3, "gpbs: 10"),
