@@ -68,7 +68,7 @@ def run_replication(base: Scenario, run: SweepRun, keep: str | None = None, *,
     row: dict[str, Any] = {"point": run.point, "replication": run.replication,
                            "seed": run.seed, "layout": layout_of(run), "error": "",
                            "vms": [], "volumes": []}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         sc = replication_scenario(base, run, table)
         row["faults"], row["operations"] = len(sc.faults), len(sc.operations)
@@ -85,6 +85,7 @@ def run_replication(base: Scenario, run: SweepRun, keep: str | None = None, *,
     except Exception as exc:  # one failing replication is data, not the end of the study
         row["error"] = f"{type(exc).__name__}: {exc}"
     row["wall_s"] = round(time.perf_counter() - started, 4)
+    row["cpu_s"] = round(time.process_time() - cpu, 4)  # its process's CPU: wall is shared
     return row
 
 

@@ -6,7 +6,8 @@ this 2-core machine. Printed: the CPU time of one simulated year (the mean over 
 years, as the study runs them: record="intervals") as min / median / max over
 ``HCISIM_BENCH_REPS`` repetitions (default 5; the machine is shared, so the minimum is the
 figure to compare), and the wall time of a study of ``HCISIM_BENCH_YEARS`` cluster-years
-(default 100) on all cores with its extrapolation to 1,000. Asserts nothing about time;
+(default 100) on all cores with its extrapolation to 1,000, beside the replications' own
+CPU time (wall depends on what else runs on the machine). Asserts nothing about time;
 before and after figures: docs/availability.md (Speed).
 """
 
@@ -50,12 +51,18 @@ def test_one_simulated_year_and_a_study() -> None:
           f"{sum(events) / len(events):.0f} SimPy events")
     years = int(os.environ.get("HCISIM_BENCH_YEARS", "100"))
     workers = os.cpu_count() or 1
+    load0 = os.getloadavg()[0]
     w0 = time.perf_counter()
     _, t = run_study(base, table, 1.0, years, workers=workers)
     wall = time.perf_counter() - w0
     per_1000 = 1000 * wall / years
+    # the replications' own CPU (each row's cpu_s, in whichever process ran it): what the
+    # study would take on cores it had to itself, whatever the other jobs on the machine
+    cpu = float(t.runs["cpu_s"].sum())
     print(f"{years} cluster-years on {workers} worker(s): {wall:.1f} s wall ({per_1000:.0f} s "
           f"per 1000 cluster-years; target {THOUSAND_YEARS_TARGET_WALL_S:.0f} s "
           f"{'met' if per_1000 <= THOUSAND_YEARS_TARGET_WALL_S else 'MISSED'}; load average "
-          f"{os.getloadavg()[0]:.1f})")
+          f"{load0:.1f} -> {os.getloadavg()[0]:.1f}); the replications' CPU {cpu:.1f} s, "
+          f"{cpu / years:.4f} s each: {1000 * cpu / years / workers:.0f} s per 1000 "
+          f"cluster-years on {workers} free core(s), plus the workers' start")
     assert (t.runs["error"] == "").all() and len(t.runs) == years
