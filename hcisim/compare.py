@@ -17,7 +17,8 @@ taken from the shared summary so they mean the same thing on both sides:
 - the HA timeline after the run's first fault (s after it starts): per host when the
   engine marked it non-responsive, fenced it or skipped the fence (its policy), when its
   sanlock lost its lease; per VM when a start acquired its VM lease and when it ran again
-  after going down (``ha_restart``). Only what happened on a side is on that side.
+  after going down (``ha_restart``); when the hosted engine went down and came back
+  (``engine_down``, ``engine_up``). Only what happened on a side is on that side.
 
 Relative error is (model - lab) / lab; where the lab measured 0 it is left empty (and the
 absolute difference still shows).
@@ -103,7 +104,7 @@ def pause_metrics(sc: Scenario, obs: Observations) -> dict[tuple[str, str, str],
 
 
 HA_EVENTS = ("host_non_responsive", "host_fenced", "fence_skipped", "lease_lost",
-             "lease_acquired")
+             "lease_acquired", "engine_down", "engine_up")
 
 
 def ha_metrics(obs: Observations) -> dict[tuple[str, str, str], float]:

@@ -110,6 +110,15 @@ class LabParams(Strict):
     vms: Literal["fio", "guests"] = Field(
         "fio", description="fio writers per VM disk, or one real qemu guest per VM "
         "(hcisim.lab.guests; its vm_state, stalls, pauses and migrations are measured)")
+    plane: bool = Field(
+        False, description="with vms: guests, the management plane too (hcisim.lab.plane: "
+        "sanlock, agents, engine, hosted-engine HA agents); the lab restarts HA VMs")
+
+    @model_validator(mode="after")
+    def _plane_runs_guests(self) -> LabParams:
+        if self.plane and self.vms != "guests":
+            raise ValueError("plane: true needs vms: guests (the plane starts real guests)")
+        return self
 
 
 class Scenario(Strict):

@@ -77,17 +77,19 @@ class VmRecord:
     qmp: QmpSession | None = None
     exit_at: float | None = None
     exit_code: int | None = None
+    ready_at: float | None = None  # the guest's agent answered (booted)
 
 
 class HostAgent:
     """The agent's state: the VMs it runs and how to reach them."""
 
     def __init__(self, view: LabView, host: str, store: LeaseStore | None,
-                 lease_volume: str = "") -> None:
+                 lease_volume: str = "", engine_store: LeaseStore | None = None) -> None:
         self.view = view
         self.host = view.lab_.host(host)
         self.host_id = [h.name for h in view.lab_.hosts].index(host) + 1
         self.store = store
+        self.engine_store = engine_store  # the hosted engine VM's lease (its own lockspace)
         self.lease_volume = lease_volume
         self.vms: dict[str, VmRecord] = {}
         self.lock = threading.Lock()
@@ -115,7 +117,7 @@ class HostAgent:
             qmp = QmpSession(vm, self._on_event(vm))
             with contextlib.suppress(LabError):
                 qmp.connect(self.host.dir / "guests" / vm / "qmp.sock", timeout=5)
-            self.vms[vm] = VmRecord("", None, read_pid(pf), qmp)
+            self.vms[vm] = VmRecord("", None, read_pid(pf), qmp, ready_at=time.time())
             self.emit(time.time(), vm, "RECOVERED", {"pid": read_pid(pf)})
 
     def status(self, vm: str, rec: VmRecord) -> str:
@@ -129,7 +131,7 @@ class HostAgent:
 
     def stats(self) -> dict[str, Any]:
         vms = {vm: {"status": self.status(vm, rec), "pid": rec.pid, "exit_at": rec.exit_at,
-                    "exit_code": rec.exit_code}
+                    "exit_code": rec.exit_code, "ready": rec.ready_at is not None}
                for vm, rec in list(self.vms.items())}
         return {"host": self.host.name, "agent_started_at": self.started_at, "vms": vms}
 
@@ -137,12 +139,13 @@ class HostAgent:
         rec = self.vms.get(vm)
         if rec is not None and rec.exit_at is None:
             return {"ok": False, "error": f"{vm} runs on {self.host.name} already"}
-        if lease and self.store is None:
-            return {"ok": False, "error": f"{self.host.name} has no lockspace for VM leases"}
+        store = self.lease_store(vm) if lease else None
+        if lease and store is None:
+            return {"ok": False, "error": f"{self.host.name} has no lockspace for {vm}'s lease"}
         t = time.time()
         try:
             guest = launch_guest(self.view, vm, self.host.name, volume,
-                                 self.store if lease else None, ensure_image(),
+                                 store, ensure_image(),
                                  on_event=self._on_event(vm),
                                  **options)
         except LabError as exc:
@@ -157,8 +160,16 @@ class HostAgent:
             boot_s = guest.boot()
         except LabError as exc:
             return {"ok": False, "error": exc.reason}
-        self.emit(time.time(), vm, "UP", {"boot_s": boot_s})
+        self.vms[vm].ready_at = time.time()
+        self.emit(self.vms[vm].ready_at or 0.0, vm, "UP", {"boot_s": boot_s})
         return {"ok": True, "boot_s": boot_s, "pid": guest.pid}
+
+    def lease_store(self, vm: str) -> LeaseStore | None:
+        """The lockspace holding ``vm``'s lease: the hosted engine's or the VM leases'."""
+        for store in (self.engine_store, self.store):
+            if store is not None and vm in store.vms:
+                return store
+        return None
 
     def destroy(self, vm: str) -> dict[str, Any]:
         rec = self.vms.get(vm)
@@ -258,12 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--io-timeout", type=int, default=10)
     p.add_argument("--leased", nargs="*", default=[])
     p.add_argument("--lease-volume", default="")
+    p.add_argument("--engine-vm", default="", help="the hosted engine VM (its own lease)")
     p.add_argument("--port", type=int, default=PORT)
     args = p.parse_args(argv)
     try:
         view = LabView(layout_of(args.lab_dir))
         store = LeaseStore(tuple(args.leased), args.io_timeout) if args.leased else None
-        agent = HostAgent(view, args.host, store, args.lease_volume)
+        engine_store = LeaseStore((args.engine_vm,), args.io_timeout, sl.ENGINE_LOCKSPACE) \
+            if args.engine_vm else None
+        agent = HostAgent(view, args.host, store, args.lease_volume, engine_store)
         agent.recover()
         serve(agent, agent.host.mgmt_addr, args.port)
     except LabError as exc:

@@ -36,9 +36,9 @@ from typing import Any
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.gluster import GlusterError
-from hcisim.lab.guests.fleet import sizing
 from hcisim.lab.plane.agent import PORT
 from hcisim.lab.plane.client import AgentUnreachable, EngineNet
+from hcisim.lab.plane.hosted_engine import create_request
 from hcisim.lab.plane.hosts import PlaneConfig, start_agent
 from hcisim.observations import Recorder
 from hcisim.observations.schema import EventKind
@@ -85,6 +85,7 @@ class Engine:
         self._lock = threading.Lock()
         self._restarting: set[str] = set()
         self._threads: list[threading.Thread] = []
+        self._engine_down = False
 
     # --- plumbing ----------------------------------------------------------------------
     def emit(self, kind: EventKind, target: str, detail: str = "") -> None:
@@ -111,9 +112,16 @@ class Engine:
         return not self._stop.wait(max(0.0, s))
 
     def _wait_engine(self) -> bool:
+        """Block while the hosted engine is down. The engine that comes back starts afresh:
+        DisableFenceAtStartupInSec counts from then (``started_at``)."""
         while not self.engine_up():
+            self._engine_down = True
             if not self._sleep(0.5):
                 return False
+        with self._lock:
+            if self._engine_down:
+                self._engine_down = False
+                self.started_at = time.time()
         return True
 
     def start(self) -> None:
@@ -131,14 +139,11 @@ class Engine:
 
     # --- VMs ---------------------------------------------------------------------------
     def run_vm(self, vm: VmSpec, host: str) -> dict[str, Any]:
-        """Ask ``host``'s agent to start and boot ``vm`` (its lease if it holds one)."""
-        spec = self.sc.vm(vm.name)
-        size = sizing(spec.ram_gib, spec.working_set_gib, spec.dirty_rate_mb_s)
-        return self.call(host, {
-            "op": "create", "vm": vm.name, "volume": spec.disks[0].volume,
-            "lease": vm.holds_lease and vm.name in self.cfg.leased_vms,
-            "options": {"mem_mib": size.ram_mib, "vcpus": 1, "dirty_mib": size.dirty_mib,
-                        "dirty_pages_s": size.dirty_pages_s}}, timeout_s=300)
+        """Ask ``host``'s agent to start and boot ``vm`` (its lease if it holds one; the
+        hosted engine always: its lease is the engine lock)."""
+        lease = (vm.holds_lease and vm.name in self.cfg.leased_vms) or \
+            vm.name == self.cfg.engine_vm
+        return self.call(host, create_request(self.sc, vm.name, lease), timeout_s=300)
 
     def start_vms(self, placement: dict[str, str]) -> None:
         """Start the scenario's VMs where ``placement`` says (one after the other: on two
@@ -216,6 +221,9 @@ class Engine:
             return False
         st = self.hosts[host]
         st.vms = {vm: str(v.get("status")) for vm, v in (stats.get("vms") or {}).items()}
+        he = self.cfg.engine_vm
+        if he and st.vms.get(he, "down") != "down":  # the HA agents moved the engine VM
+            self.placement[he] = host
         gone = [vm for vm, h in list(self.placement.items())
                 if h == host and st.vms.get(vm, "down") == "down"]
         for vm in gone:  # the VM died on a responsive host (sanlock killed it, it crashed)
@@ -247,13 +255,25 @@ class Engine:
     def _running_here(self, host: str) -> list[str]:
         return [vm for vm, h in self.placement.items() if h == host]
 
+    def _engine_gone(self, host: str) -> bool:
+        """The hosted engine died while handling ``host``: the handling is lost with it (the
+        engine that comes back finds the host anew); the host's state is reset quietly."""
+        if self.engine_up():
+            return False
+        self.hosts[host].state = "up"
+        return True
+
     def _handle_failure(self, host: str) -> None:
+        if self._engine_gone(host):
+            return
         self._set_state(host, "connecting")
         running = self._running_here(host)
         grace = fence_grace_s(self.f, len(running), host == self.cluster.spm)
         end = time.time() + grace
         while time.time() < end:  # polling on, but no call may outlast the grace
             if not self._sleep(min(self.f.vds_refresh_rate_s, end - time.time())):
+                return
+            if self._engine_gone(host):
                 return
             if time.time() < end and self._poll(host, within_s=end - time.time()):
                 self._set_state(host, "up")
@@ -262,12 +282,16 @@ class Engine:
         if self._soft_fence(host):
             self._set_state(host, "up")
             return
+        if self._engine_gone(host):
+            return
         self._set_state(host, "non_responsive")
         self.emit("host_non_responsive", host, "no answer to the engine")
         victims = [self.cluster.vm(v) for v in self._running_here(host)]
         if self.cluster.host(host).power_management:
             fence_at = self.started_at + self.f.disable_fence_at_startup_s
             if not self._sleep(fence_at - time.time()):
+                return
+            if self._engine_gone(host):
                 return
             veto = self.fence_veto(host)
             if veto is not None:  # the HCI fencing policy: the host stays non-responsive

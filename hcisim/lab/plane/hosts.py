@@ -29,6 +29,7 @@ from hcisim.lab.process import alive, cmdline, kill_and_wait, read_pid, run, spa
 from hcisim.lab.wait import wait_until
 
 AGENT_MODULE = "hcisim.lab.plane.agent"
+HA_AGENT_MODULE = "hcisim.lab.plane.ha_agent"
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,18 @@ class PlaneConfig:
     lease_volume: str
     leased_vms: tuple[str, ...]
     io_timeout_s: int = 10
+    engine_vm: str = ""  # the hosted engine VM: its lease in its own lockspace
+    engine_volume: str = ""
 
     @property
     def store(self) -> sl.LeaseStore:
         return sl.LeaseStore(self.leased_vms, self.io_timeout_s)
+
+    @property
+    def engine_store(self) -> sl.LeaseStore | None:
+        if not self.engine_vm:
+            return None
+        return sl.LeaseStore((self.engine_vm,), self.io_timeout_s, sl.ENGINE_LOCKSPACE)
 
 
 def sanlock_host(h: HostLayout) -> sl.SanlockHost:
@@ -57,9 +66,36 @@ def agent_pidfile(h: HostLayout) -> Path:
     return h.piddir / "agent.pid"
 
 
-def _is_agent(pid: int, lab_dir: Path) -> bool:
+def _is_agent(pid: int, lab_dir: Path, module: str = AGENT_MODULE) -> bool:
     args = cmdline(pid)
-    return AGENT_MODULE in args and str(lab_dir) in args
+    return module in args and str(lab_dir) in args
+
+
+def ha_agent_pidfile(h: HostLayout) -> Path:
+    return h.piddir / "ha-agent.pid"
+
+
+def start_ha_agents(lab: LabLayout, hosts: Sequence[HostLayout], config: Path) -> None:
+    """Start the hosted-engine HA agents on ``hosts`` together (each in its namespace) and
+    return after every one's first loop: started one after the other, the first would
+    have its history (HOST_ALIVE_TIMEOUT) before the last had published anything, and
+    could take the engine for down."""
+    procs: list[tuple[HostLayout, subprocess.Popen[bytes]]] = []
+    for h in hosts:
+        ready = h.dir / "plane" / "ha-agent.ready"
+        ready.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", HA_AGENT_MODULE, str(lab.dir), h.name,
+                "--config", str(config)]
+        proc = spawn(argv, h.netns, h.logdir / "ha-agent.log")
+        ha_agent_pidfile(h).write_text(f"{proc.pid}\n")
+        procs.append((h, proc))
+    for h, proc in procs:
+        ready = h.dir / "plane" / "ha-agent.ready"
+        if not wait_until(lambda r=ready, p=proc: r.exists() or p.poll() is not None,  # type: ignore[misc]
+                          60.0, 0.05) or proc.poll() is not None:
+            tail = (h.logdir / "ha-agent.log").read_text(errors="replace").strip().splitlines()
+            raise LabError(f"start the HA agent on {h.name}",
+                           f"exit {proc.poll()}: {' '.join(tail[-1:])}")
 
 
 def agent_running(lab: LabLayout, h: HostLayout) -> bool:
@@ -73,7 +109,7 @@ def start_agent(lab: LabLayout, h: HostLayout, cfg: PlaneConfig) -> subprocess.P
     ready.unlink(missing_ok=True)
     argv = [sys.executable, "-m", AGENT_MODULE, str(lab.dir), h.name,
             "--io-timeout", str(cfg.io_timeout_s), "--lease-volume", cfg.lease_volume,
-            "--leased", *cfg.leased_vms]
+            "--engine-vm", cfg.engine_vm, "--leased", *cfg.leased_vms]
     proc = spawn(argv, h.netns, h.logdir / "agent.log")
     agent_pidfile(h).write_text(f"{proc.pid}\n")
     if not wait_until(lambda: ready.exists() or proc.poll() is not None, 30.0, 0.05) or \
@@ -92,22 +128,25 @@ def stop_agent(lab: LabLayout, h: HostLayout) -> None:
 
 
 def boot_services(lab: LabLayout, hosts: Iterable[HostLayout], cfg: PlaneConfig) -> None:
-    """sanlock daemons, lockspace joins (in parallel: each waits for its delta lease),
-    then the agents, on ``hosts``."""
+    """sanlock daemons, lockspace joins (in parallel: each waits for its delta lease; the
+    hosted engine's lockspace too), then the agents, on ``hosts``."""
     hosts = list(hosts)
-    store = cfg.store
+    spaces = [(cfg.store, cfg.lease_volume)]
+    if cfg.engine_store is not None:
+        spaces.append((cfg.engine_store, cfg.engine_volume))
     for h in hosts:
         sl.start_daemon(sanlock_host(h))
     errors: list[LabError] = []
 
-    def join(h: HostLayout) -> None:
+    def join(h: HostLayout, store: sl.LeaseStore, volume: str) -> None:
         try:
-            sl.add_lockspace(sanlock_host(h), store, lab.mount(h.name, cfg.lease_volume),
+            sl.add_lockspace(sanlock_host(h), store, lab.mount(h.name, volume),
                              host_id(lab, h.name))
         except LabError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=join, args=(h,)) for h in hosts]
+    threads = [threading.Thread(target=join, args=(h, st, vol)) for h in hosts
+               for st, vol in spaces]
     for t in threads:
         t.start()
     for t in threads:
@@ -121,6 +160,8 @@ def boot_services(lab: LabLayout, hosts: Iterable[HostLayout], cfg: PlaneConfig)
 def bring_up(lab: LabLayout, cfg: PlaneConfig) -> None:
     """Format the leases on the volume (through the first host's mount), boot every host."""
     sl.format_store(cfg.store, lab.mount(lab.hosts[0].name, cfg.lease_volume))
+    if cfg.engine_store is not None:
+        sl.format_store(cfg.engine_store, lab.mount(lab.hosts[0].name, cfg.engine_volume))
     boot_services(lab, lab.hosts, cfg)
 
 
@@ -137,13 +178,15 @@ def reclaim_plane(lab_dir: Path) -> list[int]:
     names this lab; returns the PIDs still alive afterwards (normally none).
     """
     agents = []
-    for pf in sorted(lab_dir.glob("h/*/pids/agent.pid")):
-        pid = read_pid(pf)
-        if pid is not None and pid > 1 and alive(pid) and _is_agent(pid, lab_dir):
-            agents.append(pid)
+    for name, module in (("agent.pid", AGENT_MODULE), ("ha-agent.pid", HA_AGENT_MODULE)):
+        for pf in sorted(lab_dir.glob(f"h/*/pids/{name}")):
+            pid = read_pid(pf)
+            if pid is not None and pid > 1 and alive(pid) and _is_agent(pid, lab_dir, module):
+                agents.append(pid)
     left = kill_and_wait(agents)
-    for pf in lab_dir.glob("h/*/pids/agent.pid"):
-        pf.unlink(missing_ok=True)
+    for name in ("agent.pid", "ha-agent.pid"):
+        for pf in lab_dir.glob(f"h/*/pids/{name}"):
+            pf.unlink(missing_ok=True)
     return left + sl.reclaim_sanlock(lab_dir)
 
 

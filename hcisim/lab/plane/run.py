@@ -23,6 +23,13 @@ from hcisim.lab.plane import sanlock as sl
 from hcisim.lab.plane.agent import qmp_events, read_events
 from hcisim.lab.plane.client import EngineNet
 from hcisim.lab.plane.engine import Engine
+from hcisim.lab.plane.hosted_engine import (
+    engine_running,
+    engine_vm_name,
+    ha_events,
+    start_ha_agents,
+    write_config,
+)
 from hcisim.lab.plane.hosts import (
     PlaneConfig,
     bring_up,
@@ -50,7 +57,9 @@ def lease_config(sc: Scenario) -> PlaneConfig:
                        f"leased VMs on several volumes {sorted(volumes)}: the lab keeps one "
                        "lockspace; put the leased VMs' disks on one volume")
     volume = volumes.pop() if volumes else sc.volumes[0].name
-    return PlaneConfig(volume, leased, sc.compute.fencing.lease_io_timeout_s)
+    engine = engine_vm_name(sc)
+    return PlaneConfig(volume, leased, sc.compute.fencing.lease_io_timeout_s, engine,
+                       sc.vm(engine).disks[0].volume if engine else "")
 
 
 @dataclass
@@ -58,6 +67,17 @@ class Plane:
     be: Any
     cfg: PlaneConfig
     engine: Engine
+
+    def start(self, placement: dict[str, str]) -> None:
+        """Start the scenario's VMs where ``placement`` says (the hosted engine first, as its
+        deployment does), then the hosts' HA agents (they find the engine running), then
+        the engine's host monitoring."""
+        engine = self.cfg.engine_vm
+        order = sorted(placement, key=lambda vm: vm != engine)
+        self.engine.start_vms({vm: placement[vm] for vm in order})
+        if engine:
+            start_ha_agents(self.be.lab_)
+        self.engine.start()
 
     def host_dirs(self) -> dict[str, Path]:
         return {h.name: h.dir for h in self.be.lab_.hosts}
@@ -119,8 +139,12 @@ class Plane:
         for t, kind, target, detail in self.lease_events(t0):
             rec.event(t - t0, kind, target, detail)
         cuts = {f.target: t for t, f in faults if f.kind == "node_power_loss"}
-        for r in self.lifecycle_rows(t0, t_end, cuts):
+        rows = self.lifecycle_rows(t0, t_end, cuts)
+        for r in rows:
             rec.vm_state(r.vm, r.host, r.t_start_s, r.t_end_s, cast(VmState, r.state), r.reason)
+        for t_s, kind, target, detail in engine_timeline(rows, self.cfg.engine_vm,
+                                                         t_end - t0):
+            rec.event(t_s, kind, target, detail)
         return rec.build("lab", sc.name, sc.seed, t_end - t0)
 
     def lease_events(self, t0: float) -> list[tuple[float, EventKind, str, str]]:
@@ -144,6 +168,10 @@ class Plane:
                     out.append((t, "lease_acquired", vm, f"on {h.name}"))
         return sorted(out)
 
+    def ha_events(self) -> list[dict[str, Any]]:
+        """The HA agents' state changes and engine starts, by time."""
+        return ha_events(self.host_dirs())
+
     def vm_state(self, vm: str, t0: float, t_end: float) -> list[StateRow]:
         """``vm``'s states on every host it ran on (QMP events the agents logged)."""
         rows: list[StateRow] = []
@@ -154,8 +182,28 @@ class Plane:
         return sorted(rows, key=lambda r: r.t_start_s)
 
 
+def engine_timeline(rows: Sequence[StateRow], vm: str, t_end_s: float
+                    ) -> list[tuple[float, EventKind, str, str]]:
+    """The hosted engine's ``engine_down`` / ``engine_up`` (with ``vm_down`` /
+    ``vm_started``, as the model records them) from its guest's life: down when a running
+    interval ends before the run does, up when the next one begins (its guest booted)."""
+    out: list[tuple[float, EventKind, str, str]] = []
+    running = sorted((r for r in rows if r.vm == vm and r.state == "running"),
+                     key=lambda r: r.t_start_s)
+    for i, r in enumerate(running):
+        if i > 0:
+            out += [(r.t_start_s, "vm_started", vm, f"on {r.host}: started by the HA agent"),
+                    (r.t_start_s, "engine_up", vm, f"on {r.host}")]
+        if r.t_end_s < t_end_s - 1e-6:
+            out += [(r.t_end_s, "vm_down", vm, f"on {r.host}"),
+                    (r.t_end_s, "engine_down", vm, f"on {r.host}")]
+    return out
+
+
 @contextlib.contextmanager
 def management_plane(be: Any, sc: Scenario) -> Iterator[Plane]:
+    """See the module doc; with a hosted engine VM the engine role acts only while its
+    guest runs (``engine_up``), and :meth:`Plane.start` starts the HA agents."""
     lab = be.lab_
     cfg = lease_config(sc)
     net: EngineNet | None = None
@@ -163,13 +211,18 @@ def management_plane(be: Any, sc: Scenario) -> Iterator[Plane]:
     try:
         bring_up(lab, cfg)
         net = EngineNet(make_engine_netns(lab), workers=4 + 2 * len(sc.vms))
-        engine = Engine(be, sc, cfg, net)
+        if cfg.engine_vm:
+            write_config(lab, sc)
+            vm = cfg.engine_vm
+            engine = Engine(be, sc, cfg, net, engine_up=lambda: engine_running(lab, vm))
+        else:
+            engine = Engine(be, sc, cfg, net)
         yield Plane(be, cfg, engine)
     finally:
         if engine is not None:
             engine.stop()
+        reclaim_plane(lab.dir)  # the HA agents first: nothing restarts the engine now
         reclaim_guests(lab.dir)
-        reclaim_plane(lab.dir)
         if net is not None:
             net.close()
         remove_engine_netns(lab)

@@ -45,6 +45,10 @@ SANLOCK = "sanlock"
 ALIGN = 1 << 20  # 512-byte sectors, 1 MiB per lease (sanlock's default 512/1M)
 MAX_NAME = 48  # sanlock's limit for lockspace and resource names
 LOCKSPACE = "hcisim"
+# the hosted engine's own lockspace and lease (ovirt-hosted-engine-ha keeps its files in the
+# engine storage domain's ``ha_agent`` directory: hosted-engine.lockspace, .metadata)
+ENGINE_LOCKSPACE = "hosted-engine"
+HA_AGENT_DIR = "ha_agent"
 
 # sanlock_rv.h: what an acquire or add_lockspace answers, for error messages
 ERRORS = {
@@ -115,12 +119,14 @@ class LeaseStore:
         if not 1 <= self.io_timeout_s <= 60:
             raise LabError("configure sanlock", f"io_timeout {self.io_timeout_s} s not in 1..60")
 
-    @staticmethod
-    def ids(mount: Path) -> Path:
+    def ids(self, mount: Path) -> Path:
+        if self.lockspace == ENGINE_LOCKSPACE:
+            return mount / HA_AGENT_DIR / "hosted-engine.lockspace"
         return mount / "ids"
 
-    @staticmethod
-    def xleases(mount: Path) -> Path:
+    def xleases(self, mount: Path) -> Path:
+        if self.lockspace == ENGINE_LOCKSPACE:
+            return mount / HA_AGENT_DIR / "hosted-engine.lease"
         return mount / "xleases"
 
     def offset(self, vm: str) -> int:
@@ -176,6 +182,7 @@ def format_store(store: LeaseStore, mount: Path) -> None:
     id_renewal_fail (16 s): the daemon's first lease check could find its lease 21 s old and
     drop the lockspace it had just joined ("check_our_lease failed 21", CI, 1 of 4 runs)."""
     for path, size in ((store.ids(mount), ALIGN), (store.xleases(mount), ALIGN * len(store.vms))):
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             os.posix_fallocate(f.fileno(), 0, max(size, ALIGN))
     timeout = ["-o", str(store.io_timeout_s)]
