@@ -165,15 +165,17 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
     result = check_guest(lab, guest, "data", "host1")
     assert len(result.acked) > 100
     if result.lost_count:
-        # A finding, not a harness fault (docs/guests.md, "Acknowledged writes lost"): in
-        # about 1 run in 10 the records acknowledged while host2's brick was down are gone
-        # from every brick, and glustershd logs a data heal with host3 as the only source.
-        # Reported as XFAIL with the evidence, so the suite stays usable until it is fixed.
+        # Gluster 10.3, not a harness fault (docs/guests.md, "Acknowledged writes lost
+        # around a brick's return"; tests/guests/test_quorum_loss_rmw.py shows it): when
+        # the client reconnects to a returned brick that no xattr blames yet, AFR may read
+        # qemu's 4 KiB read-modify-write page from it and the write puts the stale page on
+        # all three bricks. Reported as XFAIL with the evidence.
         pauses_at = [(round(a + t0, 3), round(b + t0, 3)) for a, b in pauses]
         lost = [a.seq for a in result.acked if result.lost(a.seq)]
         held = {host: sum(data[s * 64:s * 64 + 64] == record("vm1", s, 64) for s in lost)
                 for host, data in at_pause.items()}
-        pytest.xfail(f"{result.lost_count} acknowledged records lost after quorum loss; "
+        pytest.xfail(f"{result.lost_count} acknowledged records lost (stale page read after a "
+                     "brick's return, written back by qemu's read-modify-write); "
                      f"held at the pause (before heal) by: {held}; pauses {pauses_at}: "
                      + lost_detail(lab, result, guest.spec.disk))
     assert min(result.copies.values()) == 3, "a record missing on a brick after heal"
