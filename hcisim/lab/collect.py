@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.fio import read_plan_logs, rebin
+from hcisim.lab.healbytes import IoSample, heal_received, volume_series
 from hcisim.lab.history import CheckResult, History, Interval, bad_intervals, per_second
 from hcisim.lab.schedule import FaultWindow
-from hcisim.lab.timeline import VolumePoint, VolumeTimeline, heal_episodes
+from hcisim.lab.timeline import HealEpisode, VolumePoint, VolumeTimeline, heal_episodes
 from hcisim.observations import Observations, Recorder
-from hcisim.scenario import Scenario
+from hcisim.scenario import Scenario, Volume
 
 
 @dataclass
@@ -30,6 +31,7 @@ class LabRecord:
     end: float  # epoch: last observation (after the final heal wait)
     workloads: list[Workload]
     samples: list[Sample] = field(default_factory=list)
+    counters: list[IoSample] = field(default_factory=list)  # brick write counters, dense
     windows: list[FaultWindow] = field(default_factory=list)
     killed: dict[str, float] = field(default_factory=dict)  # host -> epoch its VMs died
     histories: dict[str, History] = field(default_factory=dict)
@@ -96,18 +98,62 @@ def volume_rows(sc: Scenario, rec: LabRecord, out: Recorder) -> dict[str, list[V
             if prev is not None and prev.quorum != p.quorum:
                 out.event(t, "quorum_regained" if p.quorum else "quorum_lost", vol.name)
             prev = p
-        for i, b in enumerate(vol.bricks):
-            for ep in heal_episodes(pts, i):
-                out.add("heal", vol.name, b.host, ep.start - rec.t0, ep.end - rec.t0,
-                        ep.bytes, ep.entries)
-                out.event(ep.start - rec.t0, "heal_start", f"{vol.name}/{b.host}",
-                          f"{ep.bytes:.0f} bytes pending")
-                out.event(ep.end - rec.t0, "heal_done", f"{vol.name}/{b.host}",
-                          f"{ep.bytes:.0f} bytes, {ep.entries} entries")
+        for i, ep, nbytes, how in measured_heals(vol, pts, rec.counters, rec.windows):
+            b = vol.bricks[i]
+            out.add("heal", vol.name, b.host, ep.start - rec.t0, ep.end - rec.t0,
+                    nbytes, ep.entries)
+            out.event(ep.start - rec.t0, "heal_start", f"{vol.name}/{b.host}",
+                      f"{ep.bytes:.0f} bytes pending")
+            out.event(ep.end - rec.t0, "heal_done", f"{vol.name}/{b.host}",
+                      f"{nbytes:.0f} bytes ({how}), {ep.entries} entries")
         exposure_rows(vol.name, [b.host for b in vol.data_bricks],
                       [i for i, b in enumerate(vol.bricks) if not vol.is_arbiter(b.host)],
                       pts, rec, out)
     return timelines
+
+
+def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample],
+                   windows: list[FaultWindow]) -> list[tuple[int, HealEpisode, float, str]]:
+    """Every heal episode of ``vol``'s bricks with the bytes it healed and how they were
+    measured: the brick write counters where they can say, else the heal index estimate."""
+    episodes = {i: heal_episodes(pts, i) for i in range(len(vol.bricks))}
+    series = volume_series(counters, vol.name, len(vol.bricks))
+    out = []
+    for i, b in enumerate(vol.bricks):
+        for ep in episodes[i]:
+            back = back_at(pts, windows, i, b.host, ep)
+            got = None if vol.is_arbiter(b.host) else heal_received(
+                series, i, quiet_data_bricks(vol, pts, episodes, i, ep, back), back, ep.end)
+            if got is None:
+                out.append((i, ep, ep.bytes, "heal index estimate"))
+            else:
+                out.append((i, ep, got, f"brick write counter; heal index estimate {ep.bytes:.0f}"))
+    return out
+
+
+def back_at(pts: list[VolumePoint], windows: list[FaultWindow], brick: int, host: str,
+            ep: HealEpisode) -> float | None:
+    """When ``brick`` could receive writes again before ``ep``: the latest repair of a fault
+    on its host (until then nothing reached it), else the last time a client saw it down
+    (None: never seen down)."""
+    repairs = [w.end for w in windows
+               if w.end is not None and w.end <= ep.end and w.fault.target == host]
+    if repairs:
+        return max(repairs)
+    return max((p.t for p in pts if p.t <= ep.start and not p.up[brick]), default=None)
+
+
+def quiet_data_bricks(vol: Volume, pts: list[VolumePoint],
+                      episodes: dict[int, list[HealEpisode]], brick: int,
+                      ep: HealEpisode, back: float | None) -> list[int]:
+    """Data bricks other than ``brick`` that were up and not healing from ``back`` to the
+    end of ``ep``: their write counters grew by the foreground writes alone."""
+    lo = ep.start if back is None else back
+    settled = {p.t: p for p in pts}.values()  # the last point at each instant (no blips)
+    return [j for j, b in enumerate(vol.bricks)
+            if j != brick and not vol.is_arbiter(b.host)
+            and all(p.up[j] for p in settled if lo <= p.t <= ep.end)
+            and not any(e.start < ep.end and e.end > lo for e in episodes[j])]
 
 
 def exposure_rows(volume: str, data_hosts: list[str], data_idx: list[int],

@@ -20,6 +20,7 @@ from hcisim.lab.collect import LabRecord, build_observations
 from hcisim.lab.faults import mechanism
 from hcisim.lab.fio import FioPlan, PhaseRate
 from hcisim.lab.heal import heal_settled
+from hcisim.lab.healbytes import CounterPoller
 from hcisim.lab.history import check, read_history
 from hcisim.lab.scale import LabScale, as_built
 from hcisim.lab.schedule import play
@@ -147,7 +148,11 @@ def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = No
             be.build()
             be.deploy()
             up_s = time.monotonic() - t_up
-            if sc.lab.vms == "guests":
+            if sc.lab.plane:
+                from hcisim.lab.plane.scenario_run import run_plane
+
+                obs = run_plane(sc, be, progress)
+            elif sc.lab.vms == "guests":
                 from hcisim.lab.guests.run import run_guests
 
                 obs = run_guests(sc, be, opts, progress, backend)
@@ -180,6 +185,10 @@ def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpti
 
     poller = Poller(be, opts.poll_s)
     poller.start()
+    read_counters = getattr(be, "brick_io", None)  # the brick processes' /proc: netns only
+    counters = CounterPoller(read_counters) if read_counters is not None else None
+    if counters is not None:
+        counters.start()
     try:
         be.start_workloads(workloads)
         rec.t0 = time.time()  # t = 0 once the load runs (starting it over SSH takes seconds)
@@ -190,8 +199,11 @@ def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpti
             lambda: heal_settled(poller.samples, vols), opts.heal_wait_s, opts.poll_s / 2)
     finally:
         poller.stop()
+        if counters is not None:
+            counters.stop()
     rec.end = time.time()
     rec.samples = poller.samples
+    rec.counters = counters.samples if counters is not None else []
     unrepaired = {w.fault.target for w in rec.windows if w.end is None}
     reader = next((h for h in sc.host_names if h not in unrepaired), sc.host_names[0])
     for w in workloads:
@@ -216,6 +228,11 @@ def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpti
             "pending_heal_bytes": "glfsheal listing; per entry its allocated size on the "
                                   "source brick, attributed to the bricks its AFR changelog "
                                   "blames (see hcisim.lab.healinfo)",
+            "bytes_healed": "what the returning brick's process wrote during its heal episode "
+                            "(/proc/PID/io write_bytes) minus what a data brick of the volume "
+                            "that was up and not healing wrote over the same polls (see "
+                            "hcisim.lab.healbytes); the heal index estimate where the counters "
+                            "cannot say (the event heal_done names which)",
             "stalls": f"history writer attempts slower than {opts.stall_threshold_s} s",
             "writes_copies": "data bricks holding each acknowledged record after the heal wait",
         },

@@ -19,6 +19,7 @@ from hcisim.lab.clientlog import ClientLogTail, ConnEvent
 from hcisim.lab.errors import LabError
 from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.fio import job_file
+from hcisim.lab.healbytes import BrickIo, read_brick_io
 from hcisim.lab.healinfo import BrickRef, Pending, parse_glfsheal, pending_by_brick
 from hcisim.lab.netns import bricks, gluster, network
 from hcisim.lab.netns.faults import NetnsMachine
@@ -306,6 +307,19 @@ class NetnsBackend(FaultBook):
                 connected[v.name] = [status.get(r.name, False) for r in refs]
         raw = {v.name: t for v, t in zip(self.scenario.volumes, texts, strict=True) if t}
         return Sample(time.time(), conn, pending, connected, raw)
+
+    def brick_io(self) -> dict[str, dict[int, BrickIo]]:
+        """Each brick process's write counter now (volume -> brick index; one pid file per host
+        and volume here): cheap /proc reads, polled densely by :class:`CounterPoller`."""
+        out: dict[str, dict[int, BrickIo]] = {}
+        for v in self.scenario.volumes:
+            for i, b in enumerate(v.bricks):
+                pids = gluster.brick_pids(self.lab_.host(b.host), v.name)
+                io = read_brick_io(pids[0], str(self._brick_path(b.host, v.name))) if len(
+                    pids) == 1 else None
+                if io is not None:
+                    out.setdefault(v.name, {})[i] = io
+        return out
 
     def brick_refs(self, volume: str) -> list[BrickRef]:
         v = self.scenario.volume(volume)
