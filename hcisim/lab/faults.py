@@ -176,6 +176,23 @@ class FaultInjector:
             raise LabError(f"signal bricks on {host}", f"kill -{sig} failed: {res.tail}")
         return t
 
+    def stop_bricks(self, host: str) -> float:
+        """Stop every brick of ``host`` cleanly (SIGTERM: it closes its connections, so the
+        clients drop it at once, no ping-timeout stall), as a maintenance does."""
+        pids = self.brick_pids(host, None)
+        return self._signal_bricks(host, pids, "TERM") if pids else time.time()
+
+    def start_bricks(self, host: str) -> float:
+        """Start the bricks of ``host`` again (``volume start VOL force``); the self-heal
+        daemons notice them and heal (nobody runs ``volume heal``, as on activation)."""
+        vols = self.volumes_on(host)
+        self.machine.before_brick_start(host, vols)
+        t = time.time()
+        cli = self.machine.gluster(host)
+        for v in vols:
+            cli.do("volume", "start", v, "force", step=f"start bricks of {v}", timeout_s=90)
+        return t
+
     def _brick_kill(self, f: Fault, inject: bool) -> float:
         vols = self.volumes_on(f.target, fault_volume(f))
         if inject:

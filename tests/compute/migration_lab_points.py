@@ -47,7 +47,7 @@ def run_lab() -> list[dict[str, Any]]:
                 dst, uri = start_destination(lab, src, "host2", "data")
                 with dst:
                     r = lab_migrate(src, dst, uri, MigrationPolicy(
-                        max_bandwidth_mib_s=cap, downtime_steps_ms=((0.0, LIMIT_MS),),
+                        max_bandwidth_mib_s=cap, downtime_limits_ms=(LIMIT_MS,),
                         progress_timeout_s=timeout, max_time_s=MAX_TIME_S))
             rows.append({"case": name, "pages_s": pages, "cap_mib_s": cap,
                          "progress_timeout_s": timeout, "boot_s": boot, "outcome": r.outcome,

@@ -7,7 +7,8 @@ with an I/O error (werror=stop), and once both bricks are back the auto-resume c
 it; (iii) after heal every acknowledged record is on every data brick. (iv) Another guest,
 dirtying memory, live-migrates from host1 to host2 over the lab's storage network; (v) a
 migration to host3 over the management network whose link on host3 is cut midway is
-cancelled by the progress timeout and the guest runs on at the source.
+cancelled by the progress timeout and the guest runs on at the source. (vi) The engine's
+Gluster validations before maintenance: refused while heal is pending, or for quorum.
 Needs root, qemu-system-x86, gcc, apt and the netns lab's packages.
 """
 
@@ -33,6 +34,7 @@ from hcisim.lab.history import CheckResult
 from hcisim.lab.history_writer import record
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
+from hcisim.lab.plane.maintenance import LabMaintenance
 from hcisim.lab.run import placement
 from hcisim.scenario import Fault
 from tests.lab.scenarios import small
@@ -183,7 +185,8 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
 
 def test_guest_live_migrates_between_namespaces_and_loses_nothing(lab: NetnsBackend) -> None:
     t0 = time.time()
-    policy = MigrationPolicy(max_bandwidth_mib_s=64, downtime_steps_ms=((0.0, 300), (5.0, 600)))
+    policy = MigrationPolicy(max_bandwidth_mib_s=64, downtime_limits_ms=(300, 600),
+                             step_wait_s=5.0)
     with start_guest(lab, "vm2", "host1", "data", dirty_mib=24, dirty_pages_s=500) as src:
         src.boot()
         acked_after(src, 20, 60)
@@ -263,3 +266,40 @@ def test_every_scenario_vm_boots_as_a_guest_and_stops_on_the_way_out(
     rows = fleet.vm_state(t0, time.time())
     assert [r.state for r in rows] == ["running", "down"]
     assert fleet.check(lab, "vm1").lost_count == 0
+
+
+def test_maintenance_is_refused_while_heal_is_pending_and_for_quorum(
+        lab: NetnsBackend) -> None:
+    """The engine's Gluster validations on the real volume (hcisim/lab/plane/maintenance.py):
+    with the self-heal daemon held off, a file written while host2's brick was down leaves
+    entries on host1's and host3's bricks: their maintenance is refused, host2's is not (its
+    own brick lists nothing); with host2's brick down, host1's would lose quorum. Heal
+    done: every host may go."""
+    crash2 = lab.scenario.faults[0]
+    cli = lab.faults.machine.gluster("host1") if lab.faults else None
+    assert cli is not None
+    plane = LabMaintenance(lab.scenario, lab, dict, lambda vm, dst: False,
+                           lambda target, detail: None)
+    assert [plane.refusal(h) for h in ("host1", "host2", "host3")] == [None] * 3
+    cli.do("volume", "set", "data", "cluster.self-heal-daemon", "off", step="hold heal")
+    try:
+        lab.inject(crash2)
+        why = plane.refusal("host1")
+        assert why is not None and why.startswith("Gluster quorum cannot be met for data")
+        with (lab.mount_path("host1", "data") / "maintenance-probe").open("wb") as f:
+            f.write(os.urandom(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+        restore(lab, crash2)
+        wait_for(lambda: all(up for _, up in plane.gluster_view("host2")[0]["data"]), 30,
+                 "host2's brick back")
+        refused = {h: plane.refusal(h) for h in ("host1", "host2", "host3")}
+        assert refused["host2"] is None, refused
+        for h in ("host1", "host3"):
+            assert (refused[h] or "").startswith(
+                f"unsynced entries present in Gluster bricks of {h}: data ("), refused
+    finally:
+        cli.do("volume", "set", "data", "cluster.self-heal-daemon", "on", step="let heal")
+    cli.start_heal("data")
+    wait_for(lambda: plane.refusal("host1") is None and plane.refusal("host3") is None, 90,
+             "maintenance accepted once heal is done")

@@ -76,3 +76,63 @@ def test_scenario_migration_runs_on_the_guests_and_compares_with_the_model() -> 
     assert all(h["acked"] > 100 and h["lost"] == 0 and h["min_copies"] == 3
                for h in history.values()), (history, lab.meta["migrations"])
     assert lab.meta["ram_errors"] == {"vm1": 0, "vm2": 0}  # the guests' RAM came along whole
+
+
+def _operations(obs: Observations) -> list[tuple[str, str]]:
+    """(target, outcome) of every operation the engine carried out, in time order."""
+    ev = obs["events"]
+    ev = ev[(ev["kind"] == "operation") & (ev["source"] == "engine")].sort_values("t_s")
+    return [(str(t), str(d).split(":")[0]) for t, d in zip(ev["target"], ev["detail"],
+                                                           strict=True)]
+
+
+def test_maintenance_evacuates_host1_refuses_host2_and_heals_as_the_model_says() -> None:
+    """lab-maintenance: host1 into maintenance under load (vm1, vm2 live-migrate away, no
+    pause, its bricks stop), host2's refused meanwhile (quorum), host1 activated: its brick
+    heals. The lab plane's story is the model's, operation by operation."""
+    sc = load_scenario(SCENARIOS / "lab-maintenance.yaml")
+    lab = observe("lab", sc)
+    got = {v.name: v.verdict for v in judge(sc, lab).verdicts}
+    mig = lab["migrations"]
+    print(mig.to_string(), _operations(lab), lab.meta["operation_errors"], got, sep="\n")
+    assert lab.meta["operation_errors"] == []
+    assert set(got.values()) == {"pass"}, got
+    assert sorted(mig["vm"]) == ["vm1", "vm2"] and set(mig["src_host"]) == {"host1"}
+    assert (mig["outcome"] == "converged").all() and "host1" not in set(mig["dst_host"])
+    expected = [("host1", "maintenance"), ("host2", "maintenance refused"),
+                ("host1", "activate")]
+    assert _operations(lab) == expected
+    assert _operations(observe("model", sc)) == expected
+    st = lab["vm_state"]
+    paused = st[st["state"] == "paused"]
+    assert set(paused["reason"]) <= {"migration"}, paused  # only the switch-overs
+    last = st.sort_values("t_start_s").groupby("vm").last()
+    assert dict(last["host"]) == {**dict(zip(mig["vm"], mig["dst_host"], strict=True)),
+                                  "vm3": "host2"}
+    heal = lab["heal"]
+    back = float(lab["events"].query("detail == 'activate: up'")["t_s"].iloc[0])
+    assert ((heal["brick"] == "host1") & (heal["t_end_s"] > back)).any(), heal
+    assert lab.meta["heal_settled_after_run"]
+    history = lab.meta["history"]
+    assert all(h["lost"] == 0 and h["min_copies"] == 3 for h in history.values()), history
+
+
+@pytest.mark.parametrize("name", ["lab-migration-busy-slow", "lab-migration-link-loss"])
+def test_a_migration_that_cannot_finish_is_cancelled_and_the_vm_runs_on(name: str) -> None:
+    """busy-slow: the guest re-dirties faster than the shaped 0.5 Gb/s link sends;
+    link-loss: the destination's migration NIC goes down mid-stream. vdsm's rules cancel
+    both; the VM never stops and stays on host1; the model gives both up too."""
+    sc = load_scenario(SCENARIOS / f"{name}.yaml")
+    lab = observe("lab", sc)
+    got = {v.name: v.verdict for v in judge(sc, lab).verdicts}
+    mig = lab["migrations"]
+    print(mig.to_string(), lab.meta["migrations"], got, sep="\n")
+    assert len(mig) == 1 and mig["outcome"].iloc[0] == "aborted"
+    assert lab.meta["migrations"][0]["outcome"] == "cancelled"
+    assert set(got.values()) == {"pass"}, got
+    st = lab["vm_state"]
+    assert set(st["host"]) == {"host1"} and "paused" not in set(st["state"])
+    assert st.sort_values("t_start_s")["state"].iloc[-1] == "running"
+    model = observe("model", sc)["migrations"]
+    assert list(model["outcome"]) == ["aborted"]
+    assert lab.meta["history"]["vm1"]["lost"] == 0

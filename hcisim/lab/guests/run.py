@@ -3,8 +3,9 @@
 The same run as the fio one (:func:`hcisim.lab.run.run_lab` builds and deploys the lab and
 calls this instead of its fio run): every VM boots as a guest on its host (booted one after
 the other before ``t = 0``), each under vdsm's auto-resume; the scenario's faults play on
-the lab's clock; its ``migrate`` operations are carried out with qemu's live migration over
-the lab's network. A power-lost host's guests are SIGKILLed with it. After the run the
+the lab's clock; its operations are carried out (:mod:`hcisim.lab.guests.operations`:
+qemu's live migration over the lab's network, maintenance through the lab plane).
+A power-lost host's guests are SIGKILLed with it. After the run the
 guests stop, the heal wait runs as in the fio run, and the observations get:
 
 - ``vm_state`` from qemu's QMP events (running, paused with qemu's reason, migrating, down);
@@ -21,21 +22,22 @@ guests stop, the heal wait runs as in the fio run, and the observations get:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from hcisim.engines import LabOptions
 from hcisim.lab.collect import LabRecord, build_observations, quorum_at
 from hcisim.lab.faults import mechanism
-from hcisim.lab.guests.fleet import Fleet, scenario_guests
-from hcisim.lab.guests.lab import check_guest, merged_history, start_destination
-from hcisim.lab.guests.migrate import MigrationPolicy, MigrationResult, migrate
+from hcisim.lab.guests.fleet import scenario_guests
+from hcisim.lab.guests.lab import check_guest, merged_history
+from hcisim.lab.guests.links import shaped_migration_links
+from hcisim.lab.guests.operations import GuestRun, run_operations
 from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.guests.resume import AutoResume, ResumeBehavior, mount_writable
 from hcisim.lab.guests.vmstate import StateRow, record_vm_state, vm_state_rows
@@ -52,105 +54,35 @@ Progress = Callable[[float], None]
 OPERATIONS_JOIN_S = 60.0
 
 
-@dataclass
-class Moved:
-    """One scenario migration as it ran: the qemus involved and qemu's counters."""
-
-    vm: str
-    src: str
-    dst: str
-    result: MigrationResult
-
-
-@dataclass
-class GuestRun:
-    """What the guests did during the run (filled by the run and the operations thread)."""
-
-    fleet: Fleet
-    qemus: dict[str, list[Guest]] = field(default_factory=dict)  # VM -> qemus in order
-    migrations: list[Moved] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    killed: dict[str, float] = field(default_factory=dict)  # host -> epoch of power loss
-
-    def current(self, vm: str) -> Guest:
-        return self.qemus[vm][-1]
-
-
-def downtime_steps(sc: Scenario, ram_gib: float) -> tuple[tuple[float, int], ...]:
-    """vdsm's exponential downtime schedule, (after s, limit ms): the same formula as the
-    model's (hcisim.model.compute.migration; the labs may not import the model)."""
-    m = sc.compute.migration
-    n, top = m.downtime_steps, m.downtime_ms
-    if n <= 1:
-        return ((0.0, int(top)),)
-    offset = top / n
-    base = (top - offset) ** (1.0 / (n - 1))
-    limits = [*(offset + base**i for i in range(n - 1)), top]
-    wait = min(m.downtime_delay_per_gib_s * ram_gib / n, 60.0)
-    return tuple((i * wait, max(1, int(v))) for i, v in enumerate(limits))
-
-
-def policy_for(sc: Scenario, vm: str, scale: float) -> MigrationPolicy:
-    """vdsm's policy for ``vm``'s guest; bandwidth scaled like its RAM (fleet.scale), so
-    the transfer takes as long as the scenario's full-size VM would."""
-    m = sc.compute.migration
-    ram_gib = next(v.ram_gib for v in sc.vms if v.name == vm)
-    max_time = m.max_time_per_gib_s * ram_gib if m.max_time_per_gib_s else 600.0
-    return MigrationPolicy(max_bandwidth_mib_s=m.max_bandwidth_mb_s * 1e6 * scale / (1 << 20),
-                           downtime_steps_ms=downtime_steps(sc, ram_gib),
-                           progress_timeout_s=m.progress_timeout_s, max_time_s=max_time)
-
-
-def migration_network(sc: Scenario, host: str) -> str:
-    """The lab network the stream crosses: the one sharing a NIC with ``migration``."""
-    for nic in sc.host(host).nics:
-        if "migration" in nic.networks:
-            return "storage" if "storage" in nic.networks else "management"
-    return "management"
-
-
-def run_operations(sc: Scenario, be: Any, gr: GuestRun, t0: float,
-                   stack: contextlib.ExitStack, resume: Callable[[Guest, str], None],
-                   halt: threading.Event) -> None:
-    """Carry out the scenario's ``migrate`` operations at their times (others: skipped).
-    ``halt`` (the run is unwinding) stops it before the next operation."""
-    for i, op in enumerate(sorted(sc.operations, key=lambda o: o.at_s)):
-        if op.kind != "migrate" or op.vm not in gr.qemus:
-            gr.errors.append(f"operations[{i}] {op.kind}: not carried out on the lab")
-            continue
-        if halt.wait(max(0.0, t0 + op.at_s - time.time())):
-            return
-        src = gr.current(op.vm)
-        dst_host = op.host or next(h for h in sc.host_names if h != src.spec.host)
-        volume = gr.fleet.volumes[op.vm]
-        try:
-            dst, uri = start_destination(be, src, dst_host, volume, port=49152 + i,
-                                         network=migration_network(sc, src.spec.host))
-            stack.enter_context(dst)
-            result = migrate(src, dst, uri, policy_for(sc, op.vm, gr.fleet.scale[op.vm]))
-        except Exception as exc:  # a failed operation is recorded, never fatal to the run
-            gr.errors.append(f"operations[{i}] migrate {op.vm}: {exc}")
-            continue
-        gr.migrations.append(Moved(op.vm, src.spec.host, dst_host, result))
-        if result.outcome == "completed":
-            gr.qemus[op.vm].append(dst)
-            src.stop()
-            resume(dst, volume)
-        else:  # the VM runs on at the source
-            dst.stop()
-
-
 def migration_rows(gr: GuestRun, t0: float, out: Recorder) -> None:
+    """One row per migration: downtime as the guest saw it (:attr:`Moved.switchover_s`,
+    qemu's counter when the events are missing), the end when the destination runs."""
     for m in gr.migrations:
         r = m.result
         end = r.t_start + r.total_time_s if r.total_time_s else r.t_end
+        end = max(end, m.resumed_at or end)
         outcome = "converged" if r.outcome == "completed" else "aborted"
+        downtime = m.switchover_s if m.switchover_s is not None else r.downtime_s or 0.0
         out.add("migrations", m.vm, m.src, m.dst, r.t_start - t0, end - t0,
-                r.downtime_s or 0.0, max((r.dirty_sync_count or 1) - 1, 0),
+                downtime if outcome == "converged" else 0.0,
+                passes(r.dirty_sync_count or 1, outcome == "converged"),
                 (r.ram_transferred_bytes or 0) / 1e6 / gr.fleet.scale[m.vm], outcome,
                 "lab: qemu query-migrate")
         out.event(r.t_start - t0, "migration_start", m.vm, f"{m.src} -> {m.dst}")
         out.event(end - t0, "migration_end", m.vm, f"{r.outcome} {r.reason}".strip())
+
+
+def passes(dirty_syncs: int, converged: bool) -> int:
+    """Copy passes, as the model counts them (``rounds``): qemu syncs once at setup and
+    once at the end of each pass, the stop-and-copy's sync included; a migration given
+    up was in a pass that never ended (the model counts it)."""
+    return max(dirty_syncs - 1, 0) if converged else dirty_syncs
+
+
+def operation_events(gr: GuestRun, t0: float, out: Recorder) -> None:
+    for t, target, detail, source in gr.events:
+        out.event(t - t0, "operation", target, detail,
+                  source="scenario" if source == "scenario" else "engine")
 
 
 def io_rows(sc: Scenario, gr: GuestRun, t0: float, stall_s: float, out: Recorder) -> None:
@@ -191,11 +123,15 @@ def compute_tables(sc: Scenario, gr: GuestRun, t0: float, stall_s: float,
     def write(out: Recorder, timelines: dict[str, list[VolumePoint]]) -> None:
         end = t0 + sc.duration_s
         for vm, qemus in gr.qemus.items():
+            per_qemu = [vm_state_rows(vm, g.spec.host, g.qmp.events, t0, end) for g in qemus]
             rows: list[StateRow] = []
-            for i, g in enumerate(qemus):
-                mine = vm_state_rows(vm, g.spec.host, g.qmp.events, t0, end)
-                if i < len(qemus) - 1:  # it moved on: not down, running at the destination
+            for i, mine in enumerate(per_qemu):
+                if i < len(qemus) - 1:  # it moved on: not down, running at the destination,
                     mine = [r for r in mine if (r.state, r.reason) != ("down", "migrated")]
+                    nxt = per_qemu[i + 1]  # and paused until the destination runs
+                    if mine and nxt and (mine[-1].state, mine[-1].reason) == \
+                            ("paused", "migration"):
+                        mine[-1] = dataclasses.replace(mine[-1], t_end_s=nxt[0].t_start_s)
                 rows += mine
             record_vm_state(out, [clip(r, sc.duration_s) for r in rows
                                   if r.t_start_s < sc.duration_s])
@@ -210,6 +146,7 @@ def compute_tables(sc: Scenario, gr: GuestRun, t0: float, stall_s: float,
                 out.add("writes", vm, gr.fleet.volumes[vm], a, b, n, copies, q, lost)
         io_rows(sc, gr, t0, stall_s, out)
         migration_rows(gr, t0, out)
+        operation_events(gr, t0, out)
 
     return write
 
@@ -226,6 +163,8 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
     with contextlib.ExitStack() as stack:
         fleet = stack.enter_context(scenario_guests(be, sc, where))
         gr = GuestRun(fleet, {vm: [g] for vm, g in fleet.guests.items()})
+        links = stack.enter_context(shaped_migration_links(
+            sc, be, min(fleet.scale.values(), default=1.0)))
 
         def resume(g: Guest, volume: str) -> None:
             usable = functools.partial(mount_writable, be.mount_path(g.spec.host, volume),
@@ -291,6 +230,7 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
         "vms": "guests",
         "guest_boot_s": {vm: round(s, 2) for vm, s in fleet.boot_s.items()},
         "guest_scale": {vm: round(s, 5) for vm, s in fleet.scale.items()},
+        "migration_link_mbit": {h: round(r, 3) for h, r in links.items()},
         "heal_settled_after_run": healed,
         "poll_errors": poller.errors[:20],
         "operation_errors": gr.errors,
@@ -302,9 +242,12 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
                        for vm, qemus in gr.qemus.items()},
         "migrations": [{"vm": m.vm, "outcome": m.result.outcome, "reason": m.result.reason,
                         "total_s": m.result.total_time_s, "downtime_s": m.result.downtime_s,
+                        "switchover_s": m.switchover_s,
                         "setup_s": m.result.setup_time_s,
                         "transferred_mib": (m.result.ram_transferred_bytes or 0) / (1 << 20),
-                        "dirty_syncs": m.result.dirty_sync_count} for m in gr.migrations],
+                        "dirty_syncs": m.result.dirty_sync_count,
+                        "downtime_limits_ms": m.result.downtime_limits_ms,
+                        "monitor_samples": m.result.samples} for m in gr.migrations],
         "method": {
             "vm_state": "qemu QMP events (hcisim.lab.guests.vmstate)",
             "stalls": f"guest agent records slower than {opts.stall_threshold_s} s",

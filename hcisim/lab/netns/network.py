@@ -54,10 +54,12 @@ def set_links(host: HostLayout, roles: tuple[NetworkRole, ...], up: bool) -> Non
 
 
 def shape(lab: LabLayout, host: HostLayout, roles: tuple[NetworkRole, ...],
-          rate_mbit: float) -> None:
+          rate_mbit: float, latency_ms: float = 200.0) -> None:
     """tbf on both ends of the host's links: its egress, and the switch port toward it.
 
     (netem is not in this kernel, so only the rate can be degraded, not delay or loss.)
+    ``latency_ms``: the longest a packet may wait in the tbf queue, i.e. its size in time
+    (a migration link uses a NIC-like 10 ms: hcisim/lab/guests/links.py).
     """
     step = f"slow down {host.name}"
     rate = f"{max(rate_mbit, 0.01):.3f}mbit"
@@ -68,7 +70,7 @@ def shape(lab: LabLayout, host: HostLayout, roles: tuple[NetworkRole, ...],
     ends += [(lab.switch_netns, sw_if[i]) for i in interfaces(host, roles)]
     for ns, ifname in ends:
         run(step, ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", rate,
-                   "burst", burst, "latency", "200ms"], netns=ns)
+                   "burst", burst, "latency", f"{latency_ms:g}ms"], netns=ns)
 
 
 def unshape(lab: LabLayout, host: HostLayout, roles: tuple[NetworkRole, ...]) -> None:
