@@ -179,7 +179,7 @@ class StorageModel:
                 self.net.set_capacity(res, min([self.cluster.capacities[res], *rates]))
             self.latency.new_capacities()
         if delta < 0:
-            self.heal.last_repair = Repair(t, f.heal_after_repair, not f.traits.shd_wakes)
+            self.heal.last_repair = Repair(t, f.heal_after_repair)
 
     def _tell_compute(self, f: Fault, delta: int) -> None:
         """Host faults that reach compute (power loss, hang, management cut). Overlapping
@@ -225,7 +225,7 @@ class StorageModel:
             self.world.maintenance.add(host)
         else:
             self.world.maintenance.discard(host)
-            self.heal.last_repair = Repair(self.now(), False, False)
+            self.heal.last_repair = Repair(self.now(), False)
 
     def storage_usable(self, vm: str, host: str) -> bool:
         """Could ``vm``'s disks be used from ``host`` now: the host runs, and each disk has

@@ -5,10 +5,11 @@ by one heal flow: source disk read, source NIC tx, target NIC rx, target disk wr
 ``min(shd_max_threads, shards left)`` shards in flight at ``heal_thread_mb_s`` each, and at
 most ``heal_share`` of any resource on its path. When may it start?
 
-- the brick (or its source) just came back: the daemon is woken and starts after
-  ``heal_noticed_s``, or at once when the operator runs ``gluster volume heal`` after the
-  repair (``Fault.heal_after_repair``); after a hang nothing wakes it (lab-notes) unless the
-  operator does;
+- a self-heal daemon on another host than the brick's saw one of its own brick
+  connections come back (CHILD_UP, :mod:`hcisim.model.shd`): it starts after
+  ``heal_noticed_s``; after a hang, or a cut shorter than its keepalive detection, its
+  connections never dropped and nothing wakes it;
+- the operator runs ``gluster volume heal`` at the repair (``Fault.heal_after_repair``);
 - otherwise at the next periodic crawl, every ``cluster.heal-timeout`` from the start.
 """
 
@@ -18,10 +19,13 @@ import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+import numpy as np
+
 from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel, disk_cost
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.heal import BrickHeal
 from hcisim.model.probes import WriteLedger
+from hcisim.model.shd import ShdConnections
 from hcisim.model.world import World
 from hcisim.observations import Recorder
 from hcisim.scenario import ModelParams
@@ -32,11 +36,10 @@ _NONE: frozenset[str] = frozenset()
 
 @dataclass(frozen=True)
 class Repair:
-    """The most recent repair: when, whether the operator triggers heal, after a hang?"""
+    """The most recent repair: when, and whether the operator triggers heal."""
 
     t: float
     operator_heal: bool
-    after_hang: bool
 
 
 class SelfHeal:
@@ -59,7 +62,11 @@ class SelfHeal:
         self._stale_at: dict[str, tuple[int, float | None]] = {}  # (dirty version, healed)
         self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
         self.blamed_version = 0  # bumped when the blamed bricks of any VM disk changed
-        self._back_at: dict[str, float] = {}
+        # the daemons' own brick connections (their CHILD_UP wakes heal); a random stream
+        # of its own, so the other draws of a run stay as they were
+        self.shd = ShdConnections(cluster, world, np.random.default_rng(
+            np.random.SeedSequence(cluster.scenario.seed, spawn_key=(1,))), schedule,
+            params.reconnect_delay_s)
         self._world: Hashable = None  # the world fingerprint _copying holds for
         self._copying: dict[tuple[str, str], bool] = {}  # (source, target) -> can copy
         # heal paths by (source brick, target brick, capacity version): usage and limits
@@ -109,9 +116,8 @@ class SelfHeal:
         return any(h.episode is not None for h in self.bricks.values())
 
     def brick_back(self, brick: BrickModel, t: float) -> None:
-        """The clients see ``brick`` again at ``t`` (the daemon is woken too). A reconnect
-        after the repair itself (``reconnect_delay_s``) judges the daemon's wake again."""
-        self._back_at[brick.key] = t
+        """The clients see ``brick`` again at ``t``: a reconnect after the repair itself
+        (``reconnect_delay_s``) judges the wake again (the daemons' CHILD_UP, the crawl)."""
         rep = self.last_repair
         if rep is not None and t > rep.t + 1e-9:
             for b in self.cluster.volumes[brick.volume].data_bricks:
@@ -143,16 +149,11 @@ class SelfHeal:
     def _wake_time(self, vol: VolumeModel, target: BrickModel, t: float) -> float:
         period = vol.spec.options.heal_timeout_s
         crawl = (math.floor(t / period + 1e-9) + 1) * period
-        just_back = any(abs(self._back_at.get(b.key, -1.0) - t) < 1e-9 for b in vol.bricks)
         options = [crawl]
         rep = self.last_repair
-        repaired_now = rep is not None and abs(rep.t - t) < 1e-9
-        if repaired_now and rep is not None and rep.operator_heal:
+        if rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal:
             options.append(t)
-        # the reconnects that follow a repair (at once, or reconnect_delay_s later)
-        after_repair = rep is not None and rep.t - 1e-9 <= t <= (
-            rep.t + self.params.reconnect_delay_s + 1e-9)
-        if just_back and not (after_repair and rep is not None and rep.after_hang):
+        if self.shd.woke_at(vol.name, t, target.host):
             options.append(t + self.params.heal_noticed_s)
         return min(options)
 
@@ -162,6 +163,15 @@ class SelfHeal:
         if world is None or world != self._world:
             self._copying.clear()
             self._world = world
+            self.shd.reconcile(t)
+        if self.shd.woken:  # a daemon saw a CHILD_UP now: judge those volumes' wake again
+            woken = set(self.shd.woken)
+            self.shd.woken.clear()
+            for name in woken:
+                for b in self.cluster.volumes[name].data_bricks:
+                    h = self.bricks[b.key]
+                    if h.episode is None:
+                        h.ready_at = None
         for vol in self.cluster.volumes.values():
             for target in vol.data_bricks:
                 self._reconcile_brick(vol, target, t)

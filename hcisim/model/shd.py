@@ -1,0 +1,215 @@
+"""The self-heal daemons' own connections to the bricks, and the CHILD_UP events that wake
+them (glusterfs ``xlators/cluster/afr/src``, release 10 = main here).
+
+Each brick host runs one self-heal daemon (glustershd), a Gluster client of its own with a
+connection to every brick of the volume. Its AFR translator wakes the index healers of its
+local bricks on every CHILD_UP (``afr_notify``: ``__afr_handle_child_up_event`` sets
+``call_psh``, then ``afr_selfheal_childup`` -> ``afr_shd_index_healer_spawn`` for every child
+that is up; ``afr-self-heald.c``), and once when it first hears from all its children (a
+daemon that just started). The index healer of a brick heals the entries indexed on it:
+the writes another brick missed are indexed on the bricks that took them. Otherwise it
+crawls every ``cluster.heal-timeout``.
+
+So heal starts by itself only when a daemon on a host with a good brick sees a brick
+connection come back (CHILD_DOWN, then CHILD_UP). Its connections are idle: the ping timer
+runs only while requests are pending (``rpc_clnt_start_ping``), so a silent loss is noticed by
+TCP keepalive alone (client defaults ``client.keepalive-time`` 20 s, ``-interval`` 2 s,
+``-count`` 9: glusterd-volume-set.c, socket.h): 18-38 s after the cut, by the phase of the
+keepalive probes. What that means per fault:
+
+- refused (brick process killed, disk failed, brick stopped, glusterd's server-quorum kill):
+  RST, down at once; up when the brick serves again: wakes;
+- power loss, NIC down, partition (nobody answers): down when keepalive gives up; a repair
+  before that leaves the connection as it was (no wake), unless the brick's host rebooted:
+  then the next keepalive probe after its return gets a RST, and the reconnect wakes;
+- node hang, brick hang (SIGSTOP: the kernel still answers keepalive probes): the connection
+  never drops, so nothing wakes the daemon (the lab's finding, lab-notes.md);
+- a daemon whose own host powers up again starts fresh and wakes at once (its own bricks'
+  index only).
+
+A reconnect takes ``reconnect_delay_s`` (the client's reconnect timer), as for the mounts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from hcisim.model.elaborate import BrickModel, Cluster
+from hcisim.model.pingtimer import draw_last_keepalive_s, peer_loss_detected_s
+from hcisim.model.world import World
+
+# Linux keepalive on a Gluster client's brick connections (client.keepalive-* defaults in
+# glusterd-volume-set.c; GF_KEEPALIVE_* in socket.h)
+CLIENT_KEEPALIVE_TIME_S = 20.0
+CLIENT_KEEPALIVE_INTERVAL_S = 2.0
+CLIENT_KEEPALIVE_COUNT = 9
+
+ShdKey = tuple[str, str, str]  # daemon host, volume, brick host
+Link = Literal["up", "down", "dead"]  # dead: the daemon's own host is off
+
+
+@dataclass
+class _Silent:
+    """A connection whose peer stopped answering: keepalive has not given up yet."""
+
+    last_ack_s: float  # the last answered keepalive probe
+    rebooted: bool  # the brick's host lost power meanwhile (its TCP state is gone)
+    token: int
+
+
+def next_probe_s(t: float, last_ack_s: float,
+                 keepalive_time_s: float = CLIENT_KEEPALIVE_TIME_S,
+                 interval_s: float = CLIENT_KEEPALIVE_INTERVAL_S) -> float:
+    """The first keepalive probe at or after ``t`` of a connection last answered at
+    ``last_ack_s``: probes go out at ``last_ack + time + k * interval``."""
+    first = last_ack_s + keepalive_time_s
+    if t <= first:
+        return first
+    return first + interval_s * math.ceil((t - first) / interval_s - 1e-12)
+
+
+class ShdConnections:
+    """Per (daemon host, volume, brick host): the daemon's connection, and when it last saw
+    a CHILD_UP per (volume, daemon host)."""
+
+    def __init__(self, cluster: Cluster, world: World, rng: np.random.Generator,
+                 schedule: Callable[[float, Callable[[], None]], None],
+                 reconnect_delay_s: float) -> None:
+        self.cluster = cluster
+        self.world = world
+        self.rng = rng
+        self.schedule = schedule
+        self.reconnect_delay_s = reconnect_delay_s
+        self.link: dict[ShdKey, Link] = {}
+        self._token: dict[ShdKey, int] = {}
+        for v in cluster.volumes.values():
+            for s in v.bricks:
+                for b in v.bricks:
+                    self.link[(s.host, v.name, b.host)] = "up"
+                    self._token[(s.host, v.name, b.host)] = 0
+        self._silent: dict[ShdKey, _Silent] = {}
+        self._connecting: set[ShdKey] = set()
+        self.childup: dict[tuple[str, str], float] = {}  # (volume, daemon host) -> last
+        self.woken: list[str] = []  # volumes whose daemons saw a CHILD_UP at this instant
+
+    # --- the physical path ----------------------------------------------------------------
+    def _tcp_alive(self, s: str, b: BrickModel) -> bool:
+        """Something on the brick's host answers the daemon's TCP (keepalive probes): its
+        kernel runs (powered: a hang or a stopped brick process still answers) and the
+        storage path passes."""
+        w = self.world
+        if not w.powered(b.host):
+            return False
+        if s == b.host:
+            return True
+        return (w.nic_up(s, "storage") and w.nic_up(b.host, "storage")
+                and w.cuts[(frozenset((s, b.host)), "storage")] == 0)
+
+    # --- changes ---------------------------------------------------------------------------
+    def reconcile(self, t: float) -> None:
+        """Bring every daemon connection in line with the world (call at every change of
+        the world; timers do the rest)."""
+        for key in self.link:
+            self._reconcile_one(t, key)
+
+    def _reconcile_one(self, t: float, key: ShdKey) -> None:
+        s, volume, host = key
+        w = self.world
+        b = self.cluster.volumes[volume].brick(host)
+        state = self.link[key]
+        if not w.powered(s):
+            if state != "dead":
+                self._drop(key)
+                self.link[key] = "dead"
+            return
+        if w.hung[s]:
+            return  # the daemon is frozen: nothing it notices until it runs again
+        if state == "dead":  # the daemon started again: it connects to what it reaches
+            self.link[key] = "down"
+            if w.reachable(s, b):
+                self._up(t, key)
+            return
+        if w.reachable(s, b):
+            silent = self._silent.get(key)
+            if silent is not None and silent.rebooted:
+                # the brick's host came back with no TCP state: the next probe gets a RST
+                token = silent.token
+                at = next_probe_s(t, silent.last_ack_s)
+                self.schedule(at - t, lambda: self._reset(key, token, at))
+                self._silent.pop(key)
+            elif silent is not None:
+                self._drop(key)  # answered again before keepalive gave up: no event
+            elif state == "down" and key not in self._connecting:
+                self._connect(t, key)
+            return
+        if state != "up":
+            return
+        if w.refused(s, b):
+            self._drop(key)
+            self.link[key] = "down"  # RST: CHILD_DOWN at once
+        elif self._tcp_alive(s, b):
+            pass  # hung: keepalive is answered, the connection stays
+        elif key in self._silent:
+            self._silent[key].rebooted |= not w.powered(host)
+        else:
+            self._token[key] += 1
+            token = self._token[key]
+            last = draw_last_keepalive_s(self.rng, t, CLIENT_KEEPALIVE_TIME_S)
+            self._silent[key] = _Silent(last, not w.powered(host), token)
+            at = peer_loss_detected_s(t, last, CLIENT_KEEPALIVE_TIME_S,
+                                      CLIENT_KEEPALIVE_INTERVAL_S, CLIENT_KEEPALIVE_COUNT)
+            self.schedule(at - t, lambda: self._reset(key, token, at))
+
+    def _drop(self, key: ShdKey) -> None:
+        """Forget pending timers of ``key``."""
+        self._token[key] += 1
+        self._silent.pop(key, None)
+        self._connecting.discard(key)
+
+    def _reset(self, key: ShdKey, token: int, t: float) -> None:
+        """Keepalive gave up, or a probe got a RST (at ``t``): CHILD_DOWN; reconnect if
+        reachable."""
+        if self._token[key] != token or self.link[key] != "up":
+            return
+        self._silent.pop(key, None)
+        self.link[key] = "down"
+        s, volume, host = key
+        if self.world.reachable(s, self.cluster.volumes[volume].brick(host)):
+            self._connect(t, key)
+
+    def _connect(self, t: float, key: ShdKey) -> None:
+        if self.reconnect_delay_s <= 0:
+            self._up(t, key)
+            return
+        self._token[key] += 1
+        token = self._token[key]
+        self._connecting.add(key)
+        at = t + self.reconnect_delay_s
+        self.schedule(self.reconnect_delay_s, lambda: self._connected(key, token, at))
+
+    def _connected(self, key: ShdKey, token: int, t: float) -> None:
+        if self._token[key] != token:
+            return
+        self._connecting.discard(key)
+        s, volume, host = key
+        if self.world.running(s) and self.world.reachable(
+                s, self.cluster.volumes[volume].brick(host)):
+            self._up(t, key)
+
+    def _up(self, t: float, key: ShdKey) -> None:
+        """CHILD_UP in the daemon on ``key[0]``: it wakes its index healers."""
+        self.link[key] = "up"
+        s, volume, _ = key
+        self.childup[(volume, s)] = t
+        self.woken.append(volume)
+
+    def woke_at(self, volume: str, t: float, exclude: str) -> bool:
+        """Whether a daemon on another host than ``exclude`` (the brick to heal: its own
+        index holds nothing it missed) saw a CHILD_UP of ``volume`` at ``t``."""
+        return any(abs(at - t) < 1e-9 for (v, s), at in self.childup.items()
+                   if v == volume and s != exclude)

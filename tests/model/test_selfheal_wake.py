@@ -1,0 +1,95 @@
+"""When the self-heal daemon starts by itself (no operator heal): on a CHILD_UP of one of its
+own, idle, brick connections (afr_notify -> afr_selfheal_childup), else at the crawl
+(docs/model.md "When it starts", hcisim/model/shd.py).
+
+Oracles from the mechanism: the daemons' connections drop on a RST at once and on a silent
+cut only when TCP keepalive gives up (client keepalive 20 s + 9 x 2 s: 18-38 s after the cut);
+a hang keeps them (the kernel answers). So a heal starts at repair + heal_noticed_s after a
+brick crash or a cut longer than 38 s, at the crawl after a hang or a cut shorter than 18 s,
+and after a short power loss at the first keepalive probe after the return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hcisim.model import simulate
+from hcisim.model.shd import next_probe_s
+from hcisim.scenario import Scenario
+from hcisim.scenario.profile import load_profile
+
+from .cases import HOSTS, host
+
+AT = 100.0
+CRAWL = 600.0
+NOTICED = load_profile().parameters.heal_noticed_s
+
+
+def heal_starts(kind: str, duration: float, seed: int) -> list[float]:
+    f: dict[str, Any] = {"at_s": AT, "kind": kind, "target": "host2", "duration_s": duration,
+                         "heal_after_repair": False}  # no operator heal: the daemons' own
+    if kind == "nic_loss":
+        f["network"] = "storage"
+    sc = Scenario.model_validate({
+        "name": "wake", "seed": seed, "duration_s": 1500.0,
+        "hosts": [host(h, 10.0, 1000.0, 100_000.0) for h in HOSTS],
+        # server quorum off: glusterd does not stop host2's bricks, so only the daemons'
+        # own connections can wake them
+        "volumes": [{"name": "v", "type": "replica3", "bricks": [{"host": h} for h in HOSTS],
+                     "options": {"ping_timeout_s": 5.0, "server_quorum_type": "none"}}],
+        "io_profiles": {"w": {"read_pct": 0.0, "block_kib": 64, "queue_depth": 8,
+                              "mb_s": 20}},
+        "vms": [{"name": "vm1", "host": "host1",
+                 "disks": [{"volume": "v", "size_gb": 10, "io": "w"}]}],
+        "faults": [f]})
+    ev = simulate(sc)["events"]
+    return [float(t) for t in ev[ev["kind"] == "heal_start"]["t_s"]]
+
+
+SEEDS = range(1, 9)
+
+
+@pytest.mark.parametrize(("kind", "duration"), [("brick_crash", 10.0), ("nic_loss", 60.0),
+                                                ("partition", 45.0),
+                                                ("node_power_loss", 60.0)])
+def test_heal_starts_at_the_reconnect_when_the_daemons_dropped(kind: str,
+                                                               duration: float) -> None:
+    """A RST (brick crash) drops them at once; a cut longer than 38 s outlasts keepalive."""
+    for seed in SEEDS:
+        assert heal_starts(kind, duration, seed)[0] == pytest.approx(AT + duration + NOTICED)
+
+
+@pytest.mark.parametrize(("kind", "duration"), [("node_hang", 60.0), ("nic_loss", 15.0),
+                                                ("partition", 10.0)])
+def test_nothing_wakes_the_daemons_when_their_connections_held(kind: str,
+                                                               duration: float) -> None:
+    """A hang (keepalive answered by the kernel) or a cut shorter than 18 s: the daemons
+    never saw a CHILD_DOWN, so heal waits for the crawl every heal-timeout."""
+    for seed in SEEDS:
+        assert heal_starts(kind, duration, seed)[0] == pytest.approx(CRAWL)
+
+
+def test_a_cut_between_18_and_38_s_wakes_them_or_not_by_the_keepalive_phase() -> None:
+    """Each daemon drops its connection if its keepalive gives up within the cut (18-38 s
+    after it, by the probes' phase): some seeds wake at the repair, others wait."""
+    starts = {round(heal_starts("nic_loss", 25.0, seed)[0], 6) for seed in range(1, 13)}
+    assert starts == {round(AT + 25.0 + NOTICED, 6), CRAWL}
+
+
+def test_a_short_power_loss_wakes_them_at_the_next_keepalive_probe() -> None:
+    """host2 back after 10 s with no TCP state: a daemon's next keepalive probe (20 s after
+    its last answer, then every 2 s) gets a RST; it reconnects and heal starts. Between the
+    return and the last possible probe (38 s after the loss), on the 2 s probe grid when
+    later than the first probe."""
+    for seed in SEEDS:
+        start = heal_starts("node_power_loss", 10.0, seed)[0] - NOTICED
+        assert AT + 10.0 < start <= AT + 38.0 + 1e-9
+
+
+def test_next_probe() -> None:
+    assert next_probe_s(5.0, 0.0) == 20.0  # before the first probe: the first probe
+    assert next_probe_s(20.0, 0.0) == 20.0
+    assert next_probe_s(21.0, 0.0) == 22.0  # then every 2 s
+    assert next_probe_s(26.0, 0.0) == 26.0
