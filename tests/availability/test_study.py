@@ -39,6 +39,20 @@ def test_serial_and_processes_give_the_same_tables() -> None:
     pd.testing.assert_frame_equal(serial.volumes, procs.volumes)
 
 
+def test_a_worker_imports_no_plotting() -> None:
+    """What a worker process imports to run replications (the task, its pickled scenario
+    and run, the model) leaves matplotlib out: it would add about a second to every worker's
+    start (the page and its plots are made by the parent)."""
+    code = ("import sys\n"
+            "from hcisim.availability.study import run_replication\n"
+            "from hcisim.sweep import SweepRun\n"
+            "import hcisim.model\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 @pytest.mark.slow
 def test_dask_gives_the_same_tables() -> None:
     pytest.importorskip("distributed", reason="Dask is an optional extra (hcisim[dask])")
