@@ -244,6 +244,10 @@ def _observe_lab(spec: EngineSpec, sc: Scenario, progress: Progress | None,
         extra = ", ".join(h.name for h in sc.hosts if h.compute_only) or "more than three"
         raise EngineError(f"scenario {sc.name!r}: the labs build three storage nodes; "
                           f"compute-only hosts ({extra}) run on the model only")
+    unsharded = [v.name for v in sc.volumes if not v.options.shard]
+    if unsharded:
+        raise EngineError(f"scenario {sc.name!r}: the labs shard every volume (virt group); "
+                          f"unsharded volumes ({', '.join(unsharded)}) run on the model only")
     kwargs = {f.name: getattr(opts, f.name) for f in fields(opts)}
     kwargs["volume_set"] = dict(opts.volume_set)
     run_lab = _load("hcisim.lab:run_lab")

@@ -56,6 +56,7 @@ def _percent(v: str) -> float:
 OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "network.ping-timeout": ("ping_timeout_s", _seconds),
     "server.tcp-user-timeout": ("tcp_user_timeout_s", _seconds),
+    "features.shard": ("shard", _bool),
     "features.shard-block-size": ("shard_block_size_mib", _mib),
     "cluster.shd-max-threads": ("shd_max_threads", int),
     "cluster.heal-timeout": ("heal_timeout_s", _seconds),

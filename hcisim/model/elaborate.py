@@ -182,8 +182,10 @@ def elaborate(sc: Scenario) -> Cluster:
     disks = []
     for vm in sc.vms:
         for i, d in enumerate(vm.disks):
-            shard = sc.volume(d.volume).options.shard_block_size_mib * MIB
+            opts = sc.volume(d.volume).options
             size = d.size_gb * 1e9
+            # unsharded (features.shard off): the image is one file, one heal entry
+            shard = opts.shard_block_size_mib * MIB if opts.shard else size
             prof = sc.io_profile(d.io)
             shards = max(1, math.ceil(size / shard))
             hot = size * (prof.write_hot_pct if prof is not None else 100.0) / 100.0

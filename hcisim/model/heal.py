@@ -149,6 +149,28 @@ class BrickHeal:
         target = math.ceil(left - _EPS) - 1.0 if left <= max_threads else float(max_threads)
         return max(0.0, (left - max(target, 0.0)) * self.shard_bytes)
 
+    # --- what selfheal asks of an episode (whole-file heal overrides these) --------------
+    def progress(self, copied_bytes: float) -> None:
+        """The heal flow copied ``copied_bytes`` more (its shards in flight share them)."""
+        ep = self.episode
+        assert ep is not None
+        ep.healed_bytes = min(ep.shards * self.shard_bytes, ep.healed_bytes + copied_bytes)
+
+    def episode_bytes(self) -> float:
+        ep = self.episode
+        return 0.0 if ep is None else ep.shards * self.shard_bytes
+
+    def entry_bytes(self) -> float:
+        """Size of one entry a heal thread copies (a shard)."""
+        return self.shard_bytes
+
+    def done_so_far(self) -> tuple[int, float]:
+        """Whole entries healed so far in the episode, and their bytes."""
+        ep = self.episode
+        assert ep is not None
+        done = min(ep.shards, math.floor(ep.healed_bytes / self.shard_bytes + 1e-7))
+        return done, done * self.shard_bytes
+
     def finish(self, complete: bool) -> tuple[HealEpisode, int, list[str]]:
         """End the episode: (episode, whole shards healed, VM disks now in sync)."""
         ep = self.episode
@@ -171,3 +193,106 @@ class BrickHeal:
                 self.dirty[disk] = rest
         self.episode = None
         return ep, done, clean
+
+
+@dataclass
+class WholeFileHeal(BrickHeal):
+    """Heal bookkeeping of a data brick of an unsharded volume (``features.shard off``): each
+    VM disk is ONE file, so any write it missed makes the whole image pending, and a heal
+    copies whole images (data-self-heal-algorithm full: ``afr_selfheal_data_do`` reads and
+    writes every 128 KiB block of the file, afr-self-heal-data.c), one file per heal thread,
+    up to ``max_threads`` files at once; a file interrupted half way starts again.
+
+    ``dirty`` holds 1.0 per pending image; progress per image is in ``copied`` (bytes). The
+    images in flight (the first ``max_threads`` unfinished ones of the plan) share the heal
+    flow's rate equally: one thread each at the same speed.
+    """
+
+    sizes: dict[str, float] = field(default_factory=dict)  # VM disk key -> image bytes
+    max_threads: int = 1
+    copied: dict[str, float] = field(default_factory=dict)
+
+    def _left(self, disk: str) -> float:
+        return self.sizes[disk] - self.copied.get(disk, 0.0)
+
+    def _unfinished(self) -> list[str]:
+        if self.episode is None:
+            return []
+        return [d for d, _ in self.episode.plan if self._left(d) > _EPS * self.sizes[d]]
+
+    def _in_flight(self) -> list[str]:
+        return self._unfinished()[:self.max_threads]
+
+    def pending_shards(self) -> float:
+        done = sum(1 for d in self.dirty if self._left(d) <= _EPS * self.sizes[d])
+        return float(len(self.dirty) - done)
+
+    def pending_bytes(self) -> float:
+        return sum(max(0.0, self._left(d)) for d in self.dirty)
+
+    def stale_map(self) -> dict[str, float]:
+        return {d: 1.0 for d in self.dirty if self._left(d) > _EPS * self.sizes[d]}
+
+    def missed_writes(self, disk: str, shards: int, written_bytes: float, writes: float,
+                      random: bool) -> None:
+        if written_bytes > 0 and self.dirty.get(disk) != 1.0:
+            self.dirty[disk] = 1.0  # AFR marks the file: the whole image is pending
+            self.copied.pop(disk, None)
+            self._dirty_sum = None
+            self.dirty_version += 1
+
+    def lose_everything(self, disk_shards: dict[str, int]) -> None:
+        super().lose_everything({d: 1 for d in disk_shards})
+        self.copied = {}
+
+    def begin(self, t: float, source: str) -> HealEpisode:
+        self.copied = {}
+        return super().begin(t, source)
+
+    def remaining_shards(self) -> float:
+        return float(len(self._unfinished()))
+
+    def threads(self, max_threads: int) -> int:
+        return min(max_threads, len(self._unfinished()))
+
+    def progress(self, copied_bytes: float) -> None:
+        ep = self.episode
+        assert ep is not None
+        flying = self._in_flight()
+        for d in flying:
+            self.copied[d] = min(self.sizes[d],
+                                 self.copied.get(d, 0.0) + copied_bytes / len(flying))
+        ep.healed_bytes = sum(self.copied.values())
+
+    def episode_bytes(self) -> float:
+        ep = self.episode
+        return 0.0 if ep is None else sum(self.sizes[d] for d, _ in ep.plan)
+
+    def entry_bytes(self) -> float:
+        """Mean size of the images in flight (a per-entry cost spreads over an image)."""
+        flying = self._in_flight()
+        return sum(self.sizes[d] for d in flying) / len(flying) if flying else 1.0
+
+    def next_milestone_bytes(self, max_threads: int) -> float:
+        """Flow bytes until the first image in flight is done (the set in flight changes)."""
+        flying = self._in_flight()
+        return min(self._left(d) for d in flying) * len(flying) if flying else 0.0
+
+    def done_so_far(self) -> tuple[int, float]:
+        ep = self.episode
+        assert ep is not None
+        done = [d for d, _ in ep.plan if self._left(d) <= _EPS * self.sizes[d]]
+        return len(done), sum(self.sizes[d] for d in done)
+
+    def finish(self, complete: bool) -> tuple[HealEpisode, int, list[str]]:
+        ep = self.episode
+        assert ep is not None
+        clean = [d for d, _ in ep.plan
+                 if complete or self._left(d) <= _EPS * self.sizes[d]]
+        for d in clean:
+            self.dirty.pop(d, None)
+        self.copied = {}  # a file interrupted half way is healed again from its start
+        self._dirty_sum = None
+        self.dirty_version += 1
+        self.episode = None
+        return ep, len(clean), clean

@@ -58,6 +58,7 @@ class RunRecords:
         self._disk_groups = [(key, cluster.volumes[key[1]], tuple(keys))
                              for key, keys in by_key.items()]
         self.exposure = IntervalLog(self._emit_exposure)
+        self._sizes = {d.key: d.size_bytes for d in cluster.disks}  # VM disk -> bytes
         self._grouped_for: dict[str, DiskPlan] | None = None
         self._grouped: list[tuple[tuple[str, str], VolumeModel, tuple[DiskPlan, ...]]] = []
         self._heals_of: SelfHeal | None = None  # the heal _volume_books holds books of
@@ -162,6 +163,8 @@ class RunRecords:
             return 0.0
         maps = [heal.stale_shards(b) for b in up_data]
         common = set(maps[0]).intersection(*maps[1:])
+        if not vol.spec.options.shard:  # a pending image is unreadable as a whole
+            return sum(self._sizes[d] for d in common)
         return sum(min(m[d] for m in maps) for d in common) * vol.shard_bytes
 
     # --- VM disks and VMs ---------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 
 from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel, disk_cost
 from hcisim.model.fluid import FlowNetwork
-from hcisim.model.heal import BrickHeal
+from hcisim.model.heal import BrickHeal, WholeFileHeal
 from hcisim.model.probes import WriteLedger
 from hcisim.model.shd import ShdConnections
 from hcisim.model.world import World
@@ -54,8 +54,7 @@ class SelfHeal:
         self.ledger = ledger
         self.schedule = schedule
         self.bricks: dict[str, BrickHeal] = {
-            b.key: BrickHeal(b, float(v.shard_bytes))
-            for v in cluster.volumes.values() for b in v.data_bricks}
+            b.key: self._books(v, b) for v in cluster.volumes.values() for b in v.data_bricks}
         self._flow_names = {k: f"heal:{k}" for k in self.bricks}
         self.last_repair: Repair | None = None
         self._stale: dict[str, dict[str, float]] = {}
@@ -71,6 +70,14 @@ class SelfHeal:
         self._copying: dict[tuple[str, str], bool] = {}  # (source, target) -> can copy
         # heal paths by (source brick, target brick, capacity version): usage and limits
         self._paths: dict[tuple[str, str, int], tuple[dict[str, float], tuple[float, ...]]] = {}
+
+    def _books(self, vol: VolumeModel, b: BrickModel) -> BrickHeal:
+        """Sharded volumes heal shards; an unsharded one (``shard: false``) whole images."""
+        if vol.spec.options.shard:
+            return BrickHeal(b, float(vol.shard_bytes))
+        sizes = {d.key: d.size_bytes for d in self.cluster.disks if d.volume == vol.name}
+        return WholeFileHeal(b, float(vol.shard_bytes), sizes=sizes,
+                             max_threads=vol.spec.options.shd_max_threads)
 
     def of(self, brick: BrickModel) -> BrickHeal:
         return self.bricks[brick.key]
@@ -129,9 +136,7 @@ class SelfHeal:
     def advance(self, dt: float) -> None:
         for h in self.bricks.values():
             if h.episode is not None:
-                total = h.episode.shards * h.shard_bytes
-                got = self.net.rate(self._flow(h)) * dt * 1e6
-                h.episode.healed_bytes = min(total, h.episode.healed_bytes + got)
+                h.progress(self.net.rate(self._flow(h)) * dt * 1e6)
 
     # --- start / stop -------------------------------------------------------------------
     def _flow(self, h: BrickHeal) -> str:
@@ -205,7 +210,8 @@ class SelfHeal:
             h.ready_at = None
             ep = h.begin(t, source.host)
             self.rec.event(t, "heal_start", target.key,
-                           f"{ep.shards} shards ({ep.shards * h.shard_bytes / 1e9:.2f} GB) "
+                           f"{ep.shards} {'shards' if type(h) is BrickHeal else 'images'} "
+                           f"({h.episode_bytes() / 1e9:.2f} GB) "
                            f"from {source.host}")
 
     def _can_copy(self, src: BrickModel, target: BrickModel) -> bool:
@@ -219,9 +225,10 @@ class SelfHeal:
         return ok
 
     def _end(self, vol: VolumeModel, h: BrickHeal, t: float, complete: bool) -> None:
+        done_bytes = h.episode_bytes() if complete else h.done_so_far()[1]
         ep, done, clean = h.finish(complete)
         self.net.remove_flow(self._flow(h))
-        self.rec.add("heal", vol.name, h.brick.host, ep.start_s, t, done * h.shard_bytes, done)
+        self.rec.add("heal", vol.name, h.brick.host, ep.start_s, t, done_bytes, done)
         for disk in clean:
             self.ledger.brick_in_sync(disk, h.brick.host)
         what = "complete" if complete else f"interrupted after {done} of {ep.shards} shards"
@@ -232,9 +239,9 @@ class SelfHeal:
         for h in self.bricks.values():
             ep = h.episode
             if ep is not None:
-                done = min(ep.shards, math.floor(ep.healed_bytes / h.shard_bytes + 1e-7))
+                done, done_bytes = h.done_so_far()
                 self.rec.add("heal", h.brick.volume, h.brick.host, ep.start_s, t,
-                             done * h.shard_bytes, done)
+                             done_bytes, done)
 
     # --- flows --------------------------------------------------------------------------
     def set_flows(self) -> None:
@@ -247,7 +254,7 @@ class SelfHeal:
                     continue
                 usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
                 n = h.threads(threads)
-                demand = n * self.thread_mb_s(h.shard_bytes)
+                demand = n * self.thread_mb_s(h.entry_bytes())
                 for limit in limits:
                     demand = min(demand, limit)
                 self.net.add_flow(self._flow(h), demand, usage, weight=max(1, n))

@@ -91,6 +91,8 @@ class VolumeOptions(Strict):
 
     ping_timeout_s: PositiveFloat = Field(20.0, description="network.ping-timeout")
     tcp_user_timeout_s: float = Field(20.0, ge=0, description="server.tcp-user-timeout")
+    shard: bool = Field(True, description="features.shard (virt group: on); off: each VM "
+                        "disk is one file, healed as a whole image")
     shard_block_size_mib: PositiveInt = Field(64, description="features.shard-block-size")
     shd_max_threads: PositiveInt = Field(8, description="cluster.shd-max-threads")
     heal_timeout_s: PositiveFloat = Field(600.0, description="cluster.heal-timeout (crawl)")
