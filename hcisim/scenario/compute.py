@@ -74,6 +74,10 @@ class Migration(Strict):
     switchover_ms: NonNegativeFloat = Field(
         15.0, description="qemu's fixed part of the downtime: vm_stop (vCPUs paused, disks "
         "drained and flushed) and device state")
+    send_buffer_mb: NonNegativeFloat = Field(
+        4.194304, description="the stream's TCP send buffer (Linux net.ipv4.tcp_wmem max, "
+        "4 MiB): full while the link is slower than the cap; its bytes cross the link after "
+        "the VM stops, before the destination runs")
 
 
 class HostedEngine(Strict):
