@@ -1,9 +1,7 @@
 """HA restarts by the lab's management plane, on real guests, beside the model's timeline.
 
-- ``lab-ha-power-loss``: host3 (power management) loses power; the engine marks it
-  non-responsive and fences it through the lab's power control; db1 (high) and then app1
-  (medium) run again on the survivors; scratch (not HA) stays down. The model runs the
-  same scenario; the lab's engine must act within the model's window.
+- a power loss of a host with power management (fence, restarts by priority, the model's
+  window) is in ``test_ha_engine_lab.py``: there the host runs the hosted engine too.
 - ``lab-ha-storage-cut``: host3 (no power management) loses its storage link; db1 holds a
   VM lease. host3's sanlock kills db1's qemu; the engine restarts it elsewhere only once
   the lease is free (host3's delta lease dead), never while the old qemu lives, and no
@@ -15,33 +13,39 @@ Needs root, the netns lab's packages, sanlock, qemu and gcc.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from hcisim.claims import evaluate
-from hcisim.compare import compare_observations
 from hcisim.engines import observe
 from hcisim.lab.guests.image import ensure_image
 from hcisim.lab.guests.lab import check_guest, guest_spec
 from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.guests.resume import mount_writable
 from hcisim.lab.netns.backend import NetnsBackend
-from hcisim.lab.netns.layout import unique_name
 from hcisim.lab.plane import sanlock as sl
 from hcisim.lab.plane.engine import Engine, EngineEvent
-from hcisim.lab.plane.run import Plane, management_plane
+from hcisim.lab.plane.run import Plane
 from hcisim.lab.process import read_pid
-from hcisim.lab.run import placement
 from hcisim.placement.ha_rules import fence_grace_s, lease_timeline
 from hcisim.scenario import Scenario, load_scenario, with_overrides
 from hcisim.scenario.faults import make_fault
+from tests.plane.labplane import built_lab, running_plane
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+MGMT_CUT = SCENARIOS / "lab-ha-mgmt-cut.yaml"
+
+
+@pytest.fixture(scope="module")
+def mgmt_lab() -> Iterator[NetnsBackend]:
+    """One lab for both management-cut tests (the same hosts and volumes; the first
+    restores the link, the second powers host3 off last)."""
+    with built_lab(load_scenario(MGMT_CUT), "ha-mgmt") as be:
+        yield be
 
 
 def model_events(sc: Scenario) -> pd.DataFrame:
@@ -99,79 +103,6 @@ def table(rows: Sequence[tuple[str, float, float | None]]) -> str:
     return "\n".join(lines)
 
 
-def test_power_loss_with_power_management_restarts_ha_vms_by_priority() -> None:
-    sc = load_scenario(SCENARIOS / "lab-ha-power-loss.yaml")
-    f = sc.compute.fencing
-    fault = sc.faults[0]
-    mev = model_events(sc)
-    m_nr = model_t(mev, "host_non_responsive", "host3", fault.at_s) - fault.at_s
-    m_fence = model_t(mev, "host_fenced", "host3", fault.at_s) - fault.at_s
-    m_up = {vm: model_t(mev, "vm_started", vm, fault.at_s) - fault.at_s for vm in ("db1", "app1")}
-    boot = {vm: sc.vm(vm).boot_s for vm in m_up}
-    with NetnsBackend(sc, name=unique_name("ha-power")) as be:
-        be.build()
-        be.deploy()
-        with management_plane(be, sc) as plane:
-            engine = plane.engine
-            engine.start_vms(placement(sc))
-            engine.start()
-            time.sleep(2 * f.vds_refresh_rate_s)
-            t_fail = be.inject(fault)
-            wait_started(engine, {"db1", "app1"}, t_fail, 240)
-            time.sleep(2 * f.vds_refresh_rate_s)
-            events = list(engine.events)
-            print("\nengine:", [(round(t - t_fail, 1), h, s) for t, h, s in engine.transitions])
-            t0 = t_fail - fault.at_s  # run time as in the scenario: the fault at its at_s
-            obs = plane.observations(sc, t0, time.time(), [(t_fail, fault)])
-            launched = {vm: agent_t(plane, "LAUNCHED", vm, t_fail) for vm in m_up}
-            up = {vm: agent_t(plane, "UP", vm, t_fail) for vm in m_up}
-    nr = lab_t(events, "host_non_responsive", "host3", t_fail)
-    fenced = lab_t(events, "host_fenced", "host3", t_fail)
-    started = {vm: lab_t(events, "vm_started", vm, t_fail) for vm in m_up}
-    assert nr is not None and fenced is not None and nr <= fenced
-    assert all(launched.values()) and all(up.values())
-    rows = [("host3 non-responsive", m_nr, nr - t_fail),
-            ("host3 fenced", m_fence, fenced - t_fail)]
-    for vm in m_up:
-        s, u = launched[vm], up[vm]
-        assert s is not None and u is not None and started[vm] is not None
-        rows += [(f"{vm} restart begins", m_up[vm] - boot[vm], s["t"] - t_fail),
-                 (f"{vm} up (model boot {boot[vm]:g} s)", m_up[vm], u["t"] - t_fail)]
-        assert s["host"] in ("host1", "host2")
-    print("\n" + table(rows))
-    # priority: app1 (medium) is started only once db1 (high) is up
-    assert launched["app1"]["t"] >= up["db1"]["t"]  # type: ignore[index]
-    # the non-HA VM stays down; no VM started twice
-    assert lab_t(events, "vm_started", "scratch", t_fail) is None
-    assert sorted(e.target for e in events if e.kind == "vm_started" and e.t > t_fail) == \
-        ["app1", "db1"]
-    # within the model's window: the engine's clock is the model's (same timeouts); the lab
-    # adds at most one poll interval and one connection timeout of detection delay
-    slack = f.vds_refresh_rate_s + f.vds_connection_timeout_s + 2.0
-    assert m_nr - 0.5 <= nr - t_fail <= m_nr + slack
-    assert m_fence - 0.5 <= fenced - t_fail <= m_fence + slack
-    # the scenario's claim, judged on the lab's own observations as on the model's
-    # hcisim compare's HA rows: the model's timeline beside the lab's, s after the fault
-    cmp = compare_observations(sc, observe("model", sc), obs)
-    ha = cmp[cmp["metric"].isin(["host_non_responsive", "host_fenced", "ha_restart"])]
-    print(ha[["metric", "subject", "model", "lab", "abs_error"]].to_string(index=False))
-    ha_rows = {(m, x): (mv, lv) for m, x, mv, lv in
-               zip(ha["metric"], ha["subject"], ha["model"], ha["lab"], strict=True)}
-    for vm in m_up:
-        t_started = started[vm]
-        assert t_started is not None
-        assert ha_rows[("ha_restart", vm)] == (pytest.approx(m_up[vm]),
-                                               pytest.approx(t_started - t_fail, abs=0.01))
-    assert ha_rows[("host_fenced", "host3")][1] == pytest.approx(fenced - t_fail, abs=0.01)
-    [verdict] = evaluate(sc, obs)
-    print(f"lab: {verdict.kind} {verdict.verdict} worst {verdict.measured} s; "
-          f"{verdict.evidence}")
-    last_up = max(float(u["t"]) for u in up.values() if u is not None) - t_fail
-    assert verdict.verdict == "pass" and verdict.measured == pytest.approx(last_up, abs=0.01)
-    db1_begin = launched["db1"]["t"] - t_fail  # type: ignore[index]
-    assert m_up["db1"] - boot["db1"] - 0.5 <= db1_begin <= m_up["db1"] - boot["db1"] + slack
-
-
 def test_storage_cut_without_power_management_restarts_only_after_lease_expiry() -> None:
     sc = load_scenario(SCENARIOS / "lab-ha-storage-cut.yaml")
     f = sc.compute.fencing
@@ -186,69 +117,63 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry()
     lease = lease_timeline(io, 0.0)  # the model's sanlock timeline, from the cut
     assert (m_lost, m_kill, m_free, m_acq) == pytest.approx(
         (lease.holders_killed_s, lease.holders_killed_s, lease.free_s, lease.free_s))
-    with NetnsBackend(sc, name=unique_name("ha-lease")) as be:
-        be.build()
-        be.deploy()
-        with management_plane(be, sc) as plane:
-            engine = plane.engine
-            engine.start_vms(placement(sc))
-            engine.start()
-            time.sleep(2 * f.vds_refresh_rate_s)
-            t_cut = be.inject(fault)
-            wait_started(engine, {"db1"}, t_cut, sl.host_dead_s(io) + 180)
-            events = list(engine.events)
-            exit_ev = agent_t(plane, "PROCESS_EXIT", "db1", t_cut, host="host3")
-            new = next(e for e in reversed(plane.agent_events())
-                       if e["event"] == "UP" and e["vm"] == "db1")
-            launched = agent_t(plane, "LAUNCHED", "db1", t_cut, host=new["host"])
-            refusals = refused_since(plane, t_cut)
-            first_try = agent_t(plane, "LAUNCHED", "db1", t_cut, host=new["host"])
-            obs = plane.observations(sc, t_cut - fault.at_s, time.time(), [(t_cut, fault)])
-            h: Any = be.lab_.host(new["host"])  # HostPaths (H's protocol) in substance
-            spec = guest_spec(h, be.mount_path(new["host"], "data"), "db1")
-            time.sleep(2)  # a few more acknowledged records of the new boot
-            result = check_guest(be, Guest(spec, ensure_image()), "data", new["host"])
-            h3: Any = be.lab_.host("host3")
-            sanlock3 = read_pid(sl.SanlockHost("host3", h3.netns, h3.dir).pidfile)
-            old_log = guest_spec(h3, be.mount_path("host3", "data"), "db1").qemu_log.read_text()
-            be.restore(fault)
-            assert exit_ev is not None and launched is not None and first_try is not None
-            t_kill, t_up = exit_ev["t"] - t_cut, new["t"] - t_cut
-            t_running = float(launched["data"]["running_at"]) - t_cut  # the new qemu runs
-            lab_ev = obs["events"]
-            lost = lab_ev[(lab_ev.kind == "lease_lost") & (lab_ev.target == "host3")]
-            t_lost = float(lost.t_s.iloc[0]) - fault.at_s if len(lost) else None
-            acq = lab_ev[(lab_ev.kind == "lease_acquired") & (lab_ev.target == "db1")]
-            assert len(acq), "no lease_acquired of db1 in the lab's sanlock logs"
-            t_launch = float(acq.t_s.iloc[-1]) - fault.at_s  # sanlock granted it (to 1 s)
-            t_asked = float(first_try["t"]) - t_cut
-            print("\n" + table([("host3 lease lost (sanlock log, 1 s)", m_lost, t_lost),
-                                ("db1 killed on host3 (sanlock)", m_kill, t_kill),
-                                ("db1 start asked (lease wait)", m_kill, t_asked),
-                                ("db1 lease free / acquired (1 s)", m_acq, t_launch),
-                                ("db1's new qemu runs", m_acq, t_running),
-                                ("db1 up elsewhere", m_up, t_up)]))
-            # now db1's new host loses its MANAGEMENT link only: the engine cannot reach its
-            # agent and, without power management, tries db1 elsewhere; sanlock refuses the
-            # lease (its owner's host renews over the storage that still works), so db1 goes
-            # on where it is and never runs twice
-            mgmt = make_fault(at_s=1, kind="nic_loss", target=new["host"],
-                              network="management", duration_s=1)
-            t_mgmt = be.inject(mgmt)
-            wait_for(lambda: lab_t(engine.events, "host_non_responsive", new["host"], t_mgmt)
-                     is not None and len(refused_since(plane, t_mgmt)) >= 2,
-                     60, "the engine gave up on the host and tried db1 elsewhere twice",
-                     lambda: ([(round(e.t - t_mgmt, 1), e.kind, e.target, e.detail)
-                               for e in engine.events if e.t > t_mgmt],
-                              [(round(e["t"] - t_mgmt, 1), e["host"], e["event"], e["vm"],
-                                str(e["data"].get("error", ""))[-80:])
-                               for e in plane.agent_events() if e["t"] > t_mgmt]))
-            mgmt_events = list(engine.events)
-            refused_mgmt = refused_since(plane, t_mgmt)
-            still = not any(e["event"] == "PROCESS_EXIT" and e["vm"] == "db1" and
-                            e["t"] > t_mgmt for e in plane.agent_events())
-            writable = mount_writable(be.mount_path(new["host"], "data"), new["host"])
-            be.restore(mgmt)
+    with running_plane(sc, "ha-lease") as (be, plane):
+        engine = plane.engine
+        t_cut = be.inject(fault)
+        wait_started(engine, {"db1"}, t_cut, sl.host_dead_s(io) + 180)
+        events = list(engine.events)
+        exit_ev = agent_t(plane, "PROCESS_EXIT", "db1", t_cut, host="host3")
+        new = next(e for e in reversed(plane.agent_events())
+                   if e["event"] == "UP" and e["vm"] == "db1")
+        launched = agent_t(plane, "LAUNCHED", "db1", t_cut, host=new["host"])
+        refusals = refused_since(plane, t_cut)
+        first_try = agent_t(plane, "LAUNCHED", "db1", t_cut, host=new["host"])
+        obs = plane.observations(sc, t_cut - fault.at_s, time.time(), [(t_cut, fault)])
+        h: Any = be.lab_.host(new["host"])  # HostPaths (H's protocol) in substance
+        spec = guest_spec(h, be.mount_path(new["host"], "data"), "db1")
+        time.sleep(2)  # a few more acknowledged records of the new boot
+        result = check_guest(be, Guest(spec, ensure_image()), "data", new["host"])
+        h3: Any = be.lab_.host("host3")
+        sanlock3 = read_pid(sl.SanlockHost("host3", h3.netns, h3.dir).pidfile)
+        old_log = guest_spec(h3, be.mount_path("host3", "data"), "db1").qemu_log.read_text()
+        be.restore(fault)
+        assert exit_ev is not None and launched is not None and first_try is not None
+        t_kill, t_up = exit_ev["t"] - t_cut, new["t"] - t_cut
+        t_running = float(launched["data"]["running_at"]) - t_cut  # the new qemu runs
+        lab_ev = obs["events"]
+        lost = lab_ev[(lab_ev.kind == "lease_lost") & (lab_ev.target == "host3")]
+        t_lost = float(lost.t_s.iloc[0]) - fault.at_s if len(lost) else None
+        acq = lab_ev[(lab_ev.kind == "lease_acquired") & (lab_ev.target == "db1")]
+        assert len(acq), "no lease_acquired of db1 in the lab's sanlock logs"
+        t_launch = float(acq.t_s.iloc[-1]) - fault.at_s  # sanlock granted it (to 1 s)
+        t_asked = float(first_try["t"]) - t_cut
+        print("\n" + table([("host3 lease lost (sanlock log, 1 s)", m_lost, t_lost),
+                            ("db1 killed on host3 (sanlock)", m_kill, t_kill),
+                            ("db1 start asked (lease wait)", m_kill, t_asked),
+                            ("db1 lease free / acquired (1 s)", m_acq, t_launch),
+                            ("db1's new qemu runs", m_acq, t_running),
+                            ("db1 up elsewhere", m_up, t_up)]))
+        # now db1's new host loses its MANAGEMENT link only: the engine cannot reach its
+        # agent and, without power management, tries db1 elsewhere; sanlock refuses the
+        # lease (its owner's host renews over the storage that still works), so db1 goes
+        # on where it is and never runs twice
+        mgmt = make_fault(at_s=1, kind="nic_loss", target=new["host"],
+                          network="management", duration_s=1)
+        t_mgmt = be.inject(mgmt)
+        wait_for(lambda: lab_t(engine.events, "host_non_responsive", new["host"], t_mgmt)
+                 is not None and len(refused_since(plane, t_mgmt)) >= 2,
+                 60, "the engine gave up on the host and tried db1 elsewhere twice",
+                 lambda: ([(round(e.t - t_mgmt, 1), e.kind, e.target, e.detail)
+                           for e in engine.events if e.t > t_mgmt],
+                          [(round(e["t"] - t_mgmt, 1), e["host"], e["event"], e["vm"],
+                            str(e["data"].get("error", ""))[-80:])
+                           for e in plane.agent_events() if e["t"] > t_mgmt]))
+        mgmt_events = list(engine.events)
+        refused_mgmt = refused_since(plane, t_mgmt)
+        still = not any(e["event"] == "PROCESS_EXIT" and e["vm"] == "db1" and
+                        e["t"] > t_mgmt for e in plane.agent_events())
+        writable = mount_writable(be.mount_path(new["host"], "data"), new["host"])
+        be.restore(mgmt)
     # sanlock killed the lease holder: qemu says who sent the SIGTERM (the daemon's helper
     # process, a child of host3's daemon, named sanlock)
     assert "terminating on signal 15 from pid" in old_log and "(sanlock)" in old_log, old_log
@@ -286,35 +211,30 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry()
     assert lab_t(mgmt_events, "vm_started", "db1", t_mgmt) is None
 
 
-def test_management_cut_with_the_hci_fencing_policy_is_not_fenced() -> None:
+def test_management_cut_with_the_hci_fencing_policy_is_not_fenced(mgmt_lab: NetnsBackend
+                                                                   ) -> None:
     """host3 loses its management link only; its brick stays ONLINE for its peers, so the
     HCI fencing policy skips the power fence and every VM runs on (the model: the same;
     with oVirt's default policy it would fence, tests/compute/test_compute_fencing_policy)."""
-    sc = load_scenario(SCENARIOS / "lab-ha-mgmt-cut.yaml")
+    sc = load_scenario(MGMT_CUT)
     f = sc.compute.fencing
     fault = sc.faults[0]
     mev = model_events(sc)
     m_nr = model_t(mev, "host_non_responsive", "host3", fault.at_s) - fault.at_s
     m_skip = model_t(mev, "fence_skipped", "host3", fault.at_s) - fault.at_s
-    with NetnsBackend(sc, name=unique_name("ha-mgmt")) as be:
-        be.build()
-        be.deploy()
-        with management_plane(be, sc) as plane:
-            engine = plane.engine
-            engine.start_vms(placement(sc))
-            engine.start()
-            time.sleep(2 * f.vds_refresh_rate_s)
-            t_cut = be.inject(fault)
-            wait_for(lambda: lab_t(engine.events, "fence_skipped", "host3", t_cut) is not None
-                     or lab_t(engine.events, "host_fenced", "host3", t_cut) is not None,
-                     60, "the engine decided on host3's fence",
-                     lambda: [(round(e.t - t_cut, 1), e.kind, e.target, e.detail)
-                              for e in engine.events if e.t > t_cut])
-            time.sleep(3 * f.vds_refresh_rate_s)
-            events = list(engine.events)
-            exits = [e for e in plane.agent_events()
-                     if e["event"] in ("PROCESS_EXIT", "LAUNCHED") and e["t"] > t_cut]
-            be.restore(fault)
+    with running_plane(sc, "ha-mgmt", mgmt_lab) as (be, plane):
+        engine = plane.engine
+        t_cut = be.inject(fault)
+        wait_for(lambda: lab_t(engine.events, "fence_skipped", "host3", t_cut) is not None
+                 or lab_t(engine.events, "host_fenced", "host3", t_cut) is not None,
+                 60, "the engine decided on host3's fence",
+                 lambda: [(round(e.t - t_cut, 1), e.kind, e.target, e.detail)
+                          for e in engine.events if e.t > t_cut])
+        time.sleep(3 * f.vds_refresh_rate_s)
+        events = list(engine.events)
+        exits = [e for e in plane.agent_events()
+                 if e["event"] in ("PROCESS_EXIT", "LAUNCHED") and e["t"] > t_cut]
+        be.restore(fault)
     nr = lab_t(events, "host_non_responsive", "host3", t_cut)
     skip = lab_t(events, "fence_skipped", "host3", t_cut)
     print("\n" + table([("host3 non-responsive", m_nr, None if nr is None else nr - t_cut),
@@ -330,12 +250,12 @@ def test_management_cut_with_the_hci_fencing_policy_is_not_fenced() -> None:
     assert m_skip - 0.5 <= skip - t_cut <= m_skip + slack
 
 
-def test_management_cut_with_ovirts_default_policy_is_fenced() -> None:
+def test_management_cut_with_ovirts_default_policy_is_fenced(mgmt_lab: NetnsBackend) -> None:
     """The same cut with oVirt's default fencing policy (both Gluster checks off): the model
     predicts host3 fenced at non-responsive and db1 then app1 restarted on the survivors,
     as after a power loss; the lab's engine powers host3 off through the lab's power
     control (the brick goes with it) and restarts them."""
-    sc = with_overrides(load_scenario(SCENARIOS / "lab-ha-mgmt-cut.yaml"), {
+    sc = with_overrides(load_scenario(MGMT_CUT), {
         "compute.fencing.skip_fencing_if_gluster_bricks_up": False,
         "compute.fencing.skip_fencing_if_gluster_quorum_not_met": False})
     f = sc.compute.fencing
@@ -344,17 +264,11 @@ def test_management_cut_with_ovirts_default_policy_is_fenced() -> None:
     m_fence = model_t(mev, "host_fenced", "host3", fault.at_s) - fault.at_s
     m_up = {vm: model_t(mev, "vm_started", vm, fault.at_s) - fault.at_s for vm in ("db1", "app1")}
     assert "fence_skipped" not in set(mev.kind)
-    with NetnsBackend(sc, name=unique_name("ha-mgmt-def")) as be:
-        be.build()
-        be.deploy()
-        with management_plane(be, sc) as plane:
-            engine = plane.engine
-            engine.start_vms(placement(sc))
-            engine.start()
-            time.sleep(2 * f.vds_refresh_rate_s)
-            t_cut = be.inject(fault)
-            wait_started(engine, {"db1", "app1"}, t_cut, 240)
-            events = list(engine.events)
+    with running_plane(sc, "ha-mgmt-def", mgmt_lab) as (be, plane):
+        engine = plane.engine
+        t_cut = be.inject(fault)
+        wait_started(engine, {"db1", "app1"}, t_cut, 240)
+        events = list(engine.events)
     fenced = lab_t(events, "host_fenced", "host3", t_cut)
     up = {vm: lab_t(events, "vm_started", vm, t_cut) for vm in m_up}
     print("\n" + table([("host3 fenced", m_fence, None if fenced is None else fenced - t_cut),
