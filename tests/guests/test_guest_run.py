@@ -109,9 +109,15 @@ def test_maintenance_evacuates_host1_refuses_host2_and_heals_as_the_model_says()
     last = st.sort_values("t_start_s").groupby("vm").last()
     assert dict(last["host"]) == {**dict(zip(mig["vm"], mig["dst_host"], strict=True)),
                                   "vm3": "host2"}
-    heal = lab["heal"]
-    back = float(lab["events"].query("detail == 'activate: up'")["t_s"].iloc[0])
-    assert ((heal["brick"] == "host1") & (heal["t_end_s"] > back)).any(), heal
+    # what the guests wrote while host1's brick was stopped is on all three bricks after
+    # the run: host1's was healed after its return (the heal table has it only when a poll
+    # caught the entries pending: a few shards heal within a second here)
+    ev = lab["events"]
+    entered = float(ev[ev["detail"] == "maintenance: entered"]["t_s"].iloc[0])
+    back = float(ev[ev["detail"] == "activate: up"]["t_s"].iloc[0])
+    w = lab["writes"]
+    away = w[(w["t_start_s"] >= entered) & (w["t_end_s"] <= back)]
+    assert float(away["acked_bytes"].sum()) > 0 and (away["copies"] == 3).all(), away
     assert lab.meta["heal_settled_after_run"]
     history = lab.meta["history"]
     assert all(h["lost"] == 0 and h["min_copies"] == 3 for h in history.values()), history

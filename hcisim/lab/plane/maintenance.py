@@ -9,9 +9,10 @@ The model's rules (:mod:`hcisim.model.compute.maintenance`) on real signals:
    asked on a peer. Refused: an ``operation`` event ``maintenance refused: <why>``, the
    host stays up.
 2. **Evacuation**: the host stops taking VMs; each VM on it, in scenario order, is
-   live-migrated (the run's ``migrate``: qemu over the migration network with vdsm's policy)
-   to the host :func:`hcisim.placement.choose_host` picks, the one scheduler the model and
-   the lab plane use. A VM that does not leave keeps the host preparing (``maintenance
+   live-migrated (the run's ``migrate``: qemu over the migration network with vdsm's policy),
+   ``max_outgoing`` (vdsm: 2) at once, to the host :func:`hcisim.placement.choose_host`
+   picks (each decision reserves its target), the one scheduler the model and the lab
+   plane use. A VM that does not leave keeps the host preparing (``maintenance
    stuck``).
 3. **Bricks stopped cleanly** (SIGTERM: the clients drop them at once, no ping-timeout
    stall): ``maintenance: entered``. vdsm stops the Gluster services here; the lab keeps the
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,12 +98,19 @@ class LabMaintenance:
             self.event(host, f"maintenance refused: {why}")
             return False
         self.state[host] = "preparing"
-        for vm in [v.name for v in self.sc.vms if self.placement().get(v.name) == host]:
-            dst = self._destination(vm, host)
+        view = self.placement()
+        moves = []
+        for vm in [v.name for v in self.sc.vms if view.get(v.name) == host]:
+            dst = self._destination(vm, host, view)
             if dst is None:
                 self.event(vm, f"maintenance of {host}: no host fits")
                 continue
-            self.migrate(vm, dst)
+            view[vm] = dst  # the engine reserves the target from the decision on
+            moves.append((vm, dst))
+        # vdsm's max_outgoing_migrations at once (the model's slots)
+        with ThreadPoolExecutor(max(1, self.sc.compute.migration.max_outgoing),
+                                thread_name_prefix="evacuate") as pool:
+            list(pool.map(lambda m: self.migrate(*m), moves))
         left = sorted(v for v, h in self.placement().items() if h == host)
         if left:
             self.event(host, f"maintenance stuck: {', '.join(left)} still on it")
@@ -140,7 +149,6 @@ class LabMaintenance:
             self.activate(host)
         self.event("", "rolling maintenance: done")
 
-    def _destination(self, vm: str, src: str) -> str | None:
+    def _destination(self, vm: str, src: str, view: dict[str, str]) -> str | None:
         down = {h for h, s in self.state.items() if s != "up"}
-        return choose_host(self.cluster, self.cluster.vm(vm), self.placement(),
-                           down | {src}, None)
+        return choose_host(self.cluster, self.cluster.vm(vm), view, down | {src}, None)
