@@ -132,19 +132,20 @@ class ShdConnections:
         if state == "dead":  # the daemon started again: it connects to what it reaches
             self.link[key] = "down"
             if w.reachable(s, b):
-                self._up(t, key)
+                self._connect(t, key)
             return
-        if w.reachable(s, b):
-            silent = self._silent.get(key)
-            if silent is not None and silent.rebooted:
+        silent = self._silent.get(key)
+        if silent is not None and self._tcp_alive(s, b):
+            if silent.rebooted:
                 # the brick's host came back with no TCP state: the next probe gets a RST
                 token = silent.token
                 at = next_probe_s(t, silent.last_ack_s)
                 self.schedule(at - t, lambda: self._reset(key, token, at))
                 self._silent.pop(key)
-            elif silent is not None:
+            else:
                 self._drop(key)  # answered again before keepalive gave up: no event
-            elif state == "down" and key not in self._connecting:
+        if w.reachable(s, b):
+            if state == "down" and key not in self._connecting:
                 self._connect(t, key)
             return
         if state != "up":
