@@ -164,12 +164,21 @@ def test_link_slowdown_slows_the_writes_that_cross_it_and_keeps_io_going(run: Ru
     io = run.obs["vm_io"]
     during = io[(io["t_start_s"] >= t0) & (io["t_end_s"] <= t1) & (io["vm"] != "web3")]
     assert not (during["status"] == "error").any()
-    # db1 and db2 write every block to host3's data brick through the slowed link
+    # db1 and db2 write every block to host3's data brick through the slowed link: 2 x 12
+    # writes/s x 8 KiB = 1.6 Mbit/s of payload into a 1 Mbit/s tbf, so their writes fall to
+    # at most ~0.6 of before. Their reads (70 %) need not cross it (AFR reads one brick), so
+    # read+write IOPS fell only to 0.78 in session 3: judge the writes.
     db = ["db1", "db2"]
-    slow, before = iops(run.obs, db, t0, t1), iops(run.obs, db, t0 - 10.0, t0)
-    # it falls, not by how much: over a 10 s window the fio rates are noisy (0.78 of before
-    # in one full run of session 3, lower in the others); without the shaping it is ~1
-    assert 0 < slow < 0.85 * before, (slow, before)
+    slow, before = write_iops(run.obs, db, t0, t1), write_iops(run.obs, db, t0 - 10.0, t0)
+    print(f"\nwrites across the 1 Mbit/s link: {slow:.1f}/s, before {before:.1f}/s")
+    assert 0 < slow < 0.7 * before, (slow, before)
+
+
+def write_iops(obs: Observations, vms: list[str], start: float, end: float) -> float:
+    """Mean write IOPS of ``vms`` together over [start, end]."""
+    io = obs["vm_io"]
+    io = io[io["vm"].isin(vms) & (io["t_start_s"] >= start) & (io["t_end_s"] <= end)]
+    return float((io["write_iops"] * (io["t_end_s"] - io["t_start_s"])).sum()) / (end - start)
 
 
 @pytest.mark.lab
