@@ -58,6 +58,7 @@ class _Silent:
     """A connection whose peer stopped answering: keepalive has not given up yet."""
 
     last_ack_s: float  # the last answered keepalive probe
+    drop_s: float  # when keepalive gives up (if nothing answers before)
     rebooted: bool  # the brick's host lost power meanwhile (its TCP state is gone)
     token: int
 
@@ -136,14 +137,16 @@ class ShdConnections:
             return
         silent = self._silent.get(key)
         if silent is not None and self._tcp_alive(s, b):
-            if silent.rebooted:
-                # the brick's host came back with no TCP state: the next probe gets a RST
+            # the brick's host answers TCP again: what happened to the connection meanwhile
+            self._silent.pop(key)
+            if t >= silent.drop_s - 1e-9:
+                state = self.link[key] = "down"  # keepalive had given up: CHILD_DOWN
+            elif silent.rebooted:
+                # back with no TCP state before keepalive gave up: the next probe gets a RST
                 token = silent.token
                 at = next_probe_s(t, silent.last_ack_s)
                 self.schedule(at - t, lambda: self._reset(key, token, at))
-                self._silent.pop(key)
-            else:
-                self._drop(key)  # answered again before keepalive gave up: no event
+            # else answered again in time: the connection never dropped, no event
         if w.reachable(s, b):
             if state == "down" and key not in self._connecting:
                 self._connect(t, key)
@@ -158,13 +161,13 @@ class ShdConnections:
         elif key in self._silent:
             self._silent[key].rebooted |= not w.powered(host)
         else:
+            # keepalive gives up at drop_s; nobody sees that before the brick's host
+            # answers again (the connection is idle), so it is judged then: no timer
             self._token[key] += 1
-            token = self._token[key]
             last = draw_last_keepalive_s(self.rng, t, CLIENT_KEEPALIVE_TIME_S)
-            self._silent[key] = _Silent(last, not w.powered(host), token)
-            at = peer_loss_detected_s(t, last, CLIENT_KEEPALIVE_TIME_S,
-                                      CLIENT_KEEPALIVE_INTERVAL_S, CLIENT_KEEPALIVE_COUNT)
-            self.schedule(at - t, lambda: self._reset(key, token, at))
+            drop = peer_loss_detected_s(t, last, CLIENT_KEEPALIVE_TIME_S,
+                                        CLIENT_KEEPALIVE_INTERVAL_S, CLIENT_KEEPALIVE_COUNT)
+            self._silent[key] = _Silent(last, drop, not w.powered(host), self._token[key])
 
     def _drop(self, key: ShdKey) -> None:
         """Forget pending timers of ``key``."""
@@ -173,8 +176,7 @@ class ShdConnections:
         self._connecting.discard(key)
 
     def _reset(self, key: ShdKey, token: int, t: float) -> None:
-        """Keepalive gave up, or a probe got a RST (at ``t``): CHILD_DOWN; reconnect if
-        reachable."""
+        """A keepalive probe got a RST (at ``t``): CHILD_DOWN; reconnect if reachable."""
         if self._token[key] != token or self.link[key] != "up":
             return
         self._silent.pop(key, None)
