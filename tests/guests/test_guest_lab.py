@@ -280,7 +280,8 @@ def test_maintenance_is_refused_while_heal_is_pending_and_for_quorum(
     assert cli is not None
     plane = LabMaintenance(lab.scenario, lab, dict, lambda vm, dst: False,
                            lambda target, detail: None)
-    assert [plane.refusal(h) for h in ("host1", "host2", "host3")] == [None] * 3
+    wait_for(lambda: [plane.refusal(h) for h in ("host1", "host2", "host3")] == [None] * 3,
+             90, "every host may go to begin with (an earlier test's heal done)")
     cli.do("volume", "set", "data", "cluster.self-heal-daemon", "off", step="hold heal")
     try:
         lab.inject(crash2)
