@@ -40,21 +40,25 @@ from pathlib import Path
 import pytest
 
 from hcisim.lab.clientlog import parse_time
+from hcisim.lab.errors import LabError
 from hcisim.lab.history_writer import record
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
 from tests.lab.scenarios import small
 
 WRITER = Path(__file__).with_name("rmw_writer.py")
-FAULTS = "[{at_s: 1, kind: brick_crash, target: host2, volume: data, duration_s: 1}]"
+# heal_after_repair false: the restart starts no `volume heal` thread of its own, which
+# would race this test's `volume set` for glusterd's lock (the test starts heal itself)
+FAULTS = ("[{at_s: 1, kind: brick_crash, target: host2, volume: data, duration_s: 1, "
+          "heal_after_repair: false}]")
 # one record per 512-byte sector: a stale page then loses every record of the page written
 # before it (with the guest's 64-byte records, only those outside the sector being written)
 RECORD = 512
 PAGE_RECORDS = 4096 // RECORD
-INTERVAL_S = 0.03  # between records: the read is usually the first I/O after a reconnect
+INTERVAL_S = 0.1  # between records: the read is usually the first I/O after a reconnect
 RETURNING = 1  # host2's brick: AFR child 1 of data (bricks in scenario order)
 IMAGE_BYTES = 4 << 20  # one shard: the image is the base file on every brick
-QEMU_INTERVAL_S = 0.1  # qemu-io: a wider gap, so the read is the first I/O after a reconnect
+QEMU_INTERVAL_S = INTERVAL_S  # qemu-io: the same pace
 MAX_RMW_TRIALS = 5
 MAX_QEMU_TRIALS = 6
 
@@ -133,10 +137,19 @@ def image_read_from_returning(lab: NetnsBackend, stem: str) -> Path:
 
 
 def set_shd(lab: NetnsBackend, on: bool) -> None:
+    """``volume set`` the self-heal daemons, retried while glusterd finishes another
+    transaction (the restart's ``volume start force`` can still hold its lock)."""
     assert lab.faults is not None
-    lab.faults.machine.gluster("host1").do(
-        "volume", "set", "data", "cluster.self-heal-daemon", "on" if on else "off",
-        step="switch the self-heal daemons")
+    for attempt in range(10):
+        try:
+            lab.faults.machine.gluster("host1").do(
+                "volume", "set", "data", "cluster.self-heal-daemon", "on" if on else "off",
+                step="switch the self-heal daemons")
+            return
+        except LabError as exc:
+            if "Another transaction is in progress" not in exc.reason or attempt == 9:
+                raise
+            time.sleep(1)
 
 
 def child_up_after(lab: NetnsBackend, t0: float) -> float | None:
@@ -148,6 +161,13 @@ def child_up_after(lab: NetnsBackend, t0: float) -> float | None:
             if t > t0:
                 return t
     return None
+
+
+def client_lines_after(lab: NetnsBackend, t0: float) -> list[str]:
+    text = lab.lab_.host("host1").client_log("data").read_text(errors="replace")
+    return [line[:200] for line in text.splitlines()
+            if f"data-client-{RETURNING}" in line and line.startswith("[")
+            and parse_time(line[1:27], line[28:33]) > t0]
 
 
 def heal_done(lab: NetnsBackend) -> bool:
@@ -298,8 +318,12 @@ def run_trial(lab: NetnsBackend, tmp: Path, mode: str, n: int) -> Trial:
             1 for s, t in trial.acked.items() if t > t_kill and
             on_returning[s * RECORD:(s + 1) * RECORD] != writer.expected(s))
         t_restore = lab.restore(crash)
-        wait_for(lambda: child_up_after(lab, t_restore) is not None, 20,
-                 "host1's client back on the returning brick")
+        try:
+            wait_for(lambda: child_up_after(lab, t_restore) is not None, 30,
+                     "host1's client back on the returning brick")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the client's log on it since the restart: "
+                                 f"{client_lines_after(lab, t_restore)[-12:]}") from None
         trial.reconnected = child_up_after(lab, t_restore)
         time.sleep(1.0)  # a few more records: the first page read after the reconnect
         set_shd(lab, True)
