@@ -146,7 +146,9 @@ def _zero_filled(sc: Scenario, model: Observations, lab: Observations,
 def compare_observations(sc: Scenario, model: Observations, lab: Observations) -> pd.DataFrame:
     pm, plb = _zero_filled(sc, model, lab)
     m = {**metrics(sc, model), **migration_metrics(model), **pm, **ha_metrics(model)}
-    lb = {**metrics(sc, lab), **migration_metrics(lab), **plb, **ha_metrics(lab)}
+    # a run that measured no I/O (the plane's: meta io_measured false) has no I/O rows
+    io = metrics(sc, lab) if lab.meta.get("io_measured", True) else {}
+    lb = {**io, **migration_metrics(lab), **plb, **ha_metrics(lab)}
     rows = []
     for key in sorted(set(m) | set(lb)):
         mv, lv = m.get(key, math.nan), lb.get(key, math.nan)

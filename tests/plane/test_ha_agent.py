@@ -119,3 +119,22 @@ def test_engine_timeline_from_the_engine_guests_life() -> None:
     assert [(t, k) for t, k, _, _ in engine_timeline(rows, "engine", 300.0)] == [
         (60.0, "vm_down"), (60.0, "engine_down"), (152.0, "vm_started"), (152.0, "engine_up")]
     assert engine_timeline(rows, "", 300.0) == []
+
+
+def test_compare_has_no_lab_io_rows_for_a_run_that_measured_no_io() -> None:
+    import math
+
+    from hcisim.compare import compare_observations
+    from hcisim.engines import observe
+    from hcisim.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parents[2] / "scenarios"
+                       / "lab-ha-engine-power-loss.yaml")
+    model = observe("model", sc)
+    lab = observe("model", sc)
+    lab.meta["io_measured"] = False
+    cmp = compare_observations(sc, model, lab)
+    io = cmp[cmp["metric"].isin(["throughput", "max_stall", "heal_time"])]
+    assert len(io) and all(math.isnan(v) for v in io["lab"]) and not io["model"].isna().any()
+    ha = cmp[cmp["metric"] == "engine_up"]
+    assert list(ha["lab"]) == list(ha["model"]) == [101.0]

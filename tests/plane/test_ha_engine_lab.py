@@ -46,7 +46,9 @@ def test_engine_host_power_loss_engine_first_then_ha_vms_by_priority() -> None:
     model = observe("model", sc)
     with running_plane(sc, "ha-engine") as (be, plane):
         engine = plane.engine
-        time.sleep(he.host_data_wait_s + 2 * he.agent_loop_s)  # the agents' history is full
+        assert plane.ha_started_at is not None  # the agents' history is full before the cut
+        time.sleep(max(0.0, plane.ha_started_at + he.host_data_wait_s + 2 * he.agent_loop_s
+                       - time.time()))
         t_fail = be.inject(fault)
         deadline = time.monotonic() + sl.host_dead_s(io) + 240
         while not {"db1", "app1"} <= {e.target for e in engine.events

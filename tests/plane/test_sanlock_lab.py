@@ -11,6 +11,7 @@ an agent and the engine's namespace; the plane's reclaim kills them.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -23,12 +24,16 @@ from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
 from hcisim.lab.netns.reclaim import find_leftovers
 from hcisim.lab.plane import sanlock as sl
+from hcisim.lab.plane.ha_agent import format_metadata
 from hcisim.lab.plane.hosts import (
     PlaneConfig,
+    engine_addr,
+    ha_agent_pidfile,
     make_engine_netns,
     reclaim_plane,
     remove_engine_netns,
     start_agent,
+    start_ha_agents,
 )
 from hcisim.lab.process import alive, read_pid, spawn
 from hcisim.scenario import with_overrides
@@ -148,13 +153,23 @@ def test_lab_down_finds_the_planes_processes_and_reclaim_kills_ours(
     cfg = PlaneConfig("data", store.vms, IO_TIMEOUT)
     agent = start_agent(layout, layout.host("host1"), cfg)
     ns = make_engine_netns(layout)
+    # a hosted-engine HA agent on host2 (no engine VM here: it only publishes)
+    format_metadata(layout.mount("host2", "data"), 3)
+    he_cfg = layout.dir / "hosted-engine.json"
+    he_cfg.write_text(json.dumps({
+        "vm": "engine", "volume": "data", "loop_s": 1, "alive_s": 60, "margin": 800,
+        "base_score": 3400, "host_ids": {h.name: i + 1 for i, h in enumerate(layout.hosts)},
+        "hosts": {h.name: {"cores": 2, "ram_gib": 4} for h in layout.hosts},
+        "vm_ram_gib": {}, "gateway": [engine_addr(layout), 80], "create": {}}))
+    start_ha_agents(layout, [layout.host("host2")], he_cfg)
+    ha = read_pid(ha_agent_pidfile(layout.host("host2")))
     pids = [read_pid(h.pidfile) for h in hosts.values()]
-    assert all(p is not None and alive(p) for p in pids)
-    # what `hcisim lab down` after a SIGKILLed harness finds: every daemon, the agent and
+    assert all(p is not None and alive(p) for p in [*pids, ha])
+    # what `hcisim lab down` after a SIGKILLed harness finds: every daemon, the agents and
     # the engine's namespace
     left = find_leftovers(be.name, be.root)
-    assert {agent.pid, *pids} <= set(left.pids) and ns in left.netns
+    assert {agent.pid, ha, *pids} <= set(left.pids) and ns in left.netns
     assert reclaim_plane(layout.dir) == []
-    assert not any(p is not None and alive(p) for p in [agent.pid, *pids])
+    assert not any(p is not None and alive(p) for p in [agent.pid, ha, *pids])
     agent.wait(5)
     remove_engine_netns(layout)

@@ -11,6 +11,7 @@ namespace.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,16 +68,19 @@ class Plane:
     be: Any
     cfg: PlaneConfig
     engine: Engine
+    ha_started_at: float | None = None
 
     def start(self, placement: dict[str, str]) -> None:
-        """Start the scenario's VMs where ``placement`` says (the hosted engine first, as its
-        deployment does), then the hosts' HA agents (they find the engine running), then
-        the engine's host monitoring."""
+        """Start the hosted engine VM where ``placement`` says (as its deployment does), the
+        hosts' HA agents (they find the engine running and collect their history while the
+        other VMs boot), the scenario's other VMs, then the engine's host monitoring.
+        ``ha_started_at``: when the HA agents ran (epoch; None without a hosted engine)."""
         engine = self.cfg.engine_vm
-        order = sorted(placement, key=lambda vm: vm != engine)
-        self.engine.start_vms({vm: placement[vm] for vm in order})
-        if engine:
+        if engine and engine in placement:
+            self.engine.start_vms({engine: placement[engine]})
             start_ha_agents(self.be.lab_)
+            self.ha_started_at = time.time()
+        self.engine.start_vms({vm: h for vm, h in placement.items() if vm != engine})
         self.engine.start()
 
     def host_dirs(self) -> dict[str, Path]:
