@@ -113,6 +113,10 @@ class LabParams(Strict):
     plane: bool = Field(
         False, description="with vms: guests, the management plane too (hcisim.lab.plane: "
         "sanlock, agents, engine, hosted-engine HA agents); the lab restarts HA VMs")
+    impose: bool = Field(
+        False, description="like for like: the netns lab imposes the hosts' NIC rates (tbf "
+        "on its links) and brick disks' bandwidth and IOPS (block-I/O cgroup), both times "
+        "its I/O scale; meta['imposed'] says what was and was not imposed (docs/lab.md)")
 
     @model_validator(mode="after")
     def _plane_runs_guests(self) -> LabParams:

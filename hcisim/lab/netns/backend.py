@@ -21,7 +21,7 @@ from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.fio import job_file
 from hcisim.lab.healbytes import BrickIo, read_brick_io
 from hcisim.lab.healinfo import BrickRef, Pending, parse_glfsheal, pending_by_brick
-from hcisim.lab.netns import bricks, gluster, network
+from hcisim.lab.netns import bricks, gluster, impose, network
 from hcisim.lab.netns.faults import NetnsMachine
 from hcisim.lab.netns.layout import HostLayout, LabLayout, allocate, unique_name
 from hcisim.lab.netns.reclaim import Leftovers, reclaim, sockets_of
@@ -66,8 +66,12 @@ class NetnsBackend(FaultBook):
 
     def __init__(self, scenario: Scenario, name: str | None = None,
                  scale: LabScale | None = None, volume_set: dict[str, str] | None = None,
-                 root: Path | None = None, keep_logs: Path | None = None, **_: Any) -> None:
+                 root: Path | None = None, keep_logs: Path | None = None,
+                 impose: bool | None = None, **_: Any) -> None:
         self.scenario = scenario
+        # like for like (hcisim.lab.netns.impose): the scenario's lab: {impose: true}, unless
+        # the caller says otherwise
+        self.impose = scenario.lab.impose if impose is None else impose
         self.name = name or unique_name(scenario.name.lower().replace("_", "-").replace(".", "-"))
         self.scale = scale or LabScale.fit(scenario)
         self.volume_set = dict(volume_set or {})
@@ -103,6 +107,7 @@ class NetnsBackend(FaultBook):
         be.faults = FaultInjector(sc, NetnsMachine(be.lab, sc, be.state, be._remount,
                                                    be._workloads_killed))
         be._active = [make_fault(**f) for f in be.state.get_list("active_faults")]
+        be.impose = bool(be.state.data.get("imposed"))
         for h in be.lab.hosts:
             for v in sc.volumes:
                 be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
@@ -194,6 +199,9 @@ class NetnsBackend(FaultBook):
         self._record_sockets()
         parallel(self._mount_host, list(lab.hosts))
         self._meta = self._read_meta()
+        assert self.state is not None
+        self._meta["imposed"] = impose.impose(lab, self.scenario, self.scale, self.state) \
+            if self.impose else None
         self.timings["deploy_s"] = time.monotonic() - t
 
     def _mount_host(self, h: HostLayout) -> None:
@@ -286,6 +294,12 @@ class NetnsBackend(FaultBook):
     # --- faults: FaultBook ----------------------------------------------------------
     def after_repair(self, fault: Fault) -> None:
         self._record_sockets()  # restarted bricks and daemons have new sockets to reclaim
+        if self.impose:  # restarted glusterd and bricks (new PIDs, maybe a new loop device)
+            refused = impose.reapply_disks(self.lab_, self.scenario, self.scale)
+            imposed = self._meta.get("imposed")
+            if isinstance(imposed, dict):
+                imposed["not_imposed"] = sorted({*imposed["not_imposed"],
+                                                 *(f"after a repair: {r}" for r in refused)})
 
     # --- observe -----------------------------------------------------------------------
     def observe(self) -> Sample:

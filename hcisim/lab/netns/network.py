@@ -7,7 +7,7 @@ each host namespace has ``sto0`` and ``mgmt0``, veth pairs whose other ends
 
 from __future__ import annotations
 
-from hcisim.lab.netns.layout import HostLayout, LabLayout
+from hcisim.lab.netns.layout import HostLayout, LabLayout, read_state
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import run
 from hcisim.scenario.cluster import NetworkRole
@@ -53,29 +53,75 @@ def set_links(host: HostLayout, roles: tuple[NetworkRole, ...], up: bool) -> Non
             ["ip", "-n", host.netns, "link", "set", ifname, "up" if up else "down"])
 
 
+def imposed_mbit(lab: LabLayout, host: HostLayout) -> dict[str, float]:
+    """The NIC rates the lab imposes on ``host``'s links (lab network -> Mbit/s; empty when
+    the scenario imposes nothing), from the state file, so that every process shaping a link
+    (a fault, a migration, ``hcisim lab restore``) sees them (:mod:`.impose`)."""
+    st = read_state(lab.dir) or {}
+    links = st.get("imposed_links")
+    rates = links.get(host.name) if isinstance(links, dict) else None
+    return {k: float(v) for k, v in rates.items()} if isinstance(rates, dict) else {}
+
+
+def _ends(lab: LabLayout, host: HostLayout,
+          roles: tuple[NetworkRole, ...]) -> list[tuple[str, str, str]]:
+    """(netns, interface, lab network) of both ends of the host's links of ``roles``."""
+    net = {host.STORAGE_IF: "storage", host.MGMT_IF: "management"}
+    sw_if = {host.STORAGE_IF: host.switch_storage_if, host.MGMT_IF: host.switch_mgmt_if}
+    out = []
+    for i in interfaces(host, roles):
+        out += [(host.netns, i, net[i]), (lab.switch_netns, sw_if[i], net[i])]
+    return out
+
+
+def _tbf(step: str, ns: str, ifname: str, rate_mbit: float, latency_ms: float) -> None:
+    rate = f"{max(rate_mbit, 0.01):.3f}mbit"
+    # burst must hold at least one MTU-size frame and ~1 ms at the rate
+    burst = f"{max(int(rate_mbit * 1e6 / 8 / 1000), 16 * 1024)}"
+    run(step, ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", rate,
+               "burst", burst, "latency", f"{latency_ms:g}ms"], netns=ns)
+
+
 def shape(lab: LabLayout, host: HostLayout, roles: tuple[NetworkRole, ...],
           rate_mbit: float, latency_ms: float = 200.0) -> None:
     """tbf on both ends of the host's links: its egress, and the switch port toward it.
 
     (netem is not in this kernel, so only the rate can be degraded, not delay or loss.)
     ``latency_ms``: the longest a packet may wait in the tbf queue, i.e. its size in time
-    (a migration link uses a NIC-like 10 ms: hcisim/lab/guests/links.py).
+    (a migration link uses a NIC-like 10 ms: hcisim/lab/guests/links.py). A link whose NIC
+    rate the lab imposes is never made faster than that rate.
     """
-    step = f"slow down {host.name}"
-    rate = f"{max(rate_mbit, 0.01):.3f}mbit"
-    # burst must hold at least one MTU-size frame and ~1 ms at the rate
-    burst = f"{max(int(rate_mbit * 1e6 / 8 / 1000), 16 * 1024)}"
-    ends = [(host.netns, i) for i in interfaces(host, roles)]
-    sw_if = {host.STORAGE_IF: host.switch_storage_if, host.MGMT_IF: host.switch_mgmt_if}
-    ends += [(lab.switch_netns, sw_if[i]) for i in interfaces(host, roles)]
-    for ns, ifname in ends:
-        run(step, ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", rate,
-                   "burst", burst, "latency", f"{latency_ms:g}ms"], netns=ns)
+    imposed = imposed_mbit(lab, host)
+    for ns, ifname, net in _ends(lab, host, roles):
+        cap = imposed.get(net)
+        _tbf(f"slow down {host.name}", ns, ifname,
+             rate_mbit if cap is None else min(rate_mbit, cap), latency_ms)
 
 
 def unshape(lab: LabLayout, host: HostLayout, roles: tuple[NetworkRole, ...]) -> None:
-    sw_if = {host.STORAGE_IF: host.switch_storage_if, host.MGMT_IF: host.switch_mgmt_if}
-    for i in interfaces(host, roles):
-        for ns, ifname in ((host.netns, i), (lab.switch_netns, sw_if[i])):
+    """Undo :func:`shape`: back to the imposed NIC rate if the lab imposes one, else no
+    qdisc at all."""
+    imposed = imposed_mbit(lab, host)
+    for ns, ifname, net in _ends(lab, host, roles):
+        cap = imposed.get(net)
+        if cap is not None:
+            impose_rate(host, ns, ifname, cap)
+        else:
             run(f"remove slowdown of {host.name}", ["tc", "qdisc", "del", "dev", ifname, "root"],
                 netns=ns, check=False)
+
+
+def impose_rate(host: HostLayout, ns: str, ifname: str, rate_mbit: float) -> None:
+    """A NIC's speed on one end of a link: tbf with a NIC-like short queue (the migration
+    link's, :data:`hcisim.lab.guests.links.QUEUE_MS`), not a slowdown's 200 ms."""
+    from hcisim.lab.guests.links import QUEUE_MS
+
+    _tbf(f"impose the NIC rate on {host.name}", ns, ifname, rate_mbit, QUEUE_MS)
+
+
+def impose_links(lab: LabLayout, host: HostLayout, rates: dict[str, float]) -> None:
+    """Shape both ends of each of ``host``'s lab networks to its rate (lab network ->
+    Mbit/s); the rates must already be in the state file (:func:`imposed_mbit`)."""
+    for ns, ifname, net in _ends(lab, host, ROLES):
+        if net in rates:
+            impose_rate(host, ns, ifname, rates[net])

@@ -2,7 +2,8 @@
 
 Used by ``destroy`` (normal end, exception, Ctrl-C) and by ``hcisim lab down`` after a
 harness was SIGKILLed. Order matters: processes first (they hold mounts and loop
-devices), then FUSE and brick mounts, loop devices, namespaces, sockets, the directory.
+devices), then FUSE and brick mounts, loop devices, namespaces, block-I/O cgroups, sockets,
+the directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hcisim.lab.netns.bricks import detach, loops_of, mounted_under, remove_tree, unmount
+from hcisim.lab.netns.impose import lab_cgroups, remove_cgroups
 from hcisim.lab.netns.layout import LAB_ROOT, NS_PREFIX, lab_dirs, read_state
 from hcisim.lab.process import cmdline, kill_and_wait, netns_inode, owned_pids, run
 
@@ -28,10 +30,12 @@ class Leftovers:
     mounts: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
     sockets: list[str] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)  # like for like's block-I/O cgroups
 
     @property
     def empty(self) -> bool:
-        return not (self.netns or self.pids or self.mounts or self.loops or self.sockets)
+        return not (self.netns or self.pids or self.mounts or self.loops or self.sockets
+                    or self.cgroups)
 
     def describe(self) -> str:
         parts = [f"{k}: {', '.join(map(str, v))}" for k, v in vars(self).items() if v]
@@ -89,7 +93,8 @@ def find_leftovers(name: str, root: Path | None = None) -> Leftovers:
     for img in images(lab_dir):
         loops += loops_of(img)
     sockets = [s for s in _state_list(state, "sockets") if os.path.exists(s)]
-    return Leftovers(names, pids, mounts, sorted(set(loops)), sockets)
+    cgroups = [str(c) for c in lab_cgroups(name)]
+    return Leftovers(names, pids, mounts, sorted(set(loops)), sockets, cgroups)
 
 
 def reclaim(name: str, root: Path | None = None, remove_dir: bool = True) -> Leftovers:
@@ -107,6 +112,7 @@ def reclaim(name: str, root: Path | None = None, remove_dir: bool = True) -> Lef
         detach(dev)
     for ns in found.netns:
         run(f"delete namespace {ns}", ["ip", "netns", "del", ns], check=False)
+    remove_cgroups(name)  # after the processes: a cgroup with members cannot go
     for sock in sockets:
         if sock.startswith(SOCKET_DIR) and sock.endswith(".socket"):
             with contextlib.suppress(OSError):
