@@ -138,3 +138,13 @@ def test_compare_has_no_lab_io_rows_for_a_run_that_measured_no_io() -> None:
     assert len(io) and all(math.isnan(v) for v in io["lab"]) and not io["model"].isna().any()
     ha = cmp[cmp["metric"] == "engine_up"]
     assert list(ha["lab"]) == list(ha["model"]) == [101.0]
+
+
+def test_a_plane_scenario_must_run_guests() -> None:
+    from hcisim.scenario import ScenarioError, load_scenario, with_overrides
+
+    sc = load_scenario(Path(__file__).resolve().parents[2] / "scenarios"
+                       / "lab-ha-power-loss.yaml")
+    assert sc.lab.plane and sc.lab.vms == "guests"
+    with pytest.raises(ScenarioError, match="plane: true needs vms: guests"):
+        with_overrides(sc, {"lab.vms": "fio"})
