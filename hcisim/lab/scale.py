@@ -2,7 +2,8 @@
 
 A lab cannot hold terabytes or drive 10 GbE from two cores, so it runs a scaled copy of the
 scenario: sizes (brick disks, volumes, VM disks) times ``size``, I/O demand (IOPS or MB/s of
-every profile) times ``io``. :func:`as_built` gives that copy as a Scenario, so the model can
+every profile; with ``lab: {impose: true}`` the NIC and disk speeds the lab imposes) times
+``io``. :func:`as_built` gives that copy as a Scenario, so the model can
 be compared with the lab on exactly what the lab ran.
 """
 
@@ -64,7 +65,9 @@ class LabScale:
 
 
 def as_built(sc: Scenario, scale: LabScale) -> Scenario:
-    """``sc`` as the lab really runs it: sizes and demands scaled, everything else equal."""
+    """``sc`` as the lab really runs it: sizes and demands scaled, and with ``lab: {impose:
+    true}`` the NICs' and brick disks' speeds too (the lab imposed them times ``io``);
+    everything else equal."""
     if scale.size == 1.0 and scale.io == 1.0:
         return sc
     over: dict[str, Any] = {}
@@ -72,6 +75,12 @@ def as_built(sc: Scenario, scale: LabScale) -> Scenario:
         for j, d in enumerate(h.disks):
             over[f"hosts[{i}].disks[{j}].capacity_gb"] = \
                 scale.image_bytes(sc, h.name, d.name) / 1e9
+            if sc.lab.impose:  # the lab imposed these times io (hcisim.lab.netns.impose)
+                over[f"hosts[{i}].disks[{j}].bandwidth_mb_s"] = d.bandwidth_mb_s * scale.io
+                over[f"hosts[{i}].disks[{j}].iops"] = d.iops * scale.io
+        if sc.lab.impose:
+            for j, n in enumerate(h.nics):
+                over[f"hosts[{i}].nics[{j}].gbps"] = n.gbps * scale.io
     for i, v in enumerate(sc.volumes):
         over[f"volumes[{i}].size_gb"] = max(v.size_gb * scale.size, 1e-3)
     for name, p in sc.io_profiles.items():

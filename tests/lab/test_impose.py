@@ -9,8 +9,8 @@ import pytest
 
 from hcisim.lab.netns import impose, network
 from hcisim.lab.netns.layout import LabLayout
-from hcisim.lab.scale import LabScale
-from hcisim.scenario import parse_scenario
+from hcisim.lab.scale import LabScale, as_built
+from hcisim.scenario import load_scenario, parse_scenario, with_overrides
 from tests.lab.scenarios import small
 
 SHARED_NIC = """
@@ -102,3 +102,22 @@ def test_unshape_returns_to_the_imposed_rate(tmp_path: Path,
     network.unshape(lab, h, ("storage", "management"))
     assert [c[2] for c in calls] == ["replace", "replace", "del", "del"]
     assert all("10ms" in c for c in calls[:2])  # the NIC's short queue
+
+
+def test_as_built_carries_the_imposed_hardware() -> None:
+    """The model is compared with what the lab imposed: NIC and disk speeds times io, and
+    untouched when nothing is imposed."""
+    sc = load_scenario(None)
+    scale = LabScale.fit(sc)
+    assert scale.io < 1
+    plain = as_built(sc, scale)
+    assert plain.hosts[0].nics == sc.hosts[0].nics
+    assert plain.hosts[0].disks[0].bandwidth_mb_s == sc.hosts[0].disks[0].bandwidth_mb_s
+    imposed = as_built(with_overrides(sc, {"lab.impose": True}), scale)
+    for h0, h1 in zip(sc.hosts, imposed.hosts, strict=True):
+        assert [n.gbps for n in h1.nics] == [n.gbps * scale.io for n in h0.nics]
+        assert [(d.bandwidth_mb_s, d.iops) for d in h1.disks] == [
+            (d.bandwidth_mb_s * scale.io, d.iops * scale.io) for d in h0.disks]
+    lab_mbit = impose.link_plan(with_overrides(sc, {"lab.impose": True}), scale)
+    h = imposed.hosts[0]
+    assert lab_mbit[h.name]["storage"] == pytest.approx(h.storage_gbps() * 1000)
