@@ -13,7 +13,7 @@ bytes written. Cases, in order (one lab):
   faster than the imposed bound, and ``network.unshape`` puts the NIC rate back;
 - a brick disk limited to 0.5 MB/s of writes (its cgroup's throttle) holds the writer to it,
   and the cgroup's own counter shows the brick's writes went through it;
-- a restarted brick (brick_crash repaired: a new PID) is back in its host's cgroup.
+- a failed disk replaced (a new loop device, a new brick PID): both limited again.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from hcisim.lab.netns import gluster, impose, network
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import HostLayout, unique_name
 from hcisim.lab.netns.reclaim import find_leftovers
-from hcisim.lab.process import alive, run
-from hcisim.lab.wait import wait_until
+from hcisim.lab.process import run
 from hcisim.scenario import Scenario, make_fault, parse_scenario
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -169,13 +168,17 @@ def test_disk_write_limit_and_restarted_brick(be: NetnsBackend) -> None:
     assert through >= 2 * MIB  # the brick's O_DIRECT writes were the cgroup's
     assert mb_s <= limit / 1e6 * 1.15
 
-    crash = make_fault(kind="brick_crash", at_s=0, target="host2")
+    # a failed disk replaced: a new loop device and a new brick process, both limited again
+    failure = make_fault(kind="disk_failure", at_s=0, target="host2")
     old = set(gluster.brick_pids(h2))
-    be.inject(crash)
-    assert wait_until(lambda: not any(alive(p) for p in old), 10.0, 0.05)
-    be.restore(crash)
+    be.inject(failure)
+    be.restore(failure)
     deadline = time.monotonic() + 30
     while not (new := set(gluster.brick_pids(h2)) - old) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert new, "the brick did not come back"
     assert new <= {int(p) for p in (cg / "cgroup.procs").read_text().split()}
+    dev = impose.loop_device(h2.disk_mount("brick0"))
+    assert dev is not None and dev != d2["device"]
+    limits = (cg / "blkio.throttle.write_bps_device").read_text()
+    assert f"{impose.dev_number(dev)} 200000000" in limits
