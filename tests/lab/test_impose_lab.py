@@ -180,5 +180,6 @@ def test_disk_write_limit_and_restarted_brick(be: NetnsBackend) -> None:
     assert new <= {int(p) for p in (cg / "cgroup.procs").read_text().split()}
     dev = impose.loop_device(h2.disk_mount("brick0"))
     assert dev is not None and dev != d2["device"]
+    assert be.meta()["imposed"]["disks"]["host2"]["brick0"]["device"] == dev
     limits = (cg / "blkio.throttle.write_bps_device").read_text()
     assert f"{impose.dev_number(dev)} 200000000" in limits

@@ -295,11 +295,9 @@ class NetnsBackend(FaultBook):
     def after_repair(self, fault: Fault) -> None:
         self._record_sockets()  # restarted bricks and daemons have new sockets to reclaim
         if self.impose:  # restarted glusterd and bricks (new PIDs, maybe a new loop device)
-            refused = impose.reapply_disks(self.lab_, self.scenario, self.scale)
             imposed = self._meta.get("imposed")
-            if isinstance(imposed, dict):
-                imposed["not_imposed"] = sorted({*imposed["not_imposed"],
-                                                 *(f"after a repair: {r}" for r in refused)})
+            impose.reapply_disks(self.lab_, self.scenario, self.scale,
+                                 imposed if isinstance(imposed, dict) else None)
 
     # --- observe -----------------------------------------------------------------------
     def observe(self) -> Sample:

@@ -197,10 +197,16 @@ def impose(lab: LabLayout, sc: Scenario, scale: LabScale, state: LabState) -> di
     return report
 
 
-def reapply_disks(lab: LabLayout, sc: Scenario, scale: LabScale) -> list[str]:
+def reapply_disks(lab: LabLayout, sc: Scenario, scale: LabScale,
+                  imposed: dict[str, Any] | None) -> None:
     """After a repair: the restarted glusterd and bricks (new PIDs) back in their cgroup, the
-    limits on the current loop devices; what could not be done."""
-    return list(apply_disks(lab, sc, scale)["not_imposed"])
+    limits on the current loop devices; ``imposed`` (``meta['imposed']``) updated: the
+    disks' devices now, and what could not be done."""
+    report = apply_disks(lab, sc, scale)
+    if imposed is not None:
+        imposed["disks"] = report["disks"]
+        imposed["not_imposed"] = sorted({*imposed["not_imposed"], *(
+            f"after a repair: {r}" for r in report["not_imposed"])})
 
 
 def lab_cgroups(lab_name: str, root: Path = CGROUP_ROOT) -> list[Path]:
