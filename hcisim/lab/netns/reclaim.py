@@ -19,6 +19,7 @@ from hcisim.lab.netns.layout import LAB_ROOT, NS_PREFIX, lab_dirs, read_state
 from hcisim.lab.process import cmdline, kill_and_wait, netns_inode, owned_pids, run
 
 SOCKET_DIR = "/var/run/gluster/"
+KILL_ROUNDS = 5  # kill, scan the pid files again; normally the second scan is empty
 
 
 @dataclass
@@ -102,7 +103,15 @@ def reclaim(name: str, root: Path | None = None, remove_dir: bool = True) -> Lef
     lab_dir = (root or LAB_ROOT) / name
     found = find_leftovers(name, root)
     sockets = set(found.sockets) | set(sockets_of(found.pids))
-    kill_and_wait(found.pids)
+    # kill, then scan again until a scan finds nobody: a plane agent alive at the last
+    # scan (an HA agent) may have started a guest since, its pid file written after it
+    pids = found.pids
+    for _ in range(KILL_ROUNDS):
+        kill_and_wait(pids)
+        pids = find_leftovers(name, root).pids
+        sockets |= set(sockets_of(pids))
+        if not pids:
+            break
     for point, fstype in mounted_under(lab_dir):
         if fstype.startswith("fuse"):
             run(f"unmount {point}", ["umount", "-l", point], check=False)
