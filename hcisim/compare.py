@@ -213,7 +213,8 @@ def write_comparison(c: Comparison, out: Path) -> list[Path]:
     c.table.to_csv(csv, index=False)
     js.write_text(json.dumps({
         "scenario": c.scenario.name,
-        "lab_meta": {k: c.lab.meta.get(k) for k in ("scale", "lab_up_s", "gluster_version")},
+        "lab_meta": {k: c.lab.meta.get(k) for k in ("scale", "lab_up_s", "gluster_version",
+                                                     "imposed")},
         "rows": json.loads(c.table.to_json(orient="records")),
     }, indent=2))
     plot(c.table, png, f"{c.scenario.name}: model vs lab")
