@@ -12,6 +12,7 @@ socket (the CLI's helper would look for the default one).
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -230,6 +231,11 @@ def scenario_options(vol: Volume) -> dict[str, str]:
     return out
 
 
+# glusterd's answer when its cluster lock is held by another transaction (glusterd-locks.c)
+BUSY = "Another transaction is in progress"
+BUSY_RETRIES = 20
+
+
 @dataclass(frozen=True)
 class Gluster:
     """The gluster CLI of the glusterd on ``shell``'s node (``sock``: its own socket)."""
@@ -242,7 +248,17 @@ class Gluster:
         return [*self.base, *([f"--glusterd-sock={self.sock}"] if self.sock else []), *args]
 
     def run(self, *args: str, timeout_s: float = 60.0) -> Completed:
-        return self.shell.run(self.argv(*args), timeout_s)
+        """Run the CLI; a command refused because glusterd's cluster-wide lock is held by
+        another transaction ("Another transaction is in progress ... Please try again after
+        some time": nothing was done) is tried again, up to BUSY_RETRIES times, 1 s apart.
+        Seen with two repairs back to back, a `volume status` during a `volume set`, a
+        heal-daemon toggle right after a `volume start force`."""
+        for _ in range(BUSY_RETRIES):
+            res = self.shell.run(self.argv(*args), timeout_s)
+            if BUSY not in res.stdout + res.stderr:  # --xml says it with rc 0 (opRet -1)
+                return res
+            time.sleep(1.0)
+        return res
 
     def do(self, *args: str, step: str, timeout_s: float = 60.0) -> Completed:
         """Run it; a failure is a LabError naming ``step`` and the node."""

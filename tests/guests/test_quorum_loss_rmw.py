@@ -40,7 +40,6 @@ from pathlib import Path
 import pytest
 
 from hcisim.lab.clientlog import parse_time
-from hcisim.lab.errors import LabError
 from hcisim.lab.history_writer import record
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import unique_name
@@ -137,19 +136,12 @@ def image_read_from_returning(lab: NetnsBackend, stem: str) -> Path:
 
 
 def set_shd(lab: NetnsBackend, on: bool) -> None:
-    """``volume set`` the self-heal daemons, retried while glusterd finishes another
-    transaction (the restart's ``volume start force`` can still hold its lock)."""
+    """``volume set`` the self-heal daemons (the restart's ``volume start force`` can still
+    hold glusterd's lock: the CLI wrapper tries again, hcisim.lab.gluster.Gluster.run)."""
     assert lab.faults is not None
-    for attempt in range(10):
-        try:
-            lab.faults.machine.gluster("host1").do(
-                "volume", "set", "data", "cluster.self-heal-daemon", "on" if on else "off",
-                step="switch the self-heal daemons")
-            return
-        except LabError as exc:
-            if "Another transaction is in progress" not in exc.reason or attempt == 9:
-                raise
-            time.sleep(1)
+    lab.faults.machine.gluster("host1").do(
+        "volume", "set", "data", "cluster.self-heal-daemon", "on" if on else "off",
+        step="switch the self-heal daemons")
 
 
 def child_up_after(lab: NetnsBackend, t0: float) -> float | None:

@@ -23,6 +23,7 @@ import fcntl
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,14 +165,25 @@ def test_link_slowdown_slows_the_writes_that_cross_it_and_keeps_io_going(run: Ru
     io = run.obs["vm_io"]
     during = io[(io["t_start_s"] >= t0) & (io["t_end_s"] <= t1) & (io["vm"] != "web3")]
     assert not (during["status"] == "error").any()
-    # db1 and db2 write every block to host3's data brick through the slowed link: 2 x 12
-    # writes/s x 8 KiB = 1.6 Mbit/s of payload into a 1 Mbit/s tbf, so their writes fall to
-    # at most ~0.6 of before. Their reads (70 %) need not cross it (AFR reads one brick), so
-    # read+write IOPS fell only to 0.78 in session 3: judge the writes.
+    # db1 and db2 write every block (8 KiB) to host3's data brick through the 1 Mbit/s link
+    # (tbf on both ends) and demand 2 x 12 writes/s = 1.6 Mbit/s: their writes fall. Their
+    # reads (70 %) need not cross the link (AFR reads one brick): read+write IOPS fell only
+    # to 0.78 in session 3. While host3's brick stays connected the write payload cannot
+    # exceed the link (15 % for the tbf's burst), judged 1 s inside the window: fio's 1 s
+    # samples are placed on the run's grid within about a second, and the backlog released
+    # at the repair (40+ writes/s) would land in the window's last cell. A client that marks
+    # it down (late ping replies through the 200 ms tbf queue) writes to two bricks and is
+    # no longer bound by it. Session 4: 0.35, 0.72, 0.77 of before over the whole window;
+    # 0.7 Mbit/s of payload inside it.
     db = ["db1", "db2"]
-    slow, before = write_iops(run.obs, db, t0, t1), write_iops(run.obs, db, t0 - 10.0, t0)
-    print(f"\nwrites across the 1 Mbit/s link: {slow:.1f}/s, before {before:.1f}/s")
-    assert 0 < slow < 0.7 * before, (slow, before)
+    slow = write_iops(run.obs, db, t0 + 1.0, t1 - 1.0)
+    before = write_iops(run.obs, db, t0 - 10.0, t0)
+    connected = all(brick_up_at(run.obs, "data", "host3", t) for t in np.arange(t0, t1, 0.25))
+    print(f"\nwrites across the 1 Mbit/s link: {slow:.1f}/s, before {before:.1f}/s; host3's "
+          f"data brick {'connected' if connected else 'marked down'} in the window")
+    assert 0 < slow < before, (slow, before)
+    if connected:
+        assert slow * 8 * 1024 * 8 <= 1.15e6, f"{slow:.1f} writes/s of 8 KiB through 1 Mbit/s"
 
 
 def write_iops(obs: Observations, vms: list[str], start: float, end: float) -> float:
