@@ -340,18 +340,25 @@ def check_preconditions(t: Trial) -> None:
     assert t.reconnected is not None, t.summary()
 
 
-@pytest.mark.lab
-@pytest.mark.slow
-def test_rmw_page_read_from_a_returned_brick_loses_acknowledged_records(
-        lab: NetnsBackend, tmp_path: Path) -> None:
+def first_lossy_trial(lab: NetnsBackend, tmp_path: Path, kind: str, most: int) -> Trial:
+    """Trials of ``kind`` until one loses acknowledged records (at most ``most``); fails
+    naming every trial if none does."""
     trials = []
-    for n in range(MAX_RMW_TRIALS):
-        trials.append(run_trial(lab, tmp_path, "rmw", n))
+    for n in range(most):
+        trials.append(run_trial(lab, tmp_path, kind, n))
         check_preconditions(trials[-1])
         if trials[-1].lost:
             break
     t = trials[-1]
     assert t.lost, f"no loss in {len(trials)} trials: {[x.summary() for x in trials]}"
+    return t
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_rmw_page_read_from_a_returned_brick_loses_acknowledged_records(
+        lab: NetnsBackend, tmp_path: Path) -> None:
+    t = first_lossy_trial(lab, tmp_path, "rmw", MAX_RMW_TRIALS)
     assert t.reconnected is not None
     # the first stale page read came right after the reconnect, from host2's copy...
     first = next(s for s in t.stale if s[1] >= t.reconnected)
@@ -382,14 +389,7 @@ def test_qemu_itself_loses_acknowledged_writes_the_same_way(
     """The same sequence with qemu's own block layer (qemu-io, cache=none): its 512-byte
     FUA writes are acknowledged, and a reconnect's stale page read takes some of them off
     every brick. No stale read is visible from outside qemu; the loss is."""
-    trials = []
-    for n in range(MAX_QEMU_TRIALS):
-        trials.append(run_trial(lab, tmp_path, "qemu", n))
-        check_preconditions(trials[-1])
-        if trials[-1].lost:
-            break
-    t = trials[-1]
-    assert t.lost, f"no loss in {len(trials)} trials: {[x.summary() for x in trials]}"
+    t = first_lossy_trial(lab, tmp_path, "qemu", MAX_QEMU_TRIALS)
     assert t.reconnected is not None
     assert len({s // PAGE_RECORDS for s in t.lost}) == 1, t.summary()
     assert all(t.acked[s] < t.reconnected for s in t.lost), t.summary()
