@@ -19,7 +19,6 @@ between the process's start and that poll (at most one poll interval) is counted
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,31 +39,14 @@ IoSeries = Sequence[tuple[float, BrickIo | None]]
 IoSample = tuple[float, dict[str, dict[int, BrickIo]]]
 
 
-class CounterPoller(threading.Thread):
-    """Reads every brick's counter every ``period`` s, apart from the heal-info poll (which
-    blocks for seconds while a brick is silently lost): heal is measured from the counters'
-    values at the moment a brick comes back, so they must be read then, not when glfsheal
-    next answers."""
+# how often the brick write counters are read (cheap /proc reads): heal is measured from
+# their values at the moment a brick comes back, so they must be read then
+COUNTER_PERIOD_S = 0.2
 
-    def __init__(self, read: Callable[[], dict[str, dict[int, BrickIo]]],
-                 period: float = 0.2) -> None:
-        super().__init__(daemon=True, name="lab-brick-counters")
-        self.read, self.period = read, period
-        self.samples: list[IoSample] = []
-        self.errors: list[str] = []
-        self._stop_evt = threading.Event()
 
-    def run(self) -> None:
-        while not self._stop_evt.is_set():
-            try:
-                self.samples.append((time.time(), self.read()))
-            except Exception as exc:  # a failed read is recorded, never fatal to the run
-                self.errors.append(f"{time.time():.3f}: {exc}")
-            self._stop_evt.wait(self.period)
-
-    def stop(self) -> None:
-        self._stop_evt.set()
-        self.join(timeout=10)
+def timed(read: Callable[[], dict[str, dict[int, BrickIo]]]) -> Callable[[], IoSample]:
+    """``read`` with the time of each reading, for a poller."""
+    return lambda: (time.time(), read())
 
 
 def volume_series(samples: Sequence[IoSample], volume: str, bricks: int) -> list[IoSeries]:
@@ -117,7 +99,7 @@ def heal_received(series: Sequence[IoSeries], brick: int, references: Sequence[i
     last time a client saw it down). Both counters are read from the last poll before it:
     the returning brick's cannot have moved before it (nothing reached it), the
     reference's moves from then on only by the foreground the returning brick gets too, so
-    polls must be dense around it (:class:`CounterPoller`). ``references``: data bricks of the
+    polls must be dense around it (COUNTER_PERIOD_S). ``references``: data bricks of the
     volume that were up and not healing over the episode. None when the counters cannot
     say (no reading at the end, or no reference brick with one process throughout).
     """
@@ -126,10 +108,15 @@ def heal_received(series: Sequence[IoSeries], brick: int, references: Sequence[i
         return None
     first_seen = _run_start(series[brick], end, last.pid)
     if back_at is not None and first_seen <= back_at:
-        base_t = back_at
-        base = _at(series[brick], base_t)
+        base = _at(series[brick], back_at)
         if base is None or base.pid != last.pid:
             return None
+        # still nothing reached it after the repair (the clients reconnect up to their 3 s
+        # timer later; writes meanwhile go to the others and are healed): move on to the
+        # last poll before its counter moves, so that gap's foreground is not subtracted
+        base_t = max(t for t, io in series[brick]
+                     if back_at <= t <= end and io is not None and io == base) \
+            if any(back_at <= t <= end and io == base for t, io in series[brick]) else back_at
         base_written = base.written
     else:  # restarted by the fault: everything it wrote since its start
         base_t, base_written = first_seen, 0

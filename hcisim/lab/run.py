@@ -12,15 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from hcisim.engines import LabOptions, engine_options, parse_engine
-from hcisim.lab.backend import Backend, Sample, Workload, open_backend
+from hcisim.lab.backend import Backend, Workload, open_backend
 from hcisim.lab.collect import LabRecord, build_observations
 from hcisim.lab.faults import mechanism
 from hcisim.lab.fio import FioPlan, PhaseRate
 from hcisim.lab.heal import heal_settled
-from hcisim.lab.healbytes import CounterPoller
+from hcisim.lab.healbytes import COUNTER_PERIOD_S, timed
 from hcisim.lab.history import check, read_history
 from hcisim.lab.scale import LabScale, as_built
 from hcisim.lab.schedule import play
@@ -88,16 +88,19 @@ def _idle() -> Any:
 
 
 _IDLE = _idle()
+T = TypeVar("T")
 
 
-class Poller(threading.Thread):
-    """Polls the backend every ``period`` seconds until stopped; keeps every sample."""
+class Poller(threading.Thread, Generic[T]):
+    """Calls ``read`` every ``period`` seconds until stopped; keeps every sample. One for the
+    backend's observations (``be.observe``), one for the brick write counters (dense, apart
+    from the heal poll, which blocks for seconds during a silent loss)."""
 
-    def __init__(self, be: Backend, period: float) -> None:
-        super().__init__(daemon=True, name="lab-poller")
-        self.be = be
+    def __init__(self, read: Callable[[], T], period: float, name: str = "lab-poller") -> None:
+        super().__init__(daemon=True, name=name)
+        self.read = read
         self.period = period
-        self.samples: list[Sample] = []
+        self.samples: list[T] = []
         self.errors: list[str] = []
         self._stop_evt = threading.Event()
 
@@ -105,7 +108,7 @@ class Poller(threading.Thread):
         while not self._stop_evt.is_set():
             t = time.monotonic()
             try:
-                self.samples.append(self.be.observe())
+                self.samples.append(self.read())
             except Exception as exc:  # a failed poll is recorded, never fatal to the run
                 self.errors.append(f"{time.time():.3f}: {exc}")
             self._stop_evt.wait(max(0.0, self.period - (time.monotonic() - t)))
@@ -183,10 +186,11 @@ def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpti
             rec.killed[f.target] = t
         return t
 
-    poller = Poller(be, opts.poll_s)
+    poller = Poller(be.observe, opts.poll_s)
     poller.start()
     read_counters = getattr(be, "brick_io", None)  # the brick processes' /proc: netns only
-    counters = CounterPoller(read_counters) if read_counters is not None else None
+    counters = Poller(timed(read_counters), COUNTER_PERIOD_S, "lab-brick-counters") \
+        if read_counters is not None else None
     if counters is not None:
         counters.start()
     try:

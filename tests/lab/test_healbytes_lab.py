@@ -21,14 +21,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 import pytest
 
-from hcisim.lab.backend import Backend, Sample
+from hcisim.lab.backend import Sample
 from hcisim.lab.collect import measured_heals
 from hcisim.lab.heal import heal_settled
-from hcisim.lab.healbytes import CounterPoller
+from hcisim.lab.healbytes import IoSample, timed
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.netns.layout import HostLayout, unique_name
 from hcisim.lab.process import run
@@ -46,8 +45,8 @@ SHARD_MIB = 4  # tests.lab.scenarios.small's shard size
 @dataclass
 class Lab:
     be: NetnsBackend
-    poller: Poller  # one for the module: the clients' views build up from the first poll
-    counters: CounterPoller
+    poller: Poller[Sample]  # one for the module: the clients' views build up from the first poll
+    counters: Poller[IoSample]
     windows: list[FaultWindow] = field(default_factory=list)
 
 
@@ -56,8 +55,7 @@ def lab() -> Iterator[Lab]:
     with NetnsBackend(small(600), name=unique_name("healb")) as be:
         be.build()
         be.deploy()
-        lab = Lab(be, Poller(cast(Backend, be), 0.5),  # destroy's Leftovers: not used here
-                  CounterPoller(be.brick_io, 0.1))
+        lab = Lab(be, Poller(be.observe, 0.5), Poller(timed(be.brick_io), 0.1))
         lab.poller.start()
         lab.counters.start()
         try:
@@ -170,6 +168,9 @@ def test_foreground_writes_are_not_counted_as_heal(lab: Lab) -> None:
     fault = make_fault(at_s=1, kind="nic_loss", target="host2", network="storage",
                        duration_s=1)
     got, _estimate, rx = heal_case(lab, fault, 32, "nic", foreground=True)
-    # the 32 MiB file and the foreground's one shard, which it rewrote during the cut
-    assert 0.85 * 36 * MIB <= got <= 1.15 * 36 * MIB
+    # at least the 32 MiB file; about it plus the foreground's one shard (36 MiB), and never
+    # the foreground's own 13-16 MiB on top: the raw counter of host2 grew by ~50 MiB. The
+    # spread is wide (30-44 MiB over ten runs of session 4, 39-44 after the base moved past
+    # the clients' reconnect gap): docs/lab.md
+    assert 0.85 * 32 * MIB <= got <= 1.25 * 36 * MIB
     assert got <= rx

@@ -194,7 +194,7 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
                     q.kill()
             return t
 
-        poller = Poller(be, opts.poll_s)
+        poller = Poller(be.observe, opts.poll_s)
         poller.start()
         halt = threading.Event()
         ops = threading.Thread(target=run_operations,

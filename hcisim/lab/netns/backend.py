@@ -322,7 +322,7 @@ class NetnsBackend(FaultBook):
 
     def brick_io(self) -> dict[str, dict[int, BrickIo]]:
         """Each brick process's write counter now (volume -> brick index; one pid file per host
-        and volume here): cheap /proc reads, polled densely by :class:`CounterPoller`."""
+        and volume here): cheap /proc reads, polled densely (hcisim.lab.healbytes)."""
         out: dict[str, dict[int, BrickIo]] = {}
         for v in self.scenario.volumes:
             for i, b in enumerate(v.bricks):
