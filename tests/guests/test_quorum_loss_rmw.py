@@ -103,7 +103,14 @@ class Trial:
     def summary(self) -> str:
         return (f"{self.mode}: {len(self.acked)} acked, lost {len(self.lost)} "
                 f"{self.lost[:1]}..{self.lost[-1:]}, stale reads {self.stale[:2]}, blame while "
-                f"down {self.blame_while_down}, reconnect {self.reconnected}")
+                f"down {self.blame_while_down}, reconnect {self.reconnected}; lost pages "
+                f"(seq, acked - reconnect s, copies): {self.lost_pages()}")
+
+    def lost_pages(self) -> list[tuple[int, float | None, int]]:
+        pages = {s // PAGE_RECORDS for s in self.lost}
+        t0 = self.reconnected
+        return [(s, None if t0 is None else round(self.acked[s] - t0, 3), self.copies[s])
+                for s in sorted(self.acked) if s // PAGE_RECORDS in pages]
 
 
 @pytest.fixture(scope="module")
@@ -391,6 +398,14 @@ def test_qemu_itself_loses_acknowledged_writes_the_same_way(
     every brick. No stale read is visible from outside qemu; the loss is."""
     t = first_lossy_trial(lab, tmp_path, "qemu", MAX_QEMU_TRIALS)
     assert t.reconnected is not None
-    assert len({s // PAGE_RECORDS for s in t.lost}) == 1, t.summary()
-    assert all(t.acked[s] < t.reconnected for s in t.lost), t.summary()
+    pages = {s // PAGE_RECORDS for s in t.lost}
+    assert len(pages) == 1, t.summary()
+    # qemu's stale read is not visible from here, but the write that did it is: a later
+    # record of the same page, acknowledged after the client's CHILD_UP (logged before AFR
+    # hears of it, client-handshake.c client_child_up_reopen_done) and on all three bricks.
+    # A lost record itself may be acknowledged after the CHILD_UP line: writes that share
+    # the eager lock taken while host2 was down still go to the two bricks it locked.
+    page = pages.pop()
+    assert any(s // PAGE_RECORDS == page and s > max(t.lost) and t.copies[s] == 3
+               and t.acked[s] > t.reconnected for s in t.acked), t.summary()
     assert min(t.copies[s] for s in t.acked if s not in t.lost) == 3, t.summary()
