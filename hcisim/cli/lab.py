@@ -184,6 +184,10 @@ def register(app: typer.Typer) -> None:
             labs = labs_up() if all_labs else [find_lab(name)]
         except LabError as exc:
             raise UserError(exc.reason) from None
+        from hcisim.lab.run import remove_orphaned_work_dirs
+
+        for work in remove_orphaned_work_dirs():  # a SIGKILLed harness's scratch directory
+            out.print(f"{work}: removed (its harness is gone)")
         if not labs:
             out.print("no lab to remove")
         failed = False

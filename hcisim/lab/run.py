@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import psutil
+
 from hcisim.engines import LabOptions, engine_options, parse_engine
 from hcisim.lab.backend import Backend, Workload, open_backend
 from hcisim.lab.collect import LabRecord, build_observations
@@ -32,6 +34,46 @@ from hcisim.scenario import Fault, Scenario
 Progress = Callable[[float], None]
 RECORD_SIZE = 64
 WRITER_LEAD_S = 30.0
+
+
+WORK_PREFIX = "hcisim-labrun-"
+HARNESS_FILE = "harness"  # "<pid> <process start time>": whose work directory this is
+
+
+def make_work_dir() -> Path:
+    """A run's scratch directory (fio job files, write histories), signed with the harness's
+    pid and start time so that ``hcisim lab down`` can remove it after a SIGKILL."""
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+    me = psutil.Process()
+    (work / HARNESS_FILE).write_text(f"{me.pid} {me.create_time()!r}\n")
+    return work
+
+
+def orphaned_work_dirs(tmp: Path | None = None) -> list[Path]:
+    """Work directories whose harness is gone: its pid dead, or reused by a process that
+    started at another time. Directories without the signature are not ours to judge."""
+    found = []
+    for work in sorted((tmp or Path(tempfile.gettempdir())).glob(f"{WORK_PREFIX}*")):
+        try:
+            pid_text, started = (work / HARNESS_FILE).read_text().split()
+            pid, t_start = int(pid_text), float(started)
+        except (OSError, ValueError):
+            continue
+        try:
+            if psutil.Process(pid).create_time() == t_start:
+                continue  # the harness still runs
+        except psutil.Error:
+            pass
+        found.append(work)
+    return found
+
+
+def remove_orphaned_work_dirs(tmp: Path | None = None) -> list[Path]:
+    """Remove what :func:`orphaned_work_dirs` finds; return what was removed."""
+    gone = orphaned_work_dirs(tmp)
+    for work in gone:
+        shutil.rmtree(work, ignore_errors=True)
+    return gone
 
 
 def placement(sc: Scenario) -> dict[str, str]:
@@ -141,7 +183,7 @@ def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = No
     opts = engine_options(parse_engine("lab"), options)
     assert isinstance(opts, LabOptions)
     scale = LabScale.fit(sc, opts.size_scale, opts.io_scale)
-    work = Path(tempfile.mkdtemp(prefix="hcisim-labrun-"))
+    work = make_work_dir()
     try:
         lab_logs = opts.keep_logs / "lab" if opts.keep_logs is not None else None
         with sigterm_as_interrupt(), open_backend(backend, sc, name=opts.name, scale=scale,
