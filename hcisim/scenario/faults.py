@@ -54,12 +54,12 @@ class FaultTraits:
     ``slows``: the fault's ``network`` keeps working at ``rate_mbit``. ``host_loss``: what
     compute sees (the host stops answering); for a ``chosen`` cut only when the management
     network is among the cut ones. ``full_heal``: the brick's data is gone (disk replaced),
-    so everything on it is healed, not only what was written meanwhile. ``shd_wakes``: the
-    self-heal daemon notices the brick come back and heals at once; after a hang nothing
-    wakes it and heal waits for the periodic crawl (lab-notes.md) unless the operator runs
-    it. ``host_window``: claims treat the target host as failed while the fault lasts (its
-    VMs are exempt from zero_downtime, its HA VMs restart elsewhere). ``glusterd_runs``:
-    the target's glusterd keeps answering its peers (server quorum keeps the host).
+    so everything on it is healed, not only what was written meanwhile. Whether the self-heal
+    daemon wakes when the brick returns is not a trait: it follows from its own connections
+    (:mod:`hcisim.model.shd`). ``host_window``: claims treat the target host as failed
+    while the fault lasts (its VMs are exempt from zero_downtime, its HA VMs restart
+    elsewhere). ``glusterd_runs``: the target's glusterd keeps answering its peers (server
+    quorum keeps the host).
     """
 
     scope: FaultScope
@@ -68,7 +68,6 @@ class FaultTraits:
     slows: bool
     host_loss: HostLoss | None
     full_heal: bool
-    shd_wakes: bool
     host_window: bool
     glusterd_runs: bool
 
@@ -83,28 +82,28 @@ class FaultTraits:
 
 FAULT_TABLE: dict[FaultKind, FaultTraits] = {
     "node_power_loss": FaultTraits("host", silent=True, cuts="host", slows=False,
-                                   host_loss="power_loss", full_heal=False, shd_wakes=True,
+                                   host_loss="power_loss", full_heal=False,
                                    host_window=True, glusterd_runs=False),
     "node_hang": FaultTraits("host", silent=True, cuts="host", slows=False, host_loss="hang",
-                             full_heal=False, shd_wakes=False, host_window=True,
+                             full_heal=False, host_window=True,
                              glusterd_runs=False),
     "nic_loss": FaultTraits("nic", silent=True, cuts="chosen", slows=False,
-                            host_loss="management_cut", full_heal=False, shd_wakes=True,
+                            host_loss="management_cut", full_heal=False,
                             host_window=True, glusterd_runs=True),
     "partition": FaultTraits("link", silent=True, cuts="chosen", slows=False,
-                             host_loss="management_cut", full_heal=False, shd_wakes=True,
+                             host_loss="management_cut", full_heal=False,
                              host_window=True, glusterd_runs=True),
     "link_slowdown": FaultTraits("nic", silent=False, cuts="none", slows=True, host_loss=None,
-                                 full_heal=False, shd_wakes=True, host_window=True,
+                                 full_heal=False, host_window=True,
                                  glusterd_runs=True),
     "brick_crash": FaultTraits("brick", silent=False, cuts="none", slows=False, host_loss=None,
-                               full_heal=False, shd_wakes=True, host_window=False,
+                               full_heal=False, host_window=False,
                                glusterd_runs=True),
     "brick_hang": FaultTraits("brick", silent=True, cuts="none", slows=False, host_loss=None,
-                              full_heal=False, shd_wakes=False, host_window=False,
+                              full_heal=False, host_window=False,
                               glusterd_runs=True),
     "disk_failure": FaultTraits("disk", silent=False, cuts="none", slows=False, host_loss=None,
-                                full_heal=True, shd_wakes=True, host_window=False,
+                                full_heal=True, host_window=False,
                                 glusterd_runs=True),
 }
 
