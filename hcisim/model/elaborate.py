@@ -118,6 +118,11 @@ class VmDiskModel:
         return 0.0 if self.profile is None else 1.0 - self.profile.read_pct / 100.0
 
     @cached_property
+    def queue_depth(self) -> int | None:
+        """Its profile's queue depth (None: no profile)."""
+        return None if self.profile is None else self.profile.queue_depth
+
+    @cached_property
     def block_bytes(self) -> float:
         return 64 * 1024.0 if self.profile is None else self.profile.block_kib * 1024.0
 

@@ -30,6 +30,8 @@ RecordLevel = Literal["full", "intervals"]
 RECORD_LEVELS: tuple[RecordLevel, ...] = ("full", "intervals")
 _STATUS_OF_RANK = {r: (s,) for s, r in _STATUS_RANK.items()}
 _NO_RATES = (math.nan,) * 7  # demand, read, write, read/write IOPS, latency, p99
+# a vm_io group: (VM, volume), the volume, the plans of the VM's disks on it
+Group = tuple[tuple[str, str], VolumeModel, tuple["DiskPlan", ...]]
 
 
 class RunRecords:
@@ -59,8 +61,13 @@ class RunRecords:
                              for key, keys in by_key.items()]
         self.exposure = IntervalLog(self._emit_exposure)
         self._sizes = {d.key: d.size_bytes for d in cluster.disks}  # VM disk -> bytes
+        # per set of plans (see _groups_of): the groups to record at its first settle, those
+        # to record at later ones, the VMs with a disk in error; per group the plans it was
+        # last recorded with
         self._grouped_for: dict[str, DiskPlan] | None = None
-        self._grouped: list[tuple[tuple[str, str], VolumeModel, tuple[DiskPlan, ...]]] = []
+        self._live: list[Group] = []
+        self._errors: set[str] = set()
+        self._recorded_plans: dict[tuple[str, str], tuple[DiskPlan, ...]] = {}
         self._heals_of: SelfHeal | None = None  # the heal _volume_books holds books of
         self._volume_books: list[tuple[VolumeModel, str, tuple[str, ...],
                                        tuple[BrickHeal, ...]]] = []
@@ -170,15 +177,58 @@ class RunRecords:
     # --- VM disks and VMs ---------------------------------------------------------------
     def disks(self, t: float, plans: dict[str, DiskPlan], net: FlowNetwork,
               latency: LatencyModel) -> set[str]:
-        """vm_io rows from the plans; returns the VMs with a disk in error (ENOTCONN)."""
+        """vm_io rows from the plans; returns the VMs with a disk in error (ENOTCONN).
+
+        Only the groups whose row can have changed are visited (:meth:`_groups_of`): a
+        group none of whose disks is ``ok`` has a row that depends on its plans alone
+        (demand and status; no rate, no latency), so with the plans it was last recorded
+        with it would write nothing. The others' rows move with the rates and latencies."""
         if self.level == "intervals":
             return self._statuses(t, plans)
-        errors: set[str] = set()
+        first = plans is not self._grouped_for
+        groups = self._groups_of(plans) if first else self._live
         rate, of, log, known = net.rate, latency.of, self.vm_io, latency.loaded()
-        rank_of, closed_loop = _STATUS_RANK, closed_loop_latency
-        for key, vol, group in self._groups_of(plans):
+        rank_of, closed_loop, nan = _STATUS_RANK, closed_loop_latency, math.nan
+        rows: dict[tuple[object, ...], Values] = {}  # rows of single ok disks, this settle
+        for key, vol, group in groups:
+            if len(group) == 1:  # most VMs have one disk on a volume: the same sums, unrolled
+                p = group[0]
+                status = p.status
+                if status != "ok":
+                    log.set(key, t, (0.0 + p.demand, 0.0, 0.0, 0.0, 0.0, nan, nan, status))
+                    continue
+                d = p.disk
+                x = rate(d.flow)
+                # the row follows from these alone (the latency from the shape, the closed
+                # loop from the queue depth, block, demand and rate): disks cloned from one
+                # template on one host share it within a settle
+                shape = p.shape_key or p.shape
+                row_key = (shape, d.write_frac, x, p.demand, d.queue_depth)
+                row = rows.get(row_key)
+                if row is None:
+                    rf, wf = d.read_frac, d.write_frac
+                    ios = x * 1e6 / d.block_bytes
+                    riops, wiops = 0.0 + ios * rf, 0.0 + ios * wf
+                    if ios > 0:
+                        lat = closed_loop(known.get(shape) or of(vol, p), p, x)
+                        lat_w, p99 = 0.0 + lat.mean_ms * ios, lat.p99_ms
+                    else:
+                        lat_w, p99 = 0.0, nan
+                    total_ios = riops + wiops
+                    if total_ios > 0:
+                        mean = lat_w / total_ios
+                    else:
+                        mean = p99 = nan
+                    if mean != mean:
+                        mean = nan
+                    if p99 != p99:
+                        p99 = nan
+                    row = rows[row_key] = (0.0 + p.demand, 0.0 + x * rf, 0.0 + x * wf, riops,
+                                           wiops, mean, p99, status)
+                log.set(key, t, row)
+                continue
             demand = read = write = riops = wiops = lat_w = 0.0
-            p99 = math.nan
+            p99 = nan
             status = "stopped"
             rank = 0
             for p in group:
@@ -199,43 +249,72 @@ class RunRecords:
                     lat = closed_loop(known.get(p.shape_key or p.shape) or of(vol, p), p, x)
                     lat_w += lat.mean_ms * ios
                     p99 = lat.p99_ms if p99 != p99 else max(p99, lat.p99_ms)
-            if rank == 3:
-                errors.add(key[0])
             total_ios = riops + wiops
             if total_ios > 0:
                 mean = lat_w / total_ios
             else:
-                mean = p99 = math.nan
+                mean = p99 = nan
             # a NaN must be the math.nan object to equal itself (IntervalLog)
             if mean != mean:
-                mean = math.nan
+                mean = nan
             if p99 != p99:
-                p99 = math.nan
+                p99 = nan
             log.set(key, t, (demand, read, write, riops, wiops, mean, p99, status))
-        return errors
+        return self._errors
 
-    def _groups_of(self, plans: dict[str, DiskPlan]) -> list[
-            tuple[tuple[str, str], VolumeModel, tuple[DiskPlan, ...]]]:
-        """The vm_io groups with their plans (looked up once per set of plans: a change
-        that keeps the plans keeps these too)."""
-        if plans is not self._grouped_for:
-            self._grouped_for = plans
-            self._grouped = [(key, vol, tuple([plans[k] for k in keys]))
-                             for key, vol, keys in self._disk_groups]
-        return self._grouped
+    def _groups_of(self, plans: dict[str, DiskPlan]) -> list[Group]:
+        """The vm_io groups to record at the first settle with a new set of plans: those
+        with a disk ``ok`` and those whose plans changed since they were last recorded
+        (a plan object is kept while nothing it depends on changed, so ``is`` tells), in
+        the order of the groups; later settles with the same plans record only the groups
+        with a disk ``ok`` (``_live``). At the "intervals" level no group is live (a status
+        depends on the plans alone). Also the VMs with a disk in error (``_errors``)."""
+        self._grouped_for = plans
+        first: list[Group] = []
+        live: list[Group] = []
+        errors: set[str] = set()
+        recorded, rates = self._recorded_plans, self.level == "full"
+        for key, vol, keys in self._disk_groups:
+            last = recorded.get(key)
+            if len(keys) == 1:  # most VMs have one disk on a volume
+                p = plans[keys[0]]
+                status = p.status
+                if status == "error":
+                    errors.add(key[0])
+                if rates and status == "ok":
+                    entry = (key, vol, (p,) if last is None or last[0] is not p else last)
+                    live.append(entry)
+                    first.append(entry)
+                elif last is None or last[0] is not p:
+                    entry = (key, vol, (p,))
+                    first.append(entry)
+                else:
+                    continue
+                recorded[key] = entry[2]
+                continue
+            group = tuple([plans[k] for k in keys])
+            statuses = [p.status for p in group]
+            if "error" in statuses:
+                errors.add(key[0])
+            recorded[key] = group
+            if rates and "ok" in statuses:
+                live.append((key, vol, group))
+                first.append((key, vol, group))
+            elif last is None or any(a is not b for a, b in zip(last, group, strict=True)):
+                first.append((key, vol, group))
+        self._live, self._errors = live, errors
+        return first
 
     def _statuses(self, t: float, plans: dict[str, DiskPlan]) -> set[str]:
         """:meth:`disks` at the "intervals" level: the status of each (VM, volume) only
-        (the worst of its disks'), no rates or latency."""
-        errors: set[str] = set()
+        (the worst of its disks'), no rates or latency; only the groups whose plans changed
+        (:meth:`_groups_of`)."""
         log, rank_of = self.vm_io, _STATUS_RANK
         for key, _vol, group in self._groups_of(plans):
             rank = (rank_of[group[0].status] if len(group) == 1
                     else max([rank_of[p.status] for p in group]))
-            if rank == 3:
-                errors.add(key[0])
             log.set(key, t, _STATUS_OF_RANK[rank])
-        return errors
+        return self._errors
 
     def close(self, t: float, heal: SelfHeal) -> None:
         self._last_sample.clear()  # a final row for every volume
