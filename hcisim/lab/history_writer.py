@@ -8,10 +8,16 @@ fsync()s; only when fsync returns is the acknowledgement written to the local lo
 one plain file the checker can read directly.
 
 Log lines (space separated, times are epoch seconds):
+  ``B boot t``                  the attempts that follow belong to boot ``boot`` (one writer
+                                process, or one boot of a guest), started at ``t``
   ``I seq t_issue``              an attempt starts (so an attempt that never returns is seen)
   ``A seq t_issue t_ack``       record seq is durable (acknowledged)
   ``E seq t_issue t_err errno`` the attempt failed; the same seq is tried again
-A record's content is a pure function of (name, seq), so the checker needs no copy of it.
+A record's content is a pure function of (name, seq, boot), so the checker needs no copy of
+it and can tell which boot wrote what it finds on a brick: ``NAME:SEQ:BOOT:....\n`` (SEQ 12
+digits, BOOT a short token naming the writer's run, dots up to ``size - 1``, a newline).
+A writer restarted on the same disk starts at seq 0 again under a new boot; the checker
+(:mod:`hcisim.lab.history`) proves that two boots never wrote at the same time.
 """
 
 from __future__ import annotations
@@ -20,13 +26,31 @@ import argparse
 import contextlib
 import errno
 import os
+import secrets
 import signal
 import sys
 import time
 
+BOOT_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+BOOT_MAX = 16
 
-def record(name: str, seq: int, size: int) -> bytes:
-    head = f"{name}:{seq:012d}:".encode()
+
+def new_boot_id() -> str:
+    """A fresh boot token: 8 hex digits, random (a counter would need state shared by every
+    process that starts a writer or a guest; 2^-32 per pair is no practical collision)."""
+    return secrets.token_hex(4)
+
+
+def record_header(name: str, seq: int, boot: str = "") -> str:
+    return f"{name}:{seq:012d}:{boot}:" if boot else f"{name}:{seq:012d}:"
+
+
+def record(name: str, seq: int, size: int, boot: str = "") -> bytes:
+    """Record ``seq`` of writer ``name`` in boot ``boot`` ("" : a writer with no boot id,
+    the layout before boot ids: ``NAME:SEQ:....``)."""
+    head = record_header(name, seq, boot).encode()
+    if len(head) >= size:
+        raise ValueError(f"record header {head!r} does not fit a {size}-byte record")
     return head + b"." * (size - len(head) - 1) + b"\n"
 
 
@@ -39,7 +63,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--per-file", type=int, default=65536)
     ap.add_argument("--until", type=float, required=True, help="epoch time to stop")
+    ap.add_argument("--boot", default="", help="this run's boot id (default: a fresh one)")
     args = ap.parse_args(argv)
+    boot = args.boot or new_boot_id()
+    if len(boot) > BOOT_MAX or not set(boot) <= BOOT_CHARS:
+        ap.error(f"--boot {boot!r}: at most {BOOT_MAX} characters of [0-9a-z]")
+    try:
+        record(args.name, 0, args.size, boot)
+    except ValueError as exc:
+        ap.error(f"--size {args.size}: {exc}")
     stop = False
 
     def on_term(signum: int, frame: object) -> None:
@@ -49,6 +81,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     log = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    log.write(f"B {boot} {time.time():.6f}\n")
     fd = -1
     segment = -1
     seq = 0
@@ -63,7 +96,7 @@ def main(argv: list[str]) -> int:
                     fd = -1
                 fd = os.open(f"{args.stem}.{want}", os.O_WRONLY | os.O_CREAT, 0o644)
                 segment = want
-            data = record(args.name, seq, args.size)
+            data = record(args.name, seq, args.size, boot)
             os.pwrite(fd, data, (seq % args.per_file) * args.size)
             os.fsync(fd)
         except OSError as exc:

@@ -2,7 +2,9 @@
  *
  * Three jobs, parameters from the kernel command line (hcisim.KEY=VALUE):
  *   1. history writer: numbered records (the lab's history format, see
- *      hcisim/lab/history_writer.py: "NAME:SEQ(12 digits):....\n", SIZE bytes) at
+ *      hcisim/lab/history_writer.py: "NAME:SEQ(12 digits):BOOT:....\n", SIZE bytes,
+ *      BOOT the id the harness gave this boot as hcisim.boot; without one the layout
+ *      is "NAME:SEQ:....\n") at
  *      offset (seq % per_file) * size of the virtio disk, each made durable with
  *      O_DIRECT + fdatasync before it counts. The disk image on the volume is then
  *      segment 0 of the history, which the checker reads back from every brick.
@@ -17,7 +19,8 @@
  *      reported, so a guest whose RAM the migration lost says so itself.
  *
  * Lines sent (one write() each, under a lock):
- *   R name size per_file             ready: the agent runs (boot time ends here)
+ *   R name size per_file boot        ready: the agent runs (boot time ends here); boot
+ *                                    is the id every record carries ("-": none)
  *   I seq                            an attempt starts
  *   A seq latency_us                 record seq is durable
  *   E seq errno                      the attempt failed (retried)
@@ -45,6 +48,7 @@ static char name[64] = "vm";
 static long rec_size = 64, per_file = 65536, interval_ms = 20, hb_ms = 100;
 static long mem_mib = 0, dirty_pages_s = 0;
 static char disk_path[64] = "/dev/vda";
+static char boot_id[17] = ""; /* hcisim.boot: [0-9a-z]{1,16}, given per boot by the harness */
 
 static int port = -1;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -103,6 +107,7 @@ static void parse_cmdline(void) {
         else if (!strcmp(k, "hb_ms")) hb_ms = atol(v);
         else if (!strcmp(k, "mem_mib")) mem_mib = atol(v);
         else if (!strcmp(k, "dirty_pages_s")) dirty_pages_s = atol(v);
+        else if (!strcmp(k, "boot")) snprintf(boot_id, sizeof boot_id, "%s", v);
     }
 }
 
@@ -191,8 +196,14 @@ static void *memory_writer(void *arg) {
     return NULL;
 }
 
+/* The record's header, as hcisim/lab/history_writer.py's record_header; its length. */
+static int record_head(char *dst, size_t cap, long seq) {
+    return boot_id[0] ? snprintf(dst, cap, "%s:%012ld:%s:", name, seq, boot_id)
+                      : snprintf(dst, cap, "%s:%012ld:", name, seq);
+}
+
 static void make_record(char *dst, long seq) {
-    int head = snprintf(dst, (size_t)rec_size, "%s:%012ld:", name, seq);
+    int head = record_head(dst, (size_t)rec_size, seq);
     memset(dst + head, '.', (size_t)(rec_size - head - 1));
     dst[rec_size - 1] = '\n';
 }
@@ -205,6 +216,17 @@ int main(void) {
         fprintf(stderr, "agent: record size %ld must divide %d\n", rec_size, SECTOR);
         return 2;
     }
+    for (const char *c = boot_id; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z'))) {
+            fprintf(stderr, "agent: hcisim.boot=%s: only [0-9a-z]\n", boot_id);
+            return 2;
+        }
+    char probe[SECTOR + 64];
+    if (record_head(probe, sizeof probe, per_file) >= rec_size) {
+        fprintf(stderr, "agent: a record header of %s (boot %s) does not fit %ld bytes\n",
+                name, boot_id, rec_size);
+        return 2;
+    }
     int disk = open(disk_path, O_RDWR | O_DIRECT);
     if (disk < 0) { perror("agent: open disk"); return 2; }
     void *sector;
@@ -214,7 +236,7 @@ int main(void) {
     pthread_t t;
     pthread_create(&t, NULL, heartbeat, NULL);
     if (mem_mib > 0) pthread_create(&t, NULL, memory_writer, NULL);
-    send_line("R %s %ld %ld\n", name, rec_size, per_file);
+    send_line("R %s %ld %ld %s\n", name, rec_size, per_file, boot_id[0] ? boot_id : "-");
     for (long seq = 0;;) {
         if (seq >= per_file) { send_line("F %ld\n", seq); for (;;) sleep_us(1000000); }
         check_ram();

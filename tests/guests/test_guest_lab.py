@@ -166,7 +166,8 @@ def test_guest_rides_brick_loss_pauses_on_quorum_loss_and_loses_nothing(
         # all three bricks. Reported as XFAIL with the evidence.
         pauses_at = [(round(a + t0, 3), round(b + t0, 3)) for a, b in pauses]
         lost = [a.seq for a in result.acked if result.lost(a.seq)]
-        held = {host: sum(data[s * 64:s * 64 + 64] == record("vm1", s, 64) for s in lost)
+        held = {host: sum(data[s * 64:s * 64 + 64] == record("vm1", s, 64, guest.spec.boot)
+                          for s in lost)
                 for host, data in at_pause.items()}
         pytest.xfail(f"{result.lost_count} acknowledged records lost (stale page read after a "
                      "brick's return, written back by qemu's read-modify-write); "

@@ -36,10 +36,12 @@ class Heartbeat:
 class AgentLink(threading.Thread):
     """Reads the agent's lines until the socket closes (qemu exited) or :meth:`stop`."""
 
-    def __init__(self, sock_path: Path, history_log: Path) -> None:
+    def __init__(self, sock_path: Path, history_log: Path, boot: str = "") -> None:
         super().__init__(name=f"agent-link {sock_path.parent.name}", daemon=True)
         self.sock_path = sock_path
         self.history_log = history_log
+        self.boot = boot  # the id the harness gave this boot (the log's ``B`` line)
+        self.boot_reported: str | None = None  # what the agent's ready line says
         self.ready_at: float | None = None
         self.heartbeats: list[Heartbeat] = []
         self.full = False
@@ -83,6 +85,7 @@ class AgentLink(threading.Thread):
         assert self._sock is not None
         self.history_log.parent.mkdir(parents=True, exist_ok=True)
         with self._sock, self.history_log.open("a", buffering=1) as log:
+            log.write(f"B {self.boot or '-'} {time.time():.6f}\n")
             buf = b""
             while not self._halt.is_set():
                 try:
@@ -121,6 +124,8 @@ class AgentLink(threading.Thread):
                 with self._lock:
                     self.heartbeats.append(hb)
             elif kind == "R":
+                if len(args) == 4:
+                    self.boot_reported = "" if args[3] == "-" else args[3]
                 self.ready_at = t
                 self._ready.set()
             elif kind == "F":

@@ -6,7 +6,8 @@ file where ``hcisim lab down`` looks (``<lab>/h/<host>/pids/guest-<vm>.pid``: th
 reclaim already kills every pid file there whose process lives in the lab's namespaces;
 :func:`hcisim.lab.guests.qemu.reclaim_guests` does it for guests alone). ``check_guest``
 reads the guest's acknowledged records back from every data brick with the same checker
-as the fio VMs' history.
+as the fio VMs' history; ``check_vm`` reads every boot of a VM on every host (an HA
+restart), so the checker can also prove the VM never ran twice.
 """
 
 from __future__ import annotations
@@ -93,6 +94,23 @@ def start_destination(be: Any, source: Guest, host: str, volume: str, port: int 
         guest.stop()
         raise
     return guest, uri
+
+
+def vm_history_logs(lab_dir: Path, vm: str) -> list[Path]:
+    """Every history log ``vm`` left in the lab: this boot's and earlier boots' (kept as
+    ``history.<boot>.log``, :func:`hcisim.lab.guests.qemu.keep_history`) on every host."""
+    return sorted(lab_dir.glob(f"h/*/guests/{vm}/history*.log"))
+
+
+def check_vm(be: Any, vm: str, volume: str, reader: str, record_size: int = 64) -> CheckResult:
+    """Every boot of ``vm`` on every host of the lab, checked as one disk: each
+    acknowledged record that no newer boot rewrote on the bricks (and through
+    ``reader``'s mount), and the "ran twice" findings (:func:`hcisim.lab.history.check`)."""
+    text = "".join(log.read_text() for log in vm_history_logs(be.lab_.dir, vm))
+    mount = be.mount_path(reader, volume)
+    spec = guest_spec(be.lab_.host(reader), mount, vm, record_size=record_size)
+    return check(parse_history(text, vm), history_relname(vm), record_size, spec.per_file(),
+                 be.data_brick_paths(volume), mount)
 
 
 def merged_history(guests: list[Guest]) -> str:

@@ -20,6 +20,7 @@ Software emulation (TCG): see :func:`kvm_usable` for why not KVM here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -35,6 +36,7 @@ from hcisim.lab.errors import LabError
 from hcisim.lab.guests.agentlink import AgentLink
 from hcisim.lab.guests.image import GuestImage
 from hcisim.lab.guests.qmp import QmpEvent, QmpSession
+from hcisim.lab.history_writer import BOOT_CHARS, BOOT_MAX, new_boot_id, record
 from hcisim.lab.process import alive, kill_and_wait, read_pid, spawn
 from hcisim.lab.wait import wait_until
 
@@ -99,6 +101,11 @@ class GuestSpec:
     aio: str = "threads"
     incoming: str | None = None  # ``tcp:ADDR:PORT``: a migration destination
     extra_args: tuple[str, ...] = field(default=())
+    boot: str = ""  # this boot's id, in every record (Guest.launch gives each boot its own)
+    # qemu's image locking (OFD locks, which Gluster's FUSE client holds volume-wide: a
+    # second qemu on the image through another host's mount is refused, "Is another
+    # process using the image"); off only to run two copies on purpose (a checker test)
+    image_locking: bool = True
 
     def __post_init__(self) -> None:
         if not 64 <= self.mem_mib <= 4096:
@@ -109,6 +116,13 @@ class GuestSpec:
                            f"record_size {self.record_size} must divide {SECTOR} and be >= 32")
         if self.aio not in ("threads", "native"):
             raise LabError(f"configure guest {self.name}", f"aio {self.aio!r}: threads|native")
+        if len(self.boot) > BOOT_MAX or not set(self.boot) <= BOOT_CHARS:
+            raise LabError(f"configure guest {self.name}",
+                           f"boot id {self.boot!r}: at most {BOOT_MAX} characters of [0-9a-z]")
+        try:
+            record(self.name, 0, self.record_size, self.boot or new_boot_id())
+        except ValueError as exc:
+            raise LabError(f"configure guest {self.name}", str(exc)) from None
 
     @property
     def qmp_sock(self) -> Path:
@@ -130,6 +144,7 @@ class GuestSpec:
 
     @property
     def history_log(self) -> Path:
+        """This boot's history (earlier boots' are kept as ``history.<boot>.log``)."""
         return self.run_dir / "history.log"
 
     @property
@@ -143,7 +158,8 @@ class GuestSpec:
     def cmdline(self) -> str:
         params = {"name": self.name, "size": self.record_size, "per_file": self.per_file(),
                   "interval_ms": self.interval_ms, "hb_ms": self.heartbeat_ms,
-                  "mem_mib": self.dirty_mib, "dirty_pages_s": self.dirty_pages_s}
+                  "mem_mib": self.dirty_mib, "dirty_pages_s": self.dirty_pages_s,
+                  **({"boot": self.boot} if self.boot else {})}
         return "console=ttyS0 panic=-1 quiet " + " ".join(
             f"hcisim.{k}={v}" for k, v in params.items())
 
@@ -153,7 +169,7 @@ class GuestSpec:
 
     def argv(self, image: GuestImage, accel: str = "tcg") -> list[str]:
         drive = (f"file={self.disk},format=raw,if=none,id=disk0,cache=none,aio={self.aio},"
-                 "werror=stop,rerror=stop")
+                 "werror=stop,rerror=stop" + ("" if self.image_locking else ",file.locking=off"))
         argv = [
             QEMU, "-name", f"{self.name},debug-threads=on", "-machine", f"q35,accel={accel}",
             "-m", f"{self.ram_kib(accel)}k", "-smp", str(self.vcpus),
@@ -173,6 +189,21 @@ class GuestSpec:
         # migration destination runs as soon as the stream is in (no -S: no extra pause)
         argv += ["-incoming", self.incoming] if self.incoming else ["-S"]
         return argv
+
+
+def keep_history(log: Path) -> None:
+    """Move an earlier boot's history out of the way as ``history.<boot>.log`` (named by its
+    first line, ``B <boot> <t>``), so the checker can still read every boot of the VM; a
+    log without a boot line (an agent before boot ids) is dropped as before."""
+    try:
+        with log.open() as f:
+            first = f.readline().split()
+    except FileNotFoundError:
+        return
+    if len(first) == 3 and first[0] == "B":
+        log.replace(log.with_name(f"history.{first[1]}.log"))
+    else:
+        log.unlink(missing_ok=True)
 
 
 def tcg_ram_kib(mem_mib: float) -> int:
@@ -221,7 +252,7 @@ class Guest:
         self.image = image
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp = QmpSession(spec.name, on_event)
-        self.agent = AgentLink(spec.agent_sock, spec.history_log)
+        self.agent = AgentLink(spec.agent_sock, spec.history_log, spec.boot)
         self.t_start: float | None = None  # epoch time of the first ``cont``
         self.exit_time: float | None = None
 
@@ -240,8 +271,10 @@ class Guest:
         for sock in (s.qmp_sock, s.agent_sock):
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
-        if s.incoming is None:  # a new boot starts a new history (seq 0 again)
-            s.history_log.unlink(missing_ok=True)
+        if s.incoming is None:  # a new boot: its own id, a new history (seq 0 again)
+            keep_history(s.history_log)
+            s = self.spec = dataclasses.replace(s, boot=new_boot_id())
+            self.agent.boot = s.boot
         self.proc = spawn(s.argv(self.image), s.netns, s.qemu_log)
         # qemu writes -pidfile itself; write it now too, so a harness killed in the next
         # millisecond still leaves the PID for `lab down` (nsenter execs: same PID)

@@ -155,7 +155,7 @@ class HostAgent:
         # t: the engine's request; qemu runs from running_at (a leased guest's launch first
         # waits for sanlock to grant the lease)
         self.emit(t, vm, "LAUNCHED", {"pid": guest.pid, "lease": lease,
-                                      "running_at": time.time()})
+                                      "running_at": time.time(), "boot": guest.spec.boot})
         try:
             boot_s = guest.boot()
         except LabError as exc:
