@@ -112,6 +112,8 @@ class StorageModel:
         self._writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
         self._write_groups: list[tuple[tuple[str, str], list[DiskPlan]]] = []
         self._away: dict[tuple[str, tuple[str, ...]], tuple[BrickHeal, ...]] = {}
+        # per VM disk: the plan and capacity version its flow was last set (or removed) from
+        self._flow_set_from: dict[str, tuple[DiskPlan, int]] = {}
         self._views_world: Hashable = None  # world fingerprint at the last views fixed point
         self._bricks_seen: Hashable = None  # (that, views version) at the last brick check
         self.sample_s = max(sc.model.sample_s, sc.duration_s / 2000.0)
@@ -338,13 +340,18 @@ class StorageModel:
         net, latency, volumes = self.net, self.latency, self.cluster.volumes
         writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
         groups: dict[tuple[str, str], list[DiskPlan]] = {}
+        # a kept plan at the same capacities has its flow (or none) as it was set
+        set_from, capacities = self._flow_set_from, net.capacity_version
         for p in self.plans.values():
             d = p.disk
-            if p.status == "ok" and p.usage:
-                demand = min(p.demand, latency.queue_depth_cap(volumes[d.volume], p))
-                net.add_flow(d.flow, demand, p.usage)
-            else:
-                net.remove_flow(d.flow)
+            last = set_from.get(d.key)
+            if last is None or last[0] is not p or last[1] != capacities:
+                set_from[d.key] = (p, capacities)
+                if p.status == "ok" and p.usage:
+                    demand = min(p.demand, latency.queue_depth_cap(volumes[d.volume], p))
+                    net.add_flow(d.flow, demand, p.usage)
+                else:
+                    net.remove_flow(d.flow)
             if d.write_frac <= 0 or p.status == "stopped":
                 continue
             if p.status == "ok":

@@ -34,6 +34,10 @@ class Routes:
         self._mounts_seen = -1  # the views version the mounts were read at
         # routes by (disk, client, its view of the bricks, bricks blamed for it, busy)
         self._routes: dict[tuple[str, str, tuple[Seen, ...], frozenset[str], bool], Route] = {}
+        # per disk, its last call: (mount, blamed, client, busy, route); a mount or blame
+        # object is replaced when what it says changes, so the same objects mean that route
+        self._last: dict[str, tuple[tuple[tuple[Seen, ...], tuple[str, ...]], frozenset[str],
+                                    str, bool, Route]] = {}
 
     def fresh_mounts(self) -> None:
         """Forget the mounts if what the clients see has changed since they were read."""
@@ -63,11 +67,16 @@ class Routes:
         :meth:`fresh_mounts` first once per change)."""
         mount = self._mounts.get((c, vol.name)) or self._mount(c, vol)
         blamed = self.heal.blamed(d.key)
+        last = self._last.get(d.key)
+        if (last is not None and last[0] is mount and last[1] is blamed and last[2] == c
+                and last[3] == busy):  # the very objects of the last call: its route
+            return last[4]
         key = (d.key, c, mount[0], blamed, busy)
         route = self._routes.get(key)
         if route is None:
             route = self._routes[key] = self._route(d, vol, c, mount[0], blamed, busy,
                                                     mount[1])
+        self._last[d.key] = (mount, blamed, c, busy, route)
         return route
 
     def _route(self, d: VmDiskModel, vol: VolumeModel, c: str, states: tuple[Seen, ...],
