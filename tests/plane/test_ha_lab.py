@@ -4,14 +4,19 @@
   window) is in ``test_ha_engine_lab.py``: there the host runs the hosted engine too.
 - ``lab-ha-storage-cut``: host3 (no power management) loses its storage link; db1 holds a
   VM lease. host3's sanlock kills db1's qemu; the engine restarts it elsewhere only once
-  the lease is free (host3's delta lease dead), never while the old qemu lives, and no
-  acknowledged write of the new boot is lost. Then db1's new host loses its management
-  link: non-responsive, not fenced, and sanlock refuses every start of db1 elsewhere.
+  the lease is free (host3's delta lease dead), never while the old qemu lives. The write
+  history checker reads both boots of db1 (host3's and the new host's guest agent records,
+  each naming its boot) and proves they never wrote at the same time and that nothing
+  acknowledged was lost. Then db1's new host loses its management link: non-responsive, not
+  fenced, and sanlock refuses every start of db1 elsewhere.
+- the checker's negative case on the same lab: two guests of one disk started at once
+  (no lease, no plane) are flagged as the VM running twice.
 Needs root, the netns lab's packages, sanlock, qemu and gcc.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,15 +26,15 @@ import pandas as pd
 import pytest
 
 from hcisim.engines import observe
-from hcisim.lab.guests.image import ensure_image
-from hcisim.lab.guests.lab import check_guest, guest_spec
-from hcisim.lab.guests.qemu import Guest
+from hcisim.lab.guests.lab import check_vm, guest_spec, start_guest
 from hcisim.lab.guests.resume import mount_writable
+from hcisim.lab.history import CheckResult
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.plane import sanlock as sl
 from hcisim.lab.plane.engine import Engine, EngineEvent
 from hcisim.lab.plane.run import Plane
 from hcisim.lab.process import read_pid
+from hcisim.lab.wait import wait_until
 from hcisim.placement.ha_rules import fence_grace_s, lease_timeline
 from hcisim.scenario import Scenario, load_scenario, with_overrides
 from hcisim.scenario.faults import make_fault
@@ -38,6 +43,14 @@ from tests.plane.labplane import built_lab, running_plane
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 MGMT_CUT = SCENARIOS / "lab-ha-mgmt-cut.yaml"
+STORAGE_CUT = SCENARIOS / "lab-ha-storage-cut.yaml"
+
+
+@pytest.fixture(scope="module")
+def storage_lab() -> Iterator[NetnsBackend]:
+    """One lab for the storage cut and the two-writers check (its own VM and disk)."""
+    with built_lab(load_scenario(STORAGE_CUT), "ha-lease") as be:
+        yield be
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +116,20 @@ def table(rows: Sequence[tuple[str, float, float | None]]) -> str:
     return "\n".join(lines)
 
 
-def test_storage_cut_without_power_management_restarts_only_after_lease_expiry() -> None:
-    sc = load_scenario(SCENARIOS / "lab-ha-storage-cut.yaml")
+def heal_done(be: NetnsBackend, volume: str) -> bool:
+    pending = be.observe().pending.get(volume)
+    return pending is not None and len(pending) == 3 and \
+        all(p.entries == 0 for p in pending.values())
+
+
+def boots_summary(result: CheckResult, t0: float) -> str:
+    return "; ".join(f"boot {b.boot}: {b.acked} acked, first write {b.first_issue - t0:.2f} s, "
+                     f"last ack {(b.last_ack or math.nan) - t0:.2f} s" for b in result.boots)
+
+
+def test_storage_cut_without_power_management_restarts_only_after_lease_expiry(
+        storage_lab: NetnsBackend) -> None:
+    sc = load_scenario(STORAGE_CUT)
     f = sc.compute.fencing
     io = f.lease_io_timeout_s
     fault = sc.faults[0]
@@ -117,7 +142,7 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry()
     lease = lease_timeline(io, 0.0)  # the model's sanlock timeline, from the cut
     assert (m_lost, m_kill, m_free, m_acq) == pytest.approx(
         (lease.holders_killed_s, lease.holders_killed_s, lease.free_s, lease.free_s))
-    with running_plane(sc, "ha-lease") as (be, plane):
+    with running_plane(sc, "ha-lease", storage_lab) as (be, plane):
         engine = plane.engine
         t_cut = be.inject(fault)
         wait_started(engine, {"db1"}, t_cut, sl.host_dead_s(io) + 180)
@@ -129,14 +154,16 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry()
         refusals = refused_since(plane, t_cut)
         first_try = agent_t(plane, "LAUNCHED", "db1", t_cut, host=new["host"])
         obs = plane.observations(sc, t_cut - fault.at_s, time.time(), [(t_cut, fault)])
-        h: Any = be.lab_.host(new["host"])  # HostPaths (H's protocol) in substance
-        spec = guest_spec(h, be.mount_path(new["host"], "data"), "db1")
+        boot_old = agent_t(plane, "LAUNCHED", "db1", 0.0, host="host3")
         time.sleep(2)  # a few more acknowledged records of the new boot
-        result = check_guest(be, Guest(spec, ensure_image()), "data", new["host"])
+        # both boots of db1, read during the cut: host3's brick is cut off, the other two
+        # hold every acknowledged record of either boot (the newest at each offset)
+        result = check_vm(be, "db1", "data", new["host"])
         h3: Any = be.lab_.host("host3")
         sanlock3 = read_pid(sl.SanlockHost("host3", h3.netns, h3.dir).pidfile)
         old_log = guest_spec(h3, be.mount_path("host3", "data"), "db1").qemu_log.read_text()
         be.restore(fault)
+        t_storage_back = time.time()
         assert exit_ev is not None and launched is not None and first_try is not None
         t_kill, t_up = exit_ev["t"] - t_cut, new["t"] - t_cut
         t_running = float(launched["data"]["running_at"]) - t_cut  # the new qemu runs
@@ -174,6 +201,8 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry()
                         e["t"] > t_mgmt for e in plane.agent_events())
         writable = mount_writable(be.mount_path(new["host"], "data"), new["host"])
         be.restore(mgmt)
+        healed = wait_until(lambda: heal_done(be, "data"), 120, 1.0)
+        final = check_vm(be, "db1", "data", new["host"])  # db1 still runs and writes
     # sanlock killed the lease holder: qemu says who sent the SIGTERM (the daemon's helper
     # process, a child of host3's daemon, named sanlock)
     assert "terminating on signal 15 from pid" in old_log and "(sanlock)" in old_log, old_log
@@ -198,7 +227,19 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry()
     ping = sc.volumes[0].options.ping_timeout_s
     assert m_acq - 2 * spread - 1.0 <= t_launch <= m_acq + 2 * spread + ping + 10.0
     assert t_asked <= t_kill + 2 * f.vds_refresh_rate_s + 3.0  # the engine tried at once
-    # every acknowledged record of the new boot is on the bricks and readable
+    # never two copies, by the write history: db1's two boots (host3's, killed by sanlock,
+    # and the new host's, each named in its records) wrote the disk one after the other
+    # (harness times, the agent links' arrival stamps on the machine's one clock), no
+    # record of the old boot lies over one the new boot acknowledged, and every
+    # acknowledged record is on the two bricks that stayed connected and readable
+    print(f"db1 during the cut: {boots_summary(result, t_cut)}")
+    assert boot_old is not None
+    assert [b.boot for b in result.boots] == [boot_old["data"]["boot"], launched["data"]["boot"]]
+    assert all(b.acked > 0 for b in result.boots)
+    assert not result.overlaps, [o.describe(t_cut) for o in result.overlaps]
+    old_boot, new_boot = result.boots
+    assert old_boot.last_ack is not None and old_boot.last_ack < new_boot.first_issue
+    assert old_boot.last_ack < t_cut + t_kill  # the old copy wrote nothing after its kill
     assert result.acked and result.lost_count == 0
     assert fence_grace_s(f, 1, False) > 0  # the scenario's fencing block is the model's
     # management cut: non-responsive, not fenced (no power management), storage still works,
@@ -209,6 +250,26 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry()
     assert writable and still
     assert any("-243" in e["data"]["error"] for e in refused_mgmt)
     assert lab_t(mgmt_events, "vm_started", "db1", t_mgmt) is None
+    # after both repairs and the heal: still the same two boots, never overlapping (the
+    # refused starts never ran a guest), every acknowledged record on all three bricks
+    print(f"db1 after the heal ({'done' if healed else 'NOT done'}): "
+          f"{boots_summary(final, t_cut)}; lost {final.lost_count}, "
+          f"copies min {min(final.copies.values(), default=None)}")
+    assert [b.boot for b in final.boots] == [b.boot for b in result.boots]
+    assert not final.overlaps, [o.describe(t_cut) for o in final.overlaps]
+    assert healed, "heal of data not done 120 s after the management link's repair"
+    if final.lost_count:
+        # Gluster 10.3, not the plane (docs/guests.md, "Acknowledged writes lost around a
+        # brick's return"): host3's brick came back while db1's new boot wrote; AFR may read
+        # a stale page from it and qemu's read-modify-write puts it on every brick.
+        lost_at = sorted({a.t_end - t_storage_back for a in final.acked
+                          if final.lost(a.seq) and a.t_end is not None})
+        assert lost_at[0] > -1.0, f"acknowledged records of db1 lost, acknowledged " \
+            f"{lost_at[0]:.2f}..{lost_at[-1]:.2f} s after the storage link's repair"
+        pytest.xfail(f"{final.lost_count} acknowledged records of db1 lost after the storage "
+                     f"link returned (acknowledged {lost_at[0]:.2f}..{lost_at[-1]:.2f} s "
+                     "after the repair): the AFR stale-page defect")
+    assert min(final.copies.values()) == 3
 
 
 def test_management_cut_with_the_hci_fencing_policy_is_not_fenced(mgmt_lab: NetnsBackend
@@ -279,3 +340,32 @@ def test_management_cut_with_ovirts_default_policy_is_fenced(mgmt_lab: NetnsBack
     assert m_fence - 0.5 <= fenced - t_cut <= m_fence + slack
     assert lab_t(events, "vm_started", "scratch", t_cut) is None  # not HA: lost with host3
     assert up["db1"] is not None and up["app1"] is not None and up["app1"] >= up["db1"]
+
+
+def test_two_guests_writing_one_disk_at_once_are_flagged_as_running_twice(
+        storage_lab: NetnsBackend) -> None:
+    """The checker's negative case on a real volume: the same VM's guest started on host1
+    and on host2 at once, no lease (what sanlock prevents) and qemu's image locking off (it
+    refuses the second qemu otherwise: Gluster holds its OFD lock volume-wide), both
+    writing its disk through their hosts' FUSE mounts. The write history names both boots
+    and flags them."""
+    be = storage_lab
+    t0 = time.time()
+    with start_guest(be, "twin", "host1", "data", image_locking=False) as first, \
+            start_guest(be, "twin", "host2", "data", image_locking=False) as second:
+        first.boot()
+        second.boot()
+        for g in (first, second):
+            target = g.agent.acked + 30
+            wait_for(lambda g=g, n=target: g.agent.acked >= n, 60,
+                     f"30 more records of twin on {g.spec.host}")
+    result = check_vm(be, "twin", "data", "host1")
+    boots = {first.spec.boot, second.spec.boot}
+    print(f"twin: {boots_summary(result, t0)}")
+    for o in result.overlaps:
+        print(" ", o.describe(t0))
+    assert len(boots) == 2 and {b.boot for b in result.boots} == boots
+    timed = [o for o in result.overlaps if o.kind == "acked_while_newer_ran"]
+    assert len(timed) == 1 and {timed[0].older, timed[0].newer} == boots
+    assert timed[0].t_older > timed[0].t_newer and timed[0].count >= 30
+    assert result.ran_twice
