@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from hcisim.lab.errors import LabError
 from hcisim.lab.faults import FaultBook, FaultInjector
+from hcisim.lab.guests.image import GuestImage
 from hcisim.lab.libvirt import deploy, nodes
 from hcisim.lab.libvirt.faults import LibvirtMachine
 from hcisim.lab.libvirt.hypervisor import (
@@ -31,6 +33,12 @@ from hcisim.lab.libvirt.hypervisor import (
 )
 from hcisim.lab.libvirt.image import DEFAULT_CACHE, ImageRecipe, build_image, machine_apt_source
 from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, PREFIX, LabPlan, Machine, plan_lab
+from hcisim.lab.libvirt.nested import (
+    NestedVerdict,
+    check_node,
+    guest_layer_disk,
+    require_nested,
+)
 from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShells, make_key, ssh_config
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.node import SshShell
@@ -91,6 +99,8 @@ class LibvirtBackend(FaultBook, RemoteNodes):
         self._remote_init()
         self.node_dir, self.node_run = NODE_DIR, NODE_RUN
         self.background_heal = True
+        self.guest_image: GuestImage | None = None
+        self.nested: list[NestedVerdict] = []
 
     # --- labs that are up: listed here; poked by hand with `hcisim lab libvirt ...` ---------
     @staticmethod
@@ -196,6 +206,7 @@ class LibvirtBackend(FaultBook, RemoteNodes):
                                     "hosts": [n.host for n in self.plan.nodes]})
             nodes.record_owner(self.state)
         plan = self.plan
+        layer = self._guest_layer()
         save_scenario(self.scenario, plan.directory / "scenario.yaml")  # for checks.py
         key, public = make_key(plan.directory)
         CONTROL_DIR.mkdir(parents=True, exist_ok=True)
@@ -205,16 +216,52 @@ class LibvirtBackend(FaultBook, RemoteNodes):
             nodes.create_disks(plan, n, image, public)
         nodes.start_networks(self.conn, plan, self.state)
         for n in plan.nodes:
-            nodes.start_domain(self.conn, plan, n, image, self.state)
+            nodes.start_domain(self.conn, plan, n, image, self.state, layer)
         t_boot = time.monotonic()
         parallel(self._node_ready, [n.host for n in plan.nodes])
         self.timings["boot_s"] = round(time.monotonic() - t_boot, 1)
+        self._check_nested()
         self.faults = FaultInjector(self.scenario, LibvirtMachine(
             self.conn, plan, self.shell, self._node_back, self.set_clock))
         self._meta.update({"image": image.digest, "image_dir": str(image.directory),
                            "domain_type": self.domain_type.name,
                            "domain_type_reason": self.domain_type.reason})
         self.timings["build_s"] = round(time.monotonic() - t, 1)
+
+    @property
+    def wants_guests(self) -> bool:
+        return self.scenario.lab.vms == "guests"
+
+    def _guest_layer(self) -> Path | None:
+        """The guest layer disk every node gets (hcisim.lab.libvirt.nested). A lab whose
+        scenario runs no guests boots without it when the guest image cannot be built."""
+        from hcisim.lab.guests.image import ensure_image
+
+        try:
+            self.guest_image = ensure_image()
+            layer = guest_layer_disk(self.guest_image, self.image_cache)
+        except (LabError, OSError, subprocess.CalledProcessError) as exc:
+            if self.wants_guests:
+                raise LabError("make the guest layer disk", str(exc)) from None
+            self._meta["guest_layer"] = {"error": str(exc)}
+            return None
+        self._meta["guest_layer"] = {"image": self.guest_image.hash, "disk": str(layer)}
+        return layer
+
+    def _check_nested(self) -> None:
+        """Can every node run guests under KVM? Checked in each node (facts in
+        meta["nested"]); a ``vms: guests`` scenario is refused here, before the deploy,
+        when one cannot (the caller's destroy removes the lab)."""
+        assert self.domain_type is not None
+        t = time.monotonic()
+        dt = self.domain_type
+        want = self.guest_image.hash if self.guest_image is not None else None
+        self.nested = parallel(lambda h: check_node(self.shell_, h, dt.name, dt.reason, want),
+                               [n.host for n in self.plan_.nodes])
+        self._meta["nested"] = {v.host: v.to_dict() for v in self.nested}
+        self.timings["nested_check_s"] = round(time.monotonic() - t, 1)
+        if self.wants_guests:
+            require_nested(self.nested)
 
     def _node_ready(self, host: str) -> None:
         """sshd answers; the node tools are in place and its clock is the harness's."""

@@ -54,13 +54,34 @@ def boot_sector() -> bytes:
     return _PROBE_CODE + bytes(510 - len(_PROBE_CODE)) + b"\x55\xaa"
 
 
+def probe_argv(qemu: str, accel: str, args: list[str]) -> list[str]:
+    """The command line of a short probe run of ``qemu`` (here, or inside a node)."""
+    return [qemu, "-accel", accel, "-machine", "pc", "-nodefaults", "-display", "none",
+            "-no-reboot", *args]
+
+
+def kernel_probe_args(kernel: str, console: str) -> list[str]:
+    """Boot ``kernel`` with no root disk, its console to the file ``console``."""
+    return ["-m", "128", "-serial", f"file:{console}", "-kernel", kernel,
+            "-append", "console=ttyS0 panic=-1 root=/dev/hcisim-none loglevel=4"]
+
+
+def kernel_probe_verdict(accel: str, console_text: str, rc: int | None,
+                         took: float) -> tuple[bool, str]:
+    """Did the kernel probe reach its "Kernel panic" line (long mode, MSRs, the kernel's
+    own probing all worked)? (ok, what was seen)."""
+    if "Kernel panic" in console_text:
+        return True, f"qemu -accel {accel} booted the kernel to its panic in {took:.1f} s"
+    why = "timed out" if rc is None else f"exit {rc}"
+    return False, f"qemu -accel {accel}: the kernel did not boot ({why} after {took:.0f} s)"
+
+
 def _qemu(accel: str, args: list[str], timeout_s: float) -> tuple[int | None, str, float]:
     """(exit status or None on timeout, stderr, seconds) of a short qemu run."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         raise HypervisorError("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
-    cmd = [qemu, "-accel", accel, "-machine", "pc", "-nodefaults", "-display", "none",
-           "-no-reboot", *args]
+    cmd = probe_argv(qemu, accel, args)
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
@@ -87,16 +108,11 @@ def probe_accel(accel: str, kernel: Path | None = None,
         if kernel is None:
             return True, seen
         console = Path(tmp) / "console.log"
-        rc, err, took = _qemu(accel, [
-            "-m", "128", "-serial", f"file:{console}", "-kernel", str(kernel),
-            "-append", "console=ttyS0 panic=-1 root=/dev/hcisim-none loglevel=4"],
-            KERNEL_PROBE_TIMEOUT_S)
+        rc, err, took = _qemu(accel, kernel_probe_args(str(kernel), str(console)),
+                              KERNEL_PROBE_TIMEOUT_S)
         text = console.read_text(errors="replace") if console.exists() else ""
-        if "Kernel panic" not in text:
-            why = "timed out" if rc is None else f"exit {rc}"
-            return False, (f"qemu -accel {accel}: the node kernel did not boot ({why} after "
-                           f"{took:.0f} s)")
-        return True, f"{seen}; booted the node kernel in {took:.1f} s"
+        ok, said = kernel_probe_verdict(accel, text, rc, took)
+        return ok, f"{seen}; {said}" if ok else said
 
 
 def probe_kvm_cached(kernel: Path) -> tuple[bool, str]:

@@ -109,8 +109,8 @@ def start_networks(conn: Any, plan: LabPlan, state: LabState) -> None:
 
 
 def start_domain(conn: Any, plan: LabPlan, node: NodePlan, image: NodeImage,
-                 state: LabState) -> None:
-    xml = domain_xml(plan, node, image)
+                 state: LabState, guest_layer: Path | None = None) -> None:
+    xml = domain_xml(plan, node, image, guest_layer)
     (node.directory / "domain.xml").write_text(xml)
     state.add("domains", node.domain)
     try:

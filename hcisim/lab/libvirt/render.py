@@ -41,9 +41,13 @@ def network_xml(net: NetworkPlan) -> str:
     return _render("network.xml.j2", net=net)
 
 
-def domain_xml(plan: LabPlan, node: NodePlan, image: NodeImage) -> str:
+def domain_xml(plan: LabPlan, node: NodePlan, image: NodeImage,
+               guest_layer: Path | None = None) -> str:
+    """``guest_layer``: the guest layer disk (hcisim.lab.libvirt.nested), attached read-only
+    with serial ``hcisim-guest``; the node's init mounts it at /opt/hcisim/guest."""
     return _render("domain.xml.j2", node=node, lab=plan.lab, xmlns=XMLNS,
-                   kernel=image.kernel, initrd=image.initrd, cmdline=KERNEL_CMDLINE)
+                   kernel=image.kernel, initrd=image.initrd, cmdline=KERNEL_CMDLINE,
+                   guest_layer=guest_layer)
 
 
 def seed_files(plan: LabPlan, node: NodePlan, public_key: str) -> dict[str, str]:
@@ -64,12 +68,18 @@ def seed_files(plan: LabPlan, node: NodePlan, public_key: str) -> dict[str, str]
 
 def write_seed(files: dict[str, str], dest: Path) -> None:
     """An ISO 9660 image labelled ``cidata`` holding ``files`` (genisoimage or xorriso)."""
-    tool = shutil.which("genisoimage") or shutil.which("xorriso")
-    if tool is None:
-        raise FileNotFoundError("genisoimage (apt-get install genisoimage) makes the node seeds")
     with tempfile.TemporaryDirectory(prefix="hcisim-seed-") as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text)
-        args = ["-quiet", "-output", str(dest), "-volid", SEED_LABEL, "-joliet", "-rock", tmp]
-        cmd = [tool, *args] if tool.endswith("genisoimage") else [tool, "-as", "mkisofs", *args]
-        subprocess.run(cmd, check=True, capture_output=True)
+        write_iso(Path(tmp), dest, SEED_LABEL)
+
+
+def write_iso(tree: Path, dest: Path, label: str) -> None:
+    """An ISO 9660 image (Rock Ridge and Joliet names) of the directory ``tree``."""
+    tool = shutil.which("genisoimage") or shutil.which("xorriso")
+    if tool is None:
+        raise FileNotFoundError("genisoimage (apt-get install genisoimage) makes the node "
+                                "seeds and the guest layer disk")
+    args = ["-quiet", "-output", str(dest), "-volid", label, "-joliet", "-rock", str(tree)]
+    cmd = [tool, *args] if tool.endswith("genisoimage") else [tool, "-as", "mkisofs", *args]
+    subprocess.run(cmd, check=True, capture_output=True)

@@ -5,8 +5,8 @@
 # generators cost seconds of emulated CPU; this script brings a node from kernel to "sshd and
 # glusterd up" in a few seconds. It does only what a node of the lab needs, in order:
 # filesystems, modules, the per-node seed (a NoCloud-layout disk, volume label cidata, read
-# from node.env), NICs by MAC, ssh key, chronyd, sshd, brick mounts, glusterd, then the
-# volume mounts once glusterd answers. Then tini takes over PID 1 to reap orphans.
+# from node.env), the guest layer disk, NICs by MAC, ssh key, chronyd, sshd, brick mounts,
+# glusterd, then the volume mounts once glusterd answers. Then tini takes over PID 1 to reap orphans.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 log() { echo "hcisim-init: $*" > /dev/console; echo "$(date +%s.%N) $*" >> /var/log/hcisim-init.log; }
 
@@ -29,6 +29,14 @@ mkdir -p "$seed"
 for dev in /sys/block/vd*; do
   if [ "$(cat "$dev/serial" 2>/dev/null)" = hcisim-seed ]; then
     mount -o ro "/dev/${dev##*/}" "$seed" && break
+  fi
+done
+# The guest layer (hcisim.lab.guests' kernel and initramfs), when the lab attached it: a
+# read-only disk with serial hcisim-guest, at /opt/hcisim/guest.
+for dev in /sys/block/vd*; do
+  if [ "$(cat "$dev/serial" 2>/dev/null)" = hcisim-guest ]; then
+    mkdir -p /opt/hcisim/guest
+    mount -o ro "/dev/${dev##*/}" /opt/hcisim/guest && break
   fi
 done
 if [ ! -r "$seed/node.env" ]; then
