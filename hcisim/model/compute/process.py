@@ -202,11 +202,12 @@ class ComputeModel:
         fits nowhere for a month would otherwise cost 1440 tries). False: none left."""
         yield self._a_change(storage)
         now = self.env.now
-        t = next((x for x in tries if x >= now - 1e-9), None)  # earlier ones are past
-        if t is None:
-            return False
-        yield self.env.timeout(t - now)
-        return True
+        due = now - 1e-9
+        for t in tries:  # earlier ones are past (a plain loop: a month passes ~1,000 of them)
+            if t >= due:
+                yield self.env.timeout(t - now)
+                return True
+        return False
 
     def unavailable(self) -> set[str]:
         return {h for h, s in self.host_state.items() if s != "up"}
