@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -32,8 +33,20 @@ def _per_disk(rows: pd.DataFrame, **extra: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _ran_twice(obs: Observations, vms: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """``vm_ran_twice`` events (the lab's write history: two boots wrote one disk at once)."""
+    ev = obs["events"]
+    ev = ev[ev["kind"] == "vm_ran_twice"]
+    if vms is not None:
+        ev = ev[ev["target"].isin(vms)]
+    return [{"vm": str(vm), "from_s": rounded(float(t)), "acked_bytes": math.nan,
+             "problem": "two boots wrote the disk at once", "detail": str(detail)}
+            for t, vm, detail in zip(ev["t_s"], ev["target"], ev["detail"], strict=True)]
+
+
 def replicas(sc: Scenario, obs: Observations, c: Replicas) -> Verdict:
-    """Every acknowledged write was on >= ``min_copies`` data bricks, and none was lost."""
+    """Every acknowledged write was on >= ``min_copies`` data bricks, none was lost, and no
+    VM ran twice (two boots writing its disk at once lose each other's writes)."""
     name = c.name or c.kind
     wr = _writes(obs, c.vms)
     acked = wr[wr["acked_bytes"] > 0]
@@ -46,6 +59,7 @@ def replicas(sc: Scenario, obs: Observations, c: Replicas) -> Verdict:
     bad = _per_disk(few, copies=lambda g: int(g["copies"].min()), problem="too few copies")
     bad += _per_disk(lost, lost_bytes=lambda g: rounded(g["lost_bytes"].sum(), 0),
                      problem="acknowledged but lost")
+    bad += _ran_twice(obs, c.vms)
     if bad:
         evidence = trim(bad, "acked_bytes")
     else:

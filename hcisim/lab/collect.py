@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.fio import read_plan_logs, rebin
 from hcisim.lab.healbytes import IoSample, heal_received, volume_series
-from hcisim.lab.history import CheckResult, History, Interval, bad_intervals, per_second
+from hcisim.lab.history import (
+    CheckResult,
+    History,
+    Interval,
+    bad_intervals,
+    per_second,
+    ran_twice_events,
+)
 from hcisim.lab.schedule import FaultWindow
 from hcisim.lab.timeline import HealEpisode, VolumePoint, VolumeTimeline, heal_episodes
 from hcisim.observations import Observations, Recorder
@@ -207,6 +214,8 @@ def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
             rows = per_second(check, rec.t0, rec.duration_s, has_quorum)
             for a, b, acked, copies, lost, quorum in rows:
                 out.add("writes", w.vm, w.volume, a, b, acked, copies, quorum, lost)
+            for t, detail in ran_twice_events(check, rec.t0):
+                out.event(t, "vm_ran_twice", w.vm, detail)
     if rec.compute is not None:
         rec.compute(out, timelines)
         return out.build(engine, sc.name, sc.seed, rec.duration_s, meta=dict(meta))

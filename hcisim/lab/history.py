@@ -327,6 +327,23 @@ class CheckResult:
         return bool(self.overlaps)
 
 
+def ran_twice_events(result: CheckResult, t0: float) -> list[tuple[float, str]]:
+    """(time since ``t0``, detail) of each "ran twice" finding, for a ``vm_ran_twice``
+    event: when the newer boot began writing, or acknowledged the record found overwritten."""
+    return [(o.t_newer - t0, o.describe(t0)) for o in result.overlaps]
+
+
+def history_summary(result: CheckResult, t0: float) -> dict[str, object]:
+    """The run's history summary of one disk (``meta['history']``)."""
+    return {"acked": len(result.acked), "lost": result.lost_count,
+            "min_copies": min(result.copies.values(), default=None),
+            "boots": [{"boot": b.boot, "acked": b.acked,
+                       "first_write_s": round(b.first_issue - t0, 3),
+                       "last_ack_s": None if b.last_ack is None else round(b.last_ack - t0, 3)}
+                      for b in result.boots],
+            "ran_twice": [o.describe(t0) for o in result.overlaps]}
+
+
 def _read_segments(base: Path, relname: str, per_file: int, size: int,
                    seqs: list[int]) -> dict[int, bytes] | None:
     """Record bytes by seq from segment files under ``base``; None if unreadable at all."""

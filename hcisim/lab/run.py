@@ -23,7 +23,7 @@ from hcisim.lab.faults import mechanism
 from hcisim.lab.fio import FioPlan, PhaseRate
 from hcisim.lab.heal import heal_settled
 from hcisim.lab.healbytes import COUNTER_PERIOD_S, timed
-from hcisim.lab.history import check, read_history
+from hcisim.lab.history import check, history_summary, read_history
 from hcisim.lab.scale import LabScale, as_built
 from hcisim.lab.schedule import play
 from hcisim.lab.wait import wait_until
@@ -265,9 +265,7 @@ def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpti
         "heal_settled_after_run": healed,
         "heal_info_at_end": poller.samples[-1].listing if poller.samples and not healed else {},
         "poll_errors": poller.errors[:20],
-        "history": {k: {"acked": len(c.acked), "lost": c.lost_count,
-                        "min_copies": min(c.copies.values(), default=None)}
-                    for k, c in rec.checks.items()},
+        "history": {k: history_summary(c, rec.t0) for k, c in rec.checks.items()},
         "method": {
             "bricks_up": "FUSE client logs (connect/disconnect lines), majority of the clients "
                          "on hosts no fault hits",

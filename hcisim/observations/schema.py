@@ -122,6 +122,7 @@ EventKind = Literal[
     "heal_done", "data_unavailable", "vm_paused", "vm_resumed", "vm_down", "vm_started",
     "migration_start", "migration_end", "engine_down", "engine_up", "host_non_responsive",
     "host_fenced", "fence_skipped", "lease_lost", "lease_expired", "lease_acquired",
+    "vm_ran_twice",
 ]
 VM_IO_STATUSES: Final[tuple[VmIoStatus, ...]] = get_args(VmIoStatus)
 VM_STATES: Final[tuple[VmState, ...]] = get_args(VmState)
@@ -146,6 +147,7 @@ _EVENT_KIND_NOTES: Final = (
     "fence_skipped",  # target host, detail: the fencing policy's reason (HCI: Gluster)
     "lease_lost",  # target host: no delta-lease renewal for 8 x io_timeout, holders killed
     "lease_expired", "lease_acquired",  # target VM: its VM lease free for others / taken
+    "vm_ran_twice",  # target VM: two boots wrote its disk at once (lab: the write history)
 )
 EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
 assert set(EVENT_KINDS) == set(_EVENT_KIND_NOTES)

@@ -331,3 +331,33 @@ def test_bricks_after_sequential_boots_check_clean_and_interleaved_ones_are_flag
     assert res.ran_twice == _oracle_overlap(iv)
     if not _oracle_overlap(iv):
         assert res.lost_count == 0 and min(res.copies.values()) == 3
+
+
+# --- where a finding goes ------------------------------------------------------------------
+
+
+def test_a_finding_reaches_the_summary_the_events_and_the_replicas_claim(tmp_path: Path
+                                                                         ) -> None:
+    from hcisim.claims import evaluate
+    from hcisim.lab.history import history_summary, ran_twice_events
+    from tests.claims.cases import build, healthy_run, scenario
+
+    h = parse_history(boot_log("b1", 100.0, 100) + boot_log("b2", 101.0, 10), NAME)
+    bricks = write_bricks(tmp_path, final_content(h))
+    res = check(h, ".h", SIZE, PER_FILE, bricks, mount=bricks[0])
+    summary = history_summary(res, t0=90.0)
+    assert [b["boot"] for b in summary["boots"]] == ["b1", "b2"]  # type: ignore[attr-defined]
+    assert summary["ran_twice"] == [o.describe(90.0) for o in res.overlaps] != []
+    events = ran_twice_events(res, t0=90.0)
+    assert events[0][0] == pytest.approx(11.0)  # when b2 began writing
+    rec = healthy_run()
+    (ok,) = evaluate(scenario([{"kind": "replicas", "min_copies": 2}]), build(rec))
+    for t, detail in events:
+        rec.event(t, "vm_ran_twice", "a", detail)
+    (v,) = evaluate(scenario([{"kind": "replicas", "min_copies": 2}]), build(rec))
+    assert ok.verdict == "pass" and v.verdict == "fail"
+    assert [e["problem"] for e in v.evidence] == ["two boots wrote the disk at once"]
+    assert v.evidence[0]["vm"] == "a" and "ran twice" in v.evidence[0]["detail"]
+    (other,) = evaluate(scenario([{"kind": "replicas", "min_copies": 2, "vms": ["c"]}]),
+                        build(rec))
+    assert other.verdict == "pass"  # the claim about c alone is not touched by a's finding

@@ -42,7 +42,15 @@ from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.guests.resume import AutoResume, ResumeBehavior, mount_writable
 from hcisim.lab.guests.vmstate import StateRow, record_vm_state, vm_state_rows
 from hcisim.lab.heal import heal_settled
-from hcisim.lab.history import CheckResult, Interval, bad_intervals, parse_history, per_second
+from hcisim.lab.history import (
+    CheckResult,
+    Interval,
+    bad_intervals,
+    history_summary,
+    parse_history,
+    per_second,
+    ran_twice_events,
+)
 from hcisim.lab.run import Poller, placement
 from hcisim.lab.schedule import play
 from hcisim.lab.timeline import VolumePoint
@@ -144,6 +152,8 @@ def compute_tables(sc: Scenario, gr: GuestRun, t0: float, stall_s: float,
 
             for a, b, n, copies, lost, q in per_second(checks[vm], t0, sc.duration_s, quorum):
                 out.add("writes", vm, gr.fleet.volumes[vm], a, b, n, copies, q, lost)
+            for t, detail in ran_twice_events(checks[vm], t0):
+                out.event(t, "vm_ran_twice", vm, detail)
         io_rows(sc, gr, t0, stall_s, out)
         migration_rows(gr, t0, out)
         operation_events(gr, t0, out)
@@ -234,9 +244,7 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
         "heal_settled_after_run": healed,
         "poll_errors": poller.errors[:20],
         "operation_errors": gr.errors,
-        "history": {vm: {"acked": len(c.acked), "lost": c.lost_count,
-                         "min_copies": min(c.copies.values(), default=None)}
-                    for vm, c in checks.items()},
+        "history": {vm: history_summary(c, t0) for vm, c in checks.items()},
         # the agents' RAM check: hot pages that lost a store (a migration losing RAM)
         "ram_errors": {vm: sum(len(g.agent.ram_errors) for g in qemus)
                        for vm, qemus in gr.qemus.items()},
