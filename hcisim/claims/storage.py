@@ -50,7 +50,11 @@ def replicas(sc: Scenario, obs: Observations, c: Replicas) -> Verdict:
     name = c.name or c.kind
     wr = _writes(obs, c.vms)
     acked = wr[wr["acked_bytes"] > 0]
+    twice = _ran_twice(obs, c.vms)
     if acked.empty:
+        if twice:  # a run that checked its guests' histories but recorded no writes table
+            return Verdict(name, c.kind, "fail", None, float(c.min_copies), "copies",
+                           trim(twice))
         return Verdict(name, c.kind, "n/a", None, float(c.min_copies), "copies",
                        [{"note": "no write was acknowledged in this run"}])
     fewest = int(acked["copies"].min())
@@ -59,7 +63,7 @@ def replicas(sc: Scenario, obs: Observations, c: Replicas) -> Verdict:
     bad = _per_disk(few, copies=lambda g: int(g["copies"].min()), problem="too few copies")
     bad += _per_disk(lost, lost_bytes=lambda g: rounded(g["lost_bytes"].sum(), 0),
                      problem="acknowledged but lost")
-    bad += _ran_twice(obs, c.vms)
+    bad += twice
     if bad:
         evidence = trim(bad, "acked_bytes")
     else:

@@ -340,6 +340,7 @@ def test_a_finding_reaches_the_summary_the_events_and_the_replicas_claim(tmp_pat
                                                                          ) -> None:
     from hcisim.claims import evaluate
     from hcisim.lab.history import history_summary, ran_twice_events
+    from hcisim.observations import Recorder
     from tests.claims.cases import build, healthy_run, scenario
 
     h = parse_history(boot_log("b1", 100.0, 100) + boot_log("b2", 101.0, 10), NAME)
@@ -361,3 +362,10 @@ def test_a_finding_reaches_the_summary_the_events_and_the_replicas_claim(tmp_pat
     (other,) = evaluate(scenario([{"kind": "replicas", "min_copies": 2, "vms": ["c"]}]),
                         build(rec))
     assert other.verdict == "pass"  # the claim about c alone is not touched by a's finding
+    bare = Recorder()  # a plane run: no writes table, its guests' histories checked
+    for t, detail in events:
+        bare.event(t, "vm_ran_twice", "a", detail)
+    (plane,) = evaluate(scenario([{"kind": "replicas", "min_copies": 2}]), build(bare))
+    assert plane.verdict == "fail" and plane.evidence[0]["vm"] == "a"
+    (none,) = evaluate(scenario([{"kind": "replicas", "min_copies": 2}]), build(Recorder()))
+    assert none.verdict == "n/a"

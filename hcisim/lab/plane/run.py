@@ -20,6 +20,7 @@ from typing import Any, cast
 from hcisim.lab.errors import LabError
 from hcisim.lab.guests.qemu import reclaim_guests
 from hcisim.lab.guests.vmstate import StateRow, vm_state_rows
+from hcisim.lab.history import CheckResult, ran_twice_events
 from hcisim.lab.plane import sanlock as sl
 from hcisim.lab.plane.agent import qmp_events, read_events
 from hcisim.lab.plane.client import EngineNet
@@ -133,10 +134,15 @@ class Plane:
         return rows
 
     def observations(self, sc: Scenario, t0: float, t_end: float,
-                     faults: Sequence[tuple[float, Fault]]) -> Observations:
+                     faults: Sequence[tuple[float, Fault]],
+                     histories: dict[str, CheckResult] | None = None) -> Observations:
         """The run's compute observations (events, vm_state) for the claims: ``faults``
-        are (epoch, fault) as injected."""
+        are (epoch, fault) as injected; ``histories``: the guests' checked write histories
+        (their "ran twice" findings become ``vm_ran_twice`` events)."""
         rec = Recorder()
+        for vm, result in (histories or {}).items():
+            for t_s, detail in ran_twice_events(result, t0):
+                rec.event(t_s, "vm_ran_twice", vm, detail)
         for t, fault in faults:
             rec.fault_event(t - t0, True, fault)
         self.engine.record(rec, t0)
