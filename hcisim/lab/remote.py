@@ -241,7 +241,7 @@ class RemoteNodes:
         that answers into the local views (once per run)."""
         if volume in self._fetched:
             return
-        names = [f"{w.history_relname}.*" for w in self._workloads if w.volume == volume]
+        names = [f"{rel}.*" for rel in self.history_names(volume)]
         if not names:
             return
         down = self.unreachable()
@@ -254,6 +254,10 @@ class RemoteNodes:
                 fetch_tar(self.node(h), self.node_mount(h, volume), names,
                           self.mount_path(h, volume))
         self._fetched.add(volume)
+
+    def history_names(self, volume: str) -> list[str]:
+        """The write histories on ``volume`` (``relname``: files ``relname.N``)."""
+        return [w.history_relname for w in self._workloads if w.volume == volume]
 
     def data_brick_paths(self, volume: str) -> list[Path]:
         self._fetch_volume(volume)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from hcisim.lab.libvirt.nested import (
     GUEST_DISK_SERIAL,
     NODE_GUEST_DIR,
     NestedGuestsRefused,
+    NestedVerdict,
     NodeGuestImage,
     decide,
     guest_layer_disk,
@@ -178,3 +180,79 @@ def test_probe_verdict_reads_the_scripts_output() -> None:
     assert not ok and "timed out" in seen
     ok, seen = probe_verdict("rc=1 seconds=0.2\n")
     assert not ok and "exit 1" in seen
+
+
+def _backend_with_verdicts(tmp_path: Path, scenario_text: str | None, facts: dict[str, str],
+                           monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    """A LibvirtBackend past its boot (plan, domain type), its nodes' checks faked."""
+    from hcisim.lab.libvirt import backend as backend_mod
+    from hcisim.lab.libvirt.backend import LibvirtBackend
+    from hcisim.lab.libvirt.hypervisor import DomainType
+    from hcisim.lab.libvirt.ssh import NodeShells
+
+    sc = load_scenario(None)
+    if scenario_text is not None:
+        sc = sc.model_copy(update={"lab": sc.lab.model_copy(update={"vms": scenario_text})})
+    be = LibvirtBackend(sc, name="u1", workdir=tmp_path)
+    be.domain_type = DomainType("qemu", "software emulation: probe hung")
+    be.plan = plan_lab(sc, "u1", 4, "qemu", Machine(2, 8192), workdir=tmp_path)
+    be.shell = NodeShells(tmp_path / "ssh_config")
+    asked: list[str] = []
+
+    def fake_check(shells: object, host: str, dt: str, why: str, want: str | None,
+                   probe_emulated: bool) -> NestedVerdict:
+        assert probe_emulated == (scenario_text == "guests")
+        asked.append(host)
+        return decide(host, dt, why, facts, want, None)
+
+    monkeypatch.setattr(backend_mod, "check_node", fake_check)
+    return be, asked
+
+
+def test_build_refuses_a_guests_scenario_after_checking_every_node(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check runs in build() right after the boot, so the deploy never starts; the
+    verdicts are in meta either way."""
+    be, asked = _backend_with_verdicts(tmp_path, "guests", {**GOOD, "guest_image": ""},
+                                       monkeypatch)
+    with pytest.raises(NestedGuestsRefused) as info:
+        be._check_nested()
+    assert sorted(asked) == sorted(be.scenario.host_names)
+    assert set(be._meta["nested"]) == set(be.scenario.host_names)
+    for h in be.scenario.host_names:
+        assert f"node {h}: the node itself runs under software emulation" in str(info.value)
+    # and the guest entry point refuses the same way, before anything is made
+    with pytest.raises(NestedGuestsRefused):
+        be.start_node_guest("vm1", be.scenario.host_names[0], "data", None, 4 << 20)
+
+
+def test_a_fio_scenario_is_not_refused_its_verdicts_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    be, _ = _backend_with_verdicts(tmp_path, None, GOOD, monkeypatch)
+    be._check_nested()
+    assert all(not v["usable"] for v in be._meta["nested"].values())
+    assert "nested_check_s" in be.timings
+
+
+def test_a_node_guest_is_the_guests_layer_command_with_node_paths(tmp_path: Path) -> None:
+    """One qemu command line: GuestSpec.argv with the guest layer's kernel in the node, the
+    disk on the node's mount, the sockets and pid file in a run directory whose path is the
+    same on the harness (where SSH forwards the sockets) and in the node, and -accel kvm."""
+    from hcisim.lab.libvirt.guests import node_guest_spec
+
+    spec = node_guest_spec(tmp_path / "guests", "host2", "/mnt/data", "vm1", 4 << 20, "kvm",
+                           mem_mib=160.0)
+    img_dir = tmp_path / "img"
+    img_dir.mkdir()
+    (img_dir / "vmlinux").write_bytes(b"x")
+    argv = spec.argv(NodeGuestImage.of(GuestImage(img_dir, {})), spec.accel)
+    assert argv[argv.index("-machine") + 1] == "q35,accel=kvm"
+    assert argv[argv.index("-kernel") + 1] == f"{NODE_GUEST_DIR}/vmlinux"
+    assert argv[argv.index("-initrd") + 1] == f"{NODE_GUEST_DIR}/initrd.img"
+    assert argv[argv.index("-m") + 1] == "163840k"  # KVM: no TCG dirty-bitmap trim
+    drive = argv[argv.index("-drive") + 1]
+    assert drive.startswith("file=/mnt/data/vm1-guest.0,") and "cache=none" in drive
+    assert f"unix:{tmp_path}/guests/host2/vm1/qmp.sock,server=on,wait=off" in argv
+    assert argv[argv.index("-pidfile") + 1] == f"{tmp_path}/guests/host2/vm1/qemu.pid"
+    assert spec.per_file() == (4 << 20) // spec.record_size  # no stat of a node's file
+    assert f"hcisim.per_file={spec.per_file()}" in argv[argv.index("-append") + 1]

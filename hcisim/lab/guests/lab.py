@@ -59,7 +59,14 @@ def start_guest(be: Any, vm: str, host: str, volume: str, image: GuestImage | No
 
     Call :meth:`Guest.boot` next; use the result as a context manager so qemu is stopped
     whatever happens. ``options`` go to :class:`GuestSpec` (mem_mib, dirty rate...).
+    A backend whose hosts are machines of their own (libvirt node VMs) starts the guest
+    inside the node itself (its ``start_node_guest``: it may refuse, see
+    hcisim.lab.libvirt.nested).
     """
+    in_node = getattr(be, "start_node_guest", None)
+    if in_node is not None:
+        guest: Guest = in_node(vm, host, volume, image, disk_bytes, **options)
+        return guest
     mount = be.mount_path(host, volume)
     spec = guest_spec(be.lab_.host(host), mount, vm, **options)
     if not spec.disk.exists():

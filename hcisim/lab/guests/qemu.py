@@ -101,6 +101,8 @@ class GuestSpec:
     aio: str = "threads"
     incoming: str | None = None  # ``tcp:ADDR:PORT``: a migration destination
     extra_args: tuple[str, ...] = field(default=())
+    accel: str = "tcg"  # kvm: a guest inside a libvirt node with nested KVM
+    disk_bytes: int | None = None  # the disk's size where the harness cannot stat it
     boot: str = ""  # this boot's id, in every record (Guest.launch gives each boot its own)
     # qemu's image locking (OFD locks, which Gluster's FUSE client holds volume-wide: a
     # second qemu on the image through another host's mount is refused, "Is another
@@ -153,7 +155,8 @@ class GuestSpec:
 
     def per_file(self) -> int:
         """Records that fit the disk: the history's segment 0 is the whole disk."""
-        return self.disk.stat().st_size // self.record_size
+        size = self.disk_bytes if self.disk_bytes is not None else self.disk.stat().st_size
+        return size // self.record_size
 
     def cmdline(self) -> str:
         params = {"name": self.name, "size": self.record_size, "per_file": self.per_file(),
@@ -275,10 +278,7 @@ class Guest:
             keep_history(s.history_log)
             s = self.spec = dataclasses.replace(s, boot=new_boot_id())
             self.agent.boot = s.boot
-        self.proc = spawn(s.argv(self.image), s.netns, s.qemu_log)
-        # qemu writes -pidfile itself; write it now too, so a harness killed in the next
-        # millisecond still leaves the PID for `lab down` (nsenter execs: same PID)
-        s.pidfile.write_text(f"{self.proc.pid}\n")
+        self.proc = self._spawn()
         proc = self.proc  # the socket appears once qemu runs (a lease wrapper first waits)
         wait_until(lambda: s.qmp_sock.exists() or proc.poll() is not None, s.launch_wait_s)
         if proc.poll() is not None:
@@ -288,6 +288,15 @@ class Guest:
         except LabError:
             raise LabError(f"start guest {s.name}", self._why_dead()) from None
         self.agent.connect()  # a destination too: the guest's lines go on after switchover
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        """Start qemu in the host's namespace (a node VM's guest: over its SSH instead)."""
+        s = self.spec
+        proc = spawn(s.argv(self.image, s.accel), s.netns, s.qemu_log)
+        # qemu writes -pidfile itself; write it now too, so a harness killed in the next
+        # millisecond still leaves the PID for `lab down` (nsenter execs: same PID)
+        s.pidfile.write_text(f"{proc.pid}\n")
+        return proc
 
     def boot(self, timeout: float = 120.0) -> float:
         """Continue the CPU and wait for the agent's ready line; return the boot time (s)."""
@@ -356,9 +365,7 @@ class Guest:
 
     def kill(self) -> None:
         """SIGKILL the qemu (a host losing power); its state becomes down."""
-        if self.running():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         self.wait_exit(10)
 
     def stop(self) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from hcisim.lab.errors import LabError
 from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.guests.image import GuestImage
+from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.libvirt import deploy, nodes
 from hcisim.lab.libvirt.faults import LibvirtMachine
 from hcisim.lab.libvirt.hypervisor import (
@@ -35,6 +36,7 @@ from hcisim.lab.libvirt.image import DEFAULT_CACHE, ImageRecipe, build_image, ma
 from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, PREFIX, LabPlan, Machine, plan_lab
 from hcisim.lab.libvirt.nested import (
     NestedVerdict,
+    NodeGuestImage,
     check_node,
     guest_layer_disk,
     require_nested,
@@ -101,6 +103,7 @@ class LibvirtBackend(FaultBook, RemoteNodes):
         self.background_heal = True
         self.guest_image: GuestImage | None = None
         self.nested: list[NestedVerdict] = []
+        self._guest_histories: dict[str, set[str]] = {}
 
     # --- labs that are up: listed here; poked by hand with `hcisim lab libvirt ...` ---------
     @staticmethod
@@ -256,12 +259,51 @@ class LibvirtBackend(FaultBook, RemoteNodes):
         t = time.monotonic()
         dt = self.domain_type
         want = self.guest_image.hash if self.guest_image is not None else None
-        self.nested = parallel(lambda h: check_node(self.shell_, h, dt.name, dt.reason, want),
+        self.nested = parallel(lambda h: check_node(self.shell_, h, dt.name, dt.reason, want,
+                                                    self.wants_guests),
                                [n.host for n in self.plan_.nodes])
         self._meta["nested"] = {v.host: v.to_dict() for v in self.nested}
         self.timings["nested_check_s"] = round(time.monotonic() - t, 1)
         if self.wants_guests:
             require_nested(self.nested)
+
+    def start_node_guest(self, vm: str, host: str, volume: str, image: GuestImage | None,
+                         disk_bytes: int, **options: Any) -> Guest:
+        """A guest inside ``host``'s node (hcisim.lab.guests.lab.start_guest comes here):
+        refused, before anything is made, unless every node passed the nested check."""
+        require_nested(self.nested)
+        return self.launch_node_guest(vm, host, volume, image, disk_bytes, "kvm", **options)
+
+    def launch_node_guest(self, vm: str, host: str, volume: str, image: GuestImage | None,
+                          disk_bytes: int, accel: str, **options: Any) -> Guest:
+        """The guest of ``vm`` in ``host``'s node, launched (paused, QMP and agent
+        connected; ``boot()`` next), with no check: :meth:`start_node_guest` is the entry
+        that checks. The image must be the one on the nodes' guest layer disk."""
+        from hcisim.lab.guests.lab import history_relname
+        from hcisim.lab.libvirt.guests import NodeGuest, make_node_disk, node_guest_spec
+
+        layer = self.guest_image
+        if layer is None or (image is not None and image.hash != layer.hash):
+            have = layer.hash if layer is not None else "none"
+            raise LabError(f"start guest {vm} in node {host}",
+                           f"the nodes' guest layer disk holds guest image {have}, not "
+                           f"{image.hash if image is not None else 'any'}")
+        spec = node_guest_spec(self.plan_.directory / "guests", host,
+                               self.node_mount(host, volume), vm, disk_bytes, accel, **options)
+        node = self.node(host)
+        make_node_disk(node, str(spec.disk), disk_bytes)
+        self._guest_histories.setdefault(volume, set()).add(history_relname(vm))
+        self._fetched.discard(volume)  # the checker must read the new history too
+        guest = NodeGuest(spec, NodeGuestImage.of(layer), node)
+        try:
+            guest.launch()
+        except BaseException:
+            guest.stop()
+            raise
+        return guest
+
+    def history_names(self, volume: str) -> list[str]:
+        return [*super().history_names(volume), *sorted(self._guest_histories.get(volume, ()))]
 
     def _node_ready(self, host: str) -> None:
         """sshd answers; the node tools are in place and its clock is the harness's."""

@@ -74,12 +74,19 @@ def wait_glusterd(shell: NodeShells, host: str, timeout: float) -> None:
 
 
 def probe_peers(shell: NodeShells, plan: LabPlan, timeout: float) -> None:
+    """Probe every peer from the first node, then wait until *every* node sees all of them
+    connected: a volume create stages on each peer and fails on one that has not yet
+    connected to another ("Staging failed on host2. Error: Host host3 not connected",
+    seen on a loaded machine when only the first node's view was awaited)."""
     first = plan.nodes[0].host
     for n in plan.nodes[1:]:
         shell.run(first, f"{GLUSTER} peer probe {n.host}", f"probe peer {n.host}", timeout=120)
-    require(lambda: shell.run(first, f"{GLUSTER} pool list", "wait for peers").stdout.count(
-        "Connected") >= len(plan.nodes), timeout, "wait for peers", "peers not all connected",
-        every_s=2.0)
+
+    def all_connected() -> bool:
+        return all(shell.run(n.host, f"{GLUSTER} pool list", "wait for peers").stdout.count(
+            "Connected") >= len(plan.nodes) for n in plan.nodes)
+
+    require(all_connected, timeout, "wait for peers", "peers not all connected", every_s=2.0)
 
 
 def create_volume(shell: NodeShells, plan: LabPlan, vol: Volume, sc: Scenario) -> None:

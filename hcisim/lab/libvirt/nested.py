@@ -212,12 +212,15 @@ def emulated_kvm(facts: dict[str, str], probe: tuple[bool, str] | None) -> str:
 
 
 def check_node(shells: NodeShells, host: str, domain_type: str, domain_reason: str,
-               guest_hash: str | None) -> NestedVerdict:
-    """Gather the node's facts over SSH (the probe wherever the node has a /dev/kvm, also
-    in a TCG node: the verdict then says what that KVM is) and decide."""
+               guest_hash: str | None, probe_emulated: bool = False) -> NestedVerdict:
+    """Gather the node's facts over SSH and decide. The probe runs where the node has a
+    /dev/kvm and the guest layer: in a KVM node always, in a TCG node only when asked
+    (``probe_emulated``: the refusal of a guests scenario then says what that KVM does;
+    it costs ~10 s of emulated CPU per node, which a lab without guests need not pay)."""
     facts = parse_facts(shells.run(host, FACTS_SCRIPT, f"{STEP} on {host}", timeout=60).stdout)
     probe = None
-    if facts.get("dev_kvm") == "yes" and facts.get("guest_image"):
+    if facts.get("dev_kvm") == "yes" and facts.get("guest_image") and (
+            domain_type == "kvm" or probe_emulated):
         out = shells.node(host).run(sh(kvm_probe_script()), KERNEL_PROBE_TIMEOUT_S + 30)
         probe = probe_verdict(out.stdout)
     return decide(host, domain_type, domain_reason, facts, guest_hash, probe)
