@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, TypeAdapter, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PrivateAttr,
+    TypeAdapter,
+    model_validator,
+)
 
 from hcisim.scenario.base import Strict
 from hcisim.scenario.cluster import NetworkRole
@@ -33,8 +40,9 @@ FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 HostLoss = Literal["power_loss", "hang", "management_cut"]
 # What a fault hits on its target host.
 FaultScope = Literal["host", "nic", "brick", "disk", "link"]
-# A network a fault names: one role, or storage and management together.
-NetworkChoice = Literal["storage", "management", "all"]
+# A network a fault names: one role, or storage and management together (``all``: not a
+# dedicated migration NIC).
+NetworkChoice = Literal["storage", "management", "migration", "all"]
 
 
 def loss_kills_vms(loss: HostLoss) -> bool:
@@ -110,9 +118,20 @@ FAULT_TABLE: dict[FaultKind, FaultTraits] = {
 _ALL_ROLES: tuple[NetworkRole, ...] = ("storage", "management")
 
 
+_ROLE_ORDER: tuple[NetworkRole, ...] = ("storage", "management", "migration")
+
+
 def network_roles(choice: NetworkChoice) -> tuple[NetworkRole, ...]:
     """The network roles a fault's ``network`` field names (``all``: storage and management)."""
     return _ALL_ROLES if choice == "all" else (choice,)
+
+
+def roles_sharing(nics: tuple[tuple[NetworkRole, ...], ...],
+                  role: NetworkRole) -> tuple[NetworkRole, ...]:
+    """Every network carried by the NICs (their ``networks``) that carry ``role``: what
+    goes down with it when those NICs do; empty when no NIC carries ``role``."""
+    carried = {r for nic in nics if role in nic for r in nic}
+    return tuple(r for r in _ROLE_ORDER if r in carried)
 
 
 class _Fault(Strict):
@@ -123,6 +142,9 @@ class _Fault(Strict):
     kind: FaultKind
     target: str
     duration_s: PositiveFloat | None = None
+    # ``network: migration`` names a NIC, not one role: the networks that NIC (or those
+    # NICs) of the target carry, set when the scenario is checked (``bind_networks``).
+    _bound_networks: tuple[NetworkRole, ...] | None = PrivateAttr(default=None)
 
     @property
     def end_s(self) -> float | None:
@@ -138,12 +160,29 @@ class _Fault(Strict):
 
     @property
     def networks(self) -> tuple[NetworkRole, ...]:
-        """Network roles this fault cuts or slows on its target (``host`` cuts: all)."""
+        """Network roles this fault cuts or slows on its target (``host`` cuts: all). For
+        ``network: migration`` in a loaded scenario: every network on the target's NIC(s)
+        carrying migration (a migration network on the management NIC takes management
+        with it, so compute sees a management cut)."""
         cuts = self.traits.cuts
         if cuts == "host":
             return ("storage", "management", "migration")
+        if self._bound_networks is not None:
+            return self._bound_networks
         choice: NetworkChoice | None = getattr(self, "network", None)
         return network_roles(choice) if choice is not None else ()
+
+    def bind_networks(self, nics: tuple[tuple[NetworkRole, ...], ...]) -> None:
+        """Fix what ``network: migration`` cuts on the target, from its NICs' ``networks``
+        (the scenario's check calls it; it refuses a host without a migration NIC). Other
+        choices keep naming roles: their meaning does not depend on the NICs."""
+        if getattr(self, "network", None) != "migration":
+            return
+        roles = roles_sharing(nics, "migration")
+        if not roles:
+            raise ValueError(f"host {self.target!r} has no NIC carrying the migration "
+                             "network (its migrations use management: name that)")
+        self._bound_networks = roles
 
     @property
     def host_loss(self) -> HostLoss | None:
@@ -175,10 +214,11 @@ class NodeHang(_LosesWrites):
 
 
 class NicLoss(_LosesWrites):
-    """One NIC of the host goes down (the storage or the management network)."""
+    """The host's NIC carrying the storage, the management or the migration network goes
+    down (and every network on it with it: ``networks`` names them for ``migration``)."""
 
     kind: Literal["nic_loss"]
-    network: Literal["storage", "management"] = "storage"
+    network: Literal["storage", "management", "migration"] = "storage"
 
 
 class Partition(_LosesWrites):

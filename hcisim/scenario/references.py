@@ -79,6 +79,10 @@ def check_references(sc: Scenario) -> None:
             raise ReferenceError_(f"{path}.target", f"unknown host {f.target!r}")
         if f.at_s >= sc.duration_s:
             raise ReferenceError_(f"{path}.at_s", f"{f.at_s} is not before duration_s")
+        try:
+            f.bind_networks(tuple(n.networks for n in hosts[f.target].nics))
+        except ValueError as exc:
+            raise ReferenceError_(f"{path}.network", str(exc)) from None
         if f.traits.scope in ("brick", "disk") and not any(
                 v.brick_on(f.target) is not None for v in sc.volumes):
             raise ReferenceError_(f"{path}.target",
