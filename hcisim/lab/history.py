@@ -269,15 +269,21 @@ def parse_record(data: bytes, name: str, size: int) -> tuple[int, str] | None:
 
 @dataclass(frozen=True)
 class Expected:
-    """What may lie at one offset: the newest boot's acknowledged record, or a record of a
-    boot newer still that tried the offset (its write may have landed unacknowledged)."""
+    """What may lie at one offset: the newest boot's acknowledged record, or what a boot
+    newer still wrote there unacknowledged: its own record, or (a writer of whole blocks)
+    the zeros past its last record in a block it wrote."""
 
     newest: str  # the boot whose acknowledged record is the newest at this offset
     t_ack: float  # when it was acknowledged
     accepted: frozenset[str]  # boots whose record counts as a good copy here
+    zeros_ok: bool = False  # a newer boot wrote this record's block
 
 
-def expected_records(h: History, spans: list[BootSpan]) -> dict[int, Expected]:
+def expected_records(h: History, spans: list[BootSpan], per_block: int = 1
+                     ) -> dict[int, Expected]:
+    """Per acknowledged offset, what counts as a good copy; ``per_block`` records share one
+    write (the guest agent writes its 512-byte sector whole: the records before the
+    current one, and zeros after it)."""
     rank = {b.boot: i for i, b in enumerate(spans)}
     newest: dict[int, Attempt] = {}
     for a in h.acked:
@@ -285,12 +291,15 @@ def expected_records(h: History, spans: list[BootSpan]) -> dict[int, Expected]:
         if cur is None or rank[a.boot] > rank[cur.boot]:
             newest[a.seq] = a
     tried: dict[int, set[str]] = {}
+    in_block: dict[int, set[str]] = {}
     for a in h.attempts:
         tried.setdefault(a.seq, set()).add(a.boot)
+        in_block.setdefault(a.seq // per_block, set()).add(a.boot)
     out = {}
     for seq, a in newest.items():
         later = {b for b in tried[seq] if rank[b] > rank[a.boot]}
-        out[seq] = Expected(a.boot, a.t_end or 0.0, frozenset({a.boot, *later}))
+        over = any(rank[b] > rank[a.boot] for b in in_block[seq // per_block])
+        out[seq] = Expected(a.boot, a.t_end or 0.0, frozenset({a.boot, *later}), over)
     return out
 
 
@@ -371,14 +380,27 @@ def _read_segments(base: Path, relname: str, per_file: int, size: int,
 
 
 def check(h: History, relname: str, size: int, per_file: int, data_bricks: list[Path],
-          mount: Path | None) -> CheckResult:
+          mount: Path | None, block: int = 0,
+          since: Callable[[], History] | None = None) -> CheckResult:
     """Read ``relname.*`` on each data brick (and through ``mount``) and count good copies;
-    find the boots that wrote at the same time (in the log, and on the bricks)."""
+    find the boots that wrote at the same time (in the log, and on the bricks). ``block``:
+    the bytes of one write when the writer writes whole blocks of records (the guest
+    agent: its sector), else 0 (one record per write, the history writer).
+
+    ``since``: for a disk whose writer still runs, the log read again *after* the bricks:
+    its attempts (not its acknowledgements) may have overwritten what the first read's
+    acknowledged, and count as writes of a newer boot there (a boot it alone knows is
+    the newest)."""
     spans = boot_spans(h)
     rank = {b.boot: i for i, b in enumerate(spans)}
-    want = expected_records(h, spans)
-    acked = h.acked
+    per_block = max(block // size, 1)
+    want = expected_records(h, spans, per_block)
     seqs = sorted(want)
+    raw = [(str(b), _read_segments(b, relname, per_file, size, seqs) or {}) for b in data_bricks]
+    got_m = _read_segments(mount, relname, per_file, size, seqs) if mount is not None else None
+    if since is not None:
+        want = _with_later_attempts(want, since().attempts, rank, per_block)
+    zeros = b"\0" * size
     copies = dict.fromkeys(seqs, 0)
     stale: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
 
@@ -388,26 +410,41 @@ def check(h: History, relname: str, size: int, per_file: int, data_bricks: list[
             data = got.get(seq)
             found = parse_record(data, h.name, size) if data is not None else None
             exp = want[seq]
-            good[seq] = found is not None and found[0] == seq and found[1] in exp.accepted
+            good[seq] = (found is not None and found[0] == seq and found[1] in exp.accepted
+                         ) or (exp.zeros_ok and data == zeros)
             if found is not None and found[0] == seq and not good[seq] and \
                     rank.get(found[1], -1) < rank[exp.newest]:
                 stale.setdefault((found[1], exp.newest, where), []).append((seq, exp.t_ack))
         return good
 
-    for brick in data_bricks:
-        for seq, ok in judge(str(brick), _read_segments(brick, relname, per_file, size, seqs)
-                             or {}).items():
+    for where, got in raw:
+        for seq, ok in judge(where, got).items():
             copies[seq] += ok
-    readable: dict[int, bool] | None = None
     client = f"{mount} (client)"
-    if mount is not None:
-        got_m = _read_segments(mount, relname, per_file, size, seqs)
-        if got_m is not None:
-            readable = judge(client, got_m)
+    readable = judge(client, got_m) if got_m is not None else None
     overlaps = time_overlaps(h, relname, spans)
     overlaps += _stale_findings(h.name, relname, stale, rank, client if readable is not None
                                 else None, len(data_bricks))
-    return CheckResult(h.name, size, acked, copies, readable, spans, overlaps)
+    return CheckResult(h.name, size, h.acked, copies, readable, spans, overlaps)
+
+
+def _with_later_attempts(want: dict[int, Expected], later: list[Attempt],
+                         rank: dict[str, int], per_block: int) -> dict[int, Expected]:
+    """``want`` widened by attempts logged after the first read: a boot newer than an
+    offset's newest (unknown boots are newest) that tried the offset, or its block."""
+    newest = len(rank)
+    tried: dict[int, set[str]] = {}
+    in_block: dict[int, set[str]] = {}
+    for a in later:
+        tried.setdefault(a.seq, set()).add(a.boot)
+        in_block.setdefault(a.seq // per_block, set()).add(a.boot)
+    out = {}
+    for seq, exp in want.items():
+        k = rank[exp.newest]
+        more = {b for b in tried.get(seq, set()) if rank.get(b, newest) > k}
+        over = any(rank.get(b, newest) > k for b in in_block.get(seq // per_block, set()))
+        out[seq] = Expected(exp.newest, exp.t_ack, exp.accepted | more, exp.zeros_ok or over)
+    return out
 
 
 def _stale_findings(vm: str, disk: str,

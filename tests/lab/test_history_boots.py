@@ -258,6 +258,52 @@ def test_a_newer_boots_unacknowledged_write_may_have_landed(tmp_path: Path) -> N
     assert not res.overlaps and res.lost_count == 0 and res.copies[5] == 3
 
 
+def test_a_newer_boot_writing_whole_sectors_zeroes_the_rest_of_its_last_sector(
+        tmp_path: Path) -> None:
+    """The guest agent writes its 512-byte sector whole (8 records of 64 bytes): b2, still
+    at record 9, wrote records 8..9 and zeros over 10..15 of b1's. Those are superseded,
+    not lost (seen in the takeover lab test: b2 had 420 records, b1's 420..423 zeroed);
+    zeros in a sector no newer boot wrote are still a loss."""
+    h = parse_history(boot_log("b1", 100.0, 24) + boot_log("b2", 300.0, 10), NAME)
+    content = final_content(h)
+    for seq in range(10, 16):
+        content[seq] = b"\0" * SIZE
+    bricks = write_bricks(tmp_path, content)
+    res = check(h, ".h", SIZE, PER_FILE, bricks, mount=bricks[0], block=512)
+    assert res.lost_count == 0 and not res.overlaps and min(res.copies.values()) == 3
+    assert check(h, ".h", SIZE, PER_FILE, bricks, mount=bricks[0]).lost_count == 6
+    content[17] = b"\0" * SIZE
+    (tmp_path / "again").mkdir()
+    res = check(h, ".h", SIZE, PER_FILE, write_bricks(tmp_path / "again", content),
+                mount=None, block=512)
+    assert res.lost_count == 1 and res.lost(17)
+
+
+def test_a_running_writers_later_attempts_supersede_what_they_overwrote(tmp_path: Path
+                                                                        ) -> None:
+    """The check read b2's log at record 9, b2 then wrote 10..13 (and zeros to 15) before
+    the bricks were read: the log read again afterwards (``since``) says so."""
+    first = boot_log("b1", 100.0, 24) + boot_log("b2", 300.0, 10)
+    later = boot_log("b1", 100.0, 24) + boot_log("b2", 300.0, 14)
+    h = parse_history(first, NAME)
+    content = final_content(parse_history(later, NAME))
+    for seq in (14, 15):
+        content[seq] = b"\0" * SIZE
+    bricks = write_bricks(tmp_path, content)
+    stale = check(h, ".h", SIZE, PER_FILE, bricks, mount=bricks[0], block=512)
+    assert stale.lost_count == 4  # b1's 10..13 hold b2's records the first read does not know
+    res = check(h, ".h", SIZE, PER_FILE, bricks, mount=bricks[0], block=512,
+                since=lambda: parse_history(later, NAME))
+    assert res.lost_count == 0 and not res.overlaps and min(res.copies.values()) == 3
+    # a third boot only the second read knows is newest: its records are good copies too
+    content[20] = record(NAME, 20, SIZE, "b3")
+    (tmp_path / "b3").mkdir()
+    res = check(h, ".h", SIZE, PER_FILE, write_bricks(tmp_path / "b3", content),
+                mount=None, block=512,
+                since=lambda: parse_history(later + "B b3 400.0\nI 20 400.0\n", NAME))
+    assert res.lost_count == 0 and not res.overlaps
+
+
 def test_an_acknowledged_record_missing_everywhere_is_lost(tmp_path: Path) -> None:
     h = parse_history(boot_log("b1", 100.0, 20) + boot_log("b2", 300.0, 10), NAME)
     content = final_content(h)

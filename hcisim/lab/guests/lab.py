@@ -13,13 +13,14 @@ restart), so the checker can also prove the VM never ran twice.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from hcisim.lab.guests.image import GuestImage, ensure_image
-from hcisim.lab.guests.qemu import Guest, GuestSpec, make_disk
-from hcisim.lab.history import CheckResult, check, parse_history
+from hcisim.lab.guests.qemu import SECTOR, Guest, GuestSpec, make_disk
+from hcisim.lab.history import CheckResult, History, check, parse_history
 
 DISK_BYTES = 4 << 20  # the whole history fits one shard of the lab's 4 MiB shard size
 
@@ -109,15 +110,29 @@ def vm_history_logs(lab_dir: Path, vm: str) -> list[Path]:
     return sorted(lab_dir.glob(f"h/*/guests/{vm}/history*.log"))
 
 
+SETTLE_S = 0.5  # an agent's line reaches its log well within this (port and link thread)
+
+
 def check_vm(be: Any, vm: str, volume: str, reader: str, record_size: int = 64) -> CheckResult:
     """Every boot of ``vm`` on every host of the lab, checked as one disk: each
     acknowledged record that no newer boot rewrote on the bricks (and through
-    ``reader``'s mount), and the "ran twice" findings (:func:`hcisim.lab.history.check`)."""
-    text = "".join(log.read_text() for log in vm_history_logs(be.lab_.dir, vm))
+    ``reader``'s mount), and the "ran twice" findings (:func:`hcisim.lab.history.check`).
+
+    The guest may still run: its logs are read again ``SETTLE_S`` after the bricks, and
+    what it wrote meanwhile (its sector writes go past its last logged record, with zeros)
+    counts as a newer write, not as a loss of an older boot's records there."""
+    def logs() -> History:
+        text = "".join(log.read_text() for log in vm_history_logs(be.lab_.dir, vm))
+        return parse_history(text, vm)
+
+    def since() -> History:
+        time.sleep(SETTLE_S)
+        return logs()
+
     mount = be.mount_path(reader, volume)
     spec = guest_spec(be.lab_.host(reader), mount, vm, record_size=record_size)
-    return check(parse_history(text, vm), history_relname(vm), record_size, spec.per_file(),
-                 be.data_brick_paths(volume), mount)
+    return check(logs(), history_relname(vm), record_size, spec.per_file(),
+                 be.data_brick_paths(volume), mount, block=SECTOR, since=since)
 
 
 def merged_history(guests: list[Guest]) -> str:
@@ -136,4 +151,4 @@ def check_guest(be: LabView, guest: Guest | Sequence[Guest], volume: str,
     s = guests[0].spec
     history = parse_history(merged_history(guests), s.name)
     return check(history, history_relname(s.name), s.record_size, s.per_file(),
-                 be.data_brick_paths(volume), be.mount_path(host, volume))
+                 be.data_brick_paths(volume), be.mount_path(host, volume), block=SECTOR)
