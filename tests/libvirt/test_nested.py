@@ -115,7 +115,7 @@ def test_facts_parse_key_values_and_ignore_noise() -> None:
 @pytest.mark.parametrize(("domain_type", "facts", "probe", "reason"), [
     ("kvm", {**GOOD, "qemu": ""}, PROBE_OK, "no qemu-system-x86_64 in the node"),
     ("kvm", {**GOOD, "guest_image": "old"}, PROBE_OK, "holds guest image old, the harness"),
-    ("qemu", GOOD, None, "runs under software emulation (TCG; why-tcg)"),
+    ("qemu", GOOD, None, "it runs under software emulation (TCG: why-tcg)"),
     ("kvm", {**GOOD, "cpu_virt": ""}, PROBE_OK, "shows no vmx/svm"),
     ("kvm", {**GOOD, "dev_kvm": "no", "kvm_module": "kvm_intel: no such device"}, None,
      "no usable /dev/kvm in the node (kvm_intel: no such device)"),
@@ -141,22 +141,26 @@ def test_a_tcg_node_is_refused_even_with_a_kvm_device() -> None:
     """qemu's default TCG CPU model offers svm, so kvm_amd may load in an emulated node and
     make a /dev/kvm: KVM on an emulated CPU is still emulation, and the node is refused."""
     v = decide("host3", "qemu", "software emulation: no /dev/kvm", GOOD, "abc", PROBE_OK)
-    assert not v.usable and "software emulation" in v.reason
+    assert not v.usable and v.probe == PROBE_OK[1]
+    assert v.reason.startswith("it runs under software emulation (TCG: no /dev/kvm); the KVM "
+                               "it offers (kvm_intel on the emulated vmx, which boots the "
+                               "probe kernel) is qemu's software model")
 
 
 def test_refusal_names_every_node_that_cannot_and_only_those() -> None:
     ok = decide("host1", "kvm", "", GOOD, "abc", PROBE_OK)
     bad2 = decide("host2", "kvm", "", {**GOOD, "cpu_virt": ""}, "abc", PROBE_OK)
     bad3 = decide("host3", "qemu", "tcg here", GOOD, "abc", None)
+    bad4 = decide("host4", "qemu", "tcg here", GOOD, "abc", None)
     require_nested([ok])  # nothing to refuse
     with pytest.raises(NestedGuestsRefused) as info:
-        require_nested([ok, bad2, bad3])
+        require_nested([ok, bad2, bad3, bad4])
     text = str(info.value)
     assert text.startswith("lab step 'check nested virtualisation' failed: ")
     assert "node host2: the node's CPU shows no vmx/svm" in text
-    assert "node host3: the node itself runs under software emulation (TCG; tcg here)" in text
-    assert "node host1" not in text and "--engine lab+netns" in text
-    assert info.value.verdicts == [ok, bad2, bad3]
+    assert "nodes host3, host4: it runs under software emulation (TCG: tcg here)" in text
+    assert "host1" not in text and "--engine lab+netns" in text
+    assert info.value.verdicts == [ok, bad2, bad3, bad4]
     assert isinstance(info.value, LabError)
     with pytest.raises(LabError, match="no node was checked"):
         require_nested([])
@@ -219,8 +223,9 @@ def test_build_refuses_a_guests_scenario_after_checking_every_node(
         be._check_nested()
     assert sorted(asked) == sorted(be.scenario.host_names)
     assert set(be._meta["nested"]) == set(be.scenario.host_names)
-    for h in be.scenario.host_names:
-        assert f"node {h}: the node itself runs under software emulation" in str(info.value)
+    hosts = ", ".join(be.scenario.host_names)
+    assert f"nodes {hosts}: it runs under software emulation (TCG: probe hung)" in \
+        str(info.value)
     # and the guest entry point refuses the same way, before anything is made
     with pytest.raises(NestedGuestsRefused):
         be.start_node_guest("vm1", be.scenario.host_names[0], "data", None, 4 << 20)

@@ -157,6 +157,7 @@ class NestedVerdict:
     reason: str
     domain_type: str
     facts: dict[str, str]
+    probe: str = ""  # what the in-node KVM probe saw ("": not run)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,7 +173,8 @@ def decide(host: str, domain_type: str, domain_reason: str, facts: dict[str, str
     """
 
     def verdict(usable: bool, reason: str) -> NestedVerdict:
-        return NestedVerdict(host, usable, reason, domain_type, dict(facts))
+        return NestedVerdict(host, usable, reason, domain_type, dict(facts),
+                             probe[1] if probe is not None else "")
 
     if not facts.get("qemu"):
         return verdict(False, f"no {NODE_QEMU} in the node (a node image without the guest "
@@ -182,11 +184,10 @@ def decide(host: str, domain_type: str, domain_reason: str, facts: dict[str, str
         return verdict(False, f"the node's guest layer disk holds guest image "
                        f"{found or 'none'}, the harness has {guest_hash}")
     if domain_type != "kvm":
-        return verdict(False, f"the node itself runs under software emulation (TCG; "
-                       f"{domain_reason}); {emulated_kvm(facts, probe)}, so every guest "
-                       "instruction would still be translated by the hypervisor's qemu: not "
-                       "nested KVM (that needs the node under KVM, with nested virtualisation "
-                       "on the hypervisor)")
+        why = domain_reason.removeprefix("software emulation: ")
+        return verdict(False, f"it runs under software emulation (TCG: {why}); "
+                       f"{emulated_kvm(facts, probe)}, so every guest instruction would "
+                       "still be translated by the hypervisor's qemu: not nested KVM")
     if not facts.get("cpu_virt"):
         return verdict(False, "the node's CPU shows no vmx/svm: nested virtualisation is off "
                        "on the hypervisor (kvm_intel/kvm_amd parameter nested=1) or the "
@@ -205,9 +206,9 @@ def emulated_kvm(facts: dict[str, str], probe: tuple[bool, str] | None) -> str:
     qemu's software model of it (seen here: the probe boots, a guest runs)."""
     if facts.get("dev_kvm") != "yes":
         return f"it has no usable /dev/kvm ({facts.get('kvm_module') or 'none'})"
-    said = f"; {probe[1]}" if probe is not None else ""
-    return (f"its /dev/kvm ({facts.get('kvm_module_loaded') or 'kvm'} on the emulated "
-            f"{facts.get('cpu_virt') or 'CPU'}{said}) runs on qemu's software model of "
+    boots = ", which boots the probe kernel" if probe is not None and probe[0] else ""
+    return (f"the KVM it offers ({facts.get('kvm_module_loaded') or 'kvm'} on the emulated "
+            f"{facts.get('cpu_virt') or 'CPU'}{boots}) is qemu's software model of "
             "virtualisation")
 
 
@@ -237,11 +238,16 @@ class NestedGuestsRefused(LabError):
 
 
 def refusal_text(bad: list[NestedVerdict]) -> str:
-    return ("the scenario runs its VMs as guests (lab: {vms: guests}), and on the libvirt "
-            "backend they run inside the node VMs, which needs KVM there; "
-            + "; ".join(f"node {v.host}: {v.reason}" for v in bad)
-            + ". Run it on the namespace lab (--engine lab+netns), or on a machine with "
-              "nested KVM")
+    """One sentence per distinct reason, naming its nodes (``node host2: ...``, ``nodes
+    host1, host3: ...``)."""
+    hosts: dict[str, list[str]] = {}
+    for v in bad:
+        hosts.setdefault(v.reason, []).append(v.host)
+    said = "; ".join(f"{'node' if len(hs) == 1 else 'nodes'} {', '.join(hs)}: {reason}"
+                     for reason, hs in hosts.items())
+    return ("the scenario runs its VMs as guests (lab: {vms: guests}); on the libvirt backend "
+            f"they run inside the node VMs, which needs KVM there. {said}. Run it on the "
+            "namespace lab (--engine lab+netns), or where the hypervisor offers nested KVM")
 
 
 def require_nested(verdicts: list[NestedVerdict]) -> None:
