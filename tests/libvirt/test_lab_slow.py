@@ -163,6 +163,8 @@ def test_guests_refused_in_nodes_without_kvm_and_nothing_made(lab: Any) -> None:
     from hcisim.lab.libvirt.nested import NestedGuestsRefused
 
     sc = lab.scenario
+    if lab.guest_image is None:
+        pytest.skip(f"no guest image: {lab.meta()['guest_layer']}")
     nested = lab.meta()["nested"]
     assert set(nested) == set(sc.host_names)
     for host, v in nested.items():
@@ -205,6 +207,8 @@ def test_a_guest_in_a_node_through_the_guests_layer(lab: Any) -> None:
     from hcisim.lab.guests.lab import check_guest
     from hcisim.lab.wait import wait_until
 
+    if lab.guest_image is None:
+        pytest.skip(f"no guest image: {lab.meta()['guest_layer']}")
     facts = lab.meta()["nested"]["host1"]["facts"]
     if facts.get("dev_kvm") != "yes":
         pytest.skip("no /dev/kvm in the node (a TCG guest inside a TCG node boots in ~70 s)")

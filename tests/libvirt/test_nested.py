@@ -261,3 +261,20 @@ def test_a_node_guest_is_the_guests_layer_command_with_node_paths(tmp_path: Path
     assert argv[argv.index("-pidfile") + 1] == f"{tmp_path}/guests/host2/vm1/qemu.pid"
     assert spec.per_file() == (4 << 20) // spec.record_size  # no stat of a node's file
     assert f"hcisim.per_file={spec.per_file()}" in argv[argv.index("-append") + 1]
+
+
+def test_the_refusal_is_the_engine_error_exit_code_3(capsys: pytest.CaptureFixture[str]) -> None:
+    """``hcisim run`` turns it into one line on stderr and exit code 3, no traceback."""
+    import typer
+
+    from hcisim.cli import EXIT_ENGINE, friendly
+
+    @friendly
+    def run() -> None:
+        raise NestedGuestsRefused([decide("host1", "qemu", "tcg here", GOOD, "abc", None)])
+
+    with pytest.raises(typer.Exit) as info:
+        run()
+    assert info.value.exit_code == EXIT_ENGINE == 3
+    err = capsys.readouterr().err
+    assert "node host1: it runs under software emulation" in err and "Traceback" not in err
