@@ -278,3 +278,28 @@ def test_the_refusal_is_the_engine_error_exit_code_3(capsys: pytest.CaptureFixtu
     assert info.value.exit_code == EXIT_ENGINE == 3
     err = capsys.readouterr().err
     assert "node host1: it runs under software emulation" in err and "Traceback" not in err
+
+
+def test_nodes_with_nested_kvm_still_refuse_what_node_guests_cannot_do_yet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every node passes: a guests scenario with faults or operations is refused naming
+    them (auto-resume, migration are the namespace lab's); one without them goes on."""
+    from hcisim.lab.libvirt.hypervisor import DomainType
+    from hcisim.lab.libvirt.nested import not_carried
+    from hcisim.scenario import make_fault
+
+    be, _ = _backend_with_verdicts(tmp_path, "guests", GOOD, monkeypatch)
+    be.domain_type = DomainType("kvm", "probed")
+    monkeypatch.setattr("hcisim.lab.libvirt.backend.check_node",
+                        lambda shells, h, dt, why, want, emulated:
+                        decide(h, dt, why, GOOD, want, PROBE_OK))
+    host = be.scenario.host_names[0]
+    cut = make_fault(at_s=5, kind="nic_loss", target=host, network="storage", duration_s=5)
+    be.scenario = be.scenario.model_copy(update={"faults": (cut,), "operations": ()})
+    with pytest.raises(LabError, match=r"run guests inside the nodes.*faults \(1\): the "
+                       "auto-resume"):
+        be._check_nested()
+    assert all(v["usable"] for v in be._meta["nested"].values())
+    be.scenario = be.scenario.model_copy(update={"faults": ()})
+    assert not_carried(be.scenario) == []
+    be._check_nested()  # nothing refused: the guests would start in the nodes

@@ -39,6 +39,7 @@ from hcisim.lab.libvirt.nested import (
     NodeGuestImage,
     check_node,
     guest_layer_disk,
+    require_carried,
     require_nested,
 )
 from hcisim.lab.libvirt.ssh import CONTROL_DIR, NodeShells, make_key, ssh_config
@@ -266,6 +267,7 @@ class LibvirtBackend(FaultBook, RemoteNodes):
         self.timings["nested_check_s"] = round(time.monotonic() - t, 1)
         if self.wants_guests:
             require_nested(self.nested)
+            require_carried(self.scenario)
 
     def start_node_guest(self, vm: str, host: str, volume: str, image: GuestImage | None,
                          disk_bytes: int, **options: Any) -> Guest:

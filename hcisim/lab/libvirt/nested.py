@@ -38,6 +38,7 @@ from hcisim.lab.libvirt.hypervisor import (
 from hcisim.lab.libvirt.render import write_iso
 from hcisim.lab.libvirt.ssh import NodeShells
 from hcisim.lab.node import sh
+from hcisim.scenario import Scenario
 
 NODE_GUEST_DIR = "/opt/hcisim/guest"
 GUEST_DISK_SERIAL = "hcisim-guest"
@@ -256,3 +257,35 @@ def require_nested(verdicts: list[NestedVerdict]) -> None:
         if not verdicts:
             raise LabError(STEP, "no node was checked for nested virtualisation")
         raise NestedGuestsRefused(verdicts)
+
+
+def not_carried(sc: Scenario) -> list[str]:
+    """What of ``sc``'s guests run the node guests cannot do yet (empty: all of it).
+
+    Started in the nodes are the guests themselves: boot, QMP events, heartbeat, write
+    history and its check. The rest of the guests layer's run works on the namespace lab's
+    hosts only: vdsm's auto-resume probes the mount through the harness's path (a local
+    mirror on this backend, always writable), live migration starts its destination in a
+    namespace, the plane starts sanlock and agents there.
+    """
+    missing = []
+    if sc.faults:
+        missing.append(f"faults ({len(sc.faults)}): the auto-resume after a storage pause "
+                       "probes the mount from the harness")
+    if sc.operations:
+        missing.append(f"operations ({', '.join(sorted({o.kind for o in sc.operations}))}): "
+                       "live migration and maintenance between nodes")
+    if sc.lab.plane:
+        missing.append("the management plane (lab.plane)")
+    return missing
+
+
+def require_carried(sc: Scenario) -> None:
+    """Refuse a guests scenario whose run needs what node guests cannot do yet."""
+    missing = not_carried(sc)
+    if missing:
+        raise LabError("run guests inside the nodes",
+                       "the nodes have nested KVM and boot the guests, but this scenario "
+                       f"needs what is not built for guests inside node VMs: "
+                       f"{'; '.join(missing)}. Run it on the namespace lab (--engine "
+                       "lab+netns)")
