@@ -231,10 +231,9 @@ class FaultInjector:
                          f"{ipt} -F {CHAIN}; {ipt} -X {CHAIN}; true"), 30)
             return t
         peers = getattr(f, "peers", None) or [h for h in self.sc.host_names if h != f.target]
-        roles = [r for r in f.networks if r != "migration"]
         rules = [f"{ipt} -N {CHAIN}"]
         for p in peers:
-            for role in roles:
+            for role in f.networks:
                 a = shlex.quote(self.machine.address(p, role))
                 rules += [f"{ipt} -A {CHAIN} -s {a} -j DROP", f"{ipt} -A {CHAIN} -d {a} -j DROP"]
         t = time.time()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hcisim.lab.guests.links import migration_link_mbit
+from hcisim.lab.guests.links import migration_lab_network, migration_link_mbit
 from hcisim.lab.guests.migrate import MigrationPolicy, _Monitor
-from hcisim.lab.guests.operations import downtime_limits, migration_network, policy_for
+from hcisim.lab.guests.operations import downtime_limits, policy_for
 from hcisim.lab.guests.run import clip
 from hcisim.lab.guests.vmstate import StateRow
 from hcisim.model.compute.migration import downtime_schedule_ms, step_wait_s
@@ -67,7 +67,9 @@ def test_policy_scales_the_bandwidth_like_the_guests_ram() -> None:
 
 
 def test_the_stream_uses_the_lab_network_sharing_the_migration_nic() -> None:
-    assert migration_network(SC, "host1") == "storage"
+    assert migration_lab_network(SC, "host1") == "storage"
+    dedicated = load_scenario(SC_DIR / "lab-migration-nic-loss.yaml")
+    assert migration_lab_network(dedicated, "host1") == "migration"  # its own link
 
 
 def test_rows_are_cut_at_the_end_of_the_run() -> None:
@@ -77,7 +79,7 @@ def test_rows_are_cut_at_the_end_of_the_run() -> None:
 
 def test_a_migration_link_of_its_own_is_shaped_to_the_nic_times_the_guest_scale() -> None:
     light_fast = load_scenario(SC_DIR / "lab-migration-light-fast.yaml")
-    assert migration_network(light_fast, "host1") == "management"
+    assert migration_lab_network(light_fast, "host1") == "management"
     assert migration_link_mbit(light_fast, 0.15625) == pytest.approx(
         {h: 1000 * 0.15625 for h in ("host1", "host2", "host3")})
     assert migration_link_mbit(SC, 0.15625) == {}  # shares the storage NIC: not shaped

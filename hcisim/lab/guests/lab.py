@@ -85,12 +85,12 @@ def start_destination(be: Any, source: Guest, host: str, volume: str, port: int 
                       network: str = "storage") -> tuple[Guest, str]:
     """The same guest waiting for its migration stream on ``host``; returns it and the URI.
 
-    It listens on ``host``'s address on ``network`` (the lab's storage or management
-    network), so the stream crosses the lab's links; its disk is the same image file seen
-    through ``host``'s own mount of ``volume``.
+    It listens on ``host``'s address on ``network`` (the lab's storage, management or
+    migration network), so the stream crosses the lab's links; its disk is the same image
+    file seen through ``host``'s own mount of ``volume``.
     """
     h = be.lab_.host(host)
-    addr = h.storage_addr if network == "storage" else h.mgmt_addr
+    addr = h.address(network)
     uri = f"tcp:{addr}:{port}"
     base = guest_spec(h, be.mount_path(host, volume), source.spec.name)
     spec = dataclasses.replace(source.spec, netns=base.netns, host=base.host, disk=base.disk,

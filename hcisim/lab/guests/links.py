@@ -1,15 +1,16 @@
 """The migration link's speed on the lab: a tbf at the scenario NIC's rate, scaled like
 the guests' RAM.
 
-The netns lab has two networks per host (storage, management) and veth links that run as
-fast as the CPU copies. A scenario whose migration network has its own NIC, or shares the
-management NIC (oVirt's default: ovirtmgmt carries migration), puts the migration stream on
-the lab's management network (:func:`hcisim.lab.guests.run.migration_network`); that link is
-then shaped to the NIC's ``gbps`` times the guests' scale (guest RAM / scenario VM RAM,
-``fleet.scale``), with the same tbf a ``link_slowdown`` fault uses (both ends: the host's
-egress and the switch port toward it). A 1 GiB VM at 1 Gb/s and its 160 MiB guest at
-156 Mbit/s then take the same time to copy, as the bandwidth cap is scaled alike. The
-model puts the flow on the same NIC at its full rate (``hcisim.model.storage_port``).
+The netns lab has a link per network and host (storage, management, migration) that runs
+as fast as the CPU copies. The migration stream crosses the link of the NIC the scenario
+puts migration on (:func:`migration_lab_network`): the lab's migration link for a dedicated
+migration NIC, the management link when it shares the management NIC (oVirt's default:
+ovirtmgmt carries migration) or when no NIC carries migration. That link is then shaped to
+the NIC's ``gbps`` times the guests' scale (guest RAM / scenario VM RAM, ``fleet.scale``),
+with the same tbf a ``link_slowdown`` fault uses (both ends: the host's egress and the
+switch port toward it). A 1 GiB VM at 1 Gb/s and its 160 MiB guest at 156 Mbit/s then
+take the same time to copy, as the bandwidth cap is scaled alike. The model puts the flow
+on the same NIC at its full rate (``hcisim.model.storage_port``).
 
 A migration network that shares the storage NIC is not shaped (the storage traffic would
 be throttled too, and it is not scaled).
@@ -22,6 +23,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from hcisim.scenario import Scenario
+from hcisim.scenario.cluster import NetworkRole
+
+
+def migration_lab_network(sc: Scenario, host: str) -> NetworkRole:
+    """The lab network ``host``'s migration stream crosses: that of the NIC carrying
+    migration (storage or management when it shares one, its own link when dedicated),
+    management when no NIC carries it (oVirt migrates over ovirtmgmt then)."""
+    for nic in sc.host(host).nics:
+        if "migration" in nic.networks:
+            for shared in ("storage", "management"):
+                if shared in nic.networks:
+                    return shared
+            return "migration"
+    return "management"
 
 
 def migration_nic_gbps(sc: Scenario, host: str) -> float | None:
@@ -75,7 +90,7 @@ def scaled_send_buffer(layout: Any, host: str, scale: float) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def shaped_migration_links(sc: Scenario, be: Any, scale: float) -> Iterator[dict[str, float]]:
-    """Shape every host's migration link (the lab's management network) for the run;
+    """Shape every host's migration link (:func:`migration_lab_network`) for the run;
     the shaping is removed on the way out, whatever happened. Only on the netns lab
     (another backend: nothing shaped, an empty mapping)."""
     from hcisim.lab.netns import network  # the netns lab's tc; not needed elsewhere
@@ -92,13 +107,14 @@ def shaped_migration_links(sc: Scenario, be: Any, scale: float) -> Iterator[dict
     try:
         for host, mbit in rates.items():
             done.append(host)
-            network.shape(layout, layout.host(host), ("management",), mbit, QUEUE_MS)
+            net = migration_lab_network(sc, host)
+            network.shape(layout, layout.host(host), (net,), mbit, QUEUE_MS)
             buffers.append(scaled_send_buffer(layout, host, scale))
         yield rates
     finally:
         for host in done:
             with contextlib.suppress(Exception):  # the lab may be gone with its namespaces
-                network.unshape(layout, layout.host(host), ("management",))
+                network.unshape(layout, layout.host(host), (migration_lab_network(sc, host),))
         for ns, old in buffers:
             with contextlib.suppress(Exception):
                 run("restore tcp_wmem", ["sysctl", "-q", "-w", f"net.ipv4.tcp_wmem={old}"],

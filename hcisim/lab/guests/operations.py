@@ -21,6 +21,7 @@ from typing import Any
 
 from hcisim.lab.guests.fleet import Fleet
 from hcisim.lab.guests.lab import start_destination
+from hcisim.lab.guests.links import migration_lab_network
 from hcisim.lab.guests.migrate import MigrationPolicy, MigrationResult, migrate
 from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.plane.maintenance import LabMaintenance
@@ -109,14 +110,6 @@ def policy_for(sc: Scenario, vm: str, scale: float) -> MigrationPolicy:
                            monitor_interval_s=m.monitor_interval_s)
 
 
-def migration_network(sc: Scenario, host: str) -> str:
-    """The lab network the stream crosses: the one sharing a NIC with ``migration``."""
-    for nic in sc.host(host).nics:
-        if "migration" in nic.networks:
-            return "storage" if "storage" in nic.networks else "management"
-    return "management"
-
-
 def run_operations(sc: Scenario, be: Any, gr: GuestRun, t0: float,
                    stack: contextlib.ExitStack, resume: Callable[[Guest, str], None],
                    halt: threading.Event) -> None:
@@ -159,7 +152,7 @@ def migrate_vm(sc: Scenario, be: Any, gr: GuestRun, stack: contextlib.ExitStack,
     volume = gr.fleet.volumes[vm]
     try:
         dst, uri = start_destination(be, src, dst_host, volume, port=port,
-                                     network=migration_network(sc, src.spec.host))
+                                     network=migration_lab_network(sc, src.spec.host))
         stack.enter_context(dst)
         result = migrate(src, dst, uri, policy_for(sc, vm, gr.fleet.scale[vm]))
     except Exception as exc:  # a failed migration is recorded, never fatal to the run

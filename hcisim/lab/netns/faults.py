@@ -90,8 +90,7 @@ class NetnsMachine:
         return gluster.client(self.lab.host(host))
 
     def address(self, host: str, role: NetworkRole) -> str:
-        h = self.lab.host(host)
-        return h.mgmt_addr if role == "management" else h.storage_addr
+        return self.lab.host(host).address(role)
 
     def power(self, host: str, on: bool) -> None:
         h = self.lab.host(host)

@@ -38,7 +38,11 @@ from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import read_pid
 from hcisim.lab.scale import LabScale
 from hcisim.scenario import Scenario
+from hcisim.scenario.cluster import NetworkRole
 
+# The links whose NIC rate is imposed; a dedicated migration link is shaped only while a
+# guest run migrates over it (hcisim.lab.guests.links), at the guests' scale.
+IMPOSED: tuple[NetworkRole, ...] = ("storage", "management")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PREFIX = "hcisim-"
 V1_FILES = {"read_bps": "blkio.throttle.read_bps_device",
@@ -54,7 +58,7 @@ def link_plan(sc: Scenario, scale: LabScale) -> dict[str, dict[str, float]]:
     share one tbf): said in the notes."""
     plan: dict[str, dict[str, float]] = {}
     for h in sc.hosts:
-        for net in network.ROLES:
+        for net in IMPOSED:
             nic = h.nic_for(net)
             if nic is not None:
                 plan.setdefault(h.name, {})[net] = nic.gbps * 1000.0 * scale.io

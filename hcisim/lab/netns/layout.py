@@ -4,9 +4,9 @@ Pure naming, no side effects except :func:`allocate`, which reserves a lab name 
 subnet index under a lock so that several labs (pytest-xdist workers, two users) never
 share a namespace name, a subnet or a directory.
 
-Addresses: lab index k (0..119) owns storage 10.213.2k.0/24 and management
-10.213.(2k+1).0/24; host i (0-based) is .11+i on both. They exist only inside the lab's
-namespaces, never on the machine's own interfaces.
+Addresses: lab index k (0..119) owns storage 10.213.2k.0/24, management
+10.213.(2k+1).0/24 and migration 10.214.k.0/24; host i (0-based) is .11+i on each. They
+exist only inside the lab's namespaces, never on the machine's own interfaces.
 """
 
 from __future__ import annotations
@@ -35,7 +35,13 @@ class HostLayout:
     netns: str
     storage_addr: str
     mgmt_addr: str
+    mig_addr: str
     dir: Path
+
+    def address(self, network: str) -> str:
+        """The host's address on lab network ``network`` (storage, management, migration)."""
+        return {"storage": self.storage_addr, "management": self.mgmt_addr,
+                "migration": self.mig_addr}[network]
 
     @property
     def workdir(self) -> Path:
@@ -77,6 +83,7 @@ class HostLayout:
     # Interface names: in the host's namespace, and its peer end in the switch namespace.
     STORAGE_IF = "sto0"
     MGMT_IF = "mgmt0"
+    MIG_IF = "mig0"  # a dedicated migration NIC's link (unused when migration shares one)
 
     @property
     def switch_storage_if(self) -> str:
@@ -85,6 +92,10 @@ class HostLayout:
     @property
     def switch_mgmt_if(self) -> str:
         return f"m{self.index}"
+
+    @property
+    def switch_mig_if(self) -> str:
+        return f"g{self.index}"
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,7 @@ class LabLayout:
             HostLayout(name=h, index=i, netns=f"{NS_PREFIX}{name}-{h}",
                        storage_addr=f"10.213.{2 * index}.{11 + i}",
                        mgmt_addr=f"10.213.{2 * index + 1}.{11 + i}",
-                       dir=base / "h" / h)
+                       dir=base / "h" / h, mig_addr=f"10.214.{index}.{11 + i}")
             for i, h in enumerate(host_names))
         return cls(name=name, index=index, dir=base, hosts=hosts)
 

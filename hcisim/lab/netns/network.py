@@ -1,8 +1,12 @@
 """Namespaces, bridges and veth pairs of a netns lab, and cutting or slowing its links.
 
-Topology: a switch namespace holds two bridges (``brs`` storage, ``brm`` management);
-each host namespace has ``sto0`` and ``mgmt0``, veth pairs whose other ends
-(``s<i>``/``m<i>``) are ports of those bridges. Either network of a host can be cut alone.
+Topology: a switch namespace holds three bridges (``brs`` storage, ``brm`` management,
+``brg`` migration); each host namespace has ``sto0``, ``mgmt0`` and ``mig0``, veth pairs
+whose other ends (``s<i>``/``m<i>``/``g<i>``) are ports of those bridges. Each network of
+a host can be cut alone. ``mig0`` carries a live migration only when the scenario gives
+the host a dedicated migration NIC; a migration network that shares a NIC rides on that
+NIC's link (:func:`hcisim.lab.guests.links.migration_lab_network`), and a fault naming it
+is bound to every network of that NIC (``Fault.networks``), so the right link goes down.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import run
 from hcisim.scenario.cluster import NetworkRole
 
-BRIDGES = {"storage": "brs", "management": "brm"}
-ROLES: tuple[NetworkRole, ...] = ("storage", "management")
+BRIDGES = {"storage": "brs", "management": "brm", "migration": "brg"}
+ROLES: tuple[NetworkRole, ...] = ("storage", "management", "migration")  # every link
 
 
 def build_network(lab: LabLayout, state: LabState) -> None:
@@ -30,7 +34,8 @@ def build_network(lab: LabLayout, state: LabState) -> None:
     for h in lab.hosts:
         for net, inner, outer, addr in (
                 ("storage", h.STORAGE_IF, h.switch_storage_if, h.storage_addr),
-                ("management", h.MGMT_IF, h.switch_mgmt_if, h.mgmt_addr)):
+                ("management", h.MGMT_IF, h.switch_mgmt_if, h.mgmt_addr),
+                ("migration", h.MIG_IF, h.switch_mig_if, h.mig_addr)):
             run(step, ["ip", "-n", sw, "link", "add", outer, "type", "veth",
                        "peer", "name", inner, "netns", h.netns])
             run(step, ["ip", "-n", sw, "link", "set", outer, "master", BRIDGES[net], "up"])
@@ -40,9 +45,12 @@ def build_network(lab: LabLayout, state: LabState) -> None:
 
 
 def interfaces(host: HostLayout, roles: tuple[NetworkRole, ...]) -> list[str]:
-    """The host-side interfaces of ``roles`` (migration rides on storage here)."""
-    return [i for i, on in ((host.STORAGE_IF, "storage" in roles or "migration" in roles),
-                            (host.MGMT_IF, "management" in roles)) if on]
+    """The host-side interfaces of ``roles``: each network its own link. A fault on a
+    migration network sharing a NIC names that NIC's networks too (``Fault.networks``),
+    so the shared link goes down with it."""
+    return [i for i, on in ((host.STORAGE_IF, "storage" in roles),
+                            (host.MGMT_IF, "management" in roles),
+                            (host.MIG_IF, "migration" in roles)) if on]
 
 
 def set_links(host: HostLayout, roles: tuple[NetworkRole, ...], up: bool) -> None:
@@ -66,8 +74,9 @@ def imposed_mbit(lab: LabLayout, host: HostLayout) -> dict[str, float]:
 def _ends(lab: LabLayout, host: HostLayout,
           roles: tuple[NetworkRole, ...]) -> list[tuple[str, str, str]]:
     """(netns, interface, lab network) of both ends of the host's links of ``roles``."""
-    net = {host.STORAGE_IF: "storage", host.MGMT_IF: "management"}
-    sw_if = {host.STORAGE_IF: host.switch_storage_if, host.MGMT_IF: host.switch_mgmt_if}
+    net = {host.STORAGE_IF: "storage", host.MGMT_IF: "management", host.MIG_IF: "migration"}
+    sw_if = {host.STORAGE_IF: host.switch_storage_if, host.MGMT_IF: host.switch_mgmt_if,
+             host.MIG_IF: host.switch_mig_if}
     out = []
     for i in interfaces(host, roles):
         out += [(host.netns, i, net[i]), (lab.switch_netns, sw_if[i], net[i])]
