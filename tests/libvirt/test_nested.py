@@ -3,6 +3,7 @@ the live check runs in tests/libvirt/test_lab_slow.py on real nodes)."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -59,7 +60,15 @@ def test_guest_layer_disk_holds_the_guest_image_bytes(tmp_path: Path) -> None:
     for name, data in files.items():
         (img_dir / name).write_bytes(data)
     image = GuestImage(img_dir, {"pkg:x": "1"})
+    layers = tmp_path / "cache" / "guest-layer"
+    layers.mkdir(parents=True)
+    for i, stamp in enumerate((100, 200, 300)):  # disks of older guest images
+        (layers / f"old{i}.iso").write_bytes(b"")
+        os.utime(layers / f"old{i}.iso", (stamp, stamp))
     iso = guest_layer_disk(image, tmp_path / "cache")
+    # a new one made: the newest three stay (as the guest image cache keeps its newest)
+    assert sorted(p.name for p in layers.glob("*.iso")) == [
+        "0123456789abcdef.iso", "old1.iso", "old2.iso"]
     assert iso == tmp_path / "cache" / "guest-layer" / "0123456789abcdef.iso"
     assert iso.stat().st_mode & 0o777 == 0o644
     listing = subprocess.run(["isoinfo", "-R", "-f", "-i", str(iso)], capture_output=True,

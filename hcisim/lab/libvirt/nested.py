@@ -45,6 +45,7 @@ GUEST_DISK_SERIAL = "hcisim-guest"
 GUEST_LAYER_LABEL = "hcisim-guest"
 HASH_FILE = "image-hash"
 GUEST_FILES = ("vmlinuz", "vmlinux", "initrd.img", "recipe.json")
+KEEP_LAYERS = 3
 NODE_QEMU = "qemu-system-x86_64"
 PROBE_CONSOLE = "/run/hcisim-kvm-probe.log"
 STEP = "check nested virtualisation"
@@ -71,6 +72,8 @@ def guest_layer_disk(image: GuestImage, cache: Path) -> Path:
         write_iso(tree, part, GUEST_LAYER_LABEL)
         part.chmod(0o644)
         shutil.move(part, iso)  # whole or not at all: a build that dies leaves no iso
+    for old in sorted(directory.glob("*.iso"), key=lambda p: p.stat().st_mtime)[:-KEEP_LAYERS]:
+        old.unlink(missing_ok=True)  # as the guest image cache keeps its newest few
     return iso
 
 
