@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hcisim.engines import observe
 from hcisim.observations import Observations
@@ -82,3 +84,43 @@ def test_migration_on_the_management_nic_is_cut_with_it() -> None:
             df, other = df.drop(columns="network"), other.drop(columns="network")
         pd.testing.assert_frame_equal(df, other, obj=name)
     assert mig["migrations"]["outcome"].tolist() == ["aborted"]
+
+
+def _variant(fault: str) -> Observations:
+    """lab-migration-nic-loss with another fault on host2's migration network."""
+    text = (SCENARIOS / "lab-migration-nic-loss.yaml").read_text()
+    old = "{at_s: 6, kind: nic_loss, target: host2, network: migration, duration_s: 12}"
+    assert old in text
+    return observe("model", parse_scenario(text.replace(old, fault)))
+
+
+def test_a_partition_of_the_migration_network_stalls_it_too() -> None:
+    obs = _variant("{at_s: 6, kind: partition, target: host2, network: migration,"
+                   " peers: [host1], duration_s: 12}")
+    assert obs["migrations"]["outcome"].tolist() == ["aborted"]
+    assert _host_events(obs, "host2") == set()
+
+
+def test_a_slower_migration_nic_makes_the_migration_longer() -> None:
+    base = _variant("{at_s: 20, kind: brick_crash, target: host3}")  # after the migration
+    slow = _variant("{at_s: 4, kind: link_slowdown, target: host2, network: migration,"
+                    " rate_mbit: 250, duration_s: 15}")
+    fast, slowed = base["migrations"].iloc[0], slow["migrations"].iloc[0]
+    assert fast["outcome"] == slowed["outcome"] == "converged"
+    assert float(slowed["t_end_s"]) > float(fast["t_end_s"]) + 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(at_s=st.floats(3.2, 9.0), cut_s=st.floats(1.0, 30.0))
+def test_a_migration_nic_cut_never_loses_the_host_or_moves_the_vm_half_way(
+        at_s: float, cut_s: float) -> None:
+    """Wherever the cut falls in the migration and however long it lasts: no host event,
+    the VM runs on exactly one host, and it is on host2 only if the migration converged."""
+    obs = _variant(f"{{at_s: {at_s!r}, kind: nic_loss, target: host2, network: migration,"
+                   f" duration_s: {cut_s!r}}}")
+    assert _host_events(obs, "host2") == set()
+    (outcome,) = obs["migrations"]["outcome"].tolist()
+    st_ = obs["vm_state"].sort_values("t_start_s")
+    assert "paused" not in set(st_["state"]) or outcome == "converged"
+    assert st_["host"].iloc[-1] == ("host2" if outcome == "converged" else "host1")
+    assert st_["state"].iloc[-1] == "running"
