@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hcisim.lab.guests.image import GuestImage, ensure_image
-from hcisim.lab.guests.qemu import SECTOR, Guest, GuestSpec, make_disk
+from hcisim.lab.guests.qemu import SECTOR, Guest, GuestSpec, kvm_usable, make_disk
 from hcisim.lab.history import CheckResult, History, check, parse_history
 
 DISK_BYTES = 4 << 20  # the whole history fits one shard of the lab's 4 MiB shard size
@@ -48,7 +48,10 @@ def history_relname(vm: str) -> str:
 
 
 def guest_spec(host: HostPaths, mount: Path, vm: str, **options: Any) -> GuestSpec:
+    """A guest in ``host``'s namespace: KVM where this machine has usable hardware
+    virtualisation (:func:`kvm_usable`), software emulation (TCG) otherwise."""
     disk = mount / f"{history_relname(vm)}.0"
+    options.setdefault("accel", "kvm" if kvm_usable()[0] else "tcg")
     return GuestSpec(name=vm, netns=host.netns, host=host.name, disk=disk,
                      run_dir=host.dir / "guests" / vm, pidfile=host.piddir / f"guest-{vm}.pid",
                      **options)

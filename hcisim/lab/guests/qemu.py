@@ -14,7 +14,8 @@ Disk settings are oVirt's (vdsm's domain XML for a file disk on Gluster FUSE):
 write that fails with EIO/ENOTCONN pauses the VM instead of reaching the guest, and the
 failed request is retried when the VM is continued.
 
-Software emulation (TCG): see :func:`kvm_usable` for why not KVM here.
+KVM where :func:`kvm_usable` finds usable hardware virtualisation, software emulation
+(TCG) otherwise (here: why not KVM is in its docstring).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from hcisim.lab.guests.fleet import scenario_guests
 from hcisim.lab.guests.lab import check_guest, merged_history
 from hcisim.lab.guests.links import shaped_migration_links
 from hcisim.lab.guests.operations import GuestRun, run_operations
-from hcisim.lab.guests.qemu import Guest
+from hcisim.lab.guests.qemu import Guest, kvm_usable
 from hcisim.lab.guests.resume import AutoResume, ResumeBehavior, mount_writable
 from hcisim.lab.guests.vmstate import StateRow, record_vm_state, vm_state_rows
 from hcisim.lab.heal import heal_settled
@@ -60,6 +60,13 @@ from hcisim.scenario import Fault, Scenario
 
 Progress = Callable[[float], None]
 OPERATIONS_JOIN_S = 60.0
+
+
+def guest_accel() -> dict[str, str]:
+    """What the guests ran on, and why: ``meta["guest_accel"]`` (times measured under TCG
+    are the emulator's as much as the guest's)."""
+    usable, why = kvm_usable()
+    return {"accel": "kvm" if usable else "tcg", "why": why}
 
 
 def migration_rows(gr: GuestRun, t0: float, out: Recorder) -> None:
@@ -240,6 +247,7 @@ def run_guests(sc: Scenario, be: Any, opts: LabOptions, progress: Progress | Non
         "vms": "guests",
         "guest_boot_s": {vm: round(s, 2) for vm, s in fleet.boot_s.items()},
         "guest_scale": {vm: round(s, 5) for vm, s in fleet.scale.items()},
+        "guest_accel": guest_accel(),
         "migration_link_mbit": {h: round(r, 3) for h, r in links.items()},
         "heal_settled_after_run": healed,
         "poll_errors": poller.errors[:20],
