@@ -124,7 +124,8 @@ def register(app: typer.Typer) -> None:
         target: Annotated[str, typer.Argument(help="host name")],
         name: Annotated[str | None, typer.Option(help="lab name")] = None,
         network: Annotated[str | None, typer.Option(
-            help="storage, management or all (nic_loss, partition, link_slowdown)")] = None,
+            help="storage, management, migration (the NIC carrying it, with every network "
+            "on it) or all (nic_loss, partition, link_slowdown)")] = None,
         volume: Annotated[str | None, typer.Option(
             help="brick_crash: only this volume; brick_hang: this volume")] = None,
         disk: Annotated[str | None, typer.Option(help="disk_failure: this disk")] = None,
@@ -134,8 +135,6 @@ def register(app: typer.Typer) -> None:
         """Inject a fault into a running lab (repair it with `hcisim lab restore`)."""
         from pydantic import ValidationError
 
-        from hcisim.scenario import make_fault
-
         be = _attach(name)
         if target not in be.scenario.host_names:
             raise UserError(f"target {target!r}: not a host of this lab "
@@ -143,11 +142,13 @@ def register(app: typer.Typer) -> None:
         try:
             given = {"network": network, "volume": volume, "disk": disk,
                      "peers": tuple(peers) if peers else None, "rate_mbit": rate_mbit}
-            f = make_fault(at_s=0, kind=kind, target=target,
-                           **{k: v for k, v in given.items() if v is not None})
+            f = be.scenario.make_fault(at_s=0, kind=kind, target=target,
+                                       **{k: v for k, v in given.items() if v is not None})
         except ValidationError as exc:
             raise UserError("fault: " + "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        except ValueError as exc:  # network: migration on a host without such a NIC
+            raise UserError(f"fault: network: {exc}") from None
         t = be.inject(f)
         out.print(f"{kind} on {target} at {time.strftime('%H:%M:%S', time.localtime(t))}")
         be.detach()

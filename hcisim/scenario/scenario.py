@@ -10,7 +10,7 @@ from hcisim.scenario.base import Strict
 from hcisim.scenario.claims import ClaimSpec
 from hcisim.scenario.cluster import Host, Network, NetworkRole, Volume
 from hcisim.scenario.compute import Compute
-from hcisim.scenario.faults import Fault, Operation
+from hcisim.scenario.faults import Fault, Operation, make_fault
 from hcisim.scenario.profile import DEFAULT_PROFILE, fill_model, load_profile
 from hcisim.scenario.workload import IoProfile, Phase, Vm
 
@@ -177,6 +177,15 @@ class Scenario(Strict):
             if n.role == role:
                 return n
         return Network(role=role)
+
+    def make_fault(self, **fields: Any) -> Fault:
+        """One fault on this scenario's hosts, as if it were in its ``faults`` (a fault
+        injected by hand, or read back from a lab's state): validated by kind and with
+        ``network: migration`` bound to the target's NICs. Raises ValueError (pydantic's
+        ValidationError is one) naming the field; KeyError for an unknown target."""
+        f = make_fault(**fields)
+        f.bind_networks(tuple(n.networks for n in self.host(f.target).nics))
+        return f
 
     def io_profile(self, ref: str | IoProfile | None) -> IoProfile | None:
         if ref is None or isinstance(ref, IoProfile):

@@ -109,3 +109,18 @@ def test_the_cut_is_every_network_on_the_migration_nic(place: tuple[int, int, in
     expected = tuple(r for r in ROLES if r in on[place[2]])
     assert f.networks == expected
     assert (f.host_loss == "management_cut") == ("management" in expected)
+
+
+def test_a_fault_made_for_a_scenario_is_bound_like_its_own() -> None:
+    """``hcisim lab fault`` and a lab reading its active faults back make them through the
+    scenario: a shared NIC's cut is restored whole, not only its migration part."""
+    sc = parse_scenario(_scenario(ON_MGMT, "{at_s: 5, kind: nic_loss, target: h2,"
+                                  " network: migration}"))
+    (f,) = sc.faults
+    again = sc.make_fault(**f.model_dump(mode="json"))
+    assert again.networks == f.networks == ("management", "migration")
+    assert again.host_loss == "management_cut"
+    bare = parse_scenario(_scenario(NONE, "{at_s: 5, kind: nic_loss, target: h2}"))
+    with pytest.raises(ValueError, match="host 'h2' has no NIC carrying the migration"):
+        bare.make_fault(at_s=0, kind="nic_loss", target="h2", network="migration")
+    assert bare.make_fault(at_s=0, kind="nic_loss", target="h2").networks == ("storage",)

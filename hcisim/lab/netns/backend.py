@@ -28,7 +28,7 @@ from hcisim.lab.netns.reclaim import Leftovers, reclaim, sockets_of
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import kill_and_wait, signal_pids, spawn
 from hcisim.lab.scale import LabScale
-from hcisim.scenario import Fault, Scenario, load_scenario, make_fault, save_scenario
+from hcisim.scenario import Fault, Scenario, load_scenario, save_scenario
 
 WRITER = Path(__file__).resolve().parent.parent / "history_writer.py"
 REQUIRED = {
@@ -106,7 +106,7 @@ class NetnsBackend(FaultBook):
         be.state = LabState(be.lab.state_file)
         be.faults = FaultInjector(sc, NetnsMachine(be.lab, sc, be.state, be._remount,
                                                    be._workloads_killed))
-        be._active = [make_fault(**f) for f in be.state.get_list("active_faults")]
+        be._active = [sc.make_fault(**f) for f in be.state.get_list("active_faults")]
         be.impose = bool(be.state.data.get("imposed"))
         for h in be.lab.hosts:
             for v in sc.volumes:
