@@ -253,3 +253,21 @@ def test_lab_down_removes_a_libvirt_lab_whose_harness_died(
     assert left.empty, left.describe()
     assert running == {"hcisim-lab8-host1"}
     assert not (tmp_path / "lab7").exists()
+
+
+def test_a_migration_network_has_no_node_nic_and_its_faults_are_refused_before_build(
+        tmp_path: Path) -> None:
+    """The nodes have a storage and a management NIC: a fault on a migration network alone
+    would have cut storage (the old mapping); it is refused before anything is made."""
+    from hcisim.lab.libvirt.backend import LibvirtBackend
+    from hcisim.lab.libvirt.faults import migration_faults
+
+    assert nics_of(("management", "migration")) == ["mgmt"]  # shares the management NIC
+    with pytest.raises(LabError, match="no NIC"):
+        nics_of(("migration",))
+    sc = load_scenario(Path("scenarios/lab-migration-nic-loss.yaml"))
+    assert migration_faults(sc) == ["faults[0] (nic_loss on host2)"]
+    be = LibvirtBackend(sc, workdir=tmp_path / "labs", image_cache=tmp_path / "cache")
+    with pytest.raises(LabError, match="migration NIC"):
+        be.build()
+    assert not (tmp_path / "labs").exists() and not (tmp_path / "cache").exists()

@@ -24,7 +24,7 @@ from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.guests.image import GuestImage
 from hcisim.lab.guests.qemu import Guest
 from hcisim.lab.libvirt import deploy, nodes
-from hcisim.lab.libvirt.faults import LibvirtMachine
+from hcisim.lab.libvirt.faults import LibvirtMachine, migration_faults
 from hcisim.lab.libvirt.hypervisor import (
     DAEMON_DIR,
     DomainType,
@@ -48,7 +48,7 @@ from hcisim.lab.node import SshShell
 from hcisim.lab.process import file_lock
 from hcisim.lab.remote import RemoteNodes, parallel
 from hcisim.lab.scale import LabScale
-from hcisim.scenario import Fault, Scenario, load_scenario, make_fault, save_scenario
+from hcisim.scenario import Fault, Scenario, load_scenario, save_scenario
 
 
 @dataclasses.dataclass
@@ -136,7 +136,7 @@ class LibvirtBackend(FaultBook, RemoteNodes):
         be.shell = NodeShells(directory / "ssh_config")
         be.faults = FaultInjector(be.scenario, LibvirtMachine(
             be.conn, be.plan, be.shell, be._node_back, be.set_clock))
-        be._active = [make_fault(**f) for f in state.get_list("active_faults")]
+        be._active = [be.scenario.make_fault(**f) for f in state.get_list("active_faults")]
         return be
 
     @staticmethod
@@ -186,6 +186,10 @@ class LibvirtBackend(FaultBook, RemoteNodes):
         t = time.monotonic()
         if os.geteuid() != 0:
             raise LabError("check prerequisites", "the libvirt lab needs root")
+        unplayable = migration_faults(self.scenario)
+        if unplayable:  # before anything is made: nothing half-built to leave behind
+            raise LabError("check the scenario", f"{', '.join(unplayable)} cut the migration "
+                           "network; libvirt nodes have no migration NIC (the netns lab has)")
         try:
             image = build_image(ImageRecipe(machine_apt_source()), self.image_cache)
             self.timings["image_s"] = round(time.monotonic() - t, 1)

@@ -23,6 +23,7 @@ from hcisim.lab.libvirt.layout import LabPlan, NodePlan
 from hcisim.lab.libvirt.nodes import lookup_domain, restart_domain
 from hcisim.lab.libvirt.ssh import NodeShells
 from hcisim.lab.node import NodeShell
+from hcisim.scenario import Scenario
 from hcisim.scenario.cluster import NetworkRole
 
 AFFECT_LIVE = 1  # libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -42,12 +43,26 @@ def brick_disk_xml(node: NodePlan, disk: str | None) -> str:
             f'bus="virtio"/><serial>{b.serial}</serial></disk>')
 
 
-ROLE_NIC: dict[NetworkRole, str] = {"storage": "storage", "management": "mgmt",
-                                    "migration": "storage"}
+# A node has a storage and a management NIC; no migration network of its own (guests in
+# nodes do not migrate, hcisim.lab.libvirt.nested): a fault on a migration network that
+# shares a NIC names that NIC's role too (Scenario.make_fault), one alone is refused
+# before the lab is built (migration_faults).
+ROLE_NIC: dict[NetworkRole, str] = {"storage": "storage", "management": "mgmt"}
 
 
 def nics_of(roles: tuple[NetworkRole, ...]) -> list[str]:
-    return sorted({ROLE_NIC[r] for r in roles})
+    nics = sorted({ROLE_NIC[r] for r in roles if r in ROLE_NIC})
+    if not nics:
+        raise LabError("cut a network of a libvirt node",
+                       f"networks {', '.join(roles)}: the nodes have no NIC for them")
+    return nics
+
+
+def migration_faults(sc: Scenario) -> list[str]:
+    """The faults of ``sc`` a libvirt lab cannot play: they name the migration network
+    (the nodes have no migration NIC; the netns lab has one)."""
+    return [f"faults[{i}] ({f.kind} on {f.target})" for i, f in enumerate(sc.faults)
+            if "migration" in f.networks]
 
 
 class LibvirtMachine:
@@ -75,7 +90,8 @@ class LibvirtMachine:
         return Gluster(self.shells.node(host), base=tuple(GLUSTER.split()))
 
     def address(self, host: str, role: NetworkRole) -> str:
-        return self.plan.node(host).nic(ROLE_NIC[role]).address
+        (nic,) = nics_of((role,))
+        return self.plan.node(host).nic(nic).address
 
     def power(self, host: str, on: bool) -> None:
         if on:
