@@ -415,3 +415,42 @@ def test_a_finding_reaches_the_summary_the_events_and_the_replicas_claim(tmp_pat
     assert plane.verdict == "fail" and plane.evidence[0]["vm"] == "a"
     (none,) = evaluate(scenario([{"kind": "replicas", "min_copies": 2}]), build(Recorder()))
     assert none.verdict == "n/a"
+
+
+def sector_content(h: History, per_block: int = 8) -> dict[int, bytes]:
+    """The disk after these writes as the guest agent makes them: each write puts its whole
+    sector, the boot's own records up to the current one and zeros after (in ack order)."""
+    out: dict[int, bytes] = {}
+    for a in sorted(h.acked, key=lambda a: a.t_end or 0.0):
+        start = a.seq - a.seq % per_block
+        for r in range(start, start + per_block):
+            out[r] = record(NAME, r, SIZE, a.boot) if r <= a.seq else b"\0" * SIZE
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(boots_st, st.booleans(), st.integers(0, 2), st.data())
+def test_sector_writers_and_a_brick_behind_on_heal_flag_only_overlaps(
+        tmp_path_factory: pytest.TempPathFactory, specs: list[tuple[float, int, float]],
+        sequential: bool, lagging: int, data: st.DataObject) -> None:
+    """Sector-whole writes (the agent's) and one brick that kept the disk as it was before
+    the last boot (it was cut off and not healed yet): sequential boots still check clean
+    (nothing lost, no finding); overlapping ones are flagged."""
+    if sequential:
+        t, laid = 0.0, []
+        for _, n, dt in specs:
+            laid.append((t + 1.0, n, dt))
+            t = _interval(t + 1.0, n, dt)[1]
+        specs = laid
+    text, iv = _generated(specs)
+    h = parse_history(text, NAME)
+    before_last = parse_history(text[:text.rindex("B ")], NAME) if len(specs) > 1 else None
+    content = sector_content(h)
+    stale = sector_content(before_last) if before_last is not None else {}
+    root = tmp_path_factory.mktemp("sectors")
+    bricks = write_bricks(root, content, damage={lagging: {s: r for s, r in stale.items()
+                                                           if s in content}})
+    res = check(h, ".h", SIZE, PER_FILE, bricks, mount=bricks[(lagging + 1) % 3], block=512)
+    assert res.ran_twice == _oracle_overlap(iv), [o.describe() for o in res.overlaps]
+    if not _oracle_overlap(iv):
+        assert res.lost_count == 0 and min(res.copies.values()) >= 2
