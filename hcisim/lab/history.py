@@ -8,9 +8,8 @@ A disk may be written by several boots one after the other (a VM restarted by HA
 restarted): each record names its boot (:func:`hcisim.lab.history_writer.record`) and each
 log says which boot its attempts belong to (``B`` lines). A newer boot starts at seq 0
 again, so its records supersede the older boot's at the same offsets. The checker then also
-proves that the VM never ran twice (:func:`boot_overlaps`): the boots never wrote at the
-same time, and no record of an older boot lies on a brick over a newer boot's acknowledged
-record.
+proves that the VM never ran twice (:func:`time_overlaps`, :func:`check`): the boots never
+wrote at the same time, and no older boot's record lies over a newer boot's acknowledged one.
 """
 
 from __future__ import annotations
