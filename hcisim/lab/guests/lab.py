@@ -76,11 +76,7 @@ def start_guest(be: Any, vm: str, host: str, volume: str, image: GuestImage | No
     if not spec.disk.exists():
         make_disk(spec.disk, disk_bytes)
     guest = Guest(spec, image or ensure_image())
-    try:
-        guest.launch()
-    except BaseException:
-        guest.stop()
-        raise
+    guest.launch()
     return guest
 
 
@@ -99,11 +95,7 @@ def start_destination(be: Any, source: Guest, host: str, volume: str, port: int 
     spec = dataclasses.replace(source.spec, netns=base.netns, host=base.host, disk=base.disk,
                                run_dir=base.run_dir, pidfile=base.pidfile, incoming=uri)
     guest = Guest(spec, source.image)
-    try:
-        guest.launch()
-    except BaseException:
-        guest.stop()
-        raise
+    guest.launch()
     return guest, uri
 
 

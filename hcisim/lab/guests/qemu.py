@@ -268,7 +268,15 @@ class Guest:
         self.stop()
 
     def launch(self) -> None:
-        """Start qemu paused in the host's namespace and connect QMP (and the agent)."""
+        """Start qemu paused in the host's namespace and connect QMP (and the agent); on any
+        failure (Ctrl-C too) stop what was started before raising: no half-started guest."""
+        try:
+            self._launch()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self) -> None:
         s = self.spec
         s.run_dir.mkdir(parents=True, exist_ok=True)
         s.pidfile.parent.mkdir(parents=True, exist_ok=True)

@@ -301,11 +301,7 @@ class LibvirtBackend(FaultBook, RemoteNodes):
         self._guest_histories.setdefault(volume, set()).add(history_relname(vm))
         self._fetched.discard(volume)  # the checker must read the new history too
         guest = NodeGuest(spec, NodeGuestImage.of(layer), node)
-        try:
-            guest.launch()
-        except BaseException:
-            guest.stop()
-            raise
+        guest.launch()
         return guest
 
     def history_names(self, volume: str) -> list[str]:

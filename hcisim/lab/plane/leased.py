@@ -66,12 +66,8 @@ def launch_guest(be: Any, vm: str, host: str, volume: str, store: LeaseStore | N
         make_disk(spec.disk, DISK_BYTES)
     guest = Guest(spec, image or ensure_image(), on_event)
     try:
-        guest.launch()
+        guest.launch()  # stops what it started if it fails
     except LabError as exc:
-        guest.stop()
         raise LabError(f"start {vm} on {host}" + (" with its lease" if store else ""),
                        exc.reason) from None
-    except BaseException:
-        guest.stop()
-        raise
     return guest
