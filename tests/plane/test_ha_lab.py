@@ -31,10 +31,11 @@ import pytest
 from hcisim.engines import observe
 from hcisim.lab.guests.lab import check_vm, guest_spec, start_guest
 from hcisim.lab.guests.resume import mount_writable
-from hcisim.lab.history import CheckResult
+from hcisim.lab.history import CheckResult, parse_history
 from hcisim.lab.netns.backend import NetnsBackend
 from hcisim.lab.plane import sanlock as sl
 from hcisim.lab.plane.engine import Engine, EngineEvent
+from hcisim.lab.plane.hosts import start_agent, stop_agent
 from hcisim.lab.plane.run import Plane
 from hcisim.lab.process import read_pid
 from hcisim.lab.wait import wait_until
@@ -246,6 +247,21 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry(
             time.sleep(1.0)
             final = check_vm(be, "db1", "data", new["host"])
             short = brick_bytes(be, final, "db1")
+        # soft fencing's agent restart on db1's host: the new agent finds db1 again and reads
+        # its port, so the guest (which blocks on an unread port) writes on
+        hn: Any = be.lab_.host(new["host"])
+        stop_agent(be.lab_, hn)
+        start_agent(be.lab_, hn, plane.cfg)
+        t_restart = time.time()
+        db1_log = hn.dir / "guests" / "db1" / "history.log"
+
+        def acks_since() -> int:
+            return sum(1 for a in parse_history(db1_log.read_text(), "db1").acked
+                       if a.t_end is not None and a.t_end > t_restart)
+
+        wait_for(lambda: acks_since() >= 20, 30, "20 records of db1 after the agent restart",
+                 acks_since)
+        recovered = agent_t(plane, "RECOVERED", "db1", t_restart - 5.0, host=new["host"])
     # sanlock killed the lease holder: qemu says who sent the SIGTERM (the daemon's helper
     # process, a child of host3's daemon, named sanlock)
     assert "terminating on signal 15 from pid" in old_log and "(sanlock)" in old_log, old_log
@@ -301,6 +317,8 @@ def test_storage_cut_without_power_management_restarts_only_after_lease_expiry(
     assert [b.boot for b in final.boots] == [b.boot for b in result.boots]
     assert not final.overlaps, [o.describe(t_cut) for o in final.overlaps]
     assert healed, "heal of data not done 120 s after the management link's repair"
+    # the restarted agent reattached db1's port (the records above went on after it)
+    assert recovered is not None and recovered["data"]["agent_port"] is True, recovered
     if final.lost_count:
         # Gluster 10.3, not the plane (docs/guests.md, "Acknowledged writes lost around a
         # brick's return"): host3's brick came back while db1's new boot wrote; AFR may read

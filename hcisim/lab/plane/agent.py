@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hcisim.lab.errors import LabError
+from hcisim.lab.guests.agentlink import AgentLink
 from hcisim.lab.guests.image import ensure_image
 from hcisim.lab.guests.qemu import Guest, guest_pids
 from hcisim.lab.guests.qmp import QmpEvent, QmpSession
@@ -65,6 +66,26 @@ class LabView:
         return self.lab_.mount(host, volume)
 
 
+def reattach_agent_link(run_dir: Path) -> AgentLink | None:
+    """The guest's agent port again after this agent restarted (soft fencing): its history
+    goes on in the same ``history.log`` under the boot its first line names. Needed, not
+    only for the history: while nobody reads the port, qemu takes no more of the guest's
+    lines and the guest's agent blocks on its next one, writes included (measured: a
+    guest's records stopped for the 3 s its port was unread, and went on when read)."""
+    log = run_dir / "history.log"
+    boot = ""
+    with contextlib.suppress(OSError), log.open() as f:
+        first = f.readline().split()
+        if len(first) == 3 and first[0] == "B" and first[1] != "-":
+            boot = first[1]
+    link = AgentLink(run_dir / "agent.sock", log, boot)
+    try:
+        link.connect(timeout=5.0)
+    except OSError:
+        return None
+    return link
+
+
 def events_file(host_dir: Path) -> Path:
     return host_dir / "plane" / "events.jsonl"
 
@@ -78,6 +99,7 @@ class VmRecord:
     exit_at: float | None = None
     exit_code: int | None = None
     ready_at: float | None = None  # the guest's agent answered (booted)
+    link: AgentLink | None = None  # the guest's port again, after an agent restart
 
 
 class HostAgent:
@@ -117,8 +139,11 @@ class HostAgent:
             qmp = QmpSession(vm, self._on_event(vm))
             with contextlib.suppress(LabError):
                 qmp.connect(self.host.dir / "guests" / vm / "qmp.sock", timeout=5)
-            self.vms[vm] = VmRecord("", None, read_pid(pf), qmp, ready_at=time.time())
-            self.emit(time.time(), vm, "RECOVERED", {"pid": read_pid(pf)})
+            link = reattach_agent_link(self.host.dir / "guests" / vm)
+            self.vms[vm] = VmRecord("", None, read_pid(pf), qmp, ready_at=time.time(),
+                                    link=link)
+            self.emit(time.time(), vm, "RECOVERED", {"pid": read_pid(pf),
+                                                     "agent_port": link is not None})
 
     def status(self, vm: str, rec: VmRecord) -> str:
         if rec.exit_at is not None:
