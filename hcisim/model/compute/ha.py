@@ -15,6 +15,18 @@ Sources checked (ovirt-site):
   8 x io_timeout + 60 s after the dead host's last renewal, 141 s after the failure on
   average with io_timeout 10 s), not the 80 s at which the dead host's own sanlock would
   have killed its holders.
+- A power-management fence does not free a VM lease. The engine starts the HA VMs at the
+  fence, but the new host's qemu holds the VM lease, and sanlock's ``paxos_lease_acquire``
+  (src/paxos_lease.c) grants a lease owned by another host only when it is released on
+  disk, when the owner's delta lease is free or owned by a newer generation (the owner
+  rejoined the lockspace after a reboot), or when the acquirer has not seen that delta
+  lease move for host_dead seconds. Nothing in the fence tells sanlock (neither ovirt-engine
+  nor vdsm release another host's lease), so a leased VM runs elsewhere at the later of the
+  fence and :func:`~hcisim.placement.ha_rules.lease_timeline`'s ``free_s``, counted from
+  when the host stopped renewing: the failure for a power loss or a hang, the fence (its
+  power cut) for a management cut. The lab's sanlock does exactly this (docs/plane.md).
+  A fenced host that reboots and rejoins the lockspace before host_dead would free it
+  earlier; the model's and the lab's fence leave the host off until the fault ends.
 - oVirt 4.4 release notes (MaxTimeAutoStartBlockedOnPriority): HA VMs restart in priority
   order, a lower priority waiting until the higher ones are Up, for at most 600 s.
 
@@ -27,7 +39,7 @@ hosted engine was on the failed host), every clock here starts when it is back u
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hcisim.placement.ha_rules import fence_grace_s as fence_grace_s
@@ -54,15 +66,28 @@ class HostFailureTimeline:
     fenced_at_s: float | None  # power management fence done (None: no PM)
     lease_expired_at_s: float  # sanlock leases of its VMs free (inf: still renewed)
 
-    def restart_ready_s(self, vm: VmSpec) -> float | None:
-        """When the engine may start ``vm`` elsewhere (None: never automatically)."""
-        if not vm.ha:
-            return None
+    @property
+    def restart_begins_s(self) -> float | None:
+        """When the engine begins restarting the host's HA VMs: at the fence; without
+        power management once the VM leases are free (None: never automatically)."""
         if self.fenced_at_s is not None:
             return self.fenced_at_s
-        if vm.holds_lease and math.isfinite(self.lease_expired_at_s):
+        if math.isfinite(self.lease_expired_at_s):
             return max(self.non_responsive_at_s, self.lease_expired_at_s)
         return None
+
+    def restart_ready_s(self, vm: VmSpec) -> float | None:
+        """When ``vm`` can start running elsewhere (None: never automatically): the engine's
+        start (:attr:`restart_begins_s`) and, for a VM with a lease, sanlock's acquire, which
+        blocks until the lease is free even after a fence."""
+        if not vm.ha:
+            return None
+        if self.fenced_at_s is None and not vm.holds_lease:
+            return None  # unfenced: only a lease proves the VM is dead
+        begins = self.restart_begins_s
+        if begins is None:
+            return None
+        return max(begins, self.lease_expired_at_s) if vm.holds_lease else begins
 
     def vms_stop_at_s(self) -> float | None:
         """When the host's VMs stop (the failure, or the fence for a management cut)."""
@@ -86,8 +111,11 @@ def host_failure_timeline(f: Fencing, host: str, loss: HostLoss, failed_at_s: fl
     fenced = None
     if power_management:
         fenced = max(non_responsive, engine_started_at_s + f.disable_fence_at_startup_s)
-    lease = lease_timeline(f.lease_io_timeout_s, failed_at_s).free_s if vms_die(loss) \
-        else math.inf
+    # the host stops renewing its delta lease when it fails, or, for a management cut (its
+    # storage still works), when the fence cuts its power
+    renewals_stop = failed_at_s if vms_die(loss) else fenced
+    lease = lease_timeline(f.lease_io_timeout_s, renewals_stop).free_s \
+        if renewals_stop is not None else math.inf
     return HostFailureTimeline(host, loss, failed_at_s, connecting, non_responsive, fenced, lease)
 
 
@@ -100,15 +128,20 @@ class PlannedRestart:
 
 
 def restart_schedule(restarts: Sequence[tuple[VmSpec, str | None]], ready_s: float,
-                     policy: HaRestart, engine_up_s: float = -math.inf
+                     policy: HaRestart, engine_up_s: float = -math.inf,
+                     not_before_s: Mapping[str, float] | None = None
                      ) -> tuple[PlannedRestart, ...]:
-    """Start times of HA restarts that became possible at ``ready_s``.
+    """Start times of HA restarts that the engine begins at ``ready_s``.
 
     ``restarts`` are (vm, host or None) in placement order. Each priority waits until every
     VM of a higher priority is up, but at most ``priority_block_max_s`` (a VM that fits
     nowhere never comes up, so it blocks for that long); none starts before the engine is up.
-    VMs that fit nowhere get ``start_s = up_s = inf``.
+    ``not_before_s``: a VM's start runs no earlier than this (its VM lease free: sanlock's
+    acquire blocks the start, and the VM is not up for the tiers below until it ran and
+    booted). ``start_s`` is when the VM runs. VMs that fit nowhere get
+    ``start_s = up_s = inf``.
     """
+    later = not_before_s or {}
     t0 = max(ready_s, engine_up_s)
     out: list[PlannedRestart] = []
     higher_up = t0
@@ -122,8 +155,9 @@ def restart_schedule(restarts: Sequence[tuple[VmSpec, str | None]], ready_s: flo
                 out.append(PlannedRestart(vm.name, None, math.inf, math.inf))
                 tier_up = math.inf
                 continue
-            out.append(PlannedRestart(vm.name, host, start, start + vm.boot_s))
-            tier_up = max(tier_up, start + vm.boot_s)
+            runs = max(start, later.get(vm.name, -math.inf))
+            out.append(PlannedRestart(vm.name, host, runs, runs + vm.boot_s))
+            tier_up = max(tier_up, runs + vm.boot_s)
         higher_up = max(higher_up, tier_up)
     order = {vm.name: i for i, (vm, _) in enumerate(restarts)}
     return tuple(sorted(out, key=lambda r: order[r.vm]))

@@ -13,10 +13,17 @@ delta lease is stale), so the engine's start that comes first simply waits. The 
 rules are :func:`hcisim.placement.ha_rules.lease_timeline`, shared with the lab's
 management plane; the scenario's ``compute.fencing.lease_io_timeout_s`` sets io_timeout.
 
+A power-management fence frees nothing: sanlock knows nothing of it (``paxos_lease_acquire``
+grants another host's lease only when it is released, its owner's delta lease is free or
+of a newer generation, or host_dead has passed), so the engine's start at the fence waits
+in the acquire like any other (:mod:`hcisim.model.compute.ha`). A host fenced while its
+storage worked (a management cut) stops renewing at the fence: its leases are stuck from
+then (``released`` with the host down).
+
 Not modelled: a lease stays unavailable until ``host_dead`` even if the host's storage
-returns after its holders were killed (sanlock would rejoin the lockspace with a new
-generation, which frees it earlier); lockspace loss of every host at once (quorum loss of
-the lease volume).
+returns (or a fenced host boots again) after its holders were killed (sanlock would rejoin
+the lockspace with a new generation, which frees it earlier); lockspace loss of every host
+at once (quorum loss of the lease volume).
 """
 
 from __future__ import annotations
@@ -81,13 +88,6 @@ class LeaseBook:
 
     def acquired(self, vm: str) -> None:
         self.stuck.pop(vm, None)
-
-    def fenced(self, host: str) -> None:
-        """A power-management fence confirmed ``host`` off: the model frees its leases at once
-        (the engine restarts at the fence). The lab's sanlock knows nothing of the fence and
-        still waits for host_dead (docs/plane.md)."""
-        for vm in [v for v, (h, _) in self.stuck.items() if h == host]:
-            del self.stuck[vm]
 
     def free_at(self, vm: str) -> float:
         """When a start elsewhere can acquire ``vm``'s lease (-inf: now)."""

@@ -84,8 +84,11 @@ def plan_host_loss(compute: Compute, cluster: ClusterSpec, placement: Placement,
         engine_started_at_s=engine_up if engine is not None else -math.inf)
     ready_vms = [(v, tl.restart_ready_s(v)) for v in victims if not v.hosted_engine]
     todo = [(v, restarts.get(v.name)) for v, r in ready_vms if r is not None]
-    ready = min((r for _, r in ready_vms if r is not None), default=math.inf)
-    planned = restart_schedule(todo, ready, compute.ha_restart, engine_up) if todo else ()
+    begins = tl.restart_begins_s
+    ready = {v.name: r for v, r in ready_vms if r is not None}
+    planned = restart_schedule(todo, math.inf if begins is None else begins,
+                               compute.ha_restart, engine_up, not_before_s=ready) \
+        if todo else ()
     down = tuple(v.name for v, r in ready_vms if r is None)
     return OutagePlan(failed, tl, engine_vm.name if engine is not None and engine_vm else None,
                       engine, planned, down)

@@ -338,7 +338,8 @@ class ComputeModel:
                     self.kill(vm.name, f"host {host} fenced")
             if any(v.hosted_engine for v in victims):
                 env.process(self._engine_recovery(env.now, host_died=True))
-        self.leases.book.fenced(host)
+        # the fence frees no VM lease: a leased VM's start waits in sanlock's acquire
+        # until the lease is free (host_dead after its last renewal; see leases.py)
         self._restart_all([v for v in victims if v.ha and not v.hosted_engine],
                           f"host {host} fenced")
 
