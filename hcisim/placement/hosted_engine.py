@@ -5,9 +5,12 @@ Checked against ovirt-hosted-engine-ha:
   mgmt-bridge-score-penalty 600, free-memory-score-penalty 400, cpu-load-score-penalty 1000,
   engine-retry-score-penalty 50, cpu-load-penalty-min 0.4, cpu-load-penalty-max 0.9.
 - ``agent/states.py`` ``EngineState.score``: the CPU penalty rises linearly from 0 at load 0.4
-  to 1000 at 0.9; the free-memory penalty applies when free memory < the engine VM's memory
-  (not while the VM runs on that host); more than ENGINE_RETRY_MAX_ATTEMPTS (3) failed starts
-  set the score to 0; the score never goes below 0.
+  to 1000 at 0.9; the free-memory penalty (``_penalize_memory``) applies when the host's
+  ``mem-free`` < the engine VM's ``memSize`` (``min_memory_threshold``), not in EngineUp
+  (the VM runs on that host) nor in GlobalMaintenance; ``mem-free`` is the broker's
+  ``mem_free`` submonitor, vdsm's ``Host.getStats()['memFree']`` (:func:`agent_free_ram_gib`);
+  more than ENGINE_RETRY_MAX_ATTEMPTS (3) failed starts set the score to 0; the score never
+  goes below 0.
 - ``states.py`` ``EngineDown.consume``: nobody starts the engine until the agent's history
   spans HOST_ALIVE_TIMEOUT_SECS (60 s, ``constants.py.in``); then every host with the best
   score tries, and the sanlock lease on the engine VM lets exactly one start win.
@@ -37,12 +40,27 @@ RETRY_PENALTY = 50
 RETRY_MAX_ATTEMPTS = 3
 
 
+def agent_free_ram_gib(host_ram_gib: float, vm_ram_gib: Mapping[str, float],
+                       engine_vm: str | None) -> float:
+    """The free memory the agent weighs against the engine VM's (vdsm's ``memFree``).
+
+    ``vm_ram_gib``: the VMs on the host (running, paused, booting, or arriving by
+    migration) and their RAM. vdsm reports what the host's kernel has free; the guests are
+    taken to use all their RAM, so it is the host's physical RAM less theirs (not the
+    scheduler's overcommitted capacity). The engine VM is not counted: where it runs the
+    agent is in EngineUp and skips the penalty, elsewhere it is not there. One definition
+    for the model (:mod:`hcisim.model.compute`, the scheduler, the outage plan) and the
+    lab's HA agent (:mod:`hcisim.lab.plane.ha_agent`).
+    """
+    return host_ram_gib - sum(r for vm, r in vm_ram_gib.items() if vm != engine_vm)
+
+
 @dataclass(frozen=True)
 class HostHealth:
     """What one agent measures about its own host."""
 
     cpu_load: float = 0.0  # share of the host's CPU in use, not counting the engine VM
-    free_ram_gib: float = math.inf
+    free_ram_gib: float = math.inf  # :func:`agent_free_ram_gib` (inf: not measured)
     gateway_ok: bool = True
     bridge_ok: bool = True
     start_retries: int = 0

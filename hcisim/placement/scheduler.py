@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from hcisim.placement.hosted_engine import HostHealth, agent_score
+from hcisim.placement.hosted_engine import HostHealth, agent_free_ram_gib, agent_score
 from hcisim.placement.inventory import (
     ClusterSpec,
     HostLoad,
@@ -34,6 +34,7 @@ from hcisim.placement.inventory import (
     VmSpec,
     loads,
     priority_order,
+    vms_on,
 )
 from hcisim.scenario.compute import HostedEngine
 
@@ -86,13 +87,16 @@ def _soft_violations(cluster: ClusterSpec, vm: VmSpec, host: str, placement: Pla
 
 
 def _weight(cluster: ClusterSpec, vm: VmSpec, host: str, load: HostLoad,
-            he_health: Mapping[str, HostHealth]) -> tuple[float, ...]:
+            he_health: Mapping[str, HostHealth], placement: Placement) -> tuple[float, ...]:
     cpu_after = (load.vcpus + vm.vcpus) / cluster.vcpu_capacity(host)
     free_after = cluster.ram_capacity_gib(host) - load.ram_gib - vm.ram_gib
     if vm.hosted_engine:
         base = he_health.get(host, HostHealth())
+        on_host = {v: cluster.vm(v).ram_gib for v in vms_on(placement, host)}
         health = HostHealth(cpu_load=min(1.0, cpu_load(cluster, host, load)),
-                            free_ram_gib=free_after + vm.ram_gib, gateway_ok=base.gateway_ok,
+                            free_ram_gib=agent_free_ram_gib(cluster.host(host).ram_gib,
+                                                            on_host, vm.name),
+                            gateway_ok=base.gateway_ok,
                             bridge_ok=base.bridge_ok, start_retries=base.start_retries)
         return (-agent_score(_AGENT, health, vm.ram_gib), cpu_after)
     policy = cluster.policy
@@ -114,7 +118,8 @@ def _choose(cluster: ClusterSpec, vm: VmSpec, placement: Placement,
         if rejection(cluster, vm, h.name, placement, host_loads, unavailable) is not None:
             continue
         key = (float(_soft_violations(cluster, vm, h.name, placement)),
-               *_weight(cluster, vm, h.name, host_loads[h.name], he_health), float(i))
+               *_weight(cluster, vm, h.name, host_loads[h.name], he_health, placement),
+               float(i))
         if best is None or key < best[0]:
             best = (key, h.name)
     return None if best is None else best[1]

@@ -54,7 +54,7 @@ from hcisim.lab.guests.qemu import guest_pids
 from hcisim.lab.plane.agent import PORT, layout_of
 from hcisim.lab.plane.client import AgentUnreachable, call
 from hcisim.lab.plane.sanlock import HA_AGENT_DIR
-from hcisim.placement.hosted_engine import HostHealth, agent_score
+from hcisim.placement.hosted_engine import HostHealth, agent_free_ram_gib, agent_score
 from hcisim.scenario.compute import HostedEngine
 
 SLOT_BYTES = 4096  # constants.HOST_SEGMENT_BYTES: one block per host id, 0 is global
@@ -219,15 +219,16 @@ class HaAgent:
 
     def health(self, vms: Mapping[str, Any], engine_here: bool) -> HostHealth:
         ram = self.cfg["vm_ram_gib"]
-        used = sum(float(ram.get(vm, 0.0)) for vm, v in vms.items()
-                   if v.get("status") != "down" and vm != self.vm)
+        on_host = {vm: float(ram.get(vm, 0.0)) for vm, v in vms.items()
+                   if v.get("status") != "down"}
         now = time.monotonic()
         if self.st.retries and now - self.st.retry_at > RETRY_EXPIRATION_S:
             self.st.retries = 0
         gw = self.cfg["gateway"]
         return HostHealth(
             cpu_load=self.cpu_load(),
-            free_ram_gib=float(self.cfg["hosts"][self.h.name]["ram_gib"]) - used,
+            free_ram_gib=agent_free_ram_gib(float(self.cfg["hosts"][self.h.name]["ram_gib"]),
+                                            on_host, self.vm),
             gateway_ok=reachable(str(gw[0]), int(gw[1]), 1.0),
             bridge_ok=link_up(self.h.MGMT_IF),
             start_retries=self.st.retries, engine_here=engine_here)

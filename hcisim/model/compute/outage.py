@@ -23,6 +23,7 @@ from hcisim.placement.ha_rules import lease_timeline
 from hcisim.placement.hosted_engine import (
     EngineRestart,
     HostHealth,
+    agent_free_ram_gib,
     agent_score,
     engine_restart,
 )
@@ -57,7 +58,9 @@ def agent_scores(cluster: ClusterSpec, placement: Placement, hosts: list[str],
     ld = loads(cluster, placement)
     return {h: agent_score(compute.hosted_engine, HostHealth(
         cpu_load=min(1.0, cpu_load(cluster, h, ld[h])),
-        free_ram_gib=cluster.ram_capacity_gib(h) - ld[h].ram_gib), ram) for h in hosts}
+        free_ram_gib=agent_free_ram_gib(
+            cluster.host(h).ram_gib, {v: cluster.vm(v).ram_gib for v in vms_on(placement, h)},
+            vm.name if vm is not None else None)), ram) for h in hosts}
 
 
 def plan_host_loss(compute: Compute, cluster: ClusterSpec, placement: Placement, failed: str,

@@ -38,6 +38,7 @@ from hcisim.placement.failover import (
 from hcisim.placement.ha_rules import gluster_fence_veto, lease_timeline
 from hcisim.placement.hosted_engine import (
     HostHealth,
+    agent_free_ram_gib,
     agent_score,
     engine_start_time,
     next_tick,
@@ -442,10 +443,22 @@ class ComputeModel:
     # --- hosted engine -------------------------------------------------------------------
 
     def _engine_scores(self) -> dict[str, HostHealth]:
+        """What each host's HA agent measures: CPU load, free memory (the VMs on the host
+        and those migrating to it, as vdsm's memFree sees them), the gateway, whether the
+        engine VM runs there (no free-memory penalty then: EngineUp)."""
         view = self.scheduler_view()
         host_loads = loads(self.cluster, view)
+        engine = self.engine_vm.name if self.engine_vm is not None else None
+        on_host: dict[str, dict[str, float]] = {h: {} for h in self.host_state}
+        for vm, h in [*self.placement.items(), *self.migrations.targets.items()]:
+            on_host[h][vm] = self.cluster.vm(vm).ram_gib
         return {h: HostHealth(cpu_load=min(1.0, cpu_load(self.cluster, h, host_loads[h])),
-                              gateway_ok=self.gateway_ok[h]) for h in self.host_state}
+                              free_ram_gib=agent_free_ram_gib(self.cluster.host(h).ram_gib,
+                                                              on_host[h], engine),
+                              gateway_ok=self.gateway_ok[h],
+                              engine_here=engine is not None
+                              and self.placement.get(engine) == h)
+                for h in self.host_state}
 
     def _engine_recovery(self, down_at: float, host_died: bool) -> Proc:
         """The agents notice, wait for their host data and the lease, then start the VM."""
