@@ -5,6 +5,7 @@ lab's HA agent; the model now applies it in the takeover check too."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hcisim.lab.plane import ha_agent
 from hcisim.lab.plane.ha_agent import agent_score_of
 from hcisim.model import StorageModel
 from hcisim.observations import Observations
@@ -74,6 +76,28 @@ def test_lab_agent_and_model_score_alike() -> None:
               HostHealth(free_ram_gib=2.0, cpu_load=0.75)):
         assert agent_score_of(cfg, h) == agent_score(HE, h, 1.0)
     assert agent_score_of(cfg, HostHealth(free_ram_gib=free)) == 3400 - FREE_MEMORY_PENALTY
+
+
+def test_lab_agent_health_reports_the_shared_free_memory(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the lab's HaAgent.health with its probes stubbed (no lab here): the free memory it
+    # reports is agent_free_ram_gib of the VMs its vdsm agent lists as not down
+    agent = object.__new__(ha_agent.HaAgent)
+    agent.cfg = {"vm": "engine", "gateway": ["10.0.0.2", 54321],
+                 "vm_ram_gib": {"engine": 1.0, "db1": 2.0, "app1": 3.0, "gone": 4.0},
+                 "hosts": {"host1": {"ram_gib": 8, "cores": 4}}}
+    agent.h = types.SimpleNamespace(name="host1", MGMT_IF="mgmt0")  # type: ignore[assignment]
+    agent.vm = "engine"
+    agent.st = ha_agent.AgentState()
+    monkeypatch.setattr(ha_agent.HaAgent, "cpu_load", lambda self: 0.0)
+    monkeypatch.setattr(ha_agent, "reachable", lambda *a: True)
+    monkeypatch.setattr(ha_agent, "link_up", lambda *a: True)
+    vms = {"engine": {"status": "running"}, "db1": {"status": "running"},
+           "app1": {"status": "paused"}, "gone": {"status": "down"}}
+    h = agent.health(vms, engine_here=True)
+    assert h.free_ram_gib == agent_free_ram_gib(8, {"engine": 1.0, "db1": 2.0, "app1": 3.0},
+                                                "engine") == 3.0
+    assert h.engine_here
 
 
 def _with_free(h: HostHealth, free: float) -> HostHealth:
