@@ -119,7 +119,11 @@ def test_a_migration_nic_cut_never_loses_the_host_or_moves_the_vm_half_way(
     obs = _variant(f"{{at_s: {at_s!r}, kind: nic_loss, target: host2, network: migration,"
                    f" duration_s: {cut_s!r}}}")
     assert _host_events(obs, "host2") == set()
-    (outcome,) = obs["migrations"]["outcome"].tolist()
+    # a cut repaired just before the progress timeout lets the stream go on: the migration
+    # may still run when the run ends (24 s), and the migrations table has no row for it
+    outcomes = obs["migrations"]["outcome"].tolist()
+    assert len(outcomes) <= 1
+    outcome = outcomes[0] if outcomes else "still running"
     st_ = obs["vm_state"].sort_values("t_start_s")
     assert "paused" not in set(st_["state"]) or outcome == "converged"
     assert st_["host"].iloc[-1] == ("host2" if outcome == "converged" else "host1")
