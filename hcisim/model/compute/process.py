@@ -84,6 +84,9 @@ class ComputeModel:
         self.engine_up = True
         self.engine_started_at = -math.inf
         self._engine_ready: simpy.Event = env.event().succeed()
+        # triggered when the running engine stops: a host failure it was timing starts over
+        # with the next engine (its timers and what it saw lived in the engine process)
+        self._engine_lost: simpy.Event = env.event()
         self._repaired: dict[str, simpy.Event] = {}
         self._storage_ok: dict[str, bool] = {}
         self._storage_back: dict[str, simpy.Event] = {}
@@ -240,6 +243,8 @@ class ComputeModel:
         if self.engine_up:
             self.engine_up = False
             self._engine_ready = self.env.event()
+            self._engine_lost.succeed()
+            self._engine_lost = self.env.event()
             self.rec.event(t, "engine_down", self.engine_vm.name if self.engine_vm else "",
                            reason)
 
@@ -291,14 +296,19 @@ class ComputeModel:
         if engine_here:
             env.process(self._engine_recovery(t_fail, host_died=True))
         waited_for_engine = not self.engine_up
-        yield self._engine_ready
-        tl = host_failure_timeline(
-            self.fencing, host, loss, t_fail,
-            power_management=self.cluster.host(host).power_management,
-            running_vms=len(victims), spm=host == self.cluster.spm,
-            engine_up_from_s=env.now if waited_for_engine else t_fail,
-            engine_started_at_s=self.engine_started_at)
-        yield env.timeout(max(0.0, tl.non_responsive_at_s - env.now)) | repaired
+        while True:  # until the engine that saw the failure marks the host non-responsive
+            yield self._engine_ready
+            tl = host_failure_timeline(
+                self.fencing, host, loss, t_fail,
+                power_management=self.cluster.host(host).power_management,
+                running_vms=len(victims), spm=host == self.cluster.spm,
+                engine_up_from_s=env.now if waited_for_engine else t_fail,
+                engine_started_at_s=self.engine_started_at)
+            lost = self._engine_lost
+            yield env.timeout(max(0.0, tl.non_responsive_at_s - env.now)) | repaired | lost
+            if repaired.triggered or not lost.triggered:
+                break
+            waited_for_engine = True  # the engine stopped first: the next one starts over
         if repaired.triggered:
             if vms_die(loss):  # the host is back and reports its VMs gone
                 self._restart_all([v for v in victims if v.ha and not v.hosted_engine],
