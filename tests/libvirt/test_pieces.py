@@ -267,6 +267,11 @@ def test_a_migration_network_has_no_node_nic_and_its_faults_are_refused_before_b
         nics_of(("migration",))
     sc = load_scenario(Path("scenarios/lab-migration-nic-loss.yaml"))
     assert migration_faults(sc) == ["faults[0] (nic_loss on host2)"]
+    # a fault that takes the whole host cuts the migration network too, and plays as before
+    power = sc.make_fault(at_s=1, kind="node_power_loss", target="host2")
+    assert "migration" in power.networks
+    assert migration_faults(sc.model_copy(update={"faults": (power,)})) == []
+    assert migration_faults(load_scenario(Path("scenarios/lab-power-loss.yaml"))) == []
     be = LibvirtBackend(sc, workdir=tmp_path / "labs", image_cache=tmp_path / "cache")
     with pytest.raises(LabError, match="migration NIC"):
         be.build()
