@@ -355,6 +355,15 @@ def test_every_overlapping_history_is_flagged_and_no_sequential_one(
         assert not flagged
 
 
+def end_to_end(specs: list[tuple[float, int, float]]) -> list[tuple[float, int, float]]:
+    """The same boots laid one after the other, each starting 1 s after the last ended."""
+    t, laid = 0.0, []
+    for _, n, dt in specs:
+        laid.append((t + 1.0, n, dt))
+        t = _interval(t + 1.0, n, dt)[1]
+    return laid
+
+
 @settings(max_examples=60, deadline=None)
 @given(boots_st, st.booleans(), st.data())
 def test_bricks_after_sequential_boots_check_clean_and_interleaved_ones_are_flagged(
@@ -364,11 +373,7 @@ def test_bricks_after_sequential_boots_check_clean_and_interleaved_ones_are_flag
     nothing lost, no finding, every offset on 3 bricks. Any overlap: flagged (a reader of
     the volume may then even see an older boot's record over a newer one's)."""
     if sequential:
-        t, laid = 0.0, []
-        for _, n, dt in specs:
-            laid.append((t + 1.0, n, dt))
-            t = _interval(t + 1.0, n, dt)[1]
-        specs = laid
+        specs = end_to_end(specs)
     text, iv = _generated(specs)
     h = parse_history(text, NAME)
     root = tmp_path_factory.mktemp("bricks")
@@ -437,11 +442,7 @@ def test_sector_writers_and_a_brick_behind_on_heal_flag_only_overlaps(
     the last boot (it was cut off and not healed yet): sequential boots still check clean
     (nothing lost, no finding); overlapping ones are flagged."""
     if sequential:
-        t, laid = 0.0, []
-        for _, n, dt in specs:
-            laid.append((t + 1.0, n, dt))
-            t = _interval(t + 1.0, n, dt)[1]
-        specs = laid
+        specs = end_to_end(specs)
     text, iv = _generated(specs)
     h = parse_history(text, NAME)
     before_last = parse_history(text[:text.rindex("B ")], NAME) if len(specs) > 1 else None
