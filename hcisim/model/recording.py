@@ -34,6 +34,20 @@ _NO_RATES = (math.nan,) * 7  # demand, read, write, read/write IOPS, latency, p9
 Group = tuple[tuple[str, str], VolumeModel, tuple["DiskPlan", ...]]
 
 
+
+def _mean_p99(lat_w: float, total_ios: float, p99: float) -> tuple[float, float]:
+    """A vm_io row's mean latency (IO-weighted) and p99; NaN (no I/O) as the math.nan
+    object, which equals itself in IntervalLog's change test."""
+    if total_ios > 0:
+        mean = lat_w / total_ios
+    else:
+        mean = p99 = math.nan
+    if mean != mean:
+        mean = math.nan
+    if p99 != p99:
+        p99 = math.nan
+    return mean, p99
+
 class RunRecords:
     def __init__(self, cluster: Cluster, rec: Recorder, level: RecordLevel = "full") -> None:
         if level not in RECORD_LEVELS:
@@ -214,15 +228,7 @@ class RunRecords:
                         lat_w, p99 = 0.0 + lat.mean_ms * ios, lat.p99_ms
                     else:
                         lat_w, p99 = 0.0, nan
-                    total_ios = riops + wiops
-                    if total_ios > 0:
-                        mean = lat_w / total_ios
-                    else:
-                        mean = p99 = nan
-                    if mean != mean:
-                        mean = nan
-                    if p99 != p99:
-                        p99 = nan
+                    mean, p99 = _mean_p99(lat_w, riops + wiops, p99)
                     row = rows[row_key] = (0.0 + p.demand, 0.0 + x * rf, 0.0 + x * wf, riops,
                                            wiops, mean, p99, status)
                 log.set(key, t, row)
@@ -249,16 +255,7 @@ class RunRecords:
                     lat = closed_loop(known.get(p.shape_key or p.shape) or of(vol, p), p, x)
                     lat_w += lat.mean_ms * ios
                     p99 = lat.p99_ms if p99 != p99 else max(p99, lat.p99_ms)
-            total_ios = riops + wiops
-            if total_ios > 0:
-                mean = lat_w / total_ios
-            else:
-                mean = p99 = nan
-            # a NaN must be the math.nan object to equal itself (IntervalLog)
-            if mean != mean:
-                mean = nan
-            if p99 != p99:
-                p99 = nan
+            mean, p99 = _mean_p99(lat_w, riops + wiops, p99)
             log.set(key, t, (demand, read, write, riops, wiops, mean, p99, status))
         return self._errors
 
