@@ -127,8 +127,14 @@ def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample]
     series = volume_series(counters, vol.name, len(vol.bricks))
     out = []
     for i, b in enumerate(vol.bricks):
-        for ep in episodes[i]:
+        for k, ep in enumerate(episodes[i]):
             back = back_at(pts, windows, i, b.host, ep)
+            prev_end = episodes[i][k - 1].end if k else None
+            if prev_end is not None and (back is None or prev_end > back):
+                # a second heal after one repair (writes that still missed the brick after
+                # the first heal: a client not reconnected yet): what the brick received
+                # since the previous heal ended, not since the repair again
+                back = prev_end
             got = None if vol.is_arbiter(b.host) else heal_received(
                 series, i, quiet_data_bricks(vol, pts, episodes, i, ep, back), back, ep.end)
             if got is None:

@@ -29,6 +29,10 @@ class VolumePoint:
     up: tuple[bool, ...]
     quorum: bool
     pending: tuple[Pending, ...]
+    # the heal tool's own connection to each brick at the last heal poll (empty: no poll
+    # said): a fresh client each poll, so it sees a brick back before the clients' 3 s
+    # reconnect timer, as the self-heal daemon may (it heals from its own reconnect)
+    heal_reaches: tuple[bool, ...] = ()
 
 
 def has_quorum(vol: Volume, up: tuple[bool, ...]) -> bool:
@@ -49,7 +53,7 @@ class VolumeTimeline:
         self.hosts = hosts
         self.windows = [w for w in windows if not w.fault.traits.slows]
         self.views = {h: ClientView(len(vol.bricks)) for h in hosts}
-        self.heal: list[tuple[float, list[Pending]]] = []
+        self.heal: list[tuple[float, list[Pending], tuple[bool, ...]]] = []
         for w in self.windows:  # a host back from a fault: its disconnects were its own
             if w.end is not None and w.fault.target in self.views:
                 self.views[w.fault.target].add([ConnEvent(w.end, vol.name, FORGET_DOWNS, False)])
@@ -61,7 +65,8 @@ class VolumeTimeline:
         pend = sample.pending.get(self.vol.name)
         if pend is not None:
             n = len(self.vol.bricks)
-            self.heal.append((sample.t, [pend.get(i, Pending()) for i in range(n)]))
+            self.heal.append((sample.t, [pend.get(i, Pending()) for i in range(n)],
+                              tuple(sample.connected.get(self.vol.name, ()))))
 
     def reference_hosts(self, t: float) -> list[str]:
         hit = {w.fault.target for w in self.windows if w.active(t)}
@@ -80,13 +85,16 @@ class VolumeTimeline:
         if host in self.views:
             self.views[host].add([ConnEvent(t, self.vol.name, -1, False)])
 
-    def pending_at(self, t: float) -> tuple[Pending, ...]:
-        last: list[Pending] | None = None
-        for ts, p in self.heal:
+    def pending_at(self, t: float) -> tuple[tuple[Pending, ...], tuple[bool, ...]]:
+        """The last heal poll's pending per brick at ``t``, and which bricks it reached."""
+        last: tuple[list[Pending], tuple[bool, ...]] | None = None
+        for ts, p, reach in self.heal:
             if ts > t:
                 break
-            last = p
-        return tuple(last) if last else tuple(Pending() for _ in self.vol.bricks)
+            last = p, reach
+        if last is None:
+            return tuple(Pending() for _ in self.vol.bricks), ()
+        return tuple(last[0]), last[1]
 
     def change_times(self) -> list[float]:
         ts = {t for v in self.views.values() for t in v.change_times()}
@@ -94,7 +102,7 @@ class VolumeTimeline:
             ts.add(w.start)
             if w.end is not None:
                 ts.add(w.end)
-        ts |= {t for t, _ in self.heal}
+        ts |= {t for t, _, _ in self.heal}
         return sorted(ts)
 
     def points(self, start: float, end: float, extra: list[float]) -> list[VolumePoint]:
@@ -102,7 +110,7 @@ class VolumeTimeline:
         out = []
         for t in times:
             up = self.up_at(t)
-            out.append(VolumePoint(t, up, has_quorum(self.vol, up), self.pending_at(t)))
+            out.append(VolumePoint(t, up, has_quorum(self.vol, up), *self.pending_at(t)))
         return out
 
 
@@ -118,6 +126,11 @@ class HealEpisode:
 def heal_episodes(points: list[VolumePoint], brick: int) -> list[HealEpisode]:
     """Runs of pending heal on one brick, from when it is up (heal can flow) to pending 0.
 
+    Up for heal: a client sees the brick, or the heal poll itself reached it. The self-heal
+    daemon reconnects on its own timer, often before the clients do after a repair: a
+    short heal can run and finish while every client still sees the brick down (measured:
+    36 MiB healed 0.7-2.3 s after a NIC loss's repair, clients back at 2.6 s).
+
     Bytes are the most that was pending once the brick was back: everything written while
     it was away, as the heal index estimate gives it (:mod:`hcisim.lab.healinfo`).
     """
@@ -127,7 +140,8 @@ def heal_episodes(points: list[VolumePoint], brick: int) -> list[HealEpisode]:
     for p in points:
         pend = p.pending[brick]
         if pend.bytes > 0 or pend.entries > 0:
-            if start is None and p.up[brick]:
+            reached = brick < len(p.heal_reaches) and p.heal_reaches[brick]
+            if start is None and (p.up[brick] or reached):
                 start = p.t
             if start is not None:
                 peak, entries = max(peak, pend.bytes), max(entries, pend.entries)

@@ -113,7 +113,11 @@ def settled_since(samples: list[Sample], t: float) -> bool:
 def heal_case(lab: Lab, fault: Fault, mib: int, name: str,
               foreground: bool) -> tuple[float, float, int]:
     """Play ``fault`` on host2 while ``mib`` MiB are written; the heal host2's brick got
-    (bytes by counters, the index estimate) and host2's storage rx bytes meanwhile."""
+    (bytes by counters, the index estimate) and host2's storage rx bytes meanwhile.
+
+    One heal, or two: the self-heal daemon reconnects on its own timer and can finish the
+    first heal before a foreground client has reconnected (its 3 s timer); what that
+    client writes meanwhile still misses host2 and is healed again (one shard)."""
     be = lab.be
     vol = be.scenario.volume("data")
     fg = Foreground(be.mount_path("host3", "data") / f"{name}-fg.img") if foreground else None
@@ -145,15 +149,22 @@ def heal_case(lab: Lab, fault: Fault, mib: int, name: str,
     measured = measured_heals(vol, pts, lab.counters.samples, lab.windows)
     heals = [(ep, got, how) for i, ep, got, how in measured
              if vol.bricks[i].host == "host2" and ep.start > t_inject]
-    assert len(heals) == 1, heals
-    ep, got, how = heals[0]
-    assert how.startswith("brick write counter"), how
+    b2 = next(i for i, b in enumerate(vol.bricks) if b.host == "host2")
+    assert 1 <= len(heals) <= (1 if fg is None else 2), "\n".join([  # host2's brick, seen
+        f"{heals}; restored at {t_restore - t_inject:.2f} s after the fault; host2's brick:",
+        *(f"  {p.t - t_inject:7.2f} s up={p.up[b2]} pending={p.pending[b2]}"
+          for p in pts if p.t >= t_inject - 1)])
+    assert all(how.startswith("brick write counter") for _, _, how in heals), heals
+    assert all(ep.bytes <= SHARD_MIB * MIB for ep, _, _ in heals[1:]), heals
+    got, estimate = sum(g for _, g, _ in heals), sum(ep.bytes for ep, _, _ in heals)
     fg_mib = 0 if fg is None else fg.written / MIB
     print(f"\n{fault.kind}: wrote {mib} MiB while host2 was away (foreground {fg_mib:.0f} "
-          f"MiB meanwhile); heal {got / MIB:.2f} MiB by the counters, "
-          f"{ep.bytes / MIB:.2f} MiB by the heal index, host2 rx {rx / MIB:.2f} MiB, "
-          f"{ep.end - ep.start:.1f} s")
-    return got, ep.bytes, rx
+          f"MiB meanwhile); heal {got / MIB:.2f} MiB by the counters "
+          f"({', '.join(f'{g / MIB:.2f}' for _, g, _ in heals)}), "
+          f"{estimate / MIB:.2f} MiB by the heal index, host2 rx {rx / MIB:.2f} MiB, "
+          + ", ".join(f"{ep.start - t_restore:.1f}-{ep.end - t_restore:.1f}" for ep, _, _ in heals)
+          + " s after the repair")
+    return got, estimate, rx
 
 
 def test_crashed_brick_receives_exactly_what_was_written_while_it_was_down(
@@ -168,9 +179,9 @@ def test_foreground_writes_are_not_counted_as_heal(lab: Lab) -> None:
     fault = make_fault(at_s=1, kind="nic_loss", target="host2", network="storage",
                        duration_s=1)
     got, _estimate, rx = heal_case(lab, fault, 32, "nic", foreground=True)
-    # at least the 32 MiB file; about it plus the foreground's one shard (36 MiB), and never
-    # the foreground's own 13-16 MiB on top: the raw counter of host2 grew by ~50 MiB. The
-    # spread is wide (30-44 MiB over ten runs of session 4, 39-44 after the base moved past
-    # the clients' reconnect gap): docs/lab.md
-    assert 0.85 * 32 * MIB <= got <= 1.25 * 36 * MIB
+    # the 32 MiB file plus the foreground's shard dirtied during the cut (36 MiB), plus that
+    # shard once more when the foreground's client reconnected after the first heal ended
+    # (40 MiB), and never the foreground's own 12-15 MiB on top (host2's raw counter grew by
+    # ~50 MiB). 12 runs on 2026-11-29: 36-44 MiB, median 40: docs/lab.md
+    assert 0.85 * 36 * MIB <= got <= 1.15 * 40 * MIB
     assert got <= rx

@@ -200,3 +200,22 @@ def test_the_lab_places_unplaced_vms_as_the_model_does() -> None:
     round_robin = {vm.name: hosts[i % len(hosts)] for i, vm in enumerate(sc.vms)
                    if vm.host is None}
     assert any(model[vm] != h for vm, h in round_robin.items())  # the test can tell them apart
+
+
+def test_heal_the_daemon_ran_before_the_clients_reconnected_is_an_episode() -> None:
+    """Measured on the lab (tests/lab/test_healbytes_lab.py): after a NIC loss's repair the
+    self-heal daemon healed 36 MiB while every client still saw the brick down (their 3 s
+    reconnect timer); the heal poll reached the brick, so the episode starts there."""
+    tl = _timeline([])
+    tl.add(Sample(5.0, [(h, ConnEvent(4.0, "data", 2, False)) for h in ("host1", "host2", "host3")],
+                  {}))
+    for t, pend, reach in ((6.0, 3e6, False), (7.0, 3e6, True), (7.5, 1e6, True),
+                           (8.0, 0.0, True)):
+        tl.add(Sample(t, [], {"data": {2: Pending(pend, int(pend > 0))}},
+                      {"data": [True, True, reach]}))
+    for h in ("host1", "host2", "host3"):
+        tl.add(Sample(9.0, [(h, ConnEvent(8.6, "data", 2, True))], {}))
+    pts = tl.points(0.0, 10.0, [])
+    assert not any(p.up[2] for p in pts if 4.0 <= p.t < 8.6)  # the clients saw it down
+    eps = heal_episodes(pts, 2)
+    assert [(e.start, e.end, e.bytes) for e in eps] == [(7.0, 8.0, 3e6)]
