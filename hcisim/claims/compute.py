@@ -78,7 +78,9 @@ def _item(r: Mapping[Any, Any]) -> dict[str, Any]:
 
 def migration_completes_within(sc: Scenario, obs: Observations, c: MigrationWithin) -> Verdict:
     """Every migration of the claimed VMs completes (the VM runs on the destination) within
-    ``within_s`` of its start. Measured: the slowest; an aborted one is infinite."""
+    ``within_s`` of its start. Measured: the slowest; an aborted one is infinite. One still
+    under way when the run ended fails if it had already run longer than ``within_s``,
+    else it cannot be judged (the evidence names it; alone, the verdict is n/a)."""
     name = c.name or c.kind
     mig = _migrations(sc, obs, c.vms)
     if mig.empty:
@@ -86,18 +88,27 @@ def migration_completes_within(sc: Scenario, obs: Observations, c: MigrationWith
                        [{"note": "no migration of the claimed VMs in this run"}])
     items: list[dict[str, Any]] = []
     late: list[dict[str, Any]] = []
-    worst = 0.0
+    open_: list[dict[str, Any]] = []
+    worst: float | None = None
     for r in mig.to_dict("records"):
         item = _item(r)
         took = float(r["t_end_s"]) - float(r["t_start_s"])  # exact; the evidence is rounded
         if r["outcome"] == "aborted":
             item.update(problem="aborted: the VM stayed on its source", total_s=math.inf)
             took = math.inf
-        worst = max(worst, took)
+        elif r["outcome"] == "running":
+            item.update(problem=f"still under way when the run ended, {took:.1f} s after "
+                                "its start")
+            if took <= c.within_s + _EPS:
+                open_.append(item)
+                continue
+        worst = took if worst is None else max(worst, took)
         items.append(item)
         if took > c.within_s + _EPS:
             late.append(item)
-    evidence = trim(late or items, "total_s")
+    if not items:
+        return Verdict(name, c.kind, "n/a", None, c.within_s, "s", trim(open_, "total_s"))
+    evidence = trim(late or items, "total_s") + trim(open_, "total_s")
     for e in evidence:
         if e.get("total_s") == math.inf:
             e["total_s"] = None
@@ -107,13 +118,15 @@ def migration_completes_within(sc: Scenario, obs: Observations, c: MigrationWith
 def migration_downtime_at_most(sc: Scenario, obs: Observations,
                                c: MigrationDowntimeAtMost) -> Verdict:
     """Every completed migration (converged or post-copy) of the claimed VMs stopped the
-    guest for at most ``ms``. Aborted migrations stop nothing: not judged (the evidence
-    counts them)."""
+    guest for at most ``ms``. Aborted migrations stop nothing, and one still under way when
+    the run ended has not switched over: neither is judged (the evidence counts them)."""
     name = c.name or c.kind
     mig = _migrations(sc, obs, c.vms)
-    done = mig[mig["outcome"] != "aborted"]
-    aborted = len(mig) - len(done)
-    note = [{"note": f"{aborted} aborted migration(s) not judged"}] if aborted else []
+    done = mig[mig["outcome"].isin(["converged", "post_copy"])]
+    note = [{"note": text.format(n)} for text, n in (
+        ("{} aborted migration(s) not judged", int((mig["outcome"] == "aborted").sum())),
+        ("{} migration(s) still under way at the run's end not judged",
+         int((mig["outcome"] == "running").sum()))) if n]
     if done.empty:
         return Verdict(name, c.kind, "n/a", None, c.ms, "ms",
                        note or [{"note": "no migration of the claimed VMs in this run"}])

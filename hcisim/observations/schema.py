@@ -98,7 +98,7 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "downtime_s": "float64",
         "rounds": "int64",
         "transferred_mb": "float64",
-        "outcome": "string",  # converged | post_copy | aborted
+        "outcome": "string",  # converged | post_copy | aborted | running (at the run's end)
         "policy": "string",
     },
     # For every VM: the host it runs on and where it restarts if that host fails.
@@ -159,5 +159,5 @@ VOCABULARY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("vm_io", "status"): frozenset(VM_IO_STATUSES),
     ("vm_state", "state"): frozenset(VM_STATES),
     ("volume_state", "role"): frozenset({"data", "arbiter"}),
-    ("migrations", "outcome"): frozenset({"converged", "post_copy", "aborted"}),
+    ("migrations", "outcome"): frozenset({"converged", "post_copy", "aborted", "running"}),
 }

@@ -56,6 +56,30 @@ def test_an_aborted_migration_never_completes() -> None:
     assert json.loads(json.dumps(v.to_dict(), allow_nan=False))["measured"] is None
 
 
+@pytest.mark.parametrize(("within", "verdict", "measured"),
+                         [(50.0, "pass", 12.0), (39.0, "fail", 40.0), (5.0, "fail", 40.0)])
+def test_a_migration_still_running_at_the_end_fails_only_once_it_is_late(
+        within: float, verdict: str, measured: float) -> None:
+    """a: 12 s, converged; a again from 360 s, still under way at the run's end (400 s,
+    40 s so far): judged only once those 40 s exceed the limit; named either way."""
+    rec = two_migrations()
+    migration(rec, "a", 360, 40.0, 0.0, outcome="running")
+    claim = {"kind": "migration_completes_within", "within_s": within, "vms": ["a"]}
+    (v,) = evaluate(scenario([claim], faults=[]), build(rec))
+    assert (v.verdict, v.measured) == (verdict, pytest.approx(measured))
+    (still,) = [e for e in v.evidence if e.get("outcome") == "running"]
+    assert still["at_s"] == 360 and "still under way" in still["problem"]
+
+
+def test_a_migration_still_running_alone_is_not_applicable() -> None:
+    rec = Recorder()
+    migration(rec, "a", 360, 40.0, 0.0, outcome="running")
+    for claim in ({"kind": "migration_completes_within", "within_s": 100},
+                  {"kind": "migration_downtime_at_most", "ms": 300}):
+        (v,) = evaluate(scenario([claim], faults=[]), build(rec))
+        assert v.verdict == "n/a" and v.measured is None, v
+
+
 def test_no_migration_is_not_applicable() -> None:
     for claim in ({"kind": "migration_completes_within", "within_s": 10},
                   {"kind": "migration_downtime_at_most", "ms": 300}):
@@ -78,6 +102,10 @@ def test_downtime_skips_aborted_migrations_and_says_so() -> None:
     (v,) = evaluate(scenario([claim], faults=[]), build(rec))
     assert v.verdict == "pass" and v.measured == pytest.approx(80.0)
     assert {"note": "1 aborted migration(s) not judged"} in v.evidence
+    migration(rec, "a", 360, 40.0, 0.0, outcome="running")
+    (v,) = evaluate(scenario([claim], faults=[]), build(rec))
+    assert v.verdict == "pass" and v.measured == pytest.approx(80.0)
+    assert {"note": "1 migration(s) still under way at the run's end not judged"} in v.evidence
 
 
 def paused_twice() -> Recorder:

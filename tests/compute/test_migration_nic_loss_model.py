@@ -120,11 +120,32 @@ def test_a_migration_nic_cut_never_loses_the_host_or_moves_the_vm_half_way(
                    f" duration_s: {cut_s!r}}}")
     assert _host_events(obs, "host2") == set()
     # a cut repaired just before the progress timeout lets the stream go on: the migration
-    # may still run when the run ends (24 s), and the migrations table has no row for it
-    outcomes = obs["migrations"]["outcome"].tolist()
-    assert len(outcomes) <= 1
-    outcome = outcomes[0] if outcomes else "still running"
+    # may still run when the run ends (24 s): its row says so, ended at the run's end
+    mig = obs["migrations"]
+    assert len(mig) == 1
+    outcome = str(mig["outcome"].iloc[0])
+    if outcome == "running":
+        assert float(mig["t_end_s"].iloc[0]) == 24.0
+        assert not (obs["events"]["kind"] == "migration_end").any()
     st_ = obs["vm_state"].sort_values("t_start_s")
     assert "paused" not in set(st_["state"]) or outcome == "converged"
     assert st_["host"].iloc[-1] == ("host2" if outcome == "converged" else "host1")
     assert st_["state"].iloc[-1] == "running"
+
+
+def test_a_migration_still_under_way_at_the_end_has_its_row_as_it_stands() -> None:
+    """Cut at 6 s for 7.5 s: the stream resumes 0.5 s before vdsm's progress timeout and
+    the run ends (16 s) before the copy does. The row: running, ended at 16 s, the RAM
+    sent so far (less than the whole RAM of the same migration run to its end), no
+    downtime; no migration_end event; the VM still on its source."""
+    obs = _run("lab-migration-nic-loss", "migration", cut_s=7.5, run_s=16)
+    longer = _run("lab-migration-nic-loss", "migration", cut_s=7.5, run_s=120)
+    m, done = obs["migrations"].iloc[0], longer["migrations"].iloc[0]
+    assert (m["outcome"], float(m["t_end_s"]), float(m["downtime_s"])) == ("running", 16.0, 0.0)
+    assert done["outcome"] == "converged" and float(done["t_end_s"]) > 16.0
+    assert 0 < float(m["transferred_mb"]) < float(done["transferred_mb"])
+    assert 1 <= int(m["rounds"]) <= int(done["rounds"])
+    assert float(m["t_start_s"]) == float(done["t_start_s"])
+    assert not (obs["events"]["kind"] == "migration_end").any()
+    st_ = obs["vm_state"].sort_values("t_start_s")
+    assert st_["host"].iloc[-1] == "host1" and st_["state"].iloc[-1] == "migrating"

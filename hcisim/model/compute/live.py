@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from hcisim.model.compute.maintenance import refusal
-from hcisim.model.compute.migration import GuestMemory, PreCopy
+from hcisim.model.compute.migration import GuestMemory, MigrationResult, PreCopy
 from hcisim.model.compute.ports import MigrationFlow
 from hcisim.placement.inventory import loads, priority_order, vms_on
 from hcisim.placement.scheduler import choose_host, rejection
@@ -237,10 +237,23 @@ class Migrations:
     def _record(self, a: _Active) -> None:
         assert a.pc is not None and a.pc.result is not None
         r = a.pc.result
-        self.m.rec.add("migrations", a.vm, a.src, a.dst, r.t_start_s, r.t_end_s, r.downtime_s,
-                       r.rounds, r.transferred_mb, r.outcome, self.settings.policy)
+        self._row(a, r)
         self.m.rec.event(r.t_end_s, "migration_end", a.vm,
                          f"{r.outcome}: {r.reason} ({a.src} -> {a.dst})")
+
+    def _row(self, a: _Active, r: MigrationResult) -> None:
+        self.m.rec.add("migrations", a.vm, a.src, a.dst, r.t_start_s, r.t_end_s, r.downtime_s,
+                       r.rounds, r.transferred_mb, r.outcome, self.settings.policy)
+
+    def finish(self, t_end: float) -> None:
+        """The run ends: a migration still under way gets its row as it stands (outcome
+        ``running``, ended at the run's end), so that no migration the run saw start is
+        missing from the table. One still waiting for a migration slot has sent nothing and
+        has no row (its ``migration_start`` never happened either)."""
+        for a in self.active.values():
+            if a.pc is not None and a.pc.result is None:
+                _catch_up(a, t_end)
+                self._row(a, a.pc.so_far())
 
     # --- operations ------------------------------------------------------------------------
 

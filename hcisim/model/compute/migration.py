@@ -54,7 +54,8 @@ from typing import Literal, Protocol
 from hcisim.placement.inventory import GIB_MB
 from hcisim.scenario.compute import Migration
 
-Outcome = Literal["converged", "post_copy", "aborted"]
+# running: still under way when the run ended (its row stops at the run's end)
+Outcome = Literal["converged", "post_copy", "aborted", "running"]
 Phase = Literal["setup", "copy", "sync", "stop_sync", "stop_copy", "post_copy", "done"]
 DEAD_TIME: frozenset[Phase] = frozenset({"setup", "sync", "stop_sync"})  # nothing is sent
 STOPPED: frozenset[Phase] = frozenset({"stop_sync", "stop_copy"})  # the VM is paused
@@ -162,7 +163,7 @@ class MigrationResult:
     @property
     def moved(self) -> bool:
         """The VM runs on the destination afterwards."""
-        return self.outcome != "aborted"
+        return self.outcome in ("converged", "post_copy")
 
 
 def downtime_schedule_ms(max_ms: float, steps: int) -> tuple[float, ...]:
@@ -319,6 +320,17 @@ class PreCopy:
         """Stop now (destination lost, operator...): the VM stays on the source."""
         if self.result is None:
             self._finish("aborted", reason)
+
+    def so_far(self) -> MigrationResult:
+        """Where a migration still under way stands (the run ends at ``self.t``): what it
+        sent and the passes it began; downtime is the guest's stop so far, if it is
+        stopped for the last pages now. Leaves the migration as it is."""
+        stopped = self.phase in STOPPED
+        return MigrationResult(
+            outcome="running", t_start_s=self.t0, t_end_s=self.t,
+            downtime_s=self.t - self._pause_start if stopped else 0.0,
+            rounds=self.rounds, transferred_mb=self.transferred, allowed_downtime_s=0.0,
+            reason=f"still under way ({self.phase}) when the run ended", syncs=self.syncs)
 
     # --- internals -----------------------------------------------------------------------
 

@@ -128,6 +128,7 @@ class ComputeModel:
             ha_reservation(self.cluster, self.initial_placement))}
 
     def finish(self, t_end: float) -> None:
+        self.migrations.finish(t_end)
         self.log.close(t_end)
 
     # --- inbound notifications -----------------------------------------------------------
