@@ -9,12 +9,15 @@ carried over from the base profile, and the profile says so (``fits``).
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import psutil
 
 from hcisim.calibration.cases import Case
 from hcisim.calibration.experiments import (
@@ -44,6 +47,10 @@ from hcisim.scenario.profile import (
 )
 
 QUIET_LOAD = 0.5  # 1-minute load average below which a machine counts as quiet
+# CPU busy % over a second between two cases (the previous lab gone) below which nothing
+# else runs: the load average cannot say that, it still counts the previous lab's threads
+QUIET_BUSY_PCT = 10.0
+BUSY_PROBE_S = 1.0
 MIN_TRIALS = 10  # trials per case the issue asks for where a value is random
 
 Observe = Callable[[str, Scenario, Mapping[str, Any] | None], Observations]
@@ -62,6 +69,12 @@ class Trial:
     readings: tuple[Reading, ...]
     load_1m: float
     gluster_version: str = ""  # what the engine reported (a lab's meta), if anything
+    cpu_busy_pct: float | None = None  # over the second before the case (labs only)
+
+
+def cpu_busy_pct() -> float:
+    """The machine's CPU busy % over the next :data:`BUSY_PROBE_S` (all cores)."""
+    return float(psutil.cpu_percent(interval=BUSY_PROBE_S))
 
 
 def glusterfs_version() -> str:
@@ -75,33 +88,38 @@ def glusterfs_version() -> str:
     return words[1] if len(words) > 1 and words[0] == "glusterfs" else ""
 
 
-def machine_facts(loads: Sequence[float]) -> MachineFacts:
+def machine_facts(loads: Sequence[float], busy: Sequence[float] = ()) -> MachineFacts:
     return MachineFacts(kernel=f"{platform.system()} {platform.release()}",
                         cpus=os.cpu_count(), glusterfs=glusterfs_version(),
                         python=platform.python_version(),
                         load_avg_1m=tuple(round(x, 2) for x in loads),
+                        cpu_busy_pct=tuple(round(x, 1) for x in busy),
                         date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
 
 
 def run_trials(engine: str, experiments: Sequence[Experiment], repeat: int,
                options: Mapping[str, Any] | None = None, profile: str | None = None,
                observe_fn: Observe = _observe, say: Say | None = None,
-               each: Callable[[list[Trial]], None] | None = None) -> list[Trial]:
+               each: Callable[[list[Trial]], None] | None = None,
+               busy_probe: Callable[[], float] | None = None) -> list[Trial]:
     """Every case of every experiment, ``repeat`` times (trial-major, so an interrupted
     campaign has whole trials of every experiment); ``each`` gets the trials so far after
-    every run."""
+    every run. ``busy_probe``: how busy the machine is before each case (None: not
+    probed, as on the model)."""
     out: list[Trial] = []
     for trial in range(repeat):
         for exp in experiments:
             for case in exp.cases(trial, profile):
                 load = os.getloadavg()[0]
+                busy = busy_probe() if busy_probe is not None else None
                 if say is not None:
                     say(f"{exp.name} trial {trial + 1}/{repeat}: {case.label} "
-                        f"(load {load:.1f})")
+                        f"(load {load:.1f}" + (f", CPU {busy:.0f} % busy)" if busy is not None
+                                               else ")"))
                 obs = observe_fn(engine, case.scenario, options)
                 version = str(obs.meta.get("gluster_version") or "")
                 out.append(Trial(exp, case, trial, tuple(exp.read(case, obs)), load,
-                                 version.removeprefix("glusterfs ").strip()))
+                                 version.removeprefix("glusterfs ").strip(), busy))
                 if each is not None:
                     each(out)
     return out
@@ -196,27 +214,32 @@ def fit_profile(trials: Sequence[Trial], base: CalibrationProfile, name: str, en
                                for m in rows]
     params, fits, measurements = fit_measurements(rows, base)
     loads = [t.load_1m for t in trials]
+    busy = [t.cpu_busy_pct for t in trials if t.cpu_busy_pct is not None]
     gluster_version = next((t.gluster_version for t in trials if t.gluster_version),
                            "" if engine == "model" else base.gluster_version)
     earlier = base.machine.load_avg_1m if merge else ()
+    earlier_busy = base.machine.cpu_busy_pct if merge else ()
     return CalibrationProfile(
         name=name, description=f"hcisim calibrate on {engine}, {repeat} trial(s) per case"
         + (f", with the measurements of {base.name}" if merge else ""),
         gluster_version=gluster_version, engine=engine,
-        machine=machine_facts([*earlier, *loads]), parameters=ProfileParameters(**params),
-        fits=fits, measurements=tuple(measurements),
-        to_measure=still_to_measure(rows, [*earlier, *loads]))
+        machine=machine_facts([*earlier, *loads], [*earlier_busy, *busy]),
+        parameters=ProfileParameters(**params), fits=fits, measurements=tuple(measurements),
+        to_measure=still_to_measure(rows, [*earlier, *loads], [*earlier_busy, *busy]))
 
 
-def still_to_measure(rows: Sequence[Measurement], loads: Sequence[float]
-                     ) -> tuple[str, ...]:
+def still_to_measure(rows: Sequence[Measurement], loads: Sequence[float],
+                     busy: Sequence[float] = ()) -> tuple[str, ...]:
     """Which of the full campaign's experiments these measurements leave for a quiet
     machine: not run (or only a part, or only its CI subset), fewer than MIN_TRIALS trials
-    of a case, or measured on a loaded machine."""
+    of a case, or measured on a loaded machine: by the CPU busy % probed before every case
+    where each has one, else by the load average."""
     trials: dict[str, set[int]] = {}
     for m in rows:
         trials.setdefault(m.experiment, set()).add(m.trial)
-    quiet = bool(loads) and max(loads) < QUIET_LOAD
+    probed = bool(busy) and len(busy) == len(loads)
+    quiet = (max(busy) < QUIET_BUSY_PCT) if probed else (
+        bool(loads) and max(loads) < QUIET_LOAD)
     out = []
     for name in DEFAULT_EXPERIMENTS:
         parts = [e.name for e in EXPERIMENTS.values() if e.part_of == name]
@@ -231,8 +254,12 @@ def still_to_measure(rows: Sequence[Measurement], loads: Sequence[float]
             n = min(len(trials[x]) for x in ran)
             if n < MIN_TRIALS:
                 why.append(f"n = {n} < {MIN_TRIALS}")
-            if not quiet:
-                why.append(f"load up to {max(loads):.1f} (quiet: < {QUIET_LOAD})")
+            if not quiet and probed:
+                why.append(f"CPU up to {max(busy):.0f} % busy before a case "
+                           f"(quiet: < {QUIET_BUSY_PCT:.0f})")
+            elif not quiet:
+                why.append(f"load up to {max(loads, default=math.nan):.1f} (quiet: < "
+                           f"{QUIET_LOAD}; no CPU busy probe)")
         if why:
             out.append(f"{name}: {EXPERIMENTS[name].what} ({'; '.join(why)})")
     return tuple(out)
@@ -243,7 +270,8 @@ def run_calibration(engine: str, base: CalibrationProfile, name: str,
                     options: Mapping[str, Any] | None = None, profile: str | None = None,
                     observe_fn: Observe = _observe, say: Say | None = None,
                     merge: bool = False,
-                    partial: Callable[[CalibrationProfile], None] | None = None
+                    partial: Callable[[CalibrationProfile], None] | None = None,
+                    busy_probe: Callable[[], float] = cpu_busy_pct
                     ) -> CalibrationProfile:
     """Run, fit, and return the new profile (``profile``: the model profile of the cases'
     scenarios, what a model engine runs with). ``partial`` gets the profile fitted to the
@@ -255,5 +283,6 @@ def run_calibration(engine: str, base: CalibrationProfile, name: str,
         if partial is not None:
             partial(fit_profile(trials, base, name, engine, repeat, merge))
 
-    trials = run_trials(engine, exps, repeat, options, profile, observe_fn, say, each)
+    probe = None if engine == "model" else busy_probe
+    trials = run_trials(engine, exps, repeat, options, profile, observe_fn, say, each, probe)
     return fit_profile(trials, base, name, engine, repeat, merge)

@@ -78,7 +78,12 @@ class MachineFacts(Strict):
     glusterfs: str = ""
     python: str = ""
     load_avg_1m: tuple[float, ...] = Field(
-        (), description="1-minute load average before each experiment (quiet: < 0.5)")
+        (), description="1-minute load average before each experiment. It counts the "
+        "campaign's own previous lab (bring-up and teardown threads of a dozen daemons): "
+        "back to back, 5-14 on an otherwise idle 2-core machine, so it says little")
+    cpu_busy_pct: tuple[float, ...] = Field(
+        (), description="CPU busy % of the machine over the second before each "
+        "experiment's lab came up, the previous one gone: what else ran (quiet: < 10)")
     date: str = Field("", description="ISO 8601, when the campaign started")
 
 

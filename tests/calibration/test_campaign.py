@@ -149,3 +149,35 @@ def test_still_to_measure_names_parts_small_n_and_load() -> None:
     assert any("load up to 4.0" in x
                for x in still_to_measure(_rows("reconnect", 10), [0.2, 4.0]))
     assert any(x.startswith("heal:") and "not run" in x for x in still_to_measure([], quiet))
+
+
+def test_quiet_is_judged_by_the_cpu_probe_where_every_case_has_one() -> None:
+    """Back-to-back labs keep the load average at 5-14 on an idle machine: where every
+    case was probed, only the CPU busy % before it says whether anything else ran."""
+    rows, loads = _rows("reconnect", 10), [9.0] * 10
+    assert not any(x.startswith("reconnect:") for x in still_to_measure(rows, loads, [2.0] * 10))
+    busy = still_to_measure(rows, loads, [2.0] * 9 + [35.0])
+    assert any(x.startswith("reconnect:") and "CPU up to 35 % busy" in x for x in busy)
+    # a merge with an earlier part that was not probed: the load decides
+    assert any("load up to 9.0" in x for x in still_to_measure(rows, loads, [2.0] * 5))
+
+
+def test_a_lab_campaign_probes_the_machine_before_every_case() -> None:
+    """What the CLI runs on a lab: the probe before each case, its figures in the profile."""
+    probes: list[int] = []
+
+    def probe() -> float:
+        probes.append(1)
+        return 3.0
+
+    def on_model(engine: str, sc: Scenario, options: Mapping[str, Any] | None) -> Observations:
+        return observe("model", sc)
+
+    p = run_calibration("lab+netns", load_profile(), "probed", ["reconnect-quick"], repeat=2,
+                        observe_fn=on_model, busy_probe=probe)
+    n = len(probes)
+    assert n >= 2 and p.machine.cpu_busy_pct == (3.0,) * n and len(p.machine.load_avg_1m) == n
+    assert not any(x.startswith("reconnect:") and "busy" in x for x in p.to_measure)
+    assert run_calibration("model", load_profile(), "m", ["reconnect-quick"],
+                           busy_probe=probe).machine.cpu_busy_pct == ()
+    assert len(probes) == n  # the model is never probed
