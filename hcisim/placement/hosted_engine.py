@@ -55,11 +55,21 @@ def agent_free_ram_gib(host_ram_gib: float, vm_ram_gib: Mapping[str, float],
     return host_ram_gib - sum(r for vm, r in vm_ram_gib.items() if vm != engine_vm)
 
 
+def agent_cpu_load(vcpu_capacity: float, vm_vcpus: Mapping[str, int],
+                   engine_vm: str | None) -> float:
+    """The CPU load the agent weighs (the broker's ``cpu-load-no-engine``): the host's busy
+    share less the engine VM's own (``calculate_load``: ``load - engine_load``, from
+    /proc/stat and the engine qemu's utime + stime), so the engine never counts against
+    the host it runs on. The model has no CPU utilisation: the other VMs' committed vCPUs
+    over the host's vCPU capacity stand for it, at most 1."""
+    return min(1.0, sum(n for vm, n in vm_vcpus.items() if vm != engine_vm) / vcpu_capacity)
+
+
 @dataclass(frozen=True)
 class HostHealth:
     """What one agent measures about its own host."""
 
-    cpu_load: float = 0.0  # share of the host's CPU in use, not counting the engine VM
+    cpu_load: float = 0.0  # :func:`agent_cpu_load`: not counting the engine VM
     free_ram_gib: float = math.inf  # :func:`agent_free_ram_gib` (inf: not measured)
     gateway_ok: bool = True
     bridge_ok: bool = True

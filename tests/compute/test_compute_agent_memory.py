@@ -21,9 +21,11 @@ from hcisim.placement.hosted_engine import (
     FREE_MEMORY_PENALTY,
     RETRY_MAX_ATTEMPTS,
     HostHealth,
+    agent_cpu_load,
     agent_free_ram_gib,
     agent_score,
 )
+from hcisim.placement.inventory import cluster_of
 from hcisim.scenario import Scenario, load_scenario, with_overrides
 from hcisim.scenario.compute import HostedEngine
 
@@ -134,4 +136,33 @@ def test_free_memory_penalty_decides_the_takeover_in_the_model() -> None:
     tight = StorageModel(takeover(2.5)).run()  # 0.5 GiB free < 1: 2300, the engine stays
     assert engine_events(tight) == []
     st_ = tight["vm_state"]
+    assert set(st_[st_["vm"] == "engine"]["host"]) == {"host3"}
+
+
+@given(st.dictionaries(st.sampled_from(["engine", "a", "b", "c"]), st.integers(0, 32)),
+       st.floats(1, 256))
+def test_cpu_load_is_the_other_vms_share_never_the_engines(vms: dict[str, int],
+                                                          capacity: float) -> None:
+    """cpu-load-no-engine (broker/submonitors/cpu_load_no_engine.py: ``load -
+    engine_load``): the engine VM's own CPU never counts against the host it runs on."""
+    load = agent_cpu_load(capacity, vms, "engine")
+    others = sum(n for v, n in vms.items() if v != "engine")
+    assert load == min(1.0, others / capacity)
+    assert agent_cpu_load(capacity, {**vms, "engine": 10_000}, "engine") == load
+    assert agent_cpu_load(capacity, vms, None) >= load
+
+
+def test_a_busy_engine_vm_does_not_chase_itself_off_its_host() -> None:
+    """The engine VM on host3 with every vCPU of it; host1 loses its management link, so
+    the agents compare scores (the model does at a management cut). Counted as host3's
+    load, the engine's own vCPUs would score host3 3400 - 1000 = 2400, the takeover margin
+    (800) below idle host2 (3400), and the agents would move a healthy engine for its own
+    load. Not counted (as ovirt-ha-agent does): host3 3400, the engine stays."""
+    sc = load_scenario(SCENARIOS / "lab-ha-engine-takeover.yaml")
+    capacity = int(cluster_of(sc).vcpu_capacity("host3"))
+    vms = [{**v.model_dump(exclude_none=True), "vcpus": capacity} for v in sc.vms]
+    cut = [{"at_s": 60, "kind": "nic_loss", "target": "host1", "network": "management"}]
+    obs = StorageModel(with_overrides(sc, {"vms": vms, "faults": cut, "claims": []})).run()
+    assert engine_events(obs) == []
+    st_ = obs["vm_state"]
     assert set(st_[st_["vm"] == "engine"]["host"]) == {"host3"}

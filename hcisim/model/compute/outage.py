@@ -23,12 +23,12 @@ from hcisim.placement.ha_rules import lease_timeline
 from hcisim.placement.hosted_engine import (
     EngineRestart,
     HostHealth,
+    agent_cpu_load,
     agent_free_ram_gib,
     agent_score,
     engine_restart,
 )
-from hcisim.placement.inventory import ClusterSpec, Placement, loads, vms_on
-from hcisim.placement.scheduler import cpu_load
+from hcisim.placement.inventory import ClusterSpec, Placement, vms_on
 from hcisim.scenario.compute import Compute
 
 
@@ -55,12 +55,13 @@ def agent_scores(cluster: ClusterSpec, placement: Placement, hosts: list[str],
                  compute: Compute) -> dict[str, int]:
     vm = cluster.engine_vm
     ram = vm.ram_gib if vm is not None else 0.0
-    ld = loads(cluster, placement)
+    engine = vm.name if vm is not None else None
     return {h: agent_score(compute.hosted_engine, HostHealth(
-        cpu_load=min(1.0, cpu_load(cluster, h, ld[h])),
+        cpu_load=agent_cpu_load(cluster.vcpu_capacity(h),
+                                {v: cluster.vm(v).vcpus for v in vms_on(placement, h)}, engine),
         free_ram_gib=agent_free_ram_gib(
             cluster.host(h).ram_gib, {v: cluster.vm(v).ram_gib for v in vms_on(placement, h)},
-            vm.name if vm is not None else None)), ram) for h in hosts}
+            engine)), ram) for h in hosts}
 
 
 def plan_host_loss(compute: Compute, cluster: ClusterSpec, placement: Placement, failed: str,

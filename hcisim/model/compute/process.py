@@ -38,6 +38,7 @@ from hcisim.placement.failover import (
 from hcisim.placement.ha_rules import gluster_fence_veto, lease_timeline
 from hcisim.placement.hosted_engine import (
     HostHealth,
+    agent_cpu_load,
     agent_free_ram_gib,
     agent_score,
     engine_start_time,
@@ -48,11 +49,10 @@ from hcisim.placement.inventory import (
     ClusterSpec,
     VmSpec,
     cluster_of,
-    loads,
     priority_order,
     vms_on,
 )
-from hcisim.placement.scheduler import choose_host, cpu_load
+from hcisim.placement.scheduler import choose_host
 from hcisim.scenario import Scenario
 
 Proc = Generator[Any, Any, None]
@@ -457,13 +457,15 @@ class ComputeModel:
         """What each host's HA agent measures: CPU load, free memory (the VMs on the host
         and those migrating to it, as vdsm's memFree sees them), the gateway, whether the
         engine VM runs there (no free-memory penalty then: EngineUp)."""
-        view = self.scheduler_view()
-        host_loads = loads(self.cluster, view)
         engine = self.engine_vm.name if self.engine_vm is not None else None
         on_host: dict[str, dict[str, float]] = {h: {} for h in self.host_state}
         for vm, h in [*self.placement.items(), *self.migrations.targets.items()]:
             on_host[h][vm] = self.cluster.vm(vm).ram_gib
-        return {h: HostHealth(cpu_load=min(1.0, cpu_load(self.cluster, h, host_loads[h])),
+        vcpus: dict[str, dict[str, int]] = {h: {} for h in self.host_state}
+        for vm, h in self.scheduler_view().items():  # a migrating VM counts where it goes
+            vcpus[h][vm] = self.cluster.vm(vm).vcpus
+        return {h: HostHealth(cpu_load=agent_cpu_load(self.cluster.vcpu_capacity(h),
+                                                      vcpus[h], engine),
                               free_ram_gib=agent_free_ram_gib(self.cluster.host(h).ram_gib,
                                                               on_host[h], engine),
                               gateway_ok=self.gateway_ok[h],
