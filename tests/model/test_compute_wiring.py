@@ -170,7 +170,9 @@ def test_storage_loss_pauses_then_kills_a_leased_ha_vm_and_restarts_it() -> None
     assert boot_at == pytest.approx(lease.free_s) and app3[3][1] != "host3"
     log3 = intervals(obs, "log3")  # not HA: paused until the storage comes back
     assert [s for s, *_ in log3] == ["running", "paused", "running"]
-    assert log3[1][2] <= t_back and log3[2][2] == pytest.approx(t_back)
+    # resumed when its client uses the bricks again, reconnect_delay_s after the repair
+    assert log3[1][2] <= t_back and log3[2][2] == pytest.approx(
+        t_back + sc.model.reconnect_delay_s)
     io = obs["vm_io"]
     moved = io[(io["vm"] == "app3") & (io["t_start_s"] >= boot_at + sc.vm("app3").boot_s)]
     assert not moved.empty and (moved["status"] == "ok").all()
@@ -197,7 +199,7 @@ def test_maintenance_under_load_migrates_two_at_a_time_then_stops_bricks() -> No
     s = summarize(obs, [v.name for v in sc.vms], ["data"])
     assert all(v["max_io_stall_s"] == 0 and v["downtime_s"] == 0 for v in s["vms"].values())
     heal = events(obs, "heal_start")
-    assert list(heal["t_s"]) == [2700 + sc.model.heal_noticed_s]
+    assert list(heal["t_s"]) == [2700 + sc.model.reconnect_delay_s + sc.model.heal_noticed_s]
     for vm, dst in zip(mig["vm"], mig["dst_host"], strict=True):
         assert intervals(obs, str(vm))[-1][:2] == ("running", dst)
 

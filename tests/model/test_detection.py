@@ -111,6 +111,11 @@ def test_every_silent_loss_stalls_between_t_and_2t_unless_later_sends(sc: Scenar
     event(f"busy writers checked: {'some' if checked else 'none'}")
 
 
+# The timer values the hand computations below assume (the mechanism alone: callbacks on
+# time, clients back at the repair), whatever the shipped calibration profile says.
+HAND = {"ping_timer_late_s": 0.0, "reconnect_delay_s": 0.0}
+
+
 def _link_cut(t: float, at: float, detection: dict[str, Any], **extra: Any) -> Scenario:
     vms = extra.pop("vms", [vm("a", "host1", OLTP, 2.0)])
     return scenario(vms, [{"at_s": at, "kind": "nic_loss", "target": "host2",
@@ -119,7 +124,7 @@ def _link_cut(t: float, at: float, detection: dict[str, Any], **extra: Any) -> S
                         "name": "data", "type": "replica3",
                         "bricks": [{"host": h} for h in ("host1", "host2", "host3")],
                         "options": {"ping_timeout_s": t}}],
-                    model={"detection": detection}, **extra)
+                    model={"detection": detection, **HAND}, **extra)
 
 
 def test_known_phase_gives_the_hand_computed_stall() -> None:
@@ -146,13 +151,14 @@ def test_a_vm_starting_io_after_the_cut_re_arms_the_check() -> None:
     vms = [vm("a", "host1", OLTP, 2.0), vm("b", "host1", OLTP, 2.0)]
     phases = [{"start_s": 0.0, "load": 0.0, "vms": ["b"]},
               {"start_s": 17.0, "load": 1.0, "vms": ["b"]}]
-    with_sends = simulate(_link_cut(5.0, 12.0, {"phase": "known", "later_sends": True}, vms=vms,
+    known = {"phase": "known", "anchor_s": 0.0}
+    with_sends = simulate(_link_cut(5.0, 12.0, {**known, "later_sends": True}, vms=vms,
                                     phases=phases))
     assert stalled_from(with_sends, "a", 12.0) == pytest.approx(13.0003, abs=1e-9)
     (x,) = [x for x in losses(with_sends)
             if (x["client"], x["brick"]) == ("host1", "host2")]
     assert x["rearmed"] == 1
-    without = simulate(_link_cut(5.0, 12.0, {"phase": "known", "later_sends": False}, vms=vms,
+    without = simulate(_link_cut(5.0, 12.0, {**known, "later_sends": False}, vms=vms,
                                  phases=phases))
     assert stalled_from(without, "a", 12.0) == pytest.approx(8.0003, abs=1e-9)
 
@@ -166,7 +172,7 @@ def test_reconnect_re_anchors_the_chain() -> None:
         {"at_s": 230.0, "kind": "nic_loss", "target": "host2", "duration_s": 100}],
         duration=400.0, volumes=[{"name": "data", "type": "replica3",
                                   "bricks": [{"host": h} for h in ("host1", "host2", "host3")],
-                                  "options": {"ping_timeout_s": 5.0}}])
+                                  "options": {"ping_timeout_s": 5.0}}], model=HAND)
     obs = simulate(sc)
     assert stalled_from(obs, "a", 230.0) == pytest.approx(7.0004, abs=1e-9)
     second = [x for x in losses(obs) if x["brick"] == "host2" and x["lost_s"] == 230.0]

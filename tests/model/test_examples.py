@@ -136,7 +136,8 @@ def test_heal_waits_for_shd_notice_without_operator() -> None:
         {"at_s": 100, "kind": "brick_crash", "target": "host2", "duration_s": 50,
          "heal_after_repair": False}])
     heal = simulate(sc)["heal"]
-    assert list(heal["t_start_s"]) == [150 + sc.model.heal_noticed_s]
+    # the daemon notices once the clients are back (reconnect_delay_s after the repair)
+    assert list(heal["t_start_s"]) == [150 + sc.model.reconnect_delay_s + sc.model.heal_noticed_s]
 
 
 def test_event_count_does_not_grow_with_iops() -> None:
