@@ -65,6 +65,9 @@ class BrickHeal:
     dirty: dict[str, float] = field(default_factory=dict)  # VM disk key -> shards
     episode: HealEpisode | None = None
     ready_at: float | None = None  # when the self-heal daemon will pick it up
+    # the daemon's next index sweep after a sweep that healed something (None: its loop
+    # ended): what is pending then is healed then, not at the next crawl
+    resweep_at: float | None = None
     # sum of ``dirty`` (None: to be summed again) and a count of its changes: every method
     # that changes ``dirty`` forgets the one and bumps the other, so that it is summed (and
     # the stale map derived) once per change of the dirty counts, not per question

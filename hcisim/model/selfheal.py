@@ -11,6 +11,13 @@ most ``heal_share`` of any resource on its path. When may it start?
   connections never dropped and nothing wakes it;
 - the operator runs ``gluster volume heal`` at the repair (``Fault.heal_after_repair``);
 - otherwise at the next periodic crawl, every ``cluster.heal-timeout`` from the start.
+
+A daemon whose sweep healed something sweeps again a second later, and keeps at it while
+a sweep heals something (``afr_shd_index_healer``: ``do { sweep_all; sleep(1); } while
+(ret > 0)``, afr-self-heald.c): what still missed the brick while it was being healed
+(writes of a client not reconnected yet) is healed at the next sweep, :data:`RESWEEP_S`
+after the heal ended, not at the crawl. Measured on the lab: a second heal of one shard
+2.8-3.8 s after a NIC loss's repair, the first having ended at 1.8-2.4 s.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from hcisim.observations import Recorder
 from hcisim.scenario import ModelParams
 
 HEAL_BLOCK = 128 * 1024  # shd copies in 128 KiB reads/writes
+RESWEEP_S = 1.0  # afr_shd_index_healer's sleep(1) between sweeps
 _NONE: frozenset[str] = frozenset()
 
 
@@ -160,6 +168,9 @@ class SelfHeal:
             options.append(t)
         if self.shd.woke_at(vol.name, t, target.host):
             options.append(t + self.params.heal_noticed_s)
+        h = self.bricks[target.key]
+        if h.resweep_at is not None and t <= h.resweep_at + 1e-9:
+            options.append(h.resweep_at)
         return min(options)
 
     def reconcile(self, t: float, world: Hashable = None) -> None:
@@ -195,6 +206,8 @@ class SelfHeal:
                 self._end(vol, h, t, complete=False)
             else:
                 return
+        if h.resweep_at is not None and t > h.resweep_at + 1e-9:
+            h.resweep_at = None  # that sweep found nothing for it: the loop ended
         if h.pending_shards() <= 0:
             h.ready_at = None
             return
@@ -207,7 +220,7 @@ class SelfHeal:
             if h.ready_at > t:
                 self.schedule(h.ready_at - t, lambda: None)
         if t >= h.ready_at - 1e-9:
-            h.ready_at = None
+            h.ready_at = h.resweep_at = None
             ep = h.begin(t, source.host)
             self.rec.event(t, "heal_start", target.key,
                            f"{ep.shards} {'shards' if type(h) is BrickHeal else 'images'} "
@@ -227,6 +240,8 @@ class SelfHeal:
     def _end(self, vol: VolumeModel, h: BrickHeal, t: float, complete: bool) -> None:
         done_bytes = h.episode_bytes() if complete else h.done_so_far()[1]
         ep, done, clean = h.finish(complete)
+        if complete:  # that sweep healed something: the daemon sweeps again
+            h.resweep_at = t + RESWEEP_S
         self.net.remove_flow(self._flow(h))
         self.rec.add("heal", vol.name, h.brick.host, ep.start_s, t, done_bytes, done)
         for disk in clean:

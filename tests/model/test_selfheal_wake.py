@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from hcisim.model import simulate
+from hcisim.model.selfheal import RESWEEP_S
 from hcisim.model.shd import next_probe_s
 from hcisim.scenario import Scenario
 from hcisim.scenario.profile import load_profile
@@ -96,3 +97,33 @@ def test_next_probe() -> None:
     assert next_probe_s(20.0, 0.0) == 20.0
     assert next_probe_s(21.0, 0.0) == 22.0  # then every 2 s
     assert next_probe_s(26.0, 0.0) == 26.0
+
+
+def test_what_missed_the_brick_during_its_heal_is_healed_at_the_next_sweep() -> None:
+    """A writer at 10 MB/s while host2's brick is down for ~50 s; the operator heals at the
+    repair, but the writer's client reconnects 2 s later and its writes of those 2 s miss
+    host2 (one more 64 MiB shard). The daemon's sweep healed something, so it sweeps again
+    RESWEEP_S after the heal ended (afr_shd_index_healer) and heals that shard then, not at
+    the crawl (600 s). With the clients back at the repair there is nothing left over."""
+    def heal_rows(reconnect_s: float) -> list[tuple[float, float, int]]:
+        sc = Scenario.model_validate({
+            "name": "resweep", "seed": 3, "duration_s": 900.0,
+            "hosts": [host(h, 10, 1500, 100_000) for h in HOSTS],
+            "volumes": [{"name": "data", "type": "replica3",
+                         "bricks": [{"host": h} for h in HOSTS]}],
+            "io_profiles": {"seq": {"read_pct": 0, "block_kib": 1024, "mb_s": 10,
+                                    "queue_depth": 4, "random": False}},
+            "vms": [{"name": "w", "host": "host1",
+                     "disks": [{"volume": "data", "size_gb": 10, "io": "seq"}]}],
+            "faults": [{"at_s": 100, "kind": "brick_crash", "target": "host2",
+                        "duration_s": 50.0}],
+            "model": {"reconnect_delay_s": reconnect_s}})
+        heal = simulate(sc)["heal"]
+        return [(float(a), float(b), int(n)) for a, b, n in
+                zip(heal["t_start_s"], heal["t_end_s"], heal["shards"], strict=True)]
+
+    first, second = heal_rows(2.0)
+    assert first[0] == pytest.approx(150.0) and first[2] >= 7
+    assert second[0] == pytest.approx(first[1] + RESWEEP_S) and second[2] == 1
+    (only,) = heal_rows(0.0)
+    assert only[0] == pytest.approx(150.0) and only[2] == first[2]
