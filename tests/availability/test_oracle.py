@@ -74,26 +74,34 @@ def test_chain_faster_repair_never_worse(mu_slow: float, speedup: float, lam: fl
 PING_PERIOD_S = replica_set_scenario().volumes[0].options.ping_timeout_s
 
 
+# The timer values the counterexample's numbers were computed with (callbacks on time,
+# clients back at the repair), whatever the shipped calibration profile says.
+HAND = {"model.ping_timer_late_s": 0.0, "model.reconnect_delay_s": 0.0}
+
+
 def _volume(sc_faults: list[dict[str, Any]], layout: str, vm: bool,
-            phase_coupled: bool = True) -> dict[str, float]:
+            phase_coupled: bool = True, timers: dict[str, float] | None = None
+            ) -> dict[str, float]:
     """The replica set's volume row with ``sc_faults``, detection with the ping chain's
     phase known (with it unknown, each loss draws its first lost ping from one random stream
     shared by all losses, so a repair that ends sooner shifts the draws of every later loss:
     hypothesis found quorum_lost_s 0.04 s longer with every repair 0.99999 as long, seed
     278039129).
 
-    ``phase_coupled``: the storage round trip set to 0, so every client's ping chain has the
-    period T = ping-timeout; with repairs ending on multiples of T (:func:`_ends_on_ping_grid`)
+    ``phase_coupled``: the storage round trip and the timer's lateness
+    (``ping_timer_late_s``) set to 0, so every client's ping chain has the period T =
+    ping-timeout; with repairs ending on multiples of T (:func:`_ends_on_ping_grid`)
     a chain restarted at a reconnect has the same phase whichever run it is in, and a later
     silent loss is detected after the same delay in both. Without it the phase depends on
     when the brick last reconnected, i.e. on the earlier repair's length (see
     :func:`test_faster_repair_counterexample_found_in_ci`)."""
     over: dict[str, Any] = {"duration_s": 3 * 86400.0, "faults": sc_faults,
-                            "model.detection.phase": "known"}
+                            "model.detection.phase": "known", **(timers or {})}
     sc = replica_set_scenario(layout, vm=vm)
     if phase_coupled:
         storage = [n.role for n in sc.networks].index("storage")
         over[f"networks[{storage}].rtt_ms"] = 0.0
+        over["model.ping_timer_late_s"] = 0.0
     sc = with_overrides(sc, over)
     return volume_rows(sc, simulate(sc))[0]
 
@@ -158,15 +166,17 @@ def test_faster_repair_counterexample_found_in_ci() -> None:
     I/O error): a shorter repair moved a later detection, which can fall either way. With
     the repairs on the ping grid the same draw keeps the property."""
     faults = _schedule(1130252)
-    slow = _volume(faults, "replica3", vm=True, phase_coupled=False)
-    fast = _volume(shorten_repairs(faults, 0.75), "replica3", vm=True, phase_coupled=False)
+    slow = _volume(faults, "replica3", vm=True, phase_coupled=False, timers=HAND)
+    fast = _volume(shorten_repairs(faults, 0.75), "replica3", vm=True, phase_coupled=False,
+                   timers=HAND)
     assert fast["quorum_lost_s"] - slow["quorum_lost_s"] == pytest.approx(15.4306, abs=1e-3)
 
     crash = faults.index(next(f for f in faults
                               if f["target"] == "host3" and f["kind"] == "brick_crash"))
     for fs, stall in ((faults, 37.6978), (shorten_repairs(faults, 0.75), 22.2672)):
         sc = with_overrides(replica_set_scenario("replica3", vm=True), {
-            "duration_s": 3 * 86400.0, "faults": fs, "model.detection.phase": "known"})
+            "duration_s": 3 * 86400.0, "faults": fs, "model.detection.phase": "known",
+            **HAND})
         losses = simulate(sc).meta["detection"]["losses"]  # host1's and host2's clients
         assert {(x["brick"], x["lost_s"]) for x in losses} == {("host3", 254503.011)}
         reconnect = fs[crash]["at_s"] + fs[crash]["duration_s"]
