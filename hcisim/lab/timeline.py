@@ -31,7 +31,7 @@ class VolumePoint:
     pending: tuple[Pending, ...]
     # the heal tool's own connection to each brick at the last heal poll (empty: no poll
     # said): a fresh client each poll, so it sees a brick back before the clients' 3 s
-    # reconnect timer, as the self-heal daemon may (it heals from its own reconnect)
+    # reconnect timer brings them back, as the self-heal daemon may (it heals then)
     heal_reaches: tuple[bool, ...] = ()
 
 
@@ -127,9 +127,10 @@ def heal_episodes(points: list[VolumePoint], brick: int) -> list[HealEpisode]:
     """Runs of pending heal on one brick, from when it is up (heal can flow) to pending 0.
 
     Up for heal: a client sees the brick, or the heal poll itself reached it. The self-heal
-    daemon reconnects on its own timer, often before the clients do after a repair: a
-    short heal can run and finish while every client still sees the brick down (measured:
-    36 MiB healed 0.7-2.3 s after a NIC loss's repair, clients back at 2.6 s).
+    daemon heals as soon as it reaches the brick (an operator heal at the repair sets it
+    sweeping), often before the clients' 3 s reconnect timer brings them back: a short heal
+    can run and finish while every client still sees the brick down (measured: 36 MiB
+    healed 0.7-2.4 s after a NIC loss's repair, the clients back at 2.6-2.9 s).
 
     Bytes are the most that was pending once the brick was back: everything written while
     it was away, as the heal index estimate gives it (:mod:`hcisim.lab.healinfo`).
