@@ -12,6 +12,7 @@ import datetime
 import math
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,40 @@ def raw_measurements(trials: Sequence[Trial]) -> list[Measurement]:
                                    unit=r.unit, trial=t.trial, inputs=inputs,
                                    measured=round(r.value, 4)))
     return out
+
+
+CASE_INPUTS = ("ping_timeout_s", "outage_s", "shard_mib", "shd_threads")  # what a case varies
+
+
+@dataclass(frozen=True)
+class CaseSpread:
+    """All trials of one case of a profile's measurements: what a random quantity did."""
+
+    experiment: str
+    case: str  # the fault kind, and the ping-timeout where it varies
+    quantity: str
+    unit: str
+    measured: tuple[float, ...]  # sorted
+    residuals: tuple[float, ...]  # measured - predicted, where the fit predicted it
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.measured)
+
+
+def case_spreads(rows: Sequence[Measurement]) -> list[CaseSpread]:
+    """The measurements grouped by case (experiment, fault kind, ping-timeout, outage,
+    shard size, threads, quantity), in the profile's order: min / median / max of n trials
+    is how a campaign reports a random quantity."""
+    groups: dict[tuple[str, str, str, str], list[Measurement]] = {}
+    for m in rows:
+        parts = [str(m.inputs["kind"])] if "kind" in m.inputs else []
+        parts += [f"{k.removesuffix('_s')}={v:g}" for k in CASE_INPUTS
+                  if isinstance(v := m.inputs.get(k), float | int)]
+        groups.setdefault((m.experiment, " ".join(parts), m.quantity, m.unit), []).append(m)
+    return [CaseSpread(exp, label, q, unit, tuple(sorted(m.measured for m in ms)),
+                       tuple(m.residual for m in ms if m.residual is not None))
+            for (exp, label, q, unit), ms in groups.items()]
 
 
 def _num(m: Measurement, key: str) -> float:

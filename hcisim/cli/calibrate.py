@@ -3,6 +3,7 @@ it on cases the fit never saw (docs/calibration.md)."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,7 +62,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the calibration experiments, fit the model's timing parameters by their
         mechanisms, write a profile with the raw measurements and residuals."""
-        from hcisim.calibration.campaign import run_calibration
+        from hcisim.calibration.campaign import case_spreads, run_calibration
         from hcisim.calibration.experiments import DEFAULT_EXPERIMENTS, experiments_named
         from hcisim.scenario.profile import load_profile, save_profile
 
@@ -90,6 +91,16 @@ def register(app: typer.Typer) -> None:
                       f"{note.rms_residual:.3g}" if note and note.rms_residual is not None
                       else "")
         out.print(t)
+        c = Table("experiment", "case", "n", "measured min / median / max",
+                  "residual min / median / max", title_justify="left",
+                  title="per case (residual: measured - the fitted model)")
+        for s in case_spreads(profile.measurements):
+            r = s.residuals
+            c.add_row(s.experiment, s.case, str(len(s.measured)),
+                      f"{s.measured[0]:.3g} / {s.median:.3g} / {s.measured[-1]:.3g} {s.unit}",
+                      f"{min(r):+.3g} / {statistics.median(r):+.3g} / {max(r):+.3g}"
+                      if r else "")
+        out.print(c)
         for line in profile.to_measure:
             out.print(f"still to measure: {line}", markup=False, highlight=False)
         out.print(f"written: {output}", markup=False, highlight=False)

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from hcisim.calibration.campaign import run_calibration, still_to_measure
+from hcisim.calibration.campaign import case_spreads, run_calibration, still_to_measure
 from hcisim.calibration.experiments import EXPERIMENTS
 from hcisim.cli import calibrate as calibrate_cli
 from hcisim.engines import observe
@@ -109,6 +109,8 @@ def test_cli_writes_a_loadable_profile(tmp_path: Path) -> None:
     assert p.name == "p" and p.engine == "model"
     assert p.parameters.reconnect_delay_s == pytest.approx(1.7, abs=1e-3)
     assert p.machine.cpus and p.machine.date
+    # the spread of every case: here one trial of one case, measured = the truth's 1.7 s
+    assert "per case" in r.stdout and "1.7 / 1.7 / 1.7 s" in r.stdout
     r = hcisim("calibrate", "--engine", "model", "--experiments", "reconnect-quick",
                 "-o", str(out))
     assert r.exit_code == 2 and "exists" in r.stderr
@@ -181,3 +183,17 @@ def test_a_lab_campaign_probes_the_machine_before_every_case() -> None:
     assert run_calibration("model", load_profile(), "m", ["reconnect-quick"],
                            busy_probe=probe).machine.cpu_busy_pct == ()
     assert len(probes) == n  # the model is never probed
+
+
+def test_case_spreads_group_the_trials_of_each_case() -> None:
+    rows = [Measurement(experiment="detection-short", quantity="stall", unit="s", trial=i,
+                        inputs={"kind": kind, "ping_timeout_s": t, "fault_s": 8.0 + i},
+                        measured=t + i / 10, predicted=t, residual=i / 10)
+            for kind in ("nic_loss", "brick_hang") for t in (3.0, 5.0) for i in range(4)]
+    spreads = case_spreads(rows)
+    assert [(s.case, len(s.measured)) for s in spreads] == [
+        ("nic_loss ping_timeout=3", 4), ("nic_loss ping_timeout=5", 4),
+        ("brick_hang ping_timeout=3", 4), ("brick_hang ping_timeout=5", 4)]
+    s = spreads[1]
+    assert (s.measured[0], s.measured[-1]) == (5.0, 5.3) and s.median == pytest.approx(5.15)
+    assert s.residuals == pytest.approx((0.0, 0.1, 0.2, 0.3))
