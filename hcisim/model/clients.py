@@ -33,6 +33,7 @@ from hcisim.model.pingtimer import (
     draw_lost_ping_s,
     first_lost_ping_s,
     peer_loss_detected_s,
+    reconnect_at_s,
 )
 from hcisim.model.world import World
 from hcisim.observations import Recorder
@@ -70,11 +71,14 @@ class ClientViews:
     def __init__(self, cluster: Cluster, world: World, rng: np.random.Generator,
                  detection: Detection, rec: Recorder, schedule: Schedule,
                  clock: Callable[[], float], late_s: float = 0.0,
-                 reconnect_delay_s: float = 0.0) -> None:
+                 reconnect_delay_s: float = 0.0, reconnect_timer_s: float = 0.0) -> None:
         self.clock = clock
         self.late_s = late_s  # model.ping_timer_late_s: each ping-timer callback this late
-        # model.reconnect_delay_s: a reachable brick is used this long after it came back
+        # model.reconnect_delay_s / reconnect_timer_s: a reachable brick is used at the
+        # client's next reconnect try, this long after it (pingtimer.reconnect_at_s)
         self.reconnect_delay_s = reconnect_delay_s
+        self.reconnect_timer_s = reconnect_timer_s
+        self.down_at: dict[ViewKey, float] = {}  # when each connection last disconnected
         self._reconnecting: dict[ViewKey, float] = {}  # key -> when its clients use it
         self.cluster = cluster
         self.world = world
@@ -144,8 +148,13 @@ class ClientViews:
             if st != "up" or fresh:
                 self.anchor[key] = t  # (re)connected: the ping chain starts again here
                 self.reanchored.add(key)
+                self.down_at.pop(key, None)
         elif fresh or self.world.refused(c, b):
             new = "down"  # a (re)started client connects or fails at once
+            if fresh:
+                self.down_at.pop(key, None)  # it starts connecting now, no timer yet
+            elif st != "down":
+                self.down_at[key] = t  # RST: disconnected at once
         elif st == "up":
             new = "lost"
             self._token[key] += 1
@@ -162,16 +171,19 @@ class ClientViews:
         return True
 
     def _reconnect_later(self, t: float, key: ViewKey) -> bool:
-        """True while a brick that is reachable again waits ``reconnect_delay_s`` before
-        its client uses it (the first call schedules :meth:`_reconnect_due`)."""
-        if self.reconnect_delay_s <= 0:
+        """True while a brick that is reachable again waits for its client's reconnect
+        (:func:`reconnect_at_s`; the first call schedules :meth:`_reconnect_due`)."""
+        if key in self._reconnecting:
+            return True
+        at = reconnect_at_s(t, self.down_at.get(key), self.reconnect_timer_s,
+                            self.reconnect_delay_s)
+        if at <= t:
             return False
-        if key not in self._reconnecting:
-            self._token[key] += 1  # a pending ping timer no longer applies
-            self._pending.pop(key, None)
-            token = self._token[key]
-            self._reconnecting[key] = token
-            self.schedule(self.reconnect_delay_s, lambda: self._reconnect_due(key, token))
+        self._token[key] += 1  # a pending ping timer no longer applies
+        self._pending.pop(key, None)
+        token = self._token[key]
+        self._reconnecting[key] = token
+        self.schedule(at - t, lambda: self._reconnect_due(key, token))
         return True
 
     def _reconnect_due(self, key: ViewKey, token: int) -> None:
@@ -186,6 +198,7 @@ class ClientViews:
             return
         self.anchor[key] = self.clock()
         self.reanchored.add(key)
+        self.down_at.pop(key, None)
         self._token[key] += 1
         self.seen[key] = "up"
         self.version += 1
@@ -225,6 +238,7 @@ class ClientViews:
         loss.down_s = t
         del self._pending[key]
         self.seen[key] = "down"
+        self.down_at[key] = t  # the ping timer's bail-out disconnects
         self.version += 1
 
     def note_requests(self, t: float, plans: Iterable[DiskPlan]) -> None:

@@ -79,6 +79,23 @@ def _whole(t: float) -> int:
     return math.floor(t + 1e-9)
 
 
+def reconnect_at_s(back_s: float, disconnect_s: float | None, timer_s: float,
+                   delay_s: float) -> float:
+    """When a client uses a brick that is reachable again from ``back_s``.
+
+    rpc-clnt.c: at a disconnect ``rpc_clnt_handle_disconnect`` arms ``rpc_clnt_reconnect``
+    ``timer_s`` later (3 s), which tries to connect and re-arms itself every 3 s while not
+    connected. So the client tries at ``disconnect_s + k timer_s`` (k >= 1), and the first
+    try at or after ``back_s`` connects, ``delay_s`` later (the portmap query, the
+    handshake). Without a timer (0), or a disconnect the client never saw (a connection
+    that was still waiting on its ping timer, a client just started): ``delay_s`` after
+    ``back_s``."""
+    if timer_s <= 0 or disconnect_s is None:
+        return back_s + delay_s
+    k = max(1, math.ceil((back_s - disconnect_s) / timer_s - 1e-9))
+    return disconnect_s + k * timer_s + delay_s
+
+
 def disconnects(expiry_s: float, last_received_s: float, last_sent_s: float,
                 ping_timeout_s: float) -> bool:
     """``rpc_clnt_ping_timer_expired``: the transport is bailed out only if nothing was

@@ -73,7 +73,7 @@ class SelfHeal:
         # of its own, so the other draws of a run stay as they were
         self.shd = ShdConnections(cluster, world, np.random.default_rng(
             np.random.SeedSequence(cluster.scenario.seed, spawn_key=(1,))), schedule,
-            params.reconnect_delay_s)
+            params.reconnect_delay_s, params.reconnect_timer_s)
         self._world: Hashable = None  # the world fingerprint _copying holds for
         self._copying: dict[tuple[str, str], bool] = {}  # (source, target) -> can copy
         # heal paths by (source brick, target brick, capacity version): usage and limits

@@ -27,7 +27,9 @@ keepalive probes. What that means per fault:
 - a daemon whose own host powers up again starts fresh and wakes at once (its own bricks'
   index only).
 
-A reconnect takes ``reconnect_delay_s`` (the client's reconnect timer), as for the mounts.
+A reconnect comes at the daemon's next reconnect try (``reconnect_timer_s`` from its
+disconnect, :func:`hcisim.model.pingtimer.reconnect_at_s`) plus ``reconnect_delay_s``, as
+for the mounts.
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ from typing import Literal
 import numpy as np
 
 from hcisim.model.elaborate import BrickModel, Cluster
-from hcisim.model.pingtimer import draw_last_keepalive_s, peer_loss_detected_s
+from hcisim.model.pingtimer import (
+    draw_last_keepalive_s,
+    peer_loss_detected_s,
+    reconnect_at_s,
+)
 from hcisim.model.world import World
 
 # Linux keepalive on a Gluster client's brick connections (client.keepalive-* defaults in
@@ -80,12 +86,14 @@ class ShdConnections:
 
     def __init__(self, cluster: Cluster, world: World, rng: np.random.Generator,
                  schedule: Callable[[float, Callable[[], None]], None],
-                 reconnect_delay_s: float) -> None:
+                 reconnect_delay_s: float, reconnect_timer_s: float = 0.0) -> None:
         self.cluster = cluster
         self.world = world
         self.rng = rng
         self.schedule = schedule
         self.reconnect_delay_s = reconnect_delay_s
+        self.reconnect_timer_s = reconnect_timer_s
+        self.down_at: dict[ShdKey, float] = {}  # when each connection last dropped
         self.link: dict[ShdKey, Link] = {}
         self._token: dict[ShdKey, int] = {}
         for v in cluster.volumes.values():
@@ -132,6 +140,7 @@ class ShdConnections:
             return  # the daemon is frozen: nothing it notices until it runs again
         if state == "dead":  # the daemon started again: it connects to what it reaches
             self.link[key] = "down"
+            self.down_at.pop(key, None)  # a new process: no reconnect timer yet
             if w.reachable(s, b):
                 self._connect(t, key)
             return
@@ -141,6 +150,7 @@ class ShdConnections:
             self._silent.pop(key)
             if t >= silent.drop_s - 1e-9:
                 state = self.link[key] = "down"  # keepalive had given up: CHILD_DOWN
+                self.down_at[key] = silent.drop_s
             elif silent.rebooted:
                 # back with no TCP state before keepalive gave up: the next probe gets a RST
                 token = silent.token
@@ -156,6 +166,7 @@ class ShdConnections:
         if w.refused(s, b):
             self._drop(key)
             self.link[key] = "down"  # RST: CHILD_DOWN at once
+            self.down_at[key] = t
         elif self._tcp_alive(s, b):
             pass  # hung: keepalive is answered, the connection stays
         elif key in self._silent:
@@ -181,19 +192,21 @@ class ShdConnections:
             return
         self._silent.pop(key, None)
         self.link[key] = "down"
+        self.down_at[key] = t
         s, volume, host = key
         if self.world.reachable(s, self.cluster.volumes[volume].brick(host)):
             self._connect(t, key)
 
     def _connect(self, t: float, key: ShdKey) -> None:
-        if self.reconnect_delay_s <= 0:
+        at = reconnect_at_s(t, self.down_at.get(key), self.reconnect_timer_s,
+                            self.reconnect_delay_s)
+        if at <= t:
             self._up(t, key)
             return
         self._token[key] += 1
         token = self._token[key]
         self._connecting.add(key)
-        at = t + self.reconnect_delay_s
-        self.schedule(self.reconnect_delay_s, lambda: self._connected(key, token, at))
+        self.schedule(at - t, lambda: self._connected(key, token, at))
 
     def _connected(self, key: ShdKey, token: int, t: float) -> None:
         if self._token[key] != token:
@@ -207,6 +220,7 @@ class ShdConnections:
     def _up(self, t: float, key: ShdKey) -> None:
         """CHILD_UP in the daemon on ``key[0]``: it wakes its index healers."""
         self.link[key] = "up"
+        self.down_at.pop(key, None)
         s, volume, _ = key
         self.childup[(volume, s)] = t
         self.woken.append(volume)

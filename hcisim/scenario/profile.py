@@ -52,6 +52,11 @@ class ProfileParameters(Strict):
     reconnect_delay_s: NonNegativeFloat = Field(
         description="from a brick being reachable again (repair) until its clients use it: "
         "brick restart by glusterd and the client's reconnect timer")
+    reconnect_timer_s: NonNegativeFloat = Field(
+        0.0, description="the clients' reconnect timer (rpc-clnt.c: 3 s): a client that "
+        "lost a brick tries again every this long from its disconnect, and uses a repaired "
+        "brick at its first try after the repair, reconnect_delay_s later; 0: "
+        "reconnect_delay_s after the repair")
     heal_noticed_s: NonNegativeFloat = Field(
         description="from a brick's reconnect until the self-heal daemon starts healing it")
     heal_thread_mb_s: PositiveFloat = Field(
@@ -65,8 +70,8 @@ class ProfileParameters(Strict):
 
 
 # ModelParams fields (and the detection key) each parameter fills.
-MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "heal_noticed_s", "heal_thread_mb_s",
-              "heal_entry_s", "engine_overhead_ms")
+MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "reconnect_timer_s", "heal_noticed_s",
+              "heal_thread_mb_s", "heal_entry_s", "engine_overhead_ms")
 DETECTION_KEYS = {"detection_anchor_s": "anchor_s"}
 
 

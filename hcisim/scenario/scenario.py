@@ -97,6 +97,11 @@ class ModelParams(Strict):
     reconnect_delay_s: float = Field(
         default_factory=lambda: _shipped("reconnect_delay_s"), ge=0,
         description="from a brick being reachable again until its clients use it (profile)")
+    reconnect_timer_s: float = Field(
+        default_factory=lambda: _shipped("reconnect_timer_s"), ge=0,
+        description="the clients' reconnect timer (3 s in glusterfs): a client uses a "
+        "repaired brick at its first try after the repair, every this long from its "
+        "disconnect, plus reconnect_delay_s; 0: reconnect_delay_s after the repair (profile)")
 
     @model_validator(mode="before")
     @classmethod

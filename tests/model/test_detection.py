@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from hcisim.model import simulate
+from hcisim.model.pingtimer import reconnect_at_s
 from hcisim.observations import Observations
 from hcisim.scenario import Scenario
 
@@ -213,3 +214,34 @@ def test_server_quorum_loss_follows_keepalive_not_ping_timeout(t: float, seed: i
     assert len(lost) == 1
     delay = float(lost["t_s"].iloc[0]) - at
     assert 18.0 - EPS <= delay <= 28.0 + EPS
+
+
+@given(back=st.floats(0, 1000), since=st.floats(0, 100), timer=st.floats(0.5, 10),
+       delay=st.floats(0, 1))
+def test_reconnect_is_the_first_try_of_the_timer_after_the_return(
+        back: float, since: float, timer: float, delay: float) -> None:
+    """rpc-clnt's reconnect timer: tries every ``timer`` from the disconnect; the first at
+    or after the brick's return connects, ``delay`` later."""
+    down = back - since
+    at = reconnect_at_s(back, down, timer, delay)
+    k = round((at - delay - down) / timer)
+    assert k >= 1 and at - delay == pytest.approx(down + k * timer)
+    assert back - 1e-6 <= at - delay < max(back, down + timer) + timer + 1e-6
+    assert reconnect_at_s(back, None, timer, delay) == back + delay  # never disconnected
+    assert reconnect_at_s(back, down, 0.0, delay) == back + delay  # no timer
+
+
+def test_a_crashed_brick_is_used_again_at_the_clients_next_try() -> None:
+    """The brick crashes at 12 (RST: every client disconnects at once) and is back at 16:
+    the clients' timers try at 15, 18, ...: they use it at 18 + delay, 2.2 s after the
+    repair, as the lab measured 2.15-2.38 s (docs/calibration.md); without the timer, at
+    16 + delay."""
+    def back_at(timer: float) -> set[float]:
+        sc = scenario([vm("a", "host1", OLTP, 2.0)], [
+            {"at_s": 12.0, "kind": "brick_crash", "target": "host2", "duration_s": 4.0}],
+            duration=60.0, model={"reconnect_timer_s": timer, "reconnect_delay_s": 0.2})
+        ev = simulate(sc)["events"]
+        return {round(float(t), 6) for t in ev[ev["kind"] == "brick_up"]["t_s"]}
+
+    assert back_at(3.0) == {18.2}
+    assert back_at(0.0) == {16.2}
