@@ -119,10 +119,31 @@ def reconnect_s(obs: Observations, volume: str, brick: str, repair_s: float) -> 
     return None
 
 
+def disconnect_s(obs: Observations, volume: str, brick: str, repair_s: float) -> float | None:
+    """When the clients saw ``brick`` go down last before ``repair_s`` (their reconnect
+    timer runs from there: hcisim.model.pingtimer.reconnect_at_s)."""
+    vs = obs["volume_state"]
+    rows = vs[(vs["volume"] == volume) & (vs["brick"] == brick)].sort_values("t_s")
+    down, was_up = None, True
+    for t, up in zip(rows["t_s"], rows["up"], strict=True):
+        if t > repair_s + 1e-9:
+            break
+        if not up and was_up:
+            down = float(t)
+        was_up = bool(up)
+    return down
+
+
 def read_reconnect(case: Case, obs: Observations) -> list[Reading]:
+    """Repair until the clients use the brick again; with when they had seen it go down
+    (``disconnect_s``), which places the repair in their reconnect timer's cycle."""
     repair = float(case.inputs["repair_s"])
     back = reconnect_s(obs, "data", TARGET, repair)
-    return [] if back is None else [Reading("reconnect", "s", back - repair, f"data/{TARGET}")]
+    if back is None:
+        return []
+    down = disconnect_s(obs, "data", TARGET, repair)
+    extra = (("disconnect_s", round(down, 4)),) if down is not None else ()
+    return [Reading("reconnect", "s", back - repair, f"data/{TARGET}", extra)]
 
 
 # --- heal ------------------------------------------------------------------------------------

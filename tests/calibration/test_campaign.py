@@ -197,3 +197,13 @@ def test_case_spreads_group_the_trials_of_each_case() -> None:
     s = spreads[1]
     assert (s.measured[0], s.measured[-1]) == (5.0, 5.3) and s.median == pytest.approx(5.15)
     assert s.residuals == pytest.approx((0.0, 0.1, 0.2, 0.3))
+
+
+def test_reconnect_readings_say_when_the_clients_disconnected() -> None:
+    """The reconnect timer runs from the disconnect: a brick crash's is the fault itself
+    (RST), a power loss's the clients' detection, T to 2T after it."""
+    p = run_calibration("model", load_profile(), "r", ["reconnect"])
+    by_kind = {m.inputs["kind"]: m.inputs for m in p.measurements}
+    crash, power = by_kind["brick_crash"], by_kind["node_power_loss"]
+    assert crash["disconnect_s"] == crash["fault_s"]
+    assert 3.0 <= float(power["disconnect_s"]) - float(power["fault_s"]) <= 6.0 + 1e-3
