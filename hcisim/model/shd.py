@@ -150,7 +150,7 @@ class ShdConnections:
             self._silent.pop(key)
             if t >= silent.drop_s - 1e-9:
                 state = self.link[key] = "down"  # keepalive had given up: CHILD_DOWN
-                self.down_at[key] = silent.drop_s
+                # (silent: no reconnect grid, as for the mounts' bail-out)
             elif silent.rebooted:
                 # back with no TCP state before keepalive gave up: the next probe gets a RST
                 token = silent.token
