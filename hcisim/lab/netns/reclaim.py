@@ -98,6 +98,22 @@ def find_leftovers(name: str, root: Path | None = None) -> Leftovers:
     return Leftovers(names, pids, mounts, sorted(set(loops)), sockets, cgroups)
 
 
+def netns_pids(names: list[str]) -> list[int]:
+    """Processes living in the lab's own network namespaces: only the lab starts processes
+    there, so they are its own even without a pid file (a self-heal daemon glusterd forks
+    while the lab is torn down writes its pid file too late for the scan: one outlived a
+    calibration lab on 2026-11-29 and, its namespace deleted, no later ``lab down`` could
+    find it)."""
+    me = os.getpid()
+    out: set[int] = set()
+    for ns in names:
+        if not Path("/run/netns", ns).exists():
+            continue
+        res = run(f"list the processes of {ns}", ["ip", "netns", "pids", ns], check=False)
+        out |= {int(x) for x in res.stdout.split() if x.isdigit() and int(x) not in (0, 1, me)}
+    return sorted(out)
+
+
 def reclaim(name: str, root: Path | None = None, remove_dir: bool = True) -> Leftovers:
     """Remove every trace of lab ``name``; return what could not be removed (normally none)."""
     lab_dir = (root or LAB_ROOT) / name
@@ -105,10 +121,10 @@ def reclaim(name: str, root: Path | None = None, remove_dir: bool = True) -> Lef
     sockets = set(found.sockets) | set(sockets_of(found.pids))
     # kill, then scan again until a scan finds nobody: a plane agent alive at the last
     # scan (an HA agent) may have started a guest since, its pid file written after it
-    pids = found.pids
+    pids = sorted(set(found.pids) | set(netns_pids(found.netns)))
     for _ in range(KILL_ROUNDS):
         kill_and_wait(pids)
-        pids = find_leftovers(name, root).pids
+        pids = sorted(set(find_leftovers(name, root).pids) | set(netns_pids(found.netns)))
         sockets |= set(sockets_of(pids))
         if not pids:
             break
