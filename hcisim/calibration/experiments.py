@@ -103,45 +103,38 @@ def _reconnect_case(kind: str, trial: int, exp: str, profile: str | None,
     return Case(exp, kind, sc, {"kind": kind, "fault_s": at, "repair_s": at + hold})
 
 
-def reconnect_s(obs: Observations, volume: str, brick: str, repair_s: float) -> float | None:
-    """When the clients use ``brick`` again after ``repair_s``: the first ``up`` row after a
-    ``down`` one that ends the fault's outage (None: the clients never saw it down)."""
+def brick_outage(obs: Observations, volume: str, brick: str, repair_s: float
+                 ) -> tuple[float | None, float | None]:
+    """The clients' view of ``brick`` around ``repair_s``, from one pass over its
+    volume_state rows: when they saw it go down last before the repair (their reconnect
+    timer runs from there: hcisim.model.pingtimer.reconnect_at_s), and when they used it
+    again after it (the first ``up`` row ending that outage). None where they never saw
+    it down, or never back."""
     vs = obs["volume_state"]
     rows = vs[(vs["volume"] == volume) & (vs["brick"] == brick)].sort_values("t_s")
-    was_down = False
+    down: float | None = None
     for t, up in zip(rows["t_s"], rows["up"], strict=True):
         if not up and t <= repair_s + 1e-9:
-            was_down = True
-        if up and t >= repair_s - 1e-9 and was_down:
-            return float(t)
-        if up and t < repair_s - 1e-9:
-            was_down = False
-    return None
+            down = float(t) if down is None else down
+        elif up and t >= repair_s - 1e-9 and down is not None:
+            return down, float(t)
+        elif up:
+            down = None  # back before the repair: that was another outage
+    return down, None
 
 
-def disconnect_s(obs: Observations, volume: str, brick: str, repair_s: float) -> float | None:
-    """When the clients saw ``brick`` go down last before ``repair_s`` (their reconnect
-    timer runs from there: hcisim.model.pingtimer.reconnect_at_s)."""
-    vs = obs["volume_state"]
-    rows = vs[(vs["volume"] == volume) & (vs["brick"] == brick)].sort_values("t_s")
-    down, was_up = None, True
-    for t, up in zip(rows["t_s"], rows["up"], strict=True):
-        if t > repair_s + 1e-9:
-            break
-        if not up and was_up:
-            down = float(t)
-        was_up = bool(up)
-    return down
+def reconnect_s(obs: Observations, volume: str, brick: str, repair_s: float) -> float | None:
+    """When the clients use ``brick`` again after ``repair_s`` (None: never seen down)."""
+    return brick_outage(obs, volume, brick, repair_s)[1]
 
 
 def read_reconnect(case: Case, obs: Observations) -> list[Reading]:
     """Repair until the clients use the brick again; with when they had seen it go down
     (``disconnect_s``), which places the repair in their reconnect timer's cycle."""
     repair = float(case.inputs["repair_s"])
-    back = reconnect_s(obs, "data", TARGET, repair)
+    down, back = brick_outage(obs, "data", TARGET, repair)
     if back is None:
         return []
-    down = disconnect_s(obs, "data", TARGET, repair)
     extra = (("disconnect_s", round(down, 4)),) if down is not None else ()
     return [Reading("reconnect", "s", back - repair, f"data/{TARGET}", extra)]
 
