@@ -150,8 +150,7 @@ def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
         d = vm.disks[0]
         if d.volume != volume:
             continue
-        prof = sc.io_profile(d.io)
-        assert prof is not None
+        prof = _profile_of(sc, vm)
         rows = io[(io["vm"] == vm.name) & (io["status"] == "ok")]
         lo = np.maximum(rows["t_start_s"].to_numpy(float), t0)
         hi = np.minimum(rows["t_end_s"].to_numpy(float), t1)
