@@ -1,5 +1,6 @@
-"""Is a server back as it was after a fault: its bricks, storage link, peers and mounts,
-read before the fault phase and after the rollbacks, one row per host a fault touched."""
+"""Is a server back as it was after a fault: its bricks, self-heal daemon, storage link,
+peers and mounts, read before the fault phase and after the rollbacks, one row per host a
+fault touched."""
 
 from __future__ import annotations
 
@@ -32,16 +33,19 @@ class HostHealth:
     storage_link_up: bool | None
     peers_connected: int
     mounts_answering: frozenset[str] = frozenset()  # volumes mounted here and answering
+    shd_online: frozenset[str] = frozenset()  # volumes whose self-heal daemon here is online
 
 
 def host_health(sc: Scenario, shell: Shell, volumes: Mapping[str, VolumeInfo],
                 uuid: str | None) -> HostHealth:
     cli = gluster_of(shell)
     online: set[str] = set()
+    shd: set[str] = set()
     for vol in [v.name for v in sc.volumes if v.name in volumes]:
         with contextlib.suppress(GlusterError):
-            online |= {f"{vol}:{p.path}" for p in cli.volume_status(vol)
-                       if p.kind == "brick" and p.peer_id == uuid and p.online}
+            mine = [p for p in cli.volume_status(vol) if p.peer_id == uuid and p.online]
+            online |= {f"{vol}:{p.path}" for p in mine if p.kind == "brick"}
+            shd |= {vol for p in mine if p.kind == "shd"}
     ifname = storage_if_of(shell, volumes, uuid)
     try:
         peers = sum(1 for p in cli.peers() if p.connected)
@@ -51,7 +55,7 @@ def host_health(sc: Scenario, shell: Shell, volumes: Mapping[str, VolumeInfo],
     mounts = frozenset(v.name for v in sc.volumes
                        if v.name in volumes and not mount_answers(shell, v.name, own)[1])
     return HostHealth(frozenset(online), link_is_up(shell, ifname) if ifname else None, peers,
-                      mounts)
+                      mounts, frozenset(shd))
 
 
 def restore_rows(host: str, before: HostHealth, after: HostHealth | None,
@@ -70,6 +74,9 @@ def restore_rows(host: str, before: HostHealth, after: HostHealth | None,
         gaps.append("storage link down")
     if after.peers_connected < before.peers_connected:
         gaps.append(f"peers connected {after.peers_connected} < {before.peers_connected}")
+    no_shd = sorted(before.shd_online - after.shd_online)
+    if no_shd:
+        gaps.append(f"self-heal daemon offline for: {', '.join(no_shd)}")
     dead = sorted(before.mounts_answering - after.mounts_answering)
     if dead:
         gaps.append(f"volumes not mounted or not answering: {', '.join(dead)}")

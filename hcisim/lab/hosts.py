@@ -229,6 +229,12 @@ def hold_interrupts() -> Iterator[list[int]]:
 
 
 SWITCH_GRACE_S = 10.0  # a brick switch fires this long after the controller's repair is due
+# glusterd attaches a returning host's volumes to its one glustershd, each volume on its own,
+# retrying 15 times 1 s apart (glusterd_attach_svc, glusterd-svc-helper.c); a volume whose
+# attach failed stays without its self-heal daemon until `volume start VOL force` runs the
+# service manager again. A repair waits this long for glusterd first.
+SHD_ATTACH_S = 20.0
+SHD_REMEDY_S = 10.0  # then the remedy's own round: attached, and glusterd says so
 
 
 @dataclass(frozen=True)
@@ -272,6 +278,7 @@ class HostsBackend(FaultBook, RemoteNodes):
         self.background_heal = True
         self.rollback_failed: list[str] = []  # repairs that did not bring a host back
         self._switches: dict[str, str] = {}  # fault key -> pid file of its switch
+        self._shd_before: dict[str, list[str]] = {}  # power fault key -> volumes' shd online
         self._active: list[Fault] = []
         self._meta: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -357,6 +364,19 @@ class HostsBackend(FaultBook, RemoteNodes):
             return False
         return bool(mine) and all(mine)
 
+    def shd_online(self, host: str, volumes: list[str]) -> list[str]:
+        """The volumes among ``volumes`` whose self-heal daemon on ``host`` is online, as
+        glusterd reports it per volume (one multiplexed glustershd serves them all, but
+        each volume's graph is attached to it on its own)."""
+        cli, uuid = self.machine.gluster(host), self.facts[host].uuid
+        out = []
+        for v in volumes:
+            with contextlib.suppress(LabError):
+                if any(p.online for p in cli.volume_status(v)
+                       if p.kind == "shd" and p.peer_id == uuid):
+                    out.append(v)
+        return out
+
     def inject(self, fault: Fault) -> float:
         assert self.faults is not None
         host, how = fault.target, mechanism(fault)
@@ -382,26 +402,46 @@ class HostsBackend(FaultBook, RemoteNodes):
                                f"{what} is not up before the fault; refusing")
             self._switches[self._key(fault)] = pidfile
             self.machine.switch = (pidfile, bound)
+        elif how == "power":  # what its repair must bring back besides the bricks
+            self._shd_before[self._key(fault)] = self.shd_online(
+                host, self.faults.volumes_on(host))
         return super().inject(fault)
 
     def restore(self, fault: Fault) -> float:
         """Repair ``fault`` until the host is back (SSH may ride on a cut link: the switch
         brings it back), then disarm its switch (left armed when the repair failed)."""
         host, how = fault.target, mechanism(fault)
-        patience = (fault.duration_s or 0.0) if how == "link" else 4.0
+        patience = {"link": fault.duration_s or 0.0,
+                    "power": SHD_ATTACH_S + SHD_REMEDY_S}.get(how, 4.0)
         vols = self.faults.volumes_on(host) if self.faults is not None else []
+        shd_wanted = self._shd_before.pop(self._key(fault), [])
         t: list[float] = []
+        shd_missing: list[str] = []
+        bricks_since: list[float] = []
 
         def attempt() -> bool:
             if not t:
                 t.append(super(HostsBackend, self).restore(fault))
             elif how in ("brick_kill", "link"):
                 self.faults.restore(fault)  # type: ignore[union-attr]
-            return how not in ("brick_kill", "power") or self.bricks_online(host, vols)
+            if how not in ("brick_kill", "power"):
+                return True
+            if not self.bricks_online(host, vols):
+                return False
+            bricks_since[:] = bricks_since or [time.monotonic()]
+            shd_missing[:] = sorted(set(shd_wanted) - set(self.shd_online(host, shd_wanted)))
+            if shd_missing and time.monotonic() - bricks_since[0] >= SHD_ATTACH_S:
+                for v in shd_missing:  # glusterd gave up attaching: its own remedy
+                    self.machine.gluster(host).start_force(v)
+                shd_missing[:] = sorted(set(shd_missing) - set(self.shd_online(host,
+                                                                              shd_missing)))
+            return not shd_missing
 
         if not wait_until(attempt, patience, 2.0, ignore=(LabError,)):
             # its switch stays armed: the server repairs itself when the bound is up
-            raise LabError(f"repair {fault.kind} on {host}", "the host did not come back")
+            why = (f"the self-heal daemon of {', '.join(shd_missing)} stayed offline"
+                   if shd_missing else "the host did not come back")
+            raise LabError(f"repair {fault.kind} on {host}", why)
         pidfile = self._switches.pop(self._key(fault), None)
         if pidfile is not None:
             with contextlib.suppress(LabError):

@@ -5,6 +5,7 @@ Tests judge the servers' state, not the commands' text."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, cast
 import pytest
 
 from hcisim.accept.restored import HostHealth, restore_rows
+from hcisim.lab import hosts
 from hcisim.lab.errors import LabError
 from hcisim.lab.hosts import HostsBackend, NodeFacts
 from hcisim.lab.node import Completed, SshShell
@@ -26,7 +28,7 @@ class Server:
     man's switch armed or not."""
 
     def __init__(self, kill_works: bool = True, start_works: bool = True) -> None:
-        self.brick_up, self.link_up = True, True
+        self.brick_up, self.link_up, self.shd_up = True, True, True
         self.switches: set[str] = set()  # pid files of the armed switches
         self.armed_when_hit: bool | None = None
         self.kill_works, self.start_works = kill_works, start_works
@@ -39,8 +41,13 @@ class Server:
                 (r"^ip -o link show dev sto0", self.show)]
 
     def status(self, cmd: str) -> Completed:
-        return ok(fixture("volume_status_data.xml" if self.brick_up
-                          else "volume_status_brick_down.xml"))
+        xml = fixture("volume_status_data.xml" if self.brick_up
+                      else "volume_status_brick_down.xml")
+        if not self.shd_up:  # glusterd reports host3's self-heal daemon of data offline
+            xml, n = re.subn(r"(Self-heal Daemon</hostname>\s*<path>127\.1\.1\.3</path>\s*"
+                             r"<peerid>[^<]*</peerid>\s*<status>)1", r"\g<1>0", xml)
+            assert n == 1
+        return ok(xml)
 
     def kill(self, cmd: str) -> Completed:
         # only the verified PID of the named brick dies
@@ -52,6 +59,7 @@ class Server:
 
     def start(self, cmd: str) -> Completed:
         self.brick_up = self.brick_up or self.start_works
+        self.shd_up = self.shd_up or self.start_works  # its service manager attaches shd
         return ok("volume start: data: success") if self.start_works else Completed(1, "", "no")
 
     @property
@@ -163,6 +171,30 @@ def test_power_commands_run_locally_and_are_never_recorded(server: Server,
     assert log.read_text().endswith("on host3\n") and be.rollback_failed == []
 
 
+@pytest.mark.parametrize("start_works", [True, False])
+def test_power_repair_waits_for_the_self_heal_daemon_it_had(
+        start_works: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server back from a power loss whose glusterd did not attach a volume to its
+    glustershd (CI: host3's shd offline for one volume after the power-on): the repair
+    waits for glusterd, then runs `volume start VOL force` (its service manager attaches
+    it); a daemon that stays offline fails the repair, named."""
+    monkeypatch.setattr(hosts, "SHD_ATTACH_S", 0.0)
+    monkeypatch.setattr(hosts, "SHD_REMEDY_S", 0.1)
+    server = Server(start_works=start_works)
+    be = _backend(server, power_off_cmd="true", power_on_cmd="true")
+    power = make_fault(at_s=0, kind="node_power_loss", target="host3")
+    be.inject(power)
+    server.shd_up = False  # the bricks came back, data's self-heal daemon did not
+    be.destroy()
+    assert server.shd_up is start_works and server.brick_up
+    if start_works:
+        assert be.rollback_failed == []
+    else:
+        (why,) = be.rollback_failed
+        assert "node_power_loss on host3" in why
+        assert "self-heal daemon of data stayed offline" in why
+
+
 def test_destroy_repairs_every_fault_still_on_and_reports_what_failed() -> None:
     server = Server(start_works=False)
     be = _backend(server)
@@ -199,12 +231,14 @@ def test_ctrl_c_during_the_rollback_is_held_until_it_is_done(server: Server) -> 
 def test_restore_rows_say_what_is_not_back() -> None:
     before = HostHealth(frozenset({"data:/b"}), True, 2)
     assert restore_rows("host2", before, before, [])[0].verdict == "pass"
-    before = HostHealth(frozenset({"data:/b"}), True, 2, frozenset({"data"}))
-    worse = HostHealth(frozenset(), False, 1)
+    before = HostHealth(frozenset({"data:/b"}), True, 2, frozenset({"data"}),
+                        frozenset({"data", "engine"}))
+    worse = HostHealth(frozenset(), False, 1, shd_online=frozenset({"data"}))
     (r,) = restore_rows("host2", before, worse, ["bring sto0 up on host2"])
     assert r.verdict == "fail" and r.actual.startswith("NOT RESTORED")
     for gap in ("bricks offline: data:/b", "storage link down", "peers connected 1 < 2",
-                "undo failed: bring sto0 up", "not mounted or not answering: data"):
+                "undo failed: bring sto0 up", "not mounted or not answering: data",
+                "self-heal daemon offline for: engine"):
         assert gap in r.actual
     (gone,) = restore_rows("host2", before, None, [])
     assert "unreachable" in gone.actual and gone.verdict == "fail"

@@ -141,8 +141,9 @@ def test_destructive_brick_crash_is_bounded_restored_and_judged(env: Env, tmp_pa
     assert summary["volumes"]["data"]["lost_bytes"] == 0
     # and the cluster is as before: every check still passes
     after = tmp_path / "after"
-    assert accept(env, after).returncode == 0
-    assert not [r for r in _rows(after) if r["verdict"] == "fail"]
+    again = accept(env, after)
+    failed = [r for r in _rows(after) if r["verdict"] == "fail"]
+    assert again.returncode == 0 and not failed, (failed, again.stderr[-2000:])
     # nothing of the run is left on the volumes or in /tmp
     for h in ("host1", "host2", "host3"):
         assert not list(Path(str(env.lab.mount(h, "data"))).glob(".hcisim-*"))  # type: ignore[attr-defined]
@@ -196,8 +197,9 @@ def test_nic_and_power_loss_over_ssh_on_the_timeline(env: Env, tmp_path: Path) -
     assert 60.0 - 2.0 <= starts["node_power_loss"] - starts["nic_loss"] <= 60.0 + 2.0
     # the hosts are as before: the read-only acceptance passes again
     after = tmp_path / "after"
-    assert accept(env, after).returncode == 0
-    assert not [r for r in _rows(after) if r["verdict"] == "fail"]
+    again = accept(env, after)
+    failed = [r for r in _rows(after) if r["verdict"] == "fail"]
+    assert again.returncode == 0 and not failed, (failed, again.stderr[-2000:])
 
 
 def test_wrong_key_is_a_clear_error(env: Env, tmp_path: Path) -> None:
