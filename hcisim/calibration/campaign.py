@@ -29,12 +29,15 @@ from hcisim.calibration.experiments import (
     experiments_named,
 )
 from hcisim.calibration.fit import (
+    RECONNECT_TIMER_S,
     Fitted,
     HealTrial,
+    ReconnectTrial,
     StallTrial,
     fit_detection,
     fit_heal,
     fit_reconnect,
+    fit_reconnect_mechanism,
 )
 from hcisim.engines import observe
 from hcisim.observations import Observations
@@ -191,14 +194,33 @@ def _note(method: str, rows: Sequence[Measurement], fitted: Fitted) -> FitNote:
                    n=len(rows), rms_residual=None if rms is None else round(rms, 4))
 
 
-def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile
+SYN_LINEAR_SYSCTL = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"
+
+
+def syn_linear_timeouts() -> int:
+    """This machine's net.ipv4.tcp_syn_linear_timeouts; 0 where the kernel (< 6.5) has none."""
+    try:
+        with open(SYN_LINEAR_SYSCTL) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
+                     linear_timeouts: int | None = None, reconnect_timer_s: float | None = None
                      ) -> tuple[dict[str, float], dict[str, FitNote], list[Measurement]]:
     """Fit every parameter some row informs (each over all its rows); carry the others over
-    from ``base``. Returns the parameters, how each got its value, and the rows with their
-    predictions and residuals."""
+    from ``base``. ``linear_timeouts``, ``reconnect_timer_s``: the measured system's SYN
+    retransmission setting and reconnect timer (None: the base's, as on the model engine).
+    Returns the parameters, how each got its value, and the rows with their predictions and
+    residuals."""
     params = base.parameters.model_dump()
     fits: dict[str, FitNote] = {k: FitNote(method=f"carried over from profile {base.name}")
                                 for k in params}
+    if linear_timeouts is not None:
+        params["syn_linear_timeouts"] = linear_timeouts
+        fits["syn_linear_timeouts"] = FitNote(method=f"read on the measured machine "
+                                              f"({SYN_LINEAR_SYSCTL}; 0: none)")
     done: list[Measurement] = []
     stalls = [m for m in rows if m.quantity == "stall"]
     if stalls:
@@ -211,7 +233,25 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile
         fits.update(dict.fromkeys(f.values, note))
         done += _predicted(stalls, f)
     recon = [m for m in rows if m.quantity == "reconnect"]
-    if recon:
+    placed = [m for m in recon if "disconnect_s" in m.inputs]
+    if placed:  # when the clients disconnected places the repair in their own wait
+        timer = params["reconnect_timer_s"] if reconnect_timer_s is None else reconnect_timer_s
+        f = fit_reconnect_mechanism(
+            [ReconnectTrial(str(m.inputs["kind"]), _num(m, "repair_s"),
+                            _num(m, "disconnect_s"), m.measured) for m in placed],
+            int(params["syn_linear_timeouts"]), timer)
+        params.update(f.values)
+        fits["reconnect_delay_s"] = _note(
+            f"median of measured - the client's wait for its connecting try ({timer:g} s "
+            "reconnect timer from the disconnect; SYN retransmissions after a host that did "
+            f"not answer, tcp_syn_linear_timeouts {params['syn_linear_timeouts']}); "
+            f"{len(recon) - len(placed)} trials without a disconnect time not used",
+            placed, f)
+        if reconnect_timer_s is not None:
+            fits["reconnect_timer_s"] = FitNote(method="glusterfs's constant (rpc-clnt.c "
+                                                "rpc_clnt_reconnect: 3 s), not fitted")
+        done += _predicted(placed, f) + [m for m in recon if m not in placed]
+    elif recon:
         f = fit_reconnect([m.measured for m in recon])
         params.update(f.values)
         fits["reconnect_delay_s"] = _note("mean delay from the repair to the clients' "
@@ -247,7 +287,9 @@ def fit_profile(trials: Sequence[Trial], base: CalibrationProfile, name: str, en
             after[m.experiment] = max(after.get(m.experiment, 0), m.trial + 1)
         rows = earlier_rows + [m.model_copy(update={"trial": m.trial + after.get(m.experiment, 0)})
                                for m in rows]
-    params, fits, measurements = fit_measurements(rows, base)
+    lab = engine != "model"  # the model engine's: those of the profile it ran with
+    params, fits, measurements = fit_measurements(
+        rows, base, syn_linear_timeouts() if lab else None, RECONNECT_TIMER_S if lab else None)
     loads = [t.load_1m for t in trials]
     busy = [t.cpu_busy_pct for t in trials if t.cpu_busy_pct is not None]
     gluster_version = next((t.gluster_version for t in trials if t.gluster_version),

@@ -9,8 +9,14 @@ a parameter the trials cannot pin down keeps its old value instead of drifting).
   on a chain started at the anchor with period T + rtt + late
   (:func:`hcisim.model.pingtimer.first_lost_ping_s`); fits ``detection_anchor_s`` and
   ``ping_timer_late_s``. Trials at fault offsets spread over one ping period pin both.
-- reconnect: the delay from the repair until the clients use the brick is one constant
-  (``reconnect_delay_s``): its least-squares value is the mean.
+- reconnect: from the repair until the clients use the brick = the client's own wait for
+  its connecting try (the 3 s reconnect timer from its disconnect after a refused connection,
+  :func:`hcisim.model.pingtimer.reconnect_at_s`; the SYN's retransmissions after a host
+  that did not answer, :func:`hcisim.model.pingtimer.syn_reconnect_at_s`) + one constant,
+  ``reconnect_delay_s`` (the portmap query and the handshake), its value the median of
+  measured - wait over the trials that say when the clients disconnected (a power-on's
+  service start, not modelled, makes a few trials seconds late: the median keeps them from
+  moving the constant). Without such trials: the constant alone, the mean delay.
 - heal: from the reconnect to the end of heal = ``heal_noticed_s`` + the fluid drain of ``n``
   shards of ``s`` bytes with ``min(k, shards left)`` threads at ``s / (s / r + e)`` each,
   capped by the heal share of the path (the drain :mod:`hcisim.model.selfheal` integrates);
@@ -26,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from hcisim.model.pingtimer import reconnect_at_s, syn_reconnect_at_s
 
 PULL = 1e-6  # weight of the pull towards the base profile (s^2 per unit^2)
 
@@ -88,10 +96,43 @@ def fit_detection(trials: Sequence[StallTrial], base_anchor_s: float, base_late_
 
 
 # --- reconnect -------------------------------------------------------------------------------
+RECONNECT_TIMER_S = 3.0  # rpc-clnt.c rpc_clnt_reconnect: ts.tv_sec = 3
+UNANSWERED_KINDS = ("nic_loss", "node_power_loss", "partition")  # connects get no answer
+
+
 def fit_reconnect(delays_s: Sequence[float]) -> Fitted:
     value = max(0.0, float(np.mean(delays_s))) if delays_s else 0.0
     value = round(value, 3)
     return Fitted({"reconnect_delay_s": value}, tuple(value for _ in delays_s))
+
+
+@dataclass(frozen=True)
+class ReconnectTrial:
+    kind: str  # the fault: refused (brick crash) or unanswered (link, power) connects
+    repair_s: float
+    disconnect_s: float  # when the clients saw the brick go
+    measured: float  # repair -> the clients use the brick
+
+
+def reconnect_wait_s(t: ReconnectTrial, timer_s: float, linear_timeouts: int) -> float:
+    """From the repair to the client's connecting try, by mechanism (no handshake)."""
+    if t.kind in UNANSWERED_KINDS:
+        at = syn_reconnect_at_s(t.repair_s, t.disconnect_s, timer_s, 0.0, linear_timeouts)
+    else:
+        at = reconnect_at_s(t.repair_s, t.disconnect_s, timer_s, 0.0)
+    return at - t.repair_s
+
+
+def fit_reconnect_mechanism(trials: Sequence[ReconnectTrial], linear_timeouts: int,
+                            timer_s: float = RECONNECT_TIMER_S) -> Fitted:
+    """``reconnect_delay_s`` over the client's own wait (module docstring); the timer is
+    glusterfs's constant, not fitted."""
+    waits = [reconnect_wait_s(t, timer_s, linear_timeouts) for t in trials]
+    delay = max(0.0, float(np.median([t.measured - w for t, w in zip(trials, waits,
+                                                                      strict=True)])))
+    delay = round(delay, 3)
+    return Fitted({"reconnect_delay_s": delay, "reconnect_timer_s": timer_s},
+                  tuple(w + delay for w in waits))
 
 
 # --- heal ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from hcisim.model.pingtimer import (
     first_lost_ping_s,
     peer_loss_detected_s,
     reconnect_at_s,
+    syn_reconnect_at_s,
 )
 from hcisim.model.world import World
 from hcisim.observations import Recorder
@@ -58,11 +59,13 @@ class Loss:
     sends_s: list[float] = field(default_factory=list)  # requests sent after the loss
     rearmed: int = 0  # expiry checks that saw a send within T
     down_s: float | None = None
+    back_s: float | None = None  # this client used the brick again (reconnect)
 
     def meta(self) -> dict[str, Any]:
         return {"client": self.client, "volume": self.volume, "brick": self.brick,
                 "lost_s": self.lost_s, "first_lost_ping_s": round(self.lost_ping_s, 6),
                 "down_s": self.down_s,
+                "back_s": self.back_s,
                 "stall_s": None if self.down_s is None else round(self.down_s - self.lost_s, 6),
                 "phase": self.phase, "anchor_s": self.anchor_s, "rearmed": self.rearmed}
 
@@ -71,7 +74,8 @@ class ClientViews:
     def __init__(self, cluster: Cluster, world: World, rng: np.random.Generator,
                  detection: Detection, rec: Recorder, schedule: Schedule,
                  clock: Callable[[], float], late_s: float = 0.0,
-                 reconnect_delay_s: float = 0.0, reconnect_timer_s: float = 0.0) -> None:
+                 reconnect_delay_s: float = 0.0, reconnect_timer_s: float = 0.0,
+                 syn_linear_timeouts: int = 4) -> None:
         self.clock = clock
         self.late_s = late_s  # model.ping_timer_late_s: each ping-timer callback this late
         # model.reconnect_delay_s / reconnect_timer_s: a reachable brick is used at the
@@ -79,6 +83,11 @@ class ClientViews:
         self.reconnect_delay_s = reconnect_delay_s
         self.reconnect_timer_s = reconnect_timer_s
         self.down_at: dict[ViewKey, float] = {}  # when each connection last disconnected
+        # connections bailed out by the ping timer from a host that did not answer at all:
+        # they reconnect on the SYN's retransmissions (pingtimer.syn_reconnect_at_s)
+        self.unanswered: set[ViewKey] = set()
+        self._bailed: dict[ViewKey, Loss] = {}  # the loss each connection is down from
+        self.syn_linear_timeouts = syn_linear_timeouts
         self._reconnecting: dict[ViewKey, float] = {}  # key -> when its clients use it
         self.cluster = cluster
         self.world = world
@@ -148,13 +157,17 @@ class ClientViews:
             if st != "up" or fresh:
                 self.anchor[key] = t  # (re)connected: the ping chain starts again here
                 self.reanchored.add(key)
+                self._back(key, t)
                 self.down_at.pop(key, None)
+                self.unanswered.discard(key)
         elif fresh or self.world.refused(c, b):
             new = "down"  # a (re)started client connects or fails at once
             if fresh:
                 self.down_at.pop(key, None)  # it starts connecting now, no timer yet
+                self.unanswered.discard(key)
             elif st != "down":
                 self.down_at[key] = t  # RST: disconnected at once, every try refused
+                self.unanswered.discard(key)
         elif st == "up":
             new = "lost"
             self._token[key] += 1
@@ -175,8 +188,12 @@ class ClientViews:
         (:func:`reconnect_at_s`; the first call schedules :meth:`_reconnect_due`)."""
         if key in self._reconnecting:
             return True
-        at = reconnect_at_s(t, self.down_at.get(key), self.reconnect_timer_s,
-                            self.reconnect_delay_s)
+        down = self.down_at.get(key)
+        if key in self.unanswered and down is not None:
+            at = syn_reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s,
+                                    self.syn_linear_timeouts)
+        else:
+            at = reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s)
         if at <= t:
             return False
         self._token[key] += 1  # a pending ping timer no longer applies
@@ -198,10 +215,18 @@ class ClientViews:
             return
         self.anchor[key] = self.clock()
         self.reanchored.add(key)
+        self._back(key, self.clock())
         self.down_at.pop(key, None)
+        self.unanswered.discard(key)
         self._token[key] += 1
         self.seen[key] = "up"
         self.version += 1
+
+    def _back(self, key: ViewKey, t: float) -> None:
+        """The connection is up again: its silent loss (if one bailed it out) ends here."""
+        loss = self._bailed.pop(key, None)
+        if loss is not None:
+            loss.back_s = t
 
     def _start_ping_timer(self, t: float, key: ViewKey, token: int) -> None:
         """The connection's first unanswered ping, and its expiry T later."""
@@ -236,12 +261,20 @@ class ClientViews:
             self.schedule(timeout + self.late_s, lambda: self._ping_expired(key, token))
             return
         loss.down_s = t
+        self._bailed[key] = loss
         del self._pending[key]
         self.seen[key] = "down"
-        # no reconnect grid after a silent loss: the lab's reconnects after NIC and power
-        # losses do not follow the 3 s timer from the bail-out (the connect attempt in
-        # progress meanwhile retransmits its SYN on TCP's own backoff; docs/calibration.md)
-        self.down_at.pop(key, None)
+        c, _, host = key
+        if not self.world.answers(c, host):
+            # the host does not answer at all (link, power): the reconnect timer's first
+            # try connects on the SYN's retransmissions (pingtimer.syn_reconnect_at_s)
+            self.down_at[key] = t
+            self.unanswered.add(key)
+        else:
+            # its kernel answers but the brick does not (a hang): no mechanism measured
+            # yet, reconnect_delay_s after it serves again
+            self.down_at.pop(key, None)
+            self.unanswered.discard(key)
         self.version += 1
 
     def note_requests(self, t: float, plans: Iterable[DiskPlan]) -> None:

@@ -87,7 +87,7 @@ class StorageModel:
         self.views = ClientViews(self.cluster, self.world, np.random.default_rng(detect_seq),
                                  sc.model.detection, self.rec, self.schedule, self.now,
                                  sc.model.ping_timer_late_s, sc.model.reconnect_delay_s,
-                                 sc.model.reconnect_timer_s)
+                                 sc.model.reconnect_timer_s, sc.model.syn_linear_timeouts)
         self.heal = SelfHeal(self.cluster, self.world, self.net, sc.model, self.rec,
                              self.ledger, self.schedule)
         self.latency = LatencyModel(self.cluster, self.net, sc.model.engine_overhead_ms)

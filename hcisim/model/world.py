@@ -61,6 +61,16 @@ class World:
         pair = frozenset((a, b))
         return self.cuts[(pair, role)] == 0
 
+    def answers(self, a: str, b: str, role: NetworkRole = "storage") -> bool:
+        """A connect from ``a`` reaches ``b``'s kernel, which answers it (SYN-ACK or RST)
+        even while ``b``'s processes are hung: both powered, NICs up, not cut."""
+        if not (self.powered(a) and self.powered(b)):
+            return False
+        if a == b:
+            return True
+        return (self.nic_up(a, role) and self.nic_up(b, role)
+                and self.cuts[(frozenset((a, b)), role)] == 0)
+
     # --- bricks -----------------------------------------------------------------------
     def disk_ok(self, brick: BrickModel) -> bool:
         return self.disk_failed[(brick.host, brick.disk.name)] == 0

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, NonNegativeFloat, PositiveFloat, ValidationError
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, ValidationError
 
 from hcisim.scenario.base import Strict
 
@@ -57,6 +57,11 @@ class ProfileParameters(Strict):
         "lost a brick tries again every this long from its disconnect, and uses a repaired "
         "brick at its first try after the repair, reconnect_delay_s later; 0: "
         "reconnect_delay_s after the repair")
+    syn_linear_timeouts: NonNegativeInt = Field(
+        4, description="the measured machine's net.ipv4.tcp_syn_linear_timeouts (Linux >= "
+        "6.5: 4; 0 before, e.g. EL 8/9): how a client's connect to a host that does not "
+        "answer retransmits its SYN (1 s apart that many times + 1, then doubling), which "
+        "is when it reconnects after a link or power loss (with reconnect_timer_s > 0)")
     heal_noticed_s: NonNegativeFloat = Field(
         description="from a brick's reconnect until the self-heal daemon starts healing it")
     heal_thread_mb_s: PositiveFloat = Field(
@@ -70,8 +75,9 @@ class ProfileParameters(Strict):
 
 
 # ModelParams fields (and the detection key) each parameter fills.
-MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "reconnect_timer_s", "heal_noticed_s",
-              "heal_thread_mb_s", "heal_entry_s", "engine_overhead_ms")
+MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "reconnect_timer_s",
+              "syn_linear_timeouts", "heal_noticed_s", "heal_thread_mb_s", "heal_entry_s",
+              "engine_overhead_ms")
 DETECTION_KEYS = {"detection_anchor_s": "anchor_s"}
 
 
@@ -126,9 +132,11 @@ class CalibrationProfile(Strict):
     to_measure: tuple[str, ...] = Field(
         (), description="experiments still to be run on a quiet machine")
 
-    def model_values(self) -> dict[str, float]:
+    def model_values(self) -> dict[str, float | int]:
         """The ``model`` keys this profile fills (detection's anchor not included)."""
-        return {k: float(getattr(self.parameters, k)) for k in MODEL_KEYS}
+        values = {k: getattr(self.parameters, k) for k in MODEL_KEYS}
+        return {k: v if isinstance(v, int) and k == "syn_linear_timeouts" else float(v)
+                for k, v in values.items()}
 
 
 def builtin_profile_path(name: str) -> Path:

@@ -103,6 +103,11 @@ class ModelParams(Strict):
         "repaired brick at its first try after the repair, every this long from its "
         "disconnect, plus reconnect_delay_s; 0: reconnect_delay_s after the repair (profile)")
 
+    syn_linear_timeouts: NonNegativeInt = Field(
+        default_factory=lambda: int(_shipped("syn_linear_timeouts")),
+        description="net.ipv4.tcp_syn_linear_timeouts of the clients' kernel: when a "
+        "connect to a host that does not answer retransmits its SYN (profile)")
+
     @model_validator(mode="before")
     @classmethod
     def _from_profile(cls, data: Any) -> Any:
