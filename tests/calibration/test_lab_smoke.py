@@ -12,7 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hcisim.calibration.fit import StallTrial, fit_detection, fit_reconnect
+from hcisim.calibration.campaign import syn_linear_timeouts
+from hcisim.calibration.fit import (
+    ReconnectTrial,
+    StallTrial,
+    fit_detection,
+    fit_reconnect_mechanism,
+    reconnect_wait_s,
+)
 from hcisim.scenario.profile import load_profile
 
 from .test_campaign import hcisim
@@ -41,9 +48,17 @@ def test_calibrate_smoke_writes_a_profile_fitted_to_its_measurements(tmp_path: P
                           base.parameters.ping_timer_late_s)
     assert again.values["detection_anchor_s"] == p.parameters.detection_anchor_s
     assert again.values["ping_timer_late_s"] == p.parameters.ping_timer_late_s
-    assert p.parameters.reconnect_delay_s == fit_reconnect(
-        [m.measured for m in recon]).values["reconnect_delay_s"]
-    assert p.parameters.reconnect_delay_s > 0  # a restarted brick is not used at once
+    # the reconnect by the client's own wait (its 3 s timer from the crash's RST) + the
+    # handshake; the reading says when the clients disconnected, the profile this machine's
+    # SYN setting and glusterfs's timer
+    (m,) = recon
+    assert p.parameters.reconnect_timer_s == 3.0
+    assert p.parameters.syn_linear_timeouts == syn_linear_timeouts()
+    trial = ReconnectTrial(str(m.inputs["kind"]), float(m.inputs["repair_s"]),
+                           float(m.inputs["disconnect_s"]), m.measured)
+    assert p.parameters.reconnect_delay_s == fit_reconnect_mechanism(
+        [trial], p.parameters.syn_linear_timeouts).values["reconnect_delay_s"]
+    assert m.measured >= reconnect_wait_s(trial, 3.0, p.parameters.syn_linear_timeouts) - 0.1
     assert all(m.residual is not None for m in p.measurements)
     assert p.parameters.heal_thread_mb_s == base.parameters.heal_thread_mb_s  # not measured
     assert any(line.startswith("heal") for line in p.to_measure)
