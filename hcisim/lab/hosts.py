@@ -354,28 +354,28 @@ class HostsBackend(FaultBook, RemoteNodes):
     def _key(self, fault: Fault) -> str:
         return fault.model_dump_json()
 
-    def bricks_online(self, host: str, volumes: list[str]) -> bool:
-        """Every brick of ``volumes`` that ``host``'s own glusterd serves is online."""
-        cli, uuid = self.machine.gluster(host), self.facts[host].uuid
-        try:
-            mine = [p.online for v in volumes for p in cli.volume_status(v)
-                    if p.kind == "brick" and p.peer_id == uuid]
-        except LabError:
-            return False
-        return bool(mine) and all(mine)
-
-    def shd_online(self, host: str, volumes: list[str]) -> list[str]:
-        """The volumes among ``volumes`` whose self-heal daemon on ``host`` is online, as
-        glusterd reports it per volume (one multiplexed glustershd serves them all, but
+    def online(self, host: str, volumes: list[str]) -> tuple[bool, list[str]]:
+        """From one ``volume status`` per volume, as ``host``'s own glusterd reports it:
+        whether every brick of ``volumes`` it serves is online, and the volumes whose
+        self-heal daemon on it is online (one multiplexed glustershd serves them all, but
         each volume's graph is attached to it on its own)."""
         cli, uuid = self.machine.gluster(host), self.facts[host].uuid
-        out = []
+        bricks: list[bool] = []
+        shd: list[str] = []
         for v in volumes:
-            with contextlib.suppress(LabError):
-                if any(p.online for p in cli.volume_status(v)
-                       if p.kind == "shd" and p.peer_id == uuid):
-                    out.append(v)
-        return out
+            try:
+                mine = [p for p in cli.volume_status(v) if p.peer_id == uuid]
+            except LabError:
+                bricks.append(False)
+                continue
+            bricks += [p.online for p in mine if p.kind == "brick"]
+            if any(p.online for p in mine if p.kind == "shd"):
+                shd.append(v)
+        return bool(bricks) and all(bricks), shd
+
+    def bricks_online(self, host: str, volumes: list[str]) -> bool:
+        """Every brick of ``volumes`` that ``host``'s own glusterd serves is online."""
+        return self.online(host, volumes)[0]
 
     def inject(self, fault: Fault) -> float:
         assert self.faults is not None
@@ -403,8 +403,8 @@ class HostsBackend(FaultBook, RemoteNodes):
             self._switches[self._key(fault)] = pidfile
             self.machine.switch = (pidfile, bound)
         elif how == "power":  # what its repair must bring back besides the bricks
-            self._shd_before[self._key(fault)] = self.shd_online(
-                host, self.faults.volumes_on(host))
+            self._shd_before[self._key(fault)] = self.online(
+                host, self.faults.volumes_on(host))[1]
         return super().inject(fault)
 
     def restore(self, fault: Fault) -> float:
@@ -426,15 +426,16 @@ class HostsBackend(FaultBook, RemoteNodes):
                 self.faults.restore(fault)  # type: ignore[union-attr]
             if how not in ("brick_kill", "power"):
                 return True
-            if not self.bricks_online(host, vols):
+            bricks_up, shd = self.online(host, vols)
+            if not bricks_up:
                 return False
             bricks_since[:] = bricks_since or [time.monotonic()]
-            shd_missing[:] = sorted(set(shd_wanted) - set(self.shd_online(host, shd_wanted)))
+            shd_missing[:] = sorted(set(shd_wanted) - set(shd))
             if shd_missing and time.monotonic() - bricks_since[0] >= SHD_ATTACH_S:
                 for v in shd_missing:  # glusterd gave up attaching: its own remedy
                     self.machine.gluster(host).start_force(v)
-                shd_missing[:] = sorted(set(shd_missing) - set(self.shd_online(host,
-                                                                              shd_missing)))
+                shd_missing[:] = sorted(set(shd_missing) - set(self.online(host,
+                                                                          shd_missing)[1]))
             return not shd_missing
 
         if not wait_until(attempt, patience, 2.0, ignore=(LabError,)):
