@@ -257,7 +257,7 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
         fits["reconnect_delay_s"] = _note("mean delay from the repair to the clients' "
                                           "reconnect", recon, f)
         done += _predicted(recon, f)
-    heals = [m for m in rows if m.quantity == "heal_after_reconnect"]
+    heals = [m for m in rows if m.quantity == "heal_after_childup"]
     if heals:
         trials = [HealTrial(int(_num(m, "shards")), _num(m, "shard_bytes"),
                             int(_num(m, "shd_threads")), _num(m, "cap_mb_s"), m.measured)

@@ -17,8 +17,9 @@ a parameter the trials cannot pin down keeps its old value instead of drifting).
   measured - wait over the trials that say when the clients disconnected (a power-on's
   service start, not modelled, makes a few trials seconds late: the median keeps them from
   moving the constant). Without such trials: the constant alone, the mean delay.
-- heal: from the reconnect to the end of heal = ``heal_noticed_s`` + the fluid drain of ``n``
-  shards of ``s`` bytes with ``min(k, shards left)`` threads at ``s / (s / r + e)`` each,
+- heal: from the first CHILD_UP of the brick in a self-heal daemon on another host to the
+  end of heal = ``heal_noticed_s`` + the fluid drain of ``n`` shards of ``s`` bytes with
+  ``min(k, shards left)`` threads at ``s / (s / r + e)`` each,
   capped by the heal share of the path (the drain :mod:`hcisim.model.selfheal` integrates);
   fits ``heal_noticed_s``, ``heal_entry_s`` (e) and ``heal_thread_mb_s`` (r). Per-entry and
   per-byte costs separate only with two shard sizes; with one, the base profile's rate is
@@ -142,7 +143,7 @@ class HealTrial:
     shard_bytes: float
     threads: int  # cluster.shd-max-threads
     cap_mb_s: float  # heal share of the slowest resource on the heal path
-    duration_s: float  # from the clients' reconnect to heal done
+    duration_s: float  # from the daemons' first CHILD_UP of the brick to heal done
 
 
 def drain_s(t: HealTrial, entry_s: float, thread_mb_s: float) -> float:

@@ -53,6 +53,9 @@ class Sample:
     pending: dict[str, dict[int, Pending]]  # volume -> brick index -> pending; missing: no answer
     connected: dict[str, list[bool]] = field(default_factory=dict)  # heal tool's own view
     listing: dict[str, str] = field(default_factory=dict)  # volume -> raw heal info text
+    # (daemon host, event): the self-heal daemons' own brick connections, from their log
+    # (empty where the backend cannot read it)
+    shd: list[tuple[str, ConnEvent]] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -105,6 +105,7 @@ def volume_rows(sc: Scenario, rec: LabRecord, out: Recorder) -> dict[str, list[V
             if prev is not None and prev.quorum != p.quorum:
                 out.event(t, "quorum_regained" if p.quorum else "quorum_lost", vol.name)
             prev = p
+        shd_events(vol, rec, out)
         for i, ep, nbytes, how in measured_heals(vol, pts, rec.counters, rec.windows):
             b = vol.bricks[i]
             out.add("heal", vol.name, b.host, ep.start - rec.t0, ep.end - rec.t0,
@@ -117,6 +118,25 @@ def volume_rows(sc: Scenario, rec: LabRecord, out: Recorder) -> dict[str, list[V
                       [i for i, b in enumerate(vol.bricks) if not vol.is_arbiter(b.host)],
                       pts, rec, out)
     return timelines
+
+
+def shd_events(vol: Volume, rec: LabRecord, out: Recorder) -> None:
+    """``shd_brick_down`` / ``shd_brick_up`` from the self-heal daemons' own log: a daemon's
+    connection to a brick dropped, or came back (its CHILD_UP: what wakes heal). A daemon
+    retrying a refused brick logs a disconnect at every try: only the first counts."""
+    events = sorted(((ev.t, daemon, ev) for s in rec.samples for daemon, ev in s.shd
+                     if ev.volume == vol.name), key=lambda x: x[0])
+    state: dict[tuple[str, int], bool] = {}
+    for t, daemon, ev in events:
+        if ev.index < 0:  # the daemon (re)started: it knows no brick yet
+            state = {k: v for k, v in state.items() if k[0] != daemon}
+            continue
+        if ev.index >= len(vol.bricks) or state.get((daemon, ev.index)) == ev.up:
+            continue
+        state[(daemon, ev.index)] = ev.up
+        if rec.t0 <= t <= rec.end:
+            out.event(t - rec.t0, "shd_brick_up" if ev.up else "shd_brick_down",
+                      f"{vol.name}/{vol.bricks[ev.index].host}", f"glustershd on {daemon}")
 
 
 def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample],

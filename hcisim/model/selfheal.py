@@ -66,6 +66,7 @@ class SelfHeal:
         self._flow_names = {k: f"heal:{k}" for k in self.bricks}
         self.last_repair: Repair | None = None
         self._stale: dict[str, dict[str, float]] = {}
+        self._kept: dict[str, float] = {}  # brick key -> a wake judged again (_rejudge)
         self._stale_at: dict[str, tuple[int, float | None]] = {}  # (dirty version, healed)
         self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
         self.blamed_version = 0  # bumped when the blamed bricks of any VM disk changed
@@ -73,7 +74,8 @@ class SelfHeal:
         # of its own, so the other draws of a run stay as they were
         self.shd = ShdConnections(cluster, world, np.random.default_rng(
             np.random.SeedSequence(cluster.scenario.seed, spawn_key=(1,))), schedule,
-            params.reconnect_delay_s, params.reconnect_timer_s)
+            params.reconnect_delay_s, params.reconnect_timer_s, params.syn_linear_timeouts,
+            rec)
         self._world: Hashable = None  # the world fingerprint _copying holds for
         self._copying: dict[tuple[str, str], bool] = {}  # (source, target) -> can copy
         # heal paths by (source brick, target brick, capacity version): usage and limits
@@ -138,7 +140,15 @@ class SelfHeal:
             for b in self.cluster.volumes[brick.volume].data_bricks:
                 h = self.bricks[b.key]
                 if h.episode is None:
-                    h.ready_at = None
+                    self._rejudge(h)
+
+    def _rejudge(self, h: BrickHeal) -> None:
+        """Judge ``h``'s wake again at the next reconcile. A sweep a daemon already has
+        coming (woken by an earlier CHILD_UP) still comes: a later reconnect or CHILD_UP
+        can only bring it earlier (kept until then, :meth:`_reconcile_brick`)."""
+        if h.ready_at is not None:
+            self._kept[h.brick.key] = h.ready_at
+        h.ready_at = None
 
     # --- advance ------------------------------------------------------------------------
     def advance(self, dt: float) -> None:
@@ -187,7 +197,7 @@ class SelfHeal:
                 for b in self.cluster.volumes[name].data_bricks:
                     h = self.bricks[b.key]
                     if h.episode is None:
-                        h.ready_at = None
+                        self._rejudge(h)
         for vol in self.cluster.volumes.values():
             for target in vol.data_bricks:
                 self._reconcile_brick(vol, target, t)
@@ -217,6 +227,9 @@ class SelfHeal:
             return
         if h.ready_at is None:
             h.ready_at = self._wake_time(vol, target, t)
+            kept = self._kept.pop(target.key, None)
+            if kept is not None and t - 1e-9 <= kept < h.ready_at:
+                h.ready_at = kept
             if h.ready_at > t:
                 self.schedule(h.ready_at - t, lambda: None)
         if t >= h.ready_at - 1e-9:

@@ -29,7 +29,11 @@ keepalive probes. What that means per fault:
 
 A reconnect comes at the daemon's next reconnect try (``reconnect_timer_s`` from its
 disconnect, :func:`hcisim.model.pingtimer.reconnect_at_s`) plus ``reconnect_delay_s``, as
-for the mounts.
+for the mounts; after a keepalive loss (nobody answered) its reconnect timer's first try
+sits in SYN_SENT, and it connects at the first SYN retransmission after the brick's host
+answers (:func:`hcisim.model.pingtimer.syn_reconnect_at_s`), as the mounts do after an
+unanswered loss. Every drop and CHILD_UP is an event (``shd_brick_down`` at the moment the
+daemon saw it, ``shd_brick_up``), as the lab reads them from glustershd.log.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ from hcisim.model.pingtimer import (
     draw_last_keepalive_s,
     peer_loss_detected_s,
     reconnect_at_s,
+    syn_reconnect_at_s,
 )
 from hcisim.model.world import World
+from hcisim.observations import Recorder
 
 # Linux keepalive on a Gluster client's brick connections (client.keepalive-* defaults in
 # glusterd-volume-set.c; GF_KEEPALIVE_* in socket.h)
@@ -86,13 +92,16 @@ class ShdConnections:
 
     def __init__(self, cluster: Cluster, world: World, rng: np.random.Generator,
                  schedule: Callable[[float, Callable[[], None]], None],
-                 reconnect_delay_s: float, reconnect_timer_s: float = 0.0) -> None:
+                 reconnect_delay_s: float, reconnect_timer_s: float = 0.0,
+                 syn_linear_timeouts: int = 4, rec: Recorder | None = None) -> None:
         self.cluster = cluster
         self.world = world
         self.rng = rng
         self.schedule = schedule
         self.reconnect_delay_s = reconnect_delay_s
         self.reconnect_timer_s = reconnect_timer_s
+        self.syn_linear_timeouts = syn_linear_timeouts
+        self.rec = rec
         self.down_at: dict[ShdKey, float] = {}  # when each connection last dropped
         self.link: dict[ShdKey, Link] = {}
         self._token: dict[ShdKey, int] = {}
@@ -103,6 +112,8 @@ class ShdConnections:
                     self._token[(s.host, v.name, b.host)] = 0
         self._silent: dict[ShdKey, _Silent] = {}
         self._connecting: set[ShdKey] = set()
+        # dropped with nobody answering (keepalive gave up): the reconnect rides the SYNs
+        self.unanswered: set[ShdKey] = set()
         self.childup: dict[tuple[str, str], float] = {}  # (volume, daemon host) -> last
         self.woken: list[str] = []  # volumes whose daemons saw a CHILD_UP at this instant
 
@@ -150,7 +161,9 @@ class ShdConnections:
             self._silent.pop(key)
             if t >= silent.drop_s - 1e-9:
                 state = self.link[key] = "down"  # keepalive had given up: CHILD_DOWN
-                # (silent: no reconnect grid, as for the mounts' bail-out)
+                self.down_at[key] = silent.drop_s  # its reconnect timer ran from there,
+                self.unanswered.add(key)  # each try held in SYN_SENT while nobody answered
+                self._event(silent.drop_s, key, up=False)
             elif silent.rebooted:
                 # back with no TCP state before keepalive gave up: the next probe gets a RST
                 token = silent.token
@@ -167,6 +180,7 @@ class ShdConnections:
             self._drop(key)
             self.link[key] = "down"  # RST: CHILD_DOWN at once
             self.down_at[key] = t
+            self._event(t, key, up=False)
         elif self._tcp_alive(s, b):
             pass  # hung: keepalive is answered, the connection stays
         elif key in self._silent:
@@ -185,6 +199,7 @@ class ShdConnections:
         self._token[key] += 1
         self._silent.pop(key, None)
         self._connecting.discard(key)
+        self.unanswered.discard(key)
 
     def _reset(self, key: ShdKey, token: int, t: float) -> None:
         """A keepalive probe got a RST (at ``t``): CHILD_DOWN; reconnect if reachable."""
@@ -193,13 +208,18 @@ class ShdConnections:
         self._silent.pop(key, None)
         self.link[key] = "down"
         self.down_at[key] = t
+        self._event(t, key, up=False)
         s, volume, host = key
         if self.world.reachable(s, self.cluster.volumes[volume].brick(host)):
             self._connect(t, key)
 
     def _connect(self, t: float, key: ShdKey) -> None:
-        at = reconnect_at_s(t, self.down_at.get(key), self.reconnect_timer_s,
-                            self.reconnect_delay_s)
+        down = self.down_at.get(key)
+        if key in self.unanswered and down is not None:
+            at = syn_reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s,
+                                    self.syn_linear_timeouts)
+        else:
+            at = reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s)
         if at <= t:
             self._up(t, key)
             return
@@ -221,9 +241,17 @@ class ShdConnections:
         """CHILD_UP in the daemon on ``key[0]``: it wakes its index healers."""
         self.link[key] = "up"
         self.down_at.pop(key, None)
+        self.unanswered.discard(key)
         s, volume, _ = key
         self.childup[(volume, s)] = t
         self.woken.append(volume)
+        self._event(t, key, up=True)
+
+    def _event(self, t: float, key: ShdKey, up: bool) -> None:
+        if self.rec is not None:
+            s, volume, host = key
+            self.rec.event(t, "shd_brick_up" if up else "shd_brick_down", f"{volume}/{host}",
+                           f"glustershd on {s}")
 
     def woke_at(self, volume: str, t: float, exclude: str) -> bool:
         """Whether a daemon on another host than ``exclude`` (the brick to heal: its own

@@ -122,7 +122,7 @@ EventKind = Literal[
     "heal_done", "data_unavailable", "vm_paused", "vm_resumed", "vm_down", "vm_started",
     "migration_start", "migration_end", "engine_down", "engine_up", "host_non_responsive",
     "host_fenced", "fence_skipped", "lease_lost", "lease_expired", "lease_acquired",
-    "vm_ran_twice",
+    "vm_ran_twice", "shd_brick_down", "shd_brick_up",
 ]
 VM_IO_STATUSES: Final[tuple[VmIoStatus, ...]] = get_args(VmIoStatus)
 VM_STATES: Final[tuple[VmState, ...]] = get_args(VmState)
@@ -148,6 +148,10 @@ _EVENT_KIND_NOTES: Final = (
     "lease_lost",  # target host: no delta-lease renewal for 8 x io_timeout, holders killed
     "lease_expired", "lease_acquired",  # target VM: its VM lease free for others / taken
     "vm_ran_twice",  # target VM: two boots wrote its disk at once (lab: the write history)
+    # target volume/brick host, detail "glustershd on HOST": a self-heal daemon's own
+    # connection to the brick dropped / came back (its CHILD_UP wakes heal; lab: the
+    # daemon's log, glustershd.log)
+    "shd_brick_down", "shd_brick_up",
 )
 EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
 assert set(EVENT_KINDS) == set(_EVENT_KIND_NOTES)

@@ -207,3 +207,33 @@ def test_reconnect_readings_say_when_the_clients_disconnected() -> None:
     crash, power = by_kind["brick_crash"], by_kind["node_power_loss"]
     assert crash["disconnect_s"] == crash["fault_s"]
     assert 3.0 <= float(power["disconnect_s"]) - float(power["fault_s"]) <= 6.0 + 1e-3
+
+
+def test_heal_is_read_from_the_daemons_childup_not_the_clients_reconnect(tmp_path: Path) -> None:
+    """With the reconnect mechanism on (3 s timer, SYN retransmissions), the daemons and the
+    clients come back at different moments after a 60 s power loss (their losses were
+    noticed by keepalive and by the ping timer). The heal reading runs from the first
+    ``shd_brick_up`` of host2's brick in a daemon on another host, which is when the model
+    wakes heal: so it is ``heal_noticed_s`` + the drain, whatever the clients did."""
+    d = load_profile().model_dump(mode="json")
+    d["name"] = "syn"
+    d["parameters"].update(reconnect_timer_s=3.0, reconnect_delay_s=0.02,
+                           syn_linear_timeouts=4, heal_noticed_s=1.5)
+    path = tmp_path / "syn.yaml"
+    save_profile(CalibrationProfile.model_validate(d), path)
+    heal = EXPERIMENTS["heal"]
+    readings = []
+    for case in heal.cases(0, str(path))[4:6]:  # 60 s outage, 4 MiB shards, 1 and 8 threads
+        obs = observe("model", case.scenario)
+        ev = obs["events"]
+        ups = ev[(ev["kind"] == "shd_brick_up") & (ev["target"] == "data/host2")
+                 & (ev["detail"] != "glustershd on host2")]
+        starts = ev[(ev["kind"] == "heal_start") & (ev["target"] == "data/host2")]
+        (r,) = heal.read(case, obs)
+        x = {k: float(v) for k, v in r.extra}
+        assert x["childup_s"] == pytest.approx(float(ups["t_s"].min()), abs=1e-4)
+        assert float(starts["t_s"].min()) == pytest.approx(x["childup_s"] + 1.5, abs=1e-4)
+        assert r.value > 1.5
+        readings.append(x)
+    # the anchor is not the clients' reconnect: they differ in at least one case
+    assert any(abs(x["childup_s"] - x["clients_back_s"]) > 0.1 for x in readings), readings

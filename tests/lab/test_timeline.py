@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 from hcisim.lab.backend import Sample
-from hcisim.lab.clientlog import ConnEvent
+from hcisim.lab.clientlog import ClientLogTail, ConnEvent
+from hcisim.lab.collect import LabRecord, shd_events
 from hcisim.lab.healinfo import Pending
 from hcisim.lab.run import phase_rates
 from hcisim.lab.scale import LabScale, as_built
 from hcisim.lab.schedule import FaultWindow, play
 from hcisim.lab.timeline import VolumeTimeline, has_quorum, heal_episodes
+from hcisim.observations import Recorder
 from hcisim.scenario import Fault, Volume, load_scenario, make_fault
 from tests.lab.scenarios import small
 
@@ -219,3 +223,36 @@ def test_heal_the_daemon_ran_before_the_clients_reconnected_is_an_episode() -> N
     assert not any(p.up[2] for p in pts if 4.0 <= p.t < 8.6)  # the clients saw it down
     eps = heal_episodes(pts, 2)
     assert [(e.start, e.end, e.bytes) for e in eps] == [(7.0, 8.0, 3e6)]
+
+
+def test_shd_events_from_the_daemons_log(tmp_path: Path) -> None:
+    """glustershd.log lines (as Gluster 10.3 writes them in the lab) become shd_brick_down /
+    shd_brick_up events: a daemon retrying a refused brick logs a disconnect at each 3 s
+    try, only the first counts; a daemon restart forgets what it knew; lines of another
+    volume and before the run are not this run's."""
+    def line(t: str, msgid: str, xl: str, rest: str) -> str:
+        return (f"[2026-11-29 09:24:{t} +0000] I [MSGID: {msgid}] [client.c:2244:x] "
+                f"{xl}: {rest}\n")
+    log = tmp_path / "glustershd.log"
+    log.write_text("".join([
+        line("01.000000", "114046", "0-data-client-1", "Connected, attached to remote volume"),
+        line("18.748833", "114018", "0-data-client-1",
+             "disconnected from client, process will keep trying to connect glusterd"),
+        line("18.779567", "114018", "2-vmstore-client-1", "disconnected from client"),
+        line("21.750959", "114018", "0-data-client-1", "disconnected from client"),
+        line("24.101000", "114046", "0-data-client-1", "Connected, attached to remote volume"),
+        line("30.000000", "100030", "0-/usr/sbin/glusterfs", "Started running version"),
+        line("31.000000", "114046", "0-data-client-1", "Connected, attached to remote volume"),
+    ]))
+    t0 = datetime(2026, 11, 29, 9, 24, 10, tzinfo=UTC).timestamp()
+    tail = ClientLogTail(log, "data")
+    rec = LabRecord(t0=t0, duration_s=60.0, end=t0 + 60.0, workloads=[],
+                    samples=[Sample(t0 + 40.0, [], {}, shd=[("host1", e) for e in tail.poll()])])
+    out = Recorder()
+    shd_events(_vol(), rec, out)
+    ev = out.build("lab", "shd", 0, 60.0)["events"]
+    got = [(round(float(t), 3), k, tg, d) for t, k, tg, d in
+           zip(ev["t_s"], ev["kind"], ev["target"], ev["detail"], strict=True)]
+    assert got == [(8.749, "shd_brick_down", "data/host2", "glustershd on host1"),
+                   (14.101, "shd_brick_up", "data/host2", "glustershd on host1"),
+                   (21.0, "shd_brick_up", "data/host2", "glustershd on host1")]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from hcisim.model import simulate
+from hcisim.model.pingtimer import syn_reconnect_at_s
 from hcisim.model.selfheal import RESWEEP_S
 from hcisim.model.shd import next_probe_s
 from hcisim.scenario import Scenario
@@ -127,3 +128,50 @@ def test_what_missed_the_brick_during_its_heal_is_healed_at_the_next_sweep() -> 
     assert second[0] == pytest.approx(first[1] + RESWEEP_S) and second[2] == 1
     (only,) = heal_rows(0.0)
     assert only[0] == pytest.approx(150.0) and only[2] == first[2]
+
+
+@pytest.mark.parametrize("kind", ["nic_loss", "node_power_loss"])
+def test_the_daemons_reconnect_on_their_syn_after_keepalive_gave_up(kind: str) -> None:
+    """host2 unreachable for 60 s (longer than keepalive's 38 s): each daemon's connection to
+    host2's brick drops when its keepalive gives up (``shd_brick_down``), its reconnect
+    timer's first try 3 s later sits in SYN_SENT, and it connects on the first SYN
+    retransmission after host2 answers (``shd_brick_up``): the mounts' mechanism
+    (pingtimer.syn_reconnect_at_s). Heal starts heal_noticed_s after the first daemon on
+    another host is back. Without the timer (0): at the repair + the delay, as before."""
+    def run(timer: float) -> tuple[list[tuple[float, float]], list[float]]:
+        f: dict[str, Any] = {"at_s": AT, "kind": kind, "target": "host2", "duration_s": 60.0,
+                             "heal_after_repair": False}
+        if kind == "nic_loss":
+            f["network"] = "storage"
+        sc = Scenario.model_validate({
+            "name": "shd-syn", "seed": 3, "duration_s": 400.0,
+            "hosts": [host(h, 10.0, 1000.0, 100_000.0) for h in HOSTS],
+            "volumes": [{"name": "v", "type": "replica3", "bricks": [{"host": h} for h in HOSTS],
+                         "options": {"ping_timeout_s": 5.0, "server_quorum_type": "none"}}],
+            "io_profiles": {"w": {"read_pct": 0.0, "block_kib": 64, "queue_depth": 8,
+                                  "mb_s": 20}},
+            "vms": [{"name": "vm1", "host": "host1",
+                     "disks": [{"volume": "v", "size_gb": 10, "io": "w"}]}],
+            "faults": [f],
+            "model": {"reconnect_timer_s": timer, "reconnect_delay_s": 0.02,
+                      "syn_linear_timeouts": 4}})
+        ev = simulate(sc)["events"]
+        pairs = []
+        for daemon in ("host1", "host3"):
+            mine = ev[(ev["target"] == "v/host2") & (ev["detail"] == f"glustershd on {daemon}")]
+            down = mine[mine["kind"] == "shd_brick_down"]["t_s"]
+            up = mine[mine["kind"] == "shd_brick_up"]["t_s"]
+            assert len(down) == 1 and len(up) == 1, mine
+            pairs.append((float(down.iloc[0]), float(up.iloc[0])))
+        return pairs, [float(t) for t in ev[ev["kind"] == "heal_start"]["t_s"]]
+
+    repair = AT + 60.0
+    pairs, starts = run(3.0)
+    for down, up in pairs:
+        assert AT + 18.0 - 1e-9 <= down <= AT + 38.0 + 1e-9  # keepalive gave up
+        assert up == pytest.approx(syn_reconnect_at_s(repair, down, 3.0, 0.02, 4))
+        assert up > repair + 0.02  # on a SYN, not at the repair
+    assert starts and starts[0] == pytest.approx(min(u for _, u in pairs) + NOTICED)
+    pairs, starts = run(0.0)
+    assert {round(u, 9) for _, u in pairs} == {round(repair + 0.02, 9)}
+    assert starts[0] == pytest.approx(repair + 0.02 + NOTICED)

@@ -82,6 +82,7 @@ class NetnsBackend(FaultBook):
         self.faults: FaultInjector | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._tails: dict[tuple[str, str], ClientLogTail] = {}
+        self._shd_tails: dict[tuple[str, str], ClientLogTail] = {}  # (daemon host, volume)
         self._meta: dict[str, Any] = {}
         self._active: list[Fault] = []
         self._lock = threading.Lock()
@@ -111,6 +112,7 @@ class NetnsBackend(FaultBook):
         for h in be.lab.hosts:
             for v in sc.volumes:
                 be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
+                be._shd_tails[(h.name, v.name)] = ClientLogTail(h.shd_log, v.name)
         return be
 
     @staticmethod
@@ -209,6 +211,8 @@ class NetnsBackend(FaultBook):
         for v in self.scenario.volumes:
             if (h.name, v.name) not in self._tails:
                 self._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
+            if (h.name, v.name) not in self._shd_tails:
+                self._shd_tails[(h.name, v.name)] = ClientLogTail(h.shd_log, v.name)
             gluster.mount_volume(self.lab_, h, v.name, self.state)
         for v in self.scenario.volumes:
             gluster.wait_mounted(self.lab_.mount(h.name, v.name))
@@ -304,6 +308,8 @@ class NetnsBackend(FaultBook):
         conn: list[tuple[str, ConnEvent]] = []
         for (client, _vol), tail in self._tails.items():
             conn += [(client, e) for e in tail.poll()]
+        shd = [(daemon, e) for (daemon, _vol), tail in self._shd_tails.items()
+               for e in tail.poll()]
         pending: dict[str, dict[int, Pending]] = {}
         connected: dict[str, list[bool]] = {}
         host = self.lab_.host(self.observer())
@@ -318,7 +324,7 @@ class NetnsBackend(FaultBook):
                 status = {b.name: b.connected for b in listing}
                 connected[v.name] = [status.get(r.name, False) for r in refs]
         raw = {v.name: t for v, t in zip(self.scenario.volumes, texts, strict=True) if t}
-        return Sample(time.time(), conn, pending, connected, raw)
+        return Sample(time.time(), conn, pending, connected, raw, shd)
 
     def brick_io(self) -> dict[str, dict[int, BrickIo]]:
         """Each brick process's write counter now (volume -> brick index; one pid file per host

@@ -80,6 +80,12 @@ class HostLayout:
     def client_log(self, volume: str) -> Path:
         return self.logdir / f"fuse-{volume}.log"
 
+    @property
+    def shd_log(self) -> Path:
+        """The host's one (multiplexed) self-heal daemon's log: every volume's connections
+        (glusterd's cluster-test-mode puts it in the log directory)."""
+        return self.logdir / "glustershd.log"
+
     # Interface names: in the host's namespace, and its peer end in the switch namespace.
     STORAGE_IF = "sto0"
     MGMT_IF = "mgmt0"
