@@ -116,7 +116,8 @@ class StorageModel:
         # per VM disk: the plan and capacity version its flow was last set (or removed) from
         self._flow_set_from: dict[str, tuple[DiskPlan, int]] = {}
         self._views_world: Hashable = None  # world fingerprint at the last views fixed point
-        self._bricks_seen: Hashable = None  # (that, views version) at the last brick check
+        # (that, views version, faults hitting hosts) at the last brick check
+        self._bricks_seen: Hashable = None
         self.sample_s = max(sc.model.sample_s, sc.duration_s / 2000.0)
         self._milestone_token = 0
         self._progress_at = -1.0
@@ -176,6 +177,8 @@ class StorageModel:
         if f.traits.full_heal and delta > 0:
             self._lose_brick_data(bricks_hit(self.cluster, f), t)
         apply_fault(self.world, self.cluster, f, delta, self.slowdowns)
+        if not f.traits.slows:
+            self.records.fault_hit(f.target, delta, t)
         self._tell_compute(f, delta)
         if f.traits.slows:
             for res, rates in self.slowdowns.items():
@@ -302,7 +305,7 @@ class StorageModel:
                 raise SettleError(f"t={t:.3f} s: client views and server quorum still "
                                   f"changing after {SETTLE_ROUNDS} rounds")
             self._views_world = self.world.fingerprint()
-        seen = (self._views_world, self.views.version)
+        seen = (self._views_world, self.views.version, self.records.hit_version)
         if seen != self._bricks_seen:
             self._bricks_seen = seen
             for b in self.records.volume_bricks(t, self.views, self.world):

@@ -57,6 +57,11 @@ class RunRecords:
         self.level = level
         self.up: dict[str, bool] = {b.key: True for v in cluster.volumes.values()
                                     for b in v.bricks}
+        # hosts a fault (one that cuts or stops, not one that slows) is hitting now, and
+        # when the last one on each host ended: whose clients' views count (volume_bricks)
+        self.hit: dict[str, int] = dict.fromkeys(cluster.hosts, 0)
+        self.hit_end: dict[str, float] = {}
+        self.hit_version = 0
         self.quorum: dict[str, bool] = dict.fromkeys(cluster.volumes, True)
         self.unavailable: dict[str, float] = dict.fromkeys(cluster.volumes, 0.0)
         self._last_sample: dict[str, Values] = {}
@@ -99,15 +104,46 @@ class RunRecords:
         self.rec.add("exposure", key, t0, t1, v[0], v[1])
 
     # --- bricks and volumes -------------------------------------------------------------
+    def fault_hit(self, host: str, delta: int, t: float) -> None:
+        """A fault that cuts or stops something on ``host`` started (+1) or ended (-1)."""
+        self.hit[host] += delta
+        self.hit_version += 1
+        if delta < 0:
+            self.hit_end[host] = t
+
+    def _seen(self, views: ClientViews, c: str, volume: str, brick: str) -> bool | None:
+        """What client ``c`` says of ``brick``: True connected (a loss not detected yet
+        included), False seen going down, None not known: a client (re)started and not
+        attached to it yet, or one whose disconnect came while a fault hit its own host
+        (that says nothing of the brick)."""
+        st = views.state(c, volume, brick)
+        if st != "down":
+            return True
+        down = views.down_at.get((c, volume, brick))
+        if down is None or (c in self.hit_end and down <= self.hit_end[c] + 1e-9):
+            return None
+        return False
+
     def volume_bricks(self, t: float, views: ClientViews, world: World) -> list[BrickModel]:
-        """Update which bricks the clients see (a brick is up while any running client
-        still has it connected, detected or not); returns the bricks that came back."""
+        """Update which bricks the clients see; returns the bricks that came back.
+
+        The lab's rule (hcisim/lab/timeline.py), so that both engines' ``brick_up`` and
+        ``volume_state`` are the same quantity: the views of running clients on hosts no
+        fault is hitting (all running clients if every one is hit), of those only clients
+        that see a majority of the bricks (if none does, all of them); a brick is down as
+        soon as one of them has seen it go down, up when one sees it and none has seen it
+        go down. No client running: whether the brick serves."""
         running = [c for c in self.cluster.hosts if world.running(c)]
+        ref = [c for c in running if not self.hit[c]] or running
         back: list[BrickModel] = []
         for vol in self.cluster.volumes.values():
-            for b in vol.bricks:
-                if running:
-                    up = any(views.state(c, vol.name, b.host) != "down" for c in running)
+            seen = [[self._seen(views, c, vol.name, b.host) for b in vol.bricks] for c in ref]
+            n = len(vol.bricks)
+            ready = [s for s in seen if 2 * sum(1 for x in s if x) > n] or seen
+            for i, b in enumerate(vol.bricks):
+                if ready:
+                    up = (not any(s[i] is False for s in ready)
+                          and any(s[i] for s in ready))
                 else:
                     up = world.brick_serving(b)
                 if up == self.up[b.key]:
