@@ -4,7 +4,6 @@ fault touched."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,13 +38,8 @@ class HostHealth:
 def host_health(sc: Scenario, shell: Shell, volumes: Mapping[str, VolumeInfo],
                 uuid: str | None) -> HostHealth:
     cli = gluster_of(shell)
-    online: set[str] = set()
-    shd: set[str] = set()
-    for vol in [v.name for v in sc.volumes if v.name in volumes]:
-        with contextlib.suppress(GlusterError):
-            mine = [p for p in cli.volume_status(vol) if p.peer_id == uuid and p.online]
-            online |= {f"{vol}:{p.path}" for p in mine if p.kind == "brick"}
-            shd |= {vol for p in mine if p.kind == "shd"}
+    procs = cli.host_processes([v.name for v in sc.volumes if v.name in volumes], uuid)
+    online = {f"{vol}:{p.path}" for vol, ps in procs.bricks.items() for p in ps if p.online}
     ifname = storage_if_of(shell, volumes, uuid)
     try:
         peers = sum(1 for p in cli.peers() if p.connected)
@@ -55,7 +49,7 @@ def host_health(sc: Scenario, shell: Shell, volumes: Mapping[str, VolumeInfo],
     mounts = frozenset(v.name for v in sc.volumes
                        if v.name in volumes and not mount_answers(shell, v.name, own)[1])
     return HostHealth(frozenset(online), link_is_up(shell, ifname) if ifname else None, peers,
-                      mounts, frozenset(shd))
+                      mounts, procs.shd_online)
 
 
 def restore_rows(host: str, before: HostHealth, after: HostHealth | None,

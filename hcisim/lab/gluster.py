@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hcisim.lab.errors import LabError
@@ -73,6 +73,23 @@ class ProcessStatus:
     peer_id: str
     online: bool
     pid: int | None
+
+
+@dataclass(frozen=True)
+class HostProcesses:
+    """One host's Gluster processes as ``volume status`` reports them, per volume: its
+    bricks (online or not), the volumes whose self-heal daemon on it is online (one
+    multiplexed glustershd serves them all, but glusterd attaches each volume's graph to it
+    on its own), and the volumes whose status glusterd could not give."""
+
+    bricks: dict[str, tuple[ProcessStatus, ...]]
+    shd_online: frozenset[str]
+    unanswered: frozenset[str]
+
+    def bricks_online(self) -> bool:
+        """Every brick of every volume asked for is online (and there is one)."""
+        states = [p.online for ps in self.bricks.values() for p in ps]
+        return bool(states) and all(states) and not self.unanswered
 
 
 @dataclass(frozen=True)
@@ -294,6 +311,23 @@ class Gluster:
 
     def volume_status(self, volume: str) -> list[ProcessStatus]:
         return parse_volume_status(self.text("--xml", "volume", "status", volume))
+
+    def host_processes(self, volumes: Iterable[str], uuid: str | None) -> HostProcesses:
+        """The bricks and self-heal daemons of the host with glusterd ``uuid``, one
+        ``volume status`` per volume (a volume glusterd cannot report: ``unanswered``)."""
+        bricks: dict[str, tuple[ProcessStatus, ...]] = {}
+        shd: set[str] = set()
+        unanswered: set[str] = set()
+        for v in volumes:
+            try:
+                mine = [p for p in self.volume_status(v) if p.peer_id == uuid]
+            except GlusterError:
+                unanswered.add(v)
+                continue
+            bricks[v] = tuple(p for p in mine if p.kind == "brick")
+            if any(p.online for p in mine if p.kind == "shd"):
+                shd.add(v)
+        return HostProcesses(bricks, frozenset(shd), frozenset(unanswered))
 
     def volume_options(self, volume: str) -> dict[str, str]:
         """Every option of ``volume`` as glusterd applies it (``volume get VOL all``)."""

@@ -359,19 +359,11 @@ class HostsBackend(FaultBook, RemoteNodes):
         whether every brick of ``volumes`` it serves is online, and the volumes whose
         self-heal daemon on it is online (one multiplexed glustershd serves them all, but
         each volume's graph is attached to it on its own)."""
-        cli, uuid = self.machine.gluster(host), self.facts[host].uuid
-        bricks: list[bool] = []
-        shd: list[str] = []
-        for v in volumes:
-            try:
-                mine = [p for p in cli.volume_status(v) if p.peer_id == uuid]
-            except LabError:
-                bricks.append(False)
-                continue
-            bricks += [p.online for p in mine if p.kind == "brick"]
-            if any(p.online for p in mine if p.kind == "shd"):
-                shd.append(v)
-        return bool(bricks) and all(bricks), shd
+        try:
+            procs = self.machine.gluster(host).host_processes(volumes, self.facts[host].uuid)
+        except LabError:  # the host's shell does not answer
+            return False, []
+        return procs.bricks_online(), [v for v in volumes if v in procs.shd_online]
 
     def bricks_online(self, host: str, volumes: list[str]) -> bool:
         """Every brick of ``volumes`` that ``host``'s own glusterd serves is online."""
