@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-from hcisim.lab.clientlog import ConnEvent
+from hcisim.lab.clientlog import ConnEvent, QuorumEvent
 from hcisim.lab.errors import LabError
 from hcisim.lab.fio import FioPlan
 from hcisim.lab.healinfo import Pending
@@ -38,10 +38,20 @@ class Workload:
     per_file: int
     interval_s: float
     until: float  # epoch time the writer stops
+    # seconds after the writer starts when the VM's load is 0: it writes nothing then
+    idle: tuple[tuple[float, float], ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.vm}-{self.disk_index}"
+
+    def writer_args(self, stem: str, log: str) -> list[str]:
+        """The history writer's arguments (after its script) for segment files at ``stem``
+        and its log at ``log``, as the node that runs it sees them."""
+        return ["--stem", stem, "--name", self.key, "--log", log,
+                "--interval", str(self.interval_s), "--size", str(self.record_size),
+                "--per-file", str(self.per_file), "--until", f"{self.until:.3f}",
+                *[x for a, b in self.idle for x in ("--idle", f"{a:.3f}:{b:.3f}")]]
 
 
 @dataclass
@@ -56,6 +66,8 @@ class Sample:
     # (daemon host, event): the self-heal daemons' own brick connections, from their log
     # (empty where the backend cannot read it)
     shd: list[tuple[str, ConnEvent]] = field(default_factory=list)
+    # (host, event): glusterd stopping / starting the host's bricks for server quorum
+    server_quorum: list[tuple[str, QuorumEvent]] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -9,19 +9,29 @@ Lines used (glusterfs 10.x):
 - ``MSGID: 114046`` ``0-VOL-client-N: Connected, attached to remote volume``: brick N up;
 - ``MSGID: 114018`` ``0-VOL-client-N: disconnected from ...``: brick N down;
 - ``MSGID: 100030`` ``Started running``: a new client process; every brick starts down.
+
+The self-heal daemon's log (glustershd.log) has the same lines for its own connections.
+glusterd's log (glusterd.log) says when server quorum made it stop or start the host's
+bricks (glusterd-server-quorum.c ``glusterd_do_volume_quorum_action``):
+- ``MSGID: 106002`` ``Server quorum lost for volume VOL. Stopping local bricks.``;
+- ``MSGID: 106003`` ``Server quorum regained for volume VOL. Starting local bricks.`` (also
+  at every glusterd start).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 _LINE = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ([+-]\d{4})\] \w \[MSGID: (\d+)\][^\]]*\] "
     r"(\S+?): (.*)$")
 _CLIENT = re.compile(r"^\d+-(.+)-client-(\d+)$")
+_QUORUM = re.compile(r"^Server quorum (lost|regained) for volume (\S+?)\. ")
 FORGET_DOWNS = -2
 
 
@@ -62,16 +72,41 @@ def parse_line(line: str, volume: str) -> ConnEvent | None:
     return None
 
 
-class ClientLogTail:
-    """Reads only the new complete lines of one client log each time it is polled."""
+@dataclass(frozen=True)
+class QuorumEvent:
+    """At ``t`` (epoch seconds) glusterd stopped (``lost``) or started the host's bricks of
+    ``volume`` for server quorum."""
 
-    def __init__(self, path: Path, volume: str) -> None:
+    t: float
+    volume: str
+    lost: bool
+
+
+def parse_quorum_line(line: str) -> QuorumEvent | None:
+    m = _LINE.match(line)
+    if not m:
+        return None
+    stamp, zone, _msgid, _xl, rest = m.groups()
+    q = _QUORUM.match(rest)
+    if not q:
+        return None
+    return QuorumEvent(parse_time(stamp, zone), q.group(2), q.group(1) == "lost")
+
+
+T = TypeVar("T")
+
+
+class LogTail(Generic[T]):
+    """Reads only the new complete lines of one log each time it is polled, and keeps
+    what ``parse`` makes of them."""
+
+    def __init__(self, path: Path, parse: Callable[[str], T | None]) -> None:
         self.path = path
-        self.volume = volume
+        self.parse = parse
         self._offset = 0
         self._partial = b""
 
-    def poll(self) -> list[ConnEvent]:
+    def poll(self) -> list[T]:
         try:
             with self.path.open("rb") as f:
                 f.seek(self._offset)
@@ -84,10 +119,26 @@ class ClientLogTail:
         self._partial = lines.pop()
         events = []
         for raw in lines:
-            ev = parse_line(raw.decode(errors="replace"), self.volume)
+            ev = self.parse(raw.decode(errors="replace"))
             if ev is not None:
                 events.append(ev)
         return events
+
+
+class ClientLogTail(LogTail[ConnEvent]):
+    """A Gluster client's log (a FUSE mount's, a self-heal daemon's): its connection events
+    of one volume."""
+
+    def __init__(self, path: Path, volume: str) -> None:
+        super().__init__(path, lambda line: parse_line(line, volume))
+        self.volume = volume
+
+
+class QuorumLogTail(LogTail[QuorumEvent]):
+    """glusterd's log: its server-quorum actions."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, parse_quorum_line)
 
 
 class ClientView:

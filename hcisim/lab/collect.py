@@ -139,6 +139,29 @@ def shd_events(vol: Volume, rec: LabRecord, out: Recorder) -> None:
                       f"{vol.name}/{vol.bricks[ev.index].host}", f"glustershd on {daemon}")
 
 
+def server_quorum_events(rec: LabRecord, out: Recorder) -> None:
+    """``server_quorum_lost`` when glusterd on a host stops its bricks of a first volume for
+    server quorum, ``server_quorum_regained`` when it has started them all again (the
+    model's events: one per host). A glusterd that starts says "regained" for every
+    volume: that is no event unless it had stopped them."""
+    events = sorted(((ev.t, host, ev) for s in rec.samples for host, ev in s.server_quorum),
+                    key=lambda x: x[0])
+    lost: dict[str, set[str]] = {}
+    for t, host, ev in events:
+        had = lost.setdefault(host, set())
+        if ev.lost and not had:
+            had.add(ev.volume)
+            if rec.t0 <= t <= rec.end:
+                out.event(t - rec.t0, "server_quorum_lost", host,
+                          f"glusterd stopped local bricks: {ev.volume}")
+        elif ev.lost:
+            had.add(ev.volume)
+        elif ev.volume in had:
+            had.discard(ev.volume)
+            if not had and rec.t0 <= t <= rec.end:
+                out.event(t - rec.t0, "server_quorum_regained", host, "bricks restarted")
+
+
 def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample],
                    windows: list[FaultWindow]) -> list[tuple[int, HealEpisode, float, str]]:
     """Every heal episode of ``vol``'s bricks with the bytes it healed and how they were
@@ -225,6 +248,7 @@ def build_observations(sc: Scenario, rec: LabRecord, meta: dict[str, object],
         if fw.end is not None:
             out.fault_event(fw.end - rec.t0, False, fw.fault)
     timelines = volume_rows(sc, rec, out)
+    server_quorum_events(rec, out)
     for w in rec.workloads:
         base = w.fio.profile.demand_mb_s if w.fio.phases else 0.0
         vm_io_rows(sc, w, rec, base, out)

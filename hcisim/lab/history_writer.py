@@ -18,6 +18,8 @@ it and can tell which boot wrote what it finds on a brick: ``NAME:SEQ:BOOT:....\
 digits, BOOT a short token naming the writer's run, dots up to ``size - 1``, a newline).
 A writer restarted on the same disk starts at seq 0 again under a new boot; the checker
 (:mod:`hcisim.lab.history`) proves that two boots never wrote at the same time.
+``--idle A:B`` (seconds after the writer started; repeatable): no attempt in that window,
+as the VM issues no I/O while its load is 0.
 """
 
 from __future__ import annotations
@@ -64,7 +66,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--per-file", type=int, default=65536)
     ap.add_argument("--until", type=float, required=True, help="epoch time to stop")
     ap.add_argument("--boot", default="", help="this run's boot id (default: a fresh one)")
+    ap.add_argument("--idle", action="append", default=[], metavar="A:B",
+                    help="no writes from A to B seconds after the start (repeatable)")
     args = ap.parse_args(argv)
+    try:
+        idle = [(float(a), float(b)) for a, b in (w.split(":") for w in args.idle)]
+    except ValueError:
+        ap.error(f"--idle {args.idle}: each is START:END in seconds")
     boot = args.boot or new_boot_id()
     if len(boot) > BOOT_MAX or not set(boot) <= BOOT_CHARS:
         ap.error(f"--boot {boot!r}: at most {BOOT_MAX} characters of [0-9a-z]")
@@ -81,12 +89,17 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     log = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
-    log.write(f"B {boot} {time.time():.6f}\n")
+    started = time.time()
+    log.write(f"B {boot} {started:.6f}\n")
     fd = -1
     segment = -1
     seq = 0
     while not stop and time.time() < args.until:
         t_issue = time.time()
+        quiet = next((b for a, b in idle if a <= t_issue - started < b), None)
+        if quiet is not None:  # the VM is idle: sleep (in short naps, to see a stop)
+            time.sleep(min(0.2, max(0.0, started + quiet - t_issue)))
+            continue
         want = seq // args.per_file
         log.write(f"I {seq} {t_issue:.6f}\n")
         try:

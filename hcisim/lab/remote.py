@@ -133,11 +133,10 @@ class RemoteNodes:
                            f"setsid nohup fio --output-format=json --output={run}/fio.json "
                            f"{run}/job.fio > {run}/fio.out 2>&1 < /dev/null & "
                            f"echo $! > {run}/fio.pid"]
-            stem = shlex.quote(f"{self.node_mount(w.host, w.volume)}/{w.history_relname}")
+            args = w.writer_args(f"{self.node_mount(w.host, w.volume)}/{w.history_relname}",
+                                 f"{run}/history.log")
             writer = (f"echo $$ > {run}/writer.pid; exec python3 {self.node_dir}/"
-                      f"history_writer.py --stem {stem} --name {w.key} --log {run}/history.log "
-                      f"--interval {w.interval_s} --size {w.record_size} --per-file "
-                      f"{w.per_file} --until {w.until:.3f}")
+                      f"history_writer.py {' '.join(shlex.quote(a) for a in args)}")
             script.append(f"setsid nohup sh -c {shlex.quote(writer)} > {run}/writer.out 2>&1 "
                           "< /dev/null &")
             checked(self.node(w.host), sh("set -e\n" + "\n".join(script) + "\n"),

@@ -100,6 +100,19 @@ def phase_rates(sc: Scenario, vm: str) -> tuple[PhaseRate, ...]:
     return tuple(p for p in out if p.load > 0)
 
 
+def idle_windows(sc: Scenario, vm: str) -> tuple[tuple[float, float], ...]:
+    """When the VM's load is 0 (seconds from t = 0): its fio and its history writer issue
+    nothing then, as the model's VM does."""
+    out, t = [], 0.0
+    for ph in phase_rates(sc, vm):
+        if ph.start_s > t + 1e-9:
+            out.append((t, ph.start_s))
+        t = ph.start_s + ph.duration_s
+    if t < sc.duration_s - 1e-9:  # idle to the end: and after it, until the writer stops
+        out.append((t, sc.duration_s + WRITER_LEAD_S))
+    return tuple(out)
+
+
 def make_workloads(sc: Scenario, be: Backend, scale: LabScale, work: Path, t_end: float,
                    opts: LabOptions) -> list[Workload]:
     where = placement(sc)
@@ -119,7 +132,8 @@ def make_workloads(sc: Scenario, be: Backend, scale: LabScale, work: Path, t_end
                                 disk_index=j, fio=fio, history_relname=f".hcisim-{key}.hist",
                                 history_log=work / f"{key}.history", record_size=RECORD_SIZE,
                                 per_file=min(shard, 4 * 2**20) // RECORD_SIZE,
-                                interval_s=opts.writer_interval_s, until=t_end))
+                                interval_s=opts.writer_interval_s, until=t_end,
+                                idle=idle_windows(sc, vm.name) if profile else ()))
     return out
 
 

@@ -107,6 +107,26 @@ def test_history_writer_stamps_its_boot_in_log_and_records(tmp_path: Path) -> No
     assert bad.returncode == 2 and "--boot 'NO!'" in bad.stderr
 
 
+def test_history_writer_issues_nothing_while_its_vm_is_idle(tmp_path: Path) -> None:
+    """``--idle A:B`` (a load-0 phase of the VM): no attempt from A to B seconds after the
+    writer's start, attempts before and after; a bad window is a usage error (exit 2)."""
+    import time
+
+    log = tmp_path / "w.log"
+    subprocess.run([sys.executable, str(WRITER), "--stem", str(tmp_path / "seg"), "--name",
+                    "vm-1", "--log", str(log), "--interval", "0.005", "--idle", "0.2:0.6",
+                    "--until", f"{time.time() + 0.9:.3f}"], check=True, timeout=30)
+    started = float(log.read_text().split()[2])
+    issued = [float(x.split()[2]) - started for x in log.read_text().splitlines()
+              if x.startswith("I ")]
+    assert any(t < 0.2 for t in issued) and any(t > 0.6 for t in issued)
+    assert not [t for t in issued if 0.2 <= t < 0.6], issued
+    bad = subprocess.run([sys.executable, str(WRITER), "--stem", str(tmp_path / "seg"),
+                          "--name", "vm-1", "--log", str(log), "--idle", "soon",
+                          "--until", "0"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--idle" in bad.stderr
+
+
 def test_a_guest_passes_its_boot_on_the_kernel_command_line(tmp_path: Path) -> None:
     from hcisim.lab.errors import LabError
     from hcisim.lab.guests.qemu import GuestSpec, keep_history

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hcisim.lab.backend import Sample
-from hcisim.lab.clientlog import ClientLogTail, ConnEvent
-from hcisim.lab.collect import LabRecord, shd_events
+from hcisim.lab.clientlog import ClientLogTail, ConnEvent, QuorumLogTail
+from hcisim.lab.collect import LabRecord, server_quorum_events, shd_events
 from hcisim.lab.healinfo import Pending
-from hcisim.lab.run import phase_rates
+from hcisim.lab.run import WRITER_LEAD_S, idle_windows, phase_rates
 from hcisim.lab.scale import LabScale, as_built
 from hcisim.lab.schedule import FaultWindow, play
 from hcisim.lab.timeline import VolumeTimeline, has_quorum, heal_episodes
@@ -114,6 +114,19 @@ def test_phase_rates_follow_the_phases() -> None:
     rates = phase_rates(sc, "db1")
     assert [(r.start_s, r.duration_s, r.load) for r in rates] == [
         (0.0, 600.0, 0.6), (600.0, 900.0, 1.0), (1500.0, 300.0, 0.6)]
+
+
+def test_idle_windows_are_where_the_load_is_zero() -> None:
+    """A VM's load-0 phases (and a load 0 to the end: until its writer stops) are the
+    windows its history writer issues nothing in; a VM always loaded has none."""
+    sc = load_scenario(None)
+    assert idle_windows(sc, "db1") == ()
+    d = sc.model_dump(mode="json")
+    d["phases"] = [{"start_s": 100.0, "load": 0.0}, {"start_s": 200.0, "load": 1.0},
+                   {"start_s": 300.0, "load": 0.0, "vms": ["db1"]}]
+    sc2 = type(sc).model_validate(d)
+    assert idle_windows(sc2, "db1") == ((100.0, 200.0), (300.0, sc2.duration_s + WRITER_LEAD_S))
+    assert idle_windows(sc2, "web1") == ((100.0, 200.0),)
 
 
 def test_as_built_scales_sizes_and_demand_only() -> None:
@@ -256,3 +269,36 @@ def test_shd_events_from_the_daemons_log(tmp_path: Path) -> None:
     assert got == [(8.749, "shd_brick_down", "data/host2", "glustershd on host1"),
                    (14.101, "shd_brick_up", "data/host2", "glustershd on host1"),
                    (21.0, "shd_brick_up", "data/host2", "glustershd on host1")]
+
+
+def test_server_quorum_events_from_glusterds_log(tmp_path: Path) -> None:
+    """glusterd.log's server-quorum actions (Gluster 10.3's lines): one server_quorum_lost
+    per host when it stops a first volume's bricks, server_quorum_regained when it has
+    started them all again; the "regained" every glusterd start logs is no event."""
+    def line(t: str, msgid: str, verb: str, vol: str, what: str) -> str:
+        return (f"[2026-11-29 09:27:{t} +0000] C [MSGID: {msgid}] [glusterd-server-quorum.c:"
+                f"350:glusterd_do_volume_quorum_action] 0-management: Server quorum {verb} "
+                f"for volume {vol}. {what} local bricks. \n")
+    log = tmp_path / "glusterd.log"
+    log.write_text("".join([
+        line("01.000000", "106003", "regained", "data", "Starting"),  # glusterd's start
+        line("12.000000", "106003", "regained", "vmstore", "Starting"),  # a later start
+        line("31.500000", "106002", "lost", "data", "Stopping"),
+        line("31.520000", "106002", "lost", "vmstore", "Stopping"),
+        "[2026-11-29 09:27:40.000000 +0000] I [MSGID: 106004] [x.c:1:y] 0-management: "
+        "Peer <host1> state changed\n",
+        line("44.100000", "106003", "regained", "data", "Starting"),
+        line("44.130000", "106003", "regained", "vmstore", "Starting"),
+    ]))
+    t0 = datetime(2026, 11, 29, 9, 27, 10, tzinfo=UTC).timestamp()
+    tail = QuorumLogTail(log)
+    rec = LabRecord(t0=t0, duration_s=60.0, end=t0 + 60.0, workloads=[],
+                    samples=[Sample(t0 + 50.0, [], {},
+                                    server_quorum=[("host2", e) for e in tail.poll()])])
+    out = Recorder()
+    server_quorum_events(rec, out)
+    ev = out.build("lab", "sq", 0, 60.0)["events"]
+    got = [(round(float(t), 3), k, tg) for t, k, tg in
+           zip(ev["t_s"], ev["kind"], ev["target"], strict=True)]
+    assert got == [(21.5, "server_quorum_lost", "host2"),
+                   (34.13, "server_quorum_regained", "host2")]

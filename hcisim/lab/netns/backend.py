@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hcisim.lab.backend import Sample, Workload
-from hcisim.lab.clientlog import ClientLogTail, ConnEvent
+from hcisim.lab.clientlog import ClientLogTail, ConnEvent, QuorumLogTail
 from hcisim.lab.errors import LabError
 from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.fio import job_file
@@ -83,6 +83,7 @@ class NetnsBackend(FaultBook):
         self._procs: list[subprocess.Popen[bytes]] = []
         self._tails: dict[tuple[str, str], ClientLogTail] = {}
         self._shd_tails: dict[tuple[str, str], ClientLogTail] = {}  # (daemon host, volume)
+        self._quorum_tails: dict[str, QuorumLogTail] = {}  # host -> its glusterd's log
         self._meta: dict[str, Any] = {}
         self._active: list[Fault] = []
         self._lock = threading.Lock()
@@ -113,6 +114,7 @@ class NetnsBackend(FaultBook):
             for v in sc.volumes:
                 be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
                 be._shd_tails[(h.name, v.name)] = ClientLogTail(h.shd_log, v.name)
+            be._quorum_tails[h.name] = QuorumLogTail(h.glusterd_log)
         return be
 
     @staticmethod
@@ -208,6 +210,7 @@ class NetnsBackend(FaultBook):
 
     def _mount_host(self, h: HostLayout) -> None:
         assert self.state is not None
+        self._quorum_tails.setdefault(h.name, QuorumLogTail(h.glusterd_log))
         for v in self.scenario.volumes:
             if (h.name, v.name) not in self._tails:
                 self._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
@@ -268,11 +271,9 @@ class NetnsBackend(FaultBook):
                             h.netns, w.fio.log_dir / "fio.out")
                 (h.piddir / f"fio-{w.key}.pid").write_text(str(fio.pid))
                 self._procs.append(fio)
+            stem = self.mount_path(w.host, w.volume) / w.history_relname
             writer = spawn([sys.executable, str(WRITER),
-                            "--stem", str(self.mount_path(w.host, w.volume) / w.history_relname),
-                            "--name", w.key, "--log", str(w.history_log),
-                            "--interval", str(w.interval_s), "--size", str(w.record_size),
-                            "--per-file", str(w.per_file), "--until", f"{w.until:.3f}"],
+                            *w.writer_args(str(stem), str(w.history_log))],
                            h.netns, w.history_log.with_suffix(".out"))
             (h.piddir / f"writer-{w.key}.pid").write_text(str(writer.pid))
             self._procs.append(writer)
@@ -310,6 +311,7 @@ class NetnsBackend(FaultBook):
             conn += [(client, e) for e in tail.poll()]
         shd = [(daemon, e) for (daemon, _vol), tail in self._shd_tails.items()
                for e in tail.poll()]
+        quorum = [(h, e) for h, tail in self._quorum_tails.items() for e in tail.poll()]
         pending: dict[str, dict[int, Pending]] = {}
         connected: dict[str, list[bool]] = {}
         host = self.lab_.host(self.observer())
@@ -324,7 +326,7 @@ class NetnsBackend(FaultBook):
                 status = {b.name: b.connected for b in listing}
                 connected[v.name] = [status.get(r.name, False) for r in refs]
         raw = {v.name: t for v, t in zip(self.scenario.volumes, texts, strict=True) if t}
-        return Sample(time.time(), conn, pending, connected, raw, shd)
+        return Sample(time.time(), conn, pending, connected, raw, shd, quorum)
 
     def brick_io(self) -> dict[str, dict[int, BrickIo]]:
         """Each brick process's write counter now (volume -> brick index; one pid file per host

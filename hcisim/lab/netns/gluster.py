@@ -57,7 +57,7 @@ def start_glusterd(host: HostLayout) -> None:
         opt, f"management.run-directory={host.rundir}",
         opt, f"management.glusterd-sockfile={host.sock}",
         opt, f"management.cluster-test-mode={host.logdir}",
-        "-p", str(host.pidfile), "-l", str(host.logdir / "glusterd.log"),
+        "-p", str(host.pidfile), "-l", str(host.glusterd_log),
     ]
     orig, view = host.dir / "glusterlib-orig", host.dir / "glusterlib-view"
     if (GLUSTER_LIB / "gsyncd").exists():
@@ -76,7 +76,7 @@ def client(host: HostLayout) -> Gluster:
 def wait_glusterd(host: HostLayout, timeout: float = 60.0) -> None:
     require(client(host).answers, timeout, f"start glusterd on {host.name}",
             f"glusterd did not answer on {host.sock} within {timeout:.0f} s "
-            f"(see {host.logdir / 'glusterd.log'})")
+            f"(see {host.glusterd_log})")
 
 
 def probe_peers(lab: LabLayout) -> None:

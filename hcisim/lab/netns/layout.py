@@ -81,6 +81,10 @@ class HostLayout:
         return self.logdir / f"fuse-{volume}.log"
 
     @property
+    def glusterd_log(self) -> Path:
+        return self.logdir / "glusterd.log"
+
+    @property
     def shd_log(self) -> Path:
         """The host's one (multiplexed) self-heal daemon's log: every volume's connections
         (glusterd's cluster-test-mode puts it in the log directory)."""
