@@ -135,7 +135,10 @@ def raw_measurements(trials: Sequence[Trial]) -> list[Measurement]:
     for t in trials:
         rtt = t.case.scenario.network("storage").rtt_ms / 1000.0
         for r in t.readings:
-            inputs: dict[str, float | str] = {**t.case.inputs, **dict(r.extra), "rtt_s": rtt}
+            inputs: dict[str, float | str] = {**t.case.inputs, **dict(r.extra), "rtt_s": rtt,
+                                              "load_1m": round(t.load_1m, 2)}
+            if t.cpu_busy_pct is not None:  # how quiet the machine was before this case
+                inputs["cpu_busy_pct"] = round(t.cpu_busy_pct, 1)
             if r.subject:
                 inputs["subject"] = r.subject
             out.append(Measurement(experiment=t.experiment.name, quantity=r.quantity,
@@ -206,6 +209,9 @@ def syn_linear_timeouts() -> int:
         return 0
 
 
+FITTED_QUANTITIES = frozenset({"stall", "reconnect", "heal_after_childup"})
+
+
 def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
                      linear_timeouts: int | None = None, reconnect_timer_s: float | None = None
                      ) -> tuple[dict[str, float], dict[str, FitNote], list[Measurement]]:
@@ -271,6 +277,9 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
                      heals, f)
         fits.update(dict.fromkeys(f.values, note))
         done += _predicted(heals, f)
+    # what no fit uses (a check of the model, e.g. server quorum; a quantity an older
+    # reader measured): kept as measured, without a prediction
+    done += [m for m in rows if m.quantity not in FITTED_QUANTITIES]
     return params, fits, done
 
 
@@ -310,13 +319,13 @@ def still_to_measure(rows: Sequence[Measurement], loads: Sequence[float],
     """Which of the full campaign's experiments these measurements leave for a quiet
     machine: not run (or only a part, or only its CI subset), fewer than MIN_TRIALS trials
     of a case, or measured on a loaded machine: by the CPU busy % probed before every case
-    where each has one, else by the load average."""
+    where each has one, else by the load average. Each experiment is judged on its own
+    cases where every measurement of it carries its case's figures (``inputs``:
+    ``cpu_busy_pct``, ``load_1m``), else on the machine's figures of every part
+    (``loads``, ``busy``: profiles measured before the figures were kept per case)."""
     trials: dict[str, set[int]] = {}
     for m in rows:
         trials.setdefault(m.experiment, set()).add(m.trial)
-    probed = bool(busy) and len(busy) == len(loads)
-    quiet = (max(busy) < QUIET_BUSY_PCT) if probed else (
-        bool(loads) and max(loads) < QUIET_LOAD)
     out = []
     for name in DEFAULT_EXPERIMENTS:
         parts = [e.name for e in EXPERIMENTS.values() if e.part_of == name]
@@ -331,15 +340,29 @@ def still_to_measure(rows: Sequence[Measurement], loads: Sequence[float],
             n = min(len(trials[x]) for x in ran)
             if n < MIN_TRIALS:
                 why.append(f"n = {n} < {MIN_TRIALS}")
-            if not quiet and probed:
-                why.append(f"CPU up to {max(busy):.0f} % busy before a case "
-                           f"(quiet: < {QUIET_BUSY_PCT:.0f})")
-            elif not quiet:
-                why.append(f"load up to {max(loads, default=math.nan):.1f} (quiet: < "
-                           f"{QUIET_LOAD}; no CPU busy probe)")
+            why += _loaded([m for m in rows if m.experiment in ran], loads, busy)
         if why:
             out.append(f"{name}: {EXPERIMENTS[name].what} ({'; '.join(why)})")
     return tuple(out)
+
+
+def _loaded(rows: Sequence[Measurement], loads: Sequence[float],
+            busy: Sequence[float]) -> list[str]:
+    """Why ``rows`` (one experiment's) were not measured on a quiet machine, if they were
+    not: their own cases' figures where every row has them, else the machine's."""
+    own_busy = [m.inputs.get("cpu_busy_pct") for m in rows]
+    own_load = [m.inputs.get("load_1m") for m in rows]
+    if rows and all(isinstance(x, float | int) for x in own_load):
+        loads = [float(x) for x in own_load if isinstance(x, float | int)]
+        busy = [float(x) for x in own_busy if isinstance(x, float | int)]
+    probed = bool(busy) and len(busy) == len(loads)
+    if probed:
+        return [] if max(busy) < QUIET_BUSY_PCT else [
+            f"CPU up to {max(busy):.0f} % busy before a case (quiet: < {QUIET_BUSY_PCT:.0f})"]
+    if loads and max(loads) < QUIET_LOAD:
+        return []
+    return [f"load up to {max(loads, default=math.nan):.1f} (quiet: < {QUIET_LOAD}; "
+            "no CPU busy probe)"]
 
 
 def run_calibration(engine: str, base: CalibrationProfile, name: str,

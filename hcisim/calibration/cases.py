@@ -39,7 +39,8 @@ _HOST = {"cores": 2, "ram_gib": 8,
 def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                  ping_timeout_s: float = 5.0, shard_mib: int = 4, shd_threads: int = 8,
                  volume_type: str = "replica3", iops: float = 60.0, block_kib: int = 8,
-                 profile: str | None = None, description: str = "") -> Scenario:
+                 profile: str | None = None, description: str = "",
+                 phases: list[dict[str, Any]] | None = None) -> Scenario:
     """A lab-sized cluster (like scenarios/lab-power-loss.yaml, one volume ``data``) with
     ``faults``; the clients' ping chains have a known phase (the lab mounts just before
     t = 0: the anchor is the profile's ``detection_anchor_s``)."""
@@ -68,6 +69,8 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
         "faults": faults,
         "model": model,
     }
+    if phases:
+        data["phases"] = phases
     return Scenario.model_validate(data)
 
 

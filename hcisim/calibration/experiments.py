@@ -18,7 +18,10 @@ reconnect          brick_crash, nic_loss, node_power_loss (6 s): repair until th
                    clients use host2's brick again                                   delay
 reconnect-quick    brick_crash                                                       same
 heal               power loss 40, 60 s x shard 4 and 64 MiB x 1 and 8 shd threads:  heal
-                   from the reconnect to heal done (the daemon wakes on its own)     costs
+                   from the daemons' CHILD_UP to heal done (they wake on their own)  costs
+server-quorum      storage partition of host2 for 45 s at ping-timeout 5 and 42 s:  (none:
+                   when its glusterd stops its bricks after the cut, and starts      checks
+                   them after the repair (glusterd.log)                              the model)
 =================  ===============================================================  ========
 """
 
@@ -141,9 +144,14 @@ def read_reconnect(case: Case, obs: Observations) -> list[Reading]:
 
 # --- heal ------------------------------------------------------------------------------------
 # Outages longer than the self-heal daemons' keepalive detection (18-38 s, hcisim.model.shd):
-# their brick connections have dropped, so they wake at the reconnect and "reconnect until
-# heal done" is heal_noticed_s + the drain the fit predicts; a shorter power loss wakes them
-# at the next keepalive probe after the return (0-20 s later), a wait no trial can predict.
+# their brick connections have dropped, so they wake at their own reconnect and "their
+# CHILD_UP until heal done" is heal_noticed_s + the drain the fit predicts; a shorter power
+# loss wakes them at the next keepalive probe after the return (0-20 s later), a wait no
+# trial can predict. The writers stop at the repair: heal is the outage's backlog alone.
+# With writers still running, the clients (back on their own SYN schedule, up to ~15 s
+# after the daemons here) keep writing past host2 and the daemons heal the same shards
+# again at every sweep until the clients are back (calibration part 2b): heal under load,
+# a case for the whole model, not for the drain's costs.
 HEAL_OUTAGES_S = (40.0, 60.0)
 def _heal_case(outage: float, shard_mib: int, threads: int, trial: int, exp: str,
                profile: str | None) -> Case:
@@ -153,7 +161,7 @@ def _heal_case(outage: float, shard_mib: int, threads: int, trial: int, exp: str
                       [fault("node_power_loss", at, outage, heal_after_repair=False)],
                       duration_s=at + outage + 60, ping_timeout_s=timeout,
                       shard_mib=shard_mib, shd_threads=threads, iops=200, block_kib=64,
-                      profile=profile)
+                      profile=profile, phases=[{"start_s": at + outage, "load": 0.0}])
     return Case(exp, f"outage {outage:g}s shard {shard_mib}MiB threads {threads}", sc,
                 {"outage_s": outage, "shard_mib": shard_mib, "shd_threads": threads,
                  "fault_s": at, "repair_s": at + outage})
@@ -207,6 +215,44 @@ def read_heal(case: Case, obs: Observations) -> list[Reading]:
     return [Reading("heal_after_childup", "s", done - woke, f"data/{TARGET}", extra)]
 
 
+# --- server quorum ----------------------------------------------------------------------------
+# glusterd's peer connections have no ping timer (glusterd.vol: ping-timeout 0): a cut peer
+# is noticed by TCP keepalive alone (glusterd.vol: keepalive-time 10 s, interval 2 s; 9
+# probes), 18-28 s after the cut in the model (hcisim.model.clients), whatever the
+# volume's network.ping-timeout: two ping-timeouts tell whether it plays a part.
+SERVER_QUORUM_OUTAGE_S = 45.0
+SERVER_QUORUM_TIMEOUTS = (5.0, 42.0)
+
+
+def _server_quorum_case(timeout: float, trial: int, exp: str, profile: str | None) -> Case:
+    at = FAULT_AT_S + offset_s(trial, 10.0)  # the keepalive's phase is unknown anyway
+    sc = lab_scenario(f"cal-{exp}-t{timeout:g}-{trial}",
+                      [fault("partition", at, SERVER_QUORUM_OUTAGE_S, network="storage")],
+                      duration_s=at + SERVER_QUORUM_OUTAGE_S + 25, ping_timeout_s=timeout,
+                      profile=profile)
+    return Case(exp, f"partition T={timeout:g}", sc,
+                {"kind": "partition", "ping_timeout_s": timeout, "fault_s": at,
+                 "repair_s": at + SERVER_QUORUM_OUTAGE_S})
+
+
+def read_server_quorum(case: Case, obs: Observations) -> list[Reading]:
+    """When host2's glusterd stopped its bricks after the cut, and started them again after
+    the repair (the first ``server_quorum_lost`` / ``regained`` of host2 after the fault)."""
+    fault_s, repair = float(case.inputs["fault_s"]), float(case.inputs["repair_s"])
+    ev = obs["events"]
+    mine = ev[(ev["target"] == TARGET) & (ev["t_s"] >= fault_s - 1e-9)]
+    lost = mine[mine["kind"] == "server_quorum_lost"]["t_s"]
+    if lost.empty:
+        return []
+    stopped = float(lost.min())
+    out = [Reading("bricks_stopped_after_cut", "s", stopped - fault_s, TARGET)]
+    back = mine[(mine["kind"] == "server_quorum_regained") & (mine["t_s"] > stopped)]["t_s"]
+    if not back.empty:
+        out.append(Reading("bricks_started_after_repair", "s", float(back.min()) - repair,
+                           TARGET))
+    return out
+
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("detection", ("detection_anchor_s", "ping_timer_late_s"),
                "silent loss: survivors' stall per fault kind and ping-timeout",
@@ -237,8 +283,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                lambda trial, prof: [_heal_case(o, s, k, trial, "heal", prof)
                                     for o in HEAL_OUTAGES_S for s in (4, 64) for k in (1, 8)],
                read_heal),
+    Experiment("server-quorum", (),
+               "storage partition: when the cut-off host's glusterd stops and restarts its "
+               "bricks, at two ping-timeouts",
+               lambda trial, prof: [_server_quorum_case(t, trial, "server-quorum", prof)
+                                    for t in SERVER_QUORUM_TIMEOUTS],
+               read_server_quorum),
 )}
-DEFAULT_EXPERIMENTS = ("detection", "reconnect", "heal")
+DEFAULT_EXPERIMENTS = ("detection", "reconnect", "heal", "server-quorum")
 
 
 def experiments_named(names: Iterable[str]) -> list[Experiment]:

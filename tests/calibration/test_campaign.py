@@ -164,6 +164,24 @@ def test_quiet_is_judged_by_the_cpu_probe_where_every_case_has_one() -> None:
     assert any("load up to 9.0" in x for x in still_to_measure(rows, loads, [2.0] * 5))
 
 
+def test_each_experiment_is_judged_on_its_own_cases_figures() -> None:
+    """A merged profile: an earlier part measured without the probe (the machine's figures
+    say load 18, no probe) does not make a later, probed and quiet part look loaded; a
+    case measured while something ran is named for its own experiment only."""
+    def rows(experiment: str, busy: float) -> list[Measurement]:
+        return [Measurement(experiment=experiment, quantity="x", unit="s", trial=i,
+                            inputs={"load_1m": 9.0, "cpu_busy_pct": busy if i == 3 else 0.0},
+                            measured=5.0) for i in range(10)]
+    machine_loads, machine_busy = [18.1, 9.0], [0.0]  # part 1 had no probe
+    left = still_to_measure(rows("reconnect", 0.0) + rows("heal", 35.0), machine_loads,
+                            machine_busy)
+    assert not any(x.startswith("reconnect:") for x in left), left
+    assert any(x.startswith("heal:") and "CPU up to 35 % busy" in x for x in left), left
+    # rows without their own figures (older profiles): the machine's decide
+    assert any(x.startswith("reconnect:") and "load up to 18.1" in x
+               for x in still_to_measure(_rows("reconnect", 10), machine_loads, machine_busy))
+
+
 def test_a_lab_campaign_probes_the_machine_before_every_case() -> None:
     """What the CLI runs on a lab: the probe before each case, its figures in the profile."""
     probes: list[int] = []
@@ -237,3 +255,33 @@ def test_heal_is_read_from_the_daemons_childup_not_the_clients_reconnect(tmp_pat
         readings.append(x)
     # the anchor is not the clients' reconnect: they differ in at least one case
     assert any(abs(x["childup_s"] - x["clients_back_s"]) > 0.1 for x in readings), readings
+
+
+def test_server_quorum_is_read_from_the_cut_off_hosts_events() -> None:
+    """The server-quorum experiment on the model: host2's glusterd stops its bricks when
+    its peers' keepalive gives up, 18-28 s after the cut whatever the ping-timeout
+    (glusterd.vol's keepalive 10 s + 9 x 2 s), and starts them when it reaches its peers
+    again; nothing fits it (a check of the model against the lab)."""
+    exp = EXPERIMENTS["server-quorum"]
+    assert exp.fits == ()
+    for trial in range(3):
+        for case in exp.cases(trial, None):
+            stopped, started = exp.read(case, observe("model", case.scenario))
+            assert stopped.quantity == "bricks_stopped_after_cut"
+            assert 18.0 - 1e-6 <= stopped.value <= 28.0 + 1e-6, (case.label, stopped)
+            assert started.quantity == "bricks_started_after_repair"
+            assert started.value == pytest.approx(0.0, abs=1e-6)  # the model: at once
+
+
+def test_rows_no_fit_uses_are_kept_as_measured() -> None:
+    """A check (server quorum) or a quantity an older reader measured stays in the profile,
+    without a prediction; it used to be dropped at the fit."""
+    from hcisim.calibration.campaign import fit_measurements
+
+    rows = [Measurement(experiment="server-quorum", quantity="bricks_stopped_after_cut",
+                        unit="s", trial=0, inputs={"fault_s": 8.0}, measured=23.4),
+            Measurement(experiment="heal", quantity="heal_after_reconnect", unit="s",
+                        trial=0, measured=5.0)]
+    _params, _fits, done = fit_measurements(rows, load_profile())
+    assert [(m.quantity, m.measured, m.predicted) for m in done] == [
+        ("bricks_stopped_after_cut", 23.4, None), ("heal_after_reconnect", 5.0, None)]
