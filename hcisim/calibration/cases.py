@@ -29,9 +29,9 @@ class Case:
     inputs: dict[str, float | str] = field(default_factory=dict)
 
 
-_HOST = {"cores": 2, "ram_gib": 8,
-         "disks": [{"name": "brick0", "capacity_gb": 2, "bandwidth_mb_s": 200,
-                    "iops": 20000, "latency_ms": 0.2}],
+_DISK = {"name": "brick0", "capacity_gb": 2, "bandwidth_mb_s": 200, "iops": 20000,
+         "latency_ms": 0.2}
+_HOST = {"cores": 2, "ram_gib": 8, "disks": [_DISK],
          "nics": [{"name": "mgmt0", "gbps": 10, "networks": ["management"]},
                   {"name": "sto0", "gbps": 10, "networks": ["storage", "migration"]}]}
 
@@ -40,7 +40,8 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                  ping_timeout_s: float = 5.0, shard_mib: int = 4, shd_threads: int = 8,
                  volume_type: str = "replica3", iops: float = 60.0, block_kib: int = 8,
                  profile: str | None = None, description: str = "",
-                 phases: list[dict[str, Any]] | None = None) -> Scenario:
+                 phases: list[dict[str, Any]] | None = None,
+                 disk_mb_s: float | None = None) -> Scenario:
     """A lab-sized cluster (like scenarios/lab-power-loss.yaml, one volume ``data``) with
     ``faults``; the clients' ping chains have a known phase (the lab mounts just before
     t = 0: the anchor is the profile's ``detection_anchor_s``)."""
@@ -52,7 +53,10 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
         "description": description or f"calibration case {name}",
         "seed": 7,
         "duration_s": duration_s,
-        "hosts": [{**_HOST, "name": h} for h in ("host1", "host2", "host3")],
+        "hosts": [{**_HOST, "name": h,
+                   "disks": [{**_DISK, "bandwidth_mb_s": disk_mb_s}]}
+                  if disk_mb_s is not None else {**_HOST, "name": h}
+                  for h in ("host1", "host2", "host3")],
         "networks": [{"role": "management", "rtt_ms": 0.05},
                      {"role": "storage", "rtt_ms": 0.05}],
         "volumes": [{"name": "data", "type": volume_type, "size_gb": 1, "files": 200,

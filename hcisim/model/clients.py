@@ -123,6 +123,11 @@ class ClientViews:
             (h, p): True for h in self.pool for p in self.pool if p != h}
         self._peer_token: dict[tuple[str, str], int] = dict.fromkeys(self.peer_up, 0)
         self._peer_pending: dict[tuple[str, str], bool] = dict.fromkeys(self.peer_up, False)
+        # when keepalive dropped each peer connection (its reconnect timer runs from there;
+        # none for a glusterd that started since), and the ones waiting for their SYN
+        self._peer_down_at: dict[tuple[str, str], float] = {}
+        self._peer_connecting: set[tuple[str, str]] = set()
+        self.peer_losses: list[dict[str, Any]] = []  # each keepalive drop, for the meta
         self.sq_lost: dict[str, bool] = {h: False for h in self.pool}
 
     def state(self, client: str, volume: str, brick: str) -> Seen:
@@ -315,7 +320,9 @@ class ClientViews:
                 "anchor_s": self.detection.anchor_s if self.detection.phase == "known"
                 else None,
                 "later_sends": self.detection.later_sends,
-                "losses": [loss.meta() for loss in self.losses]}
+                "losses": [loss.meta() for loss in self.losses],
+                # glusterd's peer connections that TCP keepalive dropped (server quorum)
+                "peers": [dict(x) for x in self.peer_losses]}
 
     # --- server quorum ------------------------------------------------------------------
     def _sq_bricks(self, host: str) -> list[BrickModel]:
@@ -331,15 +338,40 @@ class ClientViews:
 
     def _reconcile_peers(self, t: float, host: str) -> None:
         """glusterd's peer connections from ``host``: a peer it can reach is connected at
-        once; a cut one is noticed by TCP keepalive (a timer per connection)."""
+        once; a cut one is noticed by TCP keepalive (a timer per connection). With the
+        reconnect timer on (``reconnect_timer_s`` > 0), a connection keepalive dropped
+        comes back as a client's does after an unanswered loss: on the first SYN
+        retransmission after the peer answers (rpc-clnt's 3 s timer, the same code), plus
+        ``reconnect_delay_s``; a glusterd that started since connects at once."""
+        if not self.world.powered(host):  # its glusterd is gone: a new one starts afresh
+            for p in self.pool:
+                self._peer_down_at.pop((host, p), None)
+                self._peer_connecting.discard((host, p))
         for p in self.pool:
             if p == host:
                 continue
             pair = (host, p)
             if self.world.link(host, p):
+                if pair in self._peer_connecting:
+                    continue  # its SYN is on the way
+                down = self._peer_down_at.get(pair)
+                if not self.peer_up[pair] and down is not None and self.reconnect_timer_s > 0:
+                    at = syn_reconnect_at_s(t, down, self.reconnect_timer_s,
+                                            self.reconnect_delay_s, self.syn_linear_timeouts)
+                    if at > t:
+                        self._peer_token[pair] += 1
+                        self._peer_connecting.add(pair)
+                        self.schedule(at - t, self._peer_back(pair, self._peer_token[pair]))
+                        continue
                 self._peer_token[pair] += 1
                 self._peer_pending[pair] = False
+                if not self.peer_up[pair]:
+                    self._peer_came_back(pair, t)
                 self.peer_up[pair] = True
+                self._peer_down_at.pop(pair, None)
+            elif pair in self._peer_connecting:  # cut again before its SYN got through
+                self._peer_connecting.discard(pair)
+                self._peer_token[pair] += 1
             elif self.peer_up[pair] and not self._peer_pending[pair]:
                 self._peer_pending[pair] = True
                 self._peer_token[pair] += 1
@@ -355,7 +387,29 @@ class ClientViews:
             return
         self._peer_pending[pair] = False
         self.peer_up[pair] = False
+        self._peer_down_at[pair] = self.clock()
+        if self.world.powered(pair[0]):  # (a powered-off host's glusterd noticed nothing)
+            self.peer_losses.append({"host": pair[0], "peer": pair[1],
+                                     "down_s": self.clock(), "back_s": None})
         self._judge(pair[0])
+
+    def _peer_came_back(self, pair: tuple[str, str], t: float) -> None:
+        for loss in reversed(self.peer_losses):
+            if (loss["host"], loss["peer"]) == pair and loss["back_s"] is None:
+                loss["back_s"] = t
+                break
+
+    def _peer_back(self, pair: tuple[str, str], token: int) -> Callable[[], None]:
+        def connected() -> None:
+            if self._peer_token[pair] != token or pair not in self._peer_connecting:
+                return
+            self._peer_connecting.discard(pair)
+            if self.world.link(*pair):
+                self._peer_came_back(pair, self.clock())
+                self.peer_up[pair] = True
+                self._peer_down_at.pop(pair, None)
+                self._judge(pair[0])
+        return connected
 
     def _judge(self, host: str) -> bool:
         """Kill or restart ``host``'s bricks as its server quorum says; True if it changed."""

@@ -285,3 +285,16 @@ def test_rows_no_fit_uses_are_kept_as_measured() -> None:
     _params, _fits, done = fit_measurements(rows, load_profile())
     assert [(m.quantity, m.measured, m.predicted) for m in done] == [
         ("bricks_stopped_after_cut", 23.4, None), ("heal_after_reconnect", 5.0, None)]
+
+
+def test_reconnect_after_a_hang_is_its_own_quantity() -> None:
+    """The hang cases read the clients' reconnect as ``reconnect_after_hang``: kept as
+    measured, never in the reconnect fit (whose mechanism covers refusals and unanswered
+    losses only)."""
+    exp = EXPERIMENTS["reconnect-hang"]
+    cases = exp.cases(0, None)
+    assert [c.inputs["kind"] for c in cases] == ["node_hang", "brick_hang"]
+    for case in cases:
+        (r,) = exp.read(case, observe("model", case.scenario))
+        assert r.quantity == "reconnect_after_hang" and r.value >= 0.0
+        assert float(dict(r.extra)["disconnect_s"]) < float(case.inputs["repair_s"])

@@ -121,3 +121,37 @@ def test_the_model_reconnects_each_client_on_its_syn(kind: str) -> None:
             syn_reconnect_at_s(32.0, x["down_s"], 3.0, 0.02, 4)), x
         assert x["back_s"] > 32.02  # on a SYN, not at the repair
     assert {x["back_s"] for x in losses(0.0)} == {32.02}
+
+
+def test_glusterds_peers_reconnect_on_their_syn_and_restart_the_bricks() -> None:
+    """host2's storage cut off for 45 s: its glusterd loses its peers when keepalive gives
+    up (18-28 s after the cut) and stops its bricks at the second loss (server quorum, 2 of
+    3); after the repair each of its peer connections comes back on its own SYN schedule
+    from its own drop (rpc-clnt, as a client), and the bricks start at the first (2 of 3
+    again). Without the timer: everything at the repair, as before."""
+    def run(timer: float) -> tuple[list[dict[str, float]], float, float]:
+        sc = scenario([vm("a", "host1", OLTP, 2.0)], [
+            {"at_s": 12.0, "kind": "partition", "target": "host2", "duration_s": 45.0,
+             "network": "storage"}],
+            duration=120.0, volumes=[{"name": "data", "type": "replica3",
+                                      "bricks": [{"host": h} for h in ("host1", "host2",
+                                                                       "host3")],
+                                      "options": {"ping_timeout_s": 3.0}}],
+            model={"reconnect_timer_s": timer, "reconnect_delay_s": 0.02,
+                   "syn_linear_timeouts": 4})
+        obs = simulate(sc)
+        ev = obs["events"]
+        lost = ev[(ev["kind"] == "server_quorum_lost") & (ev["target"] == "host2")]["t_s"]
+        back = ev[(ev["kind"] == "server_quorum_regained") & (ev["target"] == "host2")]["t_s"]
+        mine = [x for x in obs.meta["detection"]["peers"] if x["host"] == "host2"]
+        return mine, float(lost.iloc[0]), float(back.iloc[0])
+
+    peers, lost, back = run(3.0)
+    assert len(peers) == 2
+    assert all(12.0 + 18.0 - 1e-9 <= x["down_s"] <= 12.0 + 28.0 + 1e-9 for x in peers)
+    assert lost == pytest.approx(max(x["down_s"] for x in peers))
+    for x in peers:
+        assert x["back_s"] == pytest.approx(syn_reconnect_at_s(57.0, x["down_s"], 3.0, 0.02, 4))
+    assert back == pytest.approx(min(x["back_s"] for x in peers)) and back > 57.02
+    peers, _lost, back = run(0.0)
+    assert back == 57.0 and {x["back_s"] for x in peers} == {57.0}
