@@ -248,8 +248,10 @@ def scenario_options(vol: Volume) -> dict[str, str]:
     return out
 
 
-# glusterd's answer when its cluster lock is held by another transaction (glusterd-locks.c)
-BUSY = "Another transaction is in progress"
+# glusterd's answers when a volume's cluster lock is held by another transaction: its own
+# (glusterd-locks.c), or a peer's in the mgmt_v3 lock phase (glusterd-mgmt.c: "Locking
+# failed on PEER. ..."); either way the transaction stopped before doing anything
+BUSY = ("Another transaction is in progress", "Locking failed on ")
 BUSY_RETRIES = 20
 
 
@@ -269,10 +271,12 @@ class Gluster:
         another transaction ("Another transaction is in progress ... Please try again after
         some time": nothing was done) is tried again, up to BUSY_RETRIES times, 1 s apart.
         Seen with two repairs back to back, a `volume status` during a `volume set`, a
-        heal-daemon toggle right after a `volume start force`."""
+        heal-daemon toggle right after a `volume start force`; a peer's lock ("Locking failed
+        on PEER"): a `volume status` right after `volume heal` (CI, 2026-11-30)."""
         for _ in range(BUSY_RETRIES):
             res = self.shell.run(self.argv(*args), timeout_s)
-            if BUSY not in res.stdout + res.stderr:  # --xml says it with rc 0 (opRet -1)
+            said = res.stdout + res.stderr  # --xml says it with rc 0 (opRet -1)
+            if not any(b in said for b in BUSY):
                 return res
             time.sleep(1.0)
         return res

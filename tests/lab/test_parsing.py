@@ -313,3 +313,38 @@ def test_bad_intervals_are_disjoint_and_cover_every_slow_attempt(
     if all(a.ok and a.t_end is not None and a.t_end - a.t_issue <= threshold
            for a in h.attempts):
         assert iv == []
+
+
+def test_the_cli_retries_while_a_volume_lock_is_held_here_or_on_a_peer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """glusterd refuses a transaction whose lock another holds, on this node ("Another
+    transaction is in progress") or on a peer ("Locking failed on PEER", seen in CI on a
+    `volume status` right after `volume heal`): nothing was done, so the CLI asks again;
+    any other answer, failure included, is returned at once."""
+    from collections.abc import Sequence
+
+    from hcisim.lab import gluster as gl
+    from hcisim.lab.node import Completed
+
+    monkeypatch.setattr("hcisim.lab.gluster.time.sleep", lambda s: None)
+    locked = ('<cliOutput><opRet>-1</opRet><opErrstr>Locking failed on 10.213.0.11. Please '
+              'check log file for details.</opErrstr></cliOutput>')
+
+    class Shell:
+        label = "host1"
+
+        def __init__(self, answers: list[Completed]) -> None:
+            self.answers, self.calls = answers, 0
+
+        def run(self, argv: Sequence[str], timeout_s: float = 60.0,
+                input: bytes | None = None) -> Completed:
+            self.calls += 1
+            return self.answers.pop(0)
+
+    busy = Shell([Completed(0, locked, ""), Completed(1, "", "Another transaction is in "
+                                                        "progress for data."),
+                  Completed(0, "<cliOutput><opRet>0</opRet></cliOutput>", "")])
+    assert gl.Gluster(busy).run("volume", "status").stdout.endswith("</cliOutput>")
+    assert busy.calls == 3
+    failing = Shell([Completed(1, "", "volume status: failed: Volume data does not exist")])
+    assert gl.Gluster(failing).run("volume", "status").rc == 1 and failing.calls == 1
