@@ -28,13 +28,12 @@ from hcisim.model.elaborate import BrickModel, Cluster
 from hcisim.model.gluster import server_quorum_met
 from hcisim.model.io import DiskPlan
 from hcisim.model.pingtimer import (
+    back_at_s,
     disconnects,
     draw_last_keepalive_s,
     draw_lost_ping_s,
     first_lost_ping_s,
     peer_loss_detected_s,
-    reconnect_at_s,
-    syn_reconnect_at_s,
 )
 from hcisim.model.world import World
 from hcisim.observations import Recorder
@@ -193,12 +192,8 @@ class ClientViews:
         (:func:`reconnect_at_s`; the first call schedules :meth:`_reconnect_due`)."""
         if key in self._reconnecting:
             return True
-        down = self.down_at.get(key)
-        if key in self.unanswered and down is not None:
-            at = syn_reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s,
-                                    self.syn_linear_timeouts)
-        else:
-            at = reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s)
+        at = back_at_s(t, self.down_at.get(key), key in self.unanswered,
+                       self.reconnect_timer_s, self.reconnect_delay_s, self.syn_linear_timeouts)
         if at <= t:
             return False
         self._token[key] += 1  # a pending ping timer no longer applies
@@ -356,8 +351,8 @@ class ClientViews:
                     continue  # its SYN is on the way
                 down = self._peer_down_at.get(pair)
                 if not self.peer_up[pair] and down is not None and self.reconnect_timer_s > 0:
-                    at = syn_reconnect_at_s(t, down, self.reconnect_timer_s,
-                                            self.reconnect_delay_s, self.syn_linear_timeouts)
+                    at = back_at_s(t, down, True, self.reconnect_timer_s,
+                                   self.reconnect_delay_s, self.syn_linear_timeouts)
                     if at > t:
                         self._peer_token[pair] += 1
                         self._peer_connecting.add(pair)

@@ -149,6 +149,17 @@ def syn_reconnect_at_s(back_s: float, disconnect_s: float, timer_s: float, delay
         start = disconnect_s + timer_s * math.ceil((failed - disconnect_s) / timer_s - 1e-9)
 
 
+def back_at_s(back_s: float, disconnect_s: float | None, unanswered: bool, timer_s: float,
+              delay_s: float, linear_timeouts: int) -> float:
+    """When a connection is used again, by how it went down: on the SYN retransmissions
+    after a loss nobody answered (:func:`syn_reconnect_at_s`), else on the reconnect
+    timer's grid (:func:`reconnect_at_s`). One rule for the mounts, the self-heal daemons
+    and glusterd's peers (the same rpc-clnt)."""
+    if unanswered and disconnect_s is not None:
+        return syn_reconnect_at_s(back_s, disconnect_s, timer_s, delay_s, linear_timeouts)
+    return reconnect_at_s(back_s, disconnect_s, timer_s, delay_s)
+
+
 def disconnects(expiry_s: float, last_received_s: float, last_sent_s: float,
                 ping_timeout_s: float) -> bool:
     """``rpc_clnt_ping_timer_expired``: the transport is bailed out only if nothing was

@@ -47,10 +47,9 @@ import numpy as np
 
 from hcisim.model.elaborate import BrickModel, Cluster
 from hcisim.model.pingtimer import (
+    back_at_s,
     draw_last_keepalive_s,
     peer_loss_detected_s,
-    reconnect_at_s,
-    syn_reconnect_at_s,
 )
 from hcisim.model.world import World
 from hcisim.observations import Recorder
@@ -214,12 +213,8 @@ class ShdConnections:
             self._connect(t, key)
 
     def _connect(self, t: float, key: ShdKey) -> None:
-        down = self.down_at.get(key)
-        if key in self.unanswered and down is not None:
-            at = syn_reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s,
-                                    self.syn_linear_timeouts)
-        else:
-            at = reconnect_at_s(t, down, self.reconnect_timer_s, self.reconnect_delay_s)
+        at = back_at_s(t, self.down_at.get(key), key in self.unanswered,
+                       self.reconnect_timer_s, self.reconnect_delay_s, self.syn_linear_timeouts)
         if at <= t:
             self._up(t, key)
             return

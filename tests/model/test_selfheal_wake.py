@@ -31,13 +31,14 @@ NOTICED = load_profile().parameters.heal_noticed_s
 RECONNECT = load_profile().parameters.reconnect_delay_s
 
 
-def heal_starts(kind: str, duration: float, seed: int) -> list[float]:
+def wake_scenario(kind: str, duration: float, seed: int, run_s: float = 1500.0,
+                  model: dict[str, Any] | None = None) -> Scenario:
     f: dict[str, Any] = {"at_s": AT, "kind": kind, "target": "host2", "duration_s": duration,
                          "heal_after_repair": False}  # no operator heal: the daemons' own
     if kind == "nic_loss":
         f["network"] = "storage"
-    sc = Scenario.model_validate({
-        "name": "wake", "seed": seed, "duration_s": 1500.0,
+    return Scenario.model_validate({
+        "name": "wake", "seed": seed, "duration_s": run_s,
         "hosts": [host(h, 10.0, 1000.0, 100_000.0) for h in HOSTS],
         # server quorum off: glusterd does not stop host2's bricks, so only the daemons'
         # own connections can wake them
@@ -47,8 +48,11 @@ def heal_starts(kind: str, duration: float, seed: int) -> list[float]:
                               "mb_s": 20}},
         "vms": [{"name": "vm1", "host": "host1",
                  "disks": [{"volume": "v", "size_gb": 10, "io": "w"}]}],
-        "faults": [f]})
-    ev = simulate(sc)["events"]
+        "faults": [f], "model": model or {}})
+
+
+def heal_starts(kind: str, duration: float, seed: int) -> list[float]:
+    ev = simulate(wake_scenario(kind, duration, seed))["events"]
     return [float(t) for t in ev[ev["kind"] == "heal_start"]["t_s"]]
 
 
@@ -139,22 +143,9 @@ def test_the_daemons_reconnect_on_their_syn_after_keepalive_gave_up(kind: str) -
     (pingtimer.syn_reconnect_at_s). Heal starts heal_noticed_s after the first daemon on
     another host is back. Without the timer (0): at the repair + the delay, as before."""
     def run(timer: float) -> tuple[list[tuple[float, float]], list[float]]:
-        f: dict[str, Any] = {"at_s": AT, "kind": kind, "target": "host2", "duration_s": 60.0,
-                             "heal_after_repair": False}
-        if kind == "nic_loss":
-            f["network"] = "storage"
-        sc = Scenario.model_validate({
-            "name": "shd-syn", "seed": 3, "duration_s": 400.0,
-            "hosts": [host(h, 10.0, 1000.0, 100_000.0) for h in HOSTS],
-            "volumes": [{"name": "v", "type": "replica3", "bricks": [{"host": h} for h in HOSTS],
-                         "options": {"ping_timeout_s": 5.0, "server_quorum_type": "none"}}],
-            "io_profiles": {"w": {"read_pct": 0.0, "block_kib": 64, "queue_depth": 8,
-                                  "mb_s": 20}},
-            "vms": [{"name": "vm1", "host": "host1",
-                     "disks": [{"volume": "v", "size_gb": 10, "io": "w"}]}],
-            "faults": [f],
-            "model": {"reconnect_timer_s": timer, "reconnect_delay_s": 0.02,
-                      "syn_linear_timeouts": 4}})
+        sc = wake_scenario(kind, 60.0, 3, run_s=400.0,
+                           model={"reconnect_timer_s": timer, "reconnect_delay_s": 0.02,
+                                  "syn_linear_timeouts": 4})
         ev = simulate(sc)["events"]
         pairs = []
         for daemon in ("host1", "host3"):
