@@ -16,6 +16,7 @@ import statistics
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -105,11 +106,13 @@ def run_trials(engine: str, experiments: Sequence[Experiment], repeat: int,
                options: Mapping[str, Any] | None = None, profile: str | None = None,
                observe_fn: Observe = _observe, say: Say | None = None,
                each: Callable[[list[Trial]], None] | None = None,
-               busy_probe: Callable[[], float] | None = None) -> list[Trial]:
+               busy_probe: Callable[[], float] | None = None,
+               logs: Path | None = None) -> list[Trial]:
     """Every case of every experiment, ``repeat`` times (trial-major, so an interrupted
     campaign has whole trials of every experiment); ``each`` gets the trials so far after
     every run. ``busy_probe``: how busy the machine is before each case (None: not
-    probed, as on the model)."""
+    probed, as on the model). ``logs``: a lab case's daemon, client and workload logs are
+    kept in ``logs/<case's scenario name>`` (the lab's option ``keep_logs``)."""
     out: list[Trial] = []
     for trial in range(repeat):
         for exp in experiments:
@@ -120,7 +123,10 @@ def run_trials(engine: str, experiments: Sequence[Experiment], repeat: int,
                     say(f"{exp.name} trial {trial + 1}/{repeat}: {case.label} "
                         f"(load {load:.1f}" + (f", CPU {busy:.0f} % busy)" if busy is not None
                                                else ")"))
-                obs = observe_fn(engine, case.scenario, options)
+                run_options = options
+                if logs is not None:
+                    run_options = {**(options or {}), "keep_logs": logs / case.scenario.name}
+                obs = observe_fn(engine, case.scenario, run_options)
                 version = str(obs.meta.get("gluster_version") or "")
                 out.append(Trial(exp, case, trial, tuple(exp.read(case, obs)), load,
                                  version.removeprefix("glusterfs ").strip(), busy))
@@ -371,8 +377,8 @@ def run_calibration(engine: str, base: CalibrationProfile, name: str,
                     observe_fn: Observe = _observe, say: Say | None = None,
                     merge: bool = False,
                     partial: Callable[[CalibrationProfile], None] | None = None,
-                    busy_probe: Callable[[], float] = cpu_busy_pct
-                    ) -> CalibrationProfile:
+                    busy_probe: Callable[[], float] = cpu_busy_pct,
+                    logs: Path | None = None) -> CalibrationProfile:
     """Run, fit, and return the new profile (``profile``: the model profile of the cases'
     scenarios, what a model engine runs with). ``partial`` gets the profile fitted to the
     trials so far after every run (a campaign of hours keeps what it measured if it is
@@ -384,5 +390,6 @@ def run_calibration(engine: str, base: CalibrationProfile, name: str,
             partial(fit_profile(trials, base, name, engine, repeat, merge))
 
     probe = None if engine == "model" else busy_probe
-    trials = run_trials(engine, exps, repeat, options, profile, observe_fn, say, each, probe)
+    trials = run_trials(engine, exps, repeat, options, profile, observe_fn, say, each, probe,
+                        logs)
     return fit_profile(trials, base, name, engine, repeat, merge)

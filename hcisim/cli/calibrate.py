@@ -59,6 +59,9 @@ def register(app: typer.Typer) -> None:
             help="fit over the base profile's calibration measurements too (a campaign "
             "run in parts: --base the earlier part's profile)")] = False,
         force: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
+        keep_logs: Annotated[Path | None, typer.Option(
+            help="keep every lab case's logs (glusterd, bricks, self-heal daemons, clients, "
+            "workloads) in DIR/<case>")] = None,
     ) -> None:
         """Run the calibration experiments, fit the model's timing parameters by their
         mechanisms, write a profile with the raw measurements and residuals."""
@@ -77,10 +80,12 @@ def register(app: typer.Typer) -> None:
         if model_profile is not None:
             load_profile(model_profile)  # a bad one fails before any run
         engine_name, options = _engine(engine)
+        if keep_logs is not None and options is None:
+            raise UserError(f"--keep-logs: the {engine_name} engine keeps no logs (a lab does)")
         # after every run: the profile of the trials so far (kept if interrupted)
         profile = run_calibration(engine_name, base_profile, name or output.stem, names,
                                   repeat, options, model_profile, say=_say, merge=merge,
-                                  partial=lambda p: save_profile(p, output))
+                                  partial=lambda p: save_profile(p, output), logs=keep_logs)
         save_profile(profile, output)
         t = Table("parameter", "value", "from", "n", "rms residual", title_justify="left",
                   title=f"profile {profile.name} ({engine_name}, {repeat} trial(s) per case)")

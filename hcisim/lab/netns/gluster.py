@@ -42,6 +42,22 @@ exec "$@"
 """
 
 
+# Every host's gluster processes run under the host's own name (a UTS namespace of their
+# own): AFR takes a brick as local when the brick's gethostname() (in its pathinfo xattr)
+# equals its own (common-utils.c glusterfs_is_local_pathinfo), and netns hosts otherwise
+# share the machine's name. With one name every self-heal daemon swept every brick's index
+# (afr-self-heald.c ASSERT_LOCAL: three daemons x three index healers, each with
+# shd-max-threads heals, where a real cluster has one healer per brick: found in the
+# daemons' logs of calibration part 2d, host2's own daemon healing host1's index), and
+# every FUSE client took every brick as its local one (cluster.choose-local).
+_OWN_HOSTNAME = 'hostname "$0" && exec "$@"'
+
+
+def own_hostname(host: HostLayout, argv: list[str]) -> list[str]:
+    """``argv`` run with ``host``'s name as the hostname (its children inherit it)."""
+    return ["unshare", "--uts", "sh", "-c", _OWN_HOSTNAME, host.name, *argv]
+
+
 def start_glusterd(host: HostLayout) -> None:
     """Start glusterd in the host's namespace (it daemonizes; see :func:`wait_glusterd`)."""
     for d in (host.workdir, host.rundir, host.logdir, host.piddir):
@@ -65,7 +81,8 @@ def start_glusterd(host: HostLayout) -> None:
         view.mkdir(exist_ok=True)
         argv = ["unshare", "--mount", "--propagation", "slave", "sh", "-c", _HIDE_GSYNCD,
                 "sh", str(GLUSTER_LIB), str(orig), str(view), *argv]
-    run(f"start glusterd on {host.name}", argv, netns=host.netns, timeout=60)
+    run(f"start glusterd on {host.name}", own_hostname(host, argv), netns=host.netns,
+        timeout=60)
 
 
 def client(host: HostLayout) -> Gluster:
@@ -114,11 +131,11 @@ def mount_volume(lab: LabLayout, host: HostLayout, volume: str, state: LabState)
     point.mkdir(parents=True, exist_ok=True)
     state.add("mounts", str(point))
     others = [h.storage_addr for h in lab.hosts if h is not host]
-    run(f"mount {volume} on {host.name}", [
+    run(f"mount {volume} on {host.name}", own_hostname(host, [
         "glusterfs", "--process-name", "fuse", f"--volfile-server={host.storage_addr}",
         *(f"--volfile-server={a}" for a in others), f"--volfile-id={volume}",
         f"--pid-file={host.piddir / f'fuse-{volume}.pid'}", "-l", str(host.client_log(volume)),
-        str(point)], netns=host.netns, timeout=30)
+        str(point)]), netns=host.netns, timeout=30)
 
 
 def wait_mounted(point: Path, timeout: float = 20.0) -> None:
