@@ -272,7 +272,8 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
     heals = [m for m in rows if m.quantity == "heal_after_childup"]
     if heals:
         trials = [HealTrial(int(_num(m, "shards")), _num(m, "shard_bytes"),
-                            int(_num(m, "shd_threads")), _num(m, "cap_mb_s"), m.measured)
+                            int(_num(m, "shd_threads")) * int(m.inputs.get("healers", 1.0)),
+                            _num(m, "cap_mb_s"), m.measured)
                   for m in heals]
         f = fit_heal(trials, params["heal_noticed_s"], params["heal_entry_s"],
                      params["heal_thread_mb_s"])

@@ -238,6 +238,13 @@ def read_heal(case: Case, obs: Observations) -> list[Reading]:
     others = childup_s(obs, "data", TARGET, repair, own=False)
     if others is not None:  # the first daemon on another host (a source's)
         extra += (("childup_others_s", round(others, 4)),)
+    ev = obs["events"]
+    back_before_done = ev[(ev["kind"] == "shd_brick_up") & (ev["target"] == f"data/{TARGET}")
+                          & (ev["t_s"] >= repair - 1e-9) & (ev["t_s"] <= done)
+                          & (ev["detail"] != f"glustershd on {TARGET}")]
+    # the daemons on other hosts back before heal done: each sweeps its brick's index
+    # with shd-max-threads (hcisim.model.selfheal.SelfHeal.healers)
+    extra += (("healers", float(max(1, back_before_done["detail"].nunique()))),)
     back = reconnect_s(obs, "data", TARGET, repair)
     if back is not None:  # the clients' own reconnect, for the record
         extra += (("clients_back_s", round(back, 4)),)

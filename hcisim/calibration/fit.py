@@ -19,7 +19,8 @@ a parameter the trials cannot pin down keeps its old value instead of drifting).
   moving the constant). Without such trials: the constant alone, the mean delay.
 - heal: from the first CHILD_UP of the brick in a self-heal daemon on another host to the
   end of heal = ``heal_noticed_s`` + the fluid drain of ``n`` shards of ``s`` bytes with
-  ``min(k, shards left)`` threads at ``s / (s / r + e)`` each,
+  ``min(k, shards left)`` threads at ``s / (s / r + e)`` each (k: ``shd-max-threads`` x the
+  daemons healing side by side, the reading's ``healers``),
   capped by the heal share of the path (the drain :mod:`hcisim.model.selfheal` integrates);
   fits ``heal_noticed_s``, ``heal_entry_s`` (e) and ``heal_thread_mb_s`` (r). Per-entry and
   per-byte costs separate only with two shard sizes; with one, the base profile's rate is
@@ -141,7 +142,7 @@ def fit_reconnect_mechanism(trials: Sequence[ReconnectTrial], linear_timeouts: i
 class HealTrial:
     shards: int  # entries healed
     shard_bytes: float
-    threads: int  # cluster.shd-max-threads
+    threads: int  # entries in flight at most: cluster.shd-max-threads x healing daemons
     cap_mb_s: float  # heal share of the slowest resource on the heal path
     duration_s: float  # from the daemons' first CHILD_UP of the brick to heal done
 

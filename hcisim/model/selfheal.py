@@ -2,8 +2,10 @@
 
 A data brick with pending shards is healed from a good data brick (up, nothing pending)
 by one heal flow: source disk read, source NIC tx, target NIC rx, target disk write, with
-``min(shd_max_threads, shards left)`` shards in flight at ``heal_thread_mb_s`` each, and at
-most ``heal_share`` of any resource on its path. When may it start?
+``min(shd_max_threads x healers, shards left)`` shards in flight at ``heal_thread_mb_s``
+each (healers: the daemons of the volume's other bricks, each sweeping its own brick's
+index, :meth:`SelfHeal.healers`), and at most ``heal_share`` of any resource on its path.
+When may it start?
 
 - a self-heal daemon on another host than the brick's saw one of its own brick
   connections come back (CHILD_UP, :mod:`hcisim.model.shd`): it starts after
@@ -272,6 +274,23 @@ class SelfHeal:
                              done_bytes, done)
 
     # --- flows --------------------------------------------------------------------------
+    def healers(self, vol: VolumeModel, target: BrickModel) -> int:
+        """Self-heal daemons healing ``target`` at once: one per other brick of the volume
+        (data or arbiter), whose host's daemon runs and is connected to ``target``. Each
+        brick's daemon sweeps its own brick's index (afr-self-heald.c ``ASSERT_LOCAL``),
+        and every brick that took the writes ``target`` missed indexed them, so each of
+        these daemons heals with up to ``shd-max-threads`` entries in flight (an entry in
+        both indices is healed once: the heal holds the file's lock, the second daemon
+        finds it healed). Measured on the lab (calibration part 2d): the daemons of host1
+        and host3 heal host2's shards side by side. At least one: the heal flow runs only
+        while the source serves it."""
+        n = 0
+        for b in vol.bricks:
+            if (b.host != target.host and self.world.running(b.host)
+                    and self.shd.link[(b.host, vol.name, target.host)] == "up"):
+                n += 1
+        return max(1, n)
+
     def set_flows(self) -> None:
         for vol in self.cluster.volumes.values():
             threads = vol.spec.options.shd_max_threads
@@ -281,7 +300,10 @@ class SelfHeal:
                     self.net.remove_flow(self._flow(h))
                     continue
                 usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
-                n = h.threads(threads)
+                k = threads * self.healers(vol, target)
+                if isinstance(h, WholeFileHeal):
+                    h.max_threads = k  # images in flight, as progress() shares the flow
+                n = h.threads(k)
                 demand = n * self.thread_mb_s(h.entry_bytes())
                 for limit in limits:
                     demand = min(demand, limit)
@@ -324,6 +346,7 @@ class SelfHeal:
                     continue
                 rate = self.net.rate(self._flow(h))
                 if rate > 0:
-                    best = min(best, h.next_milestone_bytes(threads) / (rate * 1e6))
+                    best = min(best, h.next_milestone_bytes(
+                        threads * self.healers(vol, target)) / (rate * 1e6))
         return best
 

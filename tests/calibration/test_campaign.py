@@ -277,6 +277,9 @@ def test_heal_is_read_from_the_daemons_childup_not_the_clients_reconnect(tmp_pat
         assert float(starts["t_s"].min()) == pytest.approx(x["childup_others_s"] + 1.5,
                                                            abs=1e-4)
         assert x["childup_s"] <= x["childup_others_s"]
+        # both other hosts' daemons are back before heal done: two heal side by side
+        back = ups[ups["t_s"] <= x["childup_s"] + r.value]
+        assert x["healers"] == float(back["detail"].nunique()) == 2.0
         assert r.value > 1.5
         readings.append(x)
     # the anchor is not the clients' reconnect: they differ in at least one case

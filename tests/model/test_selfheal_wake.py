@@ -166,3 +166,29 @@ def test_the_daemons_reconnect_on_their_syn_after_keepalive_gave_up(kind: str) -
     pairs, starts = run(0.0)
     assert {round(u, 9) for _, u in pairs} == {round(repair + 0.02, 9)}
     assert starts[0] == pytest.approx(repair + 0.02 + NOTICED)
+
+
+@pytest.mark.parametrize("threads", [1, 8])
+@pytest.mark.parametrize("vtype", ["replica3", "arbiter"])
+def test_the_daemons_of_both_other_bricks_heal_side_by_side(threads: int, vtype: str) -> None:
+    """Each brick host's daemon sweeps its own brick's index, and both other bricks (an
+    arbiter too) indexed what host2 missed: after a brick crash both daemons are back at
+    once and heal with ``shd_max_threads`` entries each, so the drain runs 2 x threads
+    shards in flight (the fluid drain of hcisim.calibration.fit), not ``threads``."""
+    from hcisim.calibration.fit import HealTrial, drain_s
+
+    d = wake_scenario("brick_crash", 10.0, 1).model_dump(mode="json")
+    d["volumes"][0]["type"] = vtype
+    d["volumes"][0]["options"]["shd_max_threads"] = threads
+    obs = simulate(Scenario.model_validate(d))
+    heal = obs["heal"]
+    first = heal[heal["brick"] == "host2"].sort_values("t_start_s").iloc[0]
+    p = load_profile().parameters
+    shards = int(first["shards"])
+    assert shards > 2 * threads  # the parallelism is what the heal's length says
+    shard_bytes = float(first["bytes"]) / shards
+    trial = HealTrial(shards, shard_bytes, 2 * threads, 1e9, 0.0)
+    took = float(first["t_end_s"] - first["t_start_s"])
+    assert took == pytest.approx(drain_s(trial, p.heal_entry_s, p.heal_thread_mb_s), rel=1e-6)
+    one = HealTrial(shards, shard_bytes, threads, 1e9, 0.0)
+    assert took < 0.6 * drain_s(one, p.heal_entry_s, p.heal_thread_mb_s)

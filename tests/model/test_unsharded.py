@@ -4,8 +4,8 @@ image, one heal thread per image.
 
 Oracles: heal episodes copy whole images (bytes are a sum of image sizes, as many as the
 episode's entries), exactly the images written while the brick was away, and a heal's
-duration is the largest image (or the queue of images past shd-max-threads) at one thread's
-rate.
+duration is the largest image (or the queue of images past shd-max-threads x the daemons
+healing side by side) at one thread's rate.
 """
 
 from __future__ import annotations
@@ -59,9 +59,14 @@ def test_a_short_outage_heals_whole_images() -> None:
     assert sharded["heal_after_repair_s"] < whole["heal_after_repair_s"] / 10
 
 
-def test_one_heal_thread_copies_the_images_one_after_the_other() -> None:
+def test_one_heal_thread_per_daemon_heals_the_two_images_side_by_side() -> None:
+    """shd-max-threads 1: host1's and host3's daemons each sweep their own brick's index
+    and heal one image at a time, skipping the one the other holds
+    (``afr_selfheal_tie_breaker_inodelk``), so both images heal at once and the heal lasts
+    as long as the 40 GB one at one thread's rate, not the two in a row (60 GB)."""
     one = summarize(simulate(two_images(False, threads=1)), [], ["v"])["volumes"]["v"]
-    assert one["heal_after_repair_s"] == pytest.approx(60e9 / RATE)
+    assert one["heal_after_repair_s"] == pytest.approx(40e9 / RATE)
+    assert one["bytes_healed"] == 60e9
 
 
 def test_a_second_failure_restarts_the_image_being_copied() -> None:
