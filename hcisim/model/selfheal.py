@@ -66,6 +66,9 @@ class SelfHeal:
         self.bricks: dict[str, BrickHeal] = {
             b.key: self._books(v, b) for v in cluster.volumes.values() for b in v.data_bricks}
         self._flow_names = {k: f"heal:{k}" for k in self.bricks}
+        # entries in flight per brick being healed (shd-max-threads x healers), as set_flows
+        # last set them: next_milestone asks the same settle's figure, not a second count
+        self._parallel: dict[str, int] = {}
         self.last_repair: Repair | None = None
         self._stale: dict[str, dict[str, float]] = {}
         self._kept: dict[str, float] = {}  # brick key -> a wake judged again (_rejudge)
@@ -300,7 +303,7 @@ class SelfHeal:
                     self.net.remove_flow(self._flow(h))
                     continue
                 usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
-                k = threads * self.healers(vol, target)
+                k = self._parallel[target.key] = threads * self.healers(vol, target)
                 if isinstance(h, WholeFileHeal):
                     h.max_threads = k  # images in flight, as progress() shares the flow
                 n = h.threads(k)
@@ -339,14 +342,13 @@ class SelfHeal:
         """Seconds until some heal's parallelism changes or it completes (inf: none)."""
         best = math.inf
         for vol in self.cluster.volumes.values():
-            threads = vol.spec.options.shd_max_threads
             for target in vol.data_bricks:
                 h = self.bricks[target.key]
                 if h.episode is None:
                     continue
                 rate = self.net.rate(self._flow(h))
-                if rate > 0:
-                    best = min(best, h.next_milestone_bytes(
-                        threads * self.healers(vol, target)) / (rate * 1e6))
+                if rate > 0:  # the parallelism set_flows gave the flow at this settle
+                    best = min(best, h.next_milestone_bytes(self._parallel[target.key])
+                               / (rate * 1e6))
         return best
 
