@@ -30,6 +30,7 @@ from hcisim.calibration.experiments import (
     experiments_named,
 )
 from hcisim.calibration.fit import (
+    HEAL_RATE_EDGE_MB_S,
     RECONNECT_TIMER_S,
     Fitted,
     HealTrial,
@@ -279,8 +280,12 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
                      params["heal_thread_mb_s"])
         params.update(f.values)
         one_size = len({t.shard_bytes for t in trials}) < 2
+        edge = not one_size and f.values["heal_thread_mb_s"] >= HEAL_RATE_EDGE_MB_S
         note = _note("least squares of the fluid heal drain over every episode"
-                     + (" (one shard size: rate kept, entry cost fitted)" if one_size else ""),
+                     + (" (one shard size: rate kept, entry cost fitted)" if one_size else "")
+                     + (f" (the rate is the search's top, {HEAL_RATE_EDGE_MB_S:g} MB/s: these "
+                        "trials' heal time does not grow with the bytes, so they bound the "
+                        "per-thread rate from below only)" if edge else ""),
                      heals, f)
         fits.update(dict.fromkeys(f.values, note))
         done += _predicted(heals, f)
@@ -296,13 +301,7 @@ def fit_profile(trials: Sequence[Trial], base: CalibrationProfile, name: str, en
     profile's own calibration measurements, so a campaign can be run in parts)."""
     rows = raw_measurements(trials)
     if merge:
-        earlier_rows = [m.model_copy(update={"predicted": None, "residual": None})
-                        for m in base.measurements if m.experiment in EXPERIMENTS]
-        after: dict[str, int] = {}  # this run's trials are numbered after the base's
-        for m in earlier_rows:
-            after[m.experiment] = max(after.get(m.experiment, 0), m.trial + 1)
-        rows = earlier_rows + [m.model_copy(update={"trial": m.trial + after.get(m.experiment, 0)})
-                               for m in rows]
+        rows = _concatenated([_unfitted(base.measurements), rows])
     lab = engine != "model"  # the model engine's: those of the profile it ran with
     params, fits, measurements = fit_measurements(
         rows, base, syn_linear_timeouts() if lab else None, RECONNECT_TIMER_S if lab else None)
@@ -319,6 +318,74 @@ def fit_profile(trials: Sequence[Trial], base: CalibrationProfile, name: str, en
         machine=machine_facts([*earlier, *loads], [*earlier_busy, *busy]),
         parameters=ProfileParameters(**params), fits=fits, measurements=tuple(measurements),
         to_measure=still_to_measure(rows, [*earlier, *loads], [*earlier_busy, *busy]))
+
+
+def _unfitted(rows: Sequence[Measurement], only: frozenset[str] | None = None
+              ) -> list[Measurement]:
+    """A profile's calibration rows (``only``: of these experiments) without the
+    predictions of the fit that wrote them: a new fit predicts them again."""
+    return [m.model_copy(update={"predicted": None, "residual": None}) for m in rows
+            if m.experiment in EXPERIMENTS and (only is None or m.experiment in only)]
+
+
+def _concatenated(parts: Sequence[Sequence[Measurement]]) -> list[Measurement]:
+    """The rows of several runs of a campaign, each run's trials numbered after the
+    earlier runs' trials of the same experiment."""
+    out: list[Measurement] = []
+    for rows in parts:
+        after: dict[str, int] = {}
+        for m in out:
+            after[m.experiment] = max(after.get(m.experiment, 0), m.trial + 1)
+        out += [m.model_copy(update={"trial": m.trial + after.get(m.experiment, 0)})
+                for m in rows]
+    return out
+
+
+def assemble_profile(
+        sources: Sequence[tuple[str, CalibrationProfile, frozenset[str] | None]],
+        base: CalibrationProfile, name: str) -> CalibrationProfile:
+    """One profile fitted over the measurements of several campaign parts, no run: per
+    source (where it came from, the profile, which experiments: None for all), its rows.
+    Where parts measured the same experiment under different conditions (a lab fixed in
+    between), choosing is what keeps the superseded rows out. Raises ValueError when the
+    sources disagree on what they measured (engine, Gluster version, the machine's SYN
+    retransmission setting) or give no rows."""
+    if not sources:
+        raise ValueError("no profile to assemble from")
+    for what, values in (("engine", {p.engine for _, p, _ in sources}),
+                         ("Gluster version", {p.gluster_version for _, p, _ in sources}),
+                         ("syn_linear_timeouts",
+                          {p.parameters.syn_linear_timeouts for _, p, _ in sources})):
+        if len(values) > 1:
+            raise ValueError(f"the profiles were measured with different {what}: "
+                             + ", ".join(sorted(map(str, values))))
+    first = sources[0][1]
+    parts = [_unfitted(p.measurements, only) for _, p, only in sources]
+    for (label, _, only), rows in zip(sources, parts, strict=True):
+        if not rows:
+            raise ValueError(f"{label}: no measurements of "
+                             + (", ".join(sorted(only)) if only else "any experiment"))
+    rows = _concatenated(parts)
+    lab = first.engine != "model"
+    params, fits, measurements = fit_measurements(
+        rows, base, first.parameters.syn_linear_timeouts if lab else None,
+        RECONNECT_TIMER_S if lab else None)
+    if lab:
+        fits["syn_linear_timeouts"] = FitNote(
+            method=f"read on the measured machine ({SYN_LINEAR_SYSCTL}; 0: none), as "
+            f"{sources[0][0]} recorded it")
+    loads = [x for _, p, _ in sources for x in p.machine.load_avg_1m]
+    busy = [x for _, p, _ in sources for x in p.machine.cpu_busy_pct]
+    machine = first.machine.model_copy(update={
+        "load_avg_1m": tuple(loads), "cpu_busy_pct": tuple(busy),
+        "date": min(p.machine.date for _, p, _ in sources)})
+    used = "; ".join(f"{label} ({', '.join(sorted(only)) if only else 'all'})"
+                     for label, _, only in sources)
+    return CalibrationProfile(
+        name=name, description=f"fitted over the measurements of {used}",
+        gluster_version=first.gluster_version, engine=first.engine, machine=machine,
+        parameters=ProfileParameters(**params), fits=fits, measurements=tuple(measurements),
+        to_measure=still_to_measure(rows, loads, busy))
 
 
 def still_to_measure(rows: Sequence[Measurement], loads: Sequence[float],

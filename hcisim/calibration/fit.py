@@ -180,6 +180,10 @@ def _at_rate(trials: Sequence[HealTrial], y: np.ndarray, rate: float,
     return cost, noticed, entry
 
 
+HEAL_RATE_GRID_MB_S = (0.5, 500.0)  # the coarse search's per-thread rates
+HEAL_RATE_EDGE_MB_S = round(HEAL_RATE_GRID_MB_S[1] * 1.13, 3)  # the fine search's top
+
+
 def fit_heal(trials: Sequence[HealTrial], base_noticed_s: float, base_entry_s: float,
              base_thread_mb_s: float) -> Fitted:
     """Thread rate on a coarse then a fine geometric grid; at each rate the delay before
@@ -189,7 +193,8 @@ def fit_heal(trials: Sequence[HealTrial], base_noticed_s: float, base_entry_s: f
     if len({t.shard_bytes for t in trials}) < 2:
         rate = base_thread_mb_s
     else:
-        coarse = min(np.geomspace(0.5, 500.0, 60), key=lambda r: _at_rate(trials, y, r, base))
+        coarse = min(np.geomspace(*HEAL_RATE_GRID_MB_S, 60),
+                     key=lambda r: _at_rate(trials, y, r, base))
         rate = float(min(np.geomspace(coarse / 1.13, coarse * 1.13, 61),
                          key=lambda r: _at_rate(trials, y, r, base)))
     _, noticed, entry = _at_rate(trials, y, rate, base)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from hcisim.cli import EXIT_CLAIM_FAILED, EXIT_ENGINE, UserError, err, error, friendly, out
+
+if TYPE_CHECKING:
+    from hcisim.scenario.profile import CalibrationProfile
 
 LAB_OPTIONS: dict[str, Any] = {"size_scale": 1.0, "io_scale": 1.0, "heal_wait_s": 90.0}
 
@@ -30,6 +33,57 @@ def _engine(name: str) -> tuple[str, dict[str, Any] | None]:
 
 def _say(text: str) -> None:
     err.print(f"[dim]{text}[/dim]", highlight=False)
+
+
+def _report(profile: CalibrationProfile, how: str) -> None:
+    """The fitted parameters, and every case's measured spread and residuals."""
+    from hcisim.calibration.campaign import case_spreads
+
+    t = Table("parameter", "value", "from", "n", "rms residual", title_justify="left",
+              title=f"profile {profile.name} ({how})")
+    for key, value in profile.parameters.model_dump().items():
+        note = profile.fits.get(key)
+        t.add_row(key, f"{value:g}", ", ".join(note.experiments) if note else "",
+                  str(note.n) if note and note.n else "",
+                  f"{note.rms_residual:.3g}" if note and note.rms_residual is not None
+                  else "")
+    out.print(t)
+    c = Table("experiment", "case", "quantity", "n", "measured min / median / max",
+              "residual min / median / max", title_justify="left",
+              title="per case (residual: measured - the fitted model)")
+    for s in case_spreads(profile.measurements):
+        r = s.residuals
+        c.add_row(s.experiment, s.case, s.quantity, str(len(s.measured)),
+                  f"{s.measured[0]:.3g} / {s.median:.3g} / {s.measured[-1]:.3g} {s.unit}",
+                  f"{min(r):+.3g} / {statistics.median(r):+.3g} / {max(r):+.3g}"
+                  if r else "")
+    out.print(c)
+    for line in profile.to_measure:
+        out.print(f"still to measure: {line}", markup=False, highlight=False)
+
+
+def _assemble(sources: list[str], base: CalibrationProfile, name: str) -> CalibrationProfile:
+    """``--from FILE[:EXP,EXP]`` each: the profiles and which of their experiments."""
+    from hcisim.calibration.campaign import assemble_profile
+    from hcisim.calibration.experiments import experiments_named
+    from hcisim.scenario.profile import load_profile
+
+    chosen = []
+    for src in sources:
+        path, sep, exps = src.rpartition(":")
+        if not sep or "/" in exps or exps.endswith((".yaml", ".yml")):
+            path, exps = src, ""
+        only = frozenset(_names(exps) or ()) or None
+        if only is not None:
+            try:
+                experiments_named(sorted(only))
+            except ValueError as exc:
+                raise UserError(f"--from {src}: {exc}") from None
+        chosen.append((path, load_profile(path), only))
+    try:
+        return assemble_profile(chosen, base, name)
+    except ValueError as exc:
+        raise UserError(f"--from: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -62,15 +116,31 @@ def register(app: typer.Typer) -> None:
         keep_logs: Annotated[Path | None, typer.Option(
             help="keep every lab case's logs (glusterd, bricks, self-heal daemons, clients, "
             "workloads) in DIR/<case>")] = None,
+        sources: Annotated[list[str] | None, typer.Option(
+            "--from", help="run nothing: fit over the measurements of this profile "
+            "(FILE, or FILE:EXP,EXP for only those experiments); repeat for several "
+            "campaign parts")] = None,
     ) -> None:
         """Run the calibration experiments, fit the model's timing parameters by their
         mechanisms, write a profile with the raw measurements and residuals."""
-        from hcisim.calibration.campaign import case_spreads, run_calibration
+        from hcisim.calibration.campaign import run_calibration
         from hcisim.calibration.experiments import DEFAULT_EXPERIMENTS, experiments_named
         from hcisim.scenario.profile import load_profile, save_profile
 
         if output.exists() and not force:
             raise UserError(f"{output}: exists (use --force to replace it)")
+        if sources:
+            clash = [flag for flag, used in (
+                ("--experiments", experiments is not None), ("--repeat", repeat != 1),
+                ("--merge", merge), ("--keep-logs", keep_logs is not None),
+                ("--model-profile", model_profile is not None)) if used]
+            if clash:
+                raise UserError(f"--from runs nothing: {', '.join(clash)} cannot go with it")
+            profile = _assemble(sources, load_profile(base), name or output.stem)
+            save_profile(profile, output)
+            _report(profile, "assembled, no run")
+            out.print(f"written: {output}", markup=False, highlight=False)
+            return
         names = _names(experiments) or list(DEFAULT_EXPERIMENTS)
         try:
             experiments_named(names)
@@ -87,27 +157,7 @@ def register(app: typer.Typer) -> None:
                                   repeat, options, model_profile, say=_say, merge=merge,
                                   partial=lambda p: save_profile(p, output), logs=keep_logs)
         save_profile(profile, output)
-        t = Table("parameter", "value", "from", "n", "rms residual", title_justify="left",
-                  title=f"profile {profile.name} ({engine_name}, {repeat} trial(s) per case)")
-        for key, value in profile.parameters.model_dump().items():
-            note = profile.fits.get(key)
-            t.add_row(key, f"{value:g}", ", ".join(note.experiments) if note else "",
-                      str(note.n) if note and note.n else "",
-                      f"{note.rms_residual:.3g}" if note and note.rms_residual is not None
-                      else "")
-        out.print(t)
-        c = Table("experiment", "case", "n", "measured min / median / max",
-                  "residual min / median / max", title_justify="left",
-                  title="per case (residual: measured - the fitted model)")
-        for s in case_spreads(profile.measurements):
-            r = s.residuals
-            c.add_row(s.experiment, s.case, str(len(s.measured)),
-                      f"{s.measured[0]:.3g} / {s.median:.3g} / {s.measured[-1]:.3g} {s.unit}",
-                      f"{min(r):+.3g} / {statistics.median(r):+.3g} / {max(r):+.3g}"
-                      if r else "")
-        out.print(c)
-        for line in profile.to_measure:
-            out.print(f"still to measure: {line}", markup=False, highlight=False)
+        _report(profile, f"{engine_name}, {repeat} trial(s) per case")
         out.print(f"written: {output}", markup=False, highlight=False)
 
     @app.command()
