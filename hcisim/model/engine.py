@@ -22,7 +22,6 @@ SimPy environment and talks to this one only through the port
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import math
 import time
@@ -53,14 +52,6 @@ from hcisim.scenario.profile import MODEL_KEYS
 
 Progress = Callable[[float], None]
 SETTLE_ROUNDS = 8  # a server-quorum change can alter views once or twice, never more
-
-
-_NO_HOLDERS: frozenset[str] = frozenset()
-
-
-@functools.cache
-def _holders(write_bricks: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(write_bricks)
 
 
 class SettleError(RuntimeError):
@@ -276,10 +267,10 @@ class StorageModel:
         dt = t - self.t_last
         if dt <= 0:
             return
-        rate = self.net.rate
+        rate = self.net.rates.get
         for p, away, random in self._writers:
             d = p.disk
-            written = rate(d.flow) * d.write_frac * dt * 1e6
+            written = rate(d.flow, 0.0) * d.write_frac * dt * 1e6
             if written <= 0:
                 continue
             p.acked_bytes += written
@@ -419,23 +410,7 @@ class StorageModel:
 
     def _flush_writes(self, t: float) -> None:
         """Hand the writes of the ending interval to the ledger, one row per VM and volume."""
-        accept = self.ledger.accept
-        for (vm, vol), ps in self._write_groups:
-            first = ps[0]
-            if t <= first.since:
-                continue
-            if len(ps) == 1:  # most VMs have one disk on a volume
-                acked = {first.disk.key: first.acked_bytes}
-                any_acked = first.acked_bytes > 0
-            else:
-                acked = {p.disk.key: p.acked_bytes for p in ps}
-                any_acked = sum(acked.values()) > 0  # bytes are never negative
-            ok = first.status == "ok" and any_acked
-            accept(vm, vol, first.since, t, acked, len(first.write_bricks) if ok else 0,
-                   first.quorum, _holders(first.write_bricks) if ok else _NO_HOLDERS,
-                   any_acked)
-            for p in ps:
-                p.since, p.acked_bytes = t, 0.0
+        self.ledger.accept_all(t, self._write_groups)
 
     def _schedule_milestone(self) -> None:
         self._milestone_token += 1

@@ -218,6 +218,9 @@ class FlowNetwork:
         self._cap_list: list[float] = []
         self._full_at_list: list[float] = []
         self._rows_for = 0  # number of resources the flows' cached rows were built for
+        # the dense matrix of a sparse problem's flows, built when resource use is first
+        # asked and kept until the next rebuild (re-weighting or a new demand keeps it)
+        self._dense: tuple[list[Flow], Array] | None = None
 
     # --- resources --------------------------------------------------------------------
     def add_resource(self, name: str, capacity: float) -> None:
@@ -373,7 +376,9 @@ class FlowNetwork:
         if self._used is None:
             rate, coef, flows, res = self._solved
             if coef is None:  # a sparse solve: the matrix of the flows it solved
-                coef = self._matrix(flows, {r: j for j, r in enumerate(res)})
+                if self._dense is None or self._dense[0] is not flows:
+                    self._dense = (flows, self._matrix(flows, {r: j for j, r in enumerate(res)}))
+                coef = self._dense[1]
             used = (np.asarray(rate, dtype=float) @ coef if len(rate)
                     else np.zeros(len(res)))
             self._used = dict(zip(res, used.tolist(), strict=True))
@@ -381,6 +386,13 @@ class FlowNetwork:
 
     def rate(self, name: str) -> float:
         return self._rates.get(name, 0.0)
+
+    @property
+    def rates(self) -> Mapping[str, float]:
+        """Every flow's rate from the last resolve, by flow name (a flow without one has
+        none: :meth:`rate` says 0). For loops over many flows; read it, do not keep it
+        across a resolve."""
+        return self._rates
 
     def utilisations(self) -> dict[str, float]:
         """:meth:`utilisation` of every resource (one dict, for callers that need many)."""

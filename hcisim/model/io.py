@@ -135,7 +135,8 @@ LegSpec = tuple[float, tuple[tuple[str, float], ...]]
 # read leg, read share, write legs, arbiter (fixed ms, disk, service ms), write share
 PathSpec = tuple[LegSpec | None, float, tuple[LegSpec, ...], tuple[float, str, float] | None,
                  float]
-_IDLE: defaultdict[str, float] = defaultdict(float)  # every resource idle
+# 1 - min(utilisation, RHO_MAX) of every resource when every one is idle
+_IDLE: defaultdict[str, float] = defaultdict(lambda: 1.0)
 
 
 class LatencyModel:
@@ -151,7 +152,8 @@ class LatencyModel:
         # per settle, unloaded ones per capacity set.
         self._leg_of: dict[LegKey, Leg] = {}
         self._specs: dict[Shape, PathSpec] = {}
-        self._rho: dict[str, float] | None = None  # utilisations of this settle
+        # per resource 1 - min(utilisation, RHO_MAX), the sojourn's denominator, this settle
+        self._free: dict[str, float] | None = None
         self._of: dict[Shape, Latency] = {}
         self._of_idle: dict[Shape, Latency] = {}
         self._qd_cap: dict[tuple[Shape, int], float] = {}
@@ -166,7 +168,7 @@ class LatencyModel:
 
     def new_rates(self) -> None:
         """Utilisations changed (after a resolve): forget the loaded latencies."""
-        self._rho = None
+        self._free = None
         self._of.clear()
 
     def new_capacities(self) -> None:
@@ -238,31 +240,33 @@ class LatencyModel:
         key = plan.shape
         hit = memo.get(key)
         if hit is None:
-            rho: Mapping[str, float] = _IDLE
+            free: Mapping[str, float] = _IDLE
             if loaded:
-                rho = self._rho if self._rho is not None else self._utilisations()
-            hit = memo[key] = self._latency(self._spec(vol, plan), rho)
+                free = self._free if self._free is not None else self._denominators()
+            hit = memo[key] = self._latency(self._spec(vol, plan), free)
         return hit
 
-    def _utilisations(self) -> dict[str, float]:
-        self._rho = self.net.utilisations()
-        return self._rho
+    def _denominators(self) -> dict[str, float]:
+        """Every resource's ``1 - min(rho, RHO_MAX)`` from this settle's utilisations: once
+        per resource, not once per path that crosses it."""
+        self._free = {r: 1.0 - min(u, RHO_MAX) for r, u in self.net.utilisations().items()}
+        return self._free
 
-    def _latency(self, spec: PathSpec, rho: Mapping[str, float]) -> Latency:
-        """Mean and p99 from a path spec and the utilisations ``rho`` (see module docstring;
-        the sojourn ``s / (1 - min(rho, RHO_MAX))`` is written out: this is the hot path).
-        A leg's queueing is its disk's sojourn plus the sum of its two NIC directions' (in
-        that order: the order the arithmetic always had)."""
+    def _latency(self, spec: PathSpec, free: Mapping[str, float]) -> Latency:
+        """Mean and p99 from a path spec and ``free``, each resource's ``1 - min(rho,
+        RHO_MAX)`` (see module docstring; the sojourn ``s / free`` is written out: this is
+        the hot path). A leg's queueing is its disk's sojourn plus the sum of its two NIC
+        directions' (in that order: the order the arithmetic always had)."""
         read, rf, writes, arbiter, wf = spec
         total = weighted = 0.0
         p99 = -math.inf
         if read is not None:
             fixed, crossed = read
             res, service = crossed[0]
-            q = service / (1.0 - min(rho[res], RHO_MAX))
+            q = service / free[res]
             if len(crossed) == 3:
                 (r1, s1), (r2, s2) = crossed[1], crossed[2]
-                q += s1 / (1.0 - min(rho[r1], RHO_MAX)) + s2 / (1.0 - min(rho[r2], RHO_MAX))
+                q += s1 / free[r1] + s2 / free[r2]
             total += rf
             weighted += rf * (fixed + q)
             p99 = max(p99, fixed + P99_FACTOR * q)
@@ -270,15 +274,14 @@ class LatencyModel:
             mean = wp99 = -math.inf
             for fixed, crossed in writes:
                 res, service = crossed[0]
-                q = service / (1.0 - min(rho[res], RHO_MAX))
+                q = service / free[res]
                 if len(crossed) == 3:
                     (r1, s1), (r2, s2) = crossed[1], crossed[2]
-                    q += (s1 / (1.0 - min(rho[r1], RHO_MAX))
-                          + s2 / (1.0 - min(rho[r2], RHO_MAX)))
+                    q += s1 / free[r1] + s2 / free[r2]
                 mean, wp99 = max(mean, fixed + q), max(wp99, fixed + P99_FACTOR * q)
             if arbiter is not None:
                 fixed, res, service = arbiter
-                q = service / (1.0 - min(rho[res], RHO_MAX))
+                q = service / free[res]
                 mean, wp99 = max(mean, fixed + q), max(wp99, fixed + P99_FACTOR * q)
             total += wf
             weighted += wf * mean

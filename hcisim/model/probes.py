@@ -4,42 +4,66 @@ copy was lost."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hcisim.model.io import DiskPlan
 from hcisim.observations import Recorder
 
 Values = tuple[Any, ...]
+_NO_HOLDERS: frozenset[str] = frozenset()
+
+
+@functools.cache
+def _holders(write_bricks: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(write_bricks)
 
 
 class IntervalLog:
     """Open one interval per key; a new value closes it and opens the next.
 
-    ``emit(key, t_start, t_end, values)`` writes the finished row, so one log serves every
-    interval table whatever its column order. Values are compared with ``==``: a NaN in
-    them must be the ``math.nan`` object (tuples compare items by identity first, so it
-    then equals itself; a NaN computed elsewhere would open a new interval each time).
+    Keys are the integers ``0 .. size - 1`` (a run numbers what it logs once: its VM
+    groups, its volumes), so the open intervals are list slots, not a dict. Finished rows
+    are kept in :attr:`rows` as ``(key, t_start, t_end, values)`` in the order they were
+    finished; the caller turns them into table columns once, at the end of the run,
+    instead of building every row as it goes (the model's vm_io has a row per VM group at
+    most changes). Values are compared with
+    ``==``: a NaN in them must be the ``math.nan`` object (tuples compare items by identity
+    first, so it then equals itself; a NaN computed elsewhere would open a new interval
+    each time).
     """
 
-    def __init__(self, emit: Callable[[Hashable, float, float, Values], None]) -> None:
-        self._emit = emit
-        self._open: dict[Hashable, tuple[float, Values]] = {}
+    def __init__(self, size: int) -> None:
+        self._start = [0.0] * size
+        self._values: list[Values | None] = [None] * size
+        # when each open interval was opened (a count): :meth:`close_all` closes them in
+        # that order, oldest first
+        self._opened_at = [0] * size
+        self._opened = 0
+        self.rows: list[tuple[int, float, float, Values]] = []
 
-    def set(self, key: Hashable, t: float, values: Values | None) -> None:
+    def set(self, key: int, t: float, values: Values | None) -> None:
         """From ``t`` on, ``key`` has ``values`` (None: no row until the next value)."""
-        cur = self._open.get(key)
+        cur = self._values[key]
         if cur is not None:
-            if values is not None and cur[1] == values:
+            if values is not None and cur == values:
                 return
-            if t > cur[0]:
-                self._emit(key, cur[0], t, cur[1])
-            del self._open[key]
+            t0 = self._start[key]
+            if t > t0:
+                self.rows.append((key, t0, t, cur))
+        self._values[key] = values
         if values is not None:
-            self._open[key] = (t, values)
+            self._start[key] = t
+            self._opened_at[key] = self._opened
+            self._opened += 1
 
     def close_all(self, t: float) -> None:
-        for key in list(self._open):
+        """Close every open interval at ``t``, in the order they were opened."""
+        values, opened_at = self._values, self._opened_at
+        for key in sorted([k for k, v in enumerate(values) if v is not None],
+                          key=opened_at.__getitem__):
             self.set(key, t, None)
 
 
@@ -74,42 +98,67 @@ class WriteLedger:
         self._open: dict[tuple[str, str], tuple[int, WriteRow]] = {}  # (index, row)
         self._groups: dict[str, dict[frozenset[str], list[tuple[int, float]]]] = {}
 
-    def accept(self, vm: str, volume: str, t0: float, t1: float, by_disk: dict[str, float],
-               copies: int, quorum: bool, holders: frozenset[str], acked: bool) -> None:
-        """Writes of a VM's disks on ``volume`` acknowledged in [t0, t1) on the data bricks
-        ``holders`` (``by_disk``: bytes per VM disk; ``acked``: any of them > 0). Extends
-        the open row if nothing but time changed."""
-        key = (vm, volume)
-        open_ = self._open.get(key)
-        # a row's acked bytes are positive iff it holds a disk (only positive bytes are kept)
-        if open_ is not None:
-            i, row = open_
-            if (row.copies != copies or row.quorum != quorum or row.holders != holders
-                    or abs(row.t_end_s - t0) > 1e-9 or bool(row.by_disk) != acked):
-                open_ = None
-        if open_ is None:
-            row = WriteRow(vm, volume, t0, t1, copies, quorum, holders)
-            self.rows.append(row)
-            i = len(self.rows) - 1
-            self._open[key] = (i, row)
-        row.t_end_s = t1
-        if not acked:
-            return  # nothing positive to add
-        got, groups = row.by_disk, self._groups
-        for disk, b in by_disk.items():
-            if b <= 0:
+    def accept_all(self, t: float, groups: Sequence[tuple[tuple[str, str], Sequence[DiskPlan]]]
+                   ) -> None:
+        """Take the writes of every group (VM, volume) -> the plans of the VM's disks on
+        it, acknowledged since the plans' ``since`` until ``t``, and start the plans'
+        next interval at ``t``. A group's writes are held by the data bricks its plans
+        write to (none: nothing acknowledged or not ``ok``); they extend the group's open
+        row if nothing but time changed, else open a new row. One call per change for all
+        groups: this runs for every writing VM at every change."""
+        open_, rows, by_holders = self._open, self.rows, self._groups
+        for key, plans in groups:
+            first = plans[0]
+            t0 = first.since
+            if t <= t0:
                 continue
-            got[disk] = got.get(disk, 0.0) + b
-            of_disk = groups.get(disk)
-            if of_disk is None:
-                of_disk = groups[disk] = {}
-            entries = of_disk.get(holders)
-            if entries is None:
-                of_disk[holders] = [(i, b)]
-            elif entries and entries[-1][0] == i:
-                entries[-1] = (i, entries[-1][1] + b)
+            items: Iterable[tuple[str, float]]
+            if len(plans) == 1:  # most VMs have one disk on a volume
+                b = first.acked_bytes
+                acked = b > 0
+                items = ((first.disk.key, b),)
             else:
-                entries.append((i, b))
+                by_disk = {p.disk.key: p.acked_bytes for p in plans}
+                acked = sum(by_disk.values()) > 0  # bytes are never negative
+                items = by_disk.items()
+            if acked and first.status == "ok":
+                copies, holders = len(first.write_bricks), _holders(first.write_bricks)
+            else:
+                copies, holders = 0, _NO_HOLDERS
+            quorum = first.quorum
+            for p in plans:
+                p.since, p.acked_bytes = t, 0.0
+            opened = open_.get(key)
+            # a row's acked bytes are positive iff it holds a disk (only positive bytes are
+            # kept)
+            if opened is not None:
+                i, row = opened
+                if (row.copies != copies or row.quorum != quorum or row.holders != holders
+                        or abs(row.t_end_s - t0) > 1e-9 or bool(row.by_disk) != acked):
+                    opened = None
+            if opened is None:
+                row = WriteRow(key[0], key[1], t0, t, copies, quorum, holders)
+                rows.append(row)
+                i = len(rows) - 1
+                open_[key] = (i, row)
+            row.t_end_s = t
+            if not acked:
+                continue  # nothing positive to add
+            got = row.by_disk
+            for disk, b in items:
+                if b <= 0:
+                    continue
+                got[disk] = got.get(disk, 0.0) + b
+                of_disk = by_holders.get(disk)
+                if of_disk is None:
+                    of_disk = by_holders[disk] = {}
+                entries = of_disk.get(holders)
+                if entries is None:
+                    of_disk[holders] = [(i, b)]
+                elif entries and entries[-1][0] == i:
+                    entries[-1] = (i, entries[-1][1] + b)
+                else:
+                    entries.append((i, b))
 
     def brick_lost_data(self, disk: str, brick: str) -> float:
         """``brick`` lost its copy of ``disk``; returns bytes that now have no copy."""

@@ -5,8 +5,8 @@ model's: :mod:`hcisim.model.compute.vmstate`.)"""
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from hcisim.model.clients import ClientViews
 from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel
@@ -29,9 +29,9 @@ _STATUS_RANK = {"error": 3, "stalled": 2, "ok": 1, "stopped": 0}
 RecordLevel = Literal["full", "intervals"]
 RECORD_LEVELS: tuple[RecordLevel, ...] = ("full", "intervals")
 _STATUS_OF_RANK = {r: (s,) for s, r in _STATUS_RANK.items()}
-_NO_RATES = (math.nan,) * 7  # demand, read, write, read/write IOPS, latency, p99
-# a vm_io group: (VM, volume), the volume, the plans of the VM's disks on it
-Group = tuple[tuple[str, str], VolumeModel, tuple["DiskPlan", ...]]
+# a vm_io group: its number (its vm_io log key), its VM, its volume, the plans of the VM's
+# disks on that volume
+Group = tuple[int, str, VolumeModel, tuple["DiskPlan", ...]]
 
 
 
@@ -71,14 +71,18 @@ class RunRecords:
                                         tuple[tuple[int, float | None], ...]]] = {}
         self._quorum_of: dict[tuple[str, tuple[bool, ...]], bool] = {}  # by bricks up
         self._samples: dict[str, list[Values]] = {}
-        self.vm_io = IntervalLog(self._emit_vm_io if level == "full" else self._emit_vm_status)
-        # vm_io groups: the disks of one VM on one volume, in the order of cluster.disks
+        # vm_io groups: the disks of one VM on one volume, in the order of cluster.disks,
+        # numbered in that order (their vm_io log keys)
         by_key: dict[tuple[str, str], list[str]] = {}
         for d in cluster.disks:
             by_key.setdefault((d.vm, d.volume), []).append(d.key)
-        self._disk_groups = [(key, cluster.volumes[key[1]], tuple(keys))
-                             for key, keys in by_key.items()]
-        self.exposure = IntervalLog(self._emit_exposure)
+        self._group_keys = list(by_key)
+        self._disk_groups = [(g, key[0], cluster.volumes[key[1]], tuple(keys))
+                             for g, (key, keys) in enumerate(by_key.items())]
+        self.vm_io = IntervalLog(len(self._disk_groups))
+        self._volume_names = list(cluster.volumes)
+        self._volume_index = {v: i for i, v in enumerate(self._volume_names)}
+        self.exposure = IntervalLog(len(self._volume_names))
         self._sizes = {d.key: d.size_bytes for d in cluster.disks}  # VM disk -> bytes
         # per set of plans (see _groups_of): the groups to record at its first settle, those
         # to record at later ones, the VMs with a disk in error; per group the plans it was
@@ -86,22 +90,10 @@ class RunRecords:
         self._grouped_for: dict[str, DiskPlan] | None = None
         self._live: list[Group] = []
         self._errors: set[str] = set()
-        self._recorded_plans: dict[tuple[str, str], tuple[DiskPlan, ...]] = {}
+        self._recorded_plans: dict[int, tuple[DiskPlan, ...]] = {}
         self._heals_of: SelfHeal | None = None  # the heal _volume_books holds books of
         self._volume_books: list[tuple[VolumeModel, str, tuple[str, ...],
                                        tuple[BrickHeal, ...]]] = []
-
-    # --- emitters -----------------------------------------------------------------------
-    def _emit_vm_io(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
-        assert isinstance(key, tuple)
-        self.rec.add("vm_io", key[0], key[1], t0, t1, *v)
-
-    def _emit_vm_status(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
-        assert isinstance(key, tuple)
-        self.rec.add("vm_io", key[0], key[1], t0, t1, *_NO_RATES, v[0])
-
-    def _emit_exposure(self, key: Hashable, t0: float, t1: float, v: Values) -> None:
-        self.rec.add("exposure", key, t0, t1, v[0], v[1])
 
     # --- bricks and volumes -------------------------------------------------------------
     def fault_hit(self, host: str, delta: int, t: float) -> None:
@@ -205,7 +197,8 @@ class RunRecords:
                    if b.role == "data" and self.up[b.key] and p <= 0)
         unavailable = self._unavailable(vol, heal)
         promised = len(vol.data_bricks)
-        self.exposure.set(vol.name, t, (good, round(unavailable)) if good < promised else None)
+        self.exposure.set(self._volume_index[vol.name], t,
+                          (good, round(unavailable)) if good < promised else None)
         if unavailable > 0 and self.unavailable[vol.name] <= 0:
             self.rec.event(t, "data_unavailable", vol.name,
                            f"{unavailable:.0f} bytes have no good copy on a brick that is up")
@@ -237,18 +230,18 @@ class RunRecords:
             return self._statuses(t, plans)
         first = plans is not self._grouped_for
         groups = self._groups_of(plans) if first else self._live
-        rate, of, log, known = net.rate, latency.of, self.vm_io, latency.loaded()
+        rate, of, log, known = net.rates.get, latency.of, self.vm_io, latency.loaded()
         rank_of, closed_loop, nan = _STATUS_RANK, closed_loop_latency, math.nan
         rows: dict[tuple[object, ...], Values] = {}  # rows of single ok disks, this settle
-        for key, vol, group in groups:
+        for g, _vm, vol, group in groups:
             if len(group) == 1:  # most VMs have one disk on a volume: the same sums, unrolled
                 p = group[0]
                 status = p.status
                 if status != "ok":
-                    log.set(key, t, (0.0 + p.demand, 0.0, 0.0, 0.0, 0.0, nan, nan, status))
+                    log.set(g, t, (0.0 + p.demand, 0.0, 0.0, 0.0, 0.0, nan, nan, status))
                     continue
                 d = p.disk
-                x = rate(d.flow)
+                x = rate(d.flow, 0.0)
                 # the row follows from these alone (the latency from the shape, the closed
                 # loop from the queue depth, block, demand and rate): disks cloned from one
                 # template on one host share it within a settle
@@ -267,7 +260,7 @@ class RunRecords:
                     mean, p99 = _mean_p99(lat_w, riops + wiops, p99)
                     row = rows[row_key] = (0.0 + p.demand, 0.0 + x * rf, 0.0 + x * wf, riops,
                                            wiops, mean, p99, status)
-                log.set(key, t, row)
+                log.set(g, t, row)
                 continue
             demand = read = write = riops = wiops = lat_w = 0.0
             p99 = nan
@@ -281,7 +274,7 @@ class RunRecords:
                 if r_ != 1:  # not ok
                     continue
                 d = p.disk
-                x = rate(d.flow)
+                x = rate(d.flow, 0.0)
                 rf, wf = d.read_frac, d.write_frac
                 read, write = read + x * rf, write + x * wf
                 ios = x * 1e6 / d.block_bytes
@@ -292,7 +285,7 @@ class RunRecords:
                     lat_w += lat.mean_ms * ios
                     p99 = lat.p99_ms if p99 != p99 else max(p99, lat.p99_ms)
             mean, p99 = _mean_p99(lat_w, riops + wiops, p99)
-            log.set(key, t, (demand, read, write, riops, wiops, mean, p99, status))
+            log.set(g, t, (demand, read, write, riops, wiops, mean, p99, status))
         return self._errors
 
     def _groups_of(self, plans: dict[str, DiskPlan]) -> list[Group]:
@@ -307,34 +300,34 @@ class RunRecords:
         live: list[Group] = []
         errors: set[str] = set()
         recorded, rates = self._recorded_plans, self.level == "full"
-        for key, vol, keys in self._disk_groups:
-            last = recorded.get(key)
+        for g, vm, vol, keys in self._disk_groups:
+            last = recorded.get(g)
             if len(keys) == 1:  # most VMs have one disk on a volume
                 p = plans[keys[0]]
                 status = p.status
                 if status == "error":
-                    errors.add(key[0])
+                    errors.add(vm)
                 if rates and status == "ok":
-                    entry = (key, vol, (p,) if last is None or last[0] is not p else last)
+                    entry = (g, vm, vol, (p,) if last is None or last[0] is not p else last)
                     live.append(entry)
                     first.append(entry)
                 elif last is None or last[0] is not p:
-                    entry = (key, vol, (p,))
+                    entry = (g, vm, vol, (p,))
                     first.append(entry)
                 else:
                     continue
-                recorded[key] = entry[2]
+                recorded[g] = entry[3]
                 continue
             group = tuple([plans[k] for k in keys])
             statuses = [p.status for p in group]
             if "error" in statuses:
-                errors.add(key[0])
-            recorded[key] = group
+                errors.add(vm)
+            recorded[g] = group
             if rates and "ok" in statuses:
-                live.append((key, vol, group))
-                first.append((key, vol, group))
+                live.append((g, vm, vol, group))
+                first.append((g, vm, vol, group))
             elif last is None or any(a is not b for a, b in zip(last, group, strict=True)):
-                first.append((key, vol, group))
+                first.append((g, vm, vol, group))
         self._live, self._errors = live, errors
         return first
 
@@ -343,10 +336,10 @@ class RunRecords:
         (the worst of its disks'), no rates or latency; only the groups whose plans changed
         (:meth:`_groups_of`)."""
         log, rank_of = self.vm_io, _STATUS_RANK
-        for key, _vol, group in self._groups_of(plans):
+        for g, _vm, _vol, group in self._groups_of(plans):
             rank = (rank_of[group[0].status] if len(group) == 1
                     else max([rank_of[p.status] for p in group]))
-            log.set(key, t, _STATUS_OF_RANK[rank])
+            log.set(g, t, _STATUS_OF_RANK[rank])
         return self._errors
 
     def close(self, t: float, heal: SelfHeal) -> None:
@@ -358,3 +351,25 @@ class RunRecords:
                 self.rec.add("volume_state", *row)
         self.vm_io.close_all(t)
         self.exposure.close_all(t)
+        self._emit_vm_io()
+        names = self._volume_names
+        for key, t0, t1, v in self.exposure.rows:
+            self.rec.add("exposure", names[key], t0, t1, v[0], v[1])
+
+    def _emit_vm_io(self) -> None:
+        """The vm_io table from the log's finished rows, column by column (at the
+        "intervals" level a row's values are its status alone: NaN rates and latency)."""
+        rows = self.vm_io.rows
+        if not rows:
+            return
+        keys, t0, t1, values = zip(*rows, strict=True)
+        groups = self._group_keys
+        vms = [groups[g][0] for g in keys]
+        volumes = [groups[g][1] for g in keys]
+        columns: list[Sequence[Any]]
+        if self.level == "full":
+            columns = list(zip(*values, strict=True))
+        else:
+            nans = [math.nan] * len(rows)
+            columns = [*([nans] * 7), [v[0] for v in values]]
+        self.rec.add_columns("vm_io", [vms, volumes, t0, t1, *columns])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,16 +44,25 @@ def empty_table(name: str) -> pd.DataFrame:
 
 
 def _typed(name: str, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Rows (values in the schema's column order) as a table with the schema's dtypes,
-    built column by column: the same values ``astype`` would give, without first building
-    an object frame."""
+    """Rows (values in the schema's column order) as a table with the schema's dtypes."""
+    _check_width(name, rows)
+    return _typed_columns(name, list(zip(*rows, strict=True)))
+
+
+def _check_width(name: str, rows: list[tuple[Any, ...]]) -> None:
     cols = COLUMNS[name]
     if set(map(len, rows)) - {len(cols)}:
         raise SchemaError(f"table {name}: a row does not have the {len(cols)} columns "
                           f"{', '.join(cols)}")
+
+
+def _typed_columns(name: str, columns: list[Sequence[Any]]) -> pd.DataFrame:
+    """Columns (in the schema's order) as a table with the schema's dtypes, built column
+    by column: the same values ``astype`` would give, without first building an object
+    frame."""
     data: dict[str, Any] = {}
     try:
-        for (c, dtype), values in zip(cols.items(), zip(*rows, strict=True), strict=True):
+        for (c, dtype), values in zip(COLUMNS[name].items(), columns, strict=True):
             data[c] = (pd.array(list(values), dtype=pd.StringDtype()) if dtype == "string"
                        else np.array(values, dtype=dtype))
     except (TypeError, ValueError) as exc:
@@ -177,13 +187,28 @@ class Recorder:
 
     def __init__(self) -> None:
         self._rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in COLUMNS}
+        # rows given column by column (add_columns): per table, (rows added before, columns)
+        self._blocks: dict[str, list[tuple[int, list[Sequence[Any]]]]] = {}
 
     def add(self, table: str, *row: Any) -> None:
         """Append one row, values in the schema's column order (checked at build)."""
         self._rows[table].append(row)
 
+    def add_columns(self, table: str, columns: Sequence[Sequence[Any]]) -> None:
+        """Append rows given column by column (in the schema's column order, all of one
+        length), after the rows so far; checked at build like :meth:`add`'s. For a
+        recorder that holds its rows as columns already (the model's vm_io, tens of
+        thousands of rows a month): no tuple per row."""
+        cols = COLUMNS[table]
+        if len(columns) != len(cols) or len({len(c) for c in columns}) > 1:
+            raise SchemaError(f"table {table}: columns of unequal length, or not the "
+                              f"{len(cols)} columns {', '.join(cols)}")
+        if len(columns[0]):
+            self._blocks.setdefault(table, []).append((len(self._rows[table]),
+                                                       list(columns)))
+
     def count(self, table: str) -> int:
-        return len(self._rows[table])
+        return len(self._rows[table]) + sum(len(c[0]) for _, c in self._blocks.get(table, ()))
 
     # --- typed rows ----------------------------------------------------------------------
     def event(self, t_s: float, kind: EventKind, target: str, detail: str = "",
@@ -248,23 +273,49 @@ class Recorder:
 
     # --- build ---------------------------------------------------------------------------
     def frame(self, table: str) -> pd.DataFrame:
-        rows = self._rows[table]
-        if not rows:
+        rows, blocks = self._rows[table], self._blocks.get(table)
+        if blocks:
+            df = _typed_columns(table, self._columns(table, rows, blocks))
+        elif not rows:
             return empty_table(table)
-        df = _typed(table, rows)
+        else:
+            df = _typed(table, rows)
         if table == "events":
             df = df.sort_values("t_s", kind="stable", ignore_index=True)
         return df
+
+    @staticmethod
+    def _columns(table: str, rows: list[tuple[Any, ...]],
+                 blocks: list[tuple[int, list[Sequence[Any]]]]) -> list[Sequence[Any]]:
+        """A table's rows and column blocks as columns, in the order they were added."""
+        _check_width(table, rows)
+        if not rows and len(blocks) == 1:
+            return blocks[0][1]
+        out: list[list[Any]] = [[] for _ in COLUMNS[table]]
+        done = 0
+        for at, block in [*blocks, (len(rows), [])]:
+            if at > done:
+                for o, c in zip(out, zip(*rows[done:at], strict=True), strict=True):
+                    o.extend(c)
+                done = at
+            for o, col in zip(out, block, strict=False):
+                o.extend(col)
+        return list(out)
 
     def build(self, engine: str, scenario: str, seed: int, duration_s: float,
               meta: dict[str, Any] | None = None) -> Observations:
         """The tables as Observations; VocabularyError if a row (from :meth:`add`) holds a
         value outside the vocabulary (the rows are checked as recorded; the tables only if
         that finds something, to name it)."""
-        from hcisim.observations.vocabulary import check_vocabulary, rows_conform
+        from hcisim.observations.vocabulary import (
+            check_vocabulary,
+            columns_conform,
+            rows_conform,
+        )
 
         obs = Observations(engine=engine, scenario=scenario, seed=seed, duration_s=duration_s,
                            tables={t: self.frame(t) for t in COLUMNS}, meta=meta or {})
-        if not rows_conform(self._rows):
+        if not (rows_conform(self._rows)
+                and all(columns_conform(t, c) for t, bl in self._blocks.items() for _, c in bl)):
             check_vocabulary(obs)
         return obs

@@ -60,6 +60,14 @@ def rows_conform(rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> bool:
     return True
 
 
+def columns_conform(table: str, columns: Sequence[Sequence[Any]]) -> bool:
+    """:func:`rows_conform` for rows given column by column (``Recorder.add_columns``)."""
+    if table == "events":
+        return rows_conform({table: list(zip(*columns, strict=True))})
+    return all(allowed.issuperset(set(columns[i]))
+               for t, i, allowed in _ENUMERATED if t == table)
+
+
 def check_vocabulary(obs: Observations) -> None:
     """Raise :class:`VocabularyError` naming every column with values outside the
     vocabulary."""
