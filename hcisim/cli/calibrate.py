@@ -48,12 +48,16 @@ def _report(profile: CalibrationProfile, how: str) -> None:
                   f"{note.rms_residual:.3g}" if note and note.rms_residual is not None
                   else "")
     out.print(t)
-    c = Table("experiment", "case", "quantity", "n", "measured min / median / max",
+    c = Table("experiment", "case", "n", "measured min / median / max",
               "residual min / median / max", title_justify="left",
               title="per case (residual: measured - the fitted model)")
-    for s in case_spreads(profile.measurements):
+    spreads = case_spreads(profile.measurements)
+    several = {e for e in {s.experiment for s in spreads}
+               if len({s.quantity for s in spreads if s.experiment == e}) > 1}
+    for s in spreads:
         r = s.residuals
-        c.add_row(s.experiment, s.case, s.quantity, str(len(s.measured)),
+        case = f"{s.case}: {s.quantity}" if s.experiment in several else s.case
+        c.add_row(s.experiment, case, str(len(s.measured)),
                   f"{s.measured[0]:.3g} / {s.median:.3g} / {s.measured[-1]:.3g} {s.unit}",
                   f"{min(r):+.3g} / {statistics.median(r):+.3g} / {max(r):+.3g}"
                   if r else "")

@@ -11,7 +11,8 @@ When may it start?
   connections come back (CHILD_UP, :mod:`hcisim.model.shd`): it starts after
   ``heal_noticed_s``; after a hang, or a cut shorter than its keepalive detection, its
   connections never dropped and nothing wakes it;
-- the operator runs ``gluster volume heal`` at the repair (``Fault.heal_after_repair``);
+- the operator runs ``gluster volume heal`` at the repair (``Fault.heal_after_repair``),
+  if a daemon is connected to the brick then (else its CHILD_UP wakes it, above);
 - otherwise at the next periodic crawl, every ``cluster.heal-timeout`` from the start.
 
 A daemon whose sweep healed something sweeps again a second later, and keeps at it while
@@ -179,7 +180,8 @@ class SelfHeal:
         crawl = (math.floor(t / period + 1e-9) + 1) * period
         options = [crawl]
         rep = self.last_repair
-        if rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal:
+        if (rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal
+                and self._connected_daemons(vol, target)):
             options.append(t)
         if self.shd.woke_at(vol.name, t, target.host):
             options.append(t + self.params.heal_noticed_s)
@@ -287,12 +289,19 @@ class SelfHeal:
         finds it healed). Measured on the lab (calibration part 2d): the daemons of host1
         and host3 heal host2's shards side by side. At least one: the heal flow runs only
         while the source serves it."""
+        return max(1, self._connected_daemons(vol, target))
+
+    def _connected_daemons(self, vol: VolumeModel, target: BrickModel) -> int:
+        """The daemons of ``target``'s volume on other hosts, running and connected to it.
+        None yet at a repair (their reconnect timer has not fired): then ``gluster volume
+        heal`` finds no daemon that can write to the brick (AFR heals only to children
+        that are up), and heal waits for the daemons' CHILD_UP."""
         n = 0
         for b in vol.bricks:
             if (b.host != target.host and self.world.running(b.host)
                     and self.shd.link[(b.host, vol.name, target.host)] == "up"):
                 n += 1
-        return max(1, n)
+        return n
 
     def set_flows(self) -> None:
         for vol in self.cluster.volumes.values():

@@ -84,8 +84,8 @@ class ModelParams(Strict):
     heal_thread_mb_s: PositiveFloat = Field(
         default_factory=lambda: _shipped("heal_thread_mb_s"),
         description="copy rate of one self-heal thread (one shard at a time), MB/s "
-        "(profile; the shipped one: lab heals of 512 MB sharded in 10.7 s and 704 MB in "
-        "9.4 s with 8 threads)")
+        "(profile; the shipped one's is fitted to the netns lab's heal trials, "
+        "docs/calibration.md)")
     heal_entry_s: float = Field(
         default_factory=lambda: _shipped("heal_entry_s"), ge=0,
         description="fixed cost per healed shard and thread (lookup, locks, xattrs, fsync) "

@@ -51,12 +51,25 @@ def test_two_failures_lose_then_regain_quorum() -> None:
     lost, back = events("two-failures-quorum", "quorum_lost"), events(
         "two-failures-quorum", "quorum_regained")
     assert len(lost) == 1 and len(back) == 1
-    # regained when the clients use the repaired brick again (the repair at 1200)
-    assert 900 < float(lost["t_s"].iloc[0]) < float(back["t_s"].iloc[0]) == pytest.approx(
-        1200 + r.scenario.model.reconnect_delay_s)
+    # regained when the clients use two bricks again: host3's power returns at 1200, its
+    # glusterd reaches the peers on a SYN of its reconnect try (at most one reconnect
+    # timer later), every glusterd restarts its brick, the clients connect after their
+    # reconnect delay
+    m = r.scenario.model
+    regained = float(back["t_s"].iloc[0])
+    assert 900 < float(lost["t_s"].iloc[0]) < 1200 < regained
+    assert regained <= 1200 + m.reconnect_timer_s + m.reconnect_delay_s + 1e-9
+    up = events("two-failures-quorum", "brick_up")
+    assert regained == pytest.approx(sorted(up[up["t_s"] > 1200]["t_s"])[1])
+    restarted = events("two-failures-quorum", "server_quorum_regained")
+    assert regained == pytest.approx(float(restarted["t_s"].max()) + m.reconnect_delay_s)
     assert r.summary["volumes"]["data"]["quorum_lost_s"] > 0
-    # host1 alone lost server quorum too: glusterd stopped its brick, restarted it later
-    assert list(events("two-failures-quorum", "server_quorum_lost")["target"]) == ["host1"]
+    # host1, alone, lost server quorum too: glusterd stopped its brick, restarted it later;
+    # host3's glusterd, powered on at 1200 with no peer reachable yet, starts without
+    # quorum and keeps its brick stopped until it reaches host1
+    sq = events("two-failures-quorum", "server_quorum_lost")
+    assert list(sq["target"]) == ["host1", "host3"]
+    assert 900 < float(sq["t_s"].iloc[0]) < 1200 == float(sq["t_s"].iloc[1])
     # host1's VMs paused on ENOTCONN, resumed when quorum came back
     for vm in ("db1", "app1"):
         v = r.summary["vms"][vm]
@@ -75,17 +88,36 @@ def test_brick_crash_and_maintenance_switch_over_at_once() -> None:
 def test_maintenance_heals_after_activate() -> None:
     r = run("maintenance")
     start = events("maintenance", "heal_start")
-    noticed = r.scenario.model.heal_noticed_s
-    # activated at 1200: the bricks start, the daemons see them once reconnected, then heal
-    assert list(start["t_s"]) == [pytest.approx(1200 + r.scenario.model.reconnect_delay_s
-                                                + noticed)]
+    m = r.scenario.model
+    # activated at 1200: the bricks start, clients and daemons connect on their reconnect
+    # timer's next try (from when they lost the brick), then the daemons heal
+    up = events("maintenance", "brick_up")
+    (back,) = up[up["t_s"] >= 1200]["t_s"]
+    assert 1200 < back <= 1200 + m.reconnect_timer_s + m.reconnect_delay_s + 1e-9
+    shd = events("maintenance", "shd_brick_up")
+    assert float(shd[shd["t_s"] >= 1200]["t_s"].min()) == pytest.approx(back)
+    assert list(start["t_s"]) == [pytest.approx(back + m.heal_noticed_s)]
     assert r.summary["volumes"]["data"]["heal_completed_s"] is not None
 
 
-def test_node_hang_heal_waits_for_the_crawl() -> None:
+def test_node_hang_heal_starts_when_glusterd_restarts_the_bricks() -> None:
+    """host3 hangs 600-720 s. The daemons' idle connections to its brick only notice a
+    hang by keepalive, but when host3 thaws its glusterd finds its peers gone (they
+    dropped it during the hang), loses server quorum and stops its brick; the daemons
+    see that brick go, and connect again (their reconnect timer) once glusterd has
+    reached its peers and restarted it: that CHILD_UP starts heal, not the 600 s crawl."""
     r = run("node-hang")
+    m = r.scenario.model
     crawl = r.scenario.volumes[0].options.heal_timeout_s
-    assert list(events("node-hang", "heal_start")["t_s"]) == [2 * crawl]
+    assert list(events("node-hang", "server_quorum_lost")["t_s"]) == [720]
+    gone = events("node-hang", "shd_brick_down")
+    assert set(gone["t_s"]) == {720}
+    back = events("node-hang", "shd_brick_up")
+    assert len(back) == 3 and 720 < float(back["t_s"].min()) <= 720 + m.reconnect_timer_s + (
+        m.reconnect_delay_s + 1e-9)
+    assert list(events("node-hang", "heal_start")["t_s"]) == [
+        pytest.approx(float(back["t_s"].min()) + m.heal_noticed_s)]
+    assert float(events("node-hang", "heal_start")["t_s"].iloc[0]) < 2 * crawl
     # the hung host's VMs die with it (sanlock's watchdog resets a hung host: compute
     # model); they are not HA, so they stay down after host3 returns at 720 s
     st = r.observations["vm_state"]
