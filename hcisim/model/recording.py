@@ -91,6 +91,7 @@ class RunRecords:
         self._live: list[Group] = []
         self._errors: set[str] = set()
         self._recorded_plans: dict[int, tuple[DiskPlan, ...]] = {}
+        self._solve_recorded = -1  # the solve (FlowNetwork.solver_calls) disks last saw
         self._heals_of: SelfHeal | None = None  # the heal _volume_books holds books of
         self._volume_books: list[tuple[VolumeModel, str, tuple[str, ...],
                                        tuple[BrickHeal, ...]]] = []
@@ -225,11 +226,19 @@ class RunRecords:
         Only the groups whose row can have changed are visited (:meth:`_groups_of`): a
         group none of whose disks is ``ok`` has a row that depends on its plans alone
         (demand and status; no rate, no latency), so with the plans it was last recorded
-        with it would write nothing. The others' rows move with the rates and latencies."""
+        with it would write nothing. The others' rows move with the rates and latencies,
+        which change only with a solve (``net.solver_calls``): with the plans and the
+        solve of the last call (a timer that changed nothing, ~20 % of a month's changes)
+        no row can change, and with the solve of the last call only the groups whose
+        plans changed are visited."""
         if self.level == "intervals":
             return self._statuses(t, plans)
         first = plans is not self._grouped_for
-        groups = self._groups_of(plans) if first else self._live
+        moved = net.solver_calls != self._solve_recorded
+        self._solve_recorded = net.solver_calls
+        if not (first or moved):
+            return self._errors
+        groups = self._groups_of(plans, moved) if first else self._live
         rate, of, log, known = net.rates.get, latency.of, self.vm_io, latency.loaded()
         rank_of, closed_loop, nan = _STATUS_RANK, closed_loop_latency, math.nan
         rows: dict[tuple[object, ...], Values] = {}  # rows of single ok disks, this settle
@@ -288,13 +297,14 @@ class RunRecords:
             log.set(g, t, (demand, read, write, riops, wiops, mean, p99, status))
         return self._errors
 
-    def _groups_of(self, plans: dict[str, DiskPlan]) -> list[Group]:
+    def _groups_of(self, plans: dict[str, DiskPlan], moved: bool = True) -> list[Group]:
         """The vm_io groups to record at the first settle with a new set of plans: those
-        with a disk ``ok`` and those whose plans changed since they were last recorded
-        (a plan object is kept while nothing it depends on changed, so ``is`` tells), in
-        the order of the groups; later settles with the same plans record only the groups
-        with a disk ``ok`` (``_live``). At the "intervals" level no group is live (a status
-        depends on the plans alone). Also the VMs with a disk in error (``_errors``)."""
+        whose plans changed since they were last recorded (a plan object is kept while
+        nothing it depends on changed, so ``is`` tells) and, if the rates ``moved`` since,
+        those with a disk ``ok``, in the order of the groups; later settles with the same
+        plans record only the groups with a disk ``ok`` (``_live``). At the "intervals"
+        level no group is live (a status depends on the plans alone). Also the VMs with a
+        disk in error (``_errors``)."""
         self._grouped_for = plans
         first: list[Group] = []
         live: list[Group] = []
@@ -308,9 +318,11 @@ class RunRecords:
                 if status == "error":
                     errors.add(vm)
                 if rates and status == "ok":
-                    entry = (g, vm, vol, (p,) if last is None or last[0] is not p else last)
+                    same = last is not None and last[0] is p
+                    entry = (g, vm, vol, last if last is not None and same else (p,))
                     live.append(entry)
-                    first.append(entry)
+                    if moved or not same:
+                        first.append(entry)
                 elif last is None or last[0] is not p:
                     entry = (g, vm, vol, (p,))
                     first.append(entry)
@@ -323,10 +335,10 @@ class RunRecords:
             if "error" in statuses:
                 errors.add(vm)
             recorded[g] = group
+            changed = last is None or any(a is not b for a, b in zip(last, group, strict=True))
             if rates and "ok" in statuses:
                 live.append((g, vm, vol, group))
-                first.append((g, vm, vol, group))
-            elif last is None or any(a is not b for a, b in zip(last, group, strict=True)):
+            if changed or (moved and rates and "ok" in statuses):
                 first.append((g, vm, vol, group))
         self._live, self._errors = live, errors
         return first
