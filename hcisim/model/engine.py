@@ -40,7 +40,7 @@ from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.heal import BrickHeal
 from hcisim.model.io import DiskPlan, LatencyModel
-from hcisim.model.probes import WriteLedger
+from hcisim.model.probes import WriteGroup, WriteLedger
 from hcisim.model.recording import RecordLevel, RunRecords
 from hcisim.model.routes import Routes
 from hcisim.model.selfheal import Repair, SelfHeal
@@ -99,10 +99,10 @@ class StorageModel:
         self._plan_sources: dict[str, tuple[object, ...]] = {}
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
-        # until the next change: (plan, heal books of the bricks its writes miss, random?)
-        # per writing disk, and the ledger's groups (VM, volume) -> plans
-        self._writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
-        self._write_groups: list[tuple[tuple[str, str], list[DiskPlan]]] = []
+        # until the next change: (plan, flow, write share, heal books of the bricks its
+        # writes miss) per writing disk, and the ledger's groups (VM, volume) -> plans
+        self._writers: list[tuple[DiskPlan, str, float, tuple[BrickHeal, ...]]] = []
+        self._write_groups: list[WriteGroup] = []
         self._away: dict[tuple[str, tuple[str, ...]], tuple[BrickHeal, ...]] = {}
         # per VM disk: the plan and capacity version its flow was last set (or removed) from
         self._flow_set_from: dict[str, tuple[DiskPlan, int]] = {}
@@ -268,15 +268,17 @@ class StorageModel:
         if dt <= 0:
             return
         rate = self.net.rates.get
-        for p, away, random in self._writers:
-            d = p.disk
-            written = rate(d.flow, 0.0) * d.write_frac * dt * 1e6
+        for p, flow, write_frac, away in self._writers:
+            written = rate(flow, 0.0) * write_frac * dt * 1e6
             if written <= 0:
                 continue
             p.acked_bytes += written
-            writes = written / d.block_bytes
-            for h in away:
-                h.missed_writes(d.key, d.hot_shards, written, writes, random)
+            if away:
+                d = p.disk
+                writes = written / d.block_bytes
+                random = d.profile is None or d.profile.random
+                for h in away:
+                    h.missed_writes(d.key, d.hot_shards, written, writes, random)
         self.heal.advance(dt)
         self.t_last = t
 
@@ -333,7 +335,7 @@ class StorageModel:
         """Every VM disk's flow from its plan, and until the next change: the disks that
         write, the data bricks their writes miss, and the ledger's groups (VM, volume)."""
         net, latency, volumes = self.net, self.latency, self.cluster.volumes
-        writers: list[tuple[DiskPlan, tuple[BrickHeal, ...], bool]] = []
+        writers: list[tuple[DiskPlan, str, float, tuple[BrickHeal, ...]]] = []
         groups: dict[tuple[str, str], list[DiskPlan]] = {}
         # a kept plan at the same capacities has its flow (or none) as it was set
         set_from, capacities = self._flow_set_from, net.capacity_version
@@ -355,10 +357,11 @@ class StorageModel:
                     away = self._away[(d.volume, p.write_bricks)] = tuple(
                         self.heal.of(b) for b in volumes[d.volume].data_bricks
                         if b.host not in p.write_bricks)
-                writers.append((p, away, d.profile is None or d.profile.random))
+                writers.append((p, d.flow, d.write_frac, away))
             if p.demand > 0:
                 groups.setdefault((d.vm, d.volume), []).append(p)
-        self._writers, self._write_groups = writers, list(groups.items())
+        self._writers = writers
+        self._write_groups = [WriteLedger.group(key, ps) for key, ps in groups.items()]
 
     def _tell_storage(self, errors: set[str]) -> None:
         """Tell compute about every VM whose storage failed (ENOTCONN) or works again."""

@@ -59,7 +59,9 @@ class DiskPlan:
     usage: dict[str, float] = field(default_factory=dict)
     since: float = 0.0
     acked_bytes: float = 0.0  # write bytes acknowledged since ``since``
-    shape_key: Shape | None = None  # :attr:`shape`, once computed
+    # :attr:`shape` as a number (:meth:`LatencyModel.shape_key`, once asked): the memos of
+    # paths and latencies are keyed by it, not by hashing the shape's tuple at each look-up
+    shape_key: int | None = None
 
     @property
     def flow(self) -> str:
@@ -68,10 +70,8 @@ class DiskPlan:
     @property
     def shape(self) -> Shape:
         """What the path and latency depend on: disks with the same shape share them."""
-        if self.shape_key is None:
-            self.shape_key = (self.disk.volume, self.client, self.read_brick, self.write_bricks,
-                              self.arbiter, self.disk.read_frac, self.disk.block_bytes)
-        return self.shape_key
+        return (self.disk.volume, self.client, self.read_brick, self.write_bricks,
+                self.arbiter, self.disk.read_frac, self.disk.block_bytes)
 
 
 def path_usage(cluster: Cluster, vol: VolumeModel, plan: DiskPlan) -> dict[str, float]:
@@ -151,19 +151,33 @@ class LatencyModel:
         # crosses and its service times are memoised per capacity set, loaded latencies
         # per settle, unloaded ones per capacity set.
         self._leg_of: dict[LegKey, Leg] = {}
-        self._specs: dict[Shape, PathSpec] = {}
+        self._shape_keys: dict[Shape, int] = {}  # every shape seen, numbered
+        self._specs: dict[int, PathSpec] = {}
         # per resource 1 - min(utilisation, RHO_MAX), the sojourn's denominator, this settle
         self._free: dict[str, float] | None = None
-        self._of: dict[Shape, Latency] = {}
-        self._of_idle: dict[Shape, Latency] = {}
-        self._qd_cap: dict[tuple[Shape, int], float] = {}
-        self._usage: dict[Shape, dict[str, float]] = {}
+        self._of: dict[int, Latency] = {}
+        self._of_idle: dict[int, Latency] = {}
+        self._qd_cap: dict[tuple[int, int], float] = {}
+        self._usage: dict[int, dict[str, float]] = {}
+
+    def shape_key(self, plan: DiskPlan) -> int:
+        """``plan``'s shape as a number, the same for every plan of that shape (kept on the
+        plan)."""
+        key = plan.shape_key
+        if key is None:
+            shape = plan.shape
+            key = self._shape_keys.get(shape)
+            if key is None:
+                key = self._shape_keys[shape] = len(self._shape_keys)
+            plan.shape_key = key
+        return key
 
     def usage(self, vol: VolumeModel, plan: DiskPlan) -> dict[str, float]:
         """:func:`path_usage`, shared by every disk of the same shape (do not mutate)."""
-        hit = self._usage.get(plan.shape)
+        key = self.shape_key(plan)
+        hit = self._usage.get(key)
         if hit is None:
-            hit = self._usage[plan.shape] = path_usage(self.cluster, vol, plan)
+            hit = self._usage[key] = path_usage(self.cluster, vol, plan)
         return hit
 
     def new_rates(self) -> None:
@@ -205,7 +219,7 @@ class LatencyModel:
         """What a disk's latency is made of, by shape (memoised per capacity set): its read
         leg, its write legs and the arbiter's metadata op, each (fixed ms, resource, service
         ms) per resource crossed."""
-        key = plan.shape
+        key = self.shape_key(plan)
         spec = self._specs.get(key)
         if spec is not None:
             return spec
@@ -230,14 +244,14 @@ class LatencyModel:
         spec = self._specs[key] = (read, d.read_frac, writes, arbiter, d.write_frac)
         return spec
 
-    def loaded(self) -> dict[Shape, Latency]:
-        """The loaded latencies computed so far in this settle, by shape (a disk whose
+    def loaded(self) -> dict[int, Latency]:
+        """The loaded latencies computed so far in this settle, by shape key (a disk whose
         shape is not in it asks :meth:`of`)."""
         return self._of
 
     def of(self, vol: VolumeModel, plan: DiskPlan, loaded: bool = True) -> Latency:
         memo = self._of if loaded else self._of_idle
-        key = plan.shape
+        key = self.shape_key(plan)
         hit = memo.get(key)
         if hit is None:
             free: Mapping[str, float] = _IDLE
@@ -297,7 +311,7 @@ class LatencyModel:
         prof = plan.disk.profile
         if prof is None:
             return 0.0
-        key = (plan.shape, prof.queue_depth)
+        key = (self.shape_key(plan), prof.queue_depth)
         cap = self._qd_cap.get(key)
         if cap is None:
             lat = self.of(vol, plan, loaded=False).mean_ms

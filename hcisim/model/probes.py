@@ -21,6 +21,12 @@ def _holders(write_bricks: tuple[str, ...]) -> frozenset[str]:
     return frozenset(write_bricks)
 
 
+# a ledger group: (VM, volume), the plans of the VM's disks on it, and who holds its
+# acknowledged writes (copies, data bricks) if any: what the first plan's status and write
+# bricks say, worked out once per set of plans (WriteLedger.group), not at every change
+WriteGroup = tuple[tuple[str, str], list[DiskPlan], int, frozenset[str]]
+
+
 class IntervalLog:
     """Open one interval per key; a new value closes it and opens the next.
 
@@ -98,16 +104,25 @@ class WriteLedger:
         self._open: dict[tuple[str, str], tuple[int, WriteRow]] = {}  # (index, row)
         self._groups: dict[str, dict[frozenset[str], list[tuple[int, float]]]] = {}
 
-    def accept_all(self, t: float, groups: Sequence[tuple[tuple[str, str], Sequence[DiskPlan]]]
-                   ) -> None:
-        """Take the writes of every group (VM, volume) -> the plans of the VM's disks on
-        it, acknowledged since the plans' ``since`` until ``t``, and start the plans'
-        next interval at ``t``. A group's writes are held by the data bricks its plans
-        write to (none: nothing acknowledged or not ``ok``); they extend the group's open
-        row if nothing but time changed, else open a new row. One call per change for all
-        groups: this runs for every writing VM at every change."""
+    @staticmethod
+    def group(key: tuple[str, str], plans: list[DiskPlan]) -> WriteGroup:
+        """The ledger group of a VM's disks on a volume (``key``: VM, volume), for
+        :meth:`accept_all` while these plans last: an ``ok`` first plan's writes are held
+        by its write bricks, any other's by none."""
+        first = plans[0]
+        if first.status == "ok":
+            return key, plans, len(first.write_bricks), _holders(first.write_bricks)
+        return key, plans, 0, _NO_HOLDERS
+
+    def accept_all(self, t: float, groups: Sequence[WriteGroup]) -> None:
+        """Take the writes of every group (:meth:`group`), acknowledged since its plans'
+        ``since`` until ``t``, and start the plans' next interval at ``t``. A group's
+        writes are held by the data bricks its plans write to (none: nothing acknowledged
+        or not ``ok``); they extend the group's open row if nothing but time changed, else
+        open a new row. One call per change for all groups: this runs for every writing VM
+        at every change."""
         open_, rows, by_holders = self._open, self.rows, self._groups
-        for key, plans in groups:
+        for key, plans, copies_ok, holders_ok in groups:
             first = plans[0]
             t0 = first.since
             if t <= t0:
@@ -121,10 +136,7 @@ class WriteLedger:
                 by_disk = {p.disk.key: p.acked_bytes for p in plans}
                 acked = sum(by_disk.values()) > 0  # bytes are never negative
                 items = by_disk.items()
-            if acked and first.status == "ok":
-                copies, holders = len(first.write_bricks), _holders(first.write_bricks)
-            else:
-                copies, holders = 0, _NO_HOLDERS
+            copies, holders = (copies_ok, holders_ok) if acked else (0, _NO_HOLDERS)
             quorum = first.quorum
             for p in plans:
                 p.since, p.acked_bytes = t, 0.0

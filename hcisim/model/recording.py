@@ -5,8 +5,10 @@ model's: :mod:`hcisim.model.compute.vmstate`.)"""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
+
+import numpy as np
+import pandas as pd
 
 from hcisim.model.clients import ClientViews
 from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel
@@ -18,6 +20,7 @@ from hcisim.model.probes import IntervalLog, Values
 from hcisim.model.selfheal import SelfHeal
 from hcisim.model.world import World
 from hcisim.observations import Recorder
+from hcisim.observations.record import Column
 
 _STATUS_RANK = {"error": 3, "stalled": 2, "ok": 1, "stopped": 0}
 # What a run records of its VM disks' I/O:
@@ -254,7 +257,9 @@ class RunRecords:
                 # the row follows from these alone (the latency from the shape, the closed
                 # loop from the queue depth, block, demand and rate): disks cloned from one
                 # template on one host share it within a settle
-                shape = p.shape_key or p.shape
+                shape = p.shape_key
+                if shape is None:
+                    shape = latency.shape_key(p)
                 row_key = (shape, d.write_frac, x, p.demand, d.queue_depth)
                 row = rows.get(row_key)
                 if row is None:
@@ -290,7 +295,7 @@ class RunRecords:
                 riops += ios * rf
                 wiops += ios * wf
                 if ios > 0:
-                    lat = closed_loop(known.get(p.shape_key or p.shape) or of(vol, p), p, x)
+                    lat = closed_loop(known.get(latency.shape_key(p)) or of(vol, p), p, x)
                     lat_w += lat.mean_ms * ios
                     p99 = lat.p99_ms if p99 != p99 else max(p99, lat.p99_ms)
             mean, p99 = _mean_p99(lat_w, riops + wiops, p99)
@@ -375,10 +380,12 @@ class RunRecords:
         if not rows:
             return
         keys, t0, t1, values = zip(*rows, strict=True)
-        groups = self._group_keys
-        vms = [groups[g][0] for g in keys]
-        volumes = [groups[g][1] for g in keys]
-        columns: list[Sequence[Any]]
+        # the names as string arrays of the groups', taken by group number (not a Python
+        # string per row for pandas to convert)
+        at = np.array(keys, dtype=np.intp)
+        vms, volumes = (pd.array([k[i] for k in self._group_keys], dtype=pd.StringDtype())
+                        .take(at) for i in (0, 1))
+        columns: list[Column]
         if self.level == "full":
             columns = list(zip(*values, strict=True))
         else:

@@ -12,12 +12,13 @@ from __future__ import annotations
 from hcisim.model.clients import ClientViews, Seen
 from hcisim.model.elaborate import Cluster, VmDiskModel, VolumeModel
 from hcisim.model.gluster import has_client_quorum, read_brick
-from hcisim.model.io import DiskPlan, LatencyModel, Shape, Status
+from hcisim.model.io import DiskPlan, LatencyModel, Status
 from hcisim.model.selfheal import SelfHeal
 
 # status, client quorum, read brick, write bricks, arbiter, resource use per MB/s, shape
+# (its key: LatencyModel.shape_key)
 Route = tuple[Status, bool, str | None, tuple[str, ...], str | None, dict[str, float],
-              Shape | None]
+              int | None]
 
 
 class Routes:
@@ -32,6 +33,9 @@ class Routes:
         # what each client mount sees (shared by its disks), while the views stay the same
         self._mounts: dict[tuple[str, str], tuple[tuple[Seen, ...], tuple[str, ...]]] = {}
         self._mounts_seen = -1  # the views version the mounts were read at
+        # the mounts of the views before (a mount that reads the same again is that object)
+        self._mounts_before: dict[tuple[str, str],
+                                  tuple[tuple[Seen, ...], tuple[str, ...]]] = {}
         # routes by (disk, client, its view of the bricks, bricks blamed for it, busy)
         self._routes: dict[tuple[str, str, tuple[Seen, ...], frozenset[str], bool], Route] = {}
         # per disk, its last call: (mount, blamed, client, busy, route); a mount or blame
@@ -40,16 +44,23 @@ class Routes:
                                     str, bool, Route]] = {}
 
     def fresh_mounts(self) -> None:
-        """Forget the mounts if what the clients see has changed since they were read."""
+        """Read the mounts again if what the clients see has changed since they were read."""
         if self._mounts_seen != self.views.version:
-            self._mounts.clear()
+            self._mounts = {}
             self._mounts_seen = self.views.version
 
     def _mount(self, c: str, vol: VolumeModel) -> tuple[tuple[Seen, ...], tuple[str, ...]]:
         """What client ``c`` sees of ``vol``'s bricks, and the bricks it believes up
-        (memoised until the views change)."""
+        (memoised until the views change). A mount that sees what it saw before is the
+        object it was: a change of views usually moves one client's view of one brick, and
+        the other mounts' disks keep their routes at once (:meth:`route`)."""
+        key = (c, vol.name)
         states = tuple(self.views.state(c, vol.name, b.host) for b in vol.bricks)
-        mount = self._mounts[(c, vol.name)] = (
+        before = self._mounts_before.get(key)
+        if before is not None and before[0] == states:
+            mount = self._mounts[key] = before
+            return mount
+        mount = self._mounts[key] = self._mounts_before[key] = (
             states, tuple(b.host for b, s in zip(vol.bricks, states, strict=True) if s != "down"))
         return mount
 
@@ -102,4 +113,5 @@ class Routes:
         arb = vol.arbiter
         arbiter = arb.host if arb is not None and seen[arb.host] == "up" else None
         p = DiskPlan(d, c, status, 0.0, quorum, read, write_bricks, arbiter)
-        return status, quorum, read, write_bricks, arbiter, self.latency.usage(vol, p), p.shape
+        usage = self.latency.usage(vol, p)
+        return status, quorum, read, write_bricks, arbiter, usage, self.latency.shape_key(p)

@@ -25,6 +25,10 @@ from hcisim.observations.schema import (
 )
 from hcisim.scenario.faults import Fault
 
+# a table column given whole (Recorder.add_columns): values, or a pandas array of the
+# column's dtype
+Column = Sequence[Any] | pd.api.extensions.ExtensionArray
+
 
 class SchemaError(ValueError):
     """A table that does not follow the observation schema."""
@@ -56,15 +60,20 @@ def _check_width(name: str, rows: list[tuple[Any, ...]]) -> None:
                           f"{', '.join(cols)}")
 
 
-def _typed_columns(name: str, columns: list[Sequence[Any]]) -> pd.DataFrame:
+def _typed_columns(name: str, columns: list[Column]) -> pd.DataFrame:
     """Columns (in the schema's order) as a table with the schema's dtypes, built column
     by column: the same values ``astype`` would give, without first building an object
-    frame."""
+    frame. A column that is a pandas array of its dtype already is taken as it is."""
     data: dict[str, Any] = {}
     try:
         for (c, dtype), values in zip(COLUMNS[name].items(), columns, strict=True):
-            data[c] = (pd.array(list(values), dtype=pd.StringDtype()) if dtype == "string"
-                       else np.array(values, dtype=dtype))
+            if isinstance(values, pd.api.extensions.ExtensionArray):
+                if values.dtype != _dtype(dtype):
+                    raise TypeError(f"column {c} is {values.dtype}, not {dtype}")
+                data[c] = values
+            else:
+                data[c] = (pd.array(list(values), dtype=pd.StringDtype())
+                           if dtype == "string" else np.array(values, dtype=dtype))
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"table {name}: {exc}") from None
     return pd.DataFrame(data, copy=False)
@@ -188,13 +197,13 @@ class Recorder:
     def __init__(self) -> None:
         self._rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in COLUMNS}
         # rows given column by column (add_columns): per table, (rows added before, columns)
-        self._blocks: dict[str, list[tuple[int, list[Sequence[Any]]]]] = {}
+        self._blocks: dict[str, list[tuple[int, list[Column]]]] = {}
 
     def add(self, table: str, *row: Any) -> None:
         """Append one row, values in the schema's column order (checked at build)."""
         self._rows[table].append(row)
 
-    def add_columns(self, table: str, columns: Sequence[Sequence[Any]]) -> None:
+    def add_columns(self, table: str, columns: Sequence[Column]) -> None:
         """Append rows given column by column (in the schema's column order, all of one
         length), after the rows so far; checked at build like :meth:`add`'s. For a
         recorder that holds its rows as columns already (the model's vm_io, tens of
@@ -286,7 +295,7 @@ class Recorder:
 
     @staticmethod
     def _columns(table: str, rows: list[tuple[Any, ...]],
-                 blocks: list[tuple[int, list[Sequence[Any]]]]) -> list[Sequence[Any]]:
+                 blocks: list[tuple[int, list[Column]]]) -> list[Column]:
         """A table's rows and column blocks as columns, in the order they were added."""
         _check_width(table, rows)
         if not rows and len(blocks) == 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hcisim.observations.record import Observations, VocabularyError
+from hcisim.observations.record import Column, Observations, VocabularyError
 from hcisim.observations.schema import COLUMNS, FAULT_COLUMNS, FAULT_EVENTS, VOCABULARY
 
 # (table, column index, allowed values) of every enumerated column, and where the event
@@ -60,7 +60,7 @@ def rows_conform(rows: Mapping[str, Sequence[tuple[Any, ...]]]) -> bool:
     return True
 
 
-def columns_conform(table: str, columns: Sequence[Sequence[Any]]) -> bool:
+def columns_conform(table: str, columns: Sequence[Column]) -> bool:
     """:func:`rows_conform` for rows given column by column (``Recorder.add_columns``)."""
     if table == "events":
         return rows_conform({table: list(zip(*columns, strict=True))})
