@@ -21,10 +21,23 @@ def _holders(write_bricks: tuple[str, ...]) -> frozenset[str]:
     return frozenset(write_bricks)
 
 
-# a ledger group: (VM, volume), the plans of the VM's disks on it, and who holds its
-# acknowledged writes (copies, data bricks) if any: what the first plan's status and write
-# bricks say, worked out once per set of plans (WriteLedger.group), not at every change
-WriteGroup = tuple[tuple[str, str], list[DiskPlan], int, frozenset[str]]
+class WriteGroup:
+    """A ledger group while its plans last (:meth:`WriteLedger.group`): (VM, volume), the
+    plans of the VM's disks on it, who holds its acknowledged writes if any (copies, data
+    bricks: what the first plan's status and write bricks say, worked out once, not at
+    every change), and for a one-disk group the row it added bytes to at its last change,
+    with that row's number and the disk's entries list, while the ledger's lists are
+    those it saw then (``seen``): the next change extends that row directly."""
+
+    __slots__ = ("copies", "entries", "holders", "index", "key", "plans", "row", "seen")
+
+    def __init__(self, key: tuple[str, str], plans: list[DiskPlan], copies: int,
+                 holders: frozenset[str]) -> None:
+        self.key, self.plans, self.copies, self.holders = key, plans, copies, holders
+        self.row: WriteRow | None = None
+        self.index = -1
+        self.entries: list[tuple[int, float]] = []
+        self.seen = -1
 
 
 class IntervalLog:
@@ -103,6 +116,7 @@ class WriteLedger:
         self.rows: list[WriteRow] = []
         self._open: dict[tuple[str, str], tuple[int, WriteRow]] = {}  # (index, row)
         self._groups: dict[str, dict[frozenset[str], list[tuple[int, float]]]] = {}
+        self._regrouped = 0  # bumped when brick_lost_data / brick_in_sync move entries lists
 
     @staticmethod
     def group(key: tuple[str, str], plans: list[DiskPlan]) -> WriteGroup:
@@ -111,8 +125,8 @@ class WriteLedger:
         by its write bricks, any other's by none."""
         first = plans[0]
         if first.status == "ok":
-            return key, plans, len(first.write_bricks), _holders(first.write_bricks)
-        return key, plans, 0, _NO_HOLDERS
+            return WriteGroup(key, plans, len(first.write_bricks), _holders(first.write_bricks))
+        return WriteGroup(key, plans, 0, _NO_HOLDERS)
 
     def accept_all(self, t: float, groups: Sequence[WriteGroup]) -> None:
         """Take the writes of every group (:meth:`group`), acknowledged since its plans'
@@ -120,9 +134,15 @@ class WriteLedger:
         writes are held by the data bricks its plans write to (none: nothing acknowledged
         or not ``ok``); they extend the group's open row if nothing but time changed, else
         open a new row. One call per change for all groups: this runs for every writing VM
-        at every change."""
-        open_, rows, by_holders = self._open, self.rows, self._groups
-        for key, plans, copies_ok, holders_ok in groups:
+        at every change.
+
+        A one-disk group that added bytes to a row at its last change and has bytes again
+        extends that row directly: the same plans hold the same copies, quorum and bricks,
+        and the row ends where this interval starts (its plan's ``since``), so the checks
+        below would pass; the same additions are made."""
+        open_, rows, by_holders, regrouped = self._open, self.rows, self._groups, self._regrouped
+        for grp in groups:
+            plans = grp.plans
             first = plans[0]
             t0 = first.since
             if t <= t0:
@@ -131,12 +151,24 @@ class WriteLedger:
             if len(plans) == 1:  # most VMs have one disk on a volume
                 b = first.acked_bytes
                 acked = b > 0
+                row_ = grp.row
+                if acked and row_ is not None and grp.seen == regrouped:
+                    first.since, first.acked_bytes = t, 0.0
+                    row_.t_end_s = t
+                    got = row_.by_disk
+                    disk = first.disk.key
+                    got[disk] = got[disk] + b
+                    entries = grp.entries
+                    entries[-1] = (grp.index, entries[-1][1] + b)
+                    continue
+                grp.row = None
                 items = ((first.disk.key, b),)
             else:
                 by_disk = {p.disk.key: p.acked_bytes for p in plans}
                 acked = sum(by_disk.values()) > 0  # bytes are never negative
                 items = by_disk.items()
-            copies, holders = (copies_ok, holders_ok) if acked else (0, _NO_HOLDERS)
+            key = grp.key
+            copies, holders = (grp.copies, grp.holders) if acked else (0, _NO_HOLDERS)
             quorum = first.quorum
             for p in plans:
                 p.since, p.acked_bytes = t, 0.0
@@ -164,16 +196,19 @@ class WriteLedger:
                 of_disk = by_holders.get(disk)
                 if of_disk is None:
                     of_disk = by_holders[disk] = {}
-                entries = of_disk.get(holders)
-                if entries is None:
-                    of_disk[holders] = [(i, b)]
-                elif entries and entries[-1][0] == i:
-                    entries[-1] = (i, entries[-1][1] + b)
+                held = of_disk.get(holders)
+                if held is None:
+                    held = of_disk[holders] = [(i, b)]
+                elif held and held[-1][0] == i:
+                    held[-1] = (i, held[-1][1] + b)
                 else:
-                    entries.append((i, b))
+                    held.append((i, b))
+                if len(plans) == 1:
+                    grp.row, grp.index, grp.entries, grp.seen = row, i, held, regrouped
 
     def brick_lost_data(self, disk: str, brick: str) -> float:
         """``brick`` lost its copy of ``disk``; returns bytes that now have no copy."""
+        self._regrouped += 1
         groups = self._groups.get(disk, {})
         lost = 0.0
         for holders in [h for h in groups if brick in h]:
@@ -189,6 +224,7 @@ class WriteLedger:
 
     def brick_in_sync(self, disk: str, brick: str) -> None:
         """``brick`` now holds every acknowledged write of ``disk``."""
+        self._regrouped += 1
         groups = self._groups.get(disk, {})
         merged: dict[frozenset[str], list[tuple[int, float]]] = {}
         for holders, entries in groups.items():
