@@ -66,8 +66,13 @@ def metrics(sc: Scenario, obs: Observations) -> dict[tuple[str, str, str], float
     for vm, v in s["vms"].items():
         out[("throughput", vm, "MB/s")] = float(v["read_mb_s"] + v["write_mb_s"])
         out[("max_stall", vm, "s")] = float(v["max_io_stall_s"])
+        out[("io_error", vm, "s")] = float(v["io_error_s"])
     for vol, v in s["volumes"].items():
         out[("heal_time", vol, "s")] = heal_time_s(obs, vol)
+        # from the last repair to heal done: the same instants on both sides (the lab
+        # sees a heal's start only by polling, so heal_time's start differs in meaning)
+        after = v["heal_after_repair_s"]
+        out[("heal_after_repair", vol, "s")] = math.nan if after is None else float(after)
         out[("bytes_healed", vol, "MB")] = float(v["bytes_healed"]) / 1e6
     return out
 

@@ -180,9 +180,12 @@ class SelfHeal:
         crawl = (math.floor(t / period + 1e-9) + 1) * period
         options = [crawl]
         rep = self.last_repair
-        if (rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal
-                and self._connected_daemons(vol, target)):
-            options.append(t)
+        if rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal:
+            for b in vol.bricks:  # the command sets every daemon sweeping: each one sends
+                if b.host != target.host and self.world.running(b.host):
+                    self.shd.send(t, (b.host, vol.name, target.host))
+            if self._connected_daemons(vol, target):
+                options.append(t)
         if self.shd.woke_at(vol.name, t, target.host):
             options.append(t + self.params.heal_noticed_s)
         h = self.bricks[target.key]
@@ -293,13 +296,14 @@ class SelfHeal:
 
     def _connected_daemons(self, vol: VolumeModel, target: BrickModel) -> int:
         """The daemons of ``target``'s volume on other hosts, running and connected to it.
-        None yet at a repair (their reconnect timer has not fired): then ``gluster volume
-        heal`` finds no daemon that can write to the brick (AFR heals only to children
-        that are up), and heal waits for the daemons' CHILD_UP."""
+        None yet at a repair (their reconnect timer has not fired, or their connection
+        is to a host that rebooted: the command's first request gets a RST): then
+        ``gluster volume heal`` finds no daemon that can write to the brick (AFR heals
+        only to children that are up), and heal waits for the daemons' CHILD_UP."""
         n = 0
         for b in vol.bricks:
             if (b.host != target.host and self.world.running(b.host)
-                    and self.shd.link[(b.host, vol.name, target.host)] == "up"):
+                    and self.shd.usable((b.host, vol.name, target.host))):
                 n += 1
         return n
 

@@ -110,6 +110,9 @@ class ShdConnections:
                     self.link[(s.host, v.name, b.host)] = "up"
                     self._token[(s.host, v.name, b.host)] = 0
         self._silent: dict[ShdKey, _Silent] = {}
+        # up, but the brick's host rebooted meanwhile: the next thing sent gets a RST (the
+        # token of the keepalive probe that will find it)
+        self._stale: dict[ShdKey, int] = {}
         self._connecting: set[ShdKey] = set()
         # dropped with nobody answering (keepalive gave up): the reconnect rides the SYNs
         self.unanswered: set[ShdKey] = set()
@@ -165,7 +168,7 @@ class ShdConnections:
                 self._event(silent.drop_s, key, up=False)
             elif silent.rebooted:
                 # back with no TCP state before keepalive gave up: the next probe gets a RST
-                token = silent.token
+                token = self._stale[key] = silent.token
                 at = next_probe_s(t, silent.last_ack_s)
                 self.schedule(at - t, lambda: self._reset(key, token, at))
             # else answered again in time: the connection never dropped, no event
@@ -197,6 +200,7 @@ class ShdConnections:
         """Forget pending timers of ``key``."""
         self._token[key] += 1
         self._silent.pop(key, None)
+        self._stale.pop(key, None)
         self._connecting.discard(key)
         self.unanswered.discard(key)
 
@@ -205,12 +209,26 @@ class ShdConnections:
         if self._token[key] != token or self.link[key] != "up":
             return
         self._silent.pop(key, None)
+        self._stale.pop(key, None)
         self.link[key] = "down"
         self.down_at[key] = t
         self._event(t, key, up=False)
         s, volume, host = key
         if self.world.reachable(s, self.cluster.volumes[volume].brick(host)):
             self._connect(t, key)
+
+    def usable(self, key: ShdKey) -> bool:
+        """The daemon can heal over this connection: up, and not to a host that rebooted
+        since (its TCP state is gone; nothing has been sent to find out yet)."""
+        return self.link[key] == "up" and key not in self._stale
+
+    def send(self, t: float, key: ShdKey) -> None:
+        """The daemon sends on ``key`` at ``t`` (the operator's ``gluster volume heal``
+        sets it sweeping): a connection to a host that rebooted meanwhile gets its RST now,
+        not at the next keepalive probe, and the reconnect starts from here."""
+        token = self._stale.get(key)
+        if token is not None:
+            self._reset(key, token, t)
 
     def _connect(self, t: float, key: ShdKey) -> None:
         at = back_at_s(t, self.down_at.get(key), key in self.unanswered,

@@ -42,6 +42,9 @@ def test_relative_errors_per_metric() -> None:
     assert t.loc[("heal_time", "data"), "rel_error"] == pytest.approx(-0.75)
     assert math.isnan(rows[("bytes_healed", "data")]["rel_error"])  # lab measured 0
     assert t.loc[("bytes_healed", "data"), "abs_error"] == pytest.approx(4.0)
+    assert t.loc[("io_error", "vm1"), "model"] == t.loc[("io_error", "vm1"), "lab"] == 0.0
+    # no repair in these runs: heal after the repair has no value on either side
+    assert math.isnan(t.loc[("heal_after_repair", "data"), "model"])
 
 
 def test_model_runs_first_on_the_as_built_scenario(tmp_path: Path) -> None:
@@ -61,6 +64,8 @@ def test_model_runs_first_on_the_as_built_scenario(tmp_path: Path) -> None:
     assert [f.name for f in files] == ["compare.csv", "compare.json", "compare.png"]
     assert all(f.stat().st_size > 0 for f in files)
     rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
-    assert len(rows) == len(pd.read_csv(tmp_path / "compare.csv")) == 4
+    # per VM throughput, max_stall, io_error; per volume heal_time, heal_after_repair,
+    # bytes_healed
+    assert len(rows) == len(pd.read_csv(tmp_path / "compare.csv")) == 6
     assert (tmp_path / "lab" / "observations" / "meta.json").exists()
     assert LabScale.fit(sc, 0.5, 0.25) == LabScale(0.5, 0.25)

@@ -274,3 +274,31 @@ def test_the_daemons_of_both_other_bricks_heal_side_by_side(threads: int, vtype:
     assert took == pytest.approx(drain_s(trial, p.heal_entry_s, p.heal_thread_mb_s), rel=1e-6)
     one = HealTrial(shards, shard_bytes, threads, 1e9, 0.0)
     assert took < 0.6 * drain_s(one, p.heal_entry_s, p.heal_thread_mb_s)
+
+
+def test_operator_heal_after_a_short_power_loss_resets_the_daemons_stale_connections() -> None:
+    """host2 loses power for 15 s, less than keepalive needs (18-38 s): the other hosts'
+    daemons never dropped their connections to its brick, but host2's TCP state is gone.
+    The operator's heal at the repair makes each daemon send on that dead connection: a
+    RST at once (CHILD_DOWN at the repair), the reconnect on its timer, then heal; not a
+    heal at the repair over connections that no longer exist."""
+    from hcisim.calibration.cases import fault, lab_scenario
+    from hcisim.model import simulate
+
+    sc = lab_scenario("short-power-loss", [fault("node_power_loss", 11.3, 15)], 45)
+    m = sc.model
+    assert m.reconnect_timer_s > 0
+    obs = simulate(sc)
+    ev = obs["events"]
+    repair = 26.3
+    others = ("glustershd on host1", "glustershd on host3")
+    down = ev[(ev["kind"] == "shd_brick_down") & (ev["target"] == "data/host2")]
+    assert sorted(down["detail"]) == sorted(others)
+    assert list(down["t_s"]) == [pytest.approx(repair)] * 2
+    up = ev[(ev["kind"] == "shd_brick_up") & (ev["target"] == "data/host2")
+            & ev["detail"].isin(others)]
+    assert list(up["t_s"]) == [pytest.approx(repair + m.reconnect_timer_s
+                                             + m.reconnect_delay_s)] * 2
+    heal = obs["heal"]
+    assert list(heal["t_start_s"]) == [pytest.approx(float(up["t_s"].min())
+                                                     + m.heal_noticed_s)]
