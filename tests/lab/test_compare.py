@@ -42,9 +42,9 @@ def test_relative_errors_per_metric() -> None:
     assert t.loc[("heal_time", "data"), "rel_error"] == pytest.approx(-0.75)
     assert math.isnan(rows[("bytes_healed", "data")]["rel_error"])  # lab measured 0
     assert t.loc[("bytes_healed", "data"), "abs_error"] == pytest.approx(4.0)
-    assert t.loc[("io_error", "vm1"), "model"] == t.loc[("io_error", "vm1"), "lab"] == 0.0
+    assert rows[("io_error", "vm1")]["model"] == rows[("io_error", "vm1")]["lab"] == 0.0
     # no repair in these runs: heal after the repair has no value on either side
-    assert math.isnan(t.loc[("heal_after_repair", "data"), "model"])
+    assert math.isnan(rows[("heal_after_repair", "data")]["model"])
 
 
 def test_model_runs_first_on_the_as_built_scenario(tmp_path: Path) -> None:
