@@ -112,9 +112,11 @@ class CaseRuns:
 
 def run_matrix(cases: Sequence[Case], engine: str, repeat: int,
                options: Mapping[str, Any] | None = None, observe_fn: Observe = _observe,
-               say: Say | None = None) -> list[CaseRuns]:
+               say: Say | None = None, logs: Path | None = None) -> list[CaseRuns]:
     """Model and lab runs of every case. A case whose lab run fails is reported with its
-    error (the others still run)."""
+    error (the others still run). ``logs``: each lab run's daemon, client and workload
+    logs are kept in ``logs/<case>-<run>`` (the lab's option ``keep_logs``): where a
+    metric is off, the mechanism is read there."""
     from hcisim.engines import EngineError
 
     out = []
@@ -126,8 +128,11 @@ def run_matrix(cases: Sequence[Case], engine: str, repeat: int,
         for i in range(repeat):
             if say is not None:
                 say(f"{case.label}: {engine} run {i + 1}/{repeat}")
+            run_options = options
+            if logs is not None:
+                run_options = {**(options or {}), "keep_logs": logs / f"{case.label}-{i + 1}"}
             try:
-                runs.lab.append(case_metrics(sc, observe_fn(engine, sc, options)))
+                runs.lab.append(case_metrics(sc, observe_fn(engine, sc, run_options)))
             except EngineError as exc:
                 runs.error = str(exc)
                 break
@@ -150,12 +155,23 @@ def table(runs: Sequence[CaseRuns]) -> pd.DataFrame:
             mm, m0, m1 = _stats([m.get(key, math.nan) for m in r.model])
             lm, l0, l1 = _stats([m.get(key, math.nan) for m in r.lab])
             rel = (mm - lm) / abs(lm) if lm and not math.isnan(lm) else math.nan
-            band = (m0 - 1e-9 <= lm <= m1 + 1e-9) if not math.isnan(lm) else None
+            band = in_band((m0, m1), lm)
             target = TARGETS.get(key[0], math.nan)
             within = None if math.isnan(rel) or math.isnan(target) else abs(rel) <= target
             rows.append([r.case.label, *key, mm, m0, m1, lm, l0, l1, rel, band, target,
                          within, len(r.model), len(r.lab)])
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def in_band(model: tuple[float, float], lab_median: float) -> bool | None:
+    """Whether the lab's median lies in the model's band (min..max over its runs). None
+    (not judged) without a lab value, or where the model's runs all gave one value: the
+    quantity is not random in the model for that case (e.g. the clients' ping phase is
+    fixed), and only the target on the medians can judge it."""
+    lo, hi = model
+    if math.isnan(lab_median) or math.isnan(lo) or hi - lo <= 1e-9:
+        return None
+    return lo - 1e-9 <= lab_median <= hi + 1e-9
 
 
 def write_validation(runs: Sequence[CaseRuns], out: Path, engine: str, profile: str,

@@ -181,6 +181,9 @@ def register(app: typer.Typer) -> None:
             help="let -o replace an earlier result in that folder")] = False,
         list_cases: Annotated[bool, typer.Option(
             "--list", help="list the matrix's cases and exit")] = False,
+        keep_logs: Annotated[Path | None, typer.Option(
+            help="keep every lab run's logs (glusterd, bricks, self-heal daemons, clients, "
+            "workloads) in DIR/<case>-<run>")] = None,
     ) -> None:
         """Run the validation matrix (not the calibration set) on the model and a lab; per
         case and metric: medians, bands, relative error (CSV, JSON, HTML). Exit 1 when a
@@ -204,8 +207,10 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise UserError(f"--cases: {exc}") from None
         engine_name, options = _engine(engine)
+        if keep_logs is not None and options is None:
+            raise UserError(f"--keep-logs: the {engine_name} engine keeps no logs (a lab does)")
         dest = result_folder(output, "validate", force)
-        runs = run_matrix(chosen, engine_name, repeat, options, say=_say)
+        runs = run_matrix(chosen, engine_name, repeat, options, say=_say, logs=keep_logs)
         files = write_validation(runs, dest, engine_name, profile, repeat)
         from hcisim.calibration.validate import summary, table
 

@@ -4,13 +4,23 @@ against model gives a table with zero error and its CSV, JSON and HTML."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from hcisim.calibration.experiments import EXPERIMENTS
-from hcisim.calibration.validate import COLUMNS, matrix, run_matrix, select, table
+from hcisim.calibration.validate import (
+    COLUMNS,
+    _observe,
+    in_band,
+    matrix,
+    run_matrix,
+    select,
+    table,
+)
 
 from .test_campaign import hcisim
 
@@ -60,3 +70,33 @@ def test_cli_validate_writes_csv_json_html(tmp_path: Path) -> None:
     assert "brick-crash-r3" in html and "max_stall" in html
     bad = hcisim("validate", "--engine", "model", "--cases", "nope", "-o", str(tmp_path / "w"))
     assert bad.exit_code == 2 and "unknown validation case" in bad.stderr
+
+
+def test_the_band_judges_only_what_the_model_draws() -> None:
+    """The lab's median inside the model's range, for random quantities only: where every
+    model run gave one value the band has no width and says nothing (not judged)."""
+    assert in_band((1.0, 3.0), 2.0) is True
+    assert in_band((1.0, 3.0), 3.5) is False
+    assert in_band((2.0, 2.0), 2.0) is None  # one value: not random in the model
+    assert in_band((1.0, 3.0), math.nan) is None  # no lab value
+
+
+def test_cli_keep_logs_needs_a_lab(tmp_path: Path) -> None:
+    r = hcisim("validate", "--engine", "model", "--cases", "brick-crash-r3", "--repeat", "1",
+               "--keep-logs", str(tmp_path / "logs"), "-o", str(tmp_path / "v"))
+    assert r.exit_code == 2 and "keeps no logs" in r.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_lab_runs_keep_their_logs_per_case_and_run(tmp_path: Path) -> None:
+    seen: list[object] = []
+
+    def observe(engine: str, sc: Any, options: Any) -> Any:
+        seen.append((options or {}).get("keep_logs"))
+        return _observe("model", sc, None)
+
+    run_matrix(select(matrix(), ["brick-crash-r3"]), "lab+netns", 2, {"size_scale": 1.0},
+               observe_fn=observe, logs=tmp_path)
+    # model runs keep nothing; each lab run its own folder
+    assert [x for x in seen if x is not None] == [tmp_path / "brick-crash-r3-1",
+                                                   tmp_path / "brick-crash-r3-2"]
