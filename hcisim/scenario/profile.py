@@ -6,8 +6,9 @@ A profile is a YAML file (``hcisim calibrate`` writes one, docs/calibration.md):
 date), every raw ``measurements`` row with the model's prediction and residual, and per
 parameter how it was fitted (``fits``). A scenario names its profile in ``model.profile``
 (a name from ``hcisim/builtin/profiles/`` or a path); the parameters fill every timing knob
-of ``model`` the scenario does not set itself. The shipped profile holds the values the
-model had before profiles existed, so a scenario without ``profile`` runs as it did.
+of ``model`` the scenario does not set itself. The shipped profile is the fit over the
+netns lab's quiet calibration parts in ``lab/calibration/`` (assembled by ``hcisim
+calibrate --from``; its header has the command).
 
 It lives beside the scenario because it is read while a scenario is validated (the scenario
 layer imports nothing else of hcisim); the experiments that write profiles are
