@@ -179,7 +179,13 @@ def test_month_of_default_cluster_and_events_independent_of_iops() -> None:
     assert brief.meta["sim_events"] == obs.meta["sim_events"]
     pd.testing.assert_frame_equal(obs["vm_state"], brief["vm_state"])
     assert (obs["events"]["kind"] == "fault_start").sum() == 10
-    assert busy.meta["sim_events"] == obs.meta["sim_events"]
+    # no event per I/O: 10x the IOPS moves the count by a handful at most. Not exactly
+    # equal since the measured profile: its per-thread heal rate no longer bounds heal, the
+    # heal flow's share of NIC and disk does, so VM load moves heal milestones (3,253 vs
+    # 3,256 SimPy events at f0fdaa0; the same recorded events, heal's a little later)
+    assert abs(busy.meta["sim_events"] - obs.meta["sim_events"]) <= 0.01 * obs.meta[
+        "sim_events"]
+    assert sorted(busy["events"]["kind"]) == sorted(obs["events"]["kind"])
     assert (obs["vm_state"]["state"] == "restarting").any()  # compute is wired in
     pd.testing.assert_frame_equal(obs["vm_state"], busy["vm_state"])
 
