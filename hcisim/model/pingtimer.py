@@ -141,6 +141,13 @@ def syn_reconnect_at_s(back_s: float, disconnect_s: float, timer_s: float, delay
         return back_s + delay_s
     sends, give_up = syn_schedule(linear_timeouts)
     start = disconnect_s + timer_s
+    # Tries start every `step` timer periods (each waits out its connect, then the timer's
+    # next tick): jump over the whole tries that end before ``back_s`` (an outage of hours
+    # is thousands of them) to the start the loop below would reach, the same float.
+    step = math.ceil(give_up / timer_s - 1e-9)
+    skip = math.floor((back_s - 1e-9 - sends[-1] - start) / (step * timer_s)) - 1
+    if skip > 0:
+        start = disconnect_s + timer_s * (1 + skip * step)
     while True:
         hit = next((start + s for s in sends if start + s >= back_s - 1e-9), None)
         if hit is not None:

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcisim.calibration.fit import (
@@ -155,3 +155,28 @@ def test_glusterds_peers_reconnect_on_their_syn_and_restart_the_bricks() -> None
     assert back == pytest.approx(min(x["back_s"] for x in peers)) and back > 57.02
     peers, _lost, back = run(0.0)
     assert back == 57.0 and {x["back_s"] for x in peers} == {57.0}
+
+
+def _tries_one_by_one(back_s: float, disconnect_s: float, timer_s: float, delay_s: float,
+                      linear_timeouts: int) -> float:
+    """The reconnect walked try by try (what syn_reconnect_at_s did before it jumped over
+    the tries that end before the host is back): the oracle of the jump."""
+    sends, give_up = syn_schedule(linear_timeouts)
+    start = disconnect_s + timer_s
+    while True:
+        hit = next((start + s for s in sends if start + s >= back_s - 1e-9), None)
+        if hit is not None:
+            return hit + delay_s
+        failed = start + give_up
+        start = disconnect_s + timer_s * math.ceil((failed - disconnect_s) / timer_s - 1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(disconnect=st.one_of(st.floats(0, 100), st.floats(0, 3.2e7)),
+       outage=st.one_of(st.floats(0, 30), st.floats(0, 2e4)),
+       timer=st.sampled_from([1.0, 2.5, 3.0, 7.0]), linear=st.sampled_from([0, 2, 4]))
+def test_the_jump_over_failed_tries_gives_the_same_instant(
+        disconnect: float, outage: float, timer: float, linear: int) -> None:
+    back = disconnect + outage
+    assert syn_reconnect_at_s(back, disconnect, timer, 0.02, linear) == _tries_one_by_one(
+        back, disconnect, timer, 0.02, linear)
