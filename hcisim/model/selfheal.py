@@ -35,7 +35,7 @@ from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel, disk_cost
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.heal import BrickHeal, WholeFileHeal
 from hcisim.model.probes import WriteLedger
-from hcisim.model.shd import ShdConnections
+from hcisim.model.shd import ShdConnections, ShdKey
 from hcisim.model.world import World
 from hcisim.observations import Recorder
 from hcisim.scenario import ModelParams
@@ -180,12 +180,9 @@ class SelfHeal:
         crawl = (math.floor(t / period + 1e-9) + 1) * period
         options = [crawl]
         rep = self.last_repair
-        if rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal:
-            for b in vol.bricks:  # the command sets every daemon sweeping: each one sends
-                if b.host != target.host and self.world.running(b.host):
-                    self.shd.send(t, (b.host, vol.name, target.host))
-            if self._connected_daemons(vol, target):
-                options.append(t)
+        if (rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal
+                and self._operator_heal(vol, target, t)):
+            options.append(t)
         if self.shd.woke_at(vol.name, t, target.host):
             options.append(t + self.params.heal_noticed_s)
         h = self.bricks[target.key]
@@ -292,20 +289,24 @@ class SelfHeal:
         finds it healed). Measured on the lab (calibration part 2d): the daemons of host1
         and host3 heal host2's shards side by side. At least one: the heal flow runs only
         while the source serves it."""
-        return max(1, self._connected_daemons(vol, target))
+        return max(1, sum(map(self.shd.usable, self._other_daemons(vol, target))))
 
-    def _connected_daemons(self, vol: VolumeModel, target: BrickModel) -> int:
-        """The daemons of ``target``'s volume on other hosts, running and connected to it.
-        None yet at a repair (their reconnect timer has not fired, or their connection
-        is to a host that rebooted: the command's first request gets a RST): then
-        ``gluster volume heal`` finds no daemon that can write to the brick (AFR heals
-        only to children that are up), and heal waits for the daemons' CHILD_UP."""
-        n = 0
-        for b in vol.bricks:
-            if (b.host != target.host and self.world.running(b.host)
-                    and self.shd.usable((b.host, vol.name, target.host))):
-                n += 1
-        return n
+    def _other_daemons(self, vol: VolumeModel, target: BrickModel) -> list[ShdKey]:
+        """The connections to ``target`` of the running daemons of its volume's other
+        hosts."""
+        return [(b.host, vol.name, target.host) for b in vol.bricks
+                if b.host != target.host and self.world.running(b.host)]
+
+    def _operator_heal(self, vol: VolumeModel, target: BrickModel, t: float) -> bool:
+        """``gluster volume heal`` at ``t`` sets every daemon sweeping, so each sends on
+        its connection to ``target`` (one to a host that rebooted gets its RST now).
+        Whether one can heal ``target`` at once: none at a repair whose reconnect timer
+        has not fired, nor over a reset connection (AFR heals only to children that are
+        up); heal then waits for the daemons' CHILD_UP."""
+        others = self._other_daemons(vol, target)
+        for key in others:
+            self.shd.send(t, key)
+        return any(map(self.shd.usable, others))
 
     def set_flows(self) -> None:
         for vol in self.cluster.volumes.values():
