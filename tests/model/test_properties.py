@@ -185,12 +185,16 @@ def test_healed_bytes_are_dirty_shards_times_shard_size(sc: Scenario) -> None:
         if brick is None or vol.is_arbiter(f.target):
             continue
         done = heal[(heal["volume"] == vol.name) & (heal["brick"] == f.target)]
-        # writes miss the brick until its clients use it again, reconnect_delay_s after
-        # the repair. A heal that starts before that copies the shards dirty at its start;
+        # writes miss the brick until its clients use it again (brick_up: on their
+        # reconnect timer's try after the repair). A heal that starts before that copies
+        # the shards dirty at its start;
         # a sequential writer goes on in the shard it was in, which is healed once more at
         # the daemon's next sweep (one shard per such disk; a random writer's later shards
         # are counted among the dirty ones by the model's union, not twice)
-        back = end + sc.model.reconnect_delay_s
+        ev = obs["events"]
+        ups = ev[(ev["kind"] == "brick_up") & (ev["target"] == f"{vol.name}/{f.target}")
+                 & (ev["t_s"] >= end - 1e-9)]
+        back = float(ups["t_s"].min()) if len(ups) else end + sc.model.reconnect_delay_s
         expected, near = _expected_shards(sc, obs, vol.name, f.at_s, back)
         if len(done) and float(done["t_start_s"].min()) < back - 1e-9:
             near += sum(1 for v in sc.vms if v.disks[0].volume == vol.name
