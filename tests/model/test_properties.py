@@ -136,25 +136,46 @@ def _profile_of(sc: Scenario, vm: Vm) -> IoProfile:
     return prof
 
 
-def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
-                     t1: float) -> tuple[int, int]:
-    """Dirty shards from the vm_io table: per disk, write I/Os in [t0, t1) while the brick
-    was away -> ceil(N (1 - (1 - 1/N)^k)) (random) or ceil(min(N, bytes / shard))
-    (sequential), with N the shards of the disk's write hot set (write_hot_pct of it).
-    Second value: how many disks sit within float noise of an integer (may round either way)."""
+def _missed(obs: Observations, vm: str, volume: str, n_data: int,
+            t0: float) -> list[tuple[float, float]]:
+    """The intervals after ``t0`` in which ``vm``'s acknowledged writes reached fewer than
+    the ``n_data`` data bricks (the writes table, i.e. its own client's view: clients on
+    different hosts reconnect on their own timers, so they take a returning brick back at
+    different instants; the volume's ``brick_up`` is the last of them)."""
+    wr = obs["writes"]
+    rows = wr[(wr["vm"] == vm) & (wr["volume"] == volume) & (wr["t_end_s"] > t0)
+              & (wr["copies"] > 0) & (wr["copies"] < n_data)]
+    return [(max(a, t0), b) for a, b in zip(rows["t_start_s"].to_numpy(float),
+                                             rows["t_end_s"].to_numpy(float), strict=True)]
+
+
+def _expected_shards(sc: Scenario, obs: Observations, volume: str,
+                     t0: float) -> tuple[int, int, dict[str, float]]:
+    """Dirty shards from the vm_io table: per disk, write I/Os after t0 while its writes
+    missed a data brick (``_missed``) -> ceil(N (1 - (1 - 1/N)^k)) (random) or
+    ceil(min(N, bytes / shard)) (sequential), with N the shards of the disk's write hot set
+    (write_hot_pct of it). Second value: how many disks sit within float noise of an
+    integer (may round either way); third: per VM, when its writes reached every data
+    brick again (only VMs whose writes missed one)."""
     io = obs["vm_io"]
     vol = sc.volume(volume)
     shard = vol.options.shard_block_size_mib * MIB
     total = near = 0
+    back: dict[str, float] = {}
     for vm in sc.vms:
         d = vm.disks[0]
         if d.volume != volume:
             continue
         prof = _profile_of(sc, vm)
         rows = io[(io["vm"] == vm.name) & (io["status"] == "ok")]
-        lo = np.maximum(rows["t_start_s"].to_numpy(float), t0)
-        hi = np.minimum(rows["t_end_s"].to_numpy(float), t1)
-        dur = np.clip(hi - lo, 0, None)
+        windows = _missed(obs, vm.name, volume, len(vol.data_bricks), t0)
+        if windows:
+            back[vm.name] = max(b for _, b in windows)
+        starts = rows["t_start_s"].to_numpy(float)
+        ends = rows["t_end_s"].to_numpy(float)
+        dur = np.zeros(len(rows))
+        for a, b in windows:
+            dur += np.clip(np.minimum(ends, b) - np.maximum(starts, a), 0, None)
         n = min(math.ceil(d.size_gb * 1e9 / shard),
                 max(1, math.ceil(d.size_gb * 1e9 * prof.write_hot_pct / 100 / shard)))
         if prof.random:
@@ -165,7 +186,7 @@ def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
         if abs(x - round(x)) < 1e-6 * max(1.0, x):
             near += 1
         total += math.ceil(x - 1e-9) if x > 1e-9 else 0
-    return total, near
+    return total, near, back
 
 
 @SETTINGS
@@ -179,26 +200,23 @@ def test_healed_bytes_are_dirty_shards_times_shard_size(sc: Scenario) -> None:
         shard = sc.volume(str(vol_name)).options.shard_block_size_mib * MIB
         assert b == n * shard
     f = sc.faults[0]
-    end = f.at_s + (f.duration_s or 0.0)
     for vol in sc.volumes:
         brick = vol.brick_on(f.target)
         if brick is None or vol.is_arbiter(f.target):
             continue
         done = heal[(heal["volume"] == vol.name) & (heal["brick"] == f.target)]
-        # writes miss the brick until its clients use it again (brick_up: on their
+        # a VM's writes miss the brick until its client uses it again (on that client's
         # reconnect timer's try after the repair). A heal that starts before that copies
         # the shards dirty at its start;
         # a sequential writer goes on in the shard it was in, which is healed once more at
         # the daemon's next sweep (one shard per such disk; a random writer's later shards
         # are counted among the dirty ones by the model's union, not twice)
-        ev = obs["events"]
-        ups = ev[(ev["kind"] == "brick_up") & (ev["target"] == f"{vol.name}/{f.target}")
-                 & (ev["t_s"] >= end - 1e-9)]
-        back = float(ups["t_s"].min()) if len(ups) else end + sc.model.reconnect_delay_s
-        expected, near = _expected_shards(sc, obs, vol.name, f.at_s, back)
-        if len(done) and float(done["t_start_s"].min()) < back - 1e-9:
+        expected, near, back = _expected_shards(sc, obs, vol.name, f.at_s)
+        if len(done):
+            first = float(done["t_start_s"].min())
             near += sum(1 for v in sc.vms if v.disks[0].volume == vol.name
-                        and not _profile_of(sc, v).random)
+                        and not _profile_of(sc, v).random
+                        and first < back.get(v.name, -math.inf) - 1e-9)
         event(f"dirty shards expected: {'some' if expected else 'none'}")
         healed = int(done["shards"].sum())
         pending = obs["volume_state"]
