@@ -41,10 +41,11 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                  volume_type: str = "replica3", iops: float = 60.0, block_kib: int = 8,
                  profile: str | None = None, description: str = "",
                  phases: list[dict[str, Any]] | None = None,
-                 disk_mb_s: float | None = None) -> Scenario:
+                 disk_mb_s: float | None = None, vm_disk_gb: float = 0.064) -> Scenario:
     """A lab-sized cluster (like scenarios/lab-power-loss.yaml, one volume ``data``) with
     ``faults``; the clients' ping chains have a known phase (the lab mounts just before
-    t = 0: the anchor is the profile's ``detection_anchor_s``)."""
+    t = 0: the anchor is the profile's ``detection_anchor_s``). ``vm_disk_gb``: each VM's
+    disk (what a heal case's backlog scales with: the writers dirty all of it)."""
     model: dict[str, Any] = {"detection": {"phase": "known"}}
     if profile is not None:
         model["profile"] = profile
@@ -68,7 +69,7 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
         "io_profiles": {"writer": {"read_pct": 30, "block_kib": block_kib, "iops": iops,
                                    "queue_depth": 4}},
         "vms": [{"name": vm, "host": host,
-                 "disks": [{"volume": "data", "size_gb": 0.064, "io": "writer"}]}
+                 "disks": [{"volume": "data", "size_gb": vm_disk_gb, "io": "writer"}]}
                 for vm, host in (("vm1", "host1"), ("vm2", "host2"), ("vm3", "host3"))],
         "faults": faults,
         "model": model,

@@ -18,8 +18,9 @@ reconnect          brick_crash, nic_loss, node_power_loss (6 s): repair until th
                    clients use host2's brick again                                   delay
 reconnect-quick    brick_crash                                                       same
 reconnect-hang     node_hang, brick_hang (12 s): the same, after a hang              (none)
-heal               power loss 40, 60 s x shard 4 and 64 MiB x 1 and 8 shd threads:  heal
+heal               power loss 60 s x shard 4, 16, 64 MiB x 1 and 8 shd threads:     heal
                    from the daemons' CHILD_UP to heal done (they wake on their own)  costs
+heal-backlog       the same with 5x the bytes (320 MB VM disks), shard 4, 64 MiB    same
 server-quorum      storage partition of host2 for 45 s at ping-timeout 5 and 42 s:  (none:
                    when its glusterd stops its bricks after the cut, and starts      checks
                    them after the repair (glusterd.log)                              the model)
@@ -172,19 +173,31 @@ HEAL_SHARDS_MIB = (4, 16, 64)
 # measures the daemons' own costs (per thread, per entry). Part 2c measured up to ~400 MB/s
 # of heal on one thread with 64 MiB shards, above the 100 MB/s the old 200 MB/s disk allowed.
 HEAL_DISK_MB_S = 2000.0
+# Every heal case above heals the same backlog (two writers' 64 MB disks, all dirty): the
+# per-thread rate and the delay before heal then trade off freely (part 2e: heal time did
+# not grow with the shard size, the rate went to the search's top). heal-backlog dirties
+# 5x as much (two 320 MB disks: ~7,000 random 64 KiB writes per disk in the outage cover
+# all 80 shards of 4 MiB), so that the bytes separate the per-byte cost from the delay.
+HEAL_VM_DISK_GB = 0.064
+HEAL_BACKLOG_VM_DISK_GB = 0.32
+HEAL_BACKLOG_SHARDS_MIB = (4, 64)
 def _heal_case(outage: float, shard_mib: int, threads: int, trial: int, exp: str,
-               profile: str | None) -> Case:
+               profile: str | None, vm_disk_gb: float = HEAL_VM_DISK_GB) -> Case:
     timeout = 5.0
     at = FAULT_AT_S + offset_s(trial, timeout)
-    sc = lab_scenario(f"cal-{exp}-o{outage:g}-s{shard_mib}-k{threads}-{trial}",
+    size = "" if vm_disk_gb == HEAL_VM_DISK_GB else f"-d{round(vm_disk_gb * 1000)}"
+    sc = lab_scenario(f"cal-{exp}-o{outage:g}-s{shard_mib}-k{threads}{size}-{trial}",
                       [fault("node_power_loss", at, outage, heal_after_repair=False)],
                       duration_s=at + outage + 60, ping_timeout_s=timeout,
                       shard_mib=shard_mib, shd_threads=threads, iops=200, block_kib=64,
                       profile=profile, phases=[{"start_s": at + outage, "load": 0.0}],
-                      disk_mb_s=HEAL_DISK_MB_S)
-    return Case(exp, f"outage {outage:g}s shard {shard_mib}MiB threads {threads}", sc,
+                      disk_mb_s=HEAL_DISK_MB_S, vm_disk_gb=vm_disk_gb)
+    label = f"outage {outage:g}s shard {shard_mib}MiB threads {threads}"
+    if size:
+        label += f" disks {round(vm_disk_gb * 1000)}MB"
+    return Case(exp, label, sc,
                 {"outage_s": outage, "shard_mib": shard_mib, "shd_threads": threads,
-                 "fault_s": at, "repair_s": at + outage})
+                 "fault_s": at, "repair_s": at + outage, "vm_disk_gb": vm_disk_gb})
 
 
 def heal_cap_mb_s(sc: Scenario) -> float:
@@ -324,6 +337,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                lambda trial, prof: [_heal_case(o, s, k, trial, "heal", prof)
                                     for o in HEAL_OUTAGES_S for s in HEAL_SHARDS_MIB
                                     for k in (1, 8)],
+               read_heal),
+    Experiment("heal-backlog", ("heal_noticed_s", "heal_entry_s", "heal_thread_mb_s"),
+               "the same as heal with 5x the backlog (320 MB VM disks), shard 4 and 64 MiB",
+               lambda trial, prof: [_heal_case(HEAL_OUTAGES_S[0], s, k, trial, "heal-backlog",
+                                               prof, HEAL_BACKLOG_VM_DISK_GB)
+                                    for s in HEAL_BACKLOG_SHARDS_MIB for k in (1, 8)],
                read_heal),
     Experiment("server-quorum", (),
                "storage partition: when the cut-off host's glusterd stops and restarts its "
