@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-from hcisim.lab.clientlog import ConnEvent, QuorumEvent
+from hcisim.lab.clientlog import ConnEvent, HealLine, QuorumEvent
 from hcisim.lab.errors import LabError
 from hcisim.lab.fio import FioPlan
 from hcisim.lab.healinfo import Pending
@@ -68,6 +68,9 @@ class Sample:
     shd: list[tuple[str, ConnEvent]] = field(default_factory=list)
     # (host, event): glusterd stopping / starting the host's bricks for server quorum
     server_quorum: list[tuple[str, QuorumEvent]] = field(default_factory=list)
+    # (daemon host, line): the self-heal daemons' heals from their log (empty where the
+    # backend cannot read it): when heal of a brick really began and ended
+    heals: list[tuple[str, HealLine]] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -11,6 +11,13 @@ Lines used (glusterfs 10.x):
 - ``MSGID: 100030`` ``Started running``: a new client process; every brick starts down.
 
 The self-heal daemon's log (glustershd.log) has the same lines for its own connections.
+The self-heal daemon's log also says when it healed what (AFR_MSG_SELF_HEAL_INFO, INFO):
+- ``0-VOL-replicate-K: performing data selfheal on GFID`` (afr-self-heal-data.c
+  ``afr_selfheal_data_do``; ``entry`` and ``metadata`` likewise): a heal of one file (one
+  shard) begins;
+- ``0-VOL-replicate-K: Completed data selfheal on GFID. sources=[0] 2 sinks=1``
+  (afr-self-heal-common.c ``afr_log_selfheal``): it ended, brick 1 of the replica set healed.
+
 glusterd's log (glusterd.log) says when server quorum made it stop or start the host's
 bricks (glusterd-server-quorum.c ``glusterd_do_volume_quorum_action``):
 - ``MSGID: 106002`` ``Server quorum lost for volume VOL. Stopping local bricks.``;
@@ -31,6 +38,10 @@ _LINE = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ([+-]\d{4})\] \w \[MSGID: (\d+)\][^\]]*\] "
     r"(\S+?): (.*)$")
 _CLIENT = re.compile(r"^\d+-(.+)-client-(\d+)$")
+_REPLICATE = re.compile(r"^\d+-(.+)-replicate-(\d+)$")
+_HEAL_BEGIN = re.compile(r"^performing (?:\S+ )?(data|entry|metadata) selfheal on ([0-9a-f-]{36})")
+_HEAL_END = re.compile(r"^Completed (data|entry|metadata) selfheal on ([0-9a-f-]{36})\. "
+                       r"sources=.*?sinks=([\d ]*)$")
 _QUORUM = re.compile(r"^Server quorum (lost|regained) for volume (\S+?)\. ")
 FORGET_DOWNS = -2
 
@@ -93,6 +104,40 @@ def parse_quorum_line(line: str) -> QuorumEvent | None:
     return QuorumEvent(parse_time(stamp, zone), q.group(2), q.group(1) == "lost")
 
 
+@dataclass(frozen=True)
+class HealLine:
+    """At ``t`` (epoch seconds) a self-heal began (``done`` False) or completed (True) on file
+    ``gfid`` of replica set ``subvol`` of ``volume``; ``sinks``: the replica set's bricks it
+    healed (known at completion only)."""
+
+    t: float
+    volume: str
+    subvol: int
+    kind: str  # data, entry, metadata
+    gfid: str
+    done: bool
+    sinks: tuple[int, ...] = ()
+
+
+def parse_heal_line(line: str, volume: str) -> HealLine | None:
+    m = _LINE.match(line)
+    if not m:
+        return None
+    stamp, zone, _msgid, xl, rest = m.groups()
+    r = _REPLICATE.match(xl)
+    if not r or r.group(1) != volume:
+        return None
+    begin = _HEAL_BEGIN.match(rest)
+    if begin:
+        return HealLine(parse_time(stamp, zone), volume, int(r.group(2)), begin.group(1),
+                        begin.group(2), False)
+    end = _HEAL_END.match(rest)
+    if end:
+        return HealLine(parse_time(stamp, zone), volume, int(r.group(2)), end.group(1),
+                        end.group(2), True, tuple(int(x) for x in end.group(3).split()))
+    return None
+
+
 T = TypeVar("T")
 
 
@@ -132,6 +177,13 @@ class ClientLogTail(LogTail[ConnEvent]):
     def __init__(self, path: Path, volume: str) -> None:
         super().__init__(path, lambda line: parse_line(line, volume))
         self.volume = volume
+
+
+class HealLogTail(LogTail[HealLine]):
+    """A self-heal daemon's log: its heals of one volume's files."""
+
+    def __init__(self, path: Path, volume: str) -> None:
+        super().__init__(path, lambda line: parse_heal_line(line, volume))
 
 
 class QuorumLogTail(LogTail[QuorumEvent]):

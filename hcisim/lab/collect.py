@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hcisim.lab.backend import Sample, Workload
+from hcisim.lab.clientlog import HealLine
 from hcisim.lab.fio import read_plan_logs, rebin
 from hcisim.lab.healbytes import IoSample, heal_received, volume_series
 from hcisim.lab.history import (
@@ -24,7 +25,13 @@ from hcisim.lab.history import (
     ran_twice_events,
 )
 from hcisim.lab.schedule import FaultWindow
-from hcisim.lab.timeline import HealEpisode, VolumePoint, VolumeTimeline, heal_episodes
+from hcisim.lab.timeline import (
+    HealEpisode,
+    VolumePoint,
+    VolumeTimeline,
+    heal_episodes,
+    logged_heal,
+)
 from hcisim.observations import Observations, Recorder
 from hcisim.scenario import Scenario, Volume
 
@@ -106,7 +113,8 @@ def volume_rows(sc: Scenario, rec: LabRecord, out: Recorder) -> dict[str, list[V
                 out.event(t, "quorum_regained" if p.quorum else "quorum_lost", vol.name)
             prev = p
         shd_events(vol, rec, out)
-        for i, ep, nbytes, how in measured_heals(vol, pts, rec.counters, rec.windows):
+        logged = [h for s in rec.samples for _daemon, h in s.heals if h.volume == vol.name]
+        for i, ep, nbytes, how in measured_heals(vol, pts, rec.counters, rec.windows, logged):
             b = vol.bricks[i]
             out.add("heal", vol.name, b.host, ep.start - rec.t0, ep.end - rec.t0,
                     nbytes, ep.entries)
@@ -163,27 +171,37 @@ def server_quorum_events(rec: LabRecord, out: Recorder) -> None:
 
 
 def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample],
-                   windows: list[FaultWindow]) -> list[tuple[int, HealEpisode, float, str]]:
+                   windows: list[FaultWindow], logged: Sequence[HealLine] = (),
+                   ) -> list[tuple[int, HealEpisode, float, str]]:
     """Every heal episode of ``vol``'s bricks with the bytes it healed and how they were
-    measured: the brick write counters where they can say, else the heal index estimate."""
+    measured: the brick write counters where they can say, else the heal index estimate.
+    The heal polls find the episodes; their start and end are the self-heal daemons' own
+    instants where their log (``logged``) has them (:func:`logged_heal`)."""
     episodes = {i: heal_episodes(pts, i) for i in range(len(vol.bricks))}
     series = volume_series(counters, vol.name, len(vol.bricks))
     out = []
     for i, b in enumerate(vol.bricks):
-        for k, ep in enumerate(episodes[i]):
-            back = back_at(pts, windows, i, b.host, ep)
+        for k, polled in enumerate(episodes[i]):
+            back = back_at(pts, windows, i, b.host, polled)
             prev_end = episodes[i][k - 1].end if k else None
             if prev_end is not None and (back is None or prev_end > back):
                 # a second heal after one repair (writes that still missed the brick after
                 # the first heal: a client not reconnected yet): what the brick received
                 # since the previous heal ended, not since the repair again
                 back = prev_end
+            # heals logged before the brick came back (e.g. while the VM disks were laid
+            # out) or in the previous episode are not this one's
+            ep, from_log = logged_heal(polled, logged, back, len(vol.bricks))
+            when = "times: self-heal daemons' log" if from_log else "times: heal polls"
+            # the brick's write counter over the polled episode (its samples bracket it)
             got = None if vol.is_arbiter(b.host) else heal_received(
-                series, i, quiet_data_bricks(vol, pts, episodes, i, ep, back), back, ep.end)
+                series, i, quiet_data_bricks(vol, pts, episodes, i, polled, back), back,
+                polled.end)
             if got is None:
-                out.append((i, ep, ep.bytes, "heal index estimate"))
+                out.append((i, ep, ep.bytes, f"heal index estimate; {when}"))
             else:
-                out.append((i, ep, got, f"brick write counter; heal index estimate {ep.bytes:.0f}"))
+                out.append((i, ep, got, f"brick write counter; heal index estimate "
+                                        f"{ep.bytes:.0f}; {when}"))
     return out
 
 

@@ -14,10 +14,12 @@ as the fault lasts; the first client that notices marks the brick down.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from hcisim.lab.backend import Sample
-from hcisim.lab.clientlog import FORGET_DOWNS, ClientView, ConnEvent
+from hcisim.lab.clientlog import FORGET_DOWNS, ClientView, ConnEvent, HealLine
 from hcisim.lab.healinfo import Pending
 from hcisim.lab.schedule import FaultWindow
 from hcisim.scenario import Volume
@@ -150,3 +152,24 @@ def heal_episodes(points: list[VolumePoint], brick: int) -> list[HealEpisode]:
             out.append(HealEpisode(brick, start, p.t, peak, entries))
             start, peak, entries = None, 0.0, 0
     return out
+
+
+def logged_heal(ep: HealEpisode, lines: Sequence[HealLine], after: float | None,
+                set_size: int) -> tuple[HealEpisode, bool]:
+    """``ep`` with its start and end from the self-heal daemons' log, and whether the log
+    said. The heal polls only bracket a heal: it ends between the poll that still saw
+    pending entries and the one that saw none (0.5-1 s apart), and an episode "starts" at
+    the first poll that saw the brick back. The log has the instants: the last completion
+    that healed this brick (sinks) up to the poll that saw it done, and the first begin of
+    a file among those completions; ``after``: when the brick came back (its repair) or the
+    previous episode ended, whichever is later (earlier heals are not this episode's; None:
+    no bound). Unchanged where no completion healed the brick."""
+    lo = -math.inf if after is None else after
+    done = [h for h in lines if h.done and lo < h.t <= ep.end
+            and any(h.subvol * set_size + k == ep.brick for k in h.sinks)]
+    if not done:
+        return ep, False
+    end = max(h.t for h in done)
+    files = {h.gfid for h in done}
+    begun = [h.t for h in lines if not h.done and h.gfid in files and lo < h.t <= end]
+    return replace(ep, start=min(begun, default=min(h.t for h in done)), end=end), True

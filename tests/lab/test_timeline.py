@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hcisim.lab.backend import Sample
-from hcisim.lab.clientlog import ClientLogTail, ConnEvent, QuorumLogTail
-from hcisim.lab.collect import LabRecord, server_quorum_events, shd_events
+from hcisim.lab.clientlog import ClientLogTail, ConnEvent, HealLine, HealLogTail, QuorumLogTail
+from hcisim.lab.collect import LabRecord, measured_heals, server_quorum_events, shd_events
 from hcisim.lab.healinfo import Pending
 from hcisim.lab.run import WRITER_LEAD_S, idle_windows, phase_rates
 from hcisim.lab.scale import LabScale, as_built
@@ -302,3 +302,75 @@ def test_server_quorum_events_from_glusterds_log(tmp_path: Path) -> None:
            zip(ev["t_s"], ev["kind"], ev["target"], strict=True)]
     assert got == [(21.5, "server_quorum_lost", "host2"),
                    (34.13, "server_quorum_regained", "host2")]
+
+
+def _heal_line(t: float, gfid: str, done: bool, sinks: tuple[int, ...] = (2,),
+               volume: str = "data") -> HealLine:
+    return HealLine(t, volume, 0, "data", gfid, done, sinks if done else ())
+
+
+def test_heal_times_come_from_the_daemons_log_where_it_has_them() -> None:
+    """The polls bracket a heal (the episode of the test above: 7.0 -> 8.0 s); the
+    daemons' log has its instants: the first begin of a file this episode healed (6.62 s:
+    before the first poll that reached the brick) and the last completion that healed
+    brick 2 (7.71 s). Heals before the brick came back (its repair at 6.5 s; a layout's at
+    3.0 s), of another brick (sinks 0) or another volume, and a file begun but never
+    completed, are not it."""
+    tl = _timeline([])
+    tl.add(Sample(5.0, [(h, ConnEvent(4.0, "data", 2, False)) for h in ("host1", "host2", "host3")],
+                  {}))
+    for t, pend, reach in ((6.0, 3e6, False), (7.0, 3e6, True), (7.5, 1e6, True),
+                           (8.0, 0.0, True)):
+        tl.add(Sample(t, [], {"data": {2: Pending(pend, int(pend > 0))}},
+                      {"data": [True, True, reach]}))
+    pts = tl.points(0.0, 10.0, [])
+    logged = [_heal_line(2.9, "a", False), _heal_line(3.0, "a", True),  # before the loss
+              _heal_line(6.62, "b", False), _heal_line(6.70, "c", False),
+              _heal_line(6.9, "b", True), _heal_line(7.71, "c", True),
+              _heal_line(7.2, "d", False), _heal_line(7.8, "d", True, (0,)),  # another sink
+              _heal_line(6.1, "e", False, volume="other"),
+              _heal_line(6.15, "e", True, volume="other"),
+              _heal_line(7.9, "f", False)]  # begun, not done by the poll that saw none
+    # host3's NIC was lost at 3.5 s and is back at 6.5 s (the repair bounds this episode)
+    cut = [FaultWindow(make_fault(at_s=3.5, kind="nic_loss", target="host3"), 3.5, 6.5)]
+    got = measured_heals(_vol(), pts, [], cut, [h for h in logged if h.volume == "data"])
+    assert [(i, ep.start, ep.end) for i, ep, _b, _how in got] == [(2, 6.62, 7.71)]
+    assert "times: self-heal daemons' log" in got[0][3]
+    polled = measured_heals(_vol(), pts, [], cut, [])
+    assert [(i, ep.start, ep.end) for i, ep, _b, _how in polled] == [(2, 7.0, 8.0)]
+    assert "times: heal polls" in polled[0][3]
+
+
+def test_heal_lines_of_gluster_10_3(tmp_path: Path) -> None:
+    """The self-heal daemon's heal lines as Gluster 10.3 wrote them in this lab (trailing
+    blanks included), read by the tail: begins, completions with their sinks, the entry
+    heal's "full"/"granular" word; other volumes and other messages are not heal lines."""
+    log = tmp_path / "glustershd.log"
+    log.write_text(
+        "[2026-11-30 15:19:51.938561 +0000] I [MSGID: 108026] [afr-self-heal-data.c:346:"
+        "afr_selfheal_data_do] 0-data-replicate-0: performing data selfheal on "
+        "687cbb27-ec2c-4496-8024-c6c6a7b4259a \n"
+        "[2026-11-30 15:19:51.946971 +0000] I [MSGID: 108026] [afr-self-heal-common.c:1743:"
+        "afr_log_selfheal] 0-data-replicate-0: Completed data selfheal on "
+        "687cbb27-ec2c-4496-8024-c6c6a7b4259a. sources=[0] 2  sinks=1  \n"
+        "[2026-11-30 15:19:52.000001 +0000] I [MSGID: 108026] [afr-self-heal-entry.c:1079:"
+        "afr_selfheal_entry_do] 0-data-replicate-0: performing full entry selfheal on "
+        "be318638-e8a0-4c6d-977d-7a937aa84806 \n"
+        "[2026-11-30 15:19:52.100000 +0000] I [MSGID: 108026] [afr-self-heal-common.c:1743:"
+        "afr_log_selfheal] 0-data-replicate-0: Completed entry selfheal on "
+        "be318638-e8a0-4c6d-977d-7a937aa84806. sources=[0] 2  sinks=1  \n"
+        "[2026-11-30 15:19:52.200000 +0000] I [MSGID: 108026] [afr-self-heal-common.c:1743:"
+        "afr_log_selfheal] 0-vmstore-replicate-0: Completed data selfheal on "
+        "80bed562-d9ef-491a-9162-cc23789ce2c6. sources=[0] 2  sinks=1  \n"
+        "[2026-11-30 15:19:52.300000 +0000] I [MSGID: 114046] [client.c:2244:x] "
+        "0-data-client-1: Connected, attached to remote volume\n"
+        "[2026-11-30 15:19:52.400000 +0000] I [MSGID: 108026] [afr-self-heal-common.c:1743:"
+        "afr_log_selfheal] 0-data-replicate-0: Completed data selfheal on "
+        "80bed562-d9ef-491a-9162-cc23789ce2c6. sources=[0] 2  sinks=0 1  \n")
+    got = HealLogTail(log, "data").poll()
+    t0 = datetime(2026, 11, 30, 15, 19, 51, tzinfo=UTC).timestamp()
+    assert [(round(h.t - t0, 6), h.kind, h.gfid[:8], h.done, h.sinks) for h in got] == [
+        (0.938561, "data", "687cbb27", False, ()), (0.946971, "data", "687cbb27", True, (1,)),
+        (1.000001, "entry", "be318638", False, ()), (1.1, "entry", "be318638", True, (1,)),
+        (1.4, "data", "80bed562", True, (0, 1))]
+    assert all(h.volume == "data" and h.subvol == 0 for h in got)

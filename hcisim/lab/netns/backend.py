@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hcisim.lab.backend import Sample, Workload
-from hcisim.lab.clientlog import ClientLogTail, ConnEvent, QuorumLogTail
+from hcisim.lab.clientlog import ClientLogTail, ConnEvent, HealLogTail, QuorumLogTail
 from hcisim.lab.errors import LabError
 from hcisim.lab.faults import FaultBook, FaultInjector
 from hcisim.lab.fio import job_file
@@ -83,6 +83,7 @@ class NetnsBackend(FaultBook):
         self._procs: list[subprocess.Popen[bytes]] = []
         self._tails: dict[tuple[str, str], ClientLogTail] = {}
         self._shd_tails: dict[tuple[str, str], ClientLogTail] = {}  # (daemon host, volume)
+        self._heal_tails: dict[tuple[str, str], HealLogTail] = {}  # the same logs' heals
         self._quorum_tails: dict[str, QuorumLogTail] = {}  # host -> its glusterd's log
         self._meta: dict[str, Any] = {}
         self._active: list[Fault] = []
@@ -114,6 +115,7 @@ class NetnsBackend(FaultBook):
             for v in sc.volumes:
                 be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
                 be._shd_tails[(h.name, v.name)] = ClientLogTail(h.shd_log, v.name)
+                be._heal_tails[(h.name, v.name)] = HealLogTail(h.shd_log, v.name)
             be._quorum_tails[h.name] = QuorumLogTail(h.glusterd_log)
         return be
 
@@ -216,6 +218,7 @@ class NetnsBackend(FaultBook):
                 self._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
             if (h.name, v.name) not in self._shd_tails:
                 self._shd_tails[(h.name, v.name)] = ClientLogTail(h.shd_log, v.name)
+                self._heal_tails[(h.name, v.name)] = HealLogTail(h.shd_log, v.name)
             gluster.mount_volume(self.lab_, h, v.name, self.state)
         for v in self.scenario.volumes:
             gluster.wait_mounted(self.lab_.mount(h.name, v.name))
@@ -311,6 +314,8 @@ class NetnsBackend(FaultBook):
             conn += [(client, e) for e in tail.poll()]
         shd = [(daemon, e) for (daemon, _vol), tail in self._shd_tails.items()
                for e in tail.poll()]
+        heals = [(daemon, e) for (daemon, _vol), tail in self._heal_tails.items()
+                 for e in tail.poll()]
         quorum = [(h, e) for h, tail in self._quorum_tails.items() for e in tail.poll()]
         pending: dict[str, dict[int, Pending]] = {}
         connected: dict[str, list[bool]] = {}
@@ -326,7 +331,7 @@ class NetnsBackend(FaultBook):
                 status = {b.name: b.connected for b in listing}
                 connected[v.name] = [status.get(r.name, False) for r in refs]
         raw = {v.name: t for v, t in zip(self.scenario.volumes, texts, strict=True) if t}
-        return Sample(time.time(), conn, pending, connected, raw, shd, quorum)
+        return Sample(time.time(), conn, pending, connected, raw, shd, quorum, heals)
 
     def brick_io(self) -> dict[str, dict[int, BrickIo]]:
         """Each brick process's write counter now (volume -> brick index; one pid file per host
