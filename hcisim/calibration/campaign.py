@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from hcisim.calibration.cases import Case
+from hcisim.calibration.cases import LAB_HOST_CORES, Case
 from hcisim.calibration.experiments import (
     DEFAULT_EXPERIMENTS,
     EXPERIMENTS,
@@ -270,14 +270,20 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
         fits["reconnect_delay_s"] = _note("mean delay from the repair to the clients' "
                                           "reconnect", recon, f)
         done += _predicted(recon, f)
-    heals = [m for m in rows if m.quantity == "heal_after_childup"]
+    # a heal's drain depends on how many daemons healed side by side: rows read before the
+    # reader recorded them (calibration part 2d, carried in 2e) are kept as measured,
+    # without a prediction, not fitted as if one daemon had healed
+    heals = [m for m in rows if m.quantity == "heal_after_childup" and "healers" in m.inputs]
+    done += [m for m in rows if m.quantity == "heal_after_childup" and m not in heals]
     if heals:
         trials = [HealTrial(int(_num(m, "shards")), _num(m, "shard_bytes"),
-                            int(_num(m, "shd_threads")) * int(m.inputs.get("healers", 1.0)),
-                            _num(m, "cap_mb_s"), m.measured)
+                            int(_num(m, "shd_threads")) * int(_num(m, "healers")),
+                            _num(m, "cap_mb_s"), m.measured, int(_num(m, "healers")),
+                            _num(m, "healers") * float(m.inputs.get("host_cores",
+                                                                    LAB_HOST_CORES)))
                   for m in heals]
         f = fit_heal(trials, params["heal_noticed_s"], params["heal_entry_s"],
-                     params["heal_thread_mb_s"])
+                     params["heal_thread_mb_s"], params["heal_core_mb_s"])
         params.update(f.values)
         one_size = len({t.shard_bytes for t in trials}) < 2
         edge = not one_size and f.values["heal_thread_mb_s"] >= HEAL_RATE_EDGE_MB_S

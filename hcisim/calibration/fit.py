@@ -21,10 +21,13 @@ a parameter the trials cannot pin down keeps its old value instead of drifting).
   end of heal = ``heal_noticed_s`` + the fluid drain of ``n`` shards of ``s`` bytes with
   ``min(k, shards left)`` threads at ``s / (s / r + e)`` each (k: ``shd-max-threads`` x the
   daemons healing side by side, the reading's ``healers``),
-  capped by the heal share of the path (the drain :mod:`hcisim.model.selfheal` integrates);
-  fits ``heal_noticed_s``, ``heal_entry_s`` (e) and ``heal_thread_mb_s`` (r). Per-entry and
-  per-byte costs separate only with two shard sizes; with one, the base profile's rate is
-  kept and the entry cost takes the rest.
+  capped by the heal share of the path and by ``heal_core_mb_s`` per CPU core of the
+  healing daemons' hosts (the drain :mod:`hcisim.model.selfheal` integrates); fits
+  ``heal_noticed_s``, ``heal_entry_s`` (e), ``heal_thread_mb_s`` (r) and
+  ``heal_core_mb_s``. Per-entry and per-byte costs separate only with two shard sizes
+  (with one, the base profile's rate is kept and the entry cost takes the rest), the CPU
+  cap from the threads only with two thread counts, and the rate from the delay before
+  heal only with two backlogs.
 """
 
 from __future__ import annotations
@@ -145,60 +148,100 @@ class HealTrial:
     threads: int  # entries in flight at most: cluster.shd-max-threads x healing daemons
     cap_mb_s: float  # heal share of the slowest resource on the heal path
     duration_s: float  # from the daemons' first CHILD_UP of the brick to heal done
+    daemons: int = 1  # self-heal daemons healing side by side
+    cores: float = 1.0  # CPU cores of their hosts (what heal_core_mb_s caps per core)
 
 
-def drain_s(t: HealTrial, entry_s: float, thread_mb_s: float) -> float:
-    """Seconds to heal ``t.shards`` shards: with m shards left, min(m, k) threads at the
-    per-thread rate, capped at ``cap_mb_s`` (the model's fluid drain, summed per shard)."""
+def _drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
+            core_mb_s: float) -> np.ndarray:
+    """The drain (s) of ``t`` at each per-entry cost of ``entries``: with m shards left,
+    min(m, k) threads at the per-thread rate, capped at ``cap_mb_s`` and at ``cores x
+    core_mb_s`` (0: no CPU cap) (the model's fluid drain, summed per shard)."""
+    if t.shards <= 0:
+        return np.zeros_like(entries, dtype=float)
     mb = t.shard_bytes / 1e6
-    per_thread = mb / (mb / thread_mb_s + entry_s)
-    m = np.arange(1, max(1, t.shards) + 1)
-    rate = np.minimum(np.minimum(m, t.threads) * per_thread, t.cap_mb_s)
-    return float(np.sum(mb / rate)) if t.shards > 0 else 0.0
+    per_thread = mb / (mb / thread_mb_s + entries)
+    cap = t.cap_mb_s if core_mb_s <= 0 else min(t.cap_mb_s, t.cores * core_mb_s)
+    m = np.arange(1, t.shards + 1)
+    flow = np.minimum(np.minimum(m, t.threads)[None, :] * per_thread[:, None], cap)
+    return np.asarray((mb / flow).sum(axis=1), dtype=float)
 
 
-def _waves(t: HealTrial) -> float:
-    """Σ 1 / min(m, k) over the shards left m = n..1: the drain in per-shard times."""
-    m = np.arange(1, max(1, t.shards) + 1)
-    return float(np.sum(1.0 / np.minimum(m, t.threads))) if t.shards > 0 else 0.0
-
-
-def _at_rate(trials: Sequence[HealTrial], y: np.ndarray, rate: float,
-             base: tuple[float, float, float]) -> tuple[float, float, float]:
-    """(cost, noticed, entry) at a thread rate: below the heal cap the drain is
-    ``waves × (s / r + e)``, linear in the delay and the entry cost, so these two come from
-    linear least squares (clamped at 0); the cost is then taken with the cap."""
-    w = np.array([_waves(t) for t in trials])
-    rest = y - w * np.array([t.shard_bytes / 1e6 / rate for t in trials])
-    a = np.column_stack([np.ones_like(w), w])
-    (noticed, entry), *_ = np.linalg.lstsq(a, rest, rcond=None)
-    entry = max(0.0, float(entry))
-    noticed = max(0.0, float(np.mean(rest - w * entry)))
-    res = y - noticed - np.array([drain_s(t, entry, rate) for t in trials])
-    cost = float(res @ res) + PULL * ((entry - base[1]) ** 2
-                                      + (math.log(rate) - math.log(base[2])) ** 2)
-    return cost, noticed, entry
+def drain_s(t: HealTrial, entry_s: float, thread_mb_s: float, core_mb_s: float = 0.0) -> float:
+    """Seconds to heal ``t.shards`` shards (:func:`_drains` at one entry cost)."""
+    return float(_drains(t, np.array([entry_s]), thread_mb_s, core_mb_s)[0])
 
 
 HEAL_RATE_GRID_MB_S = (0.5, 500.0)  # the coarse search's per-thread rates
 HEAL_RATE_EDGE_MB_S = round(HEAL_RATE_GRID_MB_S[1] * 1.13, 3)  # the fine search's top
+HEAL_ENTRY_GRID_S = (0.002, 2.0)  # the coarse search's per-entry costs (and 0)
+HEAL_CORE_GRID_MB_S = (1.0, 300.0)  # the coarse search's per-core caps (and none)
+
+
+@dataclass(frozen=True)
+class _HealFit:
+    cost: float
+    rate: float
+    core: float
+    entry: float
+    noticed: float
+
+
+def _best(trials: Sequence[HealTrial], y: np.ndarray, rates: Sequence[float],
+          cores: Sequence[float], entries: np.ndarray,
+          base: tuple[float, float, float]) -> _HealFit:
+    """The grid point of least squares; the delay before heal is each point's mean rest
+    (clamped at 0), so the grid spans rate x CPU cap x entry cost only."""
+    best: _HealFit | None = None
+    for rate in rates:
+        for core in cores:
+            d = np.array([_drains(t, entries, rate, core) for t in trials])  # trial x entry
+            noticed = np.maximum(0.0, (y[:, None] - d).mean(axis=0))
+            res = y[:, None] - noticed[None, :] - d
+            pull = ((entries - base[1]) ** 2 + (math.log(rate) - math.log(base[2])) ** 2
+                    + (0.0 if core <= 0 or base[0] <= 0
+                       else (math.log(core) - math.log(base[0])) ** 2))
+            cost = (res * res).sum(axis=0) + PULL * pull
+            i = int(np.argmin(cost))
+            if best is None or cost[i] < best.cost:
+                best = _HealFit(float(cost[i]), float(rate), float(core), float(entries[i]),
+                                float(noticed[i]))
+    assert best is not None
+    return best
+
+
+def _around(x: float, step: float, n: int = 11) -> list[float]:
+    """A geometric grid of ``n`` points within x / step .. x * step (0 stays 0: no cap)."""
+    if x <= 0:
+        return [0.0]
+    return [float(v) for v in np.geomspace(x / step, x * step, n)]
 
 
 def fit_heal(trials: Sequence[HealTrial], base_noticed_s: float, base_entry_s: float,
-             base_thread_mb_s: float) -> Fitted:
-    """Thread rate on a coarse then a fine geometric grid; at each rate the delay before
-    heal and the entry cost by least squares."""
+             base_thread_mb_s: float, base_core_mb_s: float = 0.0) -> Fitted:
+    """Per-thread rate, per-core CPU cap and entry cost on a coarse then a fine grid, the delay
+    before heal at each point by least squares. The rate separates from the entry cost
+    only with two shard sizes (else the base's is kept); the CPU cap from the thread
+    rate only with two thread counts (else the base's is kept)."""
     y = np.array([t.duration_s for t in trials])
-    base = (base_noticed_s, base_entry_s, base_thread_mb_s)
-    if len({t.shard_bytes for t in trials}) < 2:
-        rate = base_thread_mb_s
-    else:
-        coarse = min(np.geomspace(*HEAL_RATE_GRID_MB_S, 60),
-                     key=lambda r: _at_rate(trials, y, r, base))
-        rate = float(min(np.geomspace(coarse / 1.13, coarse * 1.13, 61),
-                         key=lambda r: _at_rate(trials, y, r, base)))
-    _, noticed, entry = _at_rate(trials, y, rate, base)
-    noticed, entry, rate = round(noticed, 3), round(entry, 3), round(rate, 3)
-    pred = tuple(noticed + drain_s(t, entry, rate) for t in trials)
+    base = (base_core_mb_s, base_entry_s, base_thread_mb_s)
+    entries = np.concatenate([[0.0], np.geomspace(*HEAL_ENTRY_GRID_S, 24)])
+    rates = ([base_thread_mb_s] if len({t.shard_bytes for t in trials}) < 2
+             else list(np.geomspace(*HEAL_RATE_GRID_MB_S, 40)))
+    per_daemon = {t.threads // max(1, t.daemons) for t in trials}
+    cores = ([base_core_mb_s] if len(per_daemon) < 2
+             else [0.0, *np.geomspace(*HEAL_CORE_GRID_MB_S, 30)])
+    fine = _best(trials, y, rates, cores, entries, base)
+    # finer grids around the best point, each pass a third as wide (rate, cap, entry)
+    for step in (1.4, 1.12, 1.04, 1.013):
+        entry0 = max(fine.entry, HEAL_ENTRY_GRID_S[0])
+        fine = _best(trials, y, _around(fine.rate, step) if len(rates) > 1 else rates,
+                     _around(fine.core, step) if len(cores) > 1 else cores,
+                     np.unique(np.concatenate([[0.0], _around(entry0, step * step)])), base)
+    rate, core = round(fine.rate, 3), round(fine.core, 3)
+    entry = round(fine.entry, 3)
+    rest = y - np.array([drain_s(t, entry, rate, core) for t in trials])
+    noticed = round(max(0.0, float(rest.mean())), 3)
+    pred = tuple(noticed + drain_s(t, entry, rate, core) for t in trials)
     return Fitted({"heal_noticed_s": noticed, "heal_entry_s": entry,
-                   "heal_thread_mb_s": rate}, pred)
+                   "heal_thread_mb_s": rate, "heal_core_mb_s": core}, pred)

@@ -4,7 +4,9 @@ A data brick with pending shards is healed from a good data brick (up, nothing p
 by one heal flow: source disk read, source NIC tx, target NIC rx, target disk write, with
 ``min(shd_max_threads x healers, shards left)`` shards in flight at ``heal_thread_mb_s``
 each (healers: the daemons of the volume's other bricks, each sweeping its own brick's
-index, :meth:`SelfHeal.healers`), and at most ``heal_share`` of any resource on its path.
+index, :meth:`SelfHeal.healers`), at most ``heal_core_mb_s`` per CPU core of the healers'
+hosts (heal is CPU work: on the 2-core netns lab 8 threads heal no faster than 1), and at
+most ``heal_share`` of any resource on its path.
 When may it start?
 
 - a self-heal daemon on another host than the brick's saw one of its own brick
@@ -291,6 +293,16 @@ class SelfHeal:
         while the source serves it."""
         return max(1, sum(map(self.shd.usable, self._other_daemons(vol, target))))
 
+    def _healer_cores(self, vol: VolumeModel, target: BrickModel) -> float:
+        """CPU cores of the hosts whose daemons heal ``target`` (:meth:`healers`; none
+        connected: the fewest of the other hosts', as the heal flow runs with one)."""
+        sc = self.cluster.scenario
+        others = self._other_daemons(vol, target)
+        cores = [sc.host(key[0]).cores for key in others if self.shd.usable(key)]
+        if cores:
+            return float(sum(cores))
+        return float(min((sc.host(key[0]).cores for key in others), default=1))
+
     def _other_daemons(self, vol: VolumeModel, target: BrickModel) -> list[ShdKey]:
         """The connections to ``target`` of the running daemons of its volume's other
         hosts."""
@@ -322,6 +334,9 @@ class SelfHeal:
                     h.max_threads = k  # images in flight, as progress() shares the flow
                 n = h.threads(k)
                 demand = n * self.thread_mb_s(h.entry_bytes())
+                if self.params.heal_core_mb_s > 0:  # heal is CPU work
+                    demand = min(demand, self._healer_cores(vol, target)
+                                 * self.params.heal_core_mb_s)
                 for limit in limits:
                     demand = min(demand, limit)
                 self.net.add_flow(self._flow(h), demand, usage, weight=max(1, n))

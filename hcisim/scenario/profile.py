@@ -71,6 +71,10 @@ class ProfileParameters(Strict):
     heal_entry_s: NonNegativeFloat = Field(
         description="fixed cost per healed entry (shard) and thread: lookup, locks, "
         "xattrs, fsync")
+    heal_core_mb_s: NonNegativeFloat = Field(
+        0.0, description="most MB/s a self-heal daemon heals per CPU core of its host, "
+        "whatever its threads: heal is CPU work (RPC, locks, copies), and on the 2-core "
+        "netns lab 8 threads heal no faster than 1; 0: no such cap")
     engine_overhead_ms: NonNegativeFloat = Field(
         description="fixed client + translator cost per request (FUSE, AFR), ms")
 
@@ -78,7 +82,7 @@ class ProfileParameters(Strict):
 # ModelParams fields (and the detection key) each parameter fills.
 MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "reconnect_timer_s",
               "syn_linear_timeouts", "heal_noticed_s", "heal_thread_mb_s", "heal_entry_s",
-              "engine_overhead_ms")
+              "heal_core_mb_s", "engine_overhead_ms")
 DETECTION_KEYS = {"detection_anchor_s": "anchor_s"}
 
 

@@ -90,6 +90,10 @@ class ModelParams(Strict):
         default_factory=lambda: _shipped("heal_entry_s"), ge=0,
         description="fixed cost per healed shard and thread (lookup, locks, xattrs, fsync) "
         "(profile)")
+    heal_core_mb_s: float = Field(
+        default_factory=lambda: _shipped("heal_core_mb_s"), ge=0,
+        description="most MB/s a self-heal daemon heals per CPU core of its host, whatever "
+        "its threads (heal is CPU work); 0: no such cap (profile)")
     ping_timer_late_s: float = Field(
         default_factory=lambda: _shipped("ping_timer_late_s"), ge=0,
         description="how late each ping-timer callback fires: pings every T + rtt + late, "

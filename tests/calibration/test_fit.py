@@ -75,6 +75,40 @@ def test_heal_fit_recovers_noticed_entry_and_rate_with_two_shard_sizes() -> None
     assert f.values["heal_thread_mb_s"] == pytest.approx(12.0, rel=0.1)
 
 
+def test_heal_drain_with_a_cpu_cap() -> None:
+    """Two daemons on hosts of 2 cores, capped at 5 MB/s per core: 8 shards of 64 MiB at
+    20 MB/s per thread cannot go faster than 20 MB/s together, whatever the threads:
+    8 x 67.1 MB / 20 MB/s = 26.8 s."""
+    t = HealTrial(8, 64 * 2**20, 16, 1e9, 0.0, daemons=2, cores=4)
+    assert drain_s(t, 0.0, 20.0, 5.0) == pytest.approx(8 * 64 * 2**20 / 20e6, rel=1e-9)
+    assert drain_s(t, 0.0, 20.0, 0.0) == drain_s(t, 0.0, 20.0)  # 0: no cap
+
+
+def test_heal_fit_recovers_the_cpu_cap_with_two_thread_counts() -> None:
+    """Trials of 1 and 8 threads per daemon (two daemons on 2-core hosts), two shard sizes,
+    two backlogs, made by the drain with a 7.5 MB/s per-core cap (30 MB/s in all): the fit
+    finds all four parameters."""
+    out = []
+    for n, s, k in [(n, s, k) for n in (8, 40) for s in (4 * 2**20, 64 * 2**20)
+                    for k in (1, 8)]:
+        t = HealTrial(n, float(s), 2 * k, 1e9, 0.0, daemons=2, cores=4)
+        out.append(HealTrial(n, float(s), 2 * k, 1e9, 2.5 + drain_s(t, 0.3, 12.0, 7.5),
+                             daemons=2, cores=4))
+    f = fit_heal(out, 3.0, 0.0, 20.0, 0.0)
+    assert f.values["heal_core_mb_s"] == pytest.approx(7.5, rel=0.05)
+    assert f.values["heal_thread_mb_s"] == pytest.approx(12.0, rel=0.1)
+    assert f.values["heal_entry_s"] == pytest.approx(0.3, abs=0.03)
+    assert f.values["heal_noticed_s"] == pytest.approx(2.5, abs=0.1)
+    rms = f.rms([t.duration_s for t in out])
+    assert rms is not None and rms < 0.1  # grid steps of 1.3 % and 3-decimal values
+
+
+def test_heal_fit_with_one_thread_count_keeps_the_base_cpu_cap() -> None:
+    f = fit_heal([t for t in _heal_trials(2.5, 0.3, 12.0) if t.threads == 8], 3.0, 0.0,
+                 20.0, 7.0)
+    assert f.values["heal_core_mb_s"] == 7.0
+
+
 def test_heal_fit_with_one_shard_size_keeps_the_base_rate() -> None:
     trials = [t for t in _heal_trials(2.5, 0.3, 20.0) if t.shard_bytes == 4 * 2**20]
     f = fit_heal(trials, 3.0, 0.0, 20.0)

@@ -48,7 +48,8 @@ def _profile(tmp_path: Path, **params: float) -> Path:
 SHIPPED_FROM = (("lab/calibration/2026-11-30-part1b.yaml", ("detection-short", "reconnect")),
                 ("lab/calibration/2026-11-30-part2c.yaml", ("server-quorum",)),
                 ("lab/calibration/2026-11-30-part2d-server-quorum.yaml", ()),
-                ("lab/calibration/2026-11-30-part2e.yaml", ("heal", "reconnect-hang")))
+                ("lab/calibration/2026-11-30-part2e.yaml", ("heal", "reconnect-hang")),
+                ("lab/calibration/2026-11-30-part3a-heal-backlog.yaml", ("heal-backlog",)))
 
 
 def test_shipped_profile_is_the_default_and_the_fit_of_the_stored_lab_measurements() -> None:
@@ -66,8 +67,11 @@ def test_shipped_profile_is_the_default_and_the_fit_of_the_stored_lab_measuremen
         p, p.name)
     assert again.parameters == p.parameters
     assert again.measurements == p.measurements
-    for key in ("detection_anchor_s", "reconnect_delay_s", "heal_noticed_s"):
+    for key in ("detection_anchor_s", "reconnect_delay_s"):
         assert p.fits[key].n >= 30, key  # fitted, not carried over
+    for key in ("heal_noticed_s", "heal_thread_mb_s", "heal_entry_s", "heal_core_mb_s"):
+        # the heals that say how many daemons healed (parts 2e and 3a)
+        assert p.fits[key].n >= 20 and "heal-backlog" in p.fits[key].experiments, key
     assert p.to_measure, "the shipped profile says what is still to be measured"
 
 

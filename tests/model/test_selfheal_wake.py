@@ -252,8 +252,9 @@ def test_the_daemons_of_both_other_bricks_heal_side_by_side(threads: int, vtype:
     heal in the same time."""
     from hcisim.calibration.fit import HealTrial, drain_s
 
-    d = wake_scenario("brick_crash", 10.0, 1, model={"heal_thread_mb_s": 20.0}).model_dump(
-        mode="json")
+    d = wake_scenario("brick_crash", 10.0, 1, model={"heal_thread_mb_s": 20.0,
+                                                     "heal_core_mb_s": 0.0}).model_dump(
+        mode="json")  # the per-thread rate bounds the heal (no CPU cap)
     d["volumes"][0]["type"] = vtype
     d["volumes"][0]["options"]["shd_max_threads"] = threads
     sc = Scenario.model_validate(d)
@@ -274,6 +275,42 @@ def test_the_daemons_of_both_other_bricks_heal_side_by_side(threads: int, vtype:
     assert took == pytest.approx(drain_s(trial, p.heal_entry_s, p.heal_thread_mb_s), rel=1e-6)
     one = HealTrial(shards, shard_bytes, threads, 1e9, 0.0)
     assert took < 0.6 * drain_s(one, p.heal_entry_s, p.heal_thread_mb_s)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 8])
+def test_heal_is_no_faster_than_its_cpu_cap_whatever_the_threads(threads: int) -> None:
+    """``heal_core_mb_s`` caps heal per CPU core of the healing daemons' hosts: set so that
+    host1's and host3's daemons together heal at 30 MB/s at most, with threads at 20 MB/s
+    each (2 x 20 > 30 already with one thread per daemon), 1, 2 and 8 threads heal in the
+    same time, the fluid drain of hcisim.calibration.fit with the cap; without the cap 8
+    threads are faster."""
+    from hcisim.calibration.fit import HealTrial, drain_s
+
+    base = wake_scenario("brick_crash", 10.0, 1)
+    cores = base.host("host1").cores + base.host("host3").cores
+    per_core = 30.0 / cores
+
+    def first_heal(core_mb_s: float) -> tuple[float, int, float]:
+        d = wake_scenario("brick_crash", 10.0, 1, model={
+            "heal_thread_mb_s": 20.0, "heal_entry_s": 0.0,
+            "heal_core_mb_s": core_mb_s}).model_dump(mode="json")
+        d["volumes"][0]["options"]["shd_max_threads"] = threads
+        obs = simulate(Scenario.model_validate(d))
+        heal = obs["heal"]
+        row = heal[heal["brick"] == "host2"].sort_values("t_start_s").iloc[0]
+        return (float(row["t_end_s"] - row["t_start_s"]), int(row["shards"]),
+                float(row["bytes"]) / int(row["shards"]))
+
+    took, shards, shard_bytes = first_heal(per_core)
+    trial = HealTrial(shards, shard_bytes, 2 * threads, 1e9, 0.0, daemons=2, cores=cores)
+    assert took == pytest.approx(drain_s(trial, 0.0, 20.0, per_core), rel=1e-6)
+    # capped at 30 MB/s while at least two shards are left (2 x 20 > 30 with one thread
+    # each): the bytes at the cap, the last shard at one thread's 20 MB/s
+    assert took == pytest.approx((shards - 1) * shard_bytes / 30e6 + shard_bytes / 20e6,
+                                 rel=1e-6)
+    free, _, _ = first_heal(0.0)
+    if threads == 8:
+        assert free < 0.5 * took
 
 
 def test_operator_heal_after_a_short_power_loss_resets_the_daemons_stale_connections() -> None:

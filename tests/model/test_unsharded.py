@@ -28,7 +28,9 @@ from hcisim.scenario import Scenario
 from .cases import HOSTS, clusters, faults, host
 from .test_properties import SETTINGS
 
-THREAD_MB_S = 20.0  # one heal thread, stated: 2 images in flight stay below the path's cap
+# one heal thread, stated (no per-entry cost, no CPU cap): 2 images in flight stay below
+# the path's cap
+THREAD_MB_S = 20.0
 
 
 def rate(sc: Scenario) -> float:
@@ -67,7 +69,8 @@ def two_images(shard: bool, threads: int = 8) -> Scenario:
                  "disks": [{"volume": "v", "size_gb": 20, "io": "w"}]}],
         "faults": [{"at_s": 100.0, "kind": "brick_crash", "target": "host2",
                     "duration_s": 10.0}],
-        "model": {"heal_thread_mb_s": THREAD_MB_S}})
+        "model": {"heal_thread_mb_s": THREAD_MB_S, "heal_entry_s": 0.0,
+                  "heal_core_mb_s": 0.0}})
 
 
 def test_a_short_outage_heals_whole_images() -> None:
