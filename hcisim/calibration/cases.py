@@ -70,7 +70,7 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                                  "shard_block_size_mib": shard_mib,
                                  "shd_max_threads": shd_threads}}],
         "io_profiles": {"writer": {"read_pct": 30, "block_kib": block_kib, "iops": iops,
-                                   "queue_depth": 4}},
+                                   "queue_depth": 4, "catch_up": True}},
         "vms": [{"name": vm, "host": host,
                  "disks": [{"volume": "data", "size_gb": vm_disk_gb, "io": "writer"}]}
                 for vm, host in (("vm1", "host1"), ("vm2", "host2"), ("vm3", "host3"))],

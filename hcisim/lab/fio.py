@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hcisim.scenario import IoProfile
+from hcisim.lab.errors import LabError
+from hcisim.scenario import IoProfile, Scenario
 
 PLAT_BITS = 6
 PLAT_VAL = 1 << PLAT_BITS
@@ -40,6 +41,33 @@ class FioPlan:
     profile: IoProfile  # already scaled to what the lab runs
     phases: tuple[PhaseRate, ...]
     log_dir: Path
+
+
+def closed_loop_disks(sc: Scenario) -> list[str]:
+    """The VM disks of ``sc`` whose I/O profile says ``catch_up: false`` (closed loop), as
+    ``vms[i].disks[j] (profile NAME)``."""
+    out = []
+    for i, vm in enumerate(sc.vms):
+        for j, d in enumerate(vm.disks):
+            p = sc.io_profile(d.io)
+            if p is not None and not p.catch_up:
+                name = d.io if isinstance(d.io, str) else "inline"
+                out.append(f"vms[{i}].disks[{j}] of {vm.name} (profile {name})")
+    return out
+
+
+def refuse_closed_loop(sc: Scenario) -> None:
+    """fio cannot run a closed-loop profile: its ``rate_iops`` pacing (rate_process=linear,
+    and poisson alike) schedules every I/O from the job's start, so after a stall it always
+    catches up (io_u.c ``usec_for_io``); no fio option paces at a rate without that
+    (``thinktime`` waits after each I/O, so its rate depends on the latency). The model
+    would predict another workload than the one the lab runs: refuse, naming the disks."""
+    closed = closed_loop_disks(sc)
+    if closed:
+        raise LabError("check the scenario", f"scenario {sc.name!r}: {'; '.join(closed)}: "
+                       "catch_up is false (closed loop), but fio's rate pacing always "
+                       "catches up after a stall; set catch_up: true in the profile (or run "
+                       "it on the model)")
 
 
 def rate_iops(profile: IoProfile, load: float) -> tuple[int, int]:

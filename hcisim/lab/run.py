@@ -20,7 +20,7 @@ from hcisim.engines import LabOptions, engine_options, parse_engine
 from hcisim.lab.backend import Backend, Workload, open_backend
 from hcisim.lab.collect import LabRecord, build_observations
 from hcisim.lab.faults import mechanism
-from hcisim.lab.fio import FioPlan, PhaseRate
+from hcisim.lab.fio import FioPlan, PhaseRate, refuse_closed_loop
 from hcisim.lab.heal import heal_settled
 from hcisim.lab.healbytes import COUNTER_PERIOD_S, timed
 from hcisim.lab.history import check, history_summary, read_history
@@ -115,6 +115,7 @@ def idle_windows(sc: Scenario, vm: str) -> tuple[tuple[float, float], ...]:
 
 def make_workloads(sc: Scenario, be: Backend, scale: LabScale, work: Path, t_end: float,
                    opts: LabOptions) -> list[Workload]:
+    refuse_closed_loop(sc)  # fio's rate pacing is open loop (every backend, the hosts too)
     where = placement(sc)
     out = []
     for vm in [v for v in sc.vms if v.name in where]:
@@ -197,6 +198,8 @@ def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = No
     opts = engine_options(parse_engine("lab"), options)
     assert isinstance(opts, LabOptions)
     scale = LabScale.fit(sc, opts.size_scale, opts.io_scale)
+    if not sc.lab.plane and sc.lab.vms == "fio":
+        refuse_closed_loop(sc)  # before anything is built: nothing to take down
     work = make_work_dir()
     try:
         lab_logs = opts.keep_logs / "lab" if opts.keep_logs is not None else None

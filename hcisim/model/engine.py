@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from hcisim.model.catchup import Backlogs
 from hcisim.model.clients import ClientViews
 from hcisim.model.compute import ComputeModel
 from hcisim.model.compute.ha import HostLoss, vms_die
@@ -91,6 +92,8 @@ class StorageModel:
         self.host_losses: dict[str, Counter[HostLoss]] = {h: Counter() for h in sc.host_names}
         self.load: dict[str, float] = {vm.name: 1.0 for vm in sc.vms}
         self.plans: dict[str, DiskPlan] = {}
+        # open-loop disks' backlogs (catch_up profiles); None without any: no cost per change
+        self.backlogs: Backlogs | None = Backlogs(self.cluster.disks) or None
         # what the plans were derived from: (world, views, inputs, blamed) versions; the same
         # key means the same plans (a heal milestone changes only the heal's flow)
         self._inputs_version = 0  # bumped by every change of placement, pause, load, capacity
@@ -148,6 +151,8 @@ class StorageModel:
 
     def _set_load(self, vms: tuple[str, ...], load: float) -> Callable[[], None]:
         def change() -> None:
+            if self.backlogs is not None:  # a new fio job section: on schedule again
+                self.backlogs.new_section([vm for vm in vms if self.load[vm] != load])
             self.load.update(dict.fromkeys(vms, load))
             self._inputs_version += 1
 
@@ -279,6 +284,8 @@ class StorageModel:
                 random = d.profile is None or d.profile.random
                 for h in away:
                     h.missed_writes(d.key, d.hot_shards, written, writes, random)
+        if self.backlogs is not None:
+            self.backlogs.advance(dt)
         self.heal.advance(dt)
         self.t_last = t
 
@@ -318,7 +325,12 @@ class StorageModel:
         self.port.set_flows(self.net)
         if fresh:
             self._disk_flows()
+        backlogs = self.backlogs
+        if backlogs is not None:
+            backlogs.raise_flows(self.plans, self.net, self.latency, self.cluster.volumes)
         self.net.resolve()
+        if backlogs is not None:
+            backlogs.rates_set(self.plans, self.net, self._vm_runs)
         self.latency.new_rates()
         if fresh or self.records.level == "full":
             # with the plans kept, the statuses are too (the intervals level records
@@ -344,6 +356,7 @@ class StorageModel:
             last = set_from.get(d.key)
             if last is None or last[0] is not p or last[1] != capacities:
                 set_from[d.key] = (p, capacities)
+                p.catch_up_mb_s = 0.0  # the flow asks its demand (Backlogs may raise it)
                 if p.status == "ok" and p.usage:
                     demand = min(p.demand, latency.queue_depth_cap(volumes[d.volume], p))
                     net.add_flow(d.flow, demand, p.usage)
@@ -362,6 +375,10 @@ class StorageModel:
                 groups.setdefault((d.vm, d.volume), []).append(p)
         self._writers = writers
         self._write_groups = [WriteLedger.group(key, ps) for key, ps in groups.items()]
+
+    def _vm_runs(self, vm: str) -> bool:
+        host = self.vm_host[vm]
+        return host is not None and self.world.running(host)
 
     def _tell_storage(self, errors: set[str]) -> None:
         """Tell compute about every VM whose storage failed (ENOTCONN) or works again."""
@@ -416,8 +433,12 @@ class StorageModel:
         self.ledger.accept_all(t, self._write_groups)
 
     def _schedule_milestone(self) -> None:
+        """The next instant something changes by itself: a heal's parallelism or end, or an
+        open-loop disk back on schedule (its flow drops to its rate)."""
         self._milestone_token += 1
         dt = self.heal.next_milestone()
+        if self.backlogs is not None:
+            dt = min(dt, self.backlogs.catch_up_in)
         if math.isfinite(dt):
             token = self._milestone_token
 

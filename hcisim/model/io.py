@@ -62,6 +62,15 @@ class DiskPlan:
     # :attr:`shape` as a number (:meth:`LatencyModel.shape_key`, once asked): the memos of
     # paths and latencies are keyed by it, not by hashing the shape's tuple at each look-up
     shape_key: int | None = None
+    # MB/s its flow asks on top of ``demand`` while an open-loop disk catches up after a
+    # stall (:mod:`hcisim.model.catchup`); 0 otherwise. Always what the flow was set with.
+    catch_up_mb_s: float = 0.0
+
+    @property
+    def asked(self) -> float:
+        """MB/s the disk asks of storage now: its demand, and while it catches up the extra
+        its backlog pulls (so a rate above ``demand`` is still within what it asked)."""
+        return self.demand + self.catch_up_mb_s
 
     @property
     def flow(self) -> str:
@@ -112,17 +121,19 @@ class Latency(NamedTuple):
 def closed_loop_latency(lat: Latency, plan: DiskPlan, rate_mb_s: float) -> Latency:
     """The latency of a queue-depth-bound guest (Little's law, ``N = X L``): at most
     ``queue_depth`` requests are in flight, so the mean is at most ``queue_depth / IOPS``;
-    when the disk gets less than it demands (``rate_mb_s`` below ``plan.demand``: its path
-    is saturated, or its queue depth caps it) every slot is busy and the mean IS
-    ``queue_depth / IOPS``. Otherwise the open path latency ``lat`` stands. The p99 keeps
-    its ratio to the mean (the tail assumption of the path, scaled)."""
+    when the disk gets less than it asks (``rate_mb_s`` below ``plan.asked``: its path
+    is saturated, or its queue depth caps it, or it is catching up after a stall and issues
+    as fast as its slots allow) every slot is busy and the mean IS ``queue_depth / IOPS``.
+    Otherwise the open path latency ``lat`` stands. The p99 keeps its ratio to the mean
+    (the tail assumption of the path, scaled)."""
     prof = plan.disk.profile
     if prof is None or not rate_mb_s > 0:
         return lat
     little_ms = prof.queue_depth * plan.disk.block_bytes / (rate_mb_s * 1e6) * 1000.0
     if not little_ms < math.inf:  # a rate too small for floats to tell: no bound
         return lat
-    if rate_mb_s < plan.demand * (1.0 - 1e-9) or lat.mean_ms > little_ms:
+    asked = plan.demand + plan.catch_up_mb_s
+    if rate_mb_s < asked * (1.0 - 1e-9) or lat.mean_ms > little_ms:
         return Latency(little_ms, lat.p99_ms * (little_ms / lat.mean_ms))
     return lat
 

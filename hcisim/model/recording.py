@@ -260,7 +260,8 @@ class RunRecords:
                 shape = p.shape_key
                 if shape is None:
                     shape = latency.shape_key(p)
-                row_key = (shape, d.write_frac, x, p.demand, d.queue_depth)
+                asked = p.demand + p.catch_up_mb_s  # its demand (+ a catch-up's pull)
+                row_key = (shape, d.write_frac, x, asked, d.queue_depth)
                 row = rows.get(row_key)
                 if row is None:
                     rf, wf = d.read_frac, d.write_frac
@@ -272,7 +273,7 @@ class RunRecords:
                     else:
                         lat_w, p99 = 0.0, nan
                     mean, p99 = _mean_p99(lat_w, riops + wiops, p99)
-                    row = rows[row_key] = (0.0 + p.demand, 0.0 + x * rf, 0.0 + x * wf, riops,
+                    row = rows[row_key] = (0.0 + asked, 0.0 + x * rf, 0.0 + x * wf, riops,
                                            wiops, mean, p99, status)
                 log.set(g, t, row)
                 continue
@@ -281,7 +282,7 @@ class RunRecords:
             status = "stopped"
             rank = 0
             for p in group:
-                demand += p.demand
+                demand += p.demand + p.catch_up_mb_s
                 r_ = rank_of[p.status]
                 if r_ > rank:
                     status, rank = p.status, r_

@@ -26,6 +26,15 @@ class IoProfile(Strict):
         description="share of the disk its writes land on (the working set a VM rewrites); "
         "dirty shards while a brick is away are counted over this part only",
     )
+    catch_up: bool = Field(
+        False,
+        description="open loop: requests arrive at the rate whatever happens (fio's "
+        "rate_iops, a request queue), so the I/O a stall or slowdown held back is done "
+        "afterwards, as fast as the path allows, until the disk is back on schedule (the "
+        "backlog starts from zero at each change of the VM's load); false: closed loop, a "
+        "stalled guest just resumes at the rate. fio runs (the labs, --target hosts) need "
+        "true: fio's rate pacing always catches up",
+    )
 
     @model_validator(mode="after")
     def _one_demand(self) -> IoProfile:
