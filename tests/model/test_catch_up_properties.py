@@ -4,6 +4,7 @@ exactly that; every row stays within what the disk asked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -14,7 +15,8 @@ from hcisim.model import simulate
 from hcisim.model.catchup import ON_SCHEDULE_S
 from hcisim.scenario import Scenario
 
-from .cases import SILENT
+from . import test_properties as tp
+from .cases import SILENT, scenarios, single_fault
 from .test_catch_up import demand_of, moved_mb, rows_of
 
 SETTINGS = settings(max_examples=25, deadline=None,
@@ -100,3 +102,37 @@ def test_open_loop_moves_what_it_demanded(sc: Scenario) -> None:
             # ON_SCHEDULE_S (these paths carry < 2000 MB/s)
             slack = demanded * 1e-6 + ON_SCHEDULE_S * 2000.0 + EPS
             assert abs(moved - demanded) <= slack, (a, b, moved, demanded)
+
+
+def body(test: Callable[..., None]) -> Callable[[Scenario], None]:
+    """A hypothesis test's body, to run on these examples (hypothesis sets the attribute)."""
+    inner: Callable[[Scenario], None] = test.hypothesis.inner_test  # type: ignore[attr-defined]
+    return inner
+
+
+def open_loop(sc: Scenario) -> Scenario:
+    """``sc`` with every VM disk's profile open loop."""
+    data = sc.model_dump(mode="json")
+    for vm in data["vms"]:
+        for disk in vm["disks"]:
+            if isinstance(disk["io"], dict):
+                disk["io"]["catch_up"] = True
+    return Scenario.model_validate(data)
+
+
+@SETTINGS
+@given(scenarios().map(open_loop))
+def test_model_invariants_hold_with_open_loop_disks(sc: Scenario) -> None:
+    """The whole-run invariants of test_properties on random clusters whose disks all
+    catch up (rates within what each disk asks, writes within NICs and disks, no write
+    acknowledged without quorum, no data on the arbiter)."""
+    for check in (tp.test_write_throughput_bounds, tp.test_no_write_acknowledged_without_quorum,
+                  tp.test_arbiter_brick_never_stores_data):
+        body(check)(sc)
+
+
+@SETTINGS
+@given(single_fault(("brick_crash", "node_power_loss"), min_duration=30.0).map(open_loop))
+def test_healed_bytes_with_open_loop_disks(sc: Scenario) -> None:
+    """Heal copies the shards the writes dirtied, catch-up writes included."""
+    body(tp.test_healed_bytes_are_dirty_shards_times_shard_size)(sc)
