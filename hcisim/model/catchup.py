@@ -21,10 +21,12 @@ What moves the backlog, by the disk's status, and why:
   drains while it catches up);
 - ``stalled``: demand (the I/Os in flight hang on a brick that does not answer; the
   schedule runs on). This is the lab's case: survivors of a power loss;
-- ``error``: nothing, kept. fio's I/Os fail at once (ENOTCONN) and, with
-  continue_on_error, count as issued: fio stays on schedule. A qemu guest is paused on the
-  error (werror=stop), and its clock (kvmclock) does not run while it is paused;
-- ``stopped`` while the VM is paused: nothing, kept (the paused guest's clock stands);
+- ``error``: zero. fio's I/Os fail at once (ENOTCONN) and, with continue_on_error, count
+  as issued, so a job behind schedule pays its backlog with failed I/Os in no time and then
+  stays on schedule (the lab: the target host's own writer after a NIC loss moves far less
+  than a kept backlog would give). A qemu guest would instead be paused on the error
+  (werror=stop) with its request kept; catch_up describes fio's kind of workload;
+- ``stopped`` while the VM is paused: nothing, kept (a paused guest's clock stands);
 - the VM not running (down, being restarted): zero. A restarted VM is a new process with a
   new schedule; a power-lost fio VM on the lab stays down.
 
@@ -133,6 +135,8 @@ class Backlogs:
             elif p.status == "stalled":
                 slope = p.demand
             else:
+                if p.status == "error":  # paid with failed I/Os (module docstring)
+                    mb[key] = 0.0
                 continue
             if slope == 0.0:
                 continue
