@@ -1,8 +1,9 @@
 """Lab-sized scenarios for calibration and validation: one case is one scenario to run.
 
 Every case is a three-host cluster the netns lab can build on a small machine (2 GB brick
-disks, 10 Gb/s NICs, light closed-loop writers) with one fault on host2; what varies is the
-fault, network.ping-timeout, the shard size, the heal threads, the volume type and the load.
+disks, 10 Gb/s NICs, light rate-paced writers that catch up after a stall, as fio does)
+with one fault on host2; what varies is the fault, network.ping-timeout, the shard size,
+the heal threads, the volume type and the load.
 The writers on host1 and host3 see host2's loss through their clients' ping timers; host2
 itself is the fault's target.
 """
