@@ -23,7 +23,7 @@ volumes:
   - {name: engine, type: arbiter, size_gb: 0.05, files: 2000,
      bricks: [{host: host1}, {host: host2}, {host: host3}]}
 io_profiles:
-  small: {read_pct: 70, block_kib: 8, iops: 50, queue_depth: 2}
+  small: {read_pct: 70, block_kib: 8, iops: 50, queue_depth: 2, catch_up: true}
 vms:
   - {name: vm1, host: host1, disks: [{volume: data, size_gb: 1, io: small}]}
   - {name: vm2, host: host2, disks: [{volume: data, size_gb: 1, io: small}]}

@@ -24,7 +24,7 @@ volumes:
     options: {{ping_timeout_s: 5, tcp_user_timeout_s: 5, shard_block_size_mib: 4}}
 vms:
   - {{name: vm1, host: host1, disks: [{{volume: data, size_gb: 0.016,
-      io: {{read_pct: 50, block_kib: 4, iops: 20, queue_depth: 1}}}}]}}
+      io: {{read_pct: 50, block_kib: 4, iops: 20, queue_depth: 1, catch_up: true}}}}]}}
 faults: {faults}
 """
 

@@ -60,7 +60,7 @@ volumes:
     options: {ping_timeout_s: 10}
     bricks: [{host: host1}, {host: host2}, {host: host3}]
 io_profiles:
-  light: {read_pct: 50, block_kib: 64, iops: 10, queue_depth: 1}
+  light: {read_pct: 50, block_kib: 64, iops: 10, queue_depth: 1, catch_up: true}
 vms:
   - {name: vm1, host: host1, disks: [{volume: data, size_gb: 2, io: light}]}
 faults:
