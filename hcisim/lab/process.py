@@ -81,6 +81,15 @@ def alive(pid: int) -> bool:
         return False
 
 
+def proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks (/proc/PID/stat field 22): with the PID, who
+    it is (a PID alone may have been reused); None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def read_pid(path: Path) -> int | None:
     try:
         text = path.read_text().strip()

@@ -21,8 +21,9 @@ import pytest
 from hcisim.lab import LabError, run_lab
 from hcisim.lab.netns.backend import NetnsBackend, preflight
 from hcisim.lab.netns.layout import LAB_ROOT, NS_PREFIX, read_state, unique_name
-from hcisim.lab.netns.reclaim import find_leftovers, pid_files
-from hcisim.lab.process import alive
+from hcisim.lab.netns.reclaim import find_leftovers, orphaned, pid_files, reclaim_orphans
+from hcisim.lab.netns.state import LabState
+from hcisim.lab.process import alive, file_lock, proc_start
 from hcisim.scenario import save_scenario
 from tests.lab.scenarios import small
 
@@ -57,8 +58,12 @@ def test_preflight_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.lab
-def test_sigkilled_harness_is_reclaimed_by_lab_down(tmp_path: Path) -> None:
-    """Start a run in a subprocess, SIGKILL it mid-fault, `hcisim lab down` removes it all."""
+@pytest.mark.parametrize("by", ["lab down", "the next build"])
+def test_sigkilled_harness_is_reclaimed_by_lab_down(tmp_path: Path, by: str) -> None:
+    """Start a run in a subprocess, SIGKILL it mid-fault: `hcisim lab down` removes it all,
+    and so does the next lab's build on its own (``reclaim_orphans``: the harness that made
+    the lab is gone), so a killed session's lab does not outlive it until someone runs
+    `down`."""
     name = unique_name("kill")
     sc = small(120, "[{at_s: 2, kind: node_hang, target: host2, duration_s: 100}]")
     file = tmp_path / "sc.yaml"
@@ -79,16 +84,25 @@ def test_sigkilled_harness_is_reclaimed_by_lab_down(tmp_path: Path) -> None:
             time.sleep(0.2)
         pids = [int(p.read_text()) for p in pid_files(lab_dir)]
         assert len(pids) >= 3 + 3 + 3 + 2  # glusterd, brick, shd and mount per host, vm
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        assert [p for p in pids if alive(p)], "daemons outlive a killed harness"
+        # holding the labs' lock, no other build (another xdist worker's) reclaims the
+        # orphan between the kill and the check
+        with file_lock(LAB_ROOT / ".lock"):
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            assert [p for p in pids if alive(p)], "daemons outlive a killed harness"
+            if by == "lab down":  # left to `down`, as a lab from `hcisim lab up` would be
+                LabState(lab_dir / "state.json").set("detached", True)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-        down = subprocess.run([*HCISIM, "lab", "down", "--name", name], capture_output=True,
-                              text=True, timeout=120)
-    assert down.returncode == 0, down.stderr
+        if by == "the next build":
+            reclaim_orphans()  # what a build does first (another worker's build may have)
+            assert not lab_dir.exists()
+        else:
+            down = subprocess.run([*HCISIM, "lab", "down", "--name", name],
+                                  capture_output=True, text=True, timeout=120)
+            assert down.returncode == 0, down.stderr
     _nothing_left(name, pids)
 
 
@@ -146,3 +160,20 @@ def test_two_labs_side_by_side() -> None:
             be.destroy()
     for n in names:
         _nothing_left(n, [])
+
+
+def test_an_orphan_is_a_lab_whose_harness_is_gone() -> None:
+    """Who the next build may reclaim: a lab whose owner PID is gone, or runs another
+    process (its start time differs); never a lab left up on purpose (detached), one whose
+    owner still runs, or one without a readable state."""
+    me = os.getpid()
+    mine = proc_start(me)
+    dead = 2**22 + 1  # above pid_max's 2^22: no such process
+    assert orphaned({"pid": dead})
+    assert orphaned({"pid": dead, "pid_start": "123"})
+    assert orphaned({"pid": me, "pid_start": "not-" + str(mine)})  # the PID was reused
+    assert not orphaned({"pid": me, "pid_start": mine})
+    assert not orphaned({"pid": me})  # a state from before the start time was recorded
+    assert not orphaned({"pid": dead, "detached": True})  # `hcisim lab up`
+    assert not orphaned(None)
+    assert not orphaned({"name": "x"})

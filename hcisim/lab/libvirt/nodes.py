@@ -24,6 +24,7 @@ from hcisim.lab.libvirt.image import NodeImage
 from hcisim.lab.libvirt.layout import MGMT_BASE, PREFIX, STORAGE_BASE, LabPlan, NodePlan
 from hcisim.lab.libvirt.render import domain_xml, network_xml, seed_files, write_seed
 from hcisim.lab.netns.state import LabState
+from hcisim.lab.process import proc_start
 
 STATE_FILE = "state.json"
 
@@ -69,19 +70,13 @@ def owner_alive(data: dict[str, Any]) -> bool:
     pid, started = data.get("owner_pid"), data.get("owner_start")
     if not isinstance(pid, int):
         return False
-    return _proc_start(pid) == started
+    return proc_start(pid) == started
 
-
-def _proc_start(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def record_owner(state: LabState) -> None:
     state.data["owner_pid"] = os.getpid()
-    state.data["owner_start"] = _proc_start(os.getpid())
+    state.data["owner_start"] = proc_start(os.getpid())
     state.save()
 
 

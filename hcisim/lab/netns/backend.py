@@ -24,7 +24,7 @@ from hcisim.lab.healinfo import BrickRef, Pending, parse_glfsheal, pending_by_br
 from hcisim.lab.netns import bricks, gluster, impose, network
 from hcisim.lab.netns.faults import NetnsMachine
 from hcisim.lab.netns.layout import HostLayout, LabLayout, allocate, unique_name
-from hcisim.lab.netns.reclaim import Leftovers, reclaim, sockets_of
+from hcisim.lab.netns.reclaim import Leftovers, reclaim, reclaim_orphans, sockets_of
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.process import kill_and_wait, signal_pids, spawn
 from hcisim.lab.scale import LabScale
@@ -138,13 +138,17 @@ class NetnsBackend(FaultBook):
                 f"{len(left.mounts)} mounts, {len(left.loops)} loop devices")
 
     def detach(self) -> None:
-        """Forget the lab without destroying it (it stays up for later commands)."""
+        """Forget the lab without destroying it (it stays up for later commands): its state
+        says so, so that no later build reclaims it as a killed run's orphan."""
+        if self.state is not None and self.lab is not None:
+            self.state.set("detached", True)
         self.lab = None
 
     # --- build -------------------------------------------------------------------------
     def build(self) -> None:
         t = time.monotonic()
         preflight()
+        reclaim_orphans(self.root)  # what killed runs left (their harness is gone)
         self.lab = allocate(self.name, self.scenario.host_names, self.root)
         self.state = LabState(self.lab.state_file)
         self.state.set("scenario", self.scenario.name)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hcisim.lab.errors import LabError
-from hcisim.lab.process import file_lock
+from hcisim.lab.process import file_lock, proc_start
 
 LAB_ROOT = Path(os.environ.get("HCISIM_LAB_ROOT", "/var/tmp/hcisim-lab"))
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
@@ -203,7 +203,8 @@ def allocate(name: str, host_names: Sequence[str], root: Path | None = None) -> 
         layout = LabLayout.make(name, free[0], host_names, base)
         layout.dir.mkdir(parents=True)
         state = {"name": name, "index": layout.index, "hosts": list(host_names),
-                 "netns": layout.netns_names, "pid": os.getpid()}
+                 "netns": layout.netns_names, "pid": os.getpid(),
+                 "pid_start": proc_start(os.getpid())}
         layout.state_file.write_text(json.dumps(state, indent=2))
         return layout
 

@@ -16,7 +16,15 @@ from pathlib import Path
 from hcisim.lab.netns.bricks import detach, loops_of, mounted_under, remove_tree, unmount
 from hcisim.lab.netns.impose import lab_cgroups, remove_cgroups
 from hcisim.lab.netns.layout import LAB_ROOT, NS_PREFIX, lab_dirs, read_state
-from hcisim.lab.process import cmdline, kill_and_wait, netns_inode, owned_pids, run
+from hcisim.lab.process import (
+    cmdline,
+    file_lock,
+    kill_and_wait,
+    netns_inode,
+    owned_pids,
+    proc_start,
+    run,
+)
 
 SOCKET_DIR = "/var/run/gluster/"
 KILL_ROUNDS = 5  # kill, scan the pid files again; normally the second scan is empty
@@ -112,6 +120,32 @@ def netns_pids(names: list[str]) -> list[int]:
         res = run(f"list the processes of {ns}", ["ip", "netns", "pids", ns], check=False)
         out |= {int(x) for x in res.stdout.split() if x.isdigit() and int(x) not in (0, 1, me)}
     return sorted(out)
+
+
+def orphaned(state: dict[str, object] | None) -> bool:
+    """A lab whose harness is gone without tearing it down (SIGKILL, a killed session): its
+    owner PID no longer runs that process (PID + start time; a state written before the
+    start time was recorded: the PID alone). A lab left up on purpose (``hcisim lab up``
+    detaches it) is never an orphan, nor one whose state cannot be read."""
+    if state is None or state.get("detached"):
+        return False
+    pid = state.get("pid")
+    if not isinstance(pid, int):
+        return False
+    started = state.get("pid_start")
+    return proc_start(pid) is None or (started is not None and proc_start(pid) != started)
+
+
+def reclaim_orphans(root: Path | None = None) -> list[str]:
+    """Tear down every orphaned lab (:func:`orphaned`) under ``root``: what a killed run
+    left is reclaimed by the next lab that is built, not only by a later ``lab down``."""
+    done = []
+    with file_lock((root or LAB_ROOT) / ".lock"):  # two builds must not reclaim one orphan
+        for lab_dir in lab_dirs(root):
+            if orphaned(read_state(lab_dir)):
+                reclaim(lab_dir.name, root)
+                done.append(lab_dir.name)
+    return done
 
 
 def reclaim(name: str, root: Path | None = None, remove_dir: bool = True) -> Leftovers:
