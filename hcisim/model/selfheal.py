@@ -69,6 +69,7 @@ class SelfHeal:
         self.bricks: dict[str, BrickHeal] = {
             b.key: self._books(v, b) for v in cluster.volumes.values() for b in v.data_bricks}
         self._flow_names = {k: f"heal:{k}" for k in self.bricks}
+        self._cores = {h.name: h.cores for h in cluster.scenario.hosts}  # heal_core_mb_s
         # entries in flight per brick being healed (shd-max-threads x healers), as set_flows
         # last set them: next_milestone asks the same settle's figure, not a second count
         self._parallel: dict[str, int] = {}
@@ -296,12 +297,11 @@ class SelfHeal:
     def _healer_cores(self, vol: VolumeModel, target: BrickModel) -> float:
         """CPU cores of the hosts whose daemons heal ``target`` (:meth:`healers`; none
         connected: the fewest of the other hosts', as the heal flow runs with one)."""
-        sc = self.cluster.scenario
         others = self._other_daemons(vol, target)
-        cores = [sc.host(key[0]).cores for key in others if self.shd.usable(key)]
+        cores = [self._cores[key[0]] for key in others if self.shd.usable(key)]
         if cores:
             return float(sum(cores))
-        return float(min((sc.host(key[0]).cores for key in others), default=1))
+        return float(min((self._cores[key[0]] for key in others), default=1))
 
     def _other_daemons(self, vol: VolumeModel, target: BrickModel) -> list[ShdKey]:
         """The connections to ``target`` of the running daemons of its volume's other

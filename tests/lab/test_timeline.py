@@ -219,10 +219,9 @@ def test_the_lab_places_unplaced_vms_as_the_model_does() -> None:
     assert any(model[vm] != h for vm, h in round_robin.items())  # the test can tell them apart
 
 
-def test_heal_the_daemon_ran_before_the_clients_reconnected_is_an_episode() -> None:
-    """Measured on the lab (tests/lab/test_healbytes_lab.py): after a NIC loss's repair the
-    self-heal daemon healed 36 MiB while every client still saw the brick down (their 3 s
-    reconnect timer); the heal poll reached the brick, so the episode starts there."""
+def _healed_while_clients_away() -> VolumeTimeline:
+    """Every client saw brick 2 go down at 4 s; the heal polls saw 3 MB pending on it from
+    6 s, reached it from 7 s, and saw none left at 8 s."""
     tl = _timeline([])
     tl.add(Sample(5.0, [(h, ConnEvent(4.0, "data", 2, False)) for h in ("host1", "host2", "host3")],
                   {}))
@@ -230,6 +229,14 @@ def test_heal_the_daemon_ran_before_the_clients_reconnected_is_an_episode() -> N
                            (8.0, 0.0, True)):
         tl.add(Sample(t, [], {"data": {2: Pending(pend, int(pend > 0))}},
                       {"data": [True, True, reach]}))
+    return tl
+
+
+def test_heal_the_daemon_ran_before_the_clients_reconnected_is_an_episode() -> None:
+    """Measured on the lab (tests/lab/test_healbytes_lab.py): after a NIC loss's repair the
+    self-heal daemon healed 36 MiB while every client still saw the brick down (their 3 s
+    reconnect timer); the heal poll reached the brick, so the episode starts there."""
+    tl = _healed_while_clients_away()
     for h in ("host1", "host2", "host3"):
         tl.add(Sample(9.0, [(h, ConnEvent(8.6, "data", 2, True))], {}))
     pts = tl.points(0.0, 10.0, [])
@@ -316,13 +323,7 @@ def test_heal_times_come_from_the_daemons_log_where_it_has_them() -> None:
     brick 2 (7.71 s). Heals before the brick came back (its repair at 6.5 s; a layout's at
     3.0 s), of another brick (sinks 0) or another volume, and a file begun but never
     completed, are not it."""
-    tl = _timeline([])
-    tl.add(Sample(5.0, [(h, ConnEvent(4.0, "data", 2, False)) for h in ("host1", "host2", "host3")],
-                  {}))
-    for t, pend, reach in ((6.0, 3e6, False), (7.0, 3e6, True), (7.5, 1e6, True),
-                           (8.0, 0.0, True)):
-        tl.add(Sample(t, [], {"data": {2: Pending(pend, int(pend > 0))}},
-                      {"data": [True, True, reach]}))
+    tl = _healed_while_clients_away()
     pts = tl.points(0.0, 10.0, [])
     logged = [_heal_line(2.9, "a", False), _heal_line(3.0, "a", True),  # before the loss
               _heal_line(6.62, "b", False), _heal_line(6.70, "c", False),
