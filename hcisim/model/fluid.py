@@ -21,6 +21,7 @@ rates, so this is exact).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -121,6 +122,7 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
     the same rates, bit for bit: a resource's load adds the active flows' coefficients in
     flow order as numpy's column sum does (a zero adds nothing), and every other step is
     elementwise."""
+    inf = math.inf
     n, m = len(demand), len(capacity)
     rate = [0.0] * n
     remaining = list(capacity)
@@ -136,7 +138,7 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
         for i in active:
             for j, a in pace[i]:
                 load[j] += a
-        room = np.inf
+        room = inf
         loaded = []
         for j in crossed:
             x = load[j]
@@ -146,16 +148,16 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
                 r = (r if r > 0.0 else 0.0) / x
                 if r < room:
                     room = r
-        to_demand = np.inf
+        to_demand = inf
         for i in active:
             x = (demand[i] - rate[i]) / w[i]
             if x < to_demand:
                 to_demand = x
-        step = min(room, to_demand)
+        step = to_demand if to_demand < room else room  # min(room, to_demand)
         for i in active:
             rate[i] += step * w[i]
         full = set()
-        if step < np.inf:  # an unloaded resource keeps its room (minus step x 0: itself)
+        if step < inf:  # an unloaded resource keeps its room (minus step x 0: itself)
             for j in loaded:
                 x = remaining[j] - step * load[j]
                 remaining[j] = x

@@ -69,6 +69,10 @@ class SelfHeal:
         self.bricks: dict[str, BrickHeal] = {
             b.key: self._books(v, b) for v in cluster.volumes.values() for b in v.data_bricks}
         self._flow_names = {k: f"heal:{k}" for k in self.bricks}
+        # every data brick with its volume, heal books and flow name, in volume order: the
+        # loops that run at every change (reconcile, set_flows) walk this once
+        self._targets = [(v, b, self.bricks[b.key], self._flow_names[b.key])
+                         for v in cluster.volumes.values() for b in v.data_bricks]
         self._cores = {h.name: h.cores for h in cluster.scenario.hosts}  # heal_core_mb_s
         # entries in flight per brick being healed (shd-max-threads x healers), as set_flows
         # last set them: next_milestone asks the same settle's figure, not a second count
@@ -208,9 +212,11 @@ class SelfHeal:
                     h = self.bricks[b.key]
                     if h.episode is None:
                         self._rejudge(h)
-        for vol in self.cluster.volumes.values():
-            for target in vol.data_bricks:
-                self._reconcile_brick(vol, target, t)
+        for vol, target, h, _ in self._targets:
+            if h.episode is None and not h.dirty:  # in sync (most bricks at most changes)
+                h.ready_at = None
+                continue
+            self._reconcile_brick(vol, target, t)
 
     def _reconcile_brick(self, vol: VolumeModel, target: BrickModel, t: float) -> None:
         h = self.bricks[target.key]
@@ -292,16 +298,18 @@ class SelfHeal:
         finds it healed). Measured on the lab (calibration part 2d): the daemons of host1
         and host3 heal host2's shards side by side. At least one: the heal flow runs only
         while the source serves it."""
-        return max(1, sum(map(self.shd.usable, self._other_daemons(vol, target))))
+        return self._healers_and_cores(vol, target)[0]
 
-    def _healer_cores(self, vol: VolumeModel, target: BrickModel) -> float:
-        """CPU cores of the hosts whose daemons heal ``target`` (:meth:`healers`; none
-        connected: the fewest of the other hosts', as the heal flow runs with one)."""
+    def _healers_and_cores(self, vol: VolumeModel, target: BrickModel) -> tuple[int, float]:
+        """:meth:`healers`, and the CPU cores of the hosts whose daemons heal ``target``
+        (none connected: the fewest of the other hosts', as the heal flow runs with one);
+        one pass over the daemons for both (set_flows asks both at every change)."""
         others = self._other_daemons(vol, target)
-        cores = [self._cores[key[0]] for key in others if self.shd.usable(key)]
+        usable = self.shd.usable
+        cores = [self._cores[key[0]] for key in others if usable(key)]
         if cores:
-            return float(sum(cores))
-        return float(min((self._cores[key[0]] for key in others), default=1))
+            return len(cores), float(sum(cores))
+        return 1, float(min((self._cores[key[0]] for key in others), default=1))
 
     def _other_daemons(self, vol: VolumeModel, target: BrickModel) -> list[ShdKey]:
         """The connections to ``target`` of the running daemons of its volume's other
@@ -321,25 +329,23 @@ class SelfHeal:
         return any(map(self.shd.usable, others))
 
     def set_flows(self) -> None:
-        for vol in self.cluster.volumes.values():
-            threads = vol.spec.options.shd_max_threads
-            for target in vol.data_bricks:
-                h = self.bricks[target.key]
-                if h.episode is None:
-                    self.net.remove_flow(self._flow(h))
-                    continue
-                usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
-                k = self._parallel[target.key] = threads * self.healers(vol, target)
-                if isinstance(h, WholeFileHeal):
-                    h.max_threads = k  # images in flight, as progress() shares the flow
-                n = h.threads(k)
-                demand = n * self.thread_mb_s(h.entry_bytes())
-                if self.params.heal_core_mb_s > 0:  # heal is CPU work
-                    demand = min(demand, self._healer_cores(vol, target)
-                                 * self.params.heal_core_mb_s)
-                for limit in limits:
-                    demand = min(demand, limit)
-                self.net.add_flow(self._flow(h), demand, usage, weight=max(1, n))
+        net, core_mb_s = self.net, self.params.heal_core_mb_s
+        for vol, target, h, flow in self._targets:
+            if h.episode is None:
+                net.remove_flow(flow)
+                continue
+            usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
+            healers, cores = self._healers_and_cores(vol, target)
+            k = self._parallel[target.key] = vol.spec.options.shd_max_threads * healers
+            if isinstance(h, WholeFileHeal):
+                h.max_threads = k  # images in flight, as progress() shares the flow
+            n = h.threads(k)
+            demand = n * self.thread_mb_s(h.entry_bytes())
+            if core_mb_s > 0:  # heal is CPU work
+                demand = min(demand, cores * core_mb_s)
+            for limit in limits:
+                demand = min(demand, limit)
+            net.add_flow(flow, demand, usage, weight=max(1, n))
 
     def thread_mb_s(self, shard_bytes: float) -> float:
         """One heal thread's mean rate: ``heal_thread_mb_s`` inside a shard, less the fixed
