@@ -184,8 +184,11 @@ def test_nic_and_power_loss_over_ssh_on_the_timeline(env: Env, tmp_path: Path) -
     assert obs.engine == "hosts" and not obs["volume_state"].empty
     # the shared vocabulary, and the model's fault and host-failure windows; the power
     # commands here are hcisim's own CLI (seconds of Python start-up on a loaded machine),
-    # and the player repairs a fault only after the injection before it has returned
-    assert_conforms(sc, obs, tolerance_s=6.0)
+    # and the player repairs a fault only after the injection before it has returned. So a
+    # repair is late by the check before the power-off (the self-heal daemons' state over
+    # SSH) plus the power-off command: 4.9 s + 7.4 s with the libvirt lab's software-emulated
+    # guests on the other core (2026-11-30: the repair 6.3 s late, the window 7.4 s for 6)
+    assert_conforms(sc, obs, tolerance_s=12.0)
     events = json.loads((out / "journal.json").read_text())["events"]
     starts = {e["fault_kind"]: e["t_s"] for e in events if e["kind"] == "fault_start"}
     ends = {e["fault_kind"]: e["t_s"] for e in events if e["kind"] == "fault_end"}

@@ -276,3 +276,20 @@ def test_a_migration_network_has_no_node_nic_and_its_faults_are_refused_before_b
     with pytest.raises(LabError, match="migration NIC"):
         be.build()
     assert not (tmp_path / "labs").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_socket_file_nobody_listens_on_does_not_answer(tmp_path: Path) -> None:
+    """A virtlogd killed hard (or a machine restored from a snapshot) leaves its socket file:
+    taking that file for a serving daemon made every guest start fail in CI."""
+    import socket
+
+    from hcisim.lab.libvirt.hypervisor import _answers
+
+    path = tmp_path / "virtlogd-sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+        assert _answers(path)
+    assert path.exists(), "the file outlives its listener, as a killed daemon's does"
+    assert not _answers(path)
+    assert not _answers(tmp_path / "absent")

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -177,6 +178,20 @@ def _pid_alive(pid_file: Path, binary: str) -> int | None:
     return pid if os.path.basename(exe).startswith(binary) else None
 
 
+def _answers(sock: Path) -> bool:
+    """Whether a daemon listens on the UNIX socket ``sock``. Its existence is not enough: a
+    virtlogd that was SIGKILLed, or a machine restored from a snapshot, leaves the file
+    behind with nobody listening (seen in CI: every guest start failed with "Failed to
+    connect socket to '/run/libvirt/virtlogd-sock': Connection refused")."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2.0)
+        try:
+            s.connect(str(sock))
+        except OSError:
+            return False
+    return True
+
+
 def connect(uri: str, start_daemons: bool = True, wait_s: float = 20.0) -> Any:
     """A libvirt connection to ``uri``; starts virtlogd/libvirtd here if none answers."""
     try:
@@ -199,7 +214,7 @@ def connect(uri: str, start_daemons: bool = True, wait_s: float = 20.0) -> Any:
     DAEMON_DIR.mkdir(parents=True, exist_ok=True)
     for binary, sock in (("virtlogd", VIRTLOGD_SOCK), ("libvirtd", LIBVIRT_SOCK)):
         pid_file = DAEMON_DIR / f"{binary}.pid"
-        if sock.exists() and binary == "virtlogd":
+        if binary == "virtlogd" and _answers(sock):
             continue  # someone's virtlogd already serves
         if _pid_alive(pid_file, binary):
             continue

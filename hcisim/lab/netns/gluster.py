@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from hcisim.lab.gluster import Gluster, parse_group_file, scenario_options
+from hcisim.lab.gluster import Gluster, GlusterError, parse_group_file, scenario_options
 from hcisim.lab.netns.layout import HostLayout, LabLayout
 from hcisim.lab.netns.state import LabState
 from hcisim.lab.node import NsenterShell
@@ -96,8 +96,19 @@ def wait_glusterd(host: HostLayout, timeout: float = 60.0) -> None:
             f"(see {host.glusterd_log})")
 
 
-def probe_peers(lab: LabLayout) -> None:
+def probe_peers(lab: LabLayout, timeout_s: float = 60.0) -> None:
+    """Probe every peer from the first host, then wait until *every* host sees all the
+    others connected: a volume create stages on each peer and fails on one that has not yet
+    connected to a third (CI, 2026-11-30: "Staging failed on 10.213.0.12. Error: Host
+    10.213.0.13 not connected" when only the first host's view was awaited; the libvirt
+    lab's deploy waits the same way)."""
     client(lab.hosts[0]).probe_peers([h.storage_addr for h in lab.hosts[1:]])
+    views = [client(h) for h in lab.hosts]
+    others = len(lab.hosts) - 1
+    require(lambda: all(sum(p.connected for p in v.peers()) >= others for v in views),
+            timeout_s, "wait for peers",
+            f"not every host sees its {others} peers connected within {timeout_s:.0f} s",
+            every_s=0.2, ignore=(GlusterError,))
 
 
 def create_volume(lab: LabLayout, vol: Volume, brick_paths: Mapping[str, Path],
