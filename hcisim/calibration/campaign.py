@@ -154,7 +154,8 @@ def raw_measurements(trials: Sequence[Trial]) -> list[Measurement]:
     return out
 
 
-CASE_INPUTS = ("ping_timeout_s", "outage_s", "shard_mib", "shd_threads")  # what a case varies
+CASE_INPUTS = ("ping_timeout_s", "outage_s", "shard_mib", "shd_threads",  # what a case varies
+               "load_after_repair")
 
 
 @dataclass(frozen=True)

@@ -371,3 +371,33 @@ def test_reconnect_after_a_hang_is_its_own_quantity() -> None:
         (r,) = exp.read(case, observe("model", case.scenario))
         assert r.quantity == "reconnect_after_hang" and r.value >= 0.0
         assert float(dict(r.extra)["disconnect_s"]) < float(case.inputs["repair_s"])
+
+
+def test_heal_under_load_keeps_the_writers_on_after_the_repair_and_fits_nothing() -> None:
+    """The heal-under-load cases differ from the heal case only in the writers' load after
+    the repair (0, 0.05, 1 of their rate); the reading is the heal case's, under its own
+    name, which no fit uses (the heal fit's drain assumes the writers stopped)."""
+    from hcisim.calibration.campaign import fit_measurements
+
+    exp = EXPERIMENTS["heal-under-load"]
+    assert exp.fits == ()
+    cases = exp.cases(0, None)
+    assert [c.inputs["load_after_repair"] for c in cases] == [0.0, 0.05, 1.0]
+    (plain,) = [c for c in EXPERIMENTS["heal"].cases(0, None)
+                if c.inputs["shard_mib"] == 4 and c.inputs["shd_threads"] == 1]
+    for case in cases:
+        sc = case.scenario
+        assert [(p.start_s, p.load) for p in sc.phases] == [
+            (float(case.inputs["repair_s"]), case.inputs["load_after_repair"])]
+        assert sc.faults == plain.scenario.faults and sc.volumes == plain.scenario.volumes
+        (r,) = exp.read(case, observe("model", case.scenario))
+        assert r.quantity == "heal_under_load" and r.value > 0.0
+        row = Measurement(experiment=exp.name, quantity=r.quantity, unit=r.unit, trial=0,
+                          inputs={**case.inputs, **dict(r.extra)}, measured=r.value)
+        params, _fits, done = fit_measurements([row], load_profile())
+        assert params == load_profile().parameters.model_dump()
+        assert [(m.measured, m.predicted) for m in done] == [(r.value, None)]
+    spreads = case_spreads([Measurement(experiment=exp.name, quantity="heal_under_load",
+                                        unit="s", trial=0, inputs=c.inputs, measured=1.0)
+                            for c in cases])
+    assert len({s.case for s in spreads}) == 3
