@@ -98,6 +98,7 @@ class RunRecords:
         self._heals_of: SelfHeal | None = None  # the heal _volume_books holds books of
         self._volume_books: list[tuple[VolumeModel, str, tuple[str, ...],
                                        tuple[BrickHeal, ...]]] = []
+        self._brick_books: dict[str, tuple[BrickHeal | None, ...]] = {}
 
     # --- bricks and volumes -------------------------------------------------------------
     def fault_hit(self, host: str, delta: int, t: float) -> None:
@@ -159,6 +160,9 @@ class RunRecords:
             self._volume_books = [(vol, vol.name, tuple(b.key for b in vol.bricks),
                                    tuple(heal.of(b) for b in vol.data_bricks))
                                   for vol in self.cluster.volumes.values()]
+            # per volume, each brick's heal books in brick order (None: the arbiter)
+            self._brick_books = {vol.name: tuple(heal.bricks.get(b.key) for b in vol.bricks)
+                                 for vol in self.cluster.volumes.values()}
         is_up = self.up
         for vol, name, keys, books in self._volume_books:
             up = tuple([is_up[k] for k in keys])
@@ -180,10 +184,11 @@ class RunRecords:
                 self.quorum[name] = q
                 self.rec.event(t, "quorum_regained" if q else "quorum_lost", name,
                                "bricks up: " + ", ".join(ups))
-            if sample and not any(heal.of(b).episode for b in vol.data_bricks):
+            if sample and not any([h.episode for h in books]):
                 continue
-            pending = [heal.pending_bytes(b) for b in vol.bricks]
-            state: Values = (up, q, tuple(round(p) for p in pending))
+            pending = [0.0 if h is None else h.pending_bytes()
+                       for h in self._brick_books[name]]  # as heal.pending_bytes(b)
+            state: Values = (up, q, tuple([round(p) for p in pending]))
             if sample or state != self._last_sample.get(name):
                 self._last_sample[name] = state
                 rows = self._samples.setdefault(name, [])

@@ -143,7 +143,7 @@ class SelfHeal:
         return 0.0 if h is None else h.pending_bytes()
 
     def active(self) -> bool:
-        return any(h.episode is not None for h in self.bricks.values())
+        return any([h.episode is not None for h in self.bricks.values()])
 
     def brick_back(self, brick: BrickModel, t: float) -> None:
         """The clients see ``brick`` again at ``t``: a reconnect after the repair itself
@@ -165,9 +165,10 @@ class SelfHeal:
 
     # --- advance ------------------------------------------------------------------------
     def advance(self, dt: float) -> None:
-        for h in self.bricks.values():
+        rates = self.net.rates
+        for _, _, h, flow in self._targets:
             if h.episode is not None:
-                h.progress(self.net.rate(self._flow(h)) * dt * 1e6)
+                h.progress(rates.get(flow, 0.0) * dt * 1e6)
 
     # --- start / stop -------------------------------------------------------------------
     def _flow(self, h: BrickHeal) -> str:
@@ -376,14 +377,13 @@ class SelfHeal:
     def next_milestone(self) -> float:
         """Seconds until some heal's parallelism changes or it completes (inf: none)."""
         best = math.inf
-        for vol in self.cluster.volumes.values():
-            for target in vol.data_bricks:
-                h = self.bricks[target.key]
-                if h.episode is None:
-                    continue
-                rate = self.net.rate(self._flow(h))
-                if rate > 0:  # the parallelism set_flows gave the flow at this settle
-                    best = min(best, h.next_milestone_bytes(self._parallel[target.key])
-                               / (rate * 1e6))
+        rates = self.net.rates
+        for _, target, h, flow in self._targets:
+            if h.episode is None:
+                continue
+            rate = rates.get(flow, 0.0)
+            if rate > 0:  # the parallelism set_flows gave the flow at this settle
+                best = min(best, h.next_milestone_bytes(self._parallel[target.key])
+                           / (rate * 1e6))
         return best
 
