@@ -134,10 +134,15 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
     for _ in range(bound):
         if not active:
             break
+        # one pass over the active flows: their load, and the pace to the nearest demand
         load = [0.0] * m
+        to_demand = inf
         for i in active:
             for j, a in pace[i]:
                 load[j] += a
+            x = (demand[i] - rate[i]) / w[i]
+            if x < to_demand:
+                to_demand = x
         room = inf
         loaded = []
         for j in crossed:
@@ -148,14 +153,7 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
                 r = (r if r > 0.0 else 0.0) / x
                 if r < room:
                     room = r
-        to_demand = inf
-        for i in active:
-            x = (demand[i] - rate[i]) / w[i]
-            if x < to_demand:
-                to_demand = x
         step = to_demand if to_demand < room else room  # min(room, to_demand)
-        for i in active:
-            rate[i] += step * w[i]
         full = set()
         if step < inf:  # an unloaded resource keeps its room (minus step x 0: itself)
             for j in loaded:
@@ -168,11 +166,14 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
                 remaining[j] -= step * load[j]
                 if load[j] > 0 and remaining[j] <= full_at[j]:
                     full.add(j)
-        if full:
-            active = [i for i in active if demand[i] - rate[i] > met_at[i]
-                      and full.isdisjoint(uses[i])]
-        else:
-            active = [i for i in active if demand[i] - rate[i] > met_at[i]]
+        # and one more: raise them, keep those still below their demand and off full ones
+        still = []
+        for i in active:
+            x = rate[i] + step * w[i]
+            rate[i] = x
+            if demand[i] - x > met_at[i] and (not full or full.isdisjoint(uses[i])):
+                still.append(i)
+        active = still
     else:
         if active:
             raise SolverError(f"max-min fairness: {len(active)} of {n} flows still growing "
