@@ -193,28 +193,29 @@ HEAL_UNDER_LOAD = (0.0, 0.05, 1.0)
 
 def _heal_case(outage: float, shard_mib: int, threads: int, trial: int, exp: str,
                profile: str | None, vm_disk_gb: float = HEAL_VM_DISK_GB,
-               load_after: float = 0.0) -> Case:
+               load_after: float | None = None) -> Case:
     """A power loss of host2 whose heal is timed; ``load_after``: the writers' load after
-    the repair (a fraction of their 200 IOPS of 64 KiB; 0 = they stop at the repair)."""
+    the repair (a fraction of their 200 IOPS of 64 KiB), a case input and part of its name;
+    None: they stop at the repair (the heal experiments' cases, named as before)."""
     timeout = 5.0
     at = FAULT_AT_S + offset_s(trial, timeout)
     size = "" if vm_disk_gb == HEAL_VM_DISK_GB else f"-d{round(vm_disk_gb * 1000)}"
-    load = "" if exp != "heal-under-load" else f"-l{load_after:g}"
+    load = "" if load_after is None else f"-l{load_after:g}"
     sc = lab_scenario(f"cal-{exp}-o{outage:g}-s{shard_mib}-k{threads}{size}{load}-{trial}",
                       [fault("node_power_loss", at, outage, heal_after_repair=False)],
                       duration_s=at + outage + 60, ping_timeout_s=timeout,
                       shard_mib=shard_mib, shd_threads=threads, iops=200, block_kib=64,
-                      profile=profile, phases=[{"start_s": at + outage, "load": load_after}],
+                      profile=profile, phases=[{"start_s": at + outage, "load": load_after or 0.0}],
                       disk_mb_s=HEAL_DISK_MB_S, vm_disk_gb=vm_disk_gb)
     label = f"outage {outage:g}s shard {shard_mib}MiB threads {threads}"
     if size:
         label += f" disks {round(vm_disk_gb * 1000)}MB"
-    if load:
+    if load_after is not None:
         label += f" load after repair {load_after:g}"
     inputs: dict[str, float | str] = {
         "outage_s": outage, "shard_mib": shard_mib, "shd_threads": threads, "fault_s": at,
         "repair_s": at + outage, "vm_disk_gb": vm_disk_gb}
-    if load:
+    if load_after is not None:
         inputs["load_after_repair"] = load_after
     return Case(exp, label, sc, inputs)
 
