@@ -85,6 +85,8 @@ class ClientViews:
         # connections bailed out by the ping timer from a host that did not answer at all:
         # they reconnect on the SYN's retransmissions (pingtimer.syn_reconnect_at_s)
         self.unanswered: set[ViewKey] = set()
+        # ...and when their host's neighbour (ARP) entry for the brick's host failed
+        self.neighbour_failed: dict[ViewKey, float] = {}
         self._bailed: dict[ViewKey, Loss] = {}  # the loss each connection is down from
         self.syn_linear_timeouts = syn_linear_timeouts
         self._reconnecting: dict[ViewKey, float] = {}  # key -> when its clients use it
@@ -126,6 +128,10 @@ class ClientViews:
         # none for a glusterd that started since), and the ones waiting for their SYN
         self._peer_down_at: dict[tuple[str, str], float] = {}
         self._peer_connecting: set[tuple[str, str]] = set()
+        # when each peer went silent, and how its reconnect goes after keepalive dropped it
+        # (unanswered: on SYNs; when the neighbour entry failed, if ARP went unanswered)
+        self._peer_cut_at: dict[tuple[str, str], float] = {}
+        self._peer_how: dict[tuple[str, str], tuple[bool, float | None]] = {}
         self.peer_losses: list[dict[str, Any]] = []  # each keepalive drop, for the meta
         self.sq_lost: dict[str, bool] = {h: False for h in self.pool}
 
@@ -163,15 +169,15 @@ class ClientViews:
                 self.reanchored.add(key)
                 self._back(key, t)
                 self.down_at.pop(key, None)
-                self.unanswered.discard(key)
+                self._answered(key)
         elif fresh or self.world.refused(c, b):
             new = "down"  # a (re)started client connects or fails at once
             if fresh:
                 self.down_at.pop(key, None)  # it starts connecting now, no timer yet
-                self.unanswered.discard(key)
+                self._answered(key)
             elif st != "down":
                 self.down_at[key] = t  # RST: disconnected at once, every try refused
-                self.unanswered.discard(key)
+                self._answered(key)
         elif st == "up":
             new = "lost"
             self._token[key] += 1
@@ -193,7 +199,8 @@ class ClientViews:
         if key in self._reconnecting:
             return True
         at = back_at_s(t, self.down_at.get(key), key in self.unanswered,
-                       self.reconnect_timer_s, self.reconnect_delay_s, self.syn_linear_timeouts)
+                       self.reconnect_timer_s, self.reconnect_delay_s, self.syn_linear_timeouts,
+                       self.neighbour_failed.get(key))
         if at <= t:
             return False
         self._token[key] += 1  # a pending ping timer no longer applies
@@ -217,10 +224,15 @@ class ClientViews:
         self.reanchored.add(key)
         self._back(key, self.clock())
         self.down_at.pop(key, None)
-        self.unanswered.discard(key)
+        self._answered(key)
         self._token[key] += 1
         self.seen[key] = "up"
         self.version += 1
+
+    def _answered(self, key: ViewKey) -> None:
+        """The connection's next reconnect is not one of an unanswered loss (any more)."""
+        self.unanswered.discard(key)
+        self.neighbour_failed.pop(key, None)
 
     def _back(self, key: ViewKey, t: float) -> None:
         """The connection is up again: its silent loss (if one bailed it out) ends here."""
@@ -265,16 +277,25 @@ class ClientViews:
         del self._pending[key]
         self.seen[key] = "down"
         c, _, host = key
-        if not self.world.answers(c, host):
-            # the host does not answer at all (link, power): the reconnect timer's first
-            # try connects on the SYN's retransmissions (pingtimer.syn_reconnect_at_s)
+        if not self.world.nic_up(c, "storage"):
+            # its own link is down: no route, every connect fails at once (ENETUNREACH),
+            # so it connects at the timer's first tick after the repair
+            self.down_at[key] = t
+            self._answered(key)
+        elif not self.world.answers(c, host):
+            # the host does not answer at all (link, power, cut): the reconnect timer's
+            # first try connects on the SYN's retransmissions, bound to ARP once the
+            # neighbour entry fails (pingtimer.syn_reconnect_at_s; not through a cut)
             self.down_at[key] = t
             self.unanswered.add(key)
+            self.neighbour_failed.pop(key, None)
+            if not self.world.arp_answers(c, host):
+                self.neighbour_failed[key] = self.world.neighbours.failed_at_s(c, loss.lost_s)
         else:
             # its kernel answers but the brick does not (a hang): no mechanism measured
             # yet, reconnect_delay_s after it serves again
             self.down_at.pop(key, None)
-            self.unanswered.discard(key)
+            self._answered(key)
         self.version += 1
 
     def note_requests(self, t: float, plans: Iterable[DiskPlan]) -> None:
@@ -317,7 +338,9 @@ class ClientViews:
                 "later_sends": self.detection.later_sends,
                 "losses": [loss.meta() for loss in self.losses],
                 # glusterd's peer connections that TCP keepalive dropped (server quorum)
-                "peers": [dict(x) for x in self.peer_losses]}
+                "peers": [dict(x) for x in self.peer_losses],
+                # the hosts' ARP entries for a silent peer, when they failed
+                "neighbours": self.world.neighbours.meta()}
 
     # --- server quorum ------------------------------------------------------------------
     def _sq_bricks(self, host: str) -> list[BrickModel]:
@@ -351,8 +374,9 @@ class ClientViews:
                     continue  # its SYN is on the way
                 down = self._peer_down_at.get(pair)
                 if not self.peer_up[pair] and down is not None and self.reconnect_timer_s > 0:
-                    at = back_at_s(t, down, True, self.reconnect_timer_s,
-                                   self.reconnect_delay_s, self.syn_linear_timeouts)
+                    how = self._peer_how.get(pair, (True, None))
+                    at = back_at_s(t, down, how[0], self.reconnect_timer_s,
+                                   self.reconnect_delay_s, self.syn_linear_timeouts, how[1])
                     if at > t:
                         self._peer_token[pair] += 1
                         self._peer_connecting.add(pair)
@@ -368,6 +392,7 @@ class ClientViews:
                 self._peer_connecting.discard(pair)
                 self._peer_token[pair] += 1
             elif self.peer_up[pair] and not self._peer_pending[pair]:
+                self._peer_cut_at[pair] = t
                 self._peer_pending[pair] = True
                 self._peer_token[pair] += 1
                 token = self._peer_token[pair]
@@ -383,6 +408,14 @@ class ClientViews:
         self._peer_pending[pair] = False
         self.peer_up[pair] = False
         self._peer_down_at[pair] = self.clock()
+        host, peer = pair
+        cut = self._peer_cut_at.get(pair, self.clock())
+        self._peer_how[pair] = (
+            # nobody answers its connect (a hung peer's kernel does; its own link down:
+            # no route): then on the SYN's retransmissions, else on the timer's grid
+            self.world.nic_up(host, "storage") and not self.world.answers(host, peer),
+            None if self.world.arp_answers(host, peer)
+            else self.world.neighbours.failed_at_s(host, cut))
         if self.world.powered(pair[0]):  # (a powered-off host's glusterd noticed nothing)
             self.peer_losses.append({"host": pair[0], "peer": pair[1],
                                      "down_s": self.clock(), "back_s": None})

@@ -73,6 +73,11 @@ class BrickHeal:
     # the stale map derived) once per change of the dirty counts, not per question
     _dirty_sum: float | None = field(default=None, repr=False, compare=False)
     dirty_version: int = field(default=0, repr=False, compare=False)
+    # shards written afresh, by clients that miss this brick, since the episode began: a
+    # shard healed under such a writer is marked pending again by its next write (AFR's
+    # post-op), so the episode cannot leave it in sync (calibration part 3b: a client back
+    # late kept one VM disk's shards in the daemons' sweeps until it reconnected)
+    rewritten: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     # --- what is missing --------------------------------------------------------------
     def _done_by_disk(self) -> dict[str, float]:
@@ -116,6 +121,11 @@ class BrickHeal:
             self.dirty[disk] = dirty_after_random(d, shards, writes)
         else:
             self.dirty[disk] = dirty_after_sequential(d, shards, written_bytes, self.shard_bytes)
+        if self.episode is not None:
+            r = self.rewritten.get(disk, 0.0)
+            self.rewritten[disk] = (dirty_after_random(r, shards, writes) if random else
+                                    dirty_after_sequential(r, shards, written_bytes,
+                                                           self.shard_bytes))
 
     def lose_everything(self, disk_shards: dict[str, int]) -> None:
         """The brick's filesystem failed: after repair every shard must be copied again."""
@@ -188,12 +198,13 @@ class BrickHeal:
         for disk, n in ep.plan:
             take = min(n, left)
             left -= take
-            rest = self.dirty.get(disk, 0.0) - take
+            rest = max(self.dirty.get(disk, 0.0) - take, self.rewritten.get(disk, 0.0))
             if rest <= _EPS:
                 self.dirty.pop(disk, None)
                 clean.append(disk)
             else:
                 self.dirty[disk] = rest
+        self.rewritten.clear()
         self.episode = None
         return ep, done, clean
 
@@ -238,6 +249,8 @@ class WholeFileHeal(BrickHeal):
 
     def missed_writes(self, disk: str, shards: int, written_bytes: float, writes: float,
                       random: bool) -> None:
+        if written_bytes > 0 and self.episode is not None:
+            self.rewritten[disk] = 1.0  # written while healed: pending again after it
         if written_bytes > 0 and self.dirty.get(disk) != 1.0:
             self.dirty[disk] = 1.0  # AFR marks the file: the whole image is pending
             self.copied.pop(disk, None)
@@ -291,9 +304,11 @@ class WholeFileHeal(BrickHeal):
         ep = self.episode
         assert ep is not None
         clean = [d for d, _ in ep.plan
-                 if complete or self._left(d) <= _EPS * self.sizes[d]]
+                 if (complete or self._left(d) <= _EPS * self.sizes[d])
+                 and d not in self.rewritten]
         for d in clean:
             self.dirty.pop(d, None)
+        self.rewritten.clear()
         self.copied = {}  # a file interrupted half way is healed again from its start
         self._dirty_sum = None
         self.dirty_version += 1

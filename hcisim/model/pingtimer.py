@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hcisim.model.neighbour import resolve_fails_after_s, resolve_window_s
+
 # Linux keepalive on glusterd's peer connections (glusterd.vol + socket.h defaults).
 GLUSTERD_KEEPALIVE_TIME_S = 10.0
 GLUSTERD_KEEPALIVE_INTERVAL_S = 2.0
@@ -100,70 +102,124 @@ def reconnect_at_s(back_s: float, disconnect_s: float | None, timer_s: float,
 
 # Linux's SYN retransmission (tcp_timer.c): the first RTO is TCP_TIMEOUT_INIT (1 s); the
 # first ``net.ipv4.tcp_syn_linear_timeouts`` + 1 RTOs stay at 1 s (Linux >= 6.5, default 4;
-# 0 before: 1, 2, 4, ...), then they double; after ``net.ipv4.tcp_syn_retries`` (6)
-# retransmissions and one more RTO the connect fails. Each timer fires a little late: 1.020-
-# 1.024 s per 1 s RTO and 2.020 s for 2 s in the lab's packet trace (Linux 6.18).
+# 0 before: 1, 2, 4, ...), then they double. A connect in SYN_SENT is retransmitted
+# ``tcp_syn_retries`` (6) + ``tcp_syn_linear_timeouts`` times (``tcp_write_timeout`` adds
+# the linear ones), then fails one more RTO later (ETIMEDOUT). Each timer fires late, the
+# more the longer it is (the timer wheel rounds a long expiry up to its level's
+# granularity): in the lab's packet traces (Linux 6.18, medians of 90, 18, 16, 10, 6 and 5
+# gaps) 1.022, 2.02, 4.22, 8.19, 16.13 and 32.52 s.
 SYN_INITIAL_RTO_S = 1.0
 SYN_RETRIES = 6
 SYN_TIMER_SLACK_S = 0.022
+# (2.01-2.02 s measured for the 2 s RTO: the 1 s timers' 0.022, within 2 ms)
+SYN_RTO_LATE_S = {1.0: SYN_TIMER_SLACK_S, 2.0: SYN_TIMER_SLACK_S, 4.0: 0.22, 8.0: 0.19,
+                  16.0: 0.13, 32.0: 0.52}
+SYN_LONG_RTO_LATE_S = 0.52  # a longer RTO (the last, 64 s, before the give-up): unmeasured
+
+
+def _rto_late_s(rto_s: float) -> float:
+    return SYN_RTO_LATE_S.get(rto_s, SYN_LONG_RTO_LATE_S)
 
 
 def syn_schedule(linear_timeouts: int, retries: int = SYN_RETRIES,
                  initial_rto_s: float = SYN_INITIAL_RTO_S,
-                 slack_s: float = SYN_TIMER_SLACK_S) -> tuple[tuple[float, ...], float]:
+                 slack_s: float | None = None) -> tuple[tuple[float, ...], float]:
     """When one ``connect()`` to a host that does not answer sends its SYNs (offsets from
-    the call, the first 0) and when it gives up (ETIMEDOUT)."""
+    the call, the first 0) and when it gives up (ETIMEDOUT). ``slack_s``: each timer this
+    late (None: as measured per RTO, ``SYN_RTO_LATE_S``)."""
     sends, t = [0.0], 0.0
-    for i in range(retries + 1):
-        t += (initial_rto_s if i <= linear_timeouts
-              else initial_rto_s * 2 ** (i - linear_timeouts)) + slack_s
-        if i < retries:
+    retransmissions = retries + linear_timeouts
+    for i in range(retransmissions + 1):
+        rto = (initial_rto_s if i <= linear_timeouts
+               else initial_rto_s * 2 ** (i - linear_timeouts))
+        t += rto + (_rto_late_s(rto) if slack_s is None else slack_s)
+        if i < retransmissions:
             sends.append(t)
     return tuple(sends), t
 
 
+def _next_tick(disconnect_s: float, timer_s: float, after_s: float) -> int:
+    """The reconnect timer's first tick (``k``: at ``disconnect + k timer``) at or after
+    ``after_s``: rpc-clnt re-arms it every ``timer_s`` from the disconnect while not
+    connected, and a tick that finds a connect in progress does nothing."""
+    return math.ceil((after_s - disconnect_s) / timer_s - 1e-9)
+
+
 def syn_reconnect_at_s(back_s: float, disconnect_s: float, timer_s: float, delay_s: float,
-                       linear_timeouts: int) -> float:
+                       linear_timeouts: int, neighbour_failed_s: float | None = None) -> float:
     """When a client uses a brick whose host did not answer at all (link down, powered
-    off) from the client's disconnect until ``back_s``.
+    off, cut off) from the client's disconnect until ``back_s``.
 
     The reconnect timer's first try, ``timer_s`` after the disconnect, calls ``connect()``;
-    the SYN goes nowhere and the kernel retransmits it (:func:`syn_schedule`). Later tries
+    the SYN goes nowhere and the kernel retransmits it (:func:`syn_schedule`). Later ticks
     of the timer find that socket still connecting and do nothing (socket.c
     ``socket_connect``: ``priv->sock >= 0``), so the client connects at the first
     retransmission after the host answers again, not on the timer's 3 s grid; only when a
-    connect gives up does the next timer try start another. Seen in the lab's packet trace
-    (one SYN_SENT socket of the FUSE client held 7.1 s, SYNs 1, 2, 3, 4, 5 and 7 s after
-    its first) and in the campaign's NIC losses: the clients reconnected 7.1, 8.1 or 10.1 s
-    after their disconnect, as this schedule says. ``delay_s`` after the SYN: the portmap
-    query and the handshake."""
+    connect fails does the next tick start another. Seen in the lab's packet traces (one
+    SYN_SENT socket held 7.1 s after a NIC loss; one held 68 s, SYNs 1, 1, 1, 1, 1, 2, 4,
+    8, 16, 32 s apart, after a 60 s power loss) and in the campaign's NIC losses (the
+    clients reconnected 7.1, 8.1 or 10.1 s after their disconnect, as this schedule says).
+
+    ``neighbour_failed_s``: when the client host's neighbour (ARP) entry for the brick's
+    host went FAILED (:mod:`hcisim.model.neighbour`; None: ARP is answered, as through a
+    partition). A SYN due from then on is queued on an ARP resolution: it goes out when
+    a broadcast probe is answered (the host is back), or the connect fails with
+    EHOSTUNREACH ~3 s later and the timer's next tick tries again, each try bound to ARP:
+    after a long outage the clients whose SYN gap spans the failure and the return
+    connect on that late SYN (tens of seconds), the others within a few seconds.
+    ``delay_s`` after the SYN: the portmap query and the handshake."""
     if timer_s <= 0:
         return back_s + delay_s
     sends, give_up = syn_schedule(linear_timeouts)
-    start = disconnect_s + timer_s
-    # Tries start every `step` timer periods (each waits out its connect, then the timer's
-    # next tick): jump over the whole tries that end before ``back_s`` (an outage of hours
-    # is thousands of them) to the start the loop below would reach, the same float.
-    step = math.ceil(give_up / timer_s - 1e-9)
-    skip = math.floor((back_s - 1e-9 - sends[-1] - start) / (step * timer_s)) - 1
-    if skip > 0:
-        start = disconnect_s + timer_s * (1 + skip * step)
+    failed = neighbour_failed_s if (neighbour_failed_s is not None
+                                    and neighbour_failed_s < back_s) else None
+    k = 1
     while True:
-        hit = next((start + s for s in sends if start + s >= back_s - 1e-9), None)
-        if hit is not None:
-            return hit + delay_s
-        failed = start + give_up
-        start = disconnect_s + timer_s * math.ceil((failed - disconnect_s) / timer_s - 1e-9)
+        start = disconnect_s + timer_s * k
+        if failed is not None and start >= failed:
+            # every try from here is bound to ARP: it starts on a tick and fails a fixed
+            # number of ticks later; jump over the whole ones that fail before ``back_s``
+            # (an outage of hours is thousands), to the tick the loop below would reach
+            step = _next_tick(start, timer_s, start + resolve_fails_after_s())
+            skip = math.floor((back_s - 1e-9 - start) / (step * timer_s)) - 1
+            if skip > 0:
+                k += skip * step
+                start = disconnect_s + timer_s * k
+        elif failed is None:
+            # tries start every `step` ticks (each waits out its connect, then the
+            # timer's next tick): jump over the whole tries that end before ``back_s``
+            step = _next_tick(0.0, timer_s, give_up)
+            skip = math.floor((back_s - 1e-9 - sends[-1] - start) / (step * timer_s)) - 1
+            if skip > 0:
+                k += skip * step
+                start = disconnect_s + timer_s * k
+        for offset in sends:
+            syn = start + offset
+            if syn >= back_s - 1e-9:
+                return syn + delay_s
+            if failed is not None and syn >= failed:
+                probe = next((syn + p for p in resolve_window_s() if syn + p >= back_s - 1e-9),
+                             None)
+                if probe is not None:
+                    return probe + delay_s  # a broadcast probe is answered: the SYN goes
+                k = _next_tick(disconnect_s, timer_s, syn + resolve_fails_after_s())
+                break
+        else:
+            k = _next_tick(disconnect_s, timer_s, start + give_up)
 
 
 def back_at_s(back_s: float, disconnect_s: float | None, unanswered: bool, timer_s: float,
-              delay_s: float, linear_timeouts: int) -> float:
+              delay_s: float, linear_timeouts: int,
+              neighbour_failed_s: float | None = None) -> float:
     """When a connection is used again, by how it went down: on the SYN retransmissions
-    after a loss nobody answered (:func:`syn_reconnect_at_s`), else on the reconnect
-    timer's grid (:func:`reconnect_at_s`). One rule for the mounts, the self-heal daemons
-    and glusterd's peers (the same rpc-clnt)."""
+    after a loss nobody answered (:func:`syn_reconnect_at_s`, bound to ARP from
+    ``neighbour_failed_s``), else on the reconnect timer's grid (:func:`reconnect_at_s`:
+    refused tries, or the client's own link down: no route, every connect fails at once).
+    One rule for the mounts, the self-heal daemons and glusterd's peers (the same
+    rpc-clnt)."""
     if unanswered and disconnect_s is not None:
-        return syn_reconnect_at_s(back_s, disconnect_s, timer_s, delay_s, linear_timeouts)
+        return syn_reconnect_at_s(back_s, disconnect_s, timer_s, delay_s, linear_timeouts,
+                                  neighbour_failed_s)
     return reconnect_at_s(back_s, disconnect_s, timer_s, delay_s)
 
 

@@ -72,6 +72,8 @@ class _Silent:
     drop_s: float  # when keepalive gives up (if nothing answers before)
     rebooted: bool  # the brick's host lost power meanwhile (its TCP state is gone)
     token: int
+    own_route: bool  # the daemon's own link stayed up (else its connects fail at once)
+    neighbour_failed_s: float | None  # its host's ARP entry for the brick's host failed
 
 
 def next_probe_s(t: float, last_ack_s: float,
@@ -116,6 +118,7 @@ class ShdConnections:
         self._connecting: set[ShdKey] = set()
         # dropped with nobody answering (keepalive gave up): the reconnect rides the SYNs
         self.unanswered: set[ShdKey] = set()
+        self.neighbour_failed: dict[ShdKey, float] = {}  # ... and bound to ARP from here
         self.childup: dict[tuple[str, str], float] = {}  # (volume, daemon host) -> last
         self.woken: list[str] = []  # volumes whose daemons saw a CHILD_UP at this instant
 
@@ -164,7 +167,12 @@ class ShdConnections:
             if t >= silent.drop_s - 1e-9:
                 state = self.link[key] = "down"  # keepalive had given up: CHILD_DOWN
                 self.down_at[key] = silent.drop_s  # its reconnect timer ran from there,
-                self.unanswered.add(key)  # each try held in SYN_SENT while nobody answered
+                # each try held in SYN_SENT while nobody answered, bound to ARP once the
+                # neighbour entry failed; with its own link down, no route: the timer's grid
+                if silent.own_route:
+                    self.unanswered.add(key)
+                if silent.neighbour_failed_s is not None:
+                    self.neighbour_failed[key] = silent.neighbour_failed_s
                 self._event(silent.drop_s, key, up=False)
             elif silent.rebooted:
                 # back with no TCP state before keepalive gave up: the next probe gets a RST
@@ -194,7 +202,9 @@ class ShdConnections:
             last = draw_last_keepalive_s(self.rng, t, CLIENT_KEEPALIVE_TIME_S)
             drop = peer_loss_detected_s(t, last, CLIENT_KEEPALIVE_TIME_S,
                                         CLIENT_KEEPALIVE_INTERVAL_S, CLIENT_KEEPALIVE_COUNT)
-            self._silent[key] = _Silent(last, drop, not w.powered(host), self._token[key])
+            self._silent[key] = _Silent(
+                last, drop, not w.powered(host), self._token[key], w.nic_up(s, "storage"),
+                None if w.arp_answers(s, host) else w.neighbours.failed_at_s(s, t))
 
     def _drop(self, key: ShdKey) -> None:
         """Forget pending timers of ``key``."""
@@ -203,6 +213,7 @@ class ShdConnections:
         self._stale.pop(key, None)
         self._connecting.discard(key)
         self.unanswered.discard(key)
+        self.neighbour_failed.pop(key, None)
 
     def _reset(self, key: ShdKey, token: int, t: float) -> None:
         """A keepalive probe got a RST (at ``t``): CHILD_DOWN; reconnect if reachable."""
@@ -232,7 +243,8 @@ class ShdConnections:
 
     def _connect(self, t: float, key: ShdKey) -> None:
         at = back_at_s(t, self.down_at.get(key), key in self.unanswered,
-                       self.reconnect_timer_s, self.reconnect_delay_s, self.syn_linear_timeouts)
+                       self.reconnect_timer_s, self.reconnect_delay_s, self.syn_linear_timeouts,
+                       self.neighbour_failed.get(key))
         if at <= t:
             self._up(t, key)
             return
@@ -255,6 +267,7 @@ class ShdConnections:
         self.link[key] = "up"
         self.down_at.pop(key, None)
         self.unanswered.discard(key)
+        self.neighbour_failed.pop(key, None)
         s, volume, _ = key
         self.childup[(volume, s)] = t
         self.woken.append(volume)

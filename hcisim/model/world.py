@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from hcisim.model.elaborate import BrickModel, Cluster
+from hcisim.model.neighbour import Neighbours
 from hcisim.scenario.cluster import NetworkRole
 
 Cut = tuple[frozenset[str], NetworkRole]
@@ -35,6 +38,9 @@ class World:
         # every mark above, in order (they are changed in place, never replaced)
         self._marks: tuple[Counter[Any] | set[str], ...] = tuple(
             m for m in vars(self).values() if isinstance(m, Counter | set))
+        # the hosts' ARP entries for their peers: a random stream of their own
+        self.neighbours = Neighbours(np.random.default_rng(
+            np.random.SeedSequence(cluster.scenario.seed, spawn_key=(2,))))
 
     def fingerprint(self) -> tuple[frozenset[object], ...]:
         """Everything broken right now, as one comparable value: the same fingerprint means
@@ -74,6 +80,13 @@ class World:
             return True
         return (self.nic_up(a, role) and self.nic_up(b, role)
                 and not self.cuts.get((frozenset((a, b)), role)))
+
+    def arp_answers(self, a: str, b: str, role: NetworkRole = "storage") -> bool:
+        """``b``'s kernel answers ``a``'s ARP: both powered, NICs up. A cut (iptables drops
+        IP) and a hang leave ARP answered (:mod:`hcisim.model.neighbour`)."""
+        if not (self.powered(a) and self.powered(b)):
+            return False
+        return a == b or (self.nic_up(a, role) and self.nic_up(b, role))
 
     # --- bricks -----------------------------------------------------------------------
     def disk_ok(self, brick: BrickModel) -> bool:

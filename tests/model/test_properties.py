@@ -149,14 +149,16 @@ def _missed(obs: Observations, vm: str, volume: str, n_data: int,
                                              rows["t_end_s"].to_numpy(float), strict=True)]
 
 
-def _expected_shards(sc: Scenario, obs: Observations, volume: str,
-                     t0: float) -> tuple[int, int, dict[str, float]]:
+def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
+                     within: tuple[float, float] | None = None
+                     ) -> tuple[int, int, dict[str, float]]:
     """Dirty shards from the vm_io table: per disk, write I/Os after t0 while its writes
     missed a data brick (``_missed``) -> ceil(N (1 - (1 - 1/N)^k)) (random) or
     ceil(min(N, bytes / shard)) (sequential), with N the shards of the disk's write hot set
     (write_hot_pct of it). Second value: how many disks sit within float noise of an
     integer (may round either way); third: per VM, when its writes reached every data
-    brick again (only VMs whose writes missed one)."""
+    brick again (only VMs whose writes missed one). ``within``: only the writes in that
+    interval (a heal episode's)."""
     io = obs["vm_io"]
     vol = sc.volume(volume)
     shard = vol.options.shard_block_size_mib * MIB
@@ -171,6 +173,9 @@ def _expected_shards(sc: Scenario, obs: Observations, volume: str,
         windows = _missed(obs, vm.name, volume, len(vol.data_bricks), t0)
         if windows:
             back[vm.name] = max(b for _, b in windows)
+        if within is not None:
+            windows = [(max(a, within[0]), min(b, within[1])) for a, b in windows
+                       if min(b, within[1]) > max(a, within[0])]
         starts = rows["t_start_s"].to_numpy(float)
         ends = rows["t_end_s"].to_numpy(float)
         dur = np.zeros(len(rows))
@@ -226,7 +231,21 @@ def test_healed_bytes_are_dirty_shards_times_shard_size(sc: Scenario) -> None:
         # healed + still pending at the end (a shard half copied is copied again) = what
         # the absence dirtied
         pending_shards = math.ceil(left / shard - 1e-6) if left > 0 else 0
-        assert abs(healed + pending_shards - expected) <= near, (healed, left, expected)
+        # a shard healed while a client that misses the brick still writes it is pending
+        # again after that episode (heal.BrickHeal.rewritten): healed once more, at most
+        # the shards each episode's missed writes touch
+        again = again_near = 0
+        for a, b in zip(done["t_start_s"].to_numpy(float), done["t_end_s"].to_numpy(float),
+                        strict=True):
+            n_again, n_near, _ = _expected_shards(sc, obs, vol.name, f.at_s, (a, b))
+            again += n_again
+            again_near += n_near
+        event(f"shards written during a heal episode: {'some' if again else 'none'}")
+        if again == 0:
+            assert abs(healed + pending_shards - expected) <= near, (healed, left, expected)
+        else:
+            assert expected - near <= healed + pending_shards <= (
+                expected + again + near + again_near), (healed, left, expected, again)
 
 
 @SETTINGS

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,7 +19,7 @@ from hcisim.calibration.fit import (
     reconnect_wait_s,
 )
 from hcisim.model import simulate
-from hcisim.model.pingtimer import syn_reconnect_at_s, syn_schedule
+from hcisim.model.pingtimer import reconnect_at_s, syn_reconnect_at_s, syn_schedule
 from hcisim.scenario.profile import load_profile
 
 from .test_examples import OLTP, scenario, vm
@@ -31,12 +32,29 @@ def test_the_schedule_is_the_lab_kernels_packet_trace() -> None:
     tcp_syn_linear_timeouts 4): one connect's SYN at 11.442, retransmitted at 12.462,
     13.486, 14.510, 15.534, 16.558 and 18.578."""
     trace = [11.442, 12.462, 13.486, 14.510, 15.534, 16.558, 18.578]
-    sends, give_up = syn_schedule(4)
-    assert [round(t - trace[0], 3) for t in trace] == pytest.approx(list(sends), abs=0.015)
-    assert give_up == pytest.approx(sends[-1] + 4.022)  # the last RTO, then ETIMEDOUT
+    sends, _ = syn_schedule(4)
+    assert [round(t - trace[0], 3) for t in trace] == pytest.approx(sends[:7], abs=0.015)
     # kernels before 6.5 (no linear timeouts): 1, 2, 4, ... 32 s, 127 s in all
     old, old_give_up = syn_schedule(0, slack_s=0.0)
     assert old == (0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0) and old_give_up == 127.0
+
+
+def test_a_connect_retransmits_syn_retries_plus_the_linear_ones() -> None:
+    """The 60 s power-loss trace (lab/calibration/2026-11-30-trace-reconnect-after-power-loss
+    .txt): one FUSE connect's SYNs, round 1 host1, round 2 host3, round 3 host1 (seconds
+    from the restore). 10 retransmissions (tcp_syn_retries 6 + tcp_syn_linear_timeouts 4),
+    the last connecting; the model's schedule within the timer wheel's lateness of each."""
+    rounds = [[-46.64, -45.64, -44.61, -43.59, -42.57, -41.54, -39.53, -35.46, -27.27, -11.14,
+               22.14],
+              [-46.50, -45.48, -44.45, -43.43, -42.41, -41.38, -39.37, -35.21, -27.01, -10.89,
+               21.63],
+              [-47.06, -46.05, -45.03, -44.01, -42.98, -41.96, -39.94, -35.78, -27.59, -11.46,
+               21.05]]
+    sends, give_up = syn_schedule(4)
+    assert len(sends) == 11
+    for trace in rounds:
+        assert [t - trace[0] for t in trace] == pytest.approx(list(sends), abs=0.8)
+    assert give_up == pytest.approx(sends[-1] + 64.52)  # the last RTO, then ETIMEDOUT
 
 
 def _attempt_starts(down: float, timer: float, give_up: float, until: float) -> list[float]:
@@ -103,7 +121,7 @@ def test_the_fit_recovers_the_handshake_from_the_mechanisms_own_trials() -> None
 def test_the_model_reconnects_each_client_on_its_syn(kind: str) -> None:
     """host2 unreachable 12-32 s: each client that bailed out reconnects on its own SYN
     schedule from its own disconnect; without the timer, at the repair + delay."""
-    def losses(timer: float) -> list[dict[str, float]]:
+    def losses(timer: float) -> list[dict[str, Any]]:
         sc = scenario([vm("a", "host1", OLTP, 2.0)], [
             {"at_s": 12.0, "kind": kind, "target": "host2", "duration_s": 20.0}],
             duration=80.0, volumes=[{"name": "data", "type": "replica3",
@@ -117,6 +135,12 @@ def test_the_model_reconnects_each_client_on_its_syn(kind: str) -> None:
     with_timer = losses(3.0)
     assert {x["client"] for x in with_timer} >= {"host1", "host3"}
     for x in with_timer:
+        if kind == "nic_loss" and x["client"] == "host2":
+            # its own link was down: no route, each try failed at once (ENETUNREACH), so
+            # it connects at the reconnect timer's first tick after the repair
+            assert x["back_s"] == pytest.approx(reconnect_at_s(32.0, x["down_s"], 3.0, 0.02))
+            continue
+        # 20 s: the neighbour entry for host2 is still good (it fails 23-53 s after)
         assert x["back_s"] == pytest.approx(
             syn_reconnect_at_s(32.0, x["down_s"], 3.0, 0.02, 4)), x
         assert x["back_s"] > 32.02  # on a SYN, not at the repair
@@ -180,3 +204,63 @@ def test_the_jump_over_failed_tries_gives_the_same_instant(
     back = disconnect + outage
     assert syn_reconnect_at_s(back, disconnect, timer, 0.02, linear) == _tries_one_by_one(
         back, disconnect, timer, 0.02, linear)
+
+
+# --- after a long outage: the neighbour (ARP) entry fails ---------------------------------
+
+def _walk_with_neighbour(back: float, down: float, timer: float, delay: float, linear: int,
+                         failed: float) -> float:
+    """Tick by tick, as rpc-clnt and the kernel do it (the oracle of the jump): each tick
+    starts a connect unless one is in progress; a SYN due while the host's ARP entry is
+    FAILED waits on 3 broadcast probes 1 s apart and fails 3.04 s after it."""
+    sends, give_up = syn_schedule(linear)
+    busy_until = -math.inf
+    k = 1
+    while True:
+        tick = down + timer * k
+        k += 1
+        if tick < busy_until - 1e-9:
+            continue  # a connect is in progress: the tick does nothing
+        for syn in (tick + o for o in sends):
+            if syn >= back - 1e-9:
+                return syn + delay
+            if syn >= failed:
+                for probe in (syn, syn + 1.0, syn + 2.0):
+                    if probe >= back - 1e-9:
+                        return probe + delay
+                busy_until = syn + 3.04
+                break
+        else:
+            busy_until = tick + give_up
+
+
+@settings(max_examples=300, deadline=None)
+@given(disconnect=st.one_of(st.floats(0, 100), st.floats(0, 3.2e6)),
+       failed_after=st.floats(0, 60), outage=st.one_of(st.floats(0, 120), st.floats(0, 2e4)),
+       linear=st.sampled_from([0, 4]))
+def test_a_reconnect_bound_to_arp_is_the_tick_by_tick_walk(
+        disconnect: float, failed_after: float, outage: float, linear: int) -> None:
+    back = disconnect + outage
+    failed = disconnect + failed_after
+    at = syn_reconnect_at_s(back, disconnect, 3.0, 0.02, linear, failed)
+    assert at == pytest.approx(_walk_with_neighbour(back, disconnect, 3.0, 0.02, linear,
+                                                    failed), abs=1e-6)
+    assert at >= back + 0.02 - 1e-9
+    if failed >= back:  # the entry never failed while the host was away: SYNs only
+        assert at == syn_reconnect_at_s(back, disconnect, 3.0, 0.02, linear)
+
+
+def test_the_traces_late_and_early_clients() -> None:
+    """Round 1 of the 60 s power-loss trace (seconds from the restore; host2 answered ARP
+    from ~+1.6): the ping timer disconnected the FUSE client at -49.6; host1's entry for
+    host2 went to PROBE at -12.93 (unicast probes -12.93, -11.91, -10.89), so FAILED ~-9.9.
+    The reconnect timer's first try (SYNs from -46.64) had sent its 16 s retransmission at
+    -11.14, before the failure: its next, 32.5 s later, connected at +22.14. A try whose
+    SYN fell due after the failure died on ARP, and the client's later tries connected
+    within a few seconds of host2's return (the trace's +1.7..+4.7 connects)."""
+    down, failed, back = -49.6, -9.9, 1.6
+    late = syn_reconnect_at_s(back, down, 3.0, 0.0, 4, failed)
+    assert late == pytest.approx(22.14, abs=0.6)
+    # had the entry failed before that SYN (a shorter reachable time), ARP-bound tries
+    early = syn_reconnect_at_s(back, down, 3.0, 0.0, 4, -20.0)
+    assert back <= early <= back + 4.1
