@@ -110,13 +110,64 @@ class CaseRuns:
     error: str = ""  # why the lab side failed, if it did
 
 
+@dataclass(frozen=True)
+class StoredLab:
+    """A lab side measured before (``hcisim validate --lab-from``): per case its runs'
+    metrics and the error of a case whose lab run failed."""
+
+    runs: Mapping[str, list[dict[Key, float]]]
+    errors: Mapping[str, str]
+    engine: str
+
+
+class StoredLabError(ValueError):
+    """A --lab-from file that is not a validation result."""
+
+
+def load_lab_runs(path: Path) -> StoredLab:
+    """The lab side of an earlier ``validate.json``: its runs (``lab_runs``, written since
+    2026-11-30 session 13), or for an older file, from each row's lab min / median / max:
+    one, two or three stand-in runs with exactly those statistics (the table needs no
+    more: its medians, bands and errors come out the same). The lab's measurements do not
+    depend on the model, so a new model or profile is judged against them without the lab."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoredLabError(f"{path}: cannot read a validation result: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise StoredLabError(f"{path}: not a validate.json (no 'rows' list)")
+    runs: dict[str, list[dict[Key, float]]] = {}
+    if isinstance(data.get("lab_runs"), dict):
+        for label, case_runs in data["lab_runs"].items():
+            runs[label] = [{(str(m), str(s), str(u)): float(v) for m, s, u, v in run}
+                           for run in case_runs]
+    else:
+        for row in data["rows"]:
+            n = int(row.get("n_lab") or 0)
+            case_runs = runs.setdefault(str(row["case"]), [])
+            values = [row["lab_median"]] if n == 1 else (
+                [row["lab_min"], row["lab_max"]] if n == 2 else
+                [row["lab_min"], row["lab_median"], row["lab_max"]])
+            while len(case_runs) < len(values):
+                case_runs.append({})
+            key = (str(row["metric"]), str(row["subject"]), str(row["unit"]))
+            for run, v in zip(case_runs, values, strict=False):
+                if v is not None:
+                    run[key] = float(v)
+    errors = data.get("lab_errors") or {}
+    return StoredLab(runs, {str(k): str(v) for k, v in errors.items()},
+                     str(data.get("engine", "lab")))
+
+
 def run_matrix(cases: Sequence[Case], engine: str, repeat: int,
                options: Mapping[str, Any] | None = None, observe_fn: Observe = _observe,
-               say: Say | None = None, logs: Path | None = None) -> list[CaseRuns]:
+               say: Say | None = None, logs: Path | None = None,
+               stored: StoredLab | None = None) -> list[CaseRuns]:
     """Model and lab runs of every case. A case whose lab run fails is reported with its
     error (the others still run). ``logs``: each lab run's daemon, client and workload
     logs are kept in ``logs/<case>-<run>`` (the lab's option ``keep_logs``): where a
-    metric is off, the mechanism is read there."""
+    metric is off, the mechanism is read there. ``stored``: the lab side measured before
+    (no lab runs)."""
     from hcisim.engines import EngineError
 
     out = []
@@ -125,6 +176,11 @@ def run_matrix(cases: Sequence[Case], engine: str, repeat: int,
         model = [case_metrics(sc, observe_fn("model", sc.model_copy(update={"seed": sc.seed + i}),
                                              None)) for i in range(repeat)]
         runs = CaseRuns(case, model, [])
+        if stored is not None:
+            runs.lab = list(stored.runs.get(case.label, []))
+            runs.error = stored.errors.get(case.label, "")
+            out.append(runs)
+            continue
         for i in range(repeat):
             if say is not None:
                 say(f"{case.label}: {engine} run {i + 1}/{repeat}")
@@ -186,8 +242,12 @@ def write_validation(runs: Sequence[CaseRuns], out: Path, engine: str, profile: 
     errors = {r.case.label: r.error for r in runs if r.error}
     head = {"engine": engine, "profile": profile, "repeat": repeat, "targets": TARGETS,
             "cases": [r.case.label for r in runs], "lab_errors": errors}
-    js.write_text(json.dumps({**head, "rows": json.loads(df.to_json(orient="records"))},
-                             indent=2))
+    # every lab run's metrics, so that a later model can be judged against them
+    # (--lab-from) with the runs themselves
+    lab_runs = {r.case.label: [[[*key, value] for key, value in sorted(run.items())]
+                               for run in r.lab] for r in runs}
+    js.write_text(json.dumps({**head, "rows": json.loads(df.to_json(orient="records")),
+                              "lab_runs": lab_runs}, indent=2))
     html.write_text(render_page("validate.html.j2", head=head, rows=df.to_dict("records"),
                                 summary=summary(df)))
     return [csv, js, html]

@@ -184,11 +184,16 @@ def register(app: typer.Typer) -> None:
         keep_logs: Annotated[Path | None, typer.Option(
             help="keep every lab run's logs (glusterd, bricks, self-heal daemons, clients, "
             "workloads) in DIR/<case>-<run>")] = None,
+        lab_from: Annotated[Path | None, typer.Option(
+            help="run no lab: judge the model against the lab side of an earlier "
+            "validate.json (its runs, or its min / median / max)")] = None,
     ) -> None:
         """Run the validation matrix (not the calibration set) on the model and a lab; per
         case and metric: medians, bands, relative error (CSV, JSON, HTML). Exit 1 when a
         metric misses its target."""
         from hcisim.calibration.validate import (
+            StoredLabError,
+            load_lab_runs,
             matrix,
             run_matrix,
             select,
@@ -209,8 +214,22 @@ def register(app: typer.Typer) -> None:
         engine_name, options = _engine(engine)
         if keep_logs is not None and options is None:
             raise UserError(f"--keep-logs: the {engine_name} engine keeps no logs (a lab does)")
+        stored = None
+        if lab_from is not None:
+            if keep_logs is not None:
+                raise UserError("--keep-logs: --lab-from runs no lab")
+            try:
+                stored = load_lab_runs(lab_from)
+            except StoredLabError as exc:
+                raise UserError(f"--lab-from: {exc}") from None
+            missing = [c.label for c in chosen if c.label not in stored.runs]
+            if missing:
+                raise UserError(f"--lab-from {lab_from}: no lab runs of {', '.join(missing)} "
+                                "(choose cases it has with --cases)")
+            engine_name = stored.engine
         dest = result_folder(output, "validate", force)
-        runs = run_matrix(chosen, engine_name, repeat, options, say=_say, logs=keep_logs)
+        runs = run_matrix(chosen, engine_name, repeat, options, say=_say, logs=keep_logs,
+                          stored=stored)
         files = write_validation(runs, dest, engine_name, profile, repeat)
         from hcisim.calibration.validate import summary, table
 

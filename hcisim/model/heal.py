@@ -122,10 +122,18 @@ class BrickHeal:
         else:
             self.dirty[disk] = dirty_after_sequential(d, shards, written_bytes, self.shard_bytes)
         if self.episode is not None:
-            r = self.rewritten.get(disk, 0.0)
-            self.rewritten[disk] = (dirty_after_random(r, shards, writes) if random else
-                                    dirty_after_sequential(r, shards, written_bytes,
-                                                           self.shard_bytes))
+            # only a write to a shard the episode has copied already dirties it again
+            # (one not reached yet is copied with that write in it); the episode copies
+            # the disks in plan order, so it is the disk's share healed so far
+            planned = dict(self.episode.plan).get(disk, 0)
+            healed = self._done_by_disk().get(disk, 0.0) if planned else 0.0
+            if healed > _EPS:
+                share = healed / planned
+                r = self.rewritten.get(disk, 0.0)
+                again = (dirty_after_random(r, shards, writes * share) if random else
+                         dirty_after_sequential(r, shards, written_bytes * share,
+                                                self.shard_bytes))
+                self.rewritten[disk] = min(healed, again)
 
     def lose_everything(self, disk_shards: dict[str, int]) -> None:
         """The brick's filesystem failed: after repair every shard must be copied again."""

@@ -24,7 +24,7 @@ LATEST = "latest"
 
 # Files one of hcisim's commands writes at the top of a result folder.
 RESULT_MARKERS = ("journal.json", "summary.json", "scenario.yaml", "sweep.json",
-                  "capacity.json", "compare.json")
+                  "capacity.json", "compare.json", "validate.json")
 
 
 class ResultFolderError(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import pandas as pd
@@ -16,6 +17,7 @@ from hcisim.calibration.validate import (
     COLUMNS,
     _observe,
     in_band,
+    load_lab_runs,
     matrix,
     run_matrix,
     select,
@@ -100,3 +102,52 @@ def test_lab_runs_keep_their_logs_per_case_and_run(tmp_path: Path) -> None:
     # model runs keep nothing; each lab run its own folder
     assert [x for x in seen if x is not None] == [tmp_path / "brick-crash-r3-1",
                                                    tmp_path / "brick-crash-r3-2"]
+
+
+STORED = Path(__file__).parents[2] / "lab" / "validation" / "2026-11-30-quiet-s12.json"
+
+
+def test_an_older_result_gives_its_lab_statistics_back() -> None:
+    """A validate.json from before the runs were stored (session 12's quiet run): the
+    stand-in runs give every row's lab median, min and max exactly."""
+    stored = load_lab_runs(STORED)
+    rows = json.loads(STORED.read_text())["rows"]
+    assert stored.engine == "lab+netns" and set(stored.runs) == {r["case"] for r in rows}
+    for row in rows:
+        key = (row["metric"], row["subject"], row["unit"])
+        values = [run[key] for run in stored.runs[row["case"]] if key in run]
+        if row["n_lab"] == 0 or row["lab_median"] is None:
+            assert not values
+            continue
+        assert median(values) == pytest.approx(row["lab_median"])
+        assert (min(values), max(values)) == pytest.approx((row["lab_min"], row["lab_max"]))
+
+
+def test_lab_from_judges_a_model_against_the_stored_runs(tmp_path: Path) -> None:
+    """A validation result now keeps every lab run; --lab-from re-judges the model with
+    them (here: a model-as-lab run, so the re-judged table has no error), runs no lab,
+    and names what is wrong with a bad file or a case it lacks."""
+    first = tmp_path / "first"
+    r = hcisim("validate", "--engine", "model", "--cases", "brick-crash-r3", "--repeat", "2",
+               "-o", str(first))
+    assert r.exit_code == 0, r.stderr
+    kept = json.loads((first / "validate.json").read_text())["lab_runs"]["brick-crash-r3"]
+    assert len(kept) == 2 and all(run for run in kept)
+    again = tmp_path / "again"
+    r = hcisim("validate", "--lab-from", str(first / "validate.json"), "--cases",
+               "brick-crash-r3", "--repeat", "2", "-o", str(again))
+    assert r.exit_code == 0, r.stderr
+    # a validation result is a result folder: --force replaces it
+    r = hcisim("validate", "--lab-from", str(first / "validate.json"), "--cases",
+               "brick-crash-r3", "--repeat", "2", "-o", str(again), "--force")
+    assert r.exit_code == 0, r.stderr
+    a = pd.read_csv(first / "validate.csv")
+    b = pd.read_csv(again / "validate.csv")
+    pd.testing.assert_frame_equal(a, b)
+    missing = hcisim("validate", "--lab-from", str(first / "validate.json"), "--cases",
+                     "partition-r3-t5", "-o", str(tmp_path / "m"))
+    assert missing.exit_code == 2 and "no lab runs of partition-r3-t5" in missing.stderr
+    junk = tmp_path / "junk.json"
+    junk.write_text("[1, 2]")
+    bad = hcisim("validate", "--lab-from", str(junk), "-o", str(tmp_path / "b"))
+    assert bad.exit_code == 2 and "not a validate.json" in bad.stderr
