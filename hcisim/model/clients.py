@@ -437,6 +437,18 @@ class ClientViews:
                 self.peer_up[pair] = True
                 self._peer_down_at.pop(pair, None)
                 self._judge(pair[0])
+                # the peer's glusterd, reached, drops its own connect in progress to us
+                # and connects again at once (the lab's trace of a 45 s partition: host2's
+                # two SYN_SENT peer sockets closed 1.4 s after host1's first connect got
+                # through, and host2's quorum came 0.25-1.8 s after the first crossing)
+                back = (pair[1], pair[0])
+                if back in self._peer_connecting:
+                    self._peer_connecting.discard(back)
+                    self._peer_token[back] += 1
+                    self._peer_came_back(back, self.clock())
+                    self.peer_up[back] = True
+                    self._peer_down_at.pop(back, None)
+                    self._judge(back[0])
         return connected
 
     def _judge(self, host: str) -> bool:
