@@ -284,7 +284,8 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
                                                                     LAB_HOST_CORES)))
                   for m in heals]
         f = fit_heal(trials, params["heal_noticed_s"], params["heal_entry_s"],
-                     params["heal_thread_mb_s"], params["heal_core_mb_s"])
+                     params["heal_thread_mb_s"], params["heal_core_mb_s"],
+                     params["heal_concurrency"])
         params.update(f.values)
         one_size = len({t.shard_bytes for t in trials}) < 2
         edge = not one_size and f.values["heal_thread_mb_s"] >= HEAL_RATE_EDGE_MB_S

@@ -361,14 +361,15 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                lambda trial, prof: [_reconnect_case(k, trial, "reconnect-hang", prof)
                                     for k in HANG_KINDS],
                lambda case, obs: read_reconnect(case, obs, "reconnect_after_hang")),
-    Experiment("heal", ("heal_noticed_s", "heal_entry_s", "heal_thread_mb_s", "heal_core_mb_s"),
+    Experiment("heal", ("heal_noticed_s", "heal_entry_s", "heal_thread_mb_s", "heal_core_mb_s",
+                        "heal_concurrency"),
                "the daemons' CHILD_UP until heal done, per outage, shard size and shd threads",
                lambda trial, prof: [_heal_case(o, s, k, trial, "heal", prof)
                                     for o in HEAL_OUTAGES_S for s in HEAL_SHARDS_MIB
                                     for k in (1, 8)],
                read_heal),
     Experiment("heal-backlog", ("heal_noticed_s", "heal_entry_s", "heal_thread_mb_s",
-                                "heal_core_mb_s"),
+                                "heal_core_mb_s", "heal_concurrency"),
                "the same as heal with 5x the backlog (320 MB VM disks), shard 4 and 64 MiB",
                lambda trial, prof: [_heal_case(HEAL_OUTAGES_S[0], s, k, trial, "heal-backlog",
                                                prof, HEAL_BACKLOG_VM_DISK_GB)

@@ -23,11 +23,13 @@ a parameter the trials cannot pin down keeps its old value instead of drifting).
   daemons healing side by side, the reading's ``healers``),
   capped by the heal share of the path and by ``heal_core_mb_s`` per CPU core of the
   healing daemons' hosts (the drain :mod:`hcisim.model.selfheal` integrates); fits
-  ``heal_noticed_s``, ``heal_entry_s`` (e), ``heal_thread_mb_s`` (r) and
-  ``heal_core_mb_s``. Per-entry and per-byte costs separate only with two shard sizes
-  (with one, the base profile's rate is kept and the entry cost takes the rest), the CPU
-  cap from the threads only with two thread counts, and the rate from the delay before
-  heal only with two backlogs.
+  ``heal_noticed_s``, ``heal_entry_s`` (e), ``heal_thread_mb_s`` (r),
+  ``heal_core_mb_s`` and ``heal_concurrency`` (the CPU rate per core falls with the
+  entries in flight per core beyond one, :func:`hcisim.model.selfheal.heal_cpu_mb_s`).
+  Per-entry and per-byte costs separate only with two shard sizes (with one, the base
+  profile's rate is kept and the entry cost takes the rest), the CPU cap and its
+  concurrency cost from the threads only with two thread counts, and the rate from the
+  delay before heal only with two backlogs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcisim.model.pingtimer import reconnect_at_s, syn_reconnect_at_s
+from hcisim.model.selfheal import heal_cpu_mb_s
 
 PULL = 1e-6  # weight of the pull towards the base profile (s^2 per unit^2)
 
@@ -153,29 +156,38 @@ class HealTrial:
 
 
 def _drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
-            core_mb_s: float) -> np.ndarray:
-    """The drain (s) of ``t`` at each per-entry cost of ``entries``: with m shards left,
-    min(m, k) threads at the per-thread rate, capped at ``cap_mb_s`` and at ``cores x
-    core_mb_s`` (0: no CPU cap) (the model's fluid drain, summed per shard)."""
+            core_mb_s: float, concurrency: np.ndarray | None = None) -> np.ndarray:
+    """The drain (s) of ``t`` at each concurrency cost (rows; None: 0 only) and per-entry
+    cost of ``entries`` (columns): with m shards left, n = min(m, k) threads at the
+    per-thread rate, capped at ``cap_mb_s`` and at what the cores heal with n entries in
+    flight (:func:`hcisim.model.selfheal.heal_cpu_mb_s`; ``core_mb_s`` 0: no CPU cap)
+    (the model's fluid drain, summed per shard)."""
+    kappa = np.zeros(1) if concurrency is None else np.asarray(concurrency, dtype=float)
     if t.shards <= 0:
-        return np.zeros_like(entries, dtype=float)
+        return np.zeros((len(kappa), len(entries)))
     mb = t.shard_bytes / 1e6
-    per_thread = mb / (mb / thread_mb_s + entries)
-    cap = t.cap_mb_s if core_mb_s <= 0 else min(t.cap_mb_s, t.cores * core_mb_s)
-    m = np.arange(1, t.shards + 1)
-    flow = np.minimum(np.minimum(m, t.threads)[None, :] * per_thread[:, None], cap)
-    return np.asarray((mb / flow).sum(axis=1), dtype=float)
+    per_thread = mb / (mb / thread_mb_s + entries)  # entry
+    n = np.minimum(np.arange(1, t.shards + 1), t.threads).astype(float)  # shard
+    cap = np.full((len(kappa), len(n)), t.cap_mb_s)
+    if core_mb_s > 0:
+        cap = np.minimum(cap, heal_cpu_mb_s(t.cores, core_mb_s, n[None, :], kappa[:, None]))
+    flow = np.minimum(n[None, None, :] * per_thread[None, :, None], cap[:, None, :])
+    return np.asarray((mb / flow).sum(axis=2), dtype=float)
 
 
-def drain_s(t: HealTrial, entry_s: float, thread_mb_s: float, core_mb_s: float = 0.0) -> float:
-    """Seconds to heal ``t.shards`` shards (:func:`_drains` at one entry cost)."""
-    return float(_drains(t, np.array([entry_s]), thread_mb_s, core_mb_s)[0])
+def drain_s(t: HealTrial, entry_s: float, thread_mb_s: float, core_mb_s: float = 0.0,
+            concurrency: float = 0.0) -> float:
+    """Seconds to heal ``t.shards`` shards (:func:`_drains` at one entry and concurrency
+    cost)."""
+    return float(_drains(t, np.array([entry_s]), thread_mb_s, core_mb_s,
+                         np.array([concurrency]))[0, 0])
 
 
 HEAL_RATE_GRID_MB_S = (0.5, 500.0)  # the coarse search's per-thread rates
 HEAL_RATE_EDGE_MB_S = round(HEAL_RATE_GRID_MB_S[1] * 1.13, 3)  # the fine search's top
 HEAL_ENTRY_GRID_S = (0.002, 2.0)  # the coarse search's per-entry costs (and 0)
 HEAL_CORE_GRID_MB_S = (1.0, 300.0)  # the coarse search's per-core caps (and none)
+HEAL_CONCURRENCY_GRID = (0.05, 20.0)  # the coarse search's concurrency costs (and 0)
 
 
 @dataclass(frozen=True)
@@ -185,27 +197,32 @@ class _HealFit:
     core: float
     entry: float
     noticed: float
+    concurrency: float = 0.0
 
 
 def _best(trials: Sequence[HealTrial], y: np.ndarray, rates: Sequence[float],
           cores: Sequence[float], entries: np.ndarray,
-          base: tuple[float, float, float]) -> _HealFit:
+          base: tuple[float, float, float], kappas: np.ndarray | None = None,
+          base_kappa: float = 0.0) -> _HealFit:
     """The grid point of least squares; the delay before heal is each point's mean rest
-    (clamped at 0), so the grid spans rate x CPU cap x entry cost only."""
+    (clamped at 0), so the grid spans rate x CPU cap x concurrency x entry cost only."""
+    kappa = np.zeros(1) if kappas is None else np.asarray(kappas, dtype=float)
     best: _HealFit | None = None
     for rate in rates:
         for core in cores:
-            d = np.array([_drains(t, entries, rate, core) for t in trials])  # trial x entry
-            noticed = np.maximum(0.0, (y[:, None] - d).mean(axis=0))
-            res = y[:, None] - noticed[None, :] - d
-            pull = ((entries - base[1]) ** 2 + (math.log(rate) - math.log(base[2])) ** 2
+            # trial x concurrency x entry
+            d = np.array([_drains(t, entries, rate, core, kappa) for t in trials])
+            noticed = np.maximum(0.0, (y[:, None, None] - d).mean(axis=0))
+            res = y[:, None, None] - noticed[None, :, :] - d
+            pull = ((entries[None, :] - base[1]) ** 2 + (kappa[:, None] - base_kappa) ** 2
+                    + (math.log(rate) - math.log(base[2])) ** 2
                     + (0.0 if core <= 0 or base[0] <= 0
                        else (math.log(core) - math.log(base[0])) ** 2))
             cost = (res * res).sum(axis=0) + PULL * pull
-            i = int(np.argmin(cost))
-            if best is None or cost[i] < best.cost:
-                best = _HealFit(float(cost[i]), float(rate), float(core), float(entries[i]),
-                                float(noticed[i]))
+            j, i = np.unravel_index(int(np.argmin(cost)), cost.shape)
+            if best is None or cost[j, i] < best.cost:
+                best = _HealFit(float(cost[j, i]), float(rate), float(core),
+                                float(entries[i]), float(noticed[j, i]), float(kappa[j]))
     assert best is not None
     return best
 
@@ -218,30 +235,40 @@ def _around(x: float, step: float, n: int = 11) -> list[float]:
 
 
 def fit_heal(trials: Sequence[HealTrial], base_noticed_s: float, base_entry_s: float,
-             base_thread_mb_s: float, base_core_mb_s: float = 0.0) -> Fitted:
-    """Per-thread rate, per-core CPU cap and entry cost on a coarse then a fine grid, the delay
-    before heal at each point by least squares. The rate separates from the entry cost
-    only with two shard sizes (else the base's is kept); the CPU cap from the thread
-    rate only with two thread counts (else the base's is kept)."""
+             base_thread_mb_s: float, base_core_mb_s: float = 0.0,
+             base_concurrency: float = 0.0) -> Fitted:
+    """Per-thread rate, per-core CPU cap, concurrency cost and entry cost on a coarse then a
+    fine grid, the delay before heal at each point by least squares. The rate separates
+    from the entry cost only with two shard sizes (else the base's is kept); the CPU cap
+    and its concurrency cost from the thread rate only with two thread counts (else the
+    base's are kept)."""
     y = np.array([t.duration_s for t in trials])
     base = (base_core_mb_s, base_entry_s, base_thread_mb_s)
     entries = np.concatenate([[0.0], np.geomspace(*HEAL_ENTRY_GRID_S, 24)])
     rates = ([base_thread_mb_s] if len({t.shard_bytes for t in trials}) < 2
              else list(np.geomspace(*HEAL_RATE_GRID_MB_S, 40)))
     per_daemon = {t.threads // max(1, t.daemons) for t in trials}
-    cores = ([base_core_mb_s] if len(per_daemon) < 2
+    two_counts = len(per_daemon) >= 2
+    cores = ([base_core_mb_s] if not two_counts
              else [0.0, *np.geomspace(*HEAL_CORE_GRID_MB_S, 30)])
-    fine = _best(trials, y, rates, cores, entries, base)
-    # finer grids around the best point, each pass a third as wide (rate, cap, entry)
+    kappas = (np.array([base_concurrency]) if not two_counts
+              else np.concatenate([[0.0], np.geomspace(*HEAL_CONCURRENCY_GRID, 12)]))
+    fine = _best(trials, y, rates, cores, entries, base, kappas, base_concurrency)
+    # finer grids around the best point, each pass a third as wide (rate, cap, concurrency,
+    # entry)
     for step in (1.4, 1.12, 1.04, 1.013):
         entry0 = max(fine.entry, HEAL_ENTRY_GRID_S[0])
+        kappa0 = max(fine.concurrency, HEAL_CONCURRENCY_GRID[0])
         fine = _best(trials, y, _around(fine.rate, step) if len(rates) > 1 else rates,
                      _around(fine.core, step) if len(cores) > 1 else cores,
-                     np.unique(np.concatenate([[0.0], _around(entry0, step * step)])), base)
+                     np.unique(np.concatenate([[0.0], _around(entry0, step * step)])), base,
+                     (np.unique(np.concatenate([[0.0], _around(kappa0, step * step)]))
+                      if len(kappas) > 1 else kappas), base_concurrency)
     rate, core = round(fine.rate, 3), round(fine.core, 3)
-    entry = round(fine.entry, 3)
-    rest = y - np.array([drain_s(t, entry, rate, core) for t in trials])
+    entry, kappa = round(fine.entry, 3), round(fine.concurrency, 3)
+    rest = y - np.array([drain_s(t, entry, rate, core, kappa) for t in trials])
     noticed = round(max(0.0, float(rest.mean())), 3)
-    pred = tuple(noticed + drain_s(t, entry, rate, core) for t in trials)
+    pred = tuple(noticed + drain_s(t, entry, rate, core, kappa) for t in trials)
     return Fitted({"heal_noticed_s": noticed, "heal_entry_s": entry,
-                   "heal_thread_mb_s": rate, "heal_core_mb_s": core}, pred)
+                   "heal_thread_mb_s": rate, "heal_core_mb_s": core,
+                   "heal_concurrency": kappa}, pred)

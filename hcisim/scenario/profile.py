@@ -75,6 +75,11 @@ class ProfileParameters(Strict):
         0.0, description="most MB/s a self-heal daemon heals per CPU core of its host, "
         "whatever its threads: heal is CPU work (RPC, locks, copies), and on the 2-core "
         "netns lab 8 threads heal no faster than 1; 0: no such cap")
+    heal_concurrency: NonNegativeFloat = Field(
+        0.0, description="how much heal's CPU rate falls with the entries in flight per "
+        "core beyond one: the cores heal heal_core_mb_s / (1 + heal_concurrency x (in "
+        "flight / cores - 1)) each (on the 2-core netns lab 16 entries in flight take 1.2-1.5 "
+        "s each, 2 take 0.02-0.06 s); 0: no such cost")
     engine_overhead_ms: NonNegativeFloat = Field(
         description="fixed client + translator cost per request (FUSE, AFR), ms")
 
@@ -82,7 +87,7 @@ class ProfileParameters(Strict):
 # ModelParams fields (and the detection key) each parameter fills.
 MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "reconnect_timer_s",
               "syn_linear_timeouts", "heal_noticed_s", "heal_thread_mb_s", "heal_entry_s",
-              "heal_core_mb_s", "engine_overhead_ms")
+              "heal_core_mb_s", "heal_concurrency", "engine_overhead_ms")
 DETECTION_KEYS = {"detection_anchor_s": "anchor_s"}
 
 

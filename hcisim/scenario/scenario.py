@@ -94,6 +94,10 @@ class ModelParams(Strict):
         default_factory=lambda: _shipped("heal_core_mb_s"), ge=0,
         description="most MB/s a self-heal daemon heals per CPU core of its host, whatever "
         "its threads (heal is CPU work); 0: no such cap (profile)")
+    heal_concurrency: float = Field(
+        default_factory=lambda: _shipped("heal_concurrency"), ge=0,
+        description="how much heal's CPU rate per core falls with each entry in flight per "
+        "core beyond one (profile)")
     ping_timer_late_s: float = Field(
         default_factory=lambda: _shipped("ping_timer_late_s"), ge=0,
         description="how late each ping-timer callback fires: pings every T + rtt + late, "

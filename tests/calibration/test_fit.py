@@ -103,6 +103,27 @@ def test_heal_fit_recovers_the_cpu_cap_with_two_thread_counts() -> None:
     assert rms is not None and rms < 0.1  # grid steps of 1.3 % and 3-decimal values
 
 
+def test_heal_fit_recovers_the_concurrency_cost() -> None:
+    """Trials made by the drain with a per-core cap that falls with the entries in flight
+    per core (concurrency 0.8: 16 entries on 4 cores heal at 30 / 3.4 MB/s in all), 1 and
+    8 threads per daemon, two shard sizes and backlogs: the fit finds it, and the cap."""
+    out = []
+    for n, s, k in [(n, s, k) for n in (8, 40) for s in (4 * 2**20, 64 * 2**20)
+                    for k in (1, 8)]:
+        t = HealTrial(n, float(s), 2 * k, 1e9, 0.0, daemons=2, cores=4)
+        out.append(HealTrial(n, float(s), 2 * k, 1e9,
+                             2.5 + drain_s(t, 0.3, 12.0, 7.5, 0.8), daemons=2, cores=4))
+    f = fit_heal(out, 3.0, 0.0, 20.0, 0.0)
+    assert f.values["heal_concurrency"] == pytest.approx(0.8, rel=0.1)
+    assert f.values["heal_core_mb_s"] == pytest.approx(7.5, rel=0.1)
+    rms = f.rms([t.duration_s for t in out])
+    assert rms is not None and rms < 0.1
+    # no cost in the trials: none found
+    flat = [HealTrial(t.shards, t.shard_bytes, t.threads, t.cap_mb_s,
+                      2.5 + drain_s(t, 0.3, 12.0, 7.5), daemons=2, cores=4) for t in out]
+    assert fit_heal(flat, 3.0, 0.0, 20.0, 0.0).values["heal_concurrency"] == 0.0
+
+
 def test_heal_fit_with_one_thread_count_keeps_the_base_cpu_cap() -> None:
     f = fit_heal([t for t in _heal_trials(2.5, 0.3, 12.0) if t.threads == 8], 3.0, 0.0,
                  20.0, 7.0)

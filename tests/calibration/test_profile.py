@@ -69,7 +69,8 @@ def test_shipped_profile_is_the_default_and_the_fit_of_the_stored_lab_measuremen
     assert again.measurements == p.measurements
     for key in ("detection_anchor_s", "reconnect_delay_s"):
         assert p.fits[key].n >= 30, key  # fitted, not carried over
-    for key in ("heal_noticed_s", "heal_thread_mb_s", "heal_entry_s", "heal_core_mb_s"):
+    for key in ("heal_noticed_s", "heal_thread_mb_s", "heal_entry_s", "heal_core_mb_s",
+                "heal_concurrency"):
         # the heals that say how many daemons healed (parts 2e and 3a)
         assert p.fits[key].n >= 20 and "heal-backlog" in p.fits[key].experiments, key
     assert p.to_measure, "the shipped profile says what is still to be measured"

@@ -345,3 +345,36 @@ def test_operator_heal_after_a_short_power_loss_resets_the_daemons_stale_connect
     heal = obs["heal"]
     assert list(heal["t_start_s"]) == [pytest.approx(float(up["t_s"].min())
                                                      + m.heal_noticed_s)]
+
+
+@pytest.mark.parametrize("threads", [1, 8])
+def test_more_entries_in_flight_than_cores_heal_slower_in_all(threads: int) -> None:
+    """``heal_concurrency``: with n entries in flight on the healing daemons' c cores, the
+    cores heal ``c x heal_core_mb_s / (1 + heal_concurrency x (n / c - 1))`` (n > c): on
+    2-core hosts (c = 4 for host1's and host3's daemons) 8 threads each (n = 16) heal
+    slower than 1 thread each (n = 2, below the cores: no cost), the fluid drain of
+    hcisim.calibration.fit with the same formula; at concurrency 0, as fast."""
+    from hcisim.calibration.fit import HealTrial, drain_s
+
+    def first_heal(concurrency: float) -> tuple[float, int, float, int]:
+        d = wake_scenario("brick_crash", 10.0, 1, model={
+            "heal_thread_mb_s": 20.0, "heal_entry_s": 0.0, "heal_core_mb_s": 10.0,
+            "heal_concurrency": concurrency}).model_dump(mode="json")
+        for h in d["hosts"]:
+            h["cores"] = 2
+        d["volumes"][0]["options"]["shd_max_threads"] = threads
+        obs = simulate(Scenario.model_validate(d))
+        heal = obs["heal"]
+        row = heal[heal["brick"] == "host2"].sort_values("t_start_s").iloc[0]
+        return (float(row["t_end_s"] - row["t_start_s"]), int(row["shards"]),
+                float(row["bytes"]) / int(row["shards"]), 4)
+
+    took, shards, shard_bytes, cores = first_heal(0.5)
+    trial = HealTrial(shards, shard_bytes, 2 * threads, 1e9, 0.0, daemons=2, cores=cores)
+    assert took == pytest.approx(drain_s(trial, 0.0, 20.0, 10.0, 0.5), rel=1e-6)
+    free, _, _, _ = first_heal(0.0)
+    if threads == 8:
+        # 16 in flight on 4 cores: 40 MB/s / (1 + 0.5 x 3) = 16 MB/s while > 4 shards left
+        assert took > 2.0 * free
+    else:
+        assert took == pytest.approx(free, rel=1e-9)  # 2 in flight: below the cores
