@@ -36,7 +36,8 @@ AT_REPAIR: dict[str, Any] = {"reconnect_timer_s": 0.0}
 
 
 def wake_scenario(kind: str, duration: float, seed: int, run_s: float = 1500.0,
-                  model: dict[str, Any] | None = None) -> Scenario:
+                  model: dict[str, Any] | None = None,
+                  options: dict[str, Any] | None = None) -> Scenario:
     f: dict[str, Any] = {"at_s": AT, "kind": kind, "target": "host2", "duration_s": duration,
                          "heal_after_repair": False}  # no operator heal: the daemons' own
     if kind == "nic_loss":
@@ -47,7 +48,8 @@ def wake_scenario(kind: str, duration: float, seed: int, run_s: float = 1500.0,
         # server quorum off: glusterd does not stop host2's bricks, so only the daemons'
         # own connections can wake them
         "volumes": [{"name": "v", "type": "replica3", "bricks": [{"host": h} for h in HOSTS],
-                     "options": {"ping_timeout_s": 5.0, "server_quorum_type": "none"}}],
+                     "options": {"ping_timeout_s": 5.0, "server_quorum_type": "none",
+                                 **(options or {})}}],
         "io_profiles": {"w": {"read_pct": 0.0, "block_kib": 64, "queue_depth": 8,
                               "mb_s": 20}},
         "vms": [{"name": "vm1", "host": "host1",
@@ -107,21 +109,49 @@ def test_after_a_brick_crash_heal_waits_for_the_daemons_next_reconnect_try(
                                                 ("partition", 10.0)])
 def test_nothing_wakes_the_daemons_when_their_connections_held(kind: str,
                                                                duration: float) -> None:
-    """A hang (keepalive answered by the kernel) or a cut shorter than 18 s: the daemons
-    never saw a CHILD_DOWN, so heal waits for the crawl every heal-timeout."""
+    """A hang (keepalive answered by the kernel), or a cut shorter than both sides'
+    keepalive (the daemons': 18 s at least; the bricks' with glusterfs's own 42 s
+    server.tcp-user-timeout: 32 s at least): the daemons never saw a CHILD_DOWN, so heal
+    waits for the crawl every heal-timeout."""
     for seed in SEEDS:
-        assert heal_starts(wake_scenario(kind, duration, seed))[0] == pytest.approx(CRAWL)
+        sc = wake_scenario(kind, duration, seed, options={"tcp_user_timeout_s": 42.0})
+        assert heal_starts(sc)[0] == pytest.approx(CRAWL)
 
 
-def test_a_cut_between_18_and_38_s_wakes_them_or_not_by_the_keepalive_phase() -> None:
-    """Each daemon drops its connection if its keepalive gives up within the cut (18-38 s
-    after it, by the probes' phase): some seeds wake at the repair (no reconnect timer),
-    others wait."""
-    starts = set()
+@pytest.mark.parametrize("kind", ["nic_loss", "partition"])
+def test_a_cut_the_bricks_side_gave_up_on_wakes_them_at_their_next_probe(kind: str) -> None:
+    """A 15 s cut with the lab's server.tcp-user-timeout (5 s): host2's brick resets each
+    daemon's idle connection 2-12 s into it (its keepalive probes after 10 s idle, the user
+    timeout passed at the next check, shd.server_closes_s), the daemons' own keepalive has
+    not given up; after the repair a daemon's next probe (every 2 s once it started, 20 s
+    after its last answer at the latest) gets a RST, CHILD_DOWN, and it connects again at
+    once (no reconnect timer here): heal starts then.
+    The lab's validation partitions and NIC losses: every daemon disconnected at the repair
+    and connected 3 s later (its reconnect timer), and heal started with it."""
+    repair = AT + 15.0
+    for seed in SEEDS:
+        sc = wake_scenario(kind, 15.0, seed, model=AT_REPAIR,
+                           options={"tcp_user_timeout_s": 5.0})
+        ev = simulate(sc)["events"]
+        down = ev[(ev["kind"] == "shd_brick_down") & (ev["target"] == "v/host2")]["t_s"]
+        assert len(down) == 2 and all(repair <= t <= AT + 20.0 + 1e-9 for t in down)
+        start = heal_starts(sc)[0]
+        assert start == pytest.approx(float(down.min()) + sc.model.reconnect_delay_s
+                                      + sc.model.heal_noticed_s)
+
+
+def test_a_cut_between_18_and_38_s_wakes_them_all() -> None:
+    """A 25 s cut: each daemon drops its connection if its keepalive gives up within it
+    (18-38 s after, by the probes' phase) and reconnects at the repair (no reconnect
+    timer); if not, the brick's side has reset it by then (10-20 s into the cut with the
+    virt group's keepalive and 20 s user timeout) and its next probe, within 2 s of the
+    repair, gets the RST: heal starts within 2 s of the repair at every seed, never at the
+    crawl."""
+    repair = AT + 25.0
     for seed in range(1, 13):
         sc = wake_scenario("nic_loss", 25.0, seed, model=AT_REPAIR)
-        starts.add(round(heal_starts(sc)[0], 6))
-    assert starts == {round(at_reconnect(sc, AT + 25.0), 6), CRAWL}
+        start = heal_starts(sc)[0]
+        assert at_reconnect(sc, repair) - 1e-9 <= start <= at_reconnect(sc, repair) + 2.0
 
 
 def test_a_short_power_loss_wakes_them_at_the_next_keepalive_probe() -> None:
@@ -174,9 +204,12 @@ def test_what_missed_the_brick_during_its_heal_is_healed_at_the_next_sweep() -> 
         sc = Scenario.model_validate({
             "name": "resweep", "seed": 3, "duration_s": 900.0,
             "hosts": [host(h, 10, 1500, 100_000) for h in HOSTS],
+            # the bricks' side keeps the daemons' idle connections through the cut with
+            # glusterfs's own 42 s user timeout (with the virt group's 20 s it would reset
+            # them 10-20 s into it, test above)
             "volumes": [{"name": "data", "type": "replica3",
                          "bricks": [{"host": h} for h in HOSTS],
-                         "options": {"ping_timeout_s": 5.0}}],
+                         "options": {"ping_timeout_s": 5.0, "tcp_user_timeout_s": 42.0}}],
             "io_profiles": {"seq": {"read_pct": 0, "block_kib": 1024, "mb_s": 10,
                                     "queue_depth": 4, "random": False}},
             "vms": [{"name": "w", "host": "host1",
@@ -378,3 +411,19 @@ def test_more_entries_in_flight_than_cores_heal_slower_in_all(threads: int) -> N
         assert took > 2.0 * free
     else:
         assert took == pytest.approx(free, rel=1e-9)  # 2 in flight: below the cores
+
+
+def test_the_bricks_side_resets_by_linux_keepalive_timer_rule() -> None:
+    """tcp_keepalive_timer with the virt group's server keepalive (10 s, 2 s, 5 probes):
+    the first probe 10 s after the last receipt; with a TCP_USER_TIMEOUT u, the reset at
+    the first check (every 2 s after it) at least u after the last receipt with a probe
+    unanswered; without one, after the 5th unanswered probe."""
+    from hcisim.model.shd import server_closes_s
+
+    assert server_closes_s(100.0, 95.0, 5.0) == pytest.approx(95.0 + 12.0)  # the lab's
+    assert server_closes_s(100.0, 95.0, 11.0) == pytest.approx(95.0 + 12.0)
+    assert server_closes_s(100.0, 95.0, 20.0) == pytest.approx(95.0 + 20.0)  # virt group
+    assert server_closes_s(100.0, 95.0, 42.0) == pytest.approx(95.0 + 42.0)  # glusterfs's
+    assert server_closes_s(100.0, 95.0, 0.0) == pytest.approx(95.0 + 10.0 + 5 * 2.0)
+    with pytest.raises(ValueError):
+        server_closes_s(100.0, 101.0, 5.0)
