@@ -433,10 +433,7 @@ class ClientViews:
                 return
             self._peer_connecting.discard(pair)
             if self.world.link(*pair):
-                self._peer_came_back(pair, self.clock())
-                self.peer_up[pair] = True
-                self._peer_down_at.pop(pair, None)
-                self._judge(pair[0])
+                self._peer_connected(pair)
                 # the peer's glusterd, reached, drops its own connect in progress to us
                 # and connects again at once (the lab's trace of a 45 s partition: host2's
                 # two SYN_SENT peer sockets closed 1.4 s after host1's first connect got
@@ -445,11 +442,14 @@ class ClientViews:
                 if back in self._peer_connecting:
                     self._peer_connecting.discard(back)
                     self._peer_token[back] += 1
-                    self._peer_came_back(back, self.clock())
-                    self.peer_up[back] = True
-                    self._peer_down_at.pop(back, None)
-                    self._judge(back[0])
+                    self._peer_connected(back)
         return connected
+
+    def _peer_connected(self, pair: tuple[str, str]) -> None:
+        self._peer_came_back(pair, self.clock())
+        self.peer_up[pair] = True
+        self._peer_down_at.pop(pair, None)
+        self._judge(pair[0])
 
     def _judge(self, host: str) -> bool:
         """Kill or restart ``host``'s bricks as its server quorum says; True if it changed."""
