@@ -21,12 +21,11 @@ from typing import Any
 
 import psutil
 
-from hcisim.calibration.cases import LAB_HOST_CORES, Case
+from hcisim.calibration.cases import LAB_HOST_CORES, Case, Reading
 from hcisim.calibration.experiments import (
     DEFAULT_EXPERIMENTS,
     EXPERIMENTS,
     Experiment,
-    Reading,
     experiments_named,
 )
 from hcisim.calibration.fit import (

@@ -30,6 +30,17 @@ class Case:
     inputs: dict[str, float | str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One measured value of one trial (before any prediction)."""
+
+    quantity: str
+    unit: str
+    value: float
+    subject: str = ""
+    extra: tuple[tuple[str, float | str], ...] = ()
+
+
 _DISK = {"name": "brick0", "capacity_gb": 2, "bandwidth_mb_s": 200, "iops": 20000,
          "latency_ms": 0.2}
 # every lab host's CPU cores as the cases declare them (the netns lab's three hosts share

@@ -23,6 +23,9 @@ heal               power loss 60 s x shard 4, 16, 64 MiB x 1 and 8 shd threads: 
 heal-backlog       the same with 5x the bytes (320 MB VM disks), shard 4, 64 MiB    same
 heal-under-load    shard 4 MiB, 1 thread, the writers on after the repair at load   (none)
                    0, 0.05, 1 (of 200 IOPS x 64 KiB per VM): heal as in heal
+link-efficiency    no fault; storage NICs 0.2 Gb/s, imposed; replica 3 and arbiter x  (none)
+                   queue depth 1 and 16, 64 KiB closed-loop writers: goodput and
+                   write latency per VM (hcisim.calibration.linkload)
 server-quorum      storage partition of host2 for 45 s at ping-timeout 5 and 42 s:  (none:
                    when its glusterd stops its bricks after the cut, and starts      checks
                    them after the repair (glusterd.log)                              the model)
@@ -35,7 +38,16 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hcisim.calibration.cases import SURVIVORS, TARGET, Case, fault, lab_scenario, offset_s
+from hcisim.calibration.cases import (
+    SURVIVORS,
+    TARGET,
+    Case,
+    Reading,
+    fault,
+    lab_scenario,
+    offset_s,
+)
+from hcisim.calibration.linkload import link_cases, read_link
 from hcisim.observations import Observations, summarize
 from hcisim.scenario import Scenario
 
@@ -44,17 +56,6 @@ SILENT_KINDS = ("nic_loss", "node_hang", "brick_hang")
 RECONNECT_KINDS = ("brick_crash", "nic_loss", "node_power_loss")
 FAULT_AT_S = 8.0  # the first fault of a case (the lab's writers run from t = 0)
 QUICK_AT_S = 5.0  # the CI smoke's
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One measured value of one trial (before any prediction)."""
-
-    quantity: str
-    unit: str
-    value: float
-    subject: str = ""
-    extra: tuple[tuple[str, float | str], ...] = ()
 
 
 Reader = Callable[[Case, Observations], list[Reading]]
@@ -382,6 +383,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                                "heal-under-load", prof, load_after=x)
                                     for x in HEAL_UNDER_LOAD],
                read_heal_under_load),
+    Experiment("link-efficiency", (),
+               "no fault, storage links shaped to 0.2 Gb/s: each VM's goodput and write "
+               "latency, replica 3 and arbiter, queue depth 1 and 16 (a check of the model)",
+               lambda trial, prof: link_cases(trial, prof), read_link),
     Experiment("server-quorum", (),
                "storage partition: when the cut-off host's glusterd stops and restarts its "
                "bricks, at two ping-timeouts",
