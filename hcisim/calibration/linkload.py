@@ -5,7 +5,9 @@ through tbf-shaped links, and latency of a saturated closed-loop writer").
 No fault. Every host's storage NIC is 0.2 Gb/s (25 MB/s each way) and the lab imposes it
 (``lab.impose``: tbf on its links, docs/lab.md), so the links, not the machine, bound the
 writes. Each of the three VMs writes 64 KiB blocks as fast as its queue depth lets it
-(closed loop: a demand far above any link, no catch-up), for replica 3 and arbiter, at
+(a demand far above any link: the lab's rate-paced fio never reaches its rate, so it is
+a closed loop at its queue depth; ``catch_up`` as the lab's fio needs, with no stall it
+never matters), for replica 3 and arbiter, at
 queue depth 1 and 16. A replica-3 write leaves its client's host once per remote brick
 (two copies on the wire, the local brick over loopback), an arbiter write once per remote
 data brick plus the arbiter's metadata, so the goodput per VM is the link's share of its
@@ -44,7 +46,7 @@ def link_case(volume_type: str, queue_depth: int, trial: int, exp: str,
                 nic["gbps"] = LINK_GBPS
     data["io_profiles"]["writer"] = {"read_pct": 0.0, "block_kib": BLOCK_KIB,
                                      "mb_s": DEMAND_MB_S, "queue_depth": queue_depth,
-                                     "random": True, "catch_up": False}
+                                     "random": True, "catch_up": True}
     data["lab"] = {**data.get("lab", {}), "impose": True}
     return Case(exp, f"{volume_type} qd={queue_depth}", Scenario.model_validate(data),
                 {"volume_type": volume_type, "queue_depth": queue_depth,
