@@ -11,7 +11,7 @@ When may it start?
 
 - a self-heal daemon on another host than the brick's saw one of its own brick
   connections come back (CHILD_UP, :mod:`hcisim.model.shd`): it starts after
-  ``heal_noticed_s``; after a hang, or a cut shorter than its keepalive detection, its
+  ``heal_noticed_s``; after a hang, or a cut shorter than both sides' keepalive, its
   connections never dropped and nothing wakes it;
 - the operator runs ``gluster volume heal`` at the repair (``Fault.heal_after_repair``),
   if a daemon is connected to the brick then (else its CHILD_UP wakes it, above);

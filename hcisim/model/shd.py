@@ -20,8 +20,10 @@ keepalive probes. What that means per fault:
 - refused (brick process killed, disk failed, brick stopped, glusterd's server-quorum kill):
   RST, down at once; up when the brick serves again: wakes;
 - power loss, NIC down, partition (nobody answers): down when keepalive gives up; a repair
-  before that leaves the connection as it was (no wake), unless the brick's host rebooted:
-  then the next keepalive probe after its return gets a RST, and the reconnect wakes;
+  before that leaves the connection as it was (no wake), unless the brick's host rebooted
+  or the brick's side reset the connection meanwhile (its own keepalive and
+  TCP_USER_TIMEOUT, :func:`server_closes_s`): then the next packet after its return gets
+  a RST, and the reconnect wakes;
 - node hang, brick hang (SIGSTOP: the kernel still answers keepalive probes): the connection
   never drops, so nothing wakes the daemon (the lab's finding, lab-notes.md);
 - a daemon whose own host powers up again starts fresh and wakes at once (its own bricks'
