@@ -50,17 +50,21 @@ class _Active:
 
 
 # At most this many steps are run ahead: a rate change throws the steps after it away and
-# replays those before it (about 140 changes a year meet a migration), while each batch
-# costs one SimPy event; 8 is about the cheapest mix for an availability year.
-RUN_AHEAD = 8
+# replays those before it, while each batch costs a wake of the process (three SimPy
+# events). The rate a flow has when it is opened is 0 until this instant's settle gives it
+# its share, so that first batch is one step (:meth:`Migrations._run`); after it, rates
+# change in an availability year only when the VM stops (a new flow, a new first batch),
+# and a migration's ~80 steps, ~50 of them monitor ticks in the middle of a copy pass, go
+# in two or three batches.
+RUN_AHEAD = 64
 
 
-def _run_ahead(a: _Active, now: float) -> tuple[float, float]:
+def _run_ahead(a: _Active, now: float, limit: int) -> tuple[float, float]:
     """Advance ``a.pc`` at ``a.rate`` through the steps (end of a phase, a monitor tick) up
     to the first that anyone else sees (the migration ends, or the VM stops and the flow
-    must take the whole link), at most :data:`RUN_AHEAD` of them. Returns the last one's
+    must take the whole link), at most ``limit`` of them. Returns the last one's
     time: the process sleeps until then instead of waking at every step (a migration takes
-    some sixty steps, of which two are seen).
+    some eighty steps, of which two are seen).
 
     The steps are those the process would take waking at each: the next at ``t +
     max(0, horizon - t)`` (what SimPy makes of ``timeout(horizon - t)``), and a step is run
@@ -77,16 +81,16 @@ def _run_ahead(a: _Active, now: float) -> tuple[float, float]:
     t = now
     first_wait = 0.0
     while True:
-        wait = max(0.0, pc.horizon(rate) - t)
-        t_next = t + wait
+        # after the first step only one a timeout set now lands on: else wake before it
+        step = pc.step(t, rate, now if steps else None)
+        if step is None:
+            break
+        t_next, wait = step
         if not steps:
             first_wait = wait
-        elif now + (t_next - now) != t_next:
-            break  # a timeout set now would not land on it: wake before it
-        pc.advance(t_next, rate)
         steps.append(t_next)
         t = t_next
-        if pc.result is not None or pc.rate_limited != limited or len(steps) == RUN_AHEAD:
+        if pc.result is not None or pc.rate_limited != limited or len(steps) >= limit:
             break
     a.steps = tuple(steps)
     return t, (first_wait if len(steps) == 1 else t - now)
@@ -208,6 +212,7 @@ class Migrations:
                                                            self.settings.max_bandwidth_mb_s)
                     a.pc = pc = PreCopy(self.memory(vm), self.settings, t0)
                     limited = True
+                    fresh = True  # the flow has no share yet: this instant's settle gives it
                     while pc.result is None:
                         if pc.rate_limited != limited:  # the VM stopped: take the link
                             limited = pc.rate_limited
@@ -215,8 +220,11 @@ class Migrations:
                             a.flow = m.storage.open_migration_flow(
                                 vm, src, dst, self.settings.max_bandwidth_mb_s if limited
                                 else self.link_mb_s(src, dst))
+                            fresh = True
                         a.rate = a.flow.rate_mb_s()
-                        t_end, delay = _run_ahead(a, env.now)
+                        # steps run ahead at a fresh flow's rate would be replayed at once
+                        t_end, delay = _run_ahead(a, env.now, 1 if fresh else RUN_AHEAD)
+                        fresh = False
                         changed = a.flow.changed()
                         yield _first_of(env, env.timeout(delay), changed)
                         if env.now < t_end:  # the rate changed before: replay up to now

@@ -282,11 +282,15 @@ class PreCopy:
         if self.result is not None:
             return math.inf
         if self.phase in DEAD_TIME:
-            end = self.phase_end
-        else:
-            r = self.cap(rate)
-            left = max(0.0, self._target(r) - self.round_sent)
-            end = self.t + left / r if r > 0 else (self.t if left <= 0 else math.inf)
+            return min(self.phase_end, self.next_tick)
+        r = self.cap(rate)
+        return self._end(r, self._target(r))
+
+    def _end(self, r: float, target: float) -> float:
+        """:meth:`horizon` of a phase that sends, at the capped rate ``r`` towards the
+        pass's ``target``."""
+        left = max(0.0, target - self.round_sent)
+        end = self.t + left / r if r > 0 else (self.t if left <= 0 else math.inf)
         return min(end, self.next_tick)
 
     def advance(self, t_new: float, rate: float) -> None:
@@ -294,25 +298,59 @@ class PreCopy:
         if self.result is not None:
             return
         if self.phase in DEAD_TIME:
-            self.t = max(self.t, t_new)
-            if self.t >= self.phase_end - _EPS:
-                self._end_of_dead_time()
+            self._wait(t_new)
         else:
             r = self.cap(rate)
-            dt = max(0.0, t_new - self.t)
+            self._send(t_new, r, self._target(r))
+
+    def step(self, t: float, rate: float, land_from: float | None) -> tuple[float, float] | None:
+        """One step at ``rate`` from ``t`` (the state's time): ``advance`` to ``t + max(0,
+        horizon(rate) - t)``, which is where a process sleeping ``horizon - t`` wakes,
+        with the cap and the pass's target computed once for both (a migration takes ~80
+        steps). With ``land_from``: only if a timeout set at that instant lands on the
+        step exactly, else None and the state as it was. Returns (the step's time, the
+        wait)."""
+        if self.phase in DEAD_TIME:
+            r = target = 0.0
+            end = min(self.phase_end, self.next_tick)
+        else:
+            r = self.cap(rate)
             target = self._target(r)
-            left = max(0.0, target - self.round_sent)
-            # reaching horizon() ends the pass even when left / r is below the resolution of
-            # t (months into a run, a few MB at line rate is < 1 ulp: dt = 0 loops forever)
-            sent = left if r > 0 and t_new >= self.t + left / r else min(r * dt, left)
-            self.round_sent += sent
-            self.transferred += sent
-            self.sent_since_sync += sent
-            if r > 0:
-                self.last_rate = r
-            self.t = t_new
-            if self.round_sent >= target - _EPS * max(1.0, self.round_total):
-                self._end_of_pass()
+            end = self._end(r, target)
+        wait = max(0.0, end - t)
+        t_next = t + wait
+        if land_from is not None and land_from + (t_next - land_from) != t_next:
+            return None
+        if self.phase in DEAD_TIME:
+            self._wait(t_next)
+        else:
+            self._send(t_next, r, target)
+        return t_next, wait
+
+    def _wait(self, t_new: float) -> None:
+        """:meth:`advance` in a phase that sends nothing (setup, a sync)."""
+        self.t = max(self.t, t_new)
+        if self.t >= self.phase_end - _EPS:
+            self._end_of_dead_time()
+        if self.result is None and self.t >= self.next_tick - _EPS:
+            self._monitor_tick()
+
+    def _send(self, t_new: float, r: float, target: float) -> None:
+        """:meth:`advance` in a phase that sends, at the capped rate ``r`` towards the
+        pass's ``target`` (both as :meth:`_target` gives them for the state at ``self.t``)."""
+        dt = max(0.0, t_new - self.t)
+        left = max(0.0, target - self.round_sent)
+        # reaching horizon() ends the pass even when left / r is below the resolution of
+        # t (months into a run, a few MB at line rate is < 1 ulp: dt = 0 loops forever)
+        sent = left if r > 0 and t_new >= self.t + left / r else min(r * dt, left)
+        self.round_sent += sent
+        self.transferred += sent
+        self.sent_since_sync += sent
+        if r > 0:
+            self.last_rate = r
+        self.t = t_new
+        if self.round_sent >= target - _EPS * max(1.0, self.round_total):
+            self._end_of_pass()
         if self.result is None and self.t >= self.next_tick - _EPS:
             self._monitor_tick()
 
