@@ -60,6 +60,7 @@ class RunRecords:
         self.level = level
         self.up: dict[str, bool] = {b.key: True for v in cluster.volumes.values()
                                     for b in v.bricks}
+        self._up_moved = True  # an up flag changed since the last settle's volume records
         # hosts a fault (one that cuts or stops, not one that slows) is hitting now, and
         # when the last one on each host ended: whose clients' views count (volume_bricks)
         self.hit: dict[str, int] = dict.fromkeys(cluster.hosts, 0)
@@ -146,6 +147,7 @@ class RunRecords:
                 if up == self.up[b.key]:
                     continue
                 self.up[b.key] = up
+                self._up_moved = True
                 self.rec.event(t, "brick_up" if up else "brick_down", b.key)
                 if up:
                     back.append(b)
@@ -163,6 +165,13 @@ class RunRecords:
             # per volume, each brick's heal books in brick order (None: the arbiter)
             self._brick_books = {vol.name: tuple(heal.bricks.get(b.key) for b in vol.bricks)
                                  for vol in self.cluster.volumes.values()}
+        if not sample:
+            # every volume was recorded with its key at the last settle: with no up flag
+            # and no brick's dirty counts or heal progress moved since (the heal's
+            # snapshot of this settle compared them), every key is the same: nothing to do
+            if not (self._up_moved or heal.books_moved):
+                return
+            self._up_moved = False
         is_up = self.up
         for vol, name, keys, books in self._volume_books:
             up = tuple([is_up[k] for k in keys])
@@ -368,6 +377,7 @@ class RunRecords:
     def close(self, t: float, heal: SelfHeal) -> None:
         self._last_sample.clear()  # a final row for every volume
         self._recorded.clear()
+        self._up_moved = True
         self.volumes(t, heal)
         for rows in self._samples.values():
             for row in rows:

@@ -97,6 +97,10 @@ class SelfHeal:
         self._stale_at: dict[str, tuple[int, float | None]] = {}  # (dirty version, healed)
         self._blamed: dict[str, frozenset[str]] = {}  # VM disk key -> hosts of stale bricks
         self.blamed_version = 0  # bumped when the blamed bricks of any VM disk changed
+        # whether the last snapshot found any brick's dirty counts or heal progress moved
+        # since the one before (else the volume records have nothing new to look at)
+        self.books_moved = True
+        self._on_net: set[str] = set()  # the heal flows set_flows put on the network
         # the daemons' own brick connections (their CHILD_UP wakes heal); a random stream
         # of its own, so the other draws of a run stay as they were
         self.shd = ShdConnections(cluster, world, np.random.default_rng(
@@ -124,14 +128,17 @@ class SelfHeal:
         arbiter blame, unavailable data): one pass per brick instead of one per question,
         and only for bricks whose dirty counts or heal progress moved since the last one."""
         changed = False  # whether any brick now misses another set of disks
+        moved = False
         for k, h in self.bricks.items():
             ep = h.episode
             key = (h.dirty_version, None if ep is None else ep.healed_bytes)
             if self._stale_at.get(k) != key:
                 self._stale_at[k] = key
+                moved = True
                 old = self._stale.get(k)
                 new = self._stale[k] = h.stale_map()
                 changed = changed or old is None or old.keys() != new.keys()
+        self.books_moved = moved
         if not changed:
             return  # the same disks blamed on the same bricks
         by_disk: dict[str, set[str]] = {}
@@ -287,6 +294,7 @@ class SelfHeal:
         if complete:  # that sweep healed something: the daemon sweeps again
             h.resweep_at = t + RESWEEP_S
         self.net.remove_flow(self._flow(h))
+        self._on_net.discard(self._flow(h))
         self.rec.add("heal", vol.name, h.brick.host, ep.start_s, t, done_bytes, done)
         for disk in clean:
             self.ledger.brick_in_sync(disk, h.brick.host)
@@ -344,10 +352,12 @@ class SelfHeal:
         return any(map(self.shd.usable, others))
 
     def set_flows(self) -> None:
-        net, core_mb_s = self.net, self.params.heal_core_mb_s
+        net, core_mb_s, on_net = self.net, self.params.heal_core_mb_s, self._on_net
         for vol, target, h, flow in self._targets:
             if h.episode is None:
-                net.remove_flow(flow)
+                if flow in on_net:  # (a flow not on the network has no rate either)
+                    net.remove_flow(flow)
+                    on_net.discard(flow)
                 continue
             usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
             healers, cores = self._healers_and_cores(vol, target)
@@ -362,6 +372,7 @@ class SelfHeal:
             for limit in limits:
                 demand = min(demand, limit)
             net.add_flow(flow, demand, usage, weight=max(1, n))
+            on_net.add(flow)
 
     def thread_mb_s(self, shard_bytes: float) -> float:
         """One heal thread's mean rate: ``heal_thread_mb_s`` inside a shard, less the fixed
