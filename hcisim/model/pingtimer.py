@@ -173,25 +173,26 @@ def syn_reconnect_at_s(back_s: float, disconnect_s: float, timer_s: float, delay
     sends, give_up = syn_schedule(linear_timeouts)
     failed = neighbour_failed_s if (neighbour_failed_s is not None
                                     and neighbour_failed_s < back_s) else None
+    # ticks from one try to the next: an ARP-bound try (it starts on a tick and fails a
+    # fixed number of ticks later), and a try that waits out its whole connect
+    arp_step = _next_tick(0.0, timer_s, resolve_fails_after_s())
+    try_step = _next_tick(0.0, timer_s, give_up)
     k = 1
     while True:
         start = disconnect_s + timer_s * k
         if failed is not None and start >= failed:
-            # every try from here is bound to ARP: it starts on a tick and fails a fixed
-            # number of ticks later; jump over the whole ones that fail before ``back_s``
-            # (an outage of hours is thousands), to the tick the loop below would reach
-            step = _next_tick(start, timer_s, start + resolve_fails_after_s())
-            skip = math.floor((back_s - 1e-9 - start) / (step * timer_s)) - 1
+            # every try from here is bound to ARP: jump over the whole ones that fail
+            # before ``back_s`` (an outage of hours is thousands), to the tick the loop
+            # below would reach
+            skip = math.floor((back_s - 1e-9 - start) / (arp_step * timer_s)) - 1
             if skip > 0:
-                k += skip * step
+                k += skip * arp_step
                 start = disconnect_s + timer_s * k
         elif failed is None:
-            # tries start every `step` ticks (each waits out its connect, then the
-            # timer's next tick): jump over the whole tries that end before ``back_s``
-            step = _next_tick(0.0, timer_s, give_up)
-            skip = math.floor((back_s - 1e-9 - sends[-1] - start) / (step * timer_s)) - 1
+            # jump over the whole tries that end before ``back_s``
+            skip = math.floor((back_s - 1e-9 - sends[-1] - start) / (try_step * timer_s)) - 1
             if skip > 0:
-                k += skip * step
+                k += skip * try_step
                 start = disconnect_s + timer_s * k
         for offset in sends:
             syn = start + offset
