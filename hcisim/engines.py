@@ -240,10 +240,14 @@ def _libvirt_uri(uri: str | None) -> Iterator[None]:
 
 def _observe_lab(spec: EngineSpec, sc: Scenario, progress: Progress | None,
                  opts: LabOptions) -> Observations:
-    if len(sc.hosts) != 3:  # compute-only hosts (issue 12) exist in the model only so far
-        extra = ", ".join(h.name for h in sc.hosts if h.compute_only) or "more than three"
-        raise EngineError(f"scenario {sc.name!r}: the labs build three storage nodes; "
-                          f"compute-only hosts ({extra}) run on the model only")
+    pool = [h.name for h in sc.hosts if not h.compute_only]
+    extra = [h.name for h in sc.hosts if h.compute_only]
+    if len(pool) != 3:
+        raise EngineError(f"scenario {sc.name!r}: the labs build three storage nodes (hosts "
+                          f"with disks), this scenario has {len(pool)} ({', '.join(pool)})")
+    if extra and spec.backend != "netns":
+        raise EngineError(f"scenario {sc.name!r}: compute-only hosts ({', '.join(extra)}) "
+                          f"run on the model and the netns lab, not on the {spec.backend} lab")
     unsharded = [v.name for v in sc.volumes if not v.options.shard]
     if unsharded:
         raise EngineError(f"scenario {sc.name!r}: the labs shard every volume (virt group); "

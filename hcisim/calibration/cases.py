@@ -56,11 +56,14 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                  volume_type: str = "replica3", iops: float = 60.0, block_kib: int = 8,
                  profile: str | None = None, description: str = "",
                  phases: list[dict[str, Any]] | None = None,
-                 disk_mb_s: float | None = None, vm_disk_gb: float = 0.064) -> Scenario:
+                 disk_mb_s: float | None = None, vm_disk_gb: float = 0.064,
+                 compute_only: bool = False) -> Scenario:
     """A lab-sized cluster (like scenarios/lab-power-loss.yaml, one volume ``data``) with
     ``faults``; the clients' ping chains have a known phase (the lab mounts just before
     t = 0: the anchor is the profile's ``detection_anchor_s``). ``vm_disk_gb``: each VM's
-    disk (what a heal case's backlog scales with: the writers dirty all of it)."""
+    disk (what a heal case's backlog scales with: the writers dirty all of it).
+    ``compute_only``: a fourth host, host4, with no brick disks (not in the Gluster pool) and
+    a VM vm4 of its own, whose client sends every copy over host4's NIC."""
     model: dict[str, Any] = {"detection": {"phase": "known"}}
     if profile is not None:
         model["profile"] = profile
@@ -72,7 +75,8 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
         "hosts": [{**_HOST, "name": h,
                    "disks": [{**_DISK, "bandwidth_mb_s": disk_mb_s}]}
                   if disk_mb_s is not None else {**_HOST, "name": h}
-                  for h in ("host1", "host2", "host3")],
+                  for h in ("host1", "host2", "host3")]
+                 + ([{**_HOST, "name": "host4", "disks": []}] if compute_only else []),
         "networks": [{"role": "management", "rtt_ms": 0.05},
                      {"role": "storage", "rtt_ms": 0.05}],
         "volumes": [{"name": "data", "type": volume_type, "size_gb": 1, "files": 200,
@@ -85,7 +89,8 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                                    "queue_depth": 4, "catch_up": True}},
         "vms": [{"name": vm, "host": host,
                  "disks": [{"volume": "data", "size_gb": vm_disk_gb, "io": "writer"}]}
-                for vm, host in (("vm1", "host1"), ("vm2", "host2"), ("vm3", "host3"))],
+                for vm, host in (("vm1", "host1"), ("vm2", "host2"), ("vm3", "host3"))
+                + ((("vm4", "host4"),) if compute_only else ())],
         "faults": faults,
         "model": model,
     }

@@ -74,6 +74,10 @@ def matrix(profile: str | None = None) -> list[Case]:
         _case("link-slowdown-r3", [fault("link_slowdown", at, 15, rate_mbit=100)], 40,
               profile, iops=200, block_kib=64),
         _case("disk-failure-r3", [fault("disk_failure", at, 10)], 45, profile),
+        # a fourth host without bricks (vm4 on it): its client sees host2's loss through its
+        # own ping timers and writes all three copies over its own link
+        _case("compute-only-power-loss-r3-t5", [fault("node_power_loss", at, 15)], 45,
+              profile, compute_only=True),
     ]
 
 

@@ -306,11 +306,12 @@ class FaultBook:
         """What the backend must note after a repair (the netns lab: new sockets)."""
 
     def observer(self) -> str:
-        """A host no fault hits now (a slowed link still sees everything), to ask glusterd."""
+        """A pool member no fault hits now (a slowed link still sees everything), to ask
+        glusterd (a compute-only host runs none)."""
         with self._lock:
             hit = {f.target for f in self._active if not f.traits.slows}
-        return next((h for h in self.scenario.host_names if h not in hit),
-                    self.scenario.host_names[0])
+        pool = [h.name for h in self.scenario.hosts if not h.compute_only]
+        return next((h for h in pool if h not in hit), pool[0])
 
     def trigger_heal(self, volume: str, full: bool = False) -> bool:
         """``volume heal VOL [full]`` on a healthy host, retried while the self-heal daemons

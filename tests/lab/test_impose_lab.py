@@ -13,7 +13,11 @@ bytes written. Cases, in order (one lab):
   faster than the imposed bound, and ``network.unshape`` puts the NIC rate back;
 - a brick disk limited to 0.5 MB/s of writes (its cgroup's throttle) holds the writer to it,
   and the cgroup's own counter shows the brick's writes went through it;
-- a failed disk replaced (a new loop device, a new brick PID): both limited again.
+- a failed disk replaced (a new loop device, a new brick PID): both limited again;
+- compute-only host4 (no disks: no glusterd, no brick, not a peer) mounts from the pool and
+  sends all three copies over its own shaped link (the write rate bounded by 2.5 / 3 MB/s,
+  its tbf counting >= 3 x the bytes written, each brick holding the data); its power loss and
+  repair bring its mount back without a glusterd.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ hosts:
       - {{name: n1, gbps: {STORAGE_GBPS}, networks: [storage]}}
   - {{<<: *host, name: host2}}
   - {{<<: *host, name: host3}}
+  - {{<<: *host, name: host4, disks: []}}
 volumes:
   - name: data
     type: replica3
@@ -141,7 +146,7 @@ def test_unimposed_link_is_faster_and_unshape_restores(be: NetnsBackend) -> None
     finally:
         for h in hosts:
             network.unshape(be.lab_, h, ("storage",))
-    assert [tbf(h)[0] for h in hosts] == ["20Mbit"] * 3
+    assert [tbf(h)[0] for h in hosts] == ["20Mbit"] * 4
     print(f"not imposed: {free:.2f} MB/s")
     assert free > STORAGE_GBPS * 1e3 / 8 / 2 * 1.1
 
@@ -183,3 +188,30 @@ def test_disk_write_limit_and_restarted_brick(be: NetnsBackend) -> None:
     assert be.meta()["imposed"]["disks"]["host2"]["brick0"]["device"] == dev
     limits = (cg / "blkio.throttle.write_bps_device").read_text()
     assert f"{impose.dev_number(dev)} 200000000" in limits
+
+
+def test_compute_only_host_sends_every_copy_over_its_link(be: NetnsBackend) -> None:
+    h1, h4 = be.lab_.host("host1"), be.lab_.host("host4")
+    assert [h.name for h in be.pool] == ["host1", "host2", "host3"]
+    assert be.meta()["hosts"]["host4"]["compute_only"] is True
+    assert not h4.pidfile.exists() and not gluster.brick_pids(h4)  # no glusterd, no brick
+    peers = gluster.client(h1).peers()
+    assert sorted(p.connected for p in peers) == [True, True] and len(peers) == 2
+    mount = be.mount_path("host4", "data")
+    _, sent0 = tbf(h4)
+    mb_s = write_direct(mount / "compute-only", 2)
+    _, sent1 = tbf(h4)
+    print(f"compute-only host4: {mb_s:.2f} MB/s, tbf sent {(sent1 - sent0) / MIB:.1f} MiB "
+          "for 2 MiB")
+    assert sent1 - sent0 >= 3 * 2 * MIB  # no local brick: every copy crossed host4's link
+    assert mb_s <= STORAGE_GBPS * 1e3 / 8 / 3 * 1.1
+    for path in be.data_brick_paths("data"):
+        assert (path / "compute-only").stat().st_size == 2 * MIB
+
+    loss = make_fault(kind="node_power_loss", at_s=0, target="host4")
+    be.inject(loss)
+    be.restore(loss)  # links up and the mount back, with no glusterd to start
+    assert not h4.pidfile.exists()
+    assert write_direct(mount / "after-power-loss", 1) > 0
+    assert all((p / "after-power-loss").stat().st_size == MIB
+               for p in be.data_brick_paths("data"))

@@ -112,11 +112,7 @@ class NetnsBackend(FaultBook):
         be._active = [sc.make_fault(**f) for f in be.state.get_list("active_faults")]
         be.impose = bool(be.state.data.get("imposed"))
         for h in be.lab.hosts:
-            for v in sc.volumes:
-                be._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
-                be._shd_tails[(h.name, v.name)] = ClientLogTail(h.shd_log, v.name)
-                be._heal_tails[(h.name, v.name)] = HealLogTail(h.shd_log, v.name)
-            be._quorum_tails[h.name] = QuorumLogTail(h.glusterd_log)
+            be._add_tails(h)
         return be
 
     @staticmethod
@@ -176,6 +172,12 @@ class NetnsBackend(FaultBook):
             raise LabError("use lab", "the lab is not built")
         return self.lab
 
+    @property
+    def pool(self) -> list[HostLayout]:
+        """The trusted storage pool: the hosts with bricks, each running glusterd. A
+        compute-only host (``disks: []``) only mounts the volumes (docs/lab.md)."""
+        return [h for h in self.lab_.hosts if not self.scenario.host(h.name).compute_only]
+
     def _disks(self) -> list[tuple[str, str]]:
         used = []
         for v in self.scenario.volumes:
@@ -194,18 +196,19 @@ class NetnsBackend(FaultBook):
     def deploy(self) -> None:
         t = time.monotonic()
         lab = self.lab_
-        parallel(gluster.start_glusterd, list(lab.hosts))
-        parallel(gluster.wait_glusterd, list(lab.hosts))
-        gluster.probe_peers(lab)
+        pool = self.pool
+        parallel(gluster.start_glusterd, pool)
+        parallel(gluster.wait_glusterd, pool)
+        gluster.probe_peers(pool)
         vols = list(enumerate(self.scenario.volumes))
         # each volume through another glusterd, at once: measured faster in total than one
         # after the other (18.9 s vs 22.2 s for three volumes on two loaded cores)
         parallel(lambda iv: gluster.create_volume(
             lab, iv[1], {b.host: self._brick_path(b.host, iv[1].name) for b in iv[1].bricks},
-            self.volume_set, via=lab.hosts[iv[0] % len(lab.hosts)]), vols)
+            self.volume_set, via=pool[iv[0] % len(pool)]), vols)
         ratios = {v.options.server_quorum_ratio_pct for v in self.scenario.volumes}
         if ratios != {51.0}:
-            gluster.set_server_quorum_ratio(lab, max(ratios))
+            gluster.set_server_quorum_ratio(pool[0], max(ratios))
         self._record_sockets()
         parallel(self._mount_host, list(lab.hosts))
         self._meta = self._read_meta()
@@ -214,16 +217,24 @@ class NetnsBackend(FaultBook):
             if self.impose else None
         self.timings["deploy_s"] = time.monotonic() - t
 
-    def _mount_host(self, h: HostLayout) -> None:
-        assert self.state is not None
-        self._quorum_tails.setdefault(h.name, QuorumLogTail(h.glusterd_log))
+    def _add_tails(self, h: HostLayout) -> None:
+        """Follow the host's logs: its FUSE clients', and on a pool member its glusterd's
+        and self-heal daemon's (a compute-only host runs neither)."""
+        pooled = not self.scenario.host(h.name).compute_only
+        if pooled:
+            self._quorum_tails.setdefault(h.name, QuorumLogTail(h.glusterd_log))
         for v in self.scenario.volumes:
             if (h.name, v.name) not in self._tails:
                 self._tails[(h.name, v.name)] = ClientLogTail(h.client_log(v.name), v.name)
-            if (h.name, v.name) not in self._shd_tails:
+            if pooled and (h.name, v.name) not in self._shd_tails:
                 self._shd_tails[(h.name, v.name)] = ClientLogTail(h.shd_log, v.name)
                 self._heal_tails[(h.name, v.name)] = HealLogTail(h.shd_log, v.name)
-            gluster.mount_volume(self.lab_, h, v.name, self.state)
+
+    def _mount_host(self, h: HostLayout) -> None:
+        assert self.state is not None
+        self._add_tails(h)
+        for v in self.scenario.volumes:
+            gluster.mount_volume(self.lab_, h, v.name, self.state, self.pool)
         for v in self.scenario.volumes:
             gluster.wait_mounted(self.lab_.mount(h.name, v.name))
 
@@ -240,7 +251,7 @@ class NetnsBackend(FaultBook):
             self.state.add("sockets", s)
 
     def _read_meta(self) -> dict[str, Any]:
-        first = self.lab_.hosts[0]
+        first = self.pool[0]
         applied = {v.name: gluster.client(first).volume_options(v.name)
                    for v in self.scenario.volumes}
         version = gluster.client(first).run("--version").stdout.splitlines()
@@ -249,7 +260,9 @@ class NetnsBackend(FaultBook):
             "backend": "netns",
             "gluster_version": version[0] if version else "",
             "hosts": {h.name: {"netns": h.netns, "storage": h.storage_addr,
-                               "management": h.mgmt_addr} for h in self.lab_.hosts},
+                               "management": h.mgmt_addr,
+                               "compute_only": self.scenario.host(h.name).compute_only}
+                      for h in self.lab_.hosts},
             "scale": self.scale.to_dict(),
             "applied_options": applied,
             "virt_group": gluster.read_group_file("virt"),

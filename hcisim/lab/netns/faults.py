@@ -97,8 +97,9 @@ class NetnsMachine:
         if on:
             network.set_links(h, network.ROLES, up=True)
             clear_stale_pidfiles(node_pid_files(h))
-            gluster.start_glusterd(h)
-            gluster.wait_glusterd(h)
+            if not self.sc.host(host).compute_only:  # a compute-only host runs no glusterd
+                gluster.start_glusterd(h)
+                gluster.wait_glusterd(h)
             self.remount(h)
             return
         network.set_links(h, network.ROLES, up=False)

@@ -8,7 +8,7 @@ with its own working directory, run directory, socket, address and log directory
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hcisim.lab.gluster import Gluster, GlusterError, parse_group_file, scenario_options
@@ -96,15 +96,16 @@ def wait_glusterd(host: HostLayout, timeout: float = 60.0) -> None:
             f"(see {host.glusterd_log})")
 
 
-def probe_peers(lab: LabLayout, timeout_s: float = 60.0) -> None:
-    """Probe every peer from the first host, then wait until *every* host sees all the
-    others connected: a volume create stages on each peer and fails on one that has not yet
+def probe_peers(pool: Sequence[HostLayout], timeout_s: float = 60.0) -> None:
+    """Probe every peer of the trusted pool (the hosts with bricks; a compute-only host runs
+    no glusterd) from the first, then wait until *every* member sees all the others
+    connected: a volume create stages on each peer and fails on one that has not yet
     connected to a third (CI, 2026-11-30: "Staging failed on 10.213.0.12. Error: Host
     10.213.0.13 not connected" when only the first host's view was awaited; the libvirt
     lab's deploy waits the same way)."""
-    client(lab.hosts[0]).probe_peers([h.storage_addr for h in lab.hosts[1:]])
-    views = [client(h) for h in lab.hosts]
-    others = len(lab.hosts) - 1
+    client(pool[0]).probe_peers([h.storage_addr for h in pool[1:]])
+    views = [client(h) for h in pool]
+    others = len(pool) - 1
     require(lambda: all(sum(p.connected for p in v.peers()) >= others for v in views),
             timeout_s, "wait for peers",
             f"not every host sees its {others} peers connected within {timeout_s:.0f} s",
@@ -124,8 +125,8 @@ def create_volume(lab: LabLayout, vol: Volume, brick_paths: Mapping[str, Path],
         vol, bricks, {**read_group_file("virt"), **scenario_options(vol), **extra})
 
 
-def set_server_quorum_ratio(lab: LabLayout, pct: float) -> None:
-    client(lab.hosts[0]).do("volume", "set", "all", "cluster.server-quorum-ratio", f"{pct:g}%",
+def set_server_quorum_ratio(via: HostLayout, pct: float) -> None:
+    client(via).do("volume", "set", "all", "cluster.server-quorum-ratio", f"{pct:g}%",
                             step="set server quorum ratio")
 
 
@@ -136,15 +137,22 @@ def read_group_file(name: str = "virt") -> dict[str, str]:
         return {}
 
 
-def mount_volume(lab: LabLayout, host: HostLayout, volume: str, state: LabState) -> None:
-    """FUSE-mount ``volume`` in ``host``'s namespace at its own mount point, via its glusterd."""
+def mount_volume(lab: LabLayout, host: HostLayout, volume: str, state: LabState,
+                 pool: Sequence[HostLayout]) -> None:
+    """FUSE-mount ``volume`` in ``host``'s namespace at its own mount point, via its own
+    glusterd first and the other members of the ``pool`` as backup volfile servers. A
+    compute-only host (not in the pool: no glusterd, no bricks) mounts the way an oVirt
+    host outside the Gluster cluster does, from the pool's glusterds."""
     point = lab.mount(host.name, volume)
     point.mkdir(parents=True, exist_ok=True)
+    for d in (host.logdir, host.piddir):  # a compute-only host has no glusterd to make them
+        d.mkdir(parents=True, exist_ok=True)
     state.add("mounts", str(point))
-    others = [h.storage_addr for h in lab.hosts if h is not host]
+    servers = [host.storage_addr] if host in pool else []
+    servers += [h.storage_addr for h in pool if h is not host]
     run(f"mount {volume} on {host.name}", own_hostname(host, [
-        "glusterfs", "--process-name", "fuse", f"--volfile-server={host.storage_addr}",
-        *(f"--volfile-server={a}" for a in others), f"--volfile-id={volume}",
+        "glusterfs", "--process-name", "fuse", *(f"--volfile-server={a}" for a in servers),
+        f"--volfile-id={volume}",
         f"--pid-file={host.piddir / f'fuse-{volume}.pid'}", "-l", str(host.client_log(volume)),
         str(point)]), netns=host.netns, timeout=30)
 
