@@ -248,10 +248,6 @@ def _observe_lab(spec: EngineSpec, sc: Scenario, progress: Progress | None,
     if extra and spec.backend != "netns":
         raise EngineError(f"scenario {sc.name!r}: compute-only hosts ({', '.join(extra)}) "
                           f"run on the model and the netns lab, not on the {spec.backend} lab")
-    unsharded = [v.name for v in sc.volumes if not v.options.shard]
-    if unsharded:
-        raise EngineError(f"scenario {sc.name!r}: the labs shard every volume (virt group); "
-                          f"unsharded volumes ({', '.join(unsharded)}) run on the model only")
     kwargs = {f.name: getattr(opts, f.name) for f in fields(opts)}
     kwargs["volume_set"] = dict(opts.volume_set)
     run_lab = _load("hcisim.lab:run_lab")

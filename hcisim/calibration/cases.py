@@ -57,13 +57,14 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                  profile: str | None = None, description: str = "",
                  phases: list[dict[str, Any]] | None = None,
                  disk_mb_s: float | None = None, vm_disk_gb: float = 0.064,
-                 compute_only: bool = False) -> Scenario:
+                 compute_only: bool = False, shard: bool = True) -> Scenario:
     """A lab-sized cluster (like scenarios/lab-power-loss.yaml, one volume ``data``) with
     ``faults``; the clients' ping chains have a known phase (the lab mounts just before
     t = 0: the anchor is the profile's ``detection_anchor_s``). ``vm_disk_gb``: each VM's
     disk (what a heal case's backlog scales with: the writers dirty all of it).
     ``compute_only``: a fourth host, host4, with no brick disks (not in the Gluster pool) and
-    a VM vm4 of its own, whose client sends every copy over host4's NIC."""
+    a VM vm4 of its own, whose client sends every copy over host4's NIC. ``shard`` False:
+    ``features.shard off`` (each VM disk one file, healed whole)."""
     model: dict[str, Any] = {"detection": {"phase": "known"}}
     if profile is not None:
         model["profile"] = profile
@@ -83,7 +84,7 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
                      "bricks": [{"host": "host1"}, {"host": "host2"}, {"host": "host3"}],
                      "options": {"ping_timeout_s": ping_timeout_s,
                                  "tcp_user_timeout_s": ping_timeout_s,
-                                 "shard_block_size_mib": shard_mib,
+                                 "shard": shard, "shard_block_size_mib": shard_mib,
                                  "shd_max_threads": shd_threads}}],
         "io_profiles": {"writer": {"read_pct": 30, "block_kib": block_kib, "iops": iops,
                                    "queue_depth": 4, "catch_up": True}},

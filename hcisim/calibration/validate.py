@@ -78,6 +78,9 @@ def matrix(profile: str | None = None) -> list[Case]:
         # own ping timers and writes all three copies over its own link
         _case("compute-only-power-loss-r3-t5", [fault("node_power_loss", at, 15)], 45,
               profile, compute_only=True),
+        # features.shard off: a VM disk is one file, and a heal copies the whole image
+        _case("power-loss-r3-t5-unsharded", [fault("node_power_loss", at, 15)], 45, profile,
+              shard=False),
     ]
 
 

@@ -234,6 +234,7 @@ def scenario_options(vol: Volume) -> dict[str, str]:
     out = {
         "network.ping-timeout": plain_number(o.ping_timeout_s),
         "server.tcp-user-timeout": plain_number(o.tcp_user_timeout_s),
+        "features.shard": "on" if o.shard else "off",
         "features.shard-block-size": f"{o.shard_block_size_mib}MB",
         "cluster.shd-max-threads": str(o.shd_max_threads),
         "cluster.heal-timeout": plain_number(o.heal_timeout_s),

@@ -20,7 +20,6 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from hcisim.engines import EngineError, observe
 from hcisim.model import simulate
 from hcisim.observations import Observations, summarize
 from hcisim.scenario import Scenario
@@ -121,9 +120,13 @@ def test_a_second_failure_restarts_the_image_being_copied() -> None:
         40e9 / rate(sc))
 
 
-def test_labs_refuse_unsharded_volumes() -> None:
-    with pytest.raises(EngineError, match=r"unsharded volumes \(v\) run on the model only"):
-        observe("lab+netns", two_images(False))
+def test_labs_create_unsharded_volumes_with_shard_off() -> None:
+    """The labs build what the model runs: ``features.shard off`` over the virt group's on
+    (validation case power-loss-r3-t5-unsharded runs it on the netns lab)."""
+    from hcisim.lab.gluster import scenario_options
+
+    assert scenario_options(two_images(False).volumes[0])["features.shard"] == "off"
+    assert scenario_options(two_images(True).volumes[0])["features.shard"] == "on"
 
 
 @SETTINGS
