@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hcisim.lab.backend import Sample, Workload
 from hcisim.lab.clientlog import HealLine
 from hcisim.lab.fio import read_plan_logs, rebin
 from hcisim.lab.healbytes import IoSample, heal_received, volume_series
+from hcisim.lab.healsinks import healed_into, logged_bytes, logged_episodes
 from hcisim.lab.history import (
     CheckResult,
     History,
@@ -52,6 +54,9 @@ class LabRecord:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     stall_threshold_s: float = 0.5
     placement: dict[str, str] = field(default_factory=dict)  # VM -> host it runs on
+    # gfid -> allocated bytes on a data brick of each file the self-heal daemons healed
+    # (read before the lab goes away: hcisim.lab.healsinks.logged_bytes)
+    entry_sizes: dict[str, float] = field(default_factory=dict)
     # real guests (hcisim.lab.guests.run) write their own VM tables instead of the default
     # vm_state rows: called with the recorder and each volume's timeline
     compute: Callable[[Recorder, dict[str, list[VolumePoint]]], None] | None = None
@@ -114,7 +119,8 @@ def volume_rows(sc: Scenario, rec: LabRecord, out: Recorder) -> dict[str, list[V
             prev = p
         shd_events(vol, rec, out)
         logged = [h for s in rec.samples for _daemon, h in s.heals if h.volume == vol.name]
-        for i, ep, nbytes, how in measured_heals(vol, pts, rec.counters, rec.windows, logged):
+        for i, ep, nbytes, how in measured_heals(vol, pts, rec.counters, rec.windows, logged,
+                                                 rec.entry_sizes, rec.t0):
             b = vol.bricks[i]
             out.add("heal", vol.name, b.host, ep.start - rec.t0, ep.end - rec.t0,
                     nbytes, ep.entries)
@@ -172,16 +178,33 @@ def server_quorum_events(rec: LabRecord, out: Recorder) -> None:
 
 def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample],
                    windows: list[FaultWindow], logged: Sequence[HealLine] = (),
+                   sizes: Mapping[str, float] | None = None, since: float = -math.inf,
                    ) -> list[tuple[int, HealEpisode, float, str]]:
     """Every heal episode of ``vol``'s bricks with the bytes it healed and how they were
-    measured: the brick write counters where they can say, else the heal index estimate.
-    The heal polls find the episodes; their start and end are the self-heal daemons' own
-    instants where their log (``logged``) has them (:func:`logged_heal`)."""
-    episodes = {i: heal_episodes(pts, i) for i in range(len(vol.bricks))}
-    series = volume_series(counters, vol.name, len(vol.bricks))
+    measured: the brick write counters where a quiet reference brick lets them say, else
+    the daemons' completions times each file's size (``sizes``), else the heal index
+    estimate. The heal polls find the episodes; their start and end are the self-heal
+    daemons' own instants where their log (``logged``) has them (:func:`logged_heal`); heals
+    the log shows into a brick no poll attributed to it (after ``since``) are episodes too
+    (:mod:`hcisim.lab.healsinks`)."""
+    n = len(vol.bricks)
+    polled_eps = {i: heal_episodes(pts, i) for i in range(n)}
+    only_logged = {i: logged_episodes(logged, i, n, polled_eps[i], since) for i in range(n)}
+    episodes = {i: sorted(polled_eps[i] + only_logged[i], key=lambda e: e.start)
+                for i in range(n)}
+    series = volume_series(counters, vol.name, n)
     out = []
     for i, b in enumerate(vol.bricks):
         for k, polled in enumerate(episodes[i]):
+            if polled in only_logged[i]:  # up throughout: heal only, from its first begin
+                # its counter from the poll before the first begin to one after the last
+                # completion (the heal's last writes are in), the reference's over the same
+                begin, after = polled.start, polled.end + 1.0
+                got = None if vol.is_arbiter(b.host) else heal_received(
+                    series, i, quiet_data_bricks(vol, pts, episodes, i, polled, begin, logged),
+                    begin, after)
+                out.append(_measured(i, n, polled, got, logged, sizes, True))
+                continue
             back = back_at(pts, windows, i, b.host, polled)
             prev_end = episodes[i][k - 1].end if k else None
             if prev_end is not None and (back is None or prev_end > back):
@@ -191,18 +214,30 @@ def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample]
                 back = prev_end
             # heals logged before the brick came back (e.g. while the VM disks were laid
             # out) or in the previous episode are not this one's
-            ep, from_log = logged_heal(polled, logged, back, len(vol.bricks))
-            when = "times: self-heal daemons' log" if from_log else "times: heal polls"
+            ep, from_log = logged_heal(polled, logged, back, n)
             # the brick's write counter over the polled episode (its samples bracket it)
             got = None if vol.is_arbiter(b.host) else heal_received(
-                series, i, quiet_data_bricks(vol, pts, episodes, i, polled, back), back,
-                polled.end)
-            if got is None:
-                out.append((i, ep, ep.bytes, f"heal index estimate; {when}"))
-            else:
-                out.append((i, ep, got, f"brick write counter; heal index estimate "
-                                        f"{ep.bytes:.0f}; {when}"))
+                series, i, quiet_data_bricks(vol, pts, episodes, i, polled, back, logged),
+                back, polled.end)
+            out.append(_measured(i, n, ep, got, logged, sizes, from_log,
+                                 (back if back is not None else ep.start) - 1e-6))
     return out
+
+
+def _measured(i: int, set_size: int, ep: HealEpisode, counted: float | None,
+              logged: Sequence[HealLine], sizes: Mapping[str, float] | None, from_log: bool,
+              lo: float | None = None) -> tuple[int, HealEpisode, float, str]:
+    """One episode's bytes and how they were measured (see :func:`measured_heals`)."""
+    when = "times: self-heal daemons' log" if from_log else "times: heal polls"
+    done = healed_into(logged, i, set_size, ep.start - 1e-6 if lo is None else lo, ep.end)
+    by_log = logged_bytes(done, sizes or {})
+    said = f"daemons' completions x file sizes {by_log:.0f}" if by_log is not None else ""
+    if counted is not None:
+        return i, ep, counted, "; ".join(x for x in (
+            "brick write counter", said, f"heal index estimate {ep.bytes:.0f}", when) if x)
+    if by_log is not None:
+        return i, ep, by_log, f"daemons' completions x file sizes; {when}"
+    return i, ep, ep.bytes, f"heal index estimate; {when}"
 
 
 def back_at(pts: list[VolumePoint], windows: list[FaultWindow], brick: int, host: str,
@@ -219,15 +254,19 @@ def back_at(pts: list[VolumePoint], windows: list[FaultWindow], brick: int, host
 
 def quiet_data_bricks(vol: Volume, pts: list[VolumePoint],
                       episodes: dict[int, list[HealEpisode]], brick: int,
-                      ep: HealEpisode, back: float | None) -> list[int]:
+                      ep: HealEpisode, back: float | None,
+                      logged: Sequence[HealLine] = ()) -> list[int]:
     """Data bricks other than ``brick`` that were up and not healing from ``back`` to the
-    end of ``ep``: their write counters grew by the foreground writes alone."""
+    end of ``ep``: their write counters grew by the foreground writes alone. Not healing:
+    no episode of theirs overlaps, and no daemon's log names them a sink meanwhile."""
     lo = ep.start if back is None else back
     settled = {p.t: p for p in pts}.values()  # the last point at each instant (no blips)
+    n = len(vol.bricks)
     return [j for j, b in enumerate(vol.bricks)
             if j != brick and not vol.is_arbiter(b.host)
             and all(p.up[j] for p in settled if lo <= p.t <= ep.end)
-            and not any(e.start < ep.end and e.end > lo for e in episodes[j])]
+            and not any(e.start < ep.end and e.end > lo for e in episodes[j])
+            and not healed_into(logged, j, n, lo - 1.0, ep.end + 1.0)]
 
 
 def exposure_rows(volume: str, data_hosts: list[str], data_idx: list[int],

@@ -23,6 +23,7 @@ from hcisim.lab.faults import mechanism
 from hcisim.lab.fio import FioPlan, PhaseRate, refuse_closed_loop
 from hcisim.lab.heal import heal_settled
 from hcisim.lab.healbytes import COUNTER_PERIOD_S, timed
+from hcisim.lab.healsinks import entry_sizes
 from hcisim.lab.history import check, history_summary, read_history
 from hcisim.lab.scale import LabScale, as_built
 from hcisim.lab.schedule import play
@@ -266,6 +267,8 @@ def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpti
             counters.stop()
     rec.end = time.time()
     rec.samples = poller.samples
+    rec.entry_sizes = entry_sizes(rec.samples, {v.name: be.data_brick_paths(v.name)
+                                                for v in sc.volumes})
     rec.counters = counters.samples if counters is not None else []
     unrepaired = {w.fault.target for w in rec.windows if w.end is None}
     reader = next((h for h in sc.host_names if h not in unrepaired), sc.host_names[0])

@@ -7,9 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from hcisim.lab.backend import Sample
 from hcisim.lab.clientlog import ClientLogTail, ConnEvent, HealLine, HealLogTail, QuorumLogTail
 from hcisim.lab.collect import LabRecord, measured_heals, server_quorum_events, shd_events
+from hcisim.lab.healbytes import BrickIo
 from hcisim.lab.healinfo import Pending
 from hcisim.lab.run import WRITER_LEAD_S, idle_windows, phase_rates
 from hcisim.lab.scale import LabScale, as_built
@@ -320,12 +323,13 @@ def test_heal_times_come_from_the_daemons_log_where_it_has_them() -> None:
     """The polls bracket a heal (the episode of the test above: 7.0 -> 8.0 s); the
     daemons' log has its instants: the first begin of a file this episode healed (6.62 s:
     before the first poll that reached the brick) and the last completion that healed
-    brick 2 (7.71 s). Heals before the brick came back (its repair at 6.5 s; a layout's at
-    3.0 s), of another brick (sinks 0) or another volume, and a file begun but never
-    completed, are not it."""
+    brick 2 (7.71 s). Heals before the brick came back (its repair at 6.5 s; a layout's
+    before the run), of another brick (sinks 0: an episode of that brick's own,
+    :mod:`hcisim.lab.healsinks`) or another volume, and a file begun but never completed,
+    are not it."""
     tl = _healed_while_clients_away()
     pts = tl.points(0.0, 10.0, [])
-    logged = [_heal_line(2.9, "a", False), _heal_line(3.0, "a", True),  # before the loss
+    logged = [_heal_line(-1.1, "a", False), _heal_line(-1.0, "a", True),  # before the run
               _heal_line(6.62, "b", False), _heal_line(6.70, "c", False),
               _heal_line(6.9, "b", True), _heal_line(7.71, "c", True),
               _heal_line(7.2, "d", False), _heal_line(7.8, "d", True, (0,)),  # another sink
@@ -334,9 +338,11 @@ def test_heal_times_come_from_the_daemons_log_where_it_has_them() -> None:
               _heal_line(7.9, "f", False)]  # begun, not done by the poll that saw none
     # host3's NIC was lost at 3.5 s and is back at 6.5 s (the repair bounds this episode)
     cut = [FaultWindow(make_fault(at_s=3.5, kind="nic_loss", target="host3"), 3.5, 6.5)]
-    got = measured_heals(_vol(), pts, [], cut, [h for h in logged if h.volume == "data"])
-    assert [(i, ep.start, ep.end) for i, ep, _b, _how in got] == [(2, 6.62, 7.71)]
-    assert "times: self-heal daemons' log" in got[0][3]
+    got = measured_heals(_vol(), pts, [], cut, [h for h in logged if h.volume == "data"],
+                         since=0.0)
+    assert [(i, ep.start, ep.end) for i, ep, _b, _how in got] == [(0, 7.2, 7.8),
+                                                                   (2, 6.62, 7.71)]
+    assert all("times: self-heal daemons' log" in how for *_x, how in got)
     polled = measured_heals(_vol(), pts, [], cut, [])
     assert [(i, ep.start, ep.end) for i, ep, _b, _how in polled] == [(2, 7.0, 8.0)]
     assert "times: heal polls" in polled[0][3]
@@ -375,3 +381,46 @@ def test_heal_lines_of_gluster_10_3(tmp_path: Path) -> None:
         (1.000001, "entry", "be318638", False, ()), (1.1, "entry", "be318638", True, (1,)),
         (1.4, "data", "80bed562", True, (0, 1))]
     assert all(h.volume == "data" and h.subvol == 0 for h in got)
+
+
+def test_a_dead_writers_files_heal_into_every_other_brick() -> None:
+    """A writer that died mid-transaction leaves AFR's dirty flag on every brick and no
+    blame: the polls never attribute its files, the daemons heal them from brick 2 into
+    bricks 0 and 1 (``sources=[2] sinks=0 1``, every power loss of the validation matrix).
+    Brick 0 was up throughout: its heal is an episode of its own, measured by its write
+    counter against brick 2's (the quiet one); brick 1's heal (3 MB polled, 2 MB more
+    unattributed) is measured against brick 2 too, never against brick 0, whose counter
+    grew by its own heal (the arbiter case's bytes were halved that way). Without a quiet
+    brick the daemons' completions times the files' sizes say."""
+    tl = _healed_while_clients_away()
+    pts = tl.points(0.0, 10.0, [])
+    cut = [FaultWindow(make_fault(at_s=3.5, kind="nic_loss", target="host3"), 3.5, 6.5)]
+    logged = [_heal_line(7.1, "own", False), _heal_line(7.6, "own", True, (2,)),
+              _heal_line(7.2, "dirty", False), _heal_line(7.9, "dirty", True, (0, 2))]
+    fg = 1_000_000  # foreground bytes per 0.5 s poll, on every brick that is up
+    polls = [i * 0.5 for i in range(21)]
+
+    def counter(t: float, brick: int) -> int:
+        heal = {0: 2e6 * min(max(t - 7.2, 0.0) / 0.7, 1.0),  # "dirty": 2 MB, 7.2 -> 7.9
+                2: 5e6 * min(max(t - 7.1, 0.0) / 0.8, 1.0) if t >= 6.5 else 0.0}
+        since = 6.5 if brick == 2 else 0.0  # brick 2 receives nothing before its repair
+        return int(fg * max(t - since, 0.0) / 0.5 + heal.get(brick, 0.0))
+
+    samples = [(t, {"data": {b: BrickIo(100 + b, counter(t, b)) for b in (0, 1, 2)}})
+               for t in polls]
+    # brick 0 healed "dirty" only, brick 1 is the quiet one, brick 2 the returning one
+    got = {i: (ep.start, ep.end, round(nbytes), how) for i, ep, nbytes, how in measured_heals(
+        _vol(), pts, samples, cut, logged, {"own": 3e6, "dirty": 2e6}, since=0.0)}
+    assert set(got) == {0, 2}
+    assert got[0][:2] == (7.2, 7.9) and got[0][3].startswith("brick write counter")
+    assert got[0][2] == pytest.approx(2e6, rel=0.05)
+    assert got[2][3].startswith("brick write counter")
+    assert "daemons' completions x file sizes 5000000" in got[2][3]
+    # no quiet brick: the completions times the sizes
+    fg_only = [(t, {"data": {b: BrickIo(100 + b, counter(t, b)) for b in (0, 2)}})
+               for t in polls]
+    alone = {i: (round(nbytes), how) for i, _ep, nbytes, how in measured_heals(
+        _vol(), pts, fg_only, cut, logged, {"own": 3e6, "dirty": 2e6}, since=0.0)}
+    assert alone[0] == (2_000_000, "daemons' completions x file sizes; times: self-heal "
+                                   "daemons' log")
+    assert alone[2][0] == 5_000_000
