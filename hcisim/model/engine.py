@@ -411,6 +411,7 @@ class StorageModel:
                     continue
                 plans[d.key] = DiskPlan(d, c or "", "stopped", demand, since=t)
                 sources[d.key] = source
+                self._interrupted(old.get(d.key), plans[d.key], t)
                 continue
             route = route_for(d, volumes[d.volume], c, demand > 0)
             status, quorum, read, write_bricks, arbiter, usage, shape = route
@@ -426,7 +427,22 @@ class StorageModel:
             plans[d.key] = DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter,
                                     usage, since=t, shape_key=shape)
             sources[d.key] = source
+            if status == "error":
+                self._interrupted(old.get(d.key), plans[d.key], t)
         return plans
+
+    def _interrupted(self, before: DiskPlan | None, now: DiskPlan, t: float) -> None:
+        """A disk that was writing (or stalled on a write) and now cannot finish: its host
+        lost power (the VM died with it), or its client lost quorum (ENOTCONN). Not a hung
+        host (its writer resumes), nor a stop or a pause (no write in flight)."""
+        if before is None or before.status not in ("ok", "stalled") or before.demand <= 0:
+            return
+        d = now.disk
+        if d.write_frac <= 0:
+            return
+        if now.status == "error" or (now.status == "stopped"
+                                     and not self.world.powered(before.client)):
+            self.heal.writes_interrupted(d, before.demand * d.write_frac, t)
 
     def _flush_writes(self, t: float) -> None:
         """Hand the writes of the ending interval to the ledger, one row per VM and volume."""

@@ -25,6 +25,12 @@ from dataclasses import dataclass, field
 from hcisim.model.elaborate import BrickModel
 
 _EPS = 1e-9
+# AFR's pre-op sets the ``dirty`` counter on every brick a write goes to; under eager-lock its
+# post-op, which clears it, waits ``cluster.post-op-delay-secs`` (default 1: afr.c) after
+# the last write to that file, and a write within it keeps it set (afr-transaction.c,
+# afr_changelog_post_op). A writer that dies or loses its quorum leaves it set on every
+# brick for each file (shard) it wrote in that last second: see BrickHeal.interrupted.
+POST_OP_DELAY_S = 1.0
 
 
 def dirty_after_random(dirty: float, shards: int, writes: float) -> float:
@@ -78,6 +84,10 @@ class BrickHeal:
     # post-op), so the episode cannot leave it in sync (calibration part 3b: a client back
     # late kept one VM disk's shards in the daemons' sweeps until it reconnected)
     rewritten: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    # VM disks pending here only because a writer was interrupted (dirty on every brick,
+    # nobody accused): healed like the rest, but not stale (stale_map): AFR still reads
+    # them here, the arbiter blames nobody for them, and the copy counts as good
+    unblamed: set[str] = field(default_factory=set, repr=False, compare=False)
 
     # --- what is missing --------------------------------------------------------------
     def _done_by_disk(self) -> dict[str, float]:
@@ -102,18 +112,33 @@ class BrickHeal:
         return self.pending_shards() * self.shard_bytes
 
     def stale_map(self) -> dict[str, float]:
-        """Shards each VM disk still misses on this brick (only disks that miss some)."""
+        """Shards each VM disk still misses on this brick (only disks that miss some; not
+        the ``unblamed``: their copy here is as good as any, only AFR's flag is set)."""
         done = self._done_by_disk()
         out = {}
         for disk, d in self.dirty.items():
             left = d - done.get(disk, 0.0)
-            if left > _EPS:
+            if left > _EPS and disk not in self.unblamed:
                 out[disk] = left
         return out
 
     # --- accumulation while away --------------------------------------------------------
+    def interrupted(self, disk: str, shards: int, written_bytes: float, writes: float,
+                    random: bool) -> None:
+        """A writer of ``disk`` died or lost its quorum with its last writes' post-op not
+        done (:data:`POST_OP_DELAY_S`): the files (shards) those writes went to stay dirty
+        on every brick and nobody is accused, so the self-heal daemon picks one source
+        (AFR's tie-break among equal copies: the last data brick, as measured) and copies
+        them into every other data brick, this one included (``sources=[2] sinks=0 1``)."""
+        fresh = self.dirty.get(disk, 0.0) <= _EPS
+        self.missed_writes(disk, shards, written_bytes, writes, random)
+        if fresh:
+            self.unblamed.add(disk)
+
     def missed_writes(self, disk: str, shards: int, written_bytes: float, writes: float,
                       random: bool) -> None:
+        if self.unblamed:
+            self.unblamed.discard(disk)  # a write it missed: accused from now on
         d = self.dirty.get(disk, 0.0)
         self._dirty_sum = None
         self.dirty_version += 1
@@ -138,6 +163,7 @@ class BrickHeal:
     def lose_everything(self, disk_shards: dict[str, int]) -> None:
         """The brick's filesystem failed: after repair every shard must be copied again."""
         self.episode = None
+        self.unblamed.clear()
         self.dirty = {k: float(n) for k, n in disk_shards.items()}
         self._dirty_sum = None
         self.dirty_version += 1
@@ -209,6 +235,7 @@ class BrickHeal:
             rest = max(self.dirty.get(disk, 0.0) - take, self.rewritten.get(disk, 0.0))
             if rest <= _EPS:
                 self.dirty.pop(disk, None)
+                self.unblamed.discard(disk)
                 clean.append(disk)
             else:
                 self.dirty[disk] = rest
@@ -253,10 +280,13 @@ class WholeFileHeal(BrickHeal):
         return sum(max(0.0, self._left(d)) for d in self.dirty)
 
     def stale_map(self) -> dict[str, float]:
-        return {d: 1.0 for d in self.dirty if self._left(d) > _EPS * self.sizes[d]}
+        return {d: 1.0 for d in self.dirty
+                if self._left(d) > _EPS * self.sizes[d] and d not in self.unblamed}
 
     def missed_writes(self, disk: str, shards: int, written_bytes: float, writes: float,
                       random: bool) -> None:
+        if self.unblamed:
+            self.unblamed.discard(disk)
         if written_bytes > 0 and self.episode is not None:
             self.rewritten[disk] = 1.0  # written while healed: pending again after it
         if written_bytes > 0 and self.dirty.get(disk) != 1.0:
@@ -316,6 +346,7 @@ class WholeFileHeal(BrickHeal):
                  and d not in self.rewritten]
         for d in clean:
             self.dirty.pop(d, None)
+            self.unblamed.discard(d)
         self.rewritten.clear()
         self.copied = {}  # a file interrupted half way is healed again from its start
         self._dirty_sum = None

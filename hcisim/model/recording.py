@@ -212,7 +212,8 @@ class RunRecords:
                   pending: list[float]) -> None:
         """``pending``: bytes to heal per brick of ``vol`` (none: in sync)."""
         good = sum(1 for b, p in zip(vol.bricks, pending, strict=True)
-                   if b.role == "data" and self.up[b.key] and p <= 0)
+                   if b.role == "data" and self.up[b.key] and (p <= 0 or self._unblamed_only(
+                       heal, b)))
         unavailable = self._unavailable(vol, heal)
         promised = len(vol.data_bricks)
         self.exposure.set(self._volume_index[vol.name], t,
@@ -221,6 +222,13 @@ class RunRecords:
             self.rec.event(t, "data_unavailable", vol.name,
                            f"{unavailable:.0f} bytes have no good copy on a brick that is up")
         self.unavailable[vol.name] = unavailable
+
+    @staticmethod
+    def _unblamed_only(heal: SelfHeal, b: BrickModel) -> bool:
+        """All ``b`` has pending is an interrupted writer's (dirty everywhere, nobody
+        accused): it holds every acknowledged write, a good copy."""
+        h = heal.of(b)
+        return bool(h.unblamed) and not h.stale_map()
 
     def _unavailable(self, vol: VolumeModel, heal: SelfHeal) -> float:
         """Bytes of VM disks whose good copies are all on bricks that are down, while some

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from hcisim.model.elaborate import BrickModel, Cluster, VolumeModel, disk_cost
+from hcisim.model.elaborate import BrickModel, Cluster, VmDiskModel, VolumeModel, disk_cost
 from hcisim.model.fluid import FlowNetwork
-from hcisim.model.heal import BrickHeal, WholeFileHeal
+from hcisim.model.heal import POST_OP_DELAY_S, BrickHeal, WholeFileHeal
 from hcisim.model.probes import WriteLedger
 from hcisim.model.shd import ShdConnections, ShdKey
 from hcisim.model.world import World
@@ -197,12 +197,41 @@ class SelfHeal:
         return self._flow_names[h.brick.key]
 
     def _source(self, vol: VolumeModel, target: BrickModel) -> BrickModel | None:
-        for b in vol.data_bricks:
-            if (b.host != target.host and self.world.brick_serving(b)
-                    and self.bricks[b.key].pending_shards() <= 0
-                    and self.world.link(b.host, target.host)):
+        """A data brick to heal ``target`` from: serving, reachable, and missing nothing of
+        what ``target`` misses (AFR chooses its sources per file: a brick pending heal of
+        other files is a good source for these)."""
+        usable = [b for b in vol.data_bricks
+                  if b.host != target.host and self.world.brick_serving(b)
+                  and self.world.link(b.host, target.host)]
+        for b in usable:  # one in sync first
+            if self.bricks[b.key].pending_shards() <= 0:
+                return b
+        wanted = set(self.bricks[target.key].stale_map()) if usable else set()
+        for b in usable:
+            if wanted.isdisjoint(self.bricks[b.key].stale_map()):
                 return b
         return None
+
+    def writes_interrupted(self, disk: VmDiskModel, write_mb_s: float, t: float) -> None:
+        """``disk``'s writer, writing ``write_mb_s``, died (its host lost power) or lost its
+        client quorum: what it wrote in the last :data:`POST_OP_DELAY_S` is dirty on every
+        brick, healed from the volume's last data brick into the others (measured in every
+        power loss and partition of the validation matrix's kept daemon logs:
+        ``sources=[2] sinks=0 1`` for all 16 shards of the faulted host's VM disk; the
+        arbiter volume's ``sources=[1] sinks=0 2``: its last data brick, host2)."""
+        vol = self.cluster.volumes[disk.volume]
+        data = vol.data_bricks
+        if write_mb_s <= 0 or len(data) < 2:
+            return
+        written = write_mb_s * 1e6 * POST_OP_DELAY_S
+        writes = written / disk.block_bytes
+        random = disk.profile is None or disk.profile.random
+        for b in data[:-1]:
+            self.bricks[b.key].interrupted(disk.key, disk.hot_shards, written, writes, random)
+        self.rec.event(t, "writes_interrupted", f"{vol.name}/{disk.vm}",
+                       f"{disk.key}: its last {POST_OP_DELAY_S:g} s of writes dirty on every "
+                       f"brick; healed from {data[-1].host} into "
+                       + ", ".join(b.host for b in data[:-1]))
 
     def _wake_time(self, vol: VolumeModel, target: BrickModel, t: float) -> float:
         period = vol.spec.options.heal_timeout_s

@@ -122,7 +122,7 @@ EventKind = Literal[
     "heal_done", "data_unavailable", "vm_paused", "vm_resumed", "vm_down", "vm_started",
     "migration_start", "migration_end", "engine_down", "engine_up", "host_non_responsive",
     "host_fenced", "fence_skipped", "lease_lost", "lease_expired", "lease_acquired",
-    "vm_ran_twice", "shd_brick_down", "shd_brick_up",
+    "vm_ran_twice", "shd_brick_down", "shd_brick_up", "writes_interrupted",
 ]
 VM_IO_STATUSES: Final[tuple[VmIoStatus, ...]] = get_args(VmIoStatus)
 VM_STATES: Final[tuple[VmState, ...]] = get_args(VmState)
@@ -152,6 +152,9 @@ _EVENT_KIND_NOTES: Final = (
     # connection to the brick dropped / came back (its CHILD_UP wakes heal; lab: the
     # daemon's log, glustershd.log)
     "shd_brick_down", "shd_brick_up",
+    # target volume/VM: a writer died or lost its quorum with writes not post-op'ed; detail
+    # names the disk, the source and the bricks its last writes are healed into (model)
+    "writes_interrupted",
 )
 EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
 assert set(EVENT_KINDS) == set(_EVENT_KIND_NOTES)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 
 from hcisim.model import simulate
 from hcisim.model.elaborate import MIB, nic_mb_s
+from hcisim.model.heal import POST_OP_DELAY_S
 from hcisim.observations import Observations, summarize
 from hcisim.scenario import IoProfile, Scenario, Vm
 
@@ -149,8 +150,32 @@ def _missed(obs: Observations, vm: str, volume: str, n_data: int,
                                              rows["t_end_s"].to_numpy(float), strict=True)]
 
 
+def _interrupted(sc: Scenario, obs: Observations, volume: str, vm: Vm, brick: str | None,
+                 t0: float) -> float:
+    """Writes of ``vm``'s disk on ``volume`` whose post-op never came (its writer died or
+    lost quorum: a ``writes_interrupted`` event after ``t0``): its demand's write I/Os in
+    the last POST_OP_DELAY_S, dirty on ``brick`` unless it is the volume's last data brick
+    (the source of their heal)."""
+    vol = sc.volume(volume)
+    if brick is None or brick == vol.data_bricks[-1].host:
+        return 0.0
+    ev = obs["events"]
+    at = ev[(ev["kind"] == "writes_interrupted") & (ev["target"] == f"{volume}/{vm.name}")
+            & (ev["t_s"] >= t0)]["t_s"]
+    prof = _profile_of(sc, vm)
+    writes = 0.0
+    for t in at.to_numpy(float):
+        load = 1.0
+        for ph in sc.phases:
+            if ph.start_s <= t and (ph.vms is None or vm.name in ph.vms):
+                load = ph.load
+        write_mb_s = prof.demand_mb_s * load * (1 - prof.read_pct / 100)
+        writes += write_mb_s * 1e6 * POST_OP_DELAY_S / (prof.block_kib * 1024)
+    return writes
+
+
 def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
-                     within: tuple[float, float] | None = None
+                     within: tuple[float, float] | None = None, brick: str | None = None,
                      ) -> tuple[int, int, dict[str, float]]:
     """Dirty shards from the vm_io table: per disk, write I/Os after t0 while its writes
     missed a data brick (``_missed``) -> ceil(N (1 - (1 - 1/N)^k)) (random) or
@@ -158,7 +183,8 @@ def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
     (write_hot_pct of it). Second value: how many disks sit within float noise of an
     integer (may round either way); third: per VM, when its writes reached every data
     brick again (only VMs whose writes missed one). ``within``: only the writes in that
-    interval (a heal episode's)."""
+    interval (a heal episode's). ``brick``: the brick whose shards are counted, with the
+    writes interrupted writers left dirty on it (:func:`_interrupted`)."""
     io = obs["vm_io"]
     vol = sc.volume(volume)
     shard = vol.options.shard_block_size_mib * MIB
@@ -183,11 +209,13 @@ def _expected_shards(sc: Scenario, obs: Observations, volume: str, t0: float,
             dur += np.clip(np.minimum(ends, b) - np.maximum(starts, a), 0, None)
         n = min(math.ceil(d.size_gb * 1e9 / shard),
                 max(1, math.ceil(d.size_gb * 1e9 * prof.write_hot_pct / 100 / shard)))
+        cut = _interrupted(sc, obs, volume, vm, brick, t0) if within is None else 0.0
         if prof.random:
-            k = float((rows["write_iops"].to_numpy(float) * dur).sum())
+            k = float((rows["write_iops"].to_numpy(float) * dur).sum()) + cut
             x = n * (1 - math.exp(k * math.log1p(-1 / n))) if n > 1 else float(k > 0)
         else:
-            x = min(n, float((rows["write_mb_s"].to_numpy(float) * dur).sum()) * 1e6 / shard)
+            x = min(n, (float((rows["write_mb_s"].to_numpy(float) * dur).sum()) * 1e6
+                        + cut * prof.block_kib * 1024) / shard)
         if abs(x - round(x)) < 1e-6 * max(1.0, x):
             near += 1
         total += math.ceil(x - 1e-9) if x > 1e-9 else 0
@@ -216,7 +244,7 @@ def test_healed_bytes_are_dirty_shards_times_shard_size(sc: Scenario) -> None:
         # a sequential writer goes on in the shard it was in, which is healed once more at
         # the daemon's next sweep (one shard per such disk; a random writer's later shards
         # are counted among the dirty ones by the model's union, not twice)
-        expected, near, back = _expected_shards(sc, obs, vol.name, f.at_s)
+        expected, near, back = _expected_shards(sc, obs, vol.name, f.at_s, brick=f.target)
         if len(done):
             first = float(done["t_start_s"].min())
             near += sum(1 for v in sc.vms if v.disks[0].volume == vol.name

@@ -167,6 +167,13 @@ def test_heal_copies_exactly_the_images_written_while_away(spec: dict[str, Any],
                     & (wr["t_start_s"] < end) & (wr["t_end_s"] > fault["at_s"])
                     & (wr["copies"] < len(vol.data_bricks))]
         written = {str(vm) for vm in during["vm"]}
+        # and the images whose writer died or lost quorum mid-write: dirty on every brick,
+        # healed from the last data brick into the others (docs/model.md)
+        ev = obs["events"]
+        if fault["target"] != vol.data_bricks[-1].host:
+            cut = ev[(ev["kind"] == "writes_interrupted") & (ev["t_s"] >= fault["at_s"])
+                     & ev["target"].str.startswith(f"{vol.name}/")]
+            written |= {str(t).split("/", 1)[1] for t in cut["target"]}
         event(f"images written while away: {'some' if written else 'none'}")
         mine = heal[(heal["volume"] == vol.name) & (heal["brick"] == fault["target"])]
         last = vs[(vs["volume"] == vol.name) & (vs["brick"] == fault["target"])]
