@@ -37,7 +37,7 @@ def _dead_writer_shards(sc: Scenario, vm: str) -> int:
     assert prof is not None and prof.iops is not None
     n = math.ceil(d.size_gb * 1e9 / SHARD)
     k = float(prof.iops) * (1 - prof.read_pct / 100) * POST_OP_DELAY_S
-    return math.ceil(n * (1 - (1 - 1 / n) ** k) - 1e-9)
+    return math.ceil(n * (1 - math.pow(1 - 1 / n, k)) - 1e-9)
 
 
 def test_power_loss_heals_the_dead_writers_shards_into_every_brick_but_the_last() -> None:
