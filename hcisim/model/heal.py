@@ -130,7 +130,7 @@ class BrickHeal:
         on every brick and nobody is accused, so the self-heal daemon picks one source
         (AFR's tie-break among equal copies: the last data brick, as measured) and copies
         them into every other data brick, this one included (``sources=[2] sinks=0 1``)."""
-        fresh = self.dirty.get(disk, 0.0) <= _EPS
+        fresh = self.dirty.get(disk, 0.0) <= _EPS or disk in self.unblamed
         self.missed_writes(disk, shards, written_bytes, writes, random)
         if fresh:
             self.unblamed.add(disk)

@@ -88,3 +88,16 @@ def test_writers_that_live_on_interrupt_nothing(kind: str) -> None:
     _sc, obs = _run(kind)
     assert (obs["events"]["kind"] != "writes_interrupted").all()
     assert obs["heal"][obs["heal"]["brick"] != "host2"].empty
+
+
+def test_interrupted_twice_stays_unblamed_and_a_missed_write_accuses() -> None:
+    """The books of one brick: interrupted writes leave a disk pending but unblamed (not
+    stale), a second interruption too; a write the brick then misses accuses it."""
+    from hcisim.model.heal import BrickHeal
+
+    h = BrickHeal(brick=None, shard_bytes=float(SHARD))  # type: ignore[arg-type]
+    h.interrupted("vm2#0", 16, 42 * 8192.0, 42.0, True)
+    h.interrupted("vm2#0", 16, 42 * 8192.0, 42.0, True)
+    assert h.pending_shards() > 0 and h.stale_map() == {} and h.unblamed == {"vm2#0"}
+    h.missed_writes("vm2#0", 16, 8192.0, 1.0, True)
+    assert set(h.stale_map()) == {"vm2#0"} and not h.unblamed
