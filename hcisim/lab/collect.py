@@ -189,7 +189,10 @@ def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample]
     (:mod:`hcisim.lab.healsinks`)."""
     n = len(vol.bricks)
     polled_eps = {i: heal_episodes(pts, i) for i in range(n)}
-    only_logged = {i: logged_episodes(logged, i, n, polled_eps[i], since) for i in range(n)}
+    # (an arbiter is named a sink of metadata only: no data heal of its own)
+    only_logged = {i: [] if vol.is_arbiter(b.host) else
+                   logged_episodes(logged, i, n, polled_eps[i], since)
+                   for i, b in enumerate(vol.bricks)}
     episodes = {i: sorted(polled_eps[i] + only_logged[i], key=lambda e: e.start)
                 for i in range(n)}
     series = volume_series(counters, vol.name, n)
@@ -203,7 +206,8 @@ def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample]
                 got = None if vol.is_arbiter(b.host) else heal_received(
                     series, i, quiet_data_bricks(vol, pts, episodes, i, polled, begin, logged),
                     begin, after)
-                out.append(_measured(i, n, polled, got, logged, sizes, True))
+                out.append(_measured(i, n, polled, got, logged,
+                                     None if vol.is_arbiter(b.host) else sizes, True))
                 continue
             back = back_at(pts, windows, i, b.host, polled)
             prev_end = episodes[i][k - 1].end if k else None
@@ -219,7 +223,8 @@ def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample]
             got = None if vol.is_arbiter(b.host) else heal_received(
                 series, i, quiet_data_bricks(vol, pts, episodes, i, polled, back, logged),
                 back, polled.end)
-            out.append(_measured(i, n, ep, got, logged, sizes, from_log,
+            out.append(_measured(i, n, ep, got, logged,
+                                 None if vol.is_arbiter(b.host) else sizes, from_log,
                                  (back if back is not None else ep.start) - 1e-6))
     return out
 
@@ -227,10 +232,11 @@ def measured_heals(vol: Volume, pts: list[VolumePoint], counters: list[IoSample]
 def _measured(i: int, set_size: int, ep: HealEpisode, counted: float | None,
               logged: Sequence[HealLine], sizes: Mapping[str, float] | None, from_log: bool,
               lo: float | None = None) -> tuple[int, HealEpisode, float, str]:
-    """One episode's bytes and how they were measured (see :func:`measured_heals`)."""
+    """One episode's bytes and how they were measured (see :func:`measured_heals`).
+    ``sizes`` None: an arbiter brick (a daemon names it a sink of metadata only)."""
     when = "times: self-heal daemons' log" if from_log else "times: heal polls"
     done = healed_into(logged, i, set_size, ep.start - 1e-6 if lo is None else lo, ep.end)
-    by_log = logged_bytes(done, sizes or {})
+    by_log = None if sizes is None else logged_bytes(done, sizes)
     said = f"daemons' completions x file sizes {by_log:.0f}" if by_log is not None else ""
     if counted is not None:
         return i, ep, counted, "; ".join(x for x in (

@@ -424,3 +424,16 @@ def test_a_dead_writers_files_heal_into_every_other_brick() -> None:
     assert alone[0] == (2_000_000, "daemons' completions x file sizes; times: self-heal "
                                    "daemons' log")
     assert alone[2][0] == 5_000_000
+
+
+def test_an_arbiter_named_a_sink_heals_no_data() -> None:
+    """On an arbiter volume the daemons name the arbiter a sink too (``sources=[1] sinks=0
+    2``: its metadata); it is no episode and no bytes of its own."""
+    vol = Volume.model_validate({
+        "name": "data", "type": "arbiter",
+        "bricks": [{"host": "host1"}, {"host": "host2"}, {"host": "host3"}]})
+    tl = VolumeTimeline(vol, ["host1", "host2", "host3"], [])
+    pts = tl.points(0.0, 10.0, [])
+    logged = [_heal_line(7.2, "dirty", False), _heal_line(7.9, "dirty", True, (0, 2))]
+    got = measured_heals(vol, pts, [], [], logged, {"dirty": 2e6}, since=0.0)
+    assert [(i, b) for i, _ep, b, _how in got] == [(0, 2e6)]
