@@ -25,7 +25,7 @@ a parameter the trials cannot pin down keeps its old value instead of drifting).
   healing daemons' hosts (the drain :mod:`hcisim.model.selfheal` integrates); fits
   ``heal_noticed_s``, ``heal_entry_s`` (e), ``heal_thread_mb_s`` (r),
   ``heal_core_mb_s`` and ``heal_concurrency`` (the CPU rate per core falls with the
-  entries in flight per core beyond one, :func:`hcisim.model.selfheal.heal_cpu_mb_s`).
+  entries in flight per core beyond one, :func:`hcisim.model.healrate.heal_cpu_mb_s`).
   Per-entry and per-byte costs separate only with two shard sizes (with one, the base
   profile's rate is kept and the entry cost takes the rest), the CPU cap and its
   concurrency cost from the threads only with two thread counts, and the rate from the
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hcisim.model.healrate import heal_cpu_mb_s
 from hcisim.model.pingtimer import reconnect_at_s, syn_reconnect_at_s
-from hcisim.model.selfheal import heal_cpu_mb_s
 
 PULL = 1e-6  # weight of the pull towards the base profile (s^2 per unit^2)
 
@@ -160,7 +160,7 @@ def _drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
     """The drain (s) of ``t`` at each concurrency cost (rows; None: 0 only) and per-entry
     cost of ``entries`` (columns): with m shards left, n = min(m, k) threads at the
     per-thread rate, capped at ``cap_mb_s`` and at what the cores heal with n entries in
-    flight (:func:`hcisim.model.selfheal.heal_cpu_mb_s`; ``core_mb_s`` 0: no CPU cap)
+    flight (:func:`hcisim.model.healrate.heal_cpu_mb_s`; ``core_mb_s`` 0: no CPU cap)
     (the model's fluid drain, summed per shard)."""
     kappa = np.zeros(1) if concurrency is None else np.asarray(concurrency, dtype=float)
     if t.shards <= 0:

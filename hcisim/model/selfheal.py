@@ -30,13 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from hcisim.model.elaborate import BrickModel, Cluster, VmDiskModel, VolumeModel, disk_cost
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.heal import POST_OP_DELAY_S, BrickHeal, WholeFileHeal
+from hcisim.model.healrate import heal_cpu_mb_s, heal_thread_mb_s
 from hcisim.model.probes import WriteLedger
 from hcisim.model.shd import ShdConnections, ShdKey
 from hcisim.model.world import World
@@ -54,19 +54,6 @@ class Repair:
 
     t: float
     operator_heal: bool
-
-
-def heal_cpu_mb_s(cores: Any, core_mb_s: Any, in_flight: Any, concurrency: Any) -> Any:
-    """What the healing daemons' cores heal per second with ``in_flight`` entries at once:
-    ``heal_core_mb_s`` per core, less with each entry in flight per core beyond one
-    (``heal_concurrency``): the daemons' threads, the brick processes and the FUSE clients
-    contend for the cores, and more entries at once heal slower in all (calibration: 16
-    entries in flight on the two-core lab take 1.2-1.5 s each, 2 take 0.02-0.06 s). Plain
-    arithmetic, so that the fit (:mod:`hcisim.calibration.fit`) evaluates the same formula
-    on arrays."""
-    over = in_flight / cores - 1.0
-    over = over * (over > 0)
-    return cores * core_mb_s / (1.0 + concurrency * over)
 
 
 class SelfHeal:
@@ -404,13 +391,10 @@ class SelfHeal:
             on_net.add(flow)
 
     def thread_mb_s(self, shard_bytes: float) -> float:
-        """One heal thread's mean rate: ``heal_thread_mb_s`` inside a shard, less the fixed
-        ``heal_entry_s`` per shard (lookup, locks, xattrs, fsync)."""
-        rate = self.params.heal_thread_mb_s
-        entry = self.params.heal_entry_s
-        if entry <= 0:
-            return rate
-        return shard_bytes / 1e6 / (shard_bytes / 1e6 / rate + entry)
+        """One heal thread's mean rate with the profile's ``heal_thread_mb_s`` and
+        ``heal_entry_s`` (:func:`hcisim.model.healrate.heal_thread_mb_s`)."""
+        return heal_thread_mb_s(shard_bytes, self.params.heal_thread_mb_s,
+                                self.params.heal_entry_s)
 
     def _heal_path(self, vol: VolumeModel, src: BrickModel,
                    target: BrickModel) -> tuple[dict[str, float], tuple[float, ...]]:
