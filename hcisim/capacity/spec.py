@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     Field,
@@ -27,6 +27,7 @@ from hcisim.scenario.base import Strict
 from hcisim.scenario.cluster import VolumeType
 from hcisim.scenario.compute import Compute
 from hcisim.scenario.load import validation_problems, yaml_mapping
+from hcisim.scenario.profile import DEFAULT_PROFILE, ProfileError, load_profile
 from hcisim.scenario.scenario import ModelParams
 
 ArbiterLayout = Literal["rotating", "dedicated"]
@@ -98,14 +99,35 @@ class FileCount(Strict):
     arbiter_kib_per_file: PositiveFloat = Field(4.0, description="glusterdocs: ~4 KiB per file")
 
 
+# the heal costs a spec takes from its calibration profile (spec key -> profile parameter)
+HEAL_FROM_PROFILE = {"shd_thread_mb_s": "heal_thread_mb_s", "entry_s": "heal_entry_s",
+                     "core_mb_s": "heal_core_mb_s", "concurrency": "heal_concurrency"}
+
+
 class Heal(Strict):
-    """The outage whose heal is sized, and what bounds the self-heal daemons."""
+    """The outage whose heal is sized, and what bounds the self-heal daemons. The daemons'
+    costs are the model's (:mod:`hcisim.model.healrate`), from a calibration profile unless
+    the spec sets them, so that the planner's heal rate is the model's on the same hosts."""
 
     outage_s: PositiveFloat = Field(600.0, description="how long the node stays away")
+    profile: str = Field(
+        DEFAULT_PROFILE, description="calibration profile the heal costs below come from "
+        "(as a scenario's model.profile: a shipped name or a profile file)")
     shd_thread_mb_s: PositiveFloat = Field(
         ModelParams().heal_thread_mb_s,
-        description="one shd thread copying one shard; the model's default",
+        description="one shd thread copying one shard (the profile's heal_thread_mb_s)",
     )
+    entry_s: NonNegativeFloat = Field(
+        ModelParams().heal_entry_s,
+        description="fixed cost per healed shard and thread (the profile's heal_entry_s)")
+    core_mb_s: NonNegativeFloat = Field(
+        ModelParams().heal_core_mb_s,
+        description="most MB/s heal gets per CPU core of the healing daemons' hosts; 0: no "
+        "CPU cap (the profile's heal_core_mb_s)")
+    concurrency: NonNegativeFloat = Field(
+        ModelParams().heal_concurrency,
+        description="how much the CPU rate per core falls with each shard in flight per core "
+        "beyond one (the profile's heal_concurrency)")
     share: float = Field(
         ModelParams().heal_share, gt=0, le=1,
         description="largest share of the target's NIC/disk heal may take",
@@ -117,6 +139,23 @@ class Heal(Strict):
     fill_pct: float = Field(
         100.0, gt=0, le=100, description="share of provisioned disk holding data (rebuild)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_profile(cls, data: Any) -> Any:
+        """Every heal cost the spec leaves out, from its profile (a bad profile is an error
+        at ``heal.profile``)."""
+        if not isinstance(data, dict):
+            return data
+        ref = data.get("profile", DEFAULT_PROFILE)
+        if not isinstance(ref, str):
+            return data  # the field's own validation reports the type
+        try:
+            params = load_profile(ref).parameters
+        except ProfileError as exc:
+            raise ValueError(f"profile: {exc}") from None
+        return {**{key: float(getattr(params, name)) for key, name in HEAL_FROM_PROFILE.items()},
+                **data}
 
 
 class Thresholds(Strict):

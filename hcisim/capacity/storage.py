@@ -21,11 +21,16 @@ Heal after host ``f`` returns from an outage of ``T`` seconds: each VM that ran 
 dirtied ``n (1 - exp(-x T / n))`` distinct shards of its disk for ``x`` random write IOPS
 over ``n`` shards (the expected number of distinct shards hit by ``x T`` uniform writes), or
 ``min(n, W T / shard + 1)`` for sequential writes. With data-self-heal-algorithm full each
-dirty shard is copied whole. Host ``f`` must receive its data bricks' share of that. Rate =
-min(heal share of f's NIC and disk, what VM traffic leaves of them, shd threads x per-thread
-rate), with one heal flow into f's brick from one good copy and shd-max-threads shards in
-flight (as hcisim.model does). A rebuild after a disk replacement copies the whole of f's data
-bricks at the same rate.
+dirty shard is copied whole. Host ``f`` must receive its data bricks' share of that. The heal
+rate is the model's (:mod:`hcisim.model.selfheal`, with its formulas from
+:mod:`hcisim.model.healrate`): each of f's data bricks is healed by the self-heal daemons of
+the other hosts with a brick of its replica set, each with shd-max-threads shards in flight,
+so ``n`` = shd-max-threads x those daemons, summed over f's replica sets (they heal side by
+side). Rate = min(heal share of f's NIC and disk, what VM traffic leaves of them, ``n`` x one
+thread's rate with the per-shard entry cost, what the healing hosts' cores heal with ``n``
+shards in flight (``heal_cpu_mb_s``: more shards in flight per core than one cost each core
+``concurrency`` of its rate)). A rebuild after a disk replacement copies the whole of f's
+data bricks at the same rate.
 """
 
 from __future__ import annotations
@@ -37,8 +42,7 @@ from dataclasses import dataclass, field
 from hcisim.capacity.layout import GB, MIB, ReplicaSet, disk_files
 from hcisim.capacity.placement import Placement
 from hcisim.capacity.spec import HOSTS, Candidate, CapacitySpec, InventoryVm
-
-HEAL_BLOCK = 128 * 1024  # AFR full self-heal copies a shard in 128 KiB blocks
+from hcisim.model.healrate import HEAL_BLOCK, heal_cpu_mb_s, heal_thread_mb_s
 
 
 @dataclass(frozen=True)
@@ -159,16 +163,38 @@ class HealEstimate:
     per_host: list[dict[str, float | str]] = field(default_factory=list)
 
 
-def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad) -> tuple[float, str]:
-    share = spec.heal.share
+def healing(cand: Candidate, spec: CapacitySpec, sets: Sequence[ReplicaSet],
+            host: int) -> tuple[int, float]:
+    """Shards in flight into ``host``'s data bricks after its outage, and the CPU cores
+    of the hosts whose self-heal daemons heal them, as the model counts them
+    (:meth:`hcisim.model.selfheal.SelfHeal.set_flows`): shd-max-threads for each daemon on
+    another host with a brick of the replica set (data or arbiter: each sweeps its own
+    brick's index), summed over ``host``'s sets; each healing host's cores once."""
+    daemons = [{*s.data, *(() if s.arbiter is None else (s.arbiter,))} - {host}
+               for s in sets if s.holds_data(host)]
+    in_flight = spec.volume_options.shd_max_threads * sum(len(d) for d in daemons)
+    return in_flight, float(len(set().union(*daemons)) * cand.cores)
+
+
+def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
+              sets: Sequence[ReplicaSet], host: int) -> tuple[float, str]:
+    """How fast ``host``'s data bricks heal (MB/s) and what bounds it (module docstring)."""
+    in_flight, cores = healing(cand, spec, sets, host)
+    if in_flight == 0:
+        return 0.0, "no data bricks"
+    h = spec.heal
+    share = h.share
     nic = cand.storage_mb_s
+    shard = spec.volume_options.shard_block_size_mib * MIB
     bounds = {
         "NIC": min(share * nic, nic - vm_load.nic_in),
         "disk bandwidth": min(share * cand.disk_mb_s, cand.disk_mb_s - vm_load.disk_mb_s),
         "disk IOPS": min(share * cand.disk_iops, cand.disk_iops - vm_load.disk_iops)
         * HEAL_BLOCK / 1e6,
-        "shd threads": spec.volume_options.shd_max_threads * spec.heal.shd_thread_mb_s,
+        "shd threads": in_flight * heal_thread_mb_s(shard, h.shd_thread_mb_s, h.entry_s),
     }
+    if h.core_mb_s > 0:  # heal is CPU work (0: no such cap, as in the model)
+        bounds["heal CPU"] = heal_cpu_mb_s(cores, h.core_mb_s, in_flight, h.concurrency)
     which = min(bounds, key=lambda k: bounds[k])
     return max(0.0, bounds[which]), which
 
@@ -185,7 +211,7 @@ def heal_estimate(cand: Candidate, spec: CapacitySpec, vms: Sequence[InventoryVm
                    and (placement.host_of[vm.name] != f or vm.ha)]
         dirty = sum(dirty_shards(vm, spec, load) for vm in running) * shard
         mine = sum(s.weight for s in sets if s.holds_data(f))
-        rate, why = heal_rate(cand, spec, normal[f])
+        rate, why = heal_rate(cand, spec, normal[f], sets, f)
         heal_b, rebuild_b = dirty * mine, stored * mine
         rows.append({"host": f, "dirty_bytes": heal_b, "rate_mb_s": rate,
                      "heal_s": _duration(heal_b, rate), "rebuild_bytes": rebuild_b,

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+HEAL_BLOCK = 128 * 1024  # AFR's full self-heal copies an entry in 128 KiB reads/writes
 
 
 def heal_thread_mb_s(entry_bytes: float, thread_mb_s: float, entry_s: float) -> float:

@@ -36,14 +36,13 @@ import numpy as np
 from hcisim.model.elaborate import BrickModel, Cluster, VmDiskModel, VolumeModel, disk_cost
 from hcisim.model.fluid import FlowNetwork
 from hcisim.model.heal import POST_OP_DELAY_S, BrickHeal, WholeFileHeal
-from hcisim.model.healrate import heal_cpu_mb_s, heal_thread_mb_s
+from hcisim.model.healrate import HEAL_BLOCK, heal_cpu_mb_s, heal_thread_mb_s
 from hcisim.model.probes import WriteLedger
 from hcisim.model.shd import ShdConnections, ShdKey
 from hcisim.model.world import World
 from hcisim.observations import Recorder
 from hcisim.scenario import ModelParams
 
-HEAL_BLOCK = 128 * 1024  # shd copies in 128 KiB reads/writes
 RESWEEP_S = 1.0  # afr_shd_index_healer's sleep(1) between sweeps
 _NONE: frozenset[str] = frozenset()
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from hcisim.capacity import SpecError, load_spec, parse_spec, read_inventory
 from hcisim.cli import capacity as capacity_cli
 from hcisim.scenario import IoProfile
+from hcisim.scenario.profile import DEFAULT_PROFILE, dump_profile, load_profile
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "scenarios" / "capacity"
 app = typer.Typer()
@@ -127,3 +128,23 @@ def test_bad_spec_is_a_clear_error(tmp_path: Path) -> None:
     assert "candidates: needs at least 1 candidate, got 0" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_heal_costs_come_from_the_named_profile(tmp_path: Path) -> None:
+    """The heal costs a spec leaves out are its profile's (default: the shipped one); a key
+    the spec sets wins; a profile that cannot be read is an error at heal.profile."""
+    shipped = load_profile(DEFAULT_PROFILE)
+    mine = shipped.model_copy(update={"parameters": shipped.parameters.model_copy(
+        update={"heal_core_mb_s": 500.0, "heal_concurrency": 0.5, "heal_entry_s": 0.01})})
+    path = tmp_path / "mine.yaml"
+    path.write_text(dump_profile(mine))
+    base = "inventory: inv.csv\ncandidates:\n  - {name: a, nics: [{name: s, gbps: 10, " \
+           "networks: [storage, management]}]}\n"
+    default = parse_spec(base).heal
+    assert (default.core_mb_s, default.concurrency, default.entry_s, default.shd_thread_mb_s) \
+        == (shipped.parameters.heal_core_mb_s, shipped.parameters.heal_concurrency,
+            shipped.parameters.heal_entry_s, shipped.parameters.heal_thread_mb_s)
+    heal = parse_spec(base + f"heal: {{profile: {path}, concurrency: 1.5}}\n").heal
+    assert (heal.core_mb_s, heal.concurrency, heal.entry_s) == (500.0, 1.5, 0.01)
+    [p] = _problems(base + "heal: {profile: no-such-profile}\n")
+    assert p.startswith("heal.profile: ") and "no shipped profile of that name" in p

@@ -15,9 +15,12 @@ from hcisim.capacity.storage import (
     client_write_bound,
     dirty_shards,
     heal_estimate,
+    healing,
     host_loads,
 )
+from hcisim.model.healrate import heal_cpu_mb_s, heal_thread_mb_s
 from hcisim.scenario import IoProfile
+from hcisim.scenario.profile import DEFAULT_PROFILE, load_profile
 from tests.capacity.cases import SEQ_WRITE, candidate, spec, vm
 
 CAND = Candidate.model_validate(candidate(gbps=10, disk_mb_s=2000, iops=100_000))
@@ -95,7 +98,8 @@ def test_dirty_shards_by_hand() -> None:
 
 
 def test_heal_and_rebuild_by_hand() -> None:
-    """60 GB dirtied, healed at min(NIC share 625, disk 1000, shd 8 x 100) MB/s."""
+    """60 GB dirtied, healed at min(NIC share 625, disk 1000, 16 threads (8 x 2 daemons) x
+    92.6 (100 MB/s a thread less the profile's 0.054 s a 64 MiB shard)) MB/s."""
     s = spec(heal={"outage_s": 600, "share": 0.5, "shd_thread_mb_s": 100})
     vms = [vm("a", io=SEQ_WRITE)]
     sets = replica_sets("replica3", "rotating")
@@ -126,12 +130,12 @@ def test_throughput_check_names_the_bottleneck() -> None:
 
 
 def test_heal_is_bound_by_the_least_of_threads_nic_and_disk() -> None:
-    """A heal runs at the least of shd-max-threads x the per-thread rate, what heal may take
-    of the storage NIC (0.5 x 1,250 MB/s of 10 GbE = 625 MB/s) and of the disk (2,000 MB/s),
-    and the estimate names that bound. The shipped profile's rate (50.7 MB/s a thread since
-    session 13's refit: this two-core lab's) x 8 = 405 MB/s: the threads; a spec whose
-    threads are faster (565 MB/s, the earlier profile's): the NIC; a slower one (20 MB/s):
-    the threads again."""
+    """A heal runs at the least of the threads' rate (shd-max-threads x the two daemons
+    healing, each thread at the per-thread rate less the per-shard entry cost), what heal
+    may take of the storage NIC (0.5 x 1,250 MB/s of 10 GbE = 625 MB/s) and of the disk
+    (2,000 MB/s), and the CPU cap (not binding on 32 cores), and the estimate names that
+    bound. The shipped profile's rate (50.7 MB/s a thread, 0.054 s a shard: 48.7 MB/s on
+    64 MiB shards) x 16 = 779 MB/s: the NIC; a slower thread (20 MB/s): the threads."""
     vms = [vm("a", io=SEQ_WRITE)]
     sets = replica_sets("replica3", "rotating")
     s = spec()
@@ -139,10 +143,77 @@ def test_heal_is_bound_by_the_least_of_threads_nic_and_disk() -> None:
     assert nic_share == pytest.approx(625) and nic_share < s.heal.share * CAND.disk_mb_s
     for rate in (None, 565.0, 20.0):
         sp = s if rate is None else spec(heal={"shd_thread_mb_s": rate})
-        threads = sp.volume_options.shd_max_threads * sp.heal.shd_thread_mb_s
+        n, _ = healing(CAND, sp, sets, 1)
+        assert n == 2 * sp.volume_options.shd_max_threads  # the daemons of host1 and host3
+        threads = n * heal_thread_mb_s(SHARD, sp.heal.shd_thread_mb_s, sp.heal.entry_s)
         he = heal_estimate(CAND, sp, vms, place(vms, HostRoom(1000, 1000)), sets)
         if threads < nic_share:
             assert he.limited_by == "shd threads" and he.rate_mb_s == pytest.approx(threads)
         else:
             assert he.limited_by == "NIC" and he.rate_mb_s == pytest.approx(nic_share)
-    assert s.volume_options.shd_max_threads * s.heal.shd_thread_mb_s < nic_share  # default
+    assert 2 * 8 * heal_thread_mb_s(SHARD, s.heal.shd_thread_mb_s, s.heal.entry_s) > nic_share
+
+
+def test_heal_on_few_cores_is_the_models_cpu_cap_by_hand() -> None:
+    """Two cores a host, 8 threads, replica 3: 16 shards in flight on the 4 cores of the two
+    healing hosts, 4 a core; with the shipped profile the cores heal 4 x heal_core_mb_s /
+    (1 + heal_concurrency x 3) = 18.9 MB/s, far below the NIC's 625: the heal CPU binds,
+    at the model's own formula (:func:`hcisim.model.healrate.heal_cpu_mb_s`)."""
+    p = load_profile(DEFAULT_PROFILE).parameters
+    few = Candidate.model_validate(candidate(cores=2, gbps=10, disk_mb_s=2000, iops=100_000))
+    vms = [vm("a", io=SEQ_WRITE, vcpus=1, ram=1)]
+    s = spec(candidates=[candidate(cores=2)])
+    assert (s.heal.core_mb_s, s.heal.concurrency) == (p.heal_core_mb_s, p.heal_concurrency)
+    he = heal_estimate(few, s, vms, place(vms, HostRoom(1000, 1000)),
+                       replica_sets("replica3", "rotating"))
+    by_hand = 4 * p.heal_core_mb_s / (1 + p.heal_concurrency * (16 / 4 - 1))
+    assert he.limited_by == "heal CPU"
+    assert he.rate_mb_s == heal_cpu_mb_s(4.0, p.heal_core_mb_s, 16, p.heal_concurrency)
+    assert he.rate_mb_s == pytest.approx(by_hand)
+    assert he.heal_s == pytest.approx(he.dirty_bytes / (by_hand * 1e6))
+
+
+def test_heal_in_flight_counts_every_healing_daemon() -> None:
+    """Each of a host's data bricks is healed by the daemons of the other hosts of its set
+    (the arbiter's too); a rotating arbiter host holds data of two sets, healed side by side;
+    the dedicated arbiter's host holds no data."""
+    s = spec(volume_options={"shd_max_threads": 8})
+    assert healing(CAND, s, replica_sets("replica3", "rotating"), 0) == (16, 64.0)
+    assert healing(CAND, s, replica_sets("arbiter", "rotating"), 0) == (32, 64.0)
+    dedicated = replica_sets("arbiter", "dedicated")
+    assert healing(CAND, s, dedicated, 0) == (16, 64.0)
+    assert healing(CAND, s, dedicated, 2) == (0, 0.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cores=st.integers(1, 64), threads=st.integers(1, 64), more=st.integers(1, 64),
+       vt=st.sampled_from(["replica3", "arbiter"]),
+       layout=st.sampled_from(["rotating", "dedicated"]),
+       concurrency=st.floats(0, 10), shard_mib=st.sampled_from([4, 16, 64]))
+def test_more_threads_on_few_cores_are_never_faster_than_the_cpu_formula(
+        cores: int, threads: int, more: int, vt: str, layout: str, concurrency: float,
+        shard_mib: int) -> None:
+    """Whatever the threads, a heal is never faster than the CPU formula allows at its
+    shards in flight; and once every healing core has a shard in flight, more threads are
+    never faster than fewer were allowed (the formula falls with each shard per core
+    beyond one)."""
+    sets = replica_sets(vt, layout)  # type: ignore[arg-type]
+    cand = Candidate.model_validate(candidate(cores=cores))
+    vms = [vm("a", io=SEQ_WRITE, vcpus=1, ram=1)]
+    placement = place(vms, HostRoom(1000, 1000))
+
+    def estimate(k: int) -> tuple[float, float, float]:
+        s = spec(candidates=[candidate(cores=cores)], heal={"concurrency": concurrency},
+                 volume_options={"shd_max_threads": k, "shard_block_size_mib": shard_mib})
+        n, healer_cores = healing(cand, s, sets, 0)
+        he = heal_estimate(cand, s, vms, placement, sets)
+        cap = heal_cpu_mb_s(healer_cores, s.heal.core_mb_s, n, s.heal.concurrency)
+        row = next(r for r in he.per_host if r["host"] == 0)
+        assert float(row["rate_mb_s"]) <= cap * (1 + 1e-12)
+        return float(row["rate_mb_s"]), cap, n / healer_cores
+
+    rate, cap, per_core = estimate(threads)
+    faster, _, _ = estimate(threads + more)
+    if per_core >= 1:
+        assert faster <= cap * (1 + 1e-12)
+    assert rate > 0
