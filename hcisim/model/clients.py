@@ -27,13 +27,12 @@ import numpy as np
 from hcisim.model.elaborate import BrickModel, Cluster
 from hcisim.model.gluster import server_quorum_met
 from hcisim.model.io import DiskPlan
+from hcisim.model.keepalive import draw_last_keepalive_s, peer_loss_detected_s
 from hcisim.model.pingtimer import (
     back_at_s,
     disconnects,
-    draw_last_keepalive_s,
     draw_lost_ping_s,
     first_lost_ping_s,
-    peer_loss_detected_s,
 )
 from hcisim.model.world import World
 from hcisim.observations import Recorder

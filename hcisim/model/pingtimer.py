@@ -23,8 +23,9 @@ arrivals, other processes, lookups) moves ``last_sent`` and pushes detection out
 periods of T: the tail beyond 2T.
 
 glusterd's own peer connections do not ping (``option ping-timeout 0`` in glusterd.vol); they
-rely on TCP keepalive (keepalive-time 10 s, interval 2 s, count 9 from socket.h), so server
-quorum notices a cut peer 18-28 s after the cut whatever network.ping-timeout is.
+rely on TCP keepalive (keepalive-time 10 s, interval 2 s, count 9 from glusterd.vol and
+socket.h: :mod:`hcisim.model.keepalive`), so server quorum notices a cut peer 18-28 s after
+the cut whatever network.ping-timeout is.
 """
 
 from __future__ import annotations
@@ -36,11 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcisim.model.neighbour import resolve_fails_after_s, resolve_window_s
-
-# Linux keepalive on glusterd's peer connections (glusterd.vol + socket.h defaults).
-GLUSTERD_KEEPALIVE_TIME_S = 10.0
-GLUSTERD_KEEPALIVE_INTERVAL_S = 2.0
-GLUSTERD_KEEPALIVE_COUNT = 9
 
 
 @dataclass(frozen=True)
@@ -277,26 +273,3 @@ def detect_unknown_phase(rng: np.random.Generator, fault_s: float, ping_timeout_
     stall is uniform on [T, 2T) without later sends."""
     p = draw_lost_ping_s(rng, fault_s, ping_timeout_s)
     return detect_from_ping(fault_s, p, ping_timeout_s, later_sends_s, "unknown")
-
-
-def draw_last_keepalive_s(rng: np.random.Generator, cut_s: float,
-                          keepalive_time_s: float = GLUSTERD_KEEPALIVE_TIME_S) -> float:
-    """When an idle glusterd peer connection last heard its peer before a cut: the last
-    answered keepalive probe, one every ``keepalive_time`` at a phase nobody knows."""
-    return cut_s - keepalive_time_s * float(rng.random())
-
-
-def peer_loss_detected_s(cut_s: float, last_received_s: float,
-                         keepalive_time_s: float = GLUSTERD_KEEPALIVE_TIME_S,
-                         interval_s: float = GLUSTERD_KEEPALIVE_INTERVAL_S,
-                         count: int = GLUSTERD_KEEPALIVE_COUNT) -> float:
-    """When glusterd's idle peer connection fails after a cut (Linux TCP keepalive).
-
-    The kernel probes after ``keepalive_time`` without receiving, then every ``interval``;
-    an answered probe restarts the idle wait. After ``count`` unanswered probes the
-    connection is reset: at ``last_received + time + count * interval``, the last
-    ``last_received`` being the last answer before the cut.
-    """
-    if last_received_s > cut_s:
-        raise ValueError("last_received_s must be at or before the cut")
-    return last_received_s + keepalive_time_s + count * interval_s

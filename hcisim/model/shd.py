@@ -14,16 +14,16 @@ So heal starts by itself only when a daemon on a host with a good brick sees a b
 connection come back (CHILD_DOWN, then CHILD_UP). Its connections are idle: the ping timer
 runs only while requests are pending (``rpc_clnt_start_ping``), so a silent loss is noticed by
 TCP keepalive alone (client defaults ``client.keepalive-time`` 20 s, ``-interval`` 2 s,
-``-count`` 9: glusterd-volume-set.c, socket.h): 18-38 s after the cut, by the phase of the
-keepalive probes. What that means per fault:
+``-count`` 9: :mod:`hcisim.model.keepalive`, its constants and timers): 18-38 s after the
+cut, by the phase of the keepalive probes. What that means per fault:
 
 - refused (brick process killed, disk failed, brick stopped, glusterd's server-quorum kill):
   RST, down at once; up when the brick serves again: wakes;
 - power loss, NIC down, partition (nobody answers): down when keepalive gives up; a repair
   before that leaves the connection as it was (no wake), unless the brick's host rebooted
   or the brick's side reset the connection meanwhile (its own keepalive and
-  TCP_USER_TIMEOUT, :func:`server_closes_s`): then the next packet after its return gets
-  a RST, and the reconnect wakes;
+  TCP_USER_TIMEOUT, :func:`hcisim.model.keepalive.server_closes_s`): then the next packet
+  after its return gets a RST, and the reconnect wakes;
 - node hang, brick hang (SIGSTOP: the kernel still answers keepalive probes): the connection
   never drops, so nothing wakes the daemon (the lab's finding, lab-notes.md);
 - a daemon whose own host powers up again starts fresh and wakes at once (its own bricks'
@@ -48,27 +48,19 @@ from typing import Literal
 import numpy as np
 
 from hcisim.model.elaborate import BrickModel, Cluster
-from hcisim.model.pingtimer import (
-    back_at_s,
+from hcisim.model.keepalive import (
+    CLIENT_KEEPALIVE_COUNT,
+    CLIENT_KEEPALIVE_INTERVAL_S,
+    CLIENT_KEEPALIVE_TIME_S,
+    SERVER_KEEPALIVE_TIME_S,
     draw_last_keepalive_s,
+    next_probe_s,
     peer_loss_detected_s,
+    server_closes_s,
 )
+from hcisim.model.pingtimer import back_at_s
 from hcisim.model.world import World
 from hcisim.observations import Recorder
-
-# Linux keepalive on a Gluster client's brick connections (client.keepalive-* defaults in
-# glusterd-volume-set.c; GF_KEEPALIVE_* in socket.h)
-CLIENT_KEEPALIVE_TIME_S = 20.0
-CLIENT_KEEPALIVE_INTERVAL_S = 2.0
-CLIENT_KEEPALIVE_COUNT = 9
-
-# Linux keepalive on the bricks' side of every connection (the virt group, which oVirt's
-# HCI deployment applies: server.keepalive-time 10, -interval 2, -count 5, extras/
-# group-virt.example; the lab's brick volfiles say the same); its TCP_USER_TIMEOUT is the
-# volume's server.tcp-user-timeout (tcp_user_timeout_s, the virt group's 20 s)
-SERVER_KEEPALIVE_TIME_S = 10.0
-SERVER_KEEPALIVE_INTERVAL_S = 2.0
-SERVER_KEEPALIVE_COUNT = 5
 
 ShdKey = tuple[str, str, str]  # daemon host, volume, brick host
 Link = Literal["up", "down", "dead"]  # dead: the daemon's own host is off
@@ -85,38 +77,6 @@ class _Silent:
     own_route: bool  # the daemon's own link stayed up (else its connects fail at once)
     neighbour_failed_s: float | None  # its host's ARP entry for the brick's host failed
     server_closes_s: float = math.inf  # the brick's side resets it (its keepalive)
-
-
-def server_closes_s(cut_s: float, last_received_s: float, user_timeout_s: float,
-                    keepalive_time_s: float = SERVER_KEEPALIVE_TIME_S,
-                    interval_s: float = SERVER_KEEPALIVE_INTERVAL_S,
-                    count: int = SERVER_KEEPALIVE_COUNT) -> float:
-    """When the brick's side closes an idle connection whose client went silent at
-    ``cut_s`` (Linux ``tcp_keepalive_timer``): it probes after ``keepalive_time`` without
-    receiving, then every ``interval``; with a TCP_USER_TIMEOUT it resets at the first
-    check at least that long after the last receipt with a probe unanswered, without one
-    after ``count`` unanswered probes. ``last_received_s``: its last answered probe before
-    the cut. The lab's 15 s partitions (validation matrix, a trace of session 13): the
-    bricks reset every self-heal daemon's idle connection meanwhile, the daemons' next
-    keepalive probe after the repair got a RST, and they connected again 3 s later."""
-    if last_received_s > cut_s:
-        raise ValueError("last_received_s must be at or before the cut")
-    if user_timeout_s > 0:
-        later = max(1, math.ceil((user_timeout_s - keepalive_time_s) / interval_s - 1e-9))
-    else:
-        later = count
-    return last_received_s + keepalive_time_s + later * interval_s
-
-
-def next_probe_s(t: float, last_ack_s: float,
-                 keepalive_time_s: float = CLIENT_KEEPALIVE_TIME_S,
-                 interval_s: float = CLIENT_KEEPALIVE_INTERVAL_S) -> float:
-    """The first keepalive probe at or after ``t`` of a connection last answered at
-    ``last_ack_s``: probes go out at ``last_ack + time + k * interval``."""
-    first = last_ack_s + keepalive_time_s
-    if t <= first:
-        return first
-    return first + interval_s * math.ceil((t - first) / interval_s - 1e-12)
 
 
 class ShdConnections:

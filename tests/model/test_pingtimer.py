@@ -9,11 +9,11 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from hcisim.model.keepalive import peer_loss_detected_s
 from hcisim.model.pingtimer import (
     detect_known_phase,
     detect_unknown_phase,
     next_ping_s,
-    peer_loss_detected_s,
 )
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from hcisim.model import simulate
+from hcisim.model.keepalive import next_probe_s
 from hcisim.model.pingtimer import syn_reconnect_at_s
 from hcisim.model.selfheal import RESWEEP_S
-from hcisim.model.shd import next_probe_s
 from hcisim.scenario import Scenario
 
 from .cases import HOSTS, host
@@ -122,7 +122,7 @@ def test_nothing_wakes_the_daemons_when_their_connections_held(kind: str,
 def test_a_cut_the_bricks_side_gave_up_on_wakes_them_at_their_next_probe(kind: str) -> None:
     """A 15 s cut with the lab's server.tcp-user-timeout (5 s): host2's brick resets each
     daemon's idle connection 2-12 s into it (its keepalive probes after 10 s idle, the user
-    timeout passed at the next check, shd.server_closes_s), the daemons' own keepalive has
+    timeout passed at the next check, keepalive.server_closes_s), the daemons' own keepalive has
     not given up; after the repair a daemon's next probe (every 2 s once it started, 20 s
     after its last answer at the latest) gets a RST, CHILD_DOWN, and it connects again at
     once (no reconnect timer here): heal starts then.
@@ -423,7 +423,7 @@ def test_the_bricks_side_resets_by_linux_keepalive_timer_rule() -> None:
     the first probe 10 s after the last receipt; with a TCP_USER_TIMEOUT u, the reset at
     the first check (every 2 s after it) at least u after the last receipt with a probe
     unanswered; without one, after the 5th unanswered probe."""
-    from hcisim.model.shd import server_closes_s
+    from hcisim.model.keepalive import server_closes_s
 
     assert server_closes_s(100.0, 95.0, 5.0) == pytest.approx(95.0 + 12.0)  # the lab's
     assert server_closes_s(100.0, 95.0, 11.0) == pytest.approx(95.0 + 12.0)
