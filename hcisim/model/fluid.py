@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from hcisim.model.fluid_kernel import fill_csr
+
 Array = npt.NDArray[np.float64]
 
 # Relative slack when deciding that a resource is full or a flow has its demand.
@@ -46,8 +48,8 @@ class Flow:
     weight: float = 1.0  # share relative to other flows when a resource is contended
     row: Array | None = None  # usage over the resources in order (kept between rebuilds)
     sparse: list[tuple[int, float]] | None = None  # (resource index, coefficient), the same
-    uses: frozenset[int] = frozenset()  # the resource indexes of ``sparse``
-    pace: list[tuple[int, float]] | None = None  # ``sparse`` times the weight
+    cols: list[int] | None = None  # the resource indexes of ``sparse``, in its order
+    pace: list[float] | None = None  # the coefficients of ``sparse`` times the weight
 
 
 def max_min_fair(coef: Array, capacity: Array, demand: Array,
@@ -121,7 +123,9 @@ def _fill_sparse(pace: list[list[tuple[int, float]]], uses: list[frozenset[int]]
     ``i``; ``uses[i]``: its resources), with the same arithmetic in the same order, hence
     the same rates, bit for bit: a resource's load adds the active flows' coefficients in
     flow order as numpy's column sum does (a zero adds nothing), and every other step is
-    elementwise."""
+    elementwise. :class:`FlowNetwork` solves with its compiled twin
+    (:func:`hcisim.model.fluid_kernel.fill_csr`, statement for statement the same); this
+    one is the readable reference the tests compare both with."""
     inf = math.inf
     n, m = len(demand), len(capacity)
     rate = [0.0] * n
@@ -211,15 +215,13 @@ class FlowNetwork:
         self._full_at: Array = np.zeros(0)
         self._pace: Array = np.zeros((0, 0))
         self._pace_dirty = True
-        # the same, sparse and in plain lists, for small problems (:func:`_fill_sparse`);
-        # every flow keeps its sparse row and paced row between rebuilds
-        self._sparse_uses: list[frozenset[int]] = []
-        self._sparse_pace: list[list[tuple[int, float]]] = []
-        self._demand_list: list[float] = []
-        self._weight_list: list[float] = []
-        self._small = False  # solved by _fill_sparse
-        self._cap_list: list[float] = []
-        self._full_at_list: list[float] = []
+        # the same as compressed sparse rows for small problems (fluid_kernel.fill_csr):
+        # flow i's paced row is _csr_idx / _csr_val[_csr_ptr[i]:_csr_ptr[i + 1]]; every
+        # flow keeps its sparse row and paced row between rebuilds
+        self._csr_ptr: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self._csr_idx: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._csr_val: Array = np.zeros(0)
+        self._small = False  # solved by fill_csr
         self._rows_for = 0  # number of resources the flows' cached rows were built for
         # the dense matrix of a sparse problem's flows, built when resource use is first
         # asked and kept until the next rebuild (re-weighting or a new demand keeps it)
@@ -255,10 +257,7 @@ class FlowNetwork:
                 old.demand = demand
                 self._dirty = True
                 if not self._structure_dirty:
-                    if self._small:
-                        self._demand_list[self._pos[name]] = demand
-                    else:
-                        self._demand[self._pos[name]] = demand
+                    self._demand[self._pos[name]] = demand
             if old.weight != weight:
                 old.weight = weight
                 old.pace = None
@@ -266,11 +265,11 @@ class FlowNetwork:
                 if self._structure_dirty:
                     return
                 i = self._pos[name]
+                self._weight[i] = weight
                 if self._small:  # one sparse row to re-weight (a heal's thread count)
-                    self._weight_list[i] = weight
-                    self._sparse_pace[i] = self._paced(old)
+                    ptr = self._csr_ptr
+                    self._csr_val[ptr[i]:ptr[i + 1]] = self._paced(old)
                 else:
-                    self._weight[i] = weight
                     self._pace_dirty = True
             return
         for r in usage:
@@ -296,43 +295,48 @@ class FlowNetwork:
             res = list(self._capacity)
             if self._rows_for != len(res):  # resources were added: every row is stale
                 for f in self._flows.values():
-                    f.row = f.sparse = f.pace = None
+                    f.row = f.sparse = f.pace = f.cols = None
                 self._rows_for = len(res)
             self._index = {r: j for j, r in enumerate(res)}
             self._res_names = res
             self._cap = np.array([self._capacity[r] for r in res], dtype=float)
             self._full_at = _TOL * np.maximum(self._cap, 1.0)
-            self._cap_list, self._full_at_list = self._cap.tolist(), self._full_at.tolist()
             self._resources_dirty = False
         names = list(self._flows)
         flows = list(self._flows.values())
         self._names, self._pos = names, {n: i for i, n in enumerate(names)}
         self._small = len(names) <= SPARSE_MAX_FLOWS and len(self._res_names) >= 2
+        self._demand = np.array([f.demand for f in flows], dtype=float)
+        self._weight = np.array([f.weight for f in flows], dtype=float)
         if self._small:  # the dense matrix only if resource use is asked (_resource_use)
             paced = self._paced
-            self._sparse_pace = [f.pace if f.pace is not None else paced(f) for f in flows]
-            self._sparse_uses = [f.uses for f in flows]
-            self._demand_list = [f.demand for f in flows]
-            self._weight_list = [f.weight for f in flows]
+            vals = [f.pace if f.pace is not None else paced(f) for f in flows]
+            cols: list[int] = []
+            lengths = [0]
+            for f in flows:
+                assert f.cols is not None  # set with the pace
+                cols += f.cols
+                lengths.append(len(f.cols))
+            self._csr_ptr = np.cumsum(lengths, dtype=np.int64)
+            self._csr_idx = np.array(cols, dtype=np.int64)
+            self._csr_val = np.array([a for v in vals for a in v], dtype=float)
             self._coef = None
         else:
-            self._demand = np.array([f.demand for f in flows], dtype=float)
-            self._weight = np.array([f.weight for f in flows], dtype=float)
             self._coef = self._matrix(flows, self._index)
             self._uses = self._coef > 0
             self._pace_dirty = True
         self._flow_list = flows
         self._structure_dirty = False
 
-    def _paced(self, f: Flow) -> list[tuple[int, float]]:
-        """``f``'s sparse row times its weight (kept on the flow until its weight or path
-        changes): the same products the dense ``coef * weight`` holds."""
+    def _paced(self, f: Flow) -> list[float]:
+        """``f``'s sparse row's coefficients times its weight (kept on the flow until its
+        weight or path changes): the same products the dense ``coef * weight`` holds."""
         if f.sparse is None:
             index = self._index
             f.sparse = [(index[r], a) for r, a in f.usage.items()]
-            f.uses = frozenset(j for j, _ in f.sparse)
+            f.cols = [j for j, _ in f.sparse]
         w = f.weight
-        f.pace = [(j, a * w) for j, a in f.sparse]
+        f.pace = [a * w for _, a in f.sparse]
         return f.pace
 
     @staticmethod
@@ -355,9 +359,13 @@ class FlowNetwork:
                 self._rebuild()
             self.solver_calls += 1
             if self._small:
-                rates = _fill_sparse(self._sparse_pace, self._sparse_uses, self._cap_list,
-                                     self._full_at_list, self._demand_list,
-                                     self._weight_list)
+                solved, finished = fill_csr(self._csr_ptr, self._csr_idx, self._csr_val,
+                                            self._cap, self._full_at, self._demand,
+                                            self._weight)
+                if not finished:
+                    raise SolverError(f"max-min fairness: flows still growing after "
+                                      f"{len(self._names) + len(self._res_names) + 1} rounds")
+                rates = solved.tolist()
                 rate: Array | list[float] = rates
             else:
                 assert self._coef is not None
