@@ -306,22 +306,32 @@ class FlowNetwork:
         flows = list(self._flows.values())
         self._names, self._pos = names, {n: i for i, n in enumerate(names)}
         self._small = len(names) <= SPARSE_MAX_FLOWS and len(self._res_names) >= 2
-        self._demand = np.array([f.demand for f in flows], dtype=float)
-        self._weight = np.array([f.weight for f in flows], dtype=float)
         if self._small:  # the dense matrix only if resource use is asked (_resource_use)
+            # two arrays, not five (numpy's constructors cost more than the copies): the
+            # floats are the demands, the weights and the paced rows, the integers the row
+            # pointers and the rows' columns; the solver and the patches use views of them
+            n = len(flows)
             paced = self._paced
-            vals = [f.pace if f.pace is not None else paced(f) for f in flows]
+            floats = [f.demand for f in flows]
+            floats += [f.weight for f in flows]
+            ints = [0]
+            at = 0
             cols: list[int] = []
-            lengths = [0]
             for f in flows:
+                floats += f.pace if f.pace is not None else paced(f)
                 assert f.cols is not None  # set with the pace
                 cols += f.cols
-                lengths.append(len(f.cols))
-            self._csr_ptr = np.cumsum(lengths, dtype=np.int64)
-            self._csr_idx = np.array(cols, dtype=np.int64)
-            self._csr_val = np.array([a for v in vals for a in v], dtype=float)
+                at += len(f.cols)
+                ints.append(at)
+            ints += cols
+            fa = np.array(floats, dtype=float)
+            ia = np.array(ints, dtype=np.int64)
+            self._demand, self._weight, self._csr_val = fa[:n], fa[n:2 * n], fa[2 * n:]
+            self._csr_ptr, self._csr_idx = ia[:n + 1], ia[n + 1:]
             self._coef = None
         else:
+            self._demand = np.array([f.demand for f in flows], dtype=float)
+            self._weight = np.array([f.weight for f in flows], dtype=float)
             self._coef = self._matrix(flows, self._index)
             self._uses = self._coef > 0
             self._pace_dirty = True
