@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from hcisim.model.compute import precopy_kernel
 from hcisim.model.compute.maintenance import refusal
 from hcisim.model.compute.migration import GuestMemory, MigrationResult, PreCopy
 from hcisim.model.compute.ports import MigrationFlow
@@ -47,6 +48,7 @@ class _Active:
     # the pre-copy state (its attributes) before it was run ahead, and the steps' times
     mark: dict[str, Any] | None = None
     steps: tuple[float, ...] = ()
+    consts: tuple[Any, Any, Any] | None = None  # the compiled steps' (precopy_kernel)
 
 
 # At most this many steps are run ahead: a rate change throws the steps after it away and
@@ -72,7 +74,26 @@ def _run_ahead(a: _Active, now: float, limit: int) -> tuple[float, float]:
     else the run ahead stops before it and the process wakes there. The state before is
     kept (``a.mark``): if the rate changes first, :func:`_catch_up` replays the steps
     before that instant and advances to it, as a process woken by the change would.
-    Returns (time of the last step, the timeout's delay from ``now``)."""
+    Returns (time of the last step, the timeout's delay from ``now``).
+
+    The steps run compiled (:func:`~hcisim.model.compute.precopy_kernel.run_ahead`, the
+    same state bit for bit as :func:`_run_ahead_in_python`, the reference)."""
+    pc = a.pc
+    assert pc is not None
+    if not precopy_kernel.compiles(pc, a.rate):
+        return _run_ahead_in_python(a, now, limit)
+    a.mark = dict(vars(pc))  # its attributes are numbers, strings and immutables
+    if a.consts is None or len(a.consts[2]) < limit:
+        a.consts = precopy_kernel.constants(pc, max(limit, RUN_AHEAD))
+    steps, first_wait = precopy_kernel.run_ahead(pc, a.consts, now, a.rate, limit)
+    a.steps = tuple(steps)
+    t = steps[-1]
+    return t, (first_wait if len(steps) == 1 else t - now)
+
+
+def _run_ahead_in_python(a: _Active, now: float, limit: int) -> tuple[float, float]:
+    """:func:`_run_ahead` with :meth:`PreCopy.step` in Python: the reference the compiled
+    steps are tested against."""
     pc, rate = a.pc, a.rate
     assert pc is not None
     a.mark = dict(vars(pc))  # its attributes are numbers, strings and immutables
