@@ -16,7 +16,9 @@ Why it is incremental: the model re-adds every flow at every change, but between
 changes most flows keep their path and many their demand. The coefficient matrix is rebuilt
 only when a flow's path or the set of flows changed, a demand or weight change only
 writes one number, and a resolve with nothing changed reuses the last solution (same inputs, same
-rates, so this is exact).
+rates, so this is exact). Small problems (all of an availability year's) are solved by a
+compiled twin of :func:`_fill_sparse` (:mod:`hcisim.model.fluid_kernel`: the same
+operations in the same order, so the same rates bit for bit).
 """
 
 from __future__ import annotations
