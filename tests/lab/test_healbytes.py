@@ -46,6 +46,15 @@ def test_a_restarted_brick_counts_from_its_first_poll() -> None:
     assert heal_received([ref, ret], 1, [0], back_at=1.0, end=4.0) == 29 - (108 - 104)
 
 
+def test_a_lagging_counter_poller_is_read_after_the_heal_ended() -> None:
+    """The heal poll saw the heal over at 3.5, but the counter poller (stalled under load)
+    last read at 3.0, before the heal's last 8 of 20: the first readings at or after the end
+    hold them, on both bricks (the foreground over the same polls cancels)."""
+    ref = series([(7, 100), (7, 102), (7, 104), (7, 106), (7, 108)])
+    ret = series([(9, 0), (9, 2), (9, 10), (9, 18), (9, 28)])  # restarted at 0, heals 24
+    assert heal_received([ref, ret], 1, [0], back_at=None, end=3.5) == 28 - (108 - 100)
+
+
 def test_no_answer_without_a_reference_that_kept_one_process() -> None:
     ref = series([(7, 100), (7, 102), (5, 1), (5, 3)])  # the reference restarted too
     ret = series([(8, 100), (8, 100), (8, 110), (8, 120)])
