@@ -293,3 +293,40 @@ def test_a_socket_file_nobody_listens_on_does_not_answer(tmp_path: Path) -> None
     assert path.exists(), "the file outlives its listener, as a killed daemon's does"
     assert not _answers(path)
     assert not _answers(tmp_path / "absent")
+
+
+def test_down_of_the_last_lab_stops_the_daemons_it_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hcisim lab down` of a libvirt lab connects (starting libvirtd and virtlogd when none
+    answers, to find orphaned domains); once no lab is left it stops the daemons hcisim
+    started, and not while another lab's directory remains."""
+    from hcisim.lab.libvirt import backend
+
+    class Conn:
+        def listAllDomains(self, _flags: int) -> list[Any]:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    from hcisim.lab.libvirt import nodes
+
+    stopped: list[int] = []
+
+    def teardown(_conn: Any, directory: Path) -> list[str]:
+        shutil.rmtree(directory, ignore_errors=True)
+        return []
+
+    def stop() -> list[str]:
+        stopped.append(1)
+        return []
+
+    monkeypatch.setattr(backend, "connect", lambda _uri: Conn())
+    monkeypatch.setattr(nodes, "teardown", teardown)
+    monkeypatch.setattr(backend, "stop_started_daemons", stop)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    assert backend.LibvirtBackend.reclaim("a", tmp_path).left == []
+    assert stopped == []  # lab b is still there
+    backend.LibvirtBackend.reclaim("b", tmp_path)
+    assert stopped == [1]

@@ -31,6 +31,7 @@ from hcisim.lab.libvirt.hypervisor import (
     HypervisorError,
     choose_domain_type,
     connect,
+    stop_started_daemons,
 )
 from hcisim.lab.libvirt.image import DEFAULT_CACHE, ImageRecipe, build_image, machine_apt_source
 from hcisim.lab.libvirt.layout import DEFAULT_WORKDIR, PREFIX, LabPlan, Machine, plan_lab
@@ -143,7 +144,9 @@ class LibvirtBackend(FaultBook, RemoteNodes):
     def reclaim(name: str, workdir: Path | None = None) -> LibvirtLeftovers:
         """Remove lab ``name`` (``hcisim lab down``, also after a SIGKILL of its harness):
         its domains, networks, SSH masters and directory, through its own libvirt URI
-        (the daemons are started when they are not running, so orphaned domains are found)."""
+        (the daemons are started when they are not running, so orphaned domains are found;
+        the libvirtd and virtlogd hcisim started are stopped again once no lab is left, as
+        :func:`nodes.reclaim` does: a `down` that started them must not leave them running)."""
         directory = Path(workdir or DEFAULT_WORKDIR) / name
         uri = LabState(directory / nodes.STATE_FILE).data.get("uri") or "qemu:///system"
         try:
@@ -159,6 +162,8 @@ class LibvirtBackend(FaultBook, RemoteNodes):
                 conn.close()
         if directory.exists():
             left.append(str(directory))
+        elif not any(p.is_dir() for p in directory.parent.glob("*")):
+            stop_started_daemons()  # no lab left: the daemons we started go too
         return LibvirtLeftovers(left)
 
     def detach(self) -> None:
