@@ -118,6 +118,11 @@ class HealLine:
     done: bool
     sinks: tuple[int, ...] = ()
 
+    def sink_bricks(self, set_size: int) -> list[int]:
+        """The volume's brick indices it healed into (``sinks`` count within its replica
+        set)."""
+        return [self.subvol * set_size + k for k in self.sinks]
+
 
 def parse_heal_line(line: str, volume: str) -> HealLine | None:
     m = _LINE.match(line)

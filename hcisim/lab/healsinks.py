@@ -34,16 +34,11 @@ from hcisim.lab.timeline import HealEpisode
 GAP_S = 5.0
 
 
-def sink_bricks(h: HealLine, set_size: int) -> list[int]:
-    """The volume's brick indices a completion healed into."""
-    return [h.subvol * set_size + k for k in h.sinks]
-
-
 def healed_into(logged: Sequence[HealLine], brick: int, set_size: int, lo: float,
                 hi: float) -> list[HealLine]:
     """The data-heal completions into ``brick`` with ``lo < t <= hi``."""
     return [h for h in logged if h.done and h.kind == "data" and lo < h.t <= hi
-            and brick in sink_bricks(h, set_size)]
+            and brick in h.sink_bricks(set_size)]
 
 
 def logged_episodes(logged: Sequence[HealLine], brick: int, set_size: int,

@@ -166,7 +166,7 @@ def logged_heal(ep: HealEpisode, lines: Sequence[HealLine], after: float | None,
     no bound). Unchanged where no completion healed the brick."""
     lo = -math.inf if after is None else after
     done = [h for h in lines if h.done and lo < h.t <= ep.end
-            and any(h.subvol * set_size + k == ep.brick for k in h.sinks)]
+            and ep.brick in h.sink_bricks(set_size)]
     if not done:
         return ep, False
     end = max(h.t for h in done)
