@@ -14,7 +14,8 @@ this list, so replica 3 and both arbiter layouts share one set of equations.
   arbiter brick.
 
 Files (what the arbiter brick is sized by): with sharding each VM disk of ``S`` bytes is
-``ceil(S / shard)`` files (the base file holds the first shard, ``.shard/`` the rest), plus
+``ceil(S / shard)`` files (the base file holds the first shard, ``.shard/`` the rest; an
+unsharded volume, ``shard: false``: one file), plus
 ``files.per_vm`` per VM (image, .meta, .lease, directories) and ``files.fixed`` for the
 storage domain. The arbiter holds ~4 KiB per file of its set.
 """
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hcisim.capacity.spec import HOSTS, ArbiterLayout, CapacitySpec, InventoryVm
+from hcisim.scenario import VolumeOptions
 from hcisim.scenario.cluster import VolumeType
 
 GB = 1e9
@@ -59,10 +61,14 @@ def disk_files(disk_gb: float, shard_mib: int) -> int:
     return max(1, math.ceil(disk_gb * GB / (shard_mib * MIB)))
 
 
+def image_files(disk_gb: float, options: VolumeOptions) -> int:
+    """Files one VM disk becomes on a volume: its shards, or one (``shard: false``)."""
+    return disk_files(disk_gb, options.shard_block_size_mib) if options.shard else 1
+
+
 def file_count(spec: CapacitySpec, vms: Sequence[InventoryVm]) -> float:
-    shard = spec.volume_options.shard_block_size_mib
-    shards = sum(disk_files(vm.disk_gb, shard) for vm in vms if vm.disk_gb > 0)
-    return shards + spec.files.per_vm * len(vms) + spec.files.fixed
+    images = sum(image_files(vm.disk_gb, spec.volume_options) for vm in vms if vm.disk_gb > 0)
+    return images + spec.files.per_vm * len(vms) + spec.files.fixed
 
 
 @dataclass(frozen=True)

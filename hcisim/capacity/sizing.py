@@ -153,7 +153,7 @@ def storage_checks(spec: CapacitySpec, vms: Sequence[InventoryVm], cand: Candida
                  f"(limited by {he.limited_by})")
     rebuild = Check("rebuild", he.rebuild_s <= th.rebuild_s, he.rebuild_s, th.rebuild_s, "s",
                     f"replacing {_host(he.rebuild_host)}'s disks copies "
-                    f"{he.rebuild_bytes / GB:.0f} GB at {he.rate_mb_s:.0f} MB/s")
+                    f"{he.rebuild_bytes / GB:.0f} GB at {he.rebuild_rate_mb_s:.0f} MB/s")
     numbers = {
         "raw_gb": use.raw_gb, "usable_gb": use.usable_gb, "provisioned_gb": provisioned,
         "data_brick_gb": use.data_brick_gb, "arbiter_brick_gb": use.arbiter_brick_gb,

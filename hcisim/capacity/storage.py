@@ -31,10 +31,17 @@ thread's rate with the per-shard entry cost, what the healing hosts' cores heal 
 shards in flight (``heal_cpu_mb_s``: more shards in flight per core than one cost each core
 ``concurrency`` of its rate)). A rebuild after a disk replacement copies the whole of f's
 data bricks at the same rate.
+
+An unsharded volume (``shard: false``) heals as the model's (docs/model.md "Unsharded
+volumes"): each VM disk is one file, so every VM that wrote anything meanwhile left its
+whole image pending, and heal copies whole images, one heal thread each, up to ``n`` at
+once; the rate changes as images finish, so the heal (and the rebuild) is stepped image by
+image (:func:`whole_image_heal`) rather than dirty bytes over one rate.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +50,8 @@ from hcisim.capacity.layout import GB, MIB, ReplicaSet, disk_files
 from hcisim.capacity.placement import Placement
 from hcisim.capacity.spec import HOSTS, Candidate, CapacitySpec, InventoryVm
 from hcisim.model.healrate import HEAL_BLOCK, heal_cpu_mb_s, heal_thread_mb_s
+
+_IMAGE_DONE = 1e-9  # an image with less than this share left is done (as the model's)
 
 
 @dataclass(frozen=True)
@@ -149,17 +158,28 @@ def dirty_shards(vm: InventoryVm, spec: CapacitySpec, load: float) -> float:
     return min(n, d.write_mb_s * 1e6 * t / shard + 1) if d.write_mb_s > 0 else 0.0
 
 
+def written_image_bytes(vm: InventoryVm, spec: CapacitySpec, load: float) -> float:
+    """Bytes of ``vm``'s image pending heal on an unsharded volume after the outage: AFR
+    marks the one file at the first write it misses, so the whole image if ``vm`` wrote
+    anything, else none (:class:`hcisim.model.heal.WholeFileHeal`)."""
+    if vm.io is None or vm.disk_gb <= 0:
+        return 0.0
+    d = demand(vm, load)
+    return vm.disk_gb * GB if d.write_mb_s > 0 or d.write_iops > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class HealEstimate:
     host: int  # the host that was away (worst one)
     dirty_bytes: float  # its data bricks' share of what was written while it was away
-    rate_mb_s: float
+    rate_mb_s: float  # its heal's rate (unsharded: the mean, dirty bytes / heal time)
     limited_by: str
     heal_s: float
     window_s: float  # outage + heal: the time the cluster ran with one copy less
     rebuild_host: int
     rebuild_bytes: float
     rebuild_s: float
+    rebuild_rate_mb_s: float  # the rebuild's rate (sharded: its host's heal rate)
     per_host: list[dict[str, float | str]] = field(default_factory=list)
 
 
@@ -176,6 +196,19 @@ def healing(cand: Candidate, spec: CapacitySpec, sets: Sequence[ReplicaSet],
     return in_flight, float(len(set().union(*daemons)) * cand.cores)
 
 
+def path_bounds(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad) -> dict[str, float]:
+    """The most MB/s heal gets into a host of ``vm_load`` by its NIC, disk bandwidth and
+    disk IOPS: ``share`` of each, and what VM traffic leaves of it."""
+    share = spec.heal.share
+    nic = cand.storage_mb_s
+    return {
+        "NIC": min(share * nic, nic - vm_load.nic_in),
+        "disk bandwidth": min(share * cand.disk_mb_s, cand.disk_mb_s - vm_load.disk_mb_s),
+        "disk IOPS": min(share * cand.disk_iops, cand.disk_iops - vm_load.disk_iops)
+        * HEAL_BLOCK / 1e6,
+    }
+
+
 def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
               sets: Sequence[ReplicaSet], host: int) -> tuple[float, str]:
     """How fast ``host``'s data bricks heal (MB/s) and what bounds it (module docstring)."""
@@ -183,20 +216,56 @@ def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
     if in_flight == 0:
         return 0.0, "no data bricks"
     h = spec.heal
-    share = h.share
-    nic = cand.storage_mb_s
     shard = spec.volume_options.shard_block_size_mib * MIB
-    bounds = {
-        "NIC": min(share * nic, nic - vm_load.nic_in),
-        "disk bandwidth": min(share * cand.disk_mb_s, cand.disk_mb_s - vm_load.disk_mb_s),
-        "disk IOPS": min(share * cand.disk_iops, cand.disk_iops - vm_load.disk_iops)
-        * HEAL_BLOCK / 1e6,
-        "shd threads": in_flight * heal_thread_mb_s(shard, h.shd_thread_mb_s, h.entry_s),
-    }
+    bounds = path_bounds(cand, spec, vm_load)
+    bounds["shd threads"] = in_flight * heal_thread_mb_s(shard, h.shd_thread_mb_s, h.entry_s)
     if h.core_mb_s > 0:  # heal is CPU work (0: no such cap, as in the model)
         bounds["heal CPU"] = heal_cpu_mb_s(cores, h.core_mb_s, in_flight, h.concurrency)
     which = min(bounds, key=lambda k: bounds[k])
     return max(0.0, bounds[which]), which
+
+
+def whole_image_heal(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
+                     sets: Sequence[ReplicaSet], host: int,
+                     images: Sequence[float]) -> tuple[float, str]:
+    """Seconds to copy whole ``images`` (bytes of each, in heal order) into ``host``'s data
+    bricks of an unsharded volume, as the model heals one (:class:`hcisim.model.heal.
+    WholeFileHeal`, :meth:`hcisim.model.selfheal.SelfHeal.set_flows`): one heal thread per
+    image, the first ``n`` = min(in flight, images left) unfinished ones at once, sharing
+    the heal's rate equally; the rate is the least of the path's bounds, ``n`` threads at
+    ``heal_thread_mb_s`` of the mean size of the images in flight, and the heal CPU with
+    ``n`` in flight; it changes when an image is done. Not one steady rate: the heal lasts
+    at least as long as its largest image at one thread. Also the bound that held longest."""
+    in_flight, cores = healing(cand, spec, sets, host)
+    if in_flight == 0:
+        return 0.0, "no data bricks"
+    h = spec.heal
+    path = path_bounds(cand, spec, vm_load)
+    queue = iter([b for b in images if b > 0])
+    flying = [[b, b] for b in itertools.islice(queue, in_flight)]  # [image bytes, left]
+    if not flying:
+        return 0.0, "nothing written"
+    held: dict[str, float] = {}
+    t = 0.0
+    while flying:
+        n = len(flying)
+        bounds = dict(path)
+        bounds["shd threads"] = n * heal_thread_mb_s(sum(b for b, _ in flying) / n,
+                                                     h.shd_thread_mb_s, h.entry_s)
+        if h.core_mb_s > 0:
+            bounds["heal CPU"] = heal_cpu_mb_s(cores, h.core_mb_s, n, h.concurrency)
+        which = min(bounds, key=lambda k: bounds[k])
+        each = bounds[which] * 1e6 / n  # bytes/s of every image in flight
+        if each <= 0:
+            return math.inf, which
+        first = min(left for _, left in flying)  # until the first image in flight is done
+        t += first / each
+        held[which] = held.get(which, 0.0) + first / each
+        for image in flying:
+            image[1] -= first
+        flying = [i for i in flying if i[1] > _IMAGE_DONE * i[0]]
+        flying += [[b, b] for b in itertools.islice(queue, in_flight - len(flying))]
+    return t, max(held, key=lambda k: held[k])
 
 
 def heal_estimate(cand: Candidate, spec: CapacitySpec, vms: Sequence[InventoryVm],
@@ -209,19 +278,47 @@ def heal_estimate(cand: Candidate, spec: CapacitySpec, vms: Sequence[InventoryVm
     for f in range(HOSTS):
         running = [vm for vm in vms if placement.host_of.get(vm.name) is not None
                    and (placement.host_of[vm.name] != f or vm.ha)]
+        if not spec.volume_options.shard:
+            rows.append(_whole_image_row(cand, spec, vms, running, normal[f], sets, f))
+            continue
         dirty = sum(dirty_shards(vm, spec, load) for vm in running) * shard
         mine = sum(s.weight for s in sets if s.holds_data(f))
         rate, why = heal_rate(cand, spec, normal[f], sets, f)
         heal_b, rebuild_b = dirty * mine, stored * mine
         rows.append({"host": f, "dirty_bytes": heal_b, "rate_mb_s": rate,
                      "heal_s": _duration(heal_b, rate), "rebuild_bytes": rebuild_b,
-                     "rebuild_s": _duration(rebuild_b, rate), "limited_by": why})
+                     "rebuild_s": _duration(rebuild_b, rate), "rebuild_rate_mb_s": rate,
+                     "limited_by": why})
     heal = max(rows, key=lambda r: float(r["heal_s"]))
     rebuild = max(rows, key=lambda r: float(r["rebuild_s"]))
     return HealEstimate(int(heal["host"]), float(heal["dirty_bytes"]), float(heal["rate_mb_s"]),
                         str(heal["limited_by"]), float(heal["heal_s"]),
                         spec.heal.outage_s + float(heal["heal_s"]), int(rebuild["host"]),
-                        float(rebuild["rebuild_bytes"]), float(rebuild["rebuild_s"]), rows)
+                        float(rebuild["rebuild_bytes"]), float(rebuild["rebuild_s"]),
+                        float(rebuild["rebuild_rate_mb_s"]), rows)
+
+
+def _whole_image_row(cand: Candidate, spec: CapacitySpec, vms: Sequence[InventoryVm],
+                     running: Sequence[InventoryVm], vm_load: HostLoad,
+                     sets: Sequence[ReplicaSet], f: int) -> dict[str, float | str]:
+    """Heal and rebuild of host ``f`` on an unsharded volume: whole images, in the model's
+    heal order (by VM disk, here by VM name), each on every host that holds data (DHT puts
+    an image in one replica set; the planner does not hash names, so with a rotating arbiter
+    it counts every image on the host that was away: an upper bound on its bytes)."""
+    holds = any(s.holds_data(f) for s in sets)
+    dirty = [written_image_bytes(vm, spec, spec.peak_load)
+             for vm in sorted(running, key=lambda v: v.name)] if holds else []
+    stored = [vm.disk_gb * GB * spec.heal.fill_pct / 100
+              for vm in sorted(vms, key=lambda v: v.name)] if holds else []
+    heal_s, why = whole_image_heal(cand, spec, vm_load, sets, f, dirty)
+    rebuild_s, _ = whole_image_heal(cand, spec, vm_load, sets, f, stored)
+    return {"host": f, "dirty_bytes": sum(dirty), "rate_mb_s": _mean_mb_s(sum(dirty), heal_s),
+            "heal_s": heal_s, "rebuild_bytes": sum(stored), "rebuild_s": rebuild_s,
+            "rebuild_rate_mb_s": _mean_mb_s(sum(stored), rebuild_s), "limited_by": why}
+
+
+def _mean_mb_s(nbytes: float, seconds: float) -> float:
+    return nbytes / seconds / 1e6 if 0 < seconds < math.inf else 0.0
 
 
 def _duration(nbytes: float, rate_mb_s: float) -> float:

@@ -28,6 +28,14 @@ def test_file_count_is_shards_plus_per_vm_plus_fixed() -> None:
     assert file_count(s, [vm("a"), vm("b")]) == 2 * 1491 + 2 * 4 + 200
 
 
+def test_an_unsharded_volume_has_one_file_per_vm_disk() -> None:
+    """``shard: false`` (features.shard off): each VM disk is one file whatever its size,
+    so the arbiter brick holds a few files per VM instead of one per 64 MiB."""
+    s = spec(files={"per_vm": 4, "fixed": 200}, volume_options={"shard": False})
+    assert file_count(s, [vm("a"), vm("b", disk_gb=4000), vm("c", disk_gb=0)]) == (
+        2 + 3 * 4 + 200)
+
+
 def test_replica3_usable_is_raw_over_three() -> None:
     u = usable_capacity(spec(), 4000, "replica3", 3190)
     assert u.raw_gb == 12000

@@ -1,4 +1,5 @@
-"""Fluid storage bounds and heal times against hand computation; conservation invariants."""
+"""Fluid storage bounds and heal times against hand computation; conservation invariants;
+whole-image heal of unsharded volumes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from hcisim.capacity import Candidate, assess, place, replica_sets
 from hcisim.capacity.placement import HostRoom
 from hcisim.capacity.storage import (
     Demand,
+    HostLoad,
     client_write_bound,
     dirty_shards,
     heal_estimate,
     healing,
     host_loads,
+    path_bounds,
+    whole_image_heal,
 )
 from hcisim.model.healrate import heal_cpu_mb_s, heal_thread_mb_s
 from hcisim.scenario import IoProfile
@@ -217,3 +221,77 @@ def test_more_threads_on_few_cores_are_never_faster_than_the_cpu_formula(
     if per_core >= 1:
         assert faster <= cap * (1 + 1e-12)
     assert rate > 0
+
+
+def test_an_unsharded_volume_heals_the_whole_image_of_every_vm_that_wrote() -> None:
+    """``shard: false``: one random 4 KiB write a second for 600 s dirties a third of a
+    100 GB disk's 64 MiB shards, but the whole image of an unsharded one (AFR marks the
+    one file); a VM that only reads, an idle one and a stopped one (not HA, on the host
+    that was away) leave nothing. Host2 back: a's image alone, by one heal thread at
+    ``heal_thread_mb_s`` of a 100 GB entry; host1 back: a's and d's (d runs meanwhile),
+    side by side, each by its own thread, so no longer."""
+    trickle = IoProfile(read_pct=0, block_kib=4, iops=1, random=True)
+    reader = IoProfile(read_pct=100, block_kib=4, iops=1000, random=True)
+    vms = [vm("a", io=trickle, host=1), vm("b", io=reader, host=1), vm("c", host=3),
+           vm("d", io=trickle, host=2, ha=False)]
+    placement = place(vms, HostRoom(1000, 1000))
+    sets = replica_sets("replica3", "rotating")
+    whole = spec(heal={"outage_s": 600}, volume_options={"shard": False})
+    he = heal_estimate(CAND, whole, vms, placement, sets)
+    rows = {int(r["host"]): r for r in he.per_host}
+    one = 100e9 / (heal_thread_mb_s(100e9, whole.heal.shd_thread_mb_s, whole.heal.entry_s)
+                   * 1e6)
+    assert rows[1]["dirty_bytes"] == 100e9 and rows[0]["dirty_bytes"] == 200e9
+    assert rows[1]["limited_by"] == rows[0]["limited_by"] == "shd threads"
+    assert float(rows[1]["heal_s"]) == pytest.approx(one, rel=1e-12)
+    assert float(rows[0]["heal_s"]) == pytest.approx(one, rel=1e-12)
+    sharded = heal_estimate(CAND, spec(heal={"outage_s": 600}), vms, placement, sets)
+    by_shards = next(r for r in sharded.per_host if r["host"] == 1)
+    assert float(by_shards["dirty_bytes"]) == pytest.approx(
+        1491 * (1 - math.exp(-600 / 1491)) * SHARD)  # about a third of a's disk
+
+
+def test_unsharded_images_past_the_threads_wait_for_one() -> None:
+    """Three 10 GB images, one thread in each of the two daemons healing host2 (20 MB/s a
+    thread, no entry cost, no CPU cap): two images at once, then the third alone, 1,000 s,
+    not the 750 s of 30 GB at two threads' rate; the mean rate is 30 MB/s. A rebuild
+    copies the same images whole, filled to ``fill_pct``."""
+    trickle = IoProfile(read_pct=0, block_kib=4, iops=1, random=True)
+    vms = [vm(n, disk_gb=10, io=trickle, host=1) for n in "abc"]
+    s = spec(heal={"shd_thread_mb_s": 20, "entry_s": 0, "core_mb_s": 0, "fill_pct": 50},
+             volume_options={"shard": False, "shd_max_threads": 1})
+    he = heal_estimate(CAND, s, vms, place(vms, HostRoom(1000, 1000)),
+                       replica_sets("replica3", "rotating"))
+    row = next(r for r in he.per_host if r["host"] == 1)
+    assert float(row["heal_s"]) == pytest.approx(2 * 10e9 / 20e6, rel=1e-12)
+    assert float(row["rate_mb_s"]) == pytest.approx(30, rel=1e-12)
+    assert float(row["rebuild_bytes"]) == 15e9
+    assert float(row["rebuild_s"]) == pytest.approx(2 * 5e9 / 20e6, rel=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(images=st.lists(st.floats(0.1, 500), min_size=1, max_size=12),
+       threads=st.integers(1, 16), cores=st.integers(1, 32),
+       thread_mb_s=st.floats(5, 600), entry_s=st.floats(0, 1))
+def test_an_unsharded_heal_is_never_faster_than_its_largest_image_or_its_path(
+        images: list[float], threads: int, cores: int, thread_mb_s: float,
+        entry_s: float) -> None:
+    """One heal thread copies one image: never faster than the largest image at a thread's
+    rate without entry cost, nor than every image's bytes at the path's bound (NIC, disk);
+    when each image has its own thread and they are the same size, exactly one image at one
+    thread's rate with the entry cost (as long as nothing else binds)."""
+    cand = Candidate.model_validate(candidate(cores=cores))
+    s = spec(candidates=[candidate(cores=cores)],
+             heal={"shd_thread_mb_s": thread_mb_s, "entry_s": entry_s},
+             volume_options={"shard": False, "shd_max_threads": threads})
+    sets = replica_sets("replica3", "rotating")
+    sizes = [g * 1e9 for g in images]
+    heal_s, why = whole_image_heal(cand, s, HostLoad(), sets, 1, sizes)
+    path = min(path_bounds(cand, s, HostLoad()).values())
+    assert heal_s >= max(sizes) / (thread_mb_s * 1e6) * (1 - 1e-12)
+    assert heal_s >= sum(sizes) / (path * 1e6) * (1 - 1e-12)
+    same = [sizes[0]] * len(sizes)
+    heal_same, why = whole_image_heal(cand, s, HostLoad(), sets, 1, same)
+    if len(same) <= 2 * threads and why == "shd threads":
+        one = heal_thread_mb_s(same[0], thread_mb_s, entry_s)
+        assert heal_same == pytest.approx(same[0] / (one * 1e6), rel=1e-9)
