@@ -24,6 +24,8 @@ VIRT_GROUP_10_3: dict[str, str] = {
     "cluster.shd-wait-qlength": "10000", "features.shard": "on", "user.cifs": "off",
     "cluster.choose-local": "off", "client.event-threads": "4", "server.event-threads": "4",
     "performance.client-io-threads": "on", "network.ping-timeout": "20",
+    # the bricks' keepalive: what the model assumes (hcisim.model.keepalive, which accept
+    # may not import: lab -> accept); test_accepted_keepalive_is_the_models holds them equal
     "server.tcp-user-timeout": "20", "server.keepalive-time": "10",
     "server.keepalive-interval": "2", "server.keepalive-count": "5",
     "cluster.lookup-optimize": "off",
