@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hcisim.model.healrate import heal_cpu_mb_s
+from hcisim.model.healrate import heal_cpu_mb_s, heal_thread_mb_s
 from hcisim.model.pingtimer import reconnect_at_s, syn_reconnect_at_s
 
 PULL = 1e-6  # weight of the pull towards the base profile (s^2 per unit^2)
@@ -166,7 +166,7 @@ def _drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
     if t.shards <= 0:
         return np.zeros((len(kappa), len(entries)))
     mb = t.shard_bytes / 1e6
-    per_thread = mb / (mb / thread_mb_s + entries)  # entry
+    per_thread = heal_thread_mb_s(t.shard_bytes, thread_mb_s, entries)  # entry
     n = np.minimum(np.arange(1, t.shards + 1), t.threads).astype(float)  # shard
     cap = np.full((len(kappa), len(n)), t.cap_mb_s)
     if core_mb_s > 0:

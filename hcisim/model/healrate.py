@@ -19,13 +19,29 @@ FloatArray = NDArray[np.float64]
 HEAL_BLOCK = 128 * 1024  # AFR's full self-heal copies an entry in 128 KiB reads/writes
 
 
-def heal_thread_mb_s(entry_bytes: float, thread_mb_s: float, entry_s: float) -> float:
+@overload
+def heal_thread_mb_s(entry_bytes: float, thread_mb_s: float, entry_s: float) -> float: ...
+
+
+@overload
+def heal_thread_mb_s(entry_bytes: float, thread_mb_s: float,
+                     entry_s: FloatArray) -> FloatArray: ...
+
+
+def heal_thread_mb_s(entry_bytes: float, thread_mb_s: float,
+                     entry_s: float | FloatArray) -> float | FloatArray:
     """One heal thread's mean rate on entries of ``entry_bytes``: ``thread_mb_s`` inside an
     entry, less the fixed ``entry_s`` per entry (lookup, locks, xattrs, fsync), so small
-    shards heal slower per byte than large ones."""
-    if entry_s <= 0:
+    shards heal slower per byte than large ones. No entry cost: ``thread_mb_s`` exactly.
+
+    On a float, or on a numpy array of entry costs (the fit's grid, 0 among them): the
+    same expression either way, so the fit's drains are the model's to the last bit."""
+    grid = isinstance(entry_s, np.ndarray)
+    if not grid and entry_s <= 0:
         return thread_mb_s
-    return entry_bytes / 1e6 / (entry_bytes / 1e6 / thread_mb_s + entry_s)
+    mb = entry_bytes / 1e6
+    rate = mb / (mb / thread_mb_s + entry_s)
+    return np.where(entry_s > 0, rate, thread_mb_s) if grid else rate
 
 
 @overload
