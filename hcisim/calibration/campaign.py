@@ -37,6 +37,7 @@ from hcisim.calibration.fit import (
     StallTrial,
     fit_detection,
     fit_heal,
+    fit_peer_anchor,
     fit_reconnect,
     fit_reconnect_mechanism,
 )
@@ -216,7 +217,8 @@ def syn_linear_timeouts() -> int:
         return 0
 
 
-FITTED_QUANTITIES = frozenset({"stall", "reconnect", "heal_after_childup"})
+FITTED_QUANTITIES = frozenset({"stall", "reconnect", "heal_after_childup",
+                               "bricks_stopped_after_cut"})
 
 
 def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
@@ -296,6 +298,16 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
                      heals, f)
         fits.update(dict.fromkeys(f.values, note))
         done += _predicted(heals, f)
+    stops = [m for m in rows if m.quantity == "bricks_stopped_after_cut"]
+    if stops:
+        f = fit_peer_anchor([_num(m, "fault_s") for m in stops], [m.measured for m in stops],
+                            params.get("peer_anchor_s"))
+        params.update(f.values)
+        fits["peer_anchor_s"] = _note(
+            "least squares of glusterd's peer keepalive (stop = last probe answered before "
+            "the cut + keepalive-time + count x interval - cut, the probes a keepalive-time "
+            "apart from the anchor)", stops, f)
+        done += _predicted(stops, f)
     # what no fit uses (a check of the model, e.g. server quorum; a quantity an older
     # reader measured): kept as measured, without a prediction
     done += [m for m in rows if m.quantity not in FITTED_QUANTITIES]

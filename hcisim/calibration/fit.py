@@ -30,6 +30,10 @@ a parameter the trials cannot pin down keeps its old value instead of drifting).
   profile's rate is kept and the entry cost takes the rest), the CPU cap and its
   concurrency cost from the threads only with two thread counts, and the rate from the
   delay before heal only with two backlogs.
+- server quorum: the cut-off host's glusterd stops its bricks when TCP keepalive drops its
+  peers, ``keepalive-time + count x interval`` after the last probe answered before the
+  cut, the probes a keepalive-time apart from when the peer connections were last busy;
+  fits that anchor, ``peer_anchor_s`` (:func:`fit_peer_anchor`), least squares.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcisim.model.healrate import heal_cpu_mb_s, heal_thread_mb_s
+from hcisim.model.keepalive import (
+    GLUSTERD_KEEPALIVE_COUNT,
+    GLUSTERD_KEEPALIVE_INTERVAL_S,
+    GLUSTERD_KEEPALIVE_TIME_S,
+)
 from hcisim.model.pingtimer import reconnect_at_s, syn_reconnect_at_s
 
 PULL = 1e-6  # weight of the pull towards the base profile (s^2 per unit^2)
@@ -141,6 +150,38 @@ def fit_reconnect_mechanism(trials: Sequence[ReconnectTrial], linear_timeouts: i
     delay = round(delay, 3)
     return Fitted({"reconnect_delay_s": delay, "reconnect_timer_s": timer_s},
                   tuple(w + delay for w in waits))
+
+
+# --- server quorum -----------------------------------------------------------------------------
+PEER_ANCHOR_STEP_S = 0.001  # the grid of the peer keepalive chain's phase
+
+
+def peer_stops_s(fault_s: np.ndarray, anchor_s: float) -> np.ndarray:
+    """Seconds from a cut at each ``fault_s`` until the cut-off glusterd drops its peers
+    (and stops its bricks), their keepalive chain running from ``anchor_s``
+    (:func:`hcisim.model.keepalive.known_last_keepalive_s`, then
+    :func:`~hcisim.model.keepalive.peer_loss_detected_s`)."""
+    last = np.where(fault_s <= anchor_s, fault_s,
+                    anchor_s + GLUSTERD_KEEPALIVE_TIME_S
+                    * np.floor((fault_s - anchor_s) / GLUSTERD_KEEPALIVE_TIME_S + 1e-12))
+    return np.asarray(last + GLUSTERD_KEEPALIVE_TIME_S
+                      + GLUSTERD_KEEPALIVE_COUNT * GLUSTERD_KEEPALIVE_INTERVAL_S - fault_s,
+                      dtype=float)
+
+
+def fit_peer_anchor(faults_s: Sequence[float], stopped_s: Sequence[float],
+                    base_anchor_s: float | None) -> Fitted:
+    """The phase of glusterd's peer keepalive chain: the anchor in one keepalive period
+    before t = 0 whose predicted stops (:func:`peer_stops_s`) are nearest the measured ones
+    in least squares (faults after t = 0: every anchor a period apart predicts the same)."""
+    f = np.asarray(faults_s, dtype=float)
+    y = np.asarray(stopped_s, dtype=float)
+    grid = np.arange(-GLUSTERD_KEEPALIVE_TIME_S, 0.0, PEER_ANCHOR_STEP_S)
+    cost = np.array([float(((y - peer_stops_s(f, a)) ** 2).sum()) for a in grid])
+    if base_anchor_s is not None:
+        cost = cost + PULL * (grid - base_anchor_s) ** 2
+    anchor = round(float(grid[int(np.argmin(cost))]), 3)
+    return Fitted({"peer_anchor_s": anchor}, tuple(float(v) for v in peer_stops_s(f, anchor)))
 
 
 # --- heal ------------------------------------------------------------------------------------

@@ -9,11 +9,9 @@ chain's phase when it is known (the connection's anchor: ``model.detection.ancho
 when it last reconnected) or drawn over one period when not; requests the client sends to
 the brick later (a VM starting I/O there) re-arm the check for another T.
 
-Server quorum: glusterd on each host counts the peers it is connected to (itself
-included); we assume glusterd talks over the storage network. Its peer connections use TCP
-keepalive, not the ping timer, so a cut peer is noticed 18-28 s after the cut whatever
-network.ping-timeout is. A host below the ratio has its bricks killed at once; they are
-restarted as soon as it is connected to enough peers again.
+Server quorum (glusterd's peer connections, which kill and restart bricks) is
+:mod:`hcisim.model.peers`; the views hold it because its peers' reconnects run on the same
+timers as the clients'.
 """
 
 from __future__ import annotations
@@ -25,14 +23,14 @@ from typing import Any, Literal
 import numpy as np
 
 from hcisim.model.elaborate import BrickModel, Cluster
-from hcisim.model.gluster import server_quorum_met
 from hcisim.model.io import DiskPlan
-from hcisim.model.keepalive import draw_last_keepalive_s, peer_loss_detected_s
+from hcisim.model.peers import ServerQuorum
 from hcisim.model.pingtimer import (
     back_at_s,
     disconnects,
     draw_lost_ping_s,
     first_lost_ping_s,
+    syn_reconnect_at_s,
 )
 from hcisim.model.world import World
 from hcisim.observations import Recorder
@@ -87,6 +85,9 @@ class ClientViews:
         # ...and when their host's neighbour (ARP) entry for the brick's host failed
         self.neighbour_failed: dict[ViewKey, float] = {}
         self._bailed: dict[ViewKey, Loss] = {}  # the loss each connection is down from
+        # connections whose SYN will reach a host whose brick does not serve: when
+        # (_refused_on_arrival)
+        self._portmap_try: dict[ViewKey, float] = {}
         self.syn_linear_timeouts = syn_linear_timeouts
         self._reconnecting: dict[ViewKey, float] = {}  # key -> when its clients use it
         self.cluster = cluster
@@ -114,25 +115,9 @@ class ClientViews:
                     self.seen[(c, v.name, b.host)] = "up"
                     self._token[(c, v.name, b.host)] = 0
                     self.anchor[(c, v.name, b.host)] = detection.anchor_s
-        # glusterd: which peers each host of the trusted pool (the hosts with bricks; a
-        # compute-only host only mounts the volumes) is connected to, and the pending
-        # keepalive timers
-        self.pool = tuple(h for h in cluster.hosts
-                          if any(b.host == h for v in cluster.volumes.values() for b in v.bricks))
-        self.peer_up: dict[tuple[str, str], bool] = {
-            (h, p): True for h in self.pool for p in self.pool if p != h}
-        self._peer_token: dict[tuple[str, str], int] = dict.fromkeys(self.peer_up, 0)
-        self._peer_pending: dict[tuple[str, str], bool] = dict.fromkeys(self.peer_up, False)
-        # when keepalive dropped each peer connection (its reconnect timer runs from there;
-        # none for a glusterd that started since), and the ones waiting for their SYN
-        self._peer_down_at: dict[tuple[str, str], float] = {}
-        self._peer_connecting: set[tuple[str, str]] = set()
-        # when each peer went silent, and how its reconnect goes after keepalive dropped it
-        # (unanswered: on SYNs; when the neighbour entry failed, if ARP went unanswered)
-        self._peer_cut_at: dict[tuple[str, str], float] = {}
-        self._peer_how: dict[tuple[str, str], tuple[bool, float | None]] = {}
-        self.peer_losses: list[dict[str, Any]] = []  # each keepalive drop, for the meta
-        self.sq_lost: dict[str, bool] = {h: False for h in self.pool}
+        self.peers = ServerQuorum(cluster, world, rng, detection, rec, schedule, clock,
+                                  reconnect_delay_s, reconnect_timer_s, syn_linear_timeouts)
+        self.pool = self.peers.pool
 
     def state(self, client: str, volume: str, brick: str) -> Seen:
         return self.seen[(client, volume, brick)]
@@ -159,6 +144,8 @@ class ClientViews:
         reachable = self.world.reachable(c, b)
         if not reachable and self._reconnecting:
             self._reconnecting.pop(key, None)  # gone again before its clients reconnected
+        if not reachable and self._portmap_try and not self.world.refused(c, b):
+            self._portmap_try.pop(key, None)  # unreachable again before its SYN got there
         if reachable and (st != "up" or fresh) and self._reconnect_later(t, key):
             new: Seen = "down" if fresh else st  # connects when _reconnect_due fires
         elif reachable:
@@ -177,6 +164,8 @@ class ClientViews:
             elif st != "down":
                 self.down_at[key] = t  # RST: disconnected at once, every try refused
                 self._answered(key)
+            elif key in self.unanswered and key in self.down_at:
+                self._refused_on_arrival(t, key)
         elif st == "up":
             new = "lost"
             self._token[key] += 1
@@ -192,14 +181,35 @@ class ClientViews:
         self.version += 1
         return True
 
+    def _refused_on_arrival(self, t: float, key: ViewKey) -> None:
+        """The brick's host answers again from ``t`` but the brick does not serve (glusterd
+        stopped it for server quorum, or has not started it yet): the client's connect,
+        on TCP's SYN backoff since its disconnect, reaches glusterd at its next SYN, whose
+        portmap has no port for the brick; the client disconnects there and tries again on
+        its reconnect timer's grid from that try. The lab's NIC loss of the validation
+        matrix (session 14's kept logs): a client's SYN reached host2 1.8 s after the
+        repair, "failed to get the port number for remote subvolume" (the brick, stopped
+        for quorum, restarted 0.7 s later), and it connected 3.0 s after that, on its
+        timer; from the SYN schedule alone it would have waited for the next SYN, 8 s
+        later. A brick back by that SYN is used on it (:meth:`_reconnect_later`)."""
+        tried = syn_reconnect_at_s(t, self.down_at[key], self.reconnect_timer_s, 0.0,
+                                   self.syn_linear_timeouts, self.neighbour_failed.get(key))
+        self._answered(key)
+        self.down_at[key] = tried
+        self._portmap_try[key] = tried
+
     def _reconnect_later(self, t: float, key: ViewKey) -> bool:
         """True while a brick that is reachable again waits for its client's reconnect
         (:func:`reconnect_at_s`; the first call schedules :meth:`_reconnect_due`)."""
         if key in self._reconnecting:
             return True
-        at = back_at_s(t, self.down_at.get(key), key in self.unanswered,
-                       self.reconnect_timer_s, self.reconnect_delay_s, self.syn_linear_timeouts,
-                       self.neighbour_failed.get(key))
+        tried = self._portmap_try.pop(key, None)
+        if tried is not None and t <= tried:  # back before the SYN on its way reaches it
+            at = tried + self.reconnect_delay_s
+        else:
+            at = back_at_s(t, self.down_at.get(key), key in self.unanswered,
+                           self.reconnect_timer_s, self.reconnect_delay_s,
+                           self.syn_linear_timeouts, self.neighbour_failed.get(key))
         if at <= t:
             return False
         self._token[key] += 1  # a pending ping timer no longer applies
@@ -336,149 +346,9 @@ class ClientViews:
                 else None,
                 "later_sends": self.detection.later_sends,
                 "losses": [loss.meta() for loss in self.losses],
-                # glusterd's peer connections that TCP keepalive dropped (server quorum)
-                "peers": [dict(x) for x in self.peer_losses],
+                **self.peers.meta(),
                 # the hosts' ARP entries for a silent peer, when they failed
                 "neighbours": self.world.neighbours.meta()}
 
-    # --- server quorum ------------------------------------------------------------------
-    def _sq_bricks(self, host: str) -> list[BrickModel]:
-        return [v.brick(host) for v in self.cluster.volumes.values()
-                if v.spec.options.server_quorum_type == "server" and host in v.hosts]
-
-    def _sq_met(self, host: str) -> bool:
-        active = 1 + sum(1 for p in self.pool if p != host and self.peer_up[(host, p)])
-        return all(server_quorum_met(active, len(self.pool),
-                                     self.cluster.volumes[b.volume].spec.options
-                                     .server_quorum_ratio_pct)
-                   for b in self._sq_bricks(host))
-
-    def _reconcile_peers(self, t: float, host: str) -> None:
-        """glusterd's peer connections from ``host``: a peer it can reach is connected at
-        once; a cut one is noticed by TCP keepalive (a timer per connection). With the
-        reconnect timer on (``reconnect_timer_s`` > 0), a connection keepalive dropped
-        comes back as a client's does after an unanswered loss: on the first SYN
-        retransmission after the peer answers (rpc-clnt's 3 s timer, the same code), plus
-        ``reconnect_delay_s``; a glusterd that started since connects at once."""
-        if not self.world.powered(host):  # its glusterd is gone: a new one starts afresh
-            for p in self.pool:
-                self._peer_down_at.pop((host, p), None)
-                self._peer_connecting.discard((host, p))
-        for p in self.pool:
-            if p == host:
-                continue
-            pair = (host, p)
-            if self.world.link(host, p):
-                if pair in self._peer_connecting:
-                    continue  # its SYN is on the way
-                down = self._peer_down_at.get(pair)
-                if not self.peer_up[pair] and down is not None and self.reconnect_timer_s > 0:
-                    how = self._peer_how.get(pair, (True, None))
-                    at = back_at_s(t, down, how[0], self.reconnect_timer_s,
-                                   self.reconnect_delay_s, self.syn_linear_timeouts, how[1])
-                    if at > t:
-                        self._peer_token[pair] += 1
-                        self._peer_connecting.add(pair)
-                        self.schedule(at - t, self._peer_back(pair, self._peer_token[pair]))
-                        continue
-                self._peer_token[pair] += 1
-                self._peer_pending[pair] = False
-                if not self.peer_up[pair]:
-                    self._peer_came_back(pair, t)
-                self.peer_up[pair] = True
-                self._peer_down_at.pop(pair, None)
-            elif pair in self._peer_connecting:  # cut again before its SYN got through
-                self._peer_connecting.discard(pair)
-                self._peer_token[pair] += 1
-            elif self.peer_up[pair] and not self._peer_pending[pair]:
-                self._peer_cut_at[pair] = t
-                self._peer_pending[pair] = True
-                self._peer_token[pair] += 1
-                token = self._peer_token[pair]
-                at = peer_loss_detected_s(t, draw_last_keepalive_s(self.rng, t))
-                self.schedule(at - t, self._peer_timer(pair, token))
-
-    def _peer_timer(self, pair: tuple[str, str], token: int) -> Callable[[], None]:
-        return lambda: self._peer_lost(pair, token)
-
-    def _peer_lost(self, pair: tuple[str, str], token: int) -> None:
-        if self._peer_token[pair] != token or not self._peer_pending[pair]:
-            return
-        self._peer_pending[pair] = False
-        self.peer_up[pair] = False
-        self._peer_down_at[pair] = self.clock()
-        host, peer = pair
-        cut = self._peer_cut_at.get(pair, self.clock())
-        self._peer_how[pair] = (
-            # nobody answers its connect (a hung peer's kernel does; its own link down:
-            # no route): then on the SYN's retransmissions, else on the timer's grid
-            self.world.nic_up(host, "storage") and not self.world.answers(host, peer),
-            None if self.world.arp_answers(host, peer)
-            else self.world.neighbours.failed_at_s(host, cut))
-        if self.world.powered(pair[0]):  # (a powered-off host's glusterd noticed nothing)
-            self.peer_losses.append({"host": pair[0], "peer": pair[1],
-                                     "down_s": self.clock(), "back_s": None})
-        self._judge(pair[0])
-
-    def _peer_came_back(self, pair: tuple[str, str], t: float) -> None:
-        for loss in reversed(self.peer_losses):
-            if (loss["host"], loss["peer"]) == pair and loss["back_s"] is None:
-                loss["back_s"] = t
-                break
-
-    def _peer_back(self, pair: tuple[str, str], token: int) -> Callable[[], None]:
-        def connected() -> None:
-            if self._peer_token[pair] != token or pair not in self._peer_connecting:
-                return
-            self._peer_connecting.discard(pair)
-            if self.world.link(*pair):
-                self._peer_connected(pair)
-                # the peer's glusterd, reached, drops its own connect in progress to us
-                # and connects again at once (the lab's trace of a 45 s partition: host2's
-                # two SYN_SENT peer sockets closed 1.4 s after host1's first connect got
-                # through, and host2's quorum came 0.25-1.8 s after the first crossing)
-                back = (pair[1], pair[0])
-                if back in self._peer_connecting:
-                    self._peer_connecting.discard(back)
-                    self._peer_token[back] += 1
-                    self._peer_connected(back)
-        return connected
-
-    def _peer_connected(self, pair: tuple[str, str]) -> None:
-        self._peer_came_back(pair, self.clock())
-        self.peer_up[pair] = True
-        self._peer_down_at.pop(pair, None)
-        self._judge(pair[0])
-
-    def _judge(self, host: str) -> bool:
-        """Kill or restart ``host``'s bricks as its server quorum says; True if it changed."""
-        bricks = self._sq_bricks(host)
-        if not bricks:
-            return False
-        met = not self.world.running(host) or self._sq_met(host)
-        if met and self.sq_lost[host]:
-            self.sq_lost[host] = False
-            for b in bricks:
-                self.world.sq_killed.discard(b.key)
-            if self.world.running(host):
-                self.rec.event(self.clock(), "server_quorum_regained", host,
-                               "bricks restarted")
-            return True
-        if not met and not self.sq_lost[host]:
-            self.sq_lost[host] = True
-            for b in bricks:
-                self.world.sq_killed.add(b.key)
-            self.rec.event(self.clock(), "server_quorum_lost", host,
-                           "glusterd stopped local bricks: "
-                           + ", ".join(b.volume for b in bricks))
-            return True
-        return False
-
     def reconcile_server_quorum(self, t: float) -> bool:
-        changed = False
-        for h in self.pool:
-            if not self._sq_bricks(h):
-                continue
-            self._reconcile_peers(t, h)
-            changed |= self._judge(h)
-        return changed
+        return self.peers.reconcile(t)

@@ -55,6 +55,20 @@ def draw_last_keepalive_s(rng: np.random.Generator, cut_s: float,
     return cut_s - keepalive_time_s * float(rng.random())
 
 
+def known_last_keepalive_s(cut_s: float, anchor_s: float,
+                           keepalive_time_s: float = GLUSTERD_KEEPALIVE_TIME_S) -> float:
+    """When an idle glusterd peer connection last heard its peer before a cut, its phase
+    known: the connection was last busy at ``anchor_s`` (the last cluster-wide command, or
+    when it connected), then answered a keepalive probe every ``keepalive_time`` (the
+    kernel probes ``keepalive_time`` after the last receipt; the answer's round trip, well
+    under a millisecond between the lab's namespaces, is left out). A cut before the
+    anchor: the connection was busy up to the cut."""
+    if cut_s <= anchor_s:
+        return cut_s
+    return anchor_s + keepalive_time_s * math.floor((cut_s - anchor_s) / keepalive_time_s
+                                                    + 1e-12)
+
+
 def peer_loss_detected_s(cut_s: float, last_received_s: float,
                          keepalive_time_s: float = GLUSTERD_KEEPALIVE_TIME_S,
                          interval_s: float = GLUSTERD_KEEPALIVE_INTERVAL_S,

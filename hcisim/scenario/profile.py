@@ -46,6 +46,11 @@ class ProfileParameters(Strict):
     detection_anchor_s: float = Field(
         description="when the clients' ping chains started relative to t = 0, for a known "
         "phase (model.detection.anchor_s; negative: the mounts came up before the run)")
+    peer_anchor_s: float | None = Field(
+        None, description="when glusterd's peer connections were last busy relative to t "
+        "= 0, for a known phase (model.detection.peer_anchor_s): their TCP keepalive "
+        "answers every keepalive-time from there, which sets when server quorum notices a "
+        "cut peer; none: not measured (the phase is drawn)")
     ping_timer_late_s: NonNegativeFloat = Field(
         description="how late each ping-timer callback fires (timer thread, scheduling): a "
         "busy connection pings every T + rtt + late, and bails out T + late after the lost "
@@ -88,7 +93,7 @@ class ProfileParameters(Strict):
 MODEL_KEYS = ("ping_timer_late_s", "reconnect_delay_s", "reconnect_timer_s",
               "syn_linear_timeouts", "heal_noticed_s", "heal_thread_mb_s", "heal_entry_s",
               "heal_core_mb_s", "heal_concurrency", "engine_overhead_ms")
-DETECTION_KEYS = {"detection_anchor_s": "anchor_s"}
+DETECTION_KEYS = {"detection_anchor_s": "anchor_s", "peer_anchor_s": "peer_anchor_s"}
 
 
 class MachineFacts(Strict):
@@ -225,6 +230,7 @@ def fill_model(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(det, dict):
         det = dict(det)
         for key, field in DETECTION_KEYS.items():
-            det.setdefault(field, float(getattr(prof.parameters, key)))
+            value = getattr(prof.parameters, key)
+            det.setdefault(field, None if value is None else float(value))
         out["detection"] = det
     return out

@@ -41,6 +41,12 @@ class Detection(Strict):
         description="when the clients' ping chains started, relative to t = 0 "
         "(negative: the mounts came up before the run); default: the profile's "
         "detection_anchor_s")
+    peer_anchor_s: float | None = Field(
+        default_factory=lambda: _shipped_or_none("peer_anchor_s"),
+        description="when glusterd's peer connections were last busy, relative to t = 0 "
+        "(the last cluster-wide command: their TCP keepalive probes run from there), used "
+        "with phase known; null: drawn over one keepalive period as for an unknown phase; "
+        "default: the profile's peer_anchor_s")
     later_sends: bool = Field(
         True, description="requests sent to a lost brick after the loss (a VM starting I/O "
         "there) re-arm the ping check for another T: the tail beyond 2T")
@@ -61,6 +67,12 @@ def _shipped(key: str) -> float:
     """A parameter of the shipped profile: the default of a key no profile filled (the
     validator below fills them from the scenario's own profile first)."""
     return float(getattr(load_profile(DEFAULT_PROFILE).parameters, key))
+
+
+def _shipped_or_none(key: str) -> float | None:
+    """:func:`_shipped` for a parameter a profile may leave unmeasured (None)."""
+    value = getattr(load_profile(DEFAULT_PROFILE).parameters, key)
+    return None if value is None else float(value)
 
 
 class ModelParams(Strict):

@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner, Result
 
 from hcisim.calibration.campaign import case_spreads, run_calibration, still_to_measure
 from hcisim.calibration.experiments import EXPERIMENTS
+from hcisim.calibration.fit import fit_peer_anchor, peer_stops_s
 from hcisim.cli import calibrate as calibrate_cli
 from hcisim.engines import observe
 from hcisim.model.pingtimer import syn_schedule
@@ -333,15 +335,24 @@ def test_heal_is_read_from_the_daemons_childup_not_the_clients_reconnect(tmp_pat
 def test_server_quorum_is_read_from_the_cut_off_hosts_events() -> None:
     """The server-quorum experiment on the model: host2's glusterd stops its bricks when
     its peers' keepalive gives up, 18-28 s after the cut whatever the ping-timeout
-    (glusterd.vol's keepalive 10 s + 9 x 2 s), and starts them when it reaches its peers
-    again; nothing fits it (a check of the model against the lab)."""
+    (glusterd.vol's keepalive 10 s + 9 x 2 s), on the chain from the profile's
+    ``peer_anchor_s`` (the cases' phase is known, as on the lab), and starts them when it
+    reaches its peers again; the stops fit ``peer_anchor_s`` back."""
     exp = EXPERIMENTS["server-quorum"]
-    assert exp.fits == ()
+    assert exp.fits == ("peer_anchor_s",)
+    faults, stops = [], []
     for trial in range(3):
         for case in exp.cases(trial, None):
             stopped, started = exp.read(case, observe("model", case.scenario))
             assert stopped.quantity == "bricks_stopped_after_cut"
             assert 18.0 - 1e-6 <= stopped.value <= 28.0 + 1e-6, (case.label, stopped)
+            anchor = case.scenario.model.detection.peer_anchor_s
+            assert anchor is not None
+            fault = float(case.inputs["fault_s"])
+            assert stopped.value == pytest.approx(
+                float(peer_stops_s(np.array([fault]), anchor)[0]), abs=1e-9)
+            faults.append(fault)
+            stops.append(stopped.value)
             assert started.quantity == "bricks_started_after_repair"
             # the model: when host2's glusterd reaches a peer again, on the next SYN its
             # reconnect try retransmits (an iptables partition leaves ARP answered, so the
@@ -353,20 +364,24 @@ def test_server_quorum_is_read_from_the_cut_off_hosts_events() -> None:
                           timer * math.ceil(give_up / timer) - sends[-1])
             assert 0.0 < started.value <= longest + case.scenario.model.reconnect_delay_s, (
                 case.label, started)
+    fitted = fit_peer_anchor(faults, stops, None)
+    assert fitted.rms(stops) == pytest.approx(0.0, abs=1e-3)
+    assert fitted.values["peer_anchor_s"] == pytest.approx(
+        load_profile().parameters.peer_anchor_s, abs=1e-3)
 
 
 def test_rows_no_fit_uses_are_kept_as_measured() -> None:
-    """A check (server quorum) or a quantity an older reader measured stays in the profile,
-    without a prediction; it used to be dropped at the fit."""
+    """A check (the server-quorum restarts) or a quantity an older reader measured stays
+    in the profile, without a prediction; it used to be dropped at the fit."""
     from hcisim.calibration.campaign import fit_measurements
 
-    rows = [Measurement(experiment="server-quorum", quantity="bricks_stopped_after_cut",
-                        unit="s", trial=0, inputs={"fault_s": 8.0}, measured=23.4),
+    rows = [Measurement(experiment="server-quorum", quantity="bricks_started_after_repair",
+                        unit="s", trial=0, inputs={"fault_s": 8.0}, measured=4.4),
             Measurement(experiment="heal", quantity="heal_after_reconnect", unit="s",
                         trial=0, measured=5.0)]
     _params, _fits, done = fit_measurements(rows, load_profile())
     assert [(m.quantity, m.measured, m.predicted) for m in done] == [
-        ("bricks_stopped_after_cut", 23.4, None), ("heal_after_reconnect", 5.0, None)]
+        ("bricks_started_after_repair", 4.4, None), ("heal_after_reconnect", 5.0, None)]
 
 
 def test_reconnect_after_a_hang_is_its_own_quantity() -> None:
