@@ -36,12 +36,12 @@ from hcisim.model.catchup import Backlogs
 from hcisim.model.clients import ClientViews
 from hcisim.model.compute import ComputeModel
 from hcisim.model.compute.ha import HostLoss, vms_die
+from hcisim.model.diskflows import DiskFlows
 from hcisim.model.elaborate import Cluster, elaborate
 from hcisim.model.faults import apply_fault, bricks_hit
 from hcisim.model.fluid import FlowNetwork
-from hcisim.model.heal import BrickHeal
 from hcisim.model.io import DiskPlan, LatencyModel
-from hcisim.model.probes import WriteGroup, WriteLedger
+from hcisim.model.probes import WriteLedger
 from hcisim.model.recording import RecordLevel, RunRecords
 from hcisim.model.routes import Routes
 from hcisim.model.selfheal import Repair, SelfHeal
@@ -84,6 +84,7 @@ class StorageModel:
                              self.ledger, self.schedule)
         self.latency = LatencyModel(self.cluster, self.net, sc.model.engine_overhead_ms)
         self.routes = Routes(self.cluster, self.views, self.heal, self.latency)
+        self.disk_flows = DiskFlows(self.cluster, self.net, self.latency, self.heal)
         self.records = RunRecords(self.cluster, self.rec, record)
         # where each VM's disk I/O comes from (None: it runs nowhere); set by compute
         self.vm_host: dict[str, str | None] = {vm.name: None for vm in sc.vms}
@@ -102,13 +103,6 @@ class StorageModel:
         self._plan_sources: dict[str, tuple[object, ...]] = {}
         self.slowdowns: dict[str, list[float]] = {}
         self.t_last = 0.0
-        # until the next change: (plan, flow, write share, heal books of the bricks its
-        # writes miss) per writing disk, and the ledger's groups (VM, volume) -> plans
-        self._writers: list[tuple[DiskPlan, str, float, tuple[BrickHeal, ...]]] = []
-        self._write_groups: list[WriteGroup] = []
-        self._away: dict[tuple[str, tuple[str, ...]], tuple[BrickHeal, ...]] = {}
-        # per VM disk: the plan and capacity version its flow was last set (or removed) from
-        self._flow_set_from: dict[str, tuple[DiskPlan, int]] = {}
         self._views_world: Hashable = None  # world fingerprint at the last views fixed point
         # (that, views version, faults hitting hosts) at the last brick check
         self._bricks_seen: Hashable = None
@@ -273,7 +267,7 @@ class StorageModel:
         if dt <= 0:
             return
         rate = self.net.rates.get
-        for p, flow, write_frac, away in self._writers:
+        for p, flow, write_frac, away in self.disk_flows.writers:
             written = rate(flow, 0.0) * write_frac * dt * 1e6
             if written <= 0:
                 continue
@@ -324,7 +318,7 @@ class StorageModel:
         self.heal.set_flows()
         self.port.set_flows(self.net)
         if fresh:
-            self._disk_flows()
+            self.disk_flows.set(self.plans)
         backlogs = self.backlogs
         if backlogs is not None:
             backlogs.raise_flows(self.plans, self.net, self.latency, self.cluster.volumes)
@@ -342,39 +336,6 @@ class StorageModel:
             self._tell_storage(errors)
         self.compute.storage_changed()
         self._report_progress(t)
-
-    def _disk_flows(self) -> None:
-        """Every VM disk's flow from its plan, and until the next change: the disks that
-        write, the data bricks their writes miss, and the ledger's groups (VM, volume)."""
-        net, latency, volumes = self.net, self.latency, self.cluster.volumes
-        writers: list[tuple[DiskPlan, str, float, tuple[BrickHeal, ...]]] = []
-        groups: dict[tuple[str, str], list[DiskPlan]] = {}
-        # a kept plan at the same capacities has its flow (or none) as it was set
-        set_from, capacities = self._flow_set_from, net.capacity_version
-        for p in self.plans.values():
-            d = p.disk
-            last = set_from.get(d.key)
-            if last is None or last[0] is not p or last[1] != capacities:
-                set_from[d.key] = (p, capacities)
-                p.catch_up_mb_s = 0.0  # the flow asks its demand (Backlogs may raise it)
-                if p.status == "ok" and p.usage:
-                    demand = min(p.demand, latency.queue_depth_cap(volumes[d.volume], p))
-                    net.add_flow(d.flow, demand, p.usage)
-                else:
-                    net.remove_flow(d.flow)
-            if d.write_frac <= 0 or p.status == "stopped":
-                continue
-            if p.status == "ok":
-                away = self._away.get((d.volume, p.write_bricks))
-                if away is None:
-                    away = self._away[(d.volume, p.write_bricks)] = tuple(
-                        self.heal.of(b) for b in volumes[d.volume].data_bricks
-                        if b.host not in p.write_bricks)
-                writers.append((p, d.flow, d.write_frac, away))
-            if p.demand > 0:
-                groups.setdefault((d.vm, d.volume), []).append(p)
-        self._writers = writers
-        self._write_groups = [WriteLedger.group(key, ps) for key, ps in groups.items()]
 
     def _vm_runs(self, vm: str) -> bool:
         host = self.vm_host[vm]
@@ -395,12 +356,14 @@ class StorageModel:
         every change that can move a plan). A disk whose plan is derived from the same
         client, demand, route and pause as before keeps its plan object: its interval's
         writes were handed to the ledger at this change (``since`` is now, nothing is
-        acknowledged yet), so it is the plan a new one would be."""
+        acknowledged yet), so it is the plan a new one would be. With every plan kept, the
+        very dict of the last call (so its readers can tell by ``is``)."""
         running = {h for h in self.cluster.hosts if self.world.running(h)}
         vm_host, load, paused = self.vm_host, self.load, self.paused
         route_for, volumes = self.routes.route, self.cluster.volumes
         old, sources = self.plans, self._plan_sources
         plans: dict[str, DiskPlan] = {}
+        made = False  # a new plan for some disk
         for d in self.cluster.disks:
             c = vm_host[d.vm]
             demand = d.demand_mb_s * load[d.vm]
@@ -410,6 +373,7 @@ class StorageModel:
                     plans[d.key] = old[d.key]
                     continue
                 plans[d.key] = DiskPlan(d, c or "", "stopped", demand, since=t)
+                made = True
                 sources[d.key] = source
                 self._interrupted(old.get(d.key), plans[d.key], t)
                 continue
@@ -426,10 +390,11 @@ class StorageModel:
                 status, usage = "stopped", {}
             plans[d.key] = DiskPlan(d, c, status, demand, quorum, read, write_bricks, arbiter,
                                     usage, since=t, shape_key=shape)
+            made = True
             sources[d.key] = source
             if status == "error":
                 self._interrupted(old.get(d.key), plans[d.key], t)
-        return plans
+        return plans if made or len(plans) != len(old) else old
 
     def _interrupted(self, before: DiskPlan | None, now: DiskPlan, t: float) -> None:
         """A disk that was writing (or stalled on a write) and now cannot finish: its host
@@ -446,7 +411,7 @@ class StorageModel:
 
     def _flush_writes(self, t: float) -> None:
         """Hand the writes of the ending interval to the ledger, one row per VM and volume."""
-        self.ledger.accept_all(t, self._write_groups)
+        self.ledger.accept_all(t, self.disk_flows.groups)
 
     def _schedule_milestone(self) -> None:
         """The next instant something changes by itself: a heal's parallelism or end, or an

@@ -51,6 +51,27 @@ def _mean_p99(lat_w: float, total_ios: float, p99: float) -> tuple[float, float]
         p99 = math.nan
     return mean, p99
 
+# per volume, what its volume_state records read at every settle: the volume, its name,
+# its bricks' keys, its data bricks' heal books, each brick's heal books (None: the
+# arbiter), each brick's (host, role), its data bricks with their places among its bricks
+_VolumeBooks = tuple[VolumeModel, str, tuple[str, ...], tuple[BrickHeal, ...],
+                     tuple[BrickHeal | None, ...], tuple[tuple[str, str], ...],
+                     tuple[tuple[int, BrickModel], ...]]
+
+
+def _volume_books(vol: VolumeModel, heal: SelfHeal) -> _VolumeBooks:
+    return (vol, vol.name, tuple(b.key for b in vol.bricks),
+            tuple(heal.of(b) for b in vol.data_bricks),
+            tuple(heal.bricks.get(b.key) for b in vol.bricks),
+            tuple((b.host, b.role) for b in vol.bricks),
+            tuple((i, b) for i, b in enumerate(vol.bricks) if b.role == "data"))
+
+
+def _hosts_up(vol: VolumeModel, up: tuple[bool, ...]) -> list[str]:
+    """The hosts of ``vol``'s bricks that are ``up`` (a flag per brick, in order)."""
+    return [b.host for b, u in zip(vol.bricks, up, strict=True) if u]
+
+
 class RunRecords:
     def __init__(self, cluster: Cluster, rec: Recorder, level: RecordLevel = "full") -> None:
         if level not in RECORD_LEVELS:
@@ -97,9 +118,7 @@ class RunRecords:
         self._recorded_plans: dict[int, tuple[DiskPlan, ...]] = {}
         self._solve_recorded = -1  # the solve (FlowNetwork.solver_calls) disks last saw
         self._heals_of: SelfHeal | None = None  # the heal _volume_books holds books of
-        self._volume_books: list[tuple[VolumeModel, str, tuple[str, ...],
-                                       tuple[BrickHeal, ...]]] = []
-        self._brick_books: dict[str, tuple[BrickHeal | None, ...]] = {}
+        self._volume_books: list[_VolumeBooks] = []
 
     # --- bricks and volumes -------------------------------------------------------------
     def fault_hit(self, host: str, delta: int, t: float) -> None:
@@ -157,14 +176,10 @@ class RunRecords:
         """Volume quorum (brick count rules; the arbiter's per-file blame is judged per VM
         disk), volume_state rows when something changed, and exposure windows. ``sample``:
         a periodic sample during heal (rows for healing volumes only; nothing else changed)."""
-        if self._heals_of is not heal:  # per volume: its brick keys, its heal books
+        if self._heals_of is not heal:
             self._heals_of = heal
-            self._volume_books = [(vol, vol.name, tuple(b.key for b in vol.bricks),
-                                   tuple(heal.of(b) for b in vol.data_bricks))
+            self._volume_books = [_volume_books(vol, heal)
                                   for vol in self.cluster.volumes.values()]
-            # per volume, each brick's heal books in brick order (None: the arbiter)
-            self._brick_books = {vol.name: tuple(heal.bricks.get(b.key) for b in vol.bricks)
-                                 for vol in self.cluster.volumes.values()}
         if not sample:
             # every volume was recorded with its key at the last settle: with no up flag
             # and no brick's dirty counts or heal progress moved since (the heal's
@@ -173,7 +188,7 @@ class RunRecords:
                 return
             self._up_moved = False
         is_up = self.up
-        for vol, name, keys, books in self._volume_books:
+        for vol, name, keys, books, brick_books, brick_roles, data_at in self._volume_books:
             up = tuple([is_up[k] for k in keys])
             marks = tuple([(h.dirty_version, None if h.episode is None
                             else h.episode.healed_bytes) for h in books])
@@ -185,35 +200,36 @@ class RunRecords:
                 continue
             if not sample:
                 self._recorded[name] = key
-            ups = [b.host for b, u in zip(vol.bricks, up, strict=True) if u]
             q = self._quorum_of.get((name, up))
             if q is None:
-                q = self._quorum_of[(name, up)] = has_client_quorum(vol, ups, ())
+                q = self._quorum_of[(name, up)] = has_client_quorum(vol, _hosts_up(vol, up), ())
             if q != self.quorum[name]:
                 self.quorum[name] = q
                 self.rec.event(t, "quorum_regained" if q else "quorum_lost", name,
-                               "bricks up: " + ", ".join(ups))
+                               "bricks up: " + ", ".join(_hosts_up(vol, up)))
             if sample and not any([h.episode for h in books]):
                 continue
             pending = [0.0 if h is None else h.pending_bytes()
-                       for h in self._brick_books[name]]  # as heal.pending_bytes(b)
+                       for h in brick_books]  # as heal.pending_bytes(b)
             state: Values = (up, q, tuple([round(p) for p in pending]))
             if sample or state != self._last_sample.get(name):
                 self._last_sample[name] = state
                 rows = self._samples.setdefault(name, [])
                 while rows and rows[-1][0] == t:  # one sample per instant: the last word
                     rows.pop()
-                rows.extend((t, name, b.host, b.role, self.up[b.key], p, q)
-                            for b, p in zip(vol.bricks, pending, strict=True))
+                rows.extend([(t, name, host, role, u, p, q) for (host, role), u, p
+                             in zip(brick_roles, up, pending, strict=True)])
             if not sample:
-                self._exposure(t, vol, heal, pending)
+                self._exposure(t, vol, heal, pending, up, data_at)
 
-    def _exposure(self, t: float, vol: VolumeModel, heal: SelfHeal,
-                  pending: list[float]) -> None:
-        """``pending``: bytes to heal per brick of ``vol`` (none: in sync)."""
-        good = sum(1 for b, p in zip(vol.bricks, pending, strict=True)
-                   if b.role == "data" and self.up[b.key] and (p <= 0 or self._unblamed_only(
-                       heal, b)))
+    def _exposure(self, t: float, vol: VolumeModel, heal: SelfHeal, pending: list[float],
+                  up: tuple[bool, ...], data_at: tuple[tuple[int, BrickModel], ...]) -> None:
+        """``pending``: bytes to heal per brick of ``vol`` (none: in sync); ``up``: its
+        bricks' up flags; ``data_at``: its data bricks and their places among its bricks."""
+        good = 0
+        for i, b in data_at:
+            if up[i] and (pending[i] <= 0 or self._unblamed_only(heal, b)):
+                good += 1
         unavailable = self._unavailable(vol, heal)
         promised = len(vol.data_bricks)
         self.exposure.set(self._volume_index[vol.name], t,
@@ -238,6 +254,8 @@ class RunRecords:
         if not up_data:
             return 0.0
         maps = [heal.stale_shards(b) for b in up_data]
+        if not all(maps):  # an up data brick misses nothing: no disk in common (the sums
+            return 0  # below of nothing: 0, an int, as ``sum`` gives and ``0 * shard_bytes``)
         common = set(maps[0]).intersection(*maps[1:])
         if not vol.spec.options.shard:  # a pending image is unreadable as a whole
             return sum(self._sizes[d] for d in common)
@@ -374,7 +392,9 @@ class RunRecords:
     def _statuses(self, t: float, plans: dict[str, DiskPlan]) -> set[str]:
         """:meth:`disks` at the "intervals" level: the status of each (VM, volume) only
         (the worst of its disks'), no rates or latency; only the groups whose plans changed
-        (:meth:`_groups_of`)."""
+        (:meth:`_groups_of`); with the very plans of the last call, none."""
+        if plans is self._grouped_for:
+            return self._errors
         log, rank_of = self.vm_io, _STATUS_RANK
         for g, _vm, _vol, group in self._groups_of(plans):
             rank = (rank_of[group[0].status] if len(group) == 1

@@ -97,6 +97,13 @@ class SelfHeal:
         self._copying: dict[tuple[str, str], bool] = {}  # (source, target) -> can copy
         # heal paths by (source brick, target brick, capacity version): usage and limits
         self._paths: dict[tuple[str, str, int], tuple[dict[str, float], tuple[float, ...]]] = {}
+        # per target brick, what the heal asked of the world and of its volume's books at
+        # the last settle, and the answer: a heal milestone moves neither the world nor the
+        # daemons' connections, and only the progress of the bricks being healed
+        self._healers_of: dict[str, tuple[int, float]] = {}  # (healers, their cores)
+        self._healers_for: tuple[Hashable, int] | None = None  # (world, shd.version)
+        self._sources: dict[str, tuple[Hashable, tuple[tuple[int, float | None], ...],
+                                       BrickModel | None]] = {}
 
     def _books(self, vol: VolumeModel, b: BrickModel) -> BrickHeal:
         """Sharded volumes heal shards; an unsharded one (``shard: false``) whole images."""
@@ -198,6 +205,26 @@ class SelfHeal:
                 return b
         return None
 
+    def _source_now(self, vol: VolumeModel, target: BrickModel,
+                    h: BrickHeal) -> BrickModel | None:
+        """:meth:`_source` if ``target`` serves, else None; kept while the world and the
+        volume's data bricks' books (dirty counts' version, heal progress: all that
+        ``_source`` reads of them) are as they were. Only for sharded volumes, whose
+        ``unblamed`` marks change with the dirty counts' version; not without the world's
+        fingerprint (a caller of :meth:`reconcile` that gave none)."""
+        world = self._world
+        if world is None or type(h) is not BrickHeal:
+            return self._source(vol, target) if self.world.brick_serving(target) else None
+        bricks = self.bricks
+        books = tuple([(x.dirty_version, None if x.episode is None else x.episode.healed_bytes)
+                       for x in [bricks[b.key] for b in vol.data_bricks]])
+        hit = self._sources.get(target.key)
+        if hit is not None and hit[0] is world and hit[1] == books:
+            return hit[2]
+        source = self._source(vol, target) if self.world.brick_serving(target) else None
+        self._sources[target.key] = (world, books, source)
+        return source
+
     def writes_interrupted(self, disk: VmDiskModel, write_mb_s: float, t: float) -> None:
         """``disk``'s writer, writing ``write_mb_s``, died (its host lost power) or lost its
         client quorum: what it wrote in the last :data:`POST_OP_DELAY_S` is dirty on every
@@ -274,7 +301,7 @@ class SelfHeal:
         if h.pending_shards() <= 0:
             h.ready_at = None
             return
-        source = self._source(vol, target) if self.world.brick_serving(target) else None
+        source = self._source_now(vol, target, h)
         if source is None:
             h.ready_at = None
             return
@@ -375,7 +402,7 @@ class SelfHeal:
                     on_net.discard(flow)
                 continue
             usage, limits = self._heal_path(vol, vol.brick(h.episode.source), target)
-            healers, cores = self._healers_and_cores(vol, target)
+            healers, cores = self._healers_now(vol, target)
             k = self._parallel[target.key] = vol.spec.options.shd_max_threads * healers
             if isinstance(h, WholeFileHeal):
                 h.max_threads = k  # images in flight, as progress() shares the flow
@@ -388,6 +415,22 @@ class SelfHeal:
                 demand = min(demand, limit)
             net.add_flow(flow, demand, usage, weight=max(1, n))
             on_net.add(flow)
+
+    def _healers_now(self, vol: VolumeModel, target: BrickModel) -> tuple[int, float]:
+        """:meth:`_healers_and_cores`, kept per target while the world (as of this settle's
+        reconcile) and the daemons' connections (``shd.version``) are as they were: a heal
+        milestone, the most common change, moves neither."""
+        world, version = self._world, self.shd.version
+        if world is None:  # reconcile was given no fingerprint: nothing to key on
+            return self._healers_and_cores(vol, target)
+        if self._healers_for is None or self._healers_for[0] is not world \
+                or self._healers_for[1] != version:
+            self._healers_of.clear()
+            self._healers_for = (world, version)
+        hc = self._healers_of.get(target.key)
+        if hc is None:
+            hc = self._healers_of[target.key] = self._healers_and_cores(vol, target)
+        return hc
 
     def thread_mb_s(self, shard_bytes: float) -> float:
         """One heal thread's mean rate with the profile's ``heal_thread_mb_s`` and

@@ -113,6 +113,9 @@ class ShdConnections:
         self.neighbour_failed: dict[ShdKey, float] = {}  # ... and bound to ARP from here
         self.childup: dict[tuple[str, str], float] = {}  # (volume, daemon host) -> last
         self.woken: list[str] = []  # volumes whose daemons saw a CHILD_UP at this instant
+        # bumped whenever a connection's link state or reset mark changes, i.e. whenever
+        # :meth:`usable` may answer otherwise (the heal's healer counts are kept until then)
+        self.version = 0
 
     # --- the physical path ----------------------------------------------------------------
     def _tcp_alive(self, s: str, b: BrickModel) -> bool:
@@ -143,11 +146,13 @@ class ShdConnections:
             if state != "dead":
                 self._drop(key)
                 self.link[key] = "dead"
+                self.version += 1
             return
         if w.hung[s]:
             return  # the daemon is frozen: nothing it notices until it runs again
         if state == "dead":  # the daemon started again: it connects to what it reaches
             self.link[key] = "down"
+            self.version += 1
             self.down_at.pop(key, None)  # a new process: no reconnect timer yet
             if w.reachable(s, b):
                 self._connect(t, key)
@@ -158,6 +163,7 @@ class ShdConnections:
             self._silent.pop(key)
             if t >= silent.drop_s - 1e-9:
                 state = self.link[key] = "down"  # keepalive had given up: CHILD_DOWN
+                self.version += 1
                 self.down_at[key] = silent.drop_s  # its reconnect timer ran from there,
                 # each try held in SYN_SENT while nobody answered, bound to ARP once the
                 # neighbour entry failed; with its own link down, no route: the timer's grid
@@ -170,6 +176,7 @@ class ShdConnections:
                 # back with no TCP state before keepalive gave up (the host rebooted, or
                 # the brick's side closed it meanwhile): the next probe gets a RST
                 token = self._stale[key] = silent.token
+                self.version += 1
                 at = next_probe_s(t, silent.last_ack_s)
                 self.schedule(at - t, lambda: self._reset(key, token, at))
             # else answered again in time: the connection never dropped, no event
@@ -182,6 +189,7 @@ class ShdConnections:
         if w.refused(s, b):
             self._drop(key)
             self.link[key] = "down"  # RST: CHILD_DOWN at once
+            self.version += 1
             self.down_at[key] = t
             self._event(t, key, up=False)
         elif self._tcp_alive(s, b):
@@ -206,7 +214,8 @@ class ShdConnections:
         """Forget pending timers of ``key``."""
         self._token[key] += 1
         self._silent.pop(key, None)
-        self._stale.pop(key, None)
+        if self._stale.pop(key, None) is not None:
+            self.version += 1
         self._connecting.discard(key)
         self.unanswered.discard(key)
         self.neighbour_failed.pop(key, None)
@@ -218,6 +227,7 @@ class ShdConnections:
         self._silent.pop(key, None)
         self._stale.pop(key, None)
         self.link[key] = "down"
+        self.version += 1
         self.down_at[key] = t
         self._event(t, key, up=False)
         s, volume, host = key
@@ -261,6 +271,7 @@ class ShdConnections:
     def _up(self, t: float, key: ShdKey) -> None:
         """CHILD_UP in the daemon on ``key[0]``: it wakes its index healers."""
         self.link[key] = "up"
+        self.version += 1
         self.down_at.pop(key, None)
         self.unanswered.discard(key)
         self.neighbour_failed.pop(key, None)

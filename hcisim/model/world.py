@@ -38,6 +38,8 @@ class World:
         # every mark above, in order (they are changed in place, never replaced)
         self._marks: tuple[Counter[Any] | set[str], ...] = tuple(
             m for m in vars(self).values() if isinstance(m, Counter | set))
+        # the same, each with whether it is a set (a counter counts overlapping faults)
+        self._kinds: list[tuple[Any, bool]] = [(m, isinstance(m, set)) for m in self._marks]
         # the hosts' ARP entries for their peers: a random stream of their own
         self.neighbours = Neighbours(np.random.default_rng(
             np.random.SeedSequence(cluster.scenario.seed, spawn_key=(2,))))
@@ -45,9 +47,9 @@ class World:
     def fingerprint(self) -> tuple[frozenset[object], ...]:
         """Everything broken right now, as one comparable value: the same fingerprint means
         the same world (the clients' views need not be reconciled again)."""
-        return tuple(frozenset(mark) if isinstance(mark, set)
-                     else frozenset(k for k, n in mark.items() if n) if mark
-                     else _CLEAN for mark in self._marks)
+        return tuple([_CLEAN if not mark else frozenset(mark) if is_set
+                      else frozenset([k for k, n in mark.items() if n])
+                      for mark, is_set in self._kinds])
 
     # --- hosts ------------------------------------------------------------------------
     def powered(self, host: str) -> bool:
