@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 
 from hcisim.lab.gluster import plain_number, scenario_options
-from hcisim.scenario import Volume
+from hcisim.scenario import Volume, VolumeOptions
+from hcisim.scenario.cluster import (
+    VIRT_SERVER_KEEPALIVE_COUNT,
+    VIRT_SERVER_KEEPALIVE_INTERVAL_S,
+    VIRT_SERVER_KEEPALIVE_TIME_S,
+)
 
 VIRT_GROUP_10_3: dict[str, str] = {
     "performance.quick-read": "off", "performance.read-ahead": "off",
@@ -24,10 +29,11 @@ VIRT_GROUP_10_3: dict[str, str] = {
     "cluster.shd-wait-qlength": "10000", "features.shard": "on", "user.cifs": "off",
     "cluster.choose-local": "off", "client.event-threads": "4", "server.event-threads": "4",
     "performance.client-io-threads": "on", "network.ping-timeout": "20",
-    # the bricks' keepalive: what the model assumes (hcisim.model.keepalive, which accept
-    # may not import: lab -> accept); test_accepted_keepalive_is_the_models holds them equal
-    "server.tcp-user-timeout": "20", "server.keepalive-time": "10",
-    "server.keepalive-interval": "2", "server.keepalive-count": "5",
+    # the bricks' keepalive: the vocabulary's, which the model assumes too
+    "server.tcp-user-timeout": plain_number(VolumeOptions().tcp_user_timeout_s),
+    "server.keepalive-time": plain_number(VIRT_SERVER_KEEPALIVE_TIME_S),
+    "server.keepalive-interval": plain_number(VIRT_SERVER_KEEPALIVE_INTERVAL_S),
+    "server.keepalive-count": plain_number(VIRT_SERVER_KEEPALIVE_COUNT),
     "cluster.lookup-optimize": "off",
 }
 

@@ -30,6 +30,12 @@ import math
 
 import numpy as np
 
+from hcisim.scenario.cluster import (
+    VIRT_SERVER_KEEPALIVE_COUNT,
+    VIRT_SERVER_KEEPALIVE_INTERVAL_S,
+    VIRT_SERVER_KEEPALIVE_TIME_S,
+)
+
 # a Gluster client's brick connections: client.keepalive-* defaults, socket.h's GF_KEEPALIVE_*
 CLIENT_KEEPALIVE_TIME_S = 20.0
 CLIENT_KEEPALIVE_INTERVAL_S = 2.0
@@ -38,9 +44,9 @@ CLIENT_KEEPALIVE_COUNT = 9
 # the bricks' side of every connection: the virt group's server.keepalive-*
 # (/var/lib/glusterd/groups/virt); its TCP_USER_TIMEOUT is the volume's
 # server.tcp-user-timeout (tcp_user_timeout_s, the virt group's 20 s)
-SERVER_KEEPALIVE_TIME_S = 10.0
-SERVER_KEEPALIVE_INTERVAL_S = 2.0
-SERVER_KEEPALIVE_COUNT = 5
+SERVER_KEEPALIVE_TIME_S = VIRT_SERVER_KEEPALIVE_TIME_S
+SERVER_KEEPALIVE_INTERVAL_S = VIRT_SERVER_KEEPALIVE_INTERVAL_S
+SERVER_KEEPALIVE_COUNT = VIRT_SERVER_KEEPALIVE_COUNT
 
 # glusterd's peer connections: glusterd.vol's keepalive-time and -interval, socket.h's count
 GLUSTERD_KEEPALIVE_TIME_S = 10.0

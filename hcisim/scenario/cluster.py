@@ -86,6 +86,17 @@ class Network(Strict):
     mtu: PositiveInt = 9000
 
 
+# The virt group's keepalive on the bricks' side of every connection
+# (/var/lib/glusterd/groups/virt; glusterfs 10.3 extras/group-virt.example:
+# server.keepalive-time, -interval, -count; its server.tcp-user-timeout is
+# VolumeOptions.tcp_user_timeout_s): the model times the bricks' resets of idle connections
+# with them (hcisim.model.keepalive), acceptance demands them of a real volume
+# (hcisim.accept.virt). Here, in the vocabulary, because both may import it.
+VIRT_SERVER_KEEPALIVE_TIME_S = 10.0
+VIRT_SERVER_KEEPALIVE_INTERVAL_S = 2.0
+VIRT_SERVER_KEEPALIVE_COUNT = 5
+
+
 class VolumeOptions(Strict):
     """Gluster options that change behaviour; defaults are the virt group's values."""
 

@@ -124,10 +124,10 @@ def test_group_file_matches_the_installed_package() -> None:
 def test_accepted_keepalive_is_the_models() -> None:
     """What acceptance demands of the bricks' keepalive (with no group file on the server,
     and for a scenario's volume) is what the model assumes (hcisim.model.keepalive, the
-    volume's tcp_user_timeout_s), and both are glusterfs 10.3's group-virt.example.
-    accept cannot import the model's constants (hcisim.lab.libvirt.checks imports accept:
-    lab -> accept -> model breaks "the model and the labs never import each other"), so
-    its copy is held to the model's here until they move to the vocabulary (scenario)."""
+    volume's tcp_user_timeout_s), and both are glusterfs 10.3's group-virt.example. Both
+    take them from the vocabulary (hcisim.scenario.cluster): accept cannot import the model
+    (hcisim.lab.libvirt.checks imports accept: lab -> accept -> model would break "the
+    model and the labs never import each other")."""
     model = {"server.keepalive-time": SERVER_KEEPALIVE_TIME_S,
              "server.keepalive-interval": SERVER_KEEPALIVE_INTERVAL_S,
              "server.keepalive-count": SERVER_KEEPALIVE_COUNT,
