@@ -193,6 +193,18 @@ def _num(m: Measurement, key: str) -> float:
     return float(m.inputs[key])
 
 
+def heal_joins(m: Measurement) -> tuple[float, ...]:
+    """When the second, third, ... healing daemon of a heal reading joined, after the
+    first one's CHILD_UP (``join_2_s``, ``join_3_s``, ...; none in a reading from before
+    the reader recorded them: all daemons from the start)."""
+    out = []
+    i = 2
+    while f"join_{i}_s" in m.inputs:
+        out.append(_num(m, f"join_{i}_s"))
+        i += 1
+    return tuple(out)
+
+
 def _predicted(rows: Sequence[Measurement], fitted: Fitted) -> list[Measurement]:
     return [m.model_copy(update={"predicted": round(p, 4),
                                  "residual": round(m.measured - p, 4)})
@@ -282,7 +294,8 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
                             int(_num(m, "shd_threads")) * int(_num(m, "healers")),
                             _num(m, "cap_mb_s"), m.measured, int(_num(m, "healers")),
                             _num(m, "healers") * float(m.inputs.get("host_cores",
-                                                                    LAB_HOST_CORES)))
+                                                                    LAB_HOST_CORES)),
+                            heal_joins(m))
                   for m in heals]
         f = fit_heal(trials, params["heal_noticed_s"], params["heal_entry_s"],
                      params["heal_thread_mb_s"], params["heal_core_mb_s"],

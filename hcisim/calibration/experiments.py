@@ -244,6 +244,16 @@ def childup_s(obs: Observations, volume: str, brick: str, after_s: float,
     return float(up["t_s"].min()) if not up.empty else None
 
 
+def daemon_joins(obs: Observations, volume: str, brick: str, after_s: float,
+                 before_s: float) -> list[float]:
+    """Each self-heal daemon's first CHILD_UP of ``brick`` in ``after_s .. before_s``,
+    in time order (one per daemon)."""
+    ev = obs["events"]
+    up = ev[(ev["kind"] == "shd_brick_up") & (ev["target"] == f"{volume}/{brick}")
+            & (ev["t_s"] >= after_s - 1e-9) & (ev["t_s"] <= before_s)]
+    return sorted(float(v) for v in up.groupby("detail")["t_s"].min())
+
+
 def read_heal(case: Case, obs: Observations) -> list[Reading]:
     """From the first CHILD_UP of the brick in a self-heal daemon to heal done. Any daemon,
     the brick's own host's included: every index healer sweeps its local brick's dirty
@@ -273,13 +283,14 @@ def read_heal(case: Case, obs: Observations) -> list[Reading]:
     others = childup_s(obs, "data", TARGET, repair, own=False)
     if others is not None:  # the first daemon on another host (a source's)
         extra += (("childup_others_s", round(others, 4)),)
-    ev = obs["events"]
-    back_before_done = ev[(ev["kind"] == "shd_brick_up") & (ev["target"] == f"data/{TARGET}")
-                          & (ev["t_s"] >= repair - 1e-9) & (ev["t_s"] <= done)
-                          & (ev["detail"] != f"glustershd on {TARGET}")]
-    # the daemons on other hosts back before heal done: each sweeps its brick's index
-    # with shd-max-threads (hcisim.model.selfheal.SelfHeal.healers)
-    extra += (("healers", float(max(1, back_before_done["detail"].nunique()))),)
+    # the daemons back before heal done, the brick's own host's included (its index holds
+    # entries of what its brick missed: it heals a share of them, hcisim.model.selfheal
+    # SelfHeal.healers), each sweeping its brick's index with shd-max-threads from its own
+    # CHILD_UP: how many, and when each joined after the first
+    joins = daemon_joins(obs, "data", TARGET, repair, done)
+    extra += (("healers", float(max(1, len(joins)))),)
+    for i, at in enumerate(joins[1:], start=2):
+        extra += ((f"join_{i}_s", round(at - woke, 4)),)
     back = reconnect_s(obs, "data", TARGET, repair)
     if back is not None:  # the clients' own reconnect, for the record
         extra += (("clients_back_s", round(back, 4)),)

@@ -194,33 +194,91 @@ class HealTrial:
     duration_s: float  # from the daemons' first CHILD_UP of the brick to heal done
     daemons: int = 1  # self-heal daemons healing side by side
     cores: float = 1.0  # CPU cores of their hosts (what heal_core_mb_s caps per core)
+    # when the second, third, ... daemon joined, seconds after the first one's CHILD_UP
+    # (each daemon heals from its own CHILD_UP of the brick); empty: all from the start
+    joins_s: tuple[float, ...] = ()
+
+
+def _grid_shape(cores: np.ndarray, kappa: np.ndarray, entries: np.ndarray
+                ) -> tuple[int, int, int]:
+    return (len(cores), len(kappa), len(entries))
 
 
 def _drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
-            core_mb_s: float, concurrency: np.ndarray | None = None) -> np.ndarray:
-    """The drain (s) of ``t`` at each concurrency cost (rows; None: 0 only) and per-entry
-    cost of ``entries`` (columns): with m shards left, n = min(m, k) threads at the
-    per-thread rate, capped at ``cap_mb_s`` and at what the cores heal with n entries in
-    flight (:func:`hcisim.model.healrate.heal_cpu_mb_s`; ``core_mb_s`` 0: no CPU cap)
-    (the model's fluid drain, summed per shard)."""
+            core_mb_s: float | np.ndarray, concurrency: np.ndarray | None = None
+            ) -> np.ndarray:
+    """The drain (s) of ``t`` at each per-core CPU cap (a float: that axis dropped),
+    concurrency cost (None: 0 only) and per-entry cost of ``entries``, as the array
+    (caps, costs, entries): with m shards left and d daemons healing, n = min(m, d x
+    threads per daemon) entries in flight at the per-thread rate, capped at ``cap_mb_s``
+    and at what d daemons' cores heal with n in flight
+    (:func:`hcisim.model.healrate.heal_cpu_mb_s`; a cap of 0: no CPU cap). The model's
+    fluid drain (:mod:`hcisim.model.selfheal`): summed per shard, or, when the daemons
+    joined one by one (``t.joins_s``), integrated from one change of the parallelism (a
+    shard done below the threads, a daemon joining) to the next, as the model's
+    milestones do."""
+    scalar = np.ndim(core_mb_s) == 0
+    cores = np.atleast_1d(np.asarray(core_mb_s, dtype=float))
     kappa = np.zeros(1) if concurrency is None else np.asarray(concurrency, dtype=float)
+    shape = _grid_shape(cores, kappa, entries)
     if t.shards <= 0:
-        return np.zeros((len(kappa), len(entries)))
+        out = np.zeros(shape)
+    elif t.joins_s and t.daemons > 1:
+        out = _joined_drains(t, entries, thread_mb_s, cores, kappa)
+    else:
+        mb = t.shard_bytes / 1e6
+        per_thread = heal_thread_mb_s(t.shard_bytes, thread_mb_s, entries)  # entry
+        n = np.minimum(np.arange(1, t.shards + 1), t.threads).astype(float)  # shard
+        c = cores[:, None, None]
+        cap = np.full((len(cores), len(kappa), len(n)), t.cap_mb_s)
+        cpu = heal_cpu_mb_s(t.cores, c, n[None, None, :], kappa[None, :, None])
+        cap = np.where(c > 0, np.minimum(cap, cpu), cap)
+        flow = np.minimum(n[None, None, None, :] * per_thread[None, None, :, None],
+                          cap[:, :, None, :])
+        out = np.asarray((mb / flow).sum(axis=3), dtype=float)
+    return out[0] if scalar else out
+
+
+def _joined_drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
+                   cores: np.ndarray, kappa: np.ndarray) -> np.ndarray:
+    """:func:`_drains` of a trial whose daemons joined at ``t.joins_s``: from one change
+    of the parallelism to the next (the next join, or the shard count reaching the
+    threads, then each shard done), every grid point at once."""
+    shape = _grid_shape(cores, kappa, entries)
     mb = t.shard_bytes / 1e6
-    per_thread = heal_thread_mb_s(t.shard_bytes, thread_mb_s, entries)  # entry
-    n = np.minimum(np.arange(1, t.shards + 1), t.threads).astype(float)  # shard
-    cap = np.full((len(kappa), len(n)), t.cap_mb_s)
-    if core_mb_s > 0:
-        cap = np.minimum(cap, heal_cpu_mb_s(t.cores, core_mb_s, n[None, :], kappa[:, None]))
-    flow = np.minimum(n[None, None, :] * per_thread[None, :, None], cap[:, None, :])
-    return np.asarray((mb / flow).sum(axis=2), dtype=float)
+    per_daemon = t.threads / t.daemons
+    core_per_daemon = t.cores / t.daemons
+    per_thread = heal_thread_mb_s(t.shard_bytes, thread_mb_s, entries)[None, None, :]
+    c, k = cores[:, None, None], kappa[None, :, None]
+    joins = np.array([*sorted(t.joins_s)[:t.daemons - 1], math.inf])
+    now, left = np.zeros(shape), np.full(shape, float(t.shards))
+    d = np.ones(shape, dtype=int)
+    while True:
+        live = left > 1e-9
+        if not live.any():
+            return now
+        threads = per_daemon * d
+        big = left > threads
+        up = np.ceil(left - 1e-9)
+        target = np.maximum(np.where(big, threads, up - 1.0), 0.0)
+        n = np.maximum(np.where(big, threads, up), 1.0)  # (1 where drained: no 0 / 0)
+        cap = np.full(shape, t.cap_mb_s)
+        cpu = heal_cpu_mb_s(core_per_daemon * d, c, n, k)
+        cap = np.where(c > 0, np.minimum(cap, cpu), cap)
+        rate = np.minimum(n * per_thread, cap) / mb  # shards per second
+        dt = (left - target) / rate
+        to_join = np.maximum(joins[np.minimum(d - 1, len(joins) - 1)] - now, 0.0)
+        join = live & (to_join < dt)
+        now = np.where(live, now + np.where(join, to_join, dt), now)
+        left = np.where(live, np.where(join, left - rate * to_join, target), left)
+        d = np.where(join, d + 1, d)
 
 
 def drain_s(t: HealTrial, entry_s: float, thread_mb_s: float, core_mb_s: float = 0.0,
             concurrency: float = 0.0) -> float:
     """Seconds to heal ``t.shards`` shards (:func:`_drains` at one entry and concurrency
     cost)."""
-    return float(_drains(t, np.array([entry_s]), thread_mb_s, core_mb_s,
+    return float(_drains(t, np.array([entry_s]), thread_mb_s, float(core_mb_s),
                          np.array([concurrency]))[0, 0])
 
 
@@ -246,24 +304,27 @@ def _best(trials: Sequence[HealTrial], y: np.ndarray, rates: Sequence[float],
           base: tuple[float, float, float], kappas: np.ndarray | None = None,
           base_kappa: float = 0.0) -> _HealFit:
     """The grid point of least squares; the delay before heal is each point's mean rest
-    (clamped at 0), so the grid spans rate x CPU cap x concurrency x entry cost only."""
+    (clamped at 0), so the grid spans rate x CPU cap x concurrency x entry cost only
+    (caps, costs and entries at once, per rate)."""
     kappa = np.zeros(1) if kappas is None else np.asarray(kappas, dtype=float)
+    caps = np.asarray(cores, dtype=float)
+    logs = np.log(np.where(caps > 0, caps, 1.0))
+    cap_pull = (np.zeros(len(caps)) if base[0] <= 0
+                else np.where(caps > 0, (logs - math.log(base[0])) ** 2, 0.0))
     best: _HealFit | None = None
     for rate in rates:
-        for core in cores:
-            # trial x concurrency x entry
-            d = np.array([_drains(t, entries, rate, core, kappa) for t in trials])
-            noticed = np.maximum(0.0, (y[:, None, None] - d).mean(axis=0))
-            res = y[:, None, None] - noticed[None, :, :] - d
-            pull = ((entries[None, :] - base[1]) ** 2 + (kappa[:, None] - base_kappa) ** 2
-                    + (math.log(rate) - math.log(base[2])) ** 2
-                    + (0.0 if core <= 0 or base[0] <= 0
-                       else (math.log(core) - math.log(base[0])) ** 2))
-            cost = (res * res).sum(axis=0) + PULL * pull
-            j, i = np.unravel_index(int(np.argmin(cost)), cost.shape)
-            if best is None or cost[j, i] < best.cost:
-                best = _HealFit(float(cost[j, i]), float(rate), float(core),
-                                float(entries[i]), float(noticed[j, i]), float(kappa[j]))
+        # trial x cap x concurrency x entry
+        d = np.array([_drains(t, entries, rate, caps, kappa) for t in trials])
+        noticed = np.maximum(0.0, (y[:, None, None, None] - d).mean(axis=0))
+        res = y[:, None, None, None] - noticed[None] - d
+        pull = (cap_pull[:, None, None] + ((entries - base[1]) ** 2)[None, None, :]
+                + ((kappa - base_kappa) ** 2)[None, :, None]
+                + (math.log(rate) - math.log(base[2])) ** 2)
+        cost = (res * res).sum(axis=0) + PULL * pull
+        c, j, i = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        if best is None or cost[c, j, i] < best.cost:
+            best = _HealFit(float(cost[c, j, i]), float(rate), float(caps[c]),
+                            float(entries[i]), float(noticed[c, j, i]), float(kappa[j]))
     assert best is not None
     return best
 

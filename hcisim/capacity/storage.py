@@ -21,16 +21,17 @@ Heal after host ``f`` returns from an outage of ``T`` seconds: each VM that ran 
 dirtied ``n (1 - exp(-x T / n))`` distinct shards of its disk for ``x`` random write IOPS
 over ``n`` shards (the expected number of distinct shards hit by ``x T`` uniform writes), or
 ``min(n, W T / shard + 1)`` for sequential writes. With data-self-heal-algorithm full each
-dirty shard is copied whole. Host ``f`` must receive its data bricks' share of that. The heal
-rate is the model's (:mod:`hcisim.model.selfheal`, with its formulas from
+dirty shard is copied whole. Host ``f`` must receive its data bricks' share of that. The
+heal rate is the model's (:mod:`hcisim.model.selfheal`, with its formulas from
 :mod:`hcisim.model.healrate`): each of f's data bricks is healed by the self-heal daemons of
-the other hosts with a brick of its replica set, each with shd-max-threads shards in flight,
-so ``n`` = shd-max-threads x those daemons, summed over f's replica sets (they heal side by
-side). Rate = min(heal share of f's NIC and disk, what VM traffic leaves of them, ``n`` x one
-thread's rate with the per-shard entry cost, what the healing hosts' cores heal with ``n``
-shards in flight (``heal_cpu_mb_s``: more shards in flight per core than one cost each core
-``concurrency`` of its rate)). A rebuild after a disk replacement copies the whole of f's
-data bricks at the same rate.
+the hosts with a brick of its replica set, f's own included, each with shd-max-threads
+shards in flight, so ``n`` = shd-max-threads x those daemons, summed over f's replica sets
+(they heal side by side). Rate = min(heal share of f's NIC and disk, what VM traffic leaves
+of them, ``n`` x one thread's rate with the per-shard entry cost, what the healing hosts'
+cores heal with ``n`` shards in flight (``heal_cpu_mb_s``: more shards in flight per core
+than one cost each core ``concurrency`` of its rate)). A rebuild after a disk replacement
+copies the whole of f's data bricks at that rate without f's own daemon (the new disk's
+index is empty).
 
 An unsharded volume (``shard: false``) heals as the model's (docs/model.md "Unsharded
 volumes"): each VM disk is one file, so every VM that wrote anything meanwhile left its
@@ -184,13 +185,15 @@ class HealEstimate:
 
 
 def healing(cand: Candidate, spec: CapacitySpec, sets: Sequence[ReplicaSet],
-            host: int) -> tuple[int, float]:
+            host: int, own: bool = True) -> tuple[int, float]:
     """Shards in flight into ``host``'s data bricks after its outage, and the CPU cores
     of the hosts whose self-heal daemons heal them, as the model counts them
-    (:meth:`hcisim.model.selfheal.SelfHeal.set_flows`): shd-max-threads for each daemon on
-    another host with a brick of the replica set (data or arbiter: each sweeps its own
-    brick's index), summed over ``host``'s sets; each healing host's cores once."""
-    daemons = [{*s.data, *(() if s.arbiter is None else (s.arbiter,))} - {host}
+    (:meth:`hcisim.model.selfheal.SelfHeal.healers`): shd-max-threads for each daemon on
+    a host with a brick of the replica set (data or arbiter: each sweeps its own brick's
+    index), ``host``'s own included unless ``own`` is False (a replaced disk: its index
+    is gone), summed over ``host``'s sets; each healing host's cores once."""
+    left_out: set[int] = set() if own else {host}
+    daemons = [{*s.data, *(() if s.arbiter is None else (s.arbiter,))} - left_out
                for s in sets if s.holds_data(host)]
     in_flight = spec.volume_options.shd_max_threads * sum(len(d) for d in daemons)
     return in_flight, float(len(set().union(*daemons)) * cand.cores)
@@ -210,9 +213,10 @@ def path_bounds(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad) -> dict[
 
 
 def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
-              sets: Sequence[ReplicaSet], host: int) -> tuple[float, str]:
-    """How fast ``host``'s data bricks heal (MB/s) and what bounds it (module docstring)."""
-    in_flight, cores = healing(cand, spec, sets, host)
+              sets: Sequence[ReplicaSet], host: int, own: bool = True) -> tuple[float, str]:
+    """How fast ``host``'s data bricks heal (MB/s) and what bounds it (module docstring;
+    ``own`` False: a rebuild onto a replaced disk, its own daemon not healing)."""
+    in_flight, cores = healing(cand, spec, sets, host, own)
     if in_flight == 0:
         return 0.0, "no data bricks"
     h = spec.heal
@@ -227,7 +231,7 @@ def heal_rate(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
 
 def whole_image_heal(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
                      sets: Sequence[ReplicaSet], host: int,
-                     images: Sequence[float]) -> tuple[float, str]:
+                     images: Sequence[float], own: bool = True) -> tuple[float, str]:
     """Seconds to copy whole ``images`` (bytes of each, in heal order) into ``host``'s data
     bricks of an unsharded volume, as the model heals one (:class:`hcisim.model.heal.
     WholeFileHeal`, :meth:`hcisim.model.selfheal.SelfHeal.set_flows`): one heal thread per
@@ -235,8 +239,9 @@ def whole_image_heal(cand: Candidate, spec: CapacitySpec, vm_load: HostLoad,
     the heal's rate equally; the rate is the least of the path's bounds, ``n`` threads at
     ``heal_thread_mb_s`` of the mean size of the images in flight, and the heal CPU with
     ``n`` in flight; it changes when an image is done. Not one steady rate: the heal lasts
-    at least as long as its largest image at one thread. Also the bound that held longest."""
-    in_flight, cores = healing(cand, spec, sets, host)
+    at least as long as its largest image at one thread. Also the bound that held longest.
+    ``own`` False: a rebuild onto a replaced disk (its own daemon not healing)."""
+    in_flight, cores = healing(cand, spec, sets, host, own)
     if in_flight == 0:
         return 0.0, "no data bricks"
     h = spec.heal
@@ -284,11 +289,12 @@ def heal_estimate(cand: Candidate, spec: CapacitySpec, vms: Sequence[InventoryVm
         dirty = sum(dirty_shards(vm, spec, load) for vm in running) * shard
         mine = sum(s.weight for s in sets if s.holds_data(f))
         rate, why = heal_rate(cand, spec, normal[f], sets, f)
+        rebuild_rate, _ = heal_rate(cand, spec, normal[f], sets, f, own=False)
         heal_b, rebuild_b = dirty * mine, stored * mine
         rows.append({"host": f, "dirty_bytes": heal_b, "rate_mb_s": rate,
                      "heal_s": _duration(heal_b, rate), "rebuild_bytes": rebuild_b,
-                     "rebuild_s": _duration(rebuild_b, rate), "rebuild_rate_mb_s": rate,
-                     "limited_by": why})
+                     "rebuild_s": _duration(rebuild_b, rebuild_rate),
+                     "rebuild_rate_mb_s": rebuild_rate, "limited_by": why})
     heal = max(rows, key=lambda r: float(r["heal_s"]))
     rebuild = max(rows, key=lambda r: float(r["rebuild_s"]))
     return HealEstimate(int(heal["host"]), float(heal["dirty_bytes"]), float(heal["rate_mb_s"]),
@@ -311,7 +317,7 @@ def _whole_image_row(cand: Candidate, spec: CapacitySpec, vms: Sequence[Inventor
     stored = [vm.disk_gb * GB * spec.heal.fill_pct / 100
               for vm in sorted(vms, key=lambda v: v.name)] if holds else []
     heal_s, why = whole_image_heal(cand, spec, vm_load, sets, f, dirty)
-    rebuild_s, _ = whole_image_heal(cand, spec, vm_load, sets, f, stored)
+    rebuild_s, _ = whole_image_heal(cand, spec, vm_load, sets, f, stored, own=False)
     return {"host": f, "dirty_bytes": sum(dirty), "rate_mb_s": _mean_mb_s(sum(dirty), heal_s),
             "heal_s": heal_s, "rebuild_bytes": sum(stored), "rebuild_s": rebuild_s,
             "rebuild_rate_mb_s": _mean_mb_s(sum(stored), rebuild_s), "limited_by": why}

@@ -27,7 +27,7 @@ from pathlib import Path
 from hcisim.lab.backend import Sample
 from hcisim.lab.clientlog import HealLine
 from hcisim.lab.healinfo import data_bytes, entry_path
-from hcisim.lab.timeline import HealEpisode
+from hcisim.lab.timeline import POLL_BRACKET_S, HealEpisode
 
 # completions further apart than this are separate episodes (a daemon's sweep every
 # second finds what is left at once; one heal's completions follow each other closely)
@@ -48,7 +48,8 @@ def logged_episodes(logged: Sequence[HealLine], brick: int, set_size: int,
     of one of its files to its last completion. ``bytes`` 0: the heal index never listed
     them (the caller measures them)."""
     done = sorted((h for h in healed_into(logged, brick, set_size, since, float("inf"))
-                   if not any(e.start - 1.0 <= h.t <= e.end + 1.0 for e in polled)),
+                   if not any(e.start - POLL_BRACKET_S <= h.t <= e.end + POLL_BRACKET_S
+                               for e in polled)),
                   key=lambda h: h.t)
     groups: list[list[HealLine]] = []
     for h in done:

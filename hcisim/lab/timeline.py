@@ -154,18 +154,28 @@ def heal_episodes(points: list[VolumePoint], brick: int) -> list[HealEpisode]:
     return out
 
 
+# how far a heal's log instants may lie outside the heal polls that bracket it: the polls
+# run 0.5-1 s apart, and the daemon logs a file's completion after the post-op that took it
+# off the heal index (afr-self-heal-data.c ``__afr_selfheal_data``: the undo-pending
+# xattrop, the unlock, then ``afr_log_selfheal``), so the poll that finds the
+# index empty can come before the last "Completed" line (calibration part 5: 0.15-1.2 s in
+# 8 of 30 heals)
+POLL_BRACKET_S = 1.0
+
+
 def logged_heal(ep: HealEpisode, lines: Sequence[HealLine], after: float | None,
                 set_size: int) -> tuple[HealEpisode, bool]:
     """``ep`` with its start and end from the self-heal daemons' log, and whether the log
     said. The heal polls only bracket a heal: it ends between the poll that still saw
     pending entries and the one that saw none (0.5-1 s apart), and an episode "starts" at
     the first poll that saw the brick back. The log has the instants: the last completion
-    that healed this brick (sinks) up to the poll that saw it done, and the first begin of
+    that healed this brick (sinks) up to :data:`POLL_BRACKET_S` after the poll that saw it
+    done, and the first begin of
     a file among those completions; ``after``: when the brick came back (its repair) or the
     previous episode ended, whichever is later (earlier heals are not this episode's; None:
     no bound). Unchanged where no completion healed the brick."""
     lo = -math.inf if after is None else after
-    done = [h for h in lines if h.done and lo < h.t <= ep.end
+    done = [h for h in lines if h.done and lo < h.t <= ep.end + POLL_BRACKET_S
             and ep.brick in h.sink_bricks(set_size)]
     if not done:
         return ep, False

@@ -88,6 +88,10 @@ class BrickHeal:
     # nobody accused): healed like the rest, but not stale (stale_map): AFR still reads
     # them here, the arbiter blames nobody for them, and the copy counts as good
     unblamed: set[str] = field(default_factory=set, repr=False, compare=False)
+    # the brick's filesystem was lost (a failed disk replaced by an empty one): its own
+    # index lost with it, so its own self-heal daemon has nothing to heal into it until
+    # the daemons of the other bricks have healed it whole (:meth:`SelfHeal.healers`)
+    index_lost: bool = field(default=False, repr=False, compare=False)
 
     # --- what is missing --------------------------------------------------------------
     def _done_by_disk(self) -> dict[str, float]:
@@ -163,6 +167,7 @@ class BrickHeal:
     def lose_everything(self, disk_shards: dict[str, int]) -> None:
         """The brick's filesystem failed: after repair every shard must be copied again."""
         self.episode = None
+        self.index_lost = True
         self.unblamed.clear()
         self.dirty = {k: float(n) for k, n in disk_shards.items()}
         self._dirty_sum = None

@@ -26,8 +26,9 @@ cut, by the phase of the keepalive probes. What that means per fault:
   after its return gets a RST, and the reconnect wakes;
 - node hang, brick hang (SIGSTOP: the kernel still answers keepalive probes): the connection
   never drops, so nothing wakes the daemon (the lab's finding, lab-notes.md);
-- a daemon whose own host powers up again starts fresh and wakes at once (its own bricks'
-  index only).
+- a daemon whose own host powers up again starts fresh and wakes at once: its own brick's
+  index holds entries of what that brick missed too (measured: it heals a share of them,
+  :meth:`hcisim.model.selfheal.SelfHeal.healers`), unless the brick was replaced empty.
 
 A reconnect comes at the daemon's next reconnect try (``reconnect_timer_s`` from its
 disconnect, :func:`hcisim.model.pingtimer.reconnect_at_s`) plus ``reconnect_delay_s``, as
@@ -286,8 +287,8 @@ class ShdConnections:
             self.rec.event(t, "shd_brick_up" if up else "shd_brick_down", f"{volume}/{host}",
                            f"glustershd on {s}")
 
-    def woke_at(self, volume: str, t: float, exclude: str) -> bool:
-        """Whether a daemon on another host than ``exclude`` (the brick to heal: its own
-        index holds nothing it missed) saw a CHILD_UP of ``volume`` at ``t``."""
+    def woke_at(self, volume: str, t: float, exclude: str | None = None) -> bool:
+        """Whether a daemon (on another host than ``exclude``: a brick replaced empty,
+        whose own index holds nothing it missed) saw a CHILD_UP of ``volume`` at ``t``."""
         return any(abs(at - t) < 1e-9 for (v, s), at in self.childup.items()
                    if v == volume and s != exclude)

@@ -50,7 +50,8 @@ SHIPPED_FROM = (("lab/calibration/2026-11-30-part1b.yaml", ("detection-short", "
                 ("lab/calibration/2026-11-30-part2c.yaml", ("server-quorum",)),
                 ("lab/calibration/2026-11-30-part2d-server-quorum.yaml", ()),
                 ("lab/calibration/2026-11-30-part2e.yaml", ("reconnect-hang",)),
-                ("lab/calibration/2026-12-01-part5-heal.yaml", ("heal", "heal-backlog")))
+                ("lab/calibration/2026-12-01-part5b-heal-joins.yaml", ("heal", "heal-backlog")),
+                ("lab/calibration/2026-12-01-part6-hang-quorum.yaml", ()))
 
 
 def test_shipped_profile_is_the_default_and_the_fit_of_the_stored_lab_measurements() -> None:
@@ -70,8 +71,8 @@ def test_shipped_profile_is_the_default_and_the_fit_of_the_stored_lab_measuremen
     assert again.measurements == p.measurements
     for key in ("detection_anchor_s", "reconnect_delay_s"):
         assert p.fits[key].n >= 30, key  # fitted, not carried over
-    # glusterd's peer keepalive phase, from the server-quorum stops of parts 2c and 2d
-    assert p.fits["peer_anchor_s"].n >= 14 and p.parameters.peer_anchor_s is not None
+    # glusterd's peer keepalive phase, from the server-quorum stops of parts 2c, 2d and 6
+    assert p.fits["peer_anchor_s"].n >= 24 and p.parameters.peer_anchor_s is not None
     for key in ("heal_noticed_s", "heal_thread_mb_s", "heal_entry_s", "heal_core_mb_s",
                 "heal_concurrency"):
         # the heals of part 5 (read with the interrupted writes' heals counted)

@@ -134,12 +134,13 @@ def test_throughput_check_names_the_bottleneck() -> None:
 
 
 def test_heal_is_bound_by_the_least_of_threads_nic_and_disk() -> None:
-    """A heal runs at the least of the threads' rate (shd-max-threads x the two daemons
-    healing, each thread at the per-thread rate less the per-shard entry cost), what heal
+    """A heal runs at the least of the threads' rate (shd-max-threads x the three daemons
+    healing, host1's own too, each thread at the per-thread rate less the per-shard entry
+    cost), what heal
     may take of the storage NIC (0.5 x 1,250 MB/s of 10 GbE = 625 MB/s) and of the disk
     (2,000 MB/s), and the CPU cap (not binding on 32 cores), and the estimate names that
-    bound. The shipped profile's rate (50.7 MB/s a thread, 0.054 s a shard: 48.7 MB/s on
-    64 MiB shards) x 16 = 779 MB/s: the NIC; a slower thread (20 MB/s): the threads."""
+    bound. The shipped profile's rate (156 MB/s a thread, 0.106 s a shard: 125 MB/s on
+    64 MiB shards) x 24: the NIC; a slower thread (20 MB/s): the threads."""
     vms = [vm("a", io=SEQ_WRITE)]
     sets = replica_sets("replica3", "rotating")
     s = spec()
@@ -148,21 +149,22 @@ def test_heal_is_bound_by_the_least_of_threads_nic_and_disk() -> None:
     for rate in (None, 565.0, 20.0):
         sp = s if rate is None else spec(heal={"shd_thread_mb_s": rate})
         n, _ = healing(CAND, sp, sets, 1)
-        assert n == 2 * sp.volume_options.shd_max_threads  # the daemons of host1 and host3
+        assert n == 3 * sp.volume_options.shd_max_threads  # the daemons of host0, 1 and 2
         threads = n * heal_thread_mb_s(SHARD, sp.heal.shd_thread_mb_s, sp.heal.entry_s)
         he = heal_estimate(CAND, sp, vms, place(vms, HostRoom(1000, 1000)), sets)
         if threads < nic_share:
             assert he.limited_by == "shd threads" and he.rate_mb_s == pytest.approx(threads)
         else:
             assert he.limited_by == "NIC" and he.rate_mb_s == pytest.approx(nic_share)
-    assert 2 * 8 * heal_thread_mb_s(SHARD, s.heal.shd_thread_mb_s, s.heal.entry_s) > nic_share
+    assert 3 * 8 * heal_thread_mb_s(SHARD, s.heal.shd_thread_mb_s, s.heal.entry_s) > nic_share
 
 
 def test_heal_on_few_cores_is_the_models_cpu_cap_by_hand() -> None:
-    """Two cores a host, 8 threads, replica 3: 16 shards in flight on the 4 cores of the two
-    healing hosts, 4 a core; with the shipped profile the cores heal 4 x heal_core_mb_s /
-    (1 + heal_concurrency x 3) = 18.9 MB/s, far below the NIC's 625: the heal CPU binds,
-    at the model's own formula (:func:`hcisim.model.healrate.heal_cpu_mb_s`)."""
+    """Two cores a host, 8 threads, replica 3: 24 shards in flight on the 6 cores of the
+    three healing hosts (the healed one's own daemon too), 4 a core; with the shipped
+    profile the cores heal 6 x heal_core_mb_s / (1 + heal_concurrency x 3) = 30.8 MB/s, far
+    below the NIC's 625: the heal CPU binds, at the model's own formula
+    (:func:`hcisim.model.healrate.heal_cpu_mb_s`)."""
     p = load_profile(DEFAULT_PROFILE).parameters
     few = Candidate.model_validate(candidate(cores=2, gbps=10, disk_mb_s=2000, iops=100_000))
     vms = [vm("a", io=SEQ_WRITE, vcpus=1, ram=1)]
@@ -170,22 +172,25 @@ def test_heal_on_few_cores_is_the_models_cpu_cap_by_hand() -> None:
     assert (s.heal.core_mb_s, s.heal.concurrency) == (p.heal_core_mb_s, p.heal_concurrency)
     he = heal_estimate(few, s, vms, place(vms, HostRoom(1000, 1000)),
                        replica_sets("replica3", "rotating"))
-    by_hand = 4 * p.heal_core_mb_s / (1 + p.heal_concurrency * (16 / 4 - 1))
+    by_hand = 6 * p.heal_core_mb_s / (1 + p.heal_concurrency * (24 / 6 - 1))
     assert he.limited_by == "heal CPU"
-    assert he.rate_mb_s == heal_cpu_mb_s(4.0, p.heal_core_mb_s, 16, p.heal_concurrency)
+    assert he.rate_mb_s == heal_cpu_mb_s(6.0, p.heal_core_mb_s, 24, p.heal_concurrency)
     assert he.rate_mb_s == pytest.approx(by_hand)
     assert he.heal_s == pytest.approx(he.dirty_bytes / (by_hand * 1e6))
 
 
 def test_heal_in_flight_counts_every_healing_daemon() -> None:
-    """Each of a host's data bricks is healed by the daemons of the other hosts of its set
-    (the arbiter's too); a rotating arbiter host holds data of two sets, healed side by side;
-    the dedicated arbiter's host holds no data."""
+    """Each of a host's data bricks is healed by the daemons of the hosts of its set (the
+    arbiter's too, and its own host's after an outage, not onto a replaced disk); a
+    rotating arbiter host holds data of two sets, healed side by side; the dedicated
+    arbiter's host holds no data."""
     s = spec(volume_options={"shd_max_threads": 8})
-    assert healing(CAND, s, replica_sets("replica3", "rotating"), 0) == (16, 64.0)
-    assert healing(CAND, s, replica_sets("arbiter", "rotating"), 0) == (32, 64.0)
+    assert healing(CAND, s, replica_sets("replica3", "rotating"), 0) == (24, 96.0)
+    assert healing(CAND, s, replica_sets("replica3", "rotating"), 0, own=False) == (16, 64.0)
+    assert healing(CAND, s, replica_sets("arbiter", "rotating"), 0) == (48, 96.0)
+    assert healing(CAND, s, replica_sets("arbiter", "rotating"), 0, own=False) == (32, 64.0)
     dedicated = replica_sets("arbiter", "dedicated")
-    assert healing(CAND, s, dedicated, 0) == (16, 64.0)
+    assert healing(CAND, s, dedicated, 0) == (24, 96.0)
     assert healing(CAND, s, dedicated, 2) == (0, 0.0)
 
 
@@ -252,10 +257,11 @@ def test_an_unsharded_volume_heals_the_whole_image_of_every_vm_that_wrote() -> N
 
 
 def test_unsharded_images_past_the_threads_wait_for_one() -> None:
-    """Three 10 GB images, one thread in each of the two daemons healing host2 (20 MB/s a
-    thread, no entry cost, no CPU cap): two images at once, then the third alone, 1,000 s,
-    not the 750 s of 30 GB at two threads' rate; the mean rate is 30 MB/s. A rebuild
-    copies the same images whole, filled to ``fill_pct``."""
+    """Three 10 GB images, one thread in each of the three daemons healing host2 after its
+    outage (20 MB/s a thread, no entry cost, no CPU cap): the three at once, 500 s, at 60
+    MB/s. A rebuild onto a replaced disk copies the same images whole, filled to
+    ``fill_pct``, without host2's own daemon: two images at once, then the third alone
+    (2 x 250 s), not the 375 s of 15 GB at two threads' rate."""
     trickle = IoProfile(read_pct=0, block_kib=4, iops=1, random=True)
     vms = [vm(n, disk_gb=10, io=trickle, host=1) for n in "abc"]
     s = spec(heal={"shd_thread_mb_s": 20, "entry_s": 0, "core_mb_s": 0, "fill_pct": 50},
@@ -263,8 +269,8 @@ def test_unsharded_images_past_the_threads_wait_for_one() -> None:
     he = heal_estimate(CAND, s, vms, place(vms, HostRoom(1000, 1000)),
                        replica_sets("replica3", "rotating"))
     row = next(r for r in he.per_host if r["host"] == 1)
-    assert float(row["heal_s"]) == pytest.approx(2 * 10e9 / 20e6, rel=1e-12)
-    assert float(row["rate_mb_s"]) == pytest.approx(30, rel=1e-12)
+    assert float(row["heal_s"]) == pytest.approx(10e9 / 20e6, rel=1e-12)
+    assert float(row["rate_mb_s"]) == pytest.approx(60, rel=1e-12)
     assert float(row["rebuild_bytes"]) == 15e9
     assert float(row["rebuild_s"]) == pytest.approx(2 * 5e9 / 20e6, rel=1e-12)
 

@@ -437,3 +437,25 @@ def test_an_arbiter_named_a_sink_heals_no_data() -> None:
     logged = [_heal_line(7.2, "dirty", False), _heal_line(7.9, "dirty", True, (0, 2))]
     got = measured_heals(vol, pts, [], [], logged, {"dirty": 2e6}, since=0.0)
     assert [(i, b) for i, _ep, b, _how in got] == [(0, 2e6)]
+
+
+def test_a_completion_logged_after_the_empty_poll_ends_the_episode() -> None:
+    """The daemon logs a file's completion after the undo-pending xattrop and the unlock
+    (afr-self-heal-data.c ``__afr_selfheal_data``), so the poll that finds the heal index
+    empty can come first (calibration part 5: 0.15-1.2 s in 8 of 30 heals): the episode
+    ends at the last completion into the brick within POLL_BRACKET_S after that poll, and
+    one further away is not this episode's (healsinks makes it an episode of its own)."""
+    from hcisim.lab.timeline import POLL_BRACKET_S, HealEpisode, logged_heal
+
+    polled = HealEpisode(1, 10.0, 20.0, 0.0, 2)
+    lines = [HealLine(10.5, "data", 0, "data", "a", False),
+             HealLine(12.0, "data", 0, "data", "a", True, (1,)),
+             HealLine(11.0, "data", 0, "data", "b", False),
+             HealLine(20.0 + POLL_BRACKET_S - 0.2, "data", 0, "data", "b", True, (1,)),
+             HealLine(25.0, "data", 0, "data", "c", False),
+             HealLine(26.0, "data", 0, "data", "c", True, (1,))]
+    ep, from_log = logged_heal(polled, lines, 9.0, 3)
+    assert from_log and (ep.start, ep.end) == (10.5, 20.0 + POLL_BRACKET_S - 0.2)
+    # a completion into another brick does not end it
+    other = [*lines[:2], HealLine(20.5, "data", 0, "data", "b", True, (0,))]
+    assert logged_heal(polled, other, 9.0, 3)[0].end == 12.0

@@ -170,9 +170,11 @@ def test_event_count_does_not_grow_with_iops() -> None:
     # a few dozen events per fault (detections, reconnect tries, heal milestones), none
     # per I/O (10x the I/O is ~10^5 more writes here). The load may move an episode by
     # one (the heal shares the NICs and disks with the VMs; a client that still misses the
-    # brick writes into an episode, whose shards are then healed again): at most 2.
+    # brick writes into an episode, whose shards are then healed again): at most 2. (152
+    # since session 16: the healed brick's own daemon heals from its own CHILD_UP, one more
+    # change of a heal's parallelism per daemon that joins later.)
     assert abs(a.meta["sim_events"] - b.meta["sim_events"]) <= 2
-    assert max(a.meta["sim_events"], b.meta["sim_events"]) < 150
+    assert max(a.meta["sim_events"], b.meta["sim_events"]) < 200
     assert float(b["vm_io"]["write_iops"].max()) > float(a["vm_io"]["write_iops"].max())
 
 

@@ -1,0 +1,92 @@
+"""The healed brick's own self-heal daemon heals it too, unless the brick was replaced empty
+(hcisim.model.selfheal SelfHeal.healers; measured: calibration part 5 and the validation
+matrix's kept daemon logs, docs/calibration.md "Part 5b").
+
+Oracles: the daemons' CHILD_UP events the model records, and the fluid drain of
+hcisim.calibration.fit with each daemon joining at its own CHILD_UP (the drain the fit
+applies to the lab's readings must be the model's to the last microsecond).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hcisim.calibration.fit import HealTrial, drain_s
+from hcisim.model import simulate
+from hcisim.observations import Observations
+
+from .cases import HOSTS
+from .test_selfheal_wake import AT, wake_scenario
+
+OWN = "glustershd on host2"
+# a per-thread rate that bounds the heal (no CPU cap), one thread per daemon: the drain's
+# length says how many daemons healed when
+SLOW: dict[str, Any] = {"heal_thread_mb_s": 20.0, "heal_core_mb_s": 0.0, "heal_entry_s": 0.0}
+ONE: dict[str, Any] = {"shd_max_threads": 1}
+
+
+def _ups(ev: pd.DataFrame, after: float) -> dict[str, float]:
+    """Each daemon's first CHILD_UP of host2's brick at or after ``after``."""
+    up = ev[(ev["kind"] == "shd_brick_up") & (ev["target"] == "v/host2")
+            & (ev["t_s"] >= after - 1e-9)]
+    return {str(k): float(v) for k, v in up.groupby("detail")["t_s"].min().items()}
+
+
+def _first_heal(obs: Observations) -> pd.Series:
+    heal = obs["heal"]
+    return heal[heal["brick"] == "host2"].sort_values("t_start_s").iloc[0]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_after_a_power_loss_the_own_daemon_heals_from_its_start(seed: int) -> None:
+    """host2 is off for 60 s: the other daemons' connections gave up on keepalive and come
+    back on their SYNs; host2's daemon starts with the host and sees its brick and a
+    source at once. Heal starts at the first CHILD_UP of a daemon that can heal (+
+    ``heal_noticed_s``), and drains with the daemons joining one by one as they come
+    back: the fit's drain with those joins, to the microsecond."""
+    sc = wake_scenario("node_power_loss", 60.0, seed, model=SLOW, options=ONE)
+    obs = simulate(sc)
+    ups = _ups(obs["events"], AT + 60.0)
+    assert set(ups) == {f"glustershd on {h}" for h in HOSTS}
+    first = _first_heal(obs)
+    woke = min(ups.values())
+    assert float(first["t_start_s"]) == pytest.approx(woke + sc.model.heal_noticed_s)
+    done = float(first["t_end_s"])
+    joins = tuple(sorted(t - woke for t in ups.values() if t <= done)[1:])
+    daemons = 1 + len(joins)
+    shards = int(first["shards"])
+    trial = HealTrial(shards, float(first["bytes"]) / shards, daemons, 1e9, 0.0,
+                      daemons=daemons, cores=float(daemons), joins_s=joins)
+    assert done - woke == pytest.approx(
+        sc.model.heal_noticed_s + drain_s(trial, 0.0, 20.0), abs=1e-6)
+
+
+def test_a_brick_replaced_empty_is_healed_by_the_other_daemons_only() -> None:
+    """A failed disk, replaced: its brick's index is gone with it, so host2's daemon has
+    nothing of it to heal; host1's and host3's daemons heal it whole (2 threads in flight
+    with one per daemon), and once it is whole its own index tracks it again."""
+    sc = wake_scenario("disk_failure", 30.0, 1, model=SLOW, options=ONE)  # host2's 1st disk
+    obs = simulate(sc)
+    first = _first_heal(obs)
+    shards = int(first["shards"])
+    took = float(first["t_end_s"] - first["t_start_s"])
+    two = HealTrial(shards, float(first["bytes"]) / shards, 2, 1e9, 0.0, daemons=2)
+    assert took == pytest.approx(drain_s(two, 0.0, 20.0), rel=1e-6)
+
+
+def test_after_a_brick_crash_all_three_daemons_heal() -> None:
+    """A brick crash: every daemon's connection to host2's brick drops (RST) and comes back
+    on the same reconnect try, host2's own too, so three daemons heal from the start."""
+    sc = wake_scenario("brick_crash", 10.0, 1, model={**SLOW, "reconnect_timer_s": 0.0},
+                       options=ONE)
+    obs = simulate(sc)
+    ups = _ups(obs["events"], AT + 10.0)
+    assert len(ups) == 3 and max(ups.values()) - min(ups.values()) < 1e-9
+    first = _first_heal(obs)
+    shards = int(first["shards"])
+    took = float(first["t_end_s"] - first["t_start_s"])
+    three = HealTrial(shards, float(first["bytes"]) / shards, 3, 1e9, 0.0, daemons=3)
+    assert took == pytest.approx(drain_s(three, 0.0, 20.0), rel=1e-6)
