@@ -17,6 +17,7 @@ import pytest
 from hcisim.calibration.fit import HealTrial, drain_s
 from hcisim.model import simulate
 from hcisim.observations import Observations
+from hcisim.scenario import Scenario
 
 from .cases import HOSTS
 from .test_selfheal_wake import AT, wake_scenario
@@ -38,6 +39,16 @@ def _ups(ev: pd.DataFrame, after: float) -> dict[str, float]:
 def _first_heal(obs: Observations) -> pd.Series:
     heal = obs["heal"]
     return heal[heal["brick"] == "host2"].sort_values("t_start_s").iloc[0]
+
+
+def _drains_with(row: pd.Series, daemons: int) -> bool:
+    """Whether heal episode ``row`` took the fluid drain of ``daemons`` daemons at one
+    thread each, all from its start (20 MB/s a thread, no entry cost, no CPU cap)."""
+    shards = int(row["shards"])
+    trial = HealTrial(shards, float(row["bytes"]) / shards, daemons, 1e9, 0.0,
+                      daemons=daemons)
+    return bool(float(row["t_end_s"] - row["t_start_s"])
+                == pytest.approx(drain_s(trial, 0.0, 20.0), rel=1e-6))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -69,12 +80,8 @@ def test_a_brick_replaced_empty_is_healed_by_the_other_daemons_only() -> None:
     nothing of it to heal; host1's and host3's daemons heal it whole (2 threads in flight
     with one per daemon), and once it is whole its own index tracks it again."""
     sc = wake_scenario("disk_failure", 30.0, 1, model=SLOW, options=ONE)  # host2's 1st disk
-    obs = simulate(sc)
-    first = _first_heal(obs)
-    shards = int(first["shards"])
-    took = float(first["t_end_s"] - first["t_start_s"])
-    two = HealTrial(shards, float(first["bytes"]) / shards, 2, 1e9, 0.0, daemons=2)
-    assert took == pytest.approx(drain_s(two, 0.0, 20.0), rel=1e-6)
+    first = _first_heal(simulate(sc))
+    assert _drains_with(first, 2) and not _drains_with(first, 3)
 
 
 def test_after_a_brick_crash_all_three_daemons_heal() -> None:
@@ -86,7 +93,22 @@ def test_after_a_brick_crash_all_three_daemons_heal() -> None:
     ups = _ups(obs["events"], AT + 10.0)
     assert len(ups) == 3 and max(ups.values()) - min(ups.values()) < 1e-9
     first = _first_heal(obs)
-    shards = int(first["shards"])
-    took = float(first["t_end_s"] - first["t_start_s"])
-    three = HealTrial(shards, float(first["bytes"]) / shards, 3, 1e9, 0.0, daemons=3)
-    assert took == pytest.approx(drain_s(three, 0.0, 20.0), rel=1e-6)
+    assert _drains_with(first, 3) and not _drains_with(first, 2)
+
+
+def test_once_healed_whole_the_replaced_bricks_own_daemon_heals_it_again() -> None:
+    """The replaced brick's own index tracks it again once the others have healed it whole:
+    a brick crash of host2 later is healed by all three daemons (3 threads in flight)."""
+    sc = wake_scenario("disk_failure", 30.0, 1, model={**SLOW, "reconnect_timer_s": 0.0},
+                       options=ONE)
+    d = sc.model_dump(mode="json")
+    later = {**d["faults"][0], "kind": "brick_crash", "at_s": 900.0, "duration_s": 10.0}
+    later.pop("disk", None)
+    d["faults"].append(later)
+    d["vms"][0]["disks"][0]["size_gb"] = 2  # the rebuild ends well before the crash
+    obs = simulate(Scenario.model_validate(d))
+    heal = obs["heal"]
+    rows = heal[heal["brick"] == "host2"].sort_values("t_start_s")
+    first, second = rows.iloc[0], rows[rows["t_start_s"] >= 900.0].iloc[0]
+    assert float(first["t_end_s"]) < 900.0
+    assert _drains_with(first, 2) and _drains_with(second, 3)
