@@ -255,7 +255,10 @@ class SelfHeal:
         if (rep is not None and abs(rep.t - t) < 1e-9 and rep.operator_heal
                 and self._operator_heal(vol, target, t)):
             options.append(t)
-        if self.shd.woke_at(vol.name, t, None if self._own_index(target) else target.host):
+        own = (target.host, vol.name, target.host)
+        if self.shd.woke_at(vol.name, t, target.host) or (
+                self._own_index(target) and self.shd.saw_childup(vol.name, target.host, t)
+                and self._heals(vol, own)):  # its own daemon, once it reaches its brick too
             options.append(t + self.params.heal_noticed_s)
         h = self.bricks[target.key]
         if h.resweep_at is not None and t <= h.resweep_at + 1e-9:

@@ -298,8 +298,8 @@ def test_heal_is_read_from_the_daemons_childup_not_the_clients_reconnect(tmp_pat
     """With the reconnect mechanism on (3 s timer, SYN retransmissions), the daemons and the
     clients come back at different moments after a 60 s power loss (their losses were
     noticed by keepalive and by the ping timer). The heal reading runs from the first
-    ``shd_brick_up`` of host2's brick in any daemon (host2's own, started with the host,
-    is first; it heals its brick too), which is when the model wakes heal: so it is
+    ``shd_brick_up`` of host2's brick in any daemon (host2's own too: it heals its brick
+    as well), which is when the model wakes heal: so it is
     ``heal_noticed_s`` + the drain, whatever the clients did; and it says when each further
     daemon joined (``join_2_s``, ...), as the fit's drain needs."""
     d = load_profile().model_dump(mode="json")
@@ -320,7 +320,7 @@ def test_heal_is_read_from_the_daemons_childup_not_the_clients_reconnect(tmp_pat
         x = {k: float(v) for k, v in r.extra}
         assert x["childup_others_s"] == pytest.approx(float(others["t_s"].min()), abs=1e-4)
         assert x["childup_s"] == pytest.approx(float(ups["t_s"].min()), abs=1e-4)
-        assert x["childup_s"] < x["childup_others_s"]  # host2's own daemon first
+        assert x["childup_s"] <= x["childup_others_s"]
         assert float(starts["t_s"].min()) == pytest.approx(x["childup_s"] + 1.5, abs=1e-4)
         # every daemon back before heal done heals, each from its own CHILD_UP
         back = ups[ups["t_s"] <= x["childup_s"] + r.value].groupby("detail")["t_s"].min()
