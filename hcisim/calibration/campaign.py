@@ -295,7 +295,7 @@ def fit_measurements(rows: Sequence[Measurement], base: CalibrationProfile,
                             _num(m, "cap_mb_s"), m.measured, int(_num(m, "healers")),
                             _num(m, "healers") * float(m.inputs.get("host_cores",
                                                                     LAB_HOST_CORES)),
-                            heal_joins(m))
+                            heal_joins(m), float(m.inputs.get("cpu_pool_cores", 0.0)))
                   for m in heals]
         f = fit_heal(trials, params["heal_noticed_s"], params["heal_entry_s"],
                      params["heal_thread_mb_s"], params["heal_core_mb_s"],

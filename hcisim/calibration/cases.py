@@ -46,6 +46,9 @@ _DISK = {"name": "brick0", "capacity_gb": 2, "bandwidth_mb_s": 200, "iops": 2000
 # every lab host's CPU cores as the cases declare them (the netns lab's three hosts share
 # the machine's, two here): what heal_core_mb_s is fitted per
 LAB_HOST_CORES = 2
+# ... and the cores they really have, all together: the machine's (heal_cpu_pool_cores:
+# the three daemons' heal shares them, calibration part 5b)
+LAB_MACHINE_CORES = 2
 _HOST = {"cores": LAB_HOST_CORES, "ram_gib": 8, "disks": [_DISK],
          "nics": [{"name": "mgmt0", "gbps": 10, "networks": ["management"]},
                   {"name": "sto0", "gbps": 10, "networks": ["storage", "migration"]}]}
@@ -64,8 +67,10 @@ def lab_scenario(name: str, faults: list[dict[str, Any]], duration_s: float, *,
     disk (what a heal case's backlog scales with: the writers dirty all of it).
     ``compute_only``: a fourth host, host4, with no brick disks (not in the Gluster pool) and
     a VM vm4 of its own, whose client sends every copy over host4's NIC. ``shard`` False:
-    ``features.shard off`` (each VM disk one file, healed whole)."""
-    model: dict[str, Any] = {"detection": {"phase": "known"}}
+    ``features.shard off`` (each VM disk one file, healed whole). The hosts share the
+    machine's cores for heal (``heal_cpu_pool_cores``), as the netns lab's do."""
+    model: dict[str, Any] = {"detection": {"phase": "known"},
+                             "heal_cpu_pool_cores": LAB_MACHINE_CORES}
     if profile is not None:
         model["profile"] = profile
     data: dict[str, Any] = {

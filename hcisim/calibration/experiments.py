@@ -280,6 +280,9 @@ def read_heal(case: Case, obs: Observations) -> list[Reading]:
         ("host_cores", float(case.scenario.host(TARGET).cores)),
         ("cap_mb_s", heal_cap_mb_s(case.scenario)), ("bytes", float(rows["bytes"].sum())),
         ("childup_s", round(woke, 4)))
+    pool = case.scenario.model.heal_cpu_pool_cores
+    if pool is not None:  # the hosts' heal shares one machine's cores (the netns lab)
+        extra += (("cpu_pool_cores", float(pool)),)
     others = childup_s(obs, "data", TARGET, repair, own=False)
     if others is not None:  # the first daemon on another host (a source's)
         extra += (("childup_others_s", round(others, 4)),)

@@ -195,8 +195,19 @@ class HealTrial:
     daemons: int = 1  # self-heal daemons healing side by side
     cores: float = 1.0  # CPU cores of their hosts (what heal_core_mb_s caps per core)
     # when the second, third, ... daemon joined, seconds after the first one's CHILD_UP
-    # (each daemon heals from its own CHILD_UP of the brick); empty: all from the start
+    # (each daemon heals from its own CHILD_UP of the brick); empty: all from the start.
+    # Applied from the drain's start, i.e. heal_noticed_s late (the model: from the
+    # CHILD_UP): exact with no delay before heal (the shipped fit's is 0.168 s)
     joins_s: tuple[float, ...] = ()
+    # cores all the hosts' heal shares (heal_cpu_pool_cores: the netns lab's machine); 0:
+    # none, each daemon's host its own
+    pool_cores: float = 0.0
+
+    def cores_of(self, daemons: np.ndarray | float) -> np.ndarray | float:
+        """The cores ``daemons`` of this trial's healing daemons heal on."""
+        own = (self.cores if np.ndim(daemons) == 0 and daemons == self.daemons
+               else self.cores / max(1, self.daemons) * daemons)
+        return own if self.pool_cores <= 0 else np.minimum(own, self.pool_cores)
 
 
 def _grid_shape(cores: np.ndarray, kappa: np.ndarray, entries: np.ndarray
@@ -231,7 +242,7 @@ def _drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
         n = np.minimum(np.arange(1, t.shards + 1), t.threads).astype(float)  # shard
         c = cores[:, None, None]
         cap = np.full((len(cores), len(kappa), len(n)), t.cap_mb_s)
-        cpu = heal_cpu_mb_s(t.cores, c, n[None, None, :], kappa[None, :, None])
+        cpu = heal_cpu_mb_s(t.cores_of(t.daemons), c, n[None, None, :], kappa[None, :, None])
         cap = np.where(c > 0, np.minimum(cap, cpu), cap)
         flow = np.minimum(n[None, None, None, :] * per_thread[None, None, :, None],
                           cap[:, :, None, :])
@@ -247,7 +258,6 @@ def _joined_drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
     shape = _grid_shape(cores, kappa, entries)
     mb = t.shard_bytes / 1e6
     per_daemon = t.threads / t.daemons
-    core_per_daemon = t.cores / t.daemons
     per_thread = heal_thread_mb_s(t.shard_bytes, thread_mb_s, entries)[None, None, :]
     c, k = cores[:, None, None], kappa[None, :, None]
     joins = np.array([*sorted(t.joins_s)[:t.daemons - 1], math.inf])
@@ -263,7 +273,7 @@ def _joined_drains(t: HealTrial, entries: np.ndarray, thread_mb_s: float,
         target = np.maximum(np.where(big, threads, up - 1.0), 0.0)
         n = np.maximum(np.where(big, threads, up), 1.0)  # (1 where drained: no 0 / 0)
         cap = np.full(shape, t.cap_mb_s)
-        cpu = heal_cpu_mb_s(core_per_daemon * d, c, n, k)
+        cpu = heal_cpu_mb_s(t.cores_of(d), c, n, k)
         cap = np.where(c > 0, np.minimum(cap, cpu), cap)
         rate = np.minimum(n * per_thread, cap) / mb  # shards per second
         dt = (left - target) / rate

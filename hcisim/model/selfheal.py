@@ -378,13 +378,16 @@ class SelfHeal:
     def _healers_and_cores(self, vol: VolumeModel, target: BrickModel) -> tuple[int, float]:
         """:meth:`healers`, and the CPU cores of the hosts whose daemons heal ``target``
         (none connected: the fewest of the other hosts', as the heal flow runs with one);
-        one pass over the daemons for both (set_flows asks both at every change)."""
+        one pass over the daemons for both (set_flows asks both at every change); at most
+        ``heal_cpu_pool_cores`` where the hosts share one machine's (the netns lab: three
+        daemons heal no faster in all than one alone, calibration part 5b)."""
         cores = [self._cores[key[0]] for key in self._daemons(vol, target)
                  if self._heals(vol, key)]
+        pool = self.params.heal_cpu_pool_cores or math.inf  # hosts sharing one machine
         if cores:
-            return len(cores), float(sum(cores))
-        return 1, float(min((self._cores[b.host] for b in vol.bricks if b.host != target.host),
-                            default=1))
+            return len(cores), min(float(sum(cores)), pool)
+        return 1, min(float(min((self._cores[b.host] for b in vol.bricks
+                                 if b.host != target.host), default=1)), pool)
 
     def _own_index(self, target: BrickModel) -> bool:
         """Whether ``target``'s own daemon can heal it: its brick kept its index."""

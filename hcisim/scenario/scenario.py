@@ -110,6 +110,10 @@ class ModelParams(Strict):
         default_factory=lambda: _shipped("heal_concurrency"), ge=0,
         description="how much heal's CPU rate per core falls with each entry in flight per "
         "core beyond one (profile)")
+    heal_cpu_pool_cores: PositiveFloat | None = Field(
+        None, description="cores that every host's heal shares, when the hosts are not "
+        "machines of their own (the netns lab: its machine's two; the calibration and "
+        "validation cases say so, like for like); None: each host heals on its own cores")
     ping_timer_late_s: float = Field(
         default_factory=lambda: _shipped("ping_timer_late_s"), ge=0,
         description="how late each ping-timer callback fires: pings every T + rtt + late, "

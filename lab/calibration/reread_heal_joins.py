@@ -14,7 +14,9 @@ into the brick (:data:`hcisim.lab.timeline.POLL_BRACKET_S`: a completion the dae
 after the poll that found the index empty is the heal's). A part measured before cut 8 of
 its 30 heals 0.15-1.2 s short there; the row's ``measured`` becomes the log's
 (first CHILD_UP to last completion) and the part's own value is kept in its inputs as
-``measured_by_polls_s``. Nothing else changes.
+``measured_by_polls_s``; and it records that the lab's hosts shared the measuring
+machine's cores (``cpu_pool_cores``: the part's ``machine.cpus``), as the reading does
+since session 16 (``heal_cpu_pool_cores`` of the cases). Nothing else changes.
 
     python lab/calibration/reread_heal_joins.py PART.yaml LOGS_DIR OUT.yaml
 
@@ -87,6 +89,8 @@ def main(part: str, logs: str, out: str) -> None:
         inputs = {k: v for k, v in m.inputs.items() if not k.startswith("join_")}
         inputs["healers"] = float(len(times))
         inputs.setdefault("measured_by_polls_s", m.measured)
+        if profile.machine.cpus:  # the netns lab's hosts share that machine's cores
+            inputs["cpu_pool_cores"] = float(profile.machine.cpus)
         for i, t in enumerate(times[1:], start=2):
             inputs[f"join_{i}_s"] = round(t - first, 4)
         print(f"{m.experiment} trial {m.trial} s{float(inputs['shard_mib']):g} "

@@ -241,7 +241,8 @@ def test_an_unsharded_volume_heals_the_whole_image_of_every_vm_that_wrote() -> N
            vm("d", io=trickle, host=2, ha=False)]
     placement = place(vms, HostRoom(1000, 1000))
     sets = replica_sets("replica3", "rotating")
-    whole = spec(heal={"outage_s": 600}, volume_options={"shard": False})
+    # a thread rate of its own (two at once stay below the NIC's share, whatever the profile)
+    whole = spec(heal={"outage_s": 600, "shd_thread_mb_s": 100}, volume_options={"shard": False})
     he = heal_estimate(CAND, whole, vms, placement, sets)
     rows = {int(r["host"]): r for r in he.per_host}
     one = 100e9 / (heal_thread_mb_s(100e9, whole.heal.shd_thread_mb_s, whole.heal.entry_s)

@@ -25,7 +25,10 @@ from .test_selfheal_wake import AT, wake_scenario
 OWN = "glustershd on host2"
 # a per-thread rate that bounds the heal (no CPU cap), one thread per daemon: the drain's
 # length says how many daemons healed when
-SLOW: dict[str, Any] = {"heal_thread_mb_s": 20.0, "heal_core_mb_s": 0.0, "heal_entry_s": 0.0}
+# (heal_noticed_s 0: the fit applies the joins, measured from the first CHILD_UP, from the
+# drain's start, which is exact only without a delay before heal)
+SLOW: dict[str, Any] = {"heal_thread_mb_s": 20.0, "heal_core_mb_s": 0.0, "heal_entry_s": 0.0,
+                        "heal_noticed_s": 0.0}
 ONE: dict[str, Any] = {"shd_max_threads": 1}
 
 
@@ -134,3 +137,31 @@ def test_at_power_on_the_own_daemon_reaches_its_brick_one_reconnect_timer_later(
     start = float(ev[(ev["kind"] == "heal_start") & (ev["target"] == "v/host2")]["t_s"].min())
     assert start == pytest.approx(min(float(up["v/host2"]), float(others.min()))
                                   + m.heal_noticed_s)
+
+
+def test_hosts_sharing_one_machines_cores_heal_on_that_pool() -> None:
+    """``heal_cpu_pool_cores``: the netns lab's three hosts are namespaces of one two-core
+    machine, so three daemons healing side by side have two cores between them, not six
+    (calibration part 5b: one daemon alone healed 8 entries in flight at 0.1-0.2 s each,
+    three 24 at ~1 s). A CPU-bound heal after a brick crash (three daemons, 8 threads each)
+    drains as the fit's drain with that pool; without it, on the three hosts' six cores,
+    faster."""
+    model = {"heal_thread_mb_s": 200.0, "heal_entry_s": 0.0, "heal_core_mb_s": 100.0,
+             "heal_concurrency": 0.5, "reconnect_timer_s": 0.0}
+
+    def first(pool: float | None) -> pd.Series:
+        sc = wake_scenario("brick_crash", 10.0, 1, model={**model, "heal_cpu_pool_cores": pool},
+                           options={"shd_max_threads": 8})
+        d = sc.model_dump(mode="json")
+        for h in d["hosts"]:
+            h["cores"] = 2
+        return _first_heal(simulate(Scenario.model_validate(d)))
+
+    pooled, free = first(2.0), first(None)
+    shards = int(pooled["shards"])
+    trial = HealTrial(shards, float(pooled["bytes"]) / shards, 24, 1e9, 0.0, daemons=3,
+                      cores=6.0, pool_cores=2.0)
+    took = float(pooled["t_end_s"] - pooled["t_start_s"])
+    assert float(pooled["t_end_s"]) < 1500.0  # done within the run
+    assert took == pytest.approx(drain_s(trial, 0.0, 200.0, 100.0, 0.5), rel=1e-6)
+    assert float(free["t_end_s"] - free["t_start_s"]) < 0.5 * took

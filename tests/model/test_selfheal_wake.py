@@ -413,7 +413,8 @@ def test_operator_heal_after_a_short_power_loss_resets_the_daemons_stale_connect
     # host1's brick heals vm2's interrupted writes (docs/model.md) over connections that
     # stayed up: at the repair (the operator's heal), judged again when the clients are back
     starts = list(heal[heal["brick"] == "host1"]["t_start_s"])
-    assert len(starts) == 1 and repair <= starts[0] <= repair + m.reconnect_delay_s + 1e-6
+    assert len(starts) == 1 and repair <= starts[0] <= (repair + m.reconnect_delay_s
+                                                     + m.heal_noticed_s + 1e-6)
 
 
 @pytest.mark.parametrize("threads", [1, 8])
