@@ -131,8 +131,13 @@ def signal_pids(pids: Iterable[int], sig: signal.Signals) -> None:
 
 
 def kill_and_wait(pids: Sequence[int], timeout: float = 10.0) -> list[int]:
-    """SIGCONT (a stopped process cannot die cleanly) then SIGKILL; return PIDs still alive."""
-    signal_pids(pids, signal.SIGCONT)
+    """SIGKILL ``pids``; return those still alive after ``timeout``.
+
+    SIGKILL alone: it ends a stopped process too. No SIGCONT first: a process the harness
+    froze so that it dies without seeing the others go (a power-lost host's qemu) would run
+    again between the two signals; a frozen guest saw its FUSE client die and paused 12 ms
+    before its SIGKILL (CI of stop 26, lab-guests-node-loss).
+    """
     signal_pids(pids, signal.SIGKILL)
     wait_until(lambda: not any(alive(p) for p in pids), timeout, 0.02)
     return [p for p in pids if alive(p)]

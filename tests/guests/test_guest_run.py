@@ -60,15 +60,9 @@ def test_survivors_ride_through_a_node_loss_as_guests() -> None:
     obs, got = verdicts("lab-guests-node-loss.yaml")
     st = obs["vm_state"]
     print(st.to_string(), obs.meta["guest_boot_s"], got, sep="\n")
-    if (got["acknowledged on two bricks"] == "fail"
-            and afr_stale_page_signature(obs, BRICK_DOWN_S, {"vm1", "vm3"})):
-        # Gluster 10.3, not the harness (docs/guests.md, "Acknowledged writes lost around a
-        # brick's return"; tests/guests/test_quorum_loss_rmw.py): host2's brick returns at
-        # 18 s while vm1/vm3 write; a stale 4 KiB page read from it is written back
-        pytest.xfail(f"lost after host2's return, at most one page per VM: "
-                     f"{lost_rows(obs)}; history {obs.meta['history']}")
-    assert set(got.values()) == {"pass"}, got
-    # vm2 died with host2 (SIGKILL of its qemu); the survivors only ever ran
+    # vm2 died with host2 (SIGKILL of its qemu, frozen before the cut so that it never saw
+    # its storage go); the survivors only ever ran. The harness's part: checked before the
+    # Gluster defect below may end the test
     vm2 = st[st["vm"] == "vm2"].sort_values("t_start_s")
     assert list(vm2["state"]) == ["running", "down"]
     assert 7.5 < float(vm2["t_start_s"].iloc[1]) < 10
@@ -78,6 +72,14 @@ def test_survivors_ride_through_a_node_loss_as_guests() -> None:
     io = obs["vm_io"]
     stalled = io[io["vm"].isin(["vm1", "vm3"]) & (io["status"] == "stalled")]
     assert not stalled.empty and float(stalled["t_start_s"].min()) >= 7.5
+    if (got["acknowledged on two bricks"] == "fail"
+            and afr_stale_page_signature(obs, BRICK_DOWN_S, {"vm1", "vm3"})):
+        # Gluster 10.3, not the harness (docs/guests.md, "Acknowledged writes lost around a
+        # brick's return"; tests/guests/test_quorum_loss_rmw.py): host2's brick returns at
+        # 18 s while vm1/vm3 write; a stale 4 KiB page read from it is written back
+        pytest.xfail(f"lost after host2's return, at most one page per VM: "
+                     f"{lost_rows(obs)}; history {obs.meta['history']}")
+    assert set(got.values()) == {"pass"}, got
     history = obs.meta["history"]
     assert all(h["lost"] == 0 and h["acked"] > 100 for h in history.values()), history
 

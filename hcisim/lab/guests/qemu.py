@@ -360,7 +360,8 @@ class Guest:
     def freeze(self) -> None:
         """SIGSTOP the qemu: it dies with its host, so it must not see the host's storage go
         first (a power cut kills the FUSE client before the qemu: a running qemu got ENOTCONN
-        and paused 16 ms before its SIGKILL, CI run of lab-guests-node-loss)."""
+        and paused 16 ms before its SIGKILL, CI run of lab-guests-node-loss). It stays frozen
+        until its SIGKILL: :func:`hcisim.lab.process.kill_and_wait` sends no SIGCONT."""
         self._signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
