@@ -223,6 +223,8 @@ def run_lab(sc: Scenario, backend: str = "netns", progress: Progress | None = No
                 obs = run_on(sc, be, scale, work, opts, progress,
                              f"lab:{backend.split('://')[0]}")
             obs.meta["lab_up_s"] = round(up_s, 2)
+        if opts.keep_logs is not None:  # the logs' wall clock read against the run's tables
+            obs.save(opts.keep_logs)
         return obs
     finally:
         if opts.keep_logs is not None:
@@ -279,6 +281,7 @@ def run_on(sc: Scenario, be: Backend, scale: LabScale, work: Path, opts: LabOpti
                                   be.data_brick_paths(w.volume), be.mount_path(reader, w.volume))
     meta: dict[str, Any] = {
         **be.meta(),
+        "t0_epoch": rec.t0,  # run time 0 on the hosts' clock (their logs' timestamps)
         "as_built": as_built(sc, scale).model_dump(mode="json") if (scale.size, scale.io) != (
             1.0, 1.0) else None,
         "options": {k: str(v) for k, v in vars(opts).items()},

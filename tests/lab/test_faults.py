@@ -136,6 +136,19 @@ def test_silent_loss_stalls_survivors_between_ping_timeout_and_the_model(run: Ru
 
 
 @pytest.mark.lab
+def test_kept_logs_carry_the_runs_observations(run: Run, tmp_path_factory: pytest.TempPathFactory,
+                                               worker_id: str) -> None:
+    """``keep_logs`` keeps the run's tables and meta beside the daemons' logs, with run time 0
+    on the hosts' clock: the logs' timestamps read against the fault windows."""
+    base = tmp_path_factory.getbasetemp()
+    logs = (base.parent if worker_id != "master" else base) / "lab-all-faults" / "logs"
+    kept = Observations.load(logs)
+    assert float(kept.meta["t0_epoch"]) == float(run.obs.meta["t0_epoch"])
+    assert kept["events"].equals(run.obs["events"])
+    assert sorted(logs.glob("lab/host*/glusterd.log")), "the daemons' logs beside them"
+
+
+@pytest.mark.lab
 def test_brick_crash_stall_is_under_a_second(run: Run) -> None:
     """A killed brick process answers with a TCP reset: clients fail over at once."""
     stalls = survivor_stalls(run, "brick_crash")
